@@ -1,0 +1,63 @@
+# The two promises: `make run` starts the whole product on embedded defaults; `make test` runs
+# the whole suite. Both install what they need first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/inbox
+PYTEST_ARGS ?=
+
+.PHONY: run test test-pg test-sqlite lint services redis chromium bench migrate seed clean test-long
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -q -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# --- make run ---------------------------------------------------------------------------------
+redis:
+	@bash scripts/ensure-redis.sh
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: $(STAMP) redis seed
+	@echo ""
+	@echo "  Inbox:        http://127.0.0.1:8000"
+	@echo "  Django admin: http://127.0.0.1:8000/admin/"
+	@echo "  Logins (password demo-pass-123): acme-admin, acme-agent, globex-admin; admin for Django admin"
+	@echo "  Ctrl+C stops web, worker, beat and runner."
+	@echo ""
+	$(VENV)/bin/honcho start -f Procfile
+
+# --- make test --------------------------------------------------------------------------------
+services:
+	@bash scripts/ensure-services.sh
+
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+test: $(STAMP) services chromium test-pg test-sqlite lint
+
+test-pg:
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-sqlite:
+	@mkdir -p var
+	DATABASE_URL=sqlite:///$(CURDIR)/var/smoke.sqlite3 $(VENV)/bin/pytest -m smoke -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP) services
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) staticfiles var db.sqlite3* whatsmeow.sqlite3*

@@ -1,0 +1,44 @@
+"""The one tenant gate for ids: every lookup by id from a request goes through here.
+
+Each helper returns the same 404 for "does not exist" and "belongs to another tenant".
+"""
+
+from django.http import Http404
+
+from connections.models import Connection
+from inbox.models import Contact, Conversation, Membership, Message, Tenant
+
+
+def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
+    """The tenant with this slug and the user's membership in it, or 404 (also for non-members)."""
+    if not user.is_authenticated:
+        raise Http404
+    membership = (
+        Membership.objects.select_related("tenant").filter(user=user, tenant__slug=slug).first()
+    )
+    if membership is None:
+        raise Http404
+    return membership.tenant, membership
+
+
+def _get(queryset, tenant, pk):
+    try:
+        return queryset.for_tenant(tenant).get(pk=int(pk))
+    except (ValueError, TypeError, queryset.model.DoesNotExist):
+        raise Http404 from None
+
+
+def access_conversation(tenant, conversation_id) -> Conversation:
+    return _get(Conversation.objects.select_related("contact", "connection", "assignee"), tenant, conversation_id)
+
+
+def access_contact(tenant, contact_id) -> Contact:
+    return _get(Contact.objects.all(), tenant, contact_id)
+
+
+def access_connection(tenant, connection_id) -> Connection:
+    return _get(Connection.objects.all(), tenant, connection_id)
+
+
+def access_message(tenant, message_id) -> Message:
+    return _get(Message.objects.select_related("conversation"), tenant, message_id)

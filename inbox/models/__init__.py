@@ -1,0 +1,16 @@
+from .alerts import Alert
+from .contacts import Contact, ContactIdentity, GroupParticipant
+from .conversations import Conversation, Message, MessageRevision
+from .tenants import Membership, Tenant
+
+__all__ = [
+    "Alert",
+    "Contact",
+    "ContactIdentity",
+    "Conversation",
+    "GroupParticipant",
+    "Membership",
+    "Message",
+    "MessageRevision",
+    "Tenant",
+]

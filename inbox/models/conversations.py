@@ -1,0 +1,162 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from inbox.tenancy import TenantOwned
+
+
+class Conversation(TenantOwned):
+    """One chat on one linked number: unique per (connection, chat_jid), never looked up by contact alone.
+
+    ``chat_jid`` is the canonical JID of the chat: the contact's phone-number JID for a 1:1 chat when
+    it is known (its LID otherwise), the group JID for a group.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        RESOLVED = "resolved", "Resolved"
+
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="conversations")
+    contact = models.ForeignKey("inbox.Contact", on_delete=models.PROTECT, related_name="conversations")
+    chat_jid = models.CharField(max_length=128)
+    is_group = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Denormalised for the inbox list, kept by the actions that write messages.
+    # Never null (creation time until the first message) so the inbox keyset needs no NULLS LAST.
+    last_message_at = models.DateTimeField(default=timezone.now)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+    # The synced window, for incremental catch-up and "load older".
+    oldest_synced_at = models.DateTimeField(null=True, blank=True)
+    newest_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "chat_jid"], name="conversation_unique_connection_chat"),
+            models.CheckConstraint(condition=~Q(chat_jid=""), name="conversation_chat_jid_not_empty"),
+        ]
+        indexes = [
+            models.Index(
+                "tenant", "status", models.F("last_message_at").desc(), models.F("id").desc(),
+                name="conv_inbox_status",
+            ),
+            models.Index(
+                "tenant", models.F("last_message_at").desc(), models.F("id").desc(), name="conv_inbox_all"
+            ),
+            models.Index(fields=["tenant", "assignee", "status"], name="conv_tenant_assignee"),
+            models.Index(fields=["contact"], name="conv_contact"),
+        ]
+
+    def __str__(self):
+        return f"{self.chat_jid} via {self.connection_id}"
+
+
+class Message(TenantOwned):
+    """One WhatsApp message: unique per (connection, external_id); the id is required and non-empty.
+
+    Outbound replies start as ``status=queued`` with a local ``external_id`` ("local-<uuid>") and get
+    WhatsApp's id from the send response; receipts then move the status forward, never backward.
+    """
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        PLAYED = "played", "Played"
+        FAILED = "failed", "Failed"
+        RECEIVED = "received", "Received"
+
+    # Receipts only ever move a status up this ladder.
+    STATUS_RANK = {
+        Status.QUEUED: 0,
+        Status.SENDING: 1,
+        Status.SENT: 2,
+        Status.DELIVERED: 3,
+        Status.READ: 4,
+        Status.PLAYED: 5,
+    }
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+        DOCUMENT = "document", "Document"
+        STICKER = "sticker", "Sticker"
+        CONTACT = "contact", "Contact card"
+        LOCATION = "location", "Location"
+        SYSTEM = "system", "System"
+        UNSUPPORTED = "unsupported", "Unsupported"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="messages")
+    external_id = models.CharField(max_length=128)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    type = models.CharField(max_length=12, choices=Type.choices, default=Type.TEXT)
+    raw_type = models.CharField(max_length=64, blank=True, help_text="WhatsApp's content type, for unsupported ones")
+    body = models.TextField(blank=True)
+    media_mimetype = models.CharField(max_length=128, blank=True)
+    media_size = models.BigIntegerField(null=True, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    extra = models.JSONField(default=dict, blank=True, help_text="location, contact card, ... details")
+    sender_jid = models.CharField(max_length=128, blank=True)
+    sender_name = models.CharField(max_length=255, blank=True)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="the agent who wrote an outbound reply",
+    )
+    quoted_external_id = models.CharField(max_length=128, blank=True)
+    quoted_body = models.CharField(max_length=300, blank=True)
+    reactions = models.JSONField(default=dict, blank=True, help_text="{reactor jid: emoji}")
+    sent_at = models.DateTimeField()
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Outbox bookkeeping (outbound only).
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="message_unique_connection_external_id"),
+            models.CheckConstraint(condition=~Q(external_id=""), name="message_external_id_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "sent_at", "id"], name="msg_thread"),
+            models.Index(
+                fields=["connection", "status", "id"],
+                name="msg_outbox",
+                condition=Q(status__in=["queued", "sending"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.external_id} ({self.direction})"
+
+
+class MessageRevision(TenantOwned):
+    """A previous body of an edited message (newest edit last)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    body = models.TextField(blank=True)
+    replaced_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "replaced_at"], name="revision_message")]

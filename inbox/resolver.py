@@ -1,0 +1,34 @@
+"""The one resolver of the current tenant for a request: URLs under ``/t/<slug>/``.
+
+``tenant_view`` wraps a view taking ``(request, slug, ...)``: it sends anonymous users to login,
+answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
+403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from inbox.access import access_tenant
+from inbox.models import Membership
+
+
+def tenant_view(view=None, *, manager_only=False):
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(request, slug, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            tenant, membership = access_tenant(request.user, slug)
+            if manager_only and membership.role not in Membership.MANAGER_ROLES:
+                raise PermissionDenied("Only owners and admins may do this.")
+            request.tenant = tenant
+            request.membership = membership
+            return fn(request, slug, *args, **kwargs)
+
+        wrapper.tenant_view = True
+        wrapper.manager_only = manager_only
+        return wrapper
+
+    return decorate(view) if view is not None else decorate

@@ -1,0 +1,87 @@
+from django.db import models
+
+from inbox.tenancy import TenantOwned
+
+
+class RawEvent(TenantOwned):
+    """The journal: one raw WhatsApp event, committed before any processing.
+
+    ``payload`` is the neonize protobuf exactly as serialised by the library. A row is never deleted
+    by processing: it is marked processed, or keeps its error and is retried, then quarantined.
+    ``digest`` (sha256 of event name + payload) makes journaling the same event twice a no-op.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed (will retry)"
+        QUARANTINED = "quarantined", "Quarantined"
+
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="raw_events")
+    event_name = models.CharField(max_length=64)
+    payload = models.BinaryField()
+    digest = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    sync_run = models.ForeignKey("sync.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "digest"], name="rawevent_unique_connection_digest")]
+        indexes = [
+            models.Index(fields=["connection", "processed_at", "id"], name="rawevent_journal"),
+            models.Index(fields=["connection", "state", "id"], name="rawevent_state"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.event_name} ({self.state})"
+
+
+class SyncRun(TenantOwned):
+    """One history sync session or reconnect catch-up, with its accounting.
+
+    received must equal saved + duplicates + skipped + failed; otherwise ``discrepancy`` is set, an
+    ERROR is logged and an Alert is raised.
+    """
+
+    class Kind(models.TextChoices):
+        HISTORY = "history", "History sync"
+        CATCHUP = "catchup", "Reconnect catch-up"
+        LIVE = "live", "Live"
+        IMPORT = "import", "Capture import"
+        REPLAY = "replay", "Replay"
+        ON_DEMAND = "on_demand", "On-demand history"
+
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    sync_type = models.CharField(max_length=32, blank=True, help_text="WhatsApp's history sync type")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    chunks = models.PositiveIntegerField(default=0)
+    last_chunk_order = models.PositiveIntegerField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True, help_text="percent, from WhatsApp")
+    received = models.PositiveIntegerField(default=0)
+    saved = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True, help_text="{reason: count}")
+    failed = models.PositiveIntegerField(default=0)
+    discrepancy = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["connection", "-started_at"], name="syncrun_connection_time")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def balanced(self) -> bool:
+        return self.received == self.saved + self.duplicates + self.skipped_total + self.failed

@@ -1,0 +1,97 @@
+"""factory-boy factories: test data built the same way everywhere."""
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from connections.models import Connection
+from inbox.models import Contact, ContactIdentity, Conversation, Membership, Message, Tenant
+
+PASSWORD = "demo-pass-123"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tenant
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Tenant {n}")
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    tenant = factory.SubFactory(TenantFactory)
+    role = Membership.Role.AGENT
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"Number {n}")
+    transport = Connection.Transport.SIMULATOR
+    status = Connection.Status.NEW
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+        skip_postgeneration_save = True
+
+    tenant = factory.SubFactory(TenantFactory)
+    display_name = factory.Sequence(lambda n: f"Customer {n}")
+    phone_number = factory.Sequence(lambda n: f"+55119{n:08d}")
+
+    @factory.post_generation
+    def identity(obj, create, extracted, **kwargs):
+        if create and obj.phone_number:
+            ContactIdentity.objects.get_or_create(
+                tenant=obj.tenant,
+                jid=f"{obj.phone_number.lstrip('+')}@s.whatsapp.net",
+                defaults={"contact": obj, "kind": ContactIdentity.Kind.PN},
+            )
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    connection = factory.SubFactory(ConnectionFactory)
+    tenant = factory.LazyAttribute(lambda c: c.connection.tenant)
+    contact = factory.SubFactory(ContactFactory, tenant=factory.SelfAttribute("..tenant"))
+    chat_jid = factory.LazyAttribute(lambda c: f"{c.contact.phone_number.lstrip('+')}@s.whatsapp.net")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    conversation = factory.SubFactory(ConversationFactory)
+    tenant = factory.LazyAttribute(lambda m: m.conversation.tenant)
+    connection = factory.LazyAttribute(lambda m: m.conversation.connection)
+    external_id = factory.Sequence(lambda n: f"3EB0{n:012X}")
+    direction = Message.Direction.INBOUND
+    status = Message.Status.RECEIVED
+    body = factory.Sequence(lambda n: f"message {n}")
+    sent_at = factory.LazyFunction(timezone.now)

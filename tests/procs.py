@@ -1,0 +1,110 @@
+"""Start the product's real processes (runner, Celery worker, daphne) against the test database.
+
+Used by tests that need the whole path (runner -> journal -> worker -> websocket). Each process gets
+the test database's name, a Redis database of its own and a Celery queue of its own, so a `make run`
+on the same machine cannot steal its tasks. Output goes to a log file that is printed on failure.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_env(**extra) -> dict:
+    """Environment for a child process that must see the same database and Redis as the test."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    if db["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        user, host, port = db["USER"] or "postgres", db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{db['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    env["REDIS_URL"] = settings.REDIS_URL
+    env["CELERY_QUEUE"] = settings.CELERY_TASK_DEFAULT_QUEUE
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], env: dict):
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 10) -> None:
+        if not self.alive():
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL the process alone (not its group): what a crash looks like to its children."""
+        if self.alive():
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+def manage(name: str, *args: str, env: dict | None = None) -> Proc:
+    return Proc(name, [sys.executable, "manage.py", *args], env or process_env())
+
+
+def celery_worker(env: dict | None = None, concurrency: int = 2) -> Proc:
+    env = env or process_env()
+    return Proc(
+        "worker",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", env["CELERY_QUEUE"],
+         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+        env,
+    )
+
+
+def daphne(port: int, env: dict | None = None) -> Proc:
+    return Proc("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                env or process_env())
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value or fail with what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
