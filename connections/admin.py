@@ -1,0 +1,44 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from connections.models import Connection, ConnectionEvent
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "tenant", "transport", "status", "desired_state", "jid", "last_heartbeat_at", "runner_id",
+        "lease_expires_at", "reconnect_attempts",
+    ]
+    list_filter = ["status", "desired_state", "transport", "tenant"]
+    search_fields = ["name", "jid", "phone_number", "tenant__name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["created_at", "updated_at", "last_heartbeat_at", "runner_id", "lease_expires_at", "paired_at"]
+    readonly_fields = [*readonly_fields, "recent_events"]
+
+    @admin.display(description="Recent state changes")
+    def recent_events(self, obj):
+        # The last 20 only: a long-lived number accumulates thousands; the full history is in its own list.
+        events = obj.events.order_by("-created_at")[:20] if obj.pk else []
+        url = reverse("admin:connections_connectionevent_changelist") + f"?connection__id__exact={obj.pk}"
+        return format_html(
+            "<ul>{}</ul><a href='{}'>All events</a>",
+            format_html_join("", "<li>{} {}: {}</li>", ((e.created_at, e.get_kind_display(), e.detail) for e in events)),
+            url,
+        )
+
+
+@admin.register(ConnectionEvent)
+class ConnectionEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "connection", "kind", "detail", "runner_id", "tenant"]
+    list_filter = ["kind", "tenant", "connection"]
+    search_fields = ["detail", "runner_id", "connection__name", "connection__jid"]
+    list_select_related = ["connection", "tenant"]
+    autocomplete_fields = ["tenant", "connection"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False

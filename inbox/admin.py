@@ -1,0 +1,170 @@
+import csv
+
+from django.contrib import admin
+from django.http import HttpResponse
+from django.utils import timezone
+
+from inbox.models import (
+    Alert,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    GroupParticipant,
+    Membership,
+    Message,
+    MessageRevision,
+    Tenant,
+)
+
+
+def export_as_csv(modeladmin, request, queryset):
+    """Export the selected rows (the changelist's columns) as CSV."""
+    fields = [f for f in modeladmin.list_display if isinstance(f, str) and f != "__str__"]
+    response = HttpResponse(content_type="text/csv")
+    name = modeladmin.model._meta.model_name
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(fields)
+    for obj in queryset.select_related(*modeladmin.list_select_related).iterator(chunk_size=2000):
+        row = []
+        for field in fields:
+            value = getattr(obj, field, "")
+            row.append(value() if callable(value) else value)
+        writer.writerow(row)
+    return response
+
+
+export_as_csv.short_description = "Export selected as CSV"
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "user__email", "tenant__name", "tenant__slug"]
+    list_select_related = ["user", "tenant"]
+    autocomplete_fields = ["tenant"]
+    raw_id_fields = ["user"]
+
+
+class ContactIdentityInline(admin.TabularInline):
+    model = ContactIdentity
+    extra = 0
+    fields = ["jid", "kind", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["id", "display_name", "push_name", "phone_number", "kind", "tenant", "updated_at"]
+    list_filter = ["kind", "tenant"]
+    search_fields = ["display_name", "push_name", "phone_number", "identities__jid"]
+    list_select_related = ["tenant"]
+    autocomplete_fields = ["tenant"]
+    inlines = [ContactIdentityInline]
+    actions = [export_as_csv]
+    show_full_result_count = False
+
+
+@admin.register(ContactIdentity)
+class ContactIdentityAdmin(admin.ModelAdmin):
+    list_display = ["jid", "kind", "contact", "tenant", "created_at"]
+    list_filter = ["kind", "tenant"]
+    search_fields = ["jid", "contact__display_name", "contact__push_name"]
+    list_select_related = ["contact", "tenant"]
+    raw_id_fields = ["contact"]
+    autocomplete_fields = ["tenant"]
+    show_full_result_count = False
+
+
+@admin.register(GroupParticipant)
+class GroupParticipantAdmin(admin.ModelAdmin):
+    list_display = ["group", "member", "is_admin", "tenant"]
+    list_filter = ["is_admin", "tenant"]
+    search_fields = ["group__display_name", "member__display_name", "member__phone_number"]
+    list_select_related = ["group", "member", "tenant"]
+    raw_id_fields = ["group", "member"]
+    autocomplete_fields = ["tenant"]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["id", "chat_jid", "contact", "connection", "status", "assignee", "unread_count", "last_message_at", "tenant"]
+    list_filter = ["status", "is_group", "tenant", "connection"]
+    search_fields = ["chat_jid", "contact__display_name", "contact__push_name", "contact__phone_number"]
+    list_select_related = ["contact", "connection", "assignee", "tenant"]
+    raw_id_fields = ["contact", "assignee"]
+    autocomplete_fields = ["tenant", "connection"]
+    date_hierarchy = "last_message_at"
+    actions = [export_as_csv]
+    show_full_result_count = False
+
+
+class MessageRevisionInline(admin.TabularInline):
+    model = MessageRevision
+    extra = 0
+    fields = ["body", "replaced_at"]
+    readonly_fields = ["body", "replaced_at"]
+    can_delete = False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "external_id", "conversation", "direction", "status", "type", "short_body", "sent_at", "deleted_at"]
+    list_filter = ["direction", "status", "type", "tenant", "connection"]
+    search_fields = ["external_id", "body", "sender_jid", "conversation__chat_jid"]
+    list_select_related = ["conversation", "tenant", "connection"]
+    raw_id_fields = ["conversation", "sender_user"]
+    autocomplete_fields = ["tenant", "connection"]
+    date_hierarchy = "sent_at"
+    inlines = [MessageRevisionInline]
+    actions = [export_as_csv]
+    show_full_result_count = False
+
+    @admin.display(description="body")
+    def short_body(self, obj):
+        return obj.body[:80]
+
+
+@admin.register(MessageRevision)
+class MessageRevisionAdmin(admin.ModelAdmin):
+    list_display = ["id", "message", "replaced_at", "tenant"]
+    list_filter = ["tenant"]
+    search_fields = ["body", "message__external_id"]
+    list_select_related = ["message", "tenant"]
+    raw_id_fields = ["message"]
+    autocomplete_fields = ["tenant"]
+    show_full_result_count = False
+
+
+@admin.action(description="Acknowledge selected alerts")
+def acknowledge_alerts(modeladmin, request, queryset):
+    updated = queryset.filter(acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=request.user
+    )
+    modeladmin.message_user(request, f"{updated} alert(s) acknowledged.")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "message", "tenant", "connection", "created_at", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["message"]
+    list_select_related = ["tenant", "connection", "acknowledged_by"]
+    raw_id_fields = ["acknowledged_by"]
+    autocomplete_fields = ["tenant", "connection"]
+    actions = [acknowledge_alerts, export_as_csv]

@@ -1,0 +1,83 @@
+"""Every admin changelist of our apps: loads, and its query count does not grow with its rows."""
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.models import Connection, ConnectionEvent
+from inbox.models import Alert, Contact, ContactIdentity, Conversation, GroupParticipant, Membership, Message, MessageRevision, Tenant
+from sync.models import RawEvent, SyncRun
+from tests.factories import (
+    ConnectionFactory,
+    ContactFactory,
+    ConversationFactory,
+    MembershipFactory,
+    MessageFactory,
+    TenantFactory,
+    UserFactory,
+)
+
+
+def _raw_event(n):
+    conn = ConnectionFactory()
+    return RawEvent.objects.create(
+        tenant=conn.tenant, connection=conn, event_name="MessageEv", payload=b"x", digest=f"{n:064d}", received_at=timezone.now()
+    )
+
+
+BUILDERS = {
+    Tenant: lambda n: TenantFactory(),
+    Membership: lambda n: MembershipFactory(),
+    Connection: lambda n: ConnectionFactory(),
+    ConnectionEvent: lambda n: ConnectionEvent.objects.create(
+        tenant=(c := ConnectionFactory()).tenant, connection=c, kind="connected", detail="ok"
+    ),
+    Contact: lambda n: ContactFactory(),
+    ContactIdentity: lambda n: ContactFactory().identities.get(),
+    GroupParticipant: lambda n: GroupParticipant.objects.create(
+        tenant=(g := ContactFactory(kind="group")).tenant, group=g, member=ContactFactory(tenant=g.tenant)
+    ),
+    Conversation: lambda n: ConversationFactory(assignee=UserFactory()),
+    Message: lambda n: MessageFactory(),
+    MessageRevision: lambda n: MessageRevision.objects.create(
+        tenant=(m := MessageFactory()).tenant, message=m, body="old", replaced_at=timezone.now()
+    ),
+    Alert: lambda n: Alert.objects.create(tenant=(c := ConnectionFactory()).tenant, connection=c, kind="other", message="x"),
+    RawEvent: _raw_event,
+    SyncRun: lambda n: SyncRun.objects.create(
+        tenant=(c := ConnectionFactory()).tenant, connection=c, kind="history", started_at=timezone.now()
+    ),
+}
+
+OUR_ADMINS = [m for m in admin.site._registry if m._meta.app_label in ("inbox", "connections", "sync")]
+
+
+def test_every_model_of_our_apps_has_an_admin():
+    ours = {m for app in ("inbox", "connections", "sync") for m in apps.get_app_config(app).get_models()}
+    missing = ours - set(admin.site._registry)
+    assert not missing, f"models without an admin: {missing}"
+    assert set(BUILDERS) >= ours, "add a builder for every model so its changelist is measured"
+
+
+def _changelist_queries(client, model) -> int:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", OUR_ADMINS, ids=lambda m: m._meta.label)
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
+    BUILDERS[model](0)
+    one = _changelist_queries(admin_client, model)
+    for n in range(1, 50):
+        BUILDERS[model](n)
+    assert model.objects.count() >= 50
+    fifty = _changelist_queries(admin_client, model)
+    assert fifty == one, f"{model._meta.label}: {one} queries with 1 row, {fifty} with 50"

@@ -1,0 +1,88 @@
+"""Tenant isolation over EVERY tenant URL: found by walking the URLconf, so a new page is covered at once.
+
+For each route under /t/<slug>/: anonymous users are sent to login; a globex user gets 404 on acme's
+pages and acme's objects (also by swapping in acme's object ids under globex's own slug); an agent
+gets 403 on manager-only pages.
+"""
+
+import pytest
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests.factories import ConversationFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id"}
+
+
+def _tenant_routes():
+    """(route string, pattern) for every URL whose route has <slug:slug> as the tenant prefix."""
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, route)
+            elif isinstance(p, URLPattern) and route.startswith("t/<slug:slug>/"):
+                yield route, p
+
+    return list(walk(get_resolver().url_patterns))
+
+
+TENANT_ROUTES = _tenant_routes()
+
+
+def _fill(route: str, slug: str, objects: dict) -> str:
+    path = route.replace("<slug:slug>", slug)
+    for name, value in objects.items():
+        for conv in ("int", "str", "slug"):
+            path = path.replace(f"<{conv}:{name}>", str(value))
+    assert "<" not in path, f"the isolation test does not know how to fill {route}: add the parameter to ID_PARAMS"
+    return "/" + path
+
+
+@pytest.fixture
+def acme_objects(acme, acme_connection):
+    conversation = ConversationFactory(connection=acme_connection)
+    message = MessageFactory(conversation=conversation)
+    return {
+        "conversation_id": conversation.pk,
+        "contact_id": conversation.contact_id,
+        "connection_id": acme_connection.pk,
+        "message_id": message.pk,
+    }
+
+
+def test_there_are_tenant_routes_to_check():
+    assert len(TENANT_ROUTES) >= 1
+
+
+@pytest.mark.parametrize("route", [r for r, _ in TENANT_ROUTES])
+def test_anonymous_is_sent_to_login(client, route, acme_objects):
+    response = client.get(_fill(route, "acme", acme_objects))
+    assert response.status_code == 302
+    assert response["Location"].startswith(settings.LOGIN_URL if settings.LOGIN_URL.startswith("/") else "/login")
+
+
+@pytest.mark.parametrize("route", [r for r, _ in TENANT_ROUTES])
+def test_other_tenant_user_gets_404_on_acme_pages(client, route, acme_objects, globex_owner):
+    client.force_login(globex_owner)
+    assert client.get(_fill(route, "acme", acme_objects)).status_code == 404
+
+
+@pytest.mark.parametrize("route", [r for r, _ in TENANT_ROUTES if ID_PARAMS & set(_[1].pattern.converters)])
+def test_acme_object_ids_under_globex_slug_are_404(client, route, acme_objects, globex_owner):
+    client.force_login(globex_owner)
+    assert client.get(_fill(route, "globex", acme_objects)).status_code == 404
+
+
+@pytest.mark.parametrize("route", [r for r, p in TENANT_ROUTES if getattr(p.callback, "manager_only", False)])
+def test_agent_gets_403_on_manager_pages(client, route, acme_objects, acme_agent):
+    client.force_login(acme_agent)
+    assert client.get(_fill(route, "acme", acme_objects)).status_code == 403
+
+
+def test_every_tenant_route_goes_through_the_resolver():
+    unguarded = [r for r, p in TENANT_ROUTES if not getattr(p.callback, "tenant_view", False)]
+    assert unguarded == [], "tenant routes must be wrapped by inbox.resolver.tenant_view"
