@@ -126,6 +126,15 @@ EVENT_SPOOL_DIR = env("EVENT_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool")
 RUNNER_HEARTBEAT_SECONDS = env.float("RUNNER_HEARTBEAT_SECONDS", default=15.0)
 RUNNER_LEASE_SECONDS = env.float("RUNNER_LEASE_SECONDS", default=30.0)
 RUNNER_RECONCILE_SECONDS = env.float("RUNNER_RECONCILE_SECONDS", default=10.0)
+# Runner tuning (connections/runner.py; docs/runner.md): sessions per child process, reconnect backoff
+# (base doubling to cap, with jitter) and when to give up; children are recycled after this many connect
+# attempts (each neonize attempt leaks a store connection); outbox sends are retried this many times.
+RUNNER_SESSIONS_PER_CHILD = env.int("RUNNER_SESSIONS_PER_CHILD", default=25)
+RUNNER_BACKOFF_BASE_SECONDS = env.float("RUNNER_BACKOFF_BASE_SECONDS", default=1.0)
+RUNNER_BACKOFF_CAP_SECONDS = env.float("RUNNER_BACKOFF_CAP_SECONDS", default=300.0)
+RUNNER_MAX_RECONNECT_ATTEMPTS = env.int("RUNNER_MAX_RECONNECT_ATTEMPTS", default=30)
+RUNNER_CHILD_MAX_CONNECT_ATTEMPTS = env.int("RUNNER_CHILD_MAX_CONNECT_ATTEMPTS", default=200)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
