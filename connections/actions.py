@@ -1,0 +1,286 @@
+"""Writes of the connections app: status changes, ConnectionEvents, alerts, leases.
+
+``do_*`` change state and validate nothing. Each status change writes a ConnectionEvent (the
+reconnection history) and publishes the connection on commit; failures that need a person raise an
+Alert. The runner and the Celery tasks call these; they hold no rules of their own.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.models import Connection, ConnectionEvent
+from connections.nudge import nudge_on_commit
+from inbox.events import publish_connection_on_commit
+from inbox.models import Alert
+
+logger = logging.getLogger(__name__)
+
+Kind = ConnectionEvent.Kind
+Status = Connection.Status
+# How long a connection that gave up waits before beat's slow retry tries again.
+SLOW_RETRY = timedelta(minutes=30)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with jitter: base doubling per attempt up to the cap, times 0.5-1.0."""
+    base, cap = settings.RUNNER_BACKOFF_BASE_SECONDS, settings.RUNNER_BACKOFF_CAP_SECONDS
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+
+
+def _conn_id(connection) -> int:
+    return connection if isinstance(connection, int) else connection.pk
+
+
+def do_record_event(connection, kind: str, detail: str = "", runner_id: str = "") -> ConnectionEvent:
+    tenant_id = connection.tenant_id if isinstance(connection, Connection) else (
+        Connection.objects.values_list("tenant_id", flat=True).get(pk=connection))
+    return ConnectionEvent.objects.create(tenant_id=tenant_id, connection_id=_conn_id(connection), kind=kind,
+                                          detail=detail[:2000], runner_id=runner_id)
+
+
+def do_set_status(connection, status: str, *, event_kind: str | None = None, detail: str = "", runner_id: str = "",
+                  alert_kind: str | None = None, **fields) -> Connection:
+    """Set status (+ other fields), record a ConnectionEvent, raise an Alert if asked, publish on commit."""
+    with transaction.atomic():
+        conn = Connection.objects.unscoped().select_for_update().get(pk=_conn_id(connection))
+        conn.status = status
+        conn.status_detail = detail[:500]
+        for name, value in fields.items():
+            setattr(conn, name, value)
+        conn.save(update_fields=["status", "status_detail", "updated_at", *fields])
+        if event_kind:
+            ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=event_kind,
+                                           detail=detail[:2000], runner_id=runner_id)
+        if alert_kind:
+            Alert.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=alert_kind,
+                                 message=f"{conn.name}: {detail}"[:2000])
+        publish_connection_on_commit(conn.tenant_id, conn.pk)
+    logger.info("connections.status", extra={"connection_id": conn.pk, "status": status, "event_kind": event_kind,
+                                             "detail": detail, "runner_id": runner_id})
+    return conn
+
+
+def do_mark_connecting(connection_id: int, runner_id: str, *, attempt: int) -> Connection:
+    kind = Kind.RECONNECT_ATTEMPT if attempt > 0 else Kind.CONNECTING
+    detail = f"attempt {attempt}" if attempt else "connecting"
+    return do_set_status(connection_id, Status.CONNECTING, event_kind=kind, detail=detail, runner_id=runner_id)
+
+
+def do_mark_pairing(connection_id: int, runner_id: str, *, code: str = "", expires_in: float = 60,
+                    detail: str = "scan the QR code") -> Connection:
+    """Store the current QR string / pair code for the pairing page (no event per rotated code)."""
+    now = timezone.now()
+    with transaction.atomic():
+        conn = Connection.objects.unscoped().select_for_update().get(pk=connection_id)
+        first = conn.status != Status.PAIRING or not conn.pairing_code
+        Connection.objects.unscoped().filter(pk=connection_id).update(
+            status=Status.PAIRING, status_detail=detail, pairing_code=code,
+            pairing_expires_at=now + timedelta(seconds=expires_in), updated_at=now)
+        if first:
+            ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=Kind.PAIRING, detail=detail,
+                                           runner_id=runner_id)
+        publish_connection_on_commit(conn.tenant_id, conn.pk)
+    return conn
+
+
+def do_mark_paired(connection_id: int, runner_id: str, *, jid: str, push_name: str = "") -> Connection:
+    now = timezone.now()
+    number = jid.partition("@")[0].partition(":")[0]
+    return do_set_status(connection_id, Status.CONNECTING, event_kind=Kind.PAIRED, detail=f"paired as {jid}",
+                         runner_id=runner_id, jid=jid, paired_at=now, phone_number=f"+{number}" if number else "",
+                         pairing_code="", pairing_expires_at=None)
+
+
+def do_mark_connected(connection_id: int, runner_id: str) -> Connection:
+    now = timezone.now()
+    return do_set_status(connection_id, Status.CONNECTED, event_kind=Kind.CONNECTED, detail="connected",
+                         runner_id=runner_id, last_connected_at=now, last_heartbeat_at=now, reconnect_attempts=0,
+                         next_retry_at=None, pairing_code="", pairing_expires_at=None)
+
+
+def do_record_connect_failure(connection_id: int, runner_id: str, detail: str, *, kind: str = Kind.CONNECT_FAILED
+                              ) -> tuple[Connection, float | None]:
+    """A lost session or failed attempt: count it, schedule the retry with backoff, or give up.
+
+    Returns (connection, seconds until the retry) or (connection, None) once it gave up (status failed,
+    an Alert raised, beat's slow retry takes over).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        conn = Connection.objects.unscoped().select_for_update().get(pk=connection_id)
+        attempts = conn.reconnect_attempts + 1
+    if attempts >= settings.RUNNER_MAX_RECONNECT_ATTEMPTS:
+        conn = do_set_status(connection_id, Status.FAILED, event_kind=Kind.FAILED,
+                             detail=f"gave up after {attempts} failed attempts: {detail}", runner_id=runner_id,
+                             alert_kind=Alert.Kind.CONNECTION_FAILED, reconnect_attempts=attempts,
+                             next_retry_at=now + SLOW_RETRY)
+        return conn, None
+    delay = backoff_delay(attempts)
+    # An unpaired number stays "pairing" so a restarted runner still picks it up.
+    status = Status.DISCONNECTED if conn.jid else Status.PAIRING
+    conn = do_set_status(connection_id, status, event_kind=kind,
+                         detail=f"{detail} (attempt {attempts}, retry in {delay:.1f} s)", runner_id=runner_id,
+                         reconnect_attempts=attempts, next_retry_at=now + timedelta(seconds=delay))
+    return conn, delay
+
+
+_TERMINAL = {
+    "logged_out": (Status.LOGGED_OUT, Kind.LOGGED_OUT, Alert.Kind.LOGGED_OUT),
+    "banned": (Status.FAILED, Kind.BANNED, Alert.Kind.BANNED),
+    "stream_replaced": (Status.FAILED, Kind.STREAM_REPLACED, Alert.Kind.STREAM_REPLACED),
+    "qr_expired": (Status.NEW, Kind.QR_EXPIRED, None),
+}
+
+
+def do_mark_terminal(connection_id: int, runner_id: str, state: str, detail: str, *, retry_after: float | None = None
+                     ) -> Connection:
+    """Logged out, banned, stream replaced, QR expired: stop reconnecting, record why, alert.
+
+    A ban is retried by beat after it expires (next_retry_at); stream replaced is not retried
+    automatically (the keys are in use elsewhere); logged out needs pairing again.
+    """
+    status, kind, alert = _TERMINAL[state]
+    fields = {"next_retry_at": timezone.now() + timedelta(seconds=retry_after) if retry_after else None,
+              "pairing_code": "", "pairing_expires_at": None}
+    if state == "logged_out":
+        fields["jid"] = None
+    return do_set_status(connection_id, status, event_kind=kind, detail=detail, runner_id=runner_id, alert_kind=alert,
+                         **fields)
+
+
+def do_mark_stopped(connection_id: int, runner_id: str, detail: str = "stopped") -> Connection:
+    return do_set_status(connection_id, Status.DISCONNECTED, event_kind=Kind.STOPPED, detail=detail, runner_id=runner_id,
+                         next_retry_at=None)
+
+
+# --- leases ---------------------------------------------------------------------------------------
+
+
+def claimable_connections():
+    """Connections a runner should hold: desired connected, and paired (or pairing was asked for)."""
+    return Connection.objects.unscoped().filter(
+        Q(jid__isnull=False) & ~Q(jid="") | Q(status=Status.PAIRING),
+        desired_state=Connection.DesiredState.CONNECTED,
+    ).exclude(status__in=[Status.FAILED, Status.LOGGED_OUT])
+
+
+def claim_connections(runner_id: str, limit: int) -> list[Connection]:
+    """Lease up to ``limit`` free connections (lease expired or never held) for this runner.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so runners claiming together never wait on or
+    take the same rows. SQLite: the IMMEDIATE transaction serialises writers. Either way the UPDATE
+    re-checks the lease, so a row can never end up held by two runners.
+    """
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.RUNNER_LEASE_SECONDS)
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(runner_id="")
+    with transaction.atomic():
+        ids = list(claimable_connections().filter(free).exclude(runner_id=runner_id, lease_expires_at__gte=now)
+                   .order_by("id").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Connection.objects.unscoped().filter(free, pk__in=ids).update(runner_id=runner_id, lease_expires_at=expires)
+        claimed = list(Connection.objects.unscoped().filter(pk__in=ids, runner_id=runner_id))
+        ConnectionEvent.objects.bulk_create([
+            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.LEASE_ACQUIRED, detail="lease acquired",
+                            runner_id=runner_id) for c in claimed
+        ])
+    if claimed:
+        logger.info("connections.lease_acquired", extra={"runner_id": runner_id, "connection_ids": [c.pk for c in claimed]})
+    return claimed
+
+
+def renew_leases(runner_id: str, connection_ids, *, heartbeat_ids=()) -> set[int]:
+    """Extend this runner's leases (and write last_heartbeat_at for live sessions); returns the ids still held."""
+    if not connection_ids:
+        return set()
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.RUNNER_LEASE_SECONDS)
+    with transaction.atomic():
+        Connection.objects.unscoped().filter(pk__in=connection_ids, runner_id=runner_id).update(lease_expires_at=expires)
+        if heartbeat_ids:
+            Connection.objects.unscoped().filter(pk__in=heartbeat_ids, runner_id=runner_id).update(last_heartbeat_at=now)
+        held = set(Connection.objects.unscoped().filter(pk__in=connection_ids, runner_id=runner_id)
+                   .values_list("id", flat=True))
+    return held
+
+
+def release_leases(runner_id: str, connection_ids) -> None:
+    if not connection_ids:
+        return
+    with transaction.atomic():
+        conns = list(Connection.objects.unscoped().filter(pk__in=connection_ids, runner_id=runner_id))
+        Connection.objects.unscoped().filter(pk__in=[c.pk for c in conns], runner_id=runner_id).update(
+            runner_id="", lease_expires_at=None)
+        ConnectionEvent.objects.bulk_create([
+            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.LEASE_RELEASED, detail="lease released",
+                            runner_id=runner_id) for c in conns
+        ])
+        for c in conns:
+            publish_connection_on_commit(c.tenant_id, c.pk)
+    logger.info("connections.lease_released", extra={"runner_id": runner_id, "connection_ids": list(connection_ids)})
+
+
+# --- what people ask for (pages call these; the runner reacts to the nudge) ------------------------
+
+
+def do_request_pairing(connection: Connection, *, method: str = "qr", phone: str = "") -> None:
+    """Start pairing: the runner that claims it shows a QR (or a phone code when ``method == "phone"``)."""
+    with transaction.atomic():
+        Connection.objects.unscoped().filter(pk=connection.pk).update(
+            status=Status.PAIRING, desired_state=Connection.DesiredState.CONNECTED, status_detail="waiting for a runner",
+            pairing_code="", reconnect_attempts=0, next_retry_at=None, updated_at=timezone.now())
+        do_record_event(connection, Kind.PAIRING, f"pairing requested ({method})")
+        publish_connection_on_commit(connection.tenant_id, connection.pk)
+        nudge_on_commit(connection.pk, "pair", method=method, phone=phone)
+
+
+def do_set_desired_state(connection: Connection, desired: str) -> None:
+    """Pause (stopped), resume (connected) or log out; the holding runner acts on the nudge."""
+    action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
+    with transaction.atomic():
+        fields = {"desired_state": desired, "updated_at": timezone.now()}
+        if desired == Connection.DesiredState.CONNECTED:
+            fields.update(reconnect_attempts=0, next_retry_at=None)
+        Connection.objects.unscoped().filter(pk=connection.pk).update(**fields)
+        if desired == Connection.DesiredState.CONNECTED and connection.status == Status.FAILED:
+            Connection.objects.unscoped().filter(pk=connection.pk).update(status=Status.DISCONNECTED)
+        publish_connection_on_commit(connection.tenant_id, connection.pk)
+        nudge_on_commit(connection.pk, action)
+
+
+# --- beat ----------------------------------------------------------------------------------------
+
+
+def do_mark_stale_connections() -> list[int]:
+    """Connected rows whose heartbeat is older than two lease periods: disconnected, recorded, nudged."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=2 * settings.RUNNER_LEASE_SECONDS)
+    stale = list(Connection.objects.unscoped().filter(status=Status.CONNECTED)
+                 .filter(Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True)))
+    for conn in stale:
+        do_set_status(conn, Status.DISCONNECTED, event_kind=Kind.HEARTBEAT_STALE,
+                      detail=f"no heartbeat since {conn.last_heartbeat_at}", runner_id="beat")
+        nudge_on_commit(conn.pk, "reconcile")
+    return [c.pk for c in stale]
+
+
+def do_retry_failed_connections() -> list[int]:
+    """Slow retry: failed connections whose retry time passed go back to the runners (attempts reset)."""
+    now = timezone.now()
+    due = list(Connection.objects.unscoped().filter(status=Status.FAILED, desired_state=Connection.DesiredState.CONNECTED,
+                                                    next_retry_at__lte=now))
+    for conn in due:
+        do_set_status(conn, Status.DISCONNECTED, event_kind=Kind.RECONNECT_ATTEMPT, detail="slow retry by beat",
+                      runner_id="beat", reconnect_attempts=0, next_retry_at=None)
+        nudge_on_commit(conn.pk, "reconcile")
+    return [c.pk for c in due]

@@ -1,0 +1,258 @@
+"""A session host: a child process of the runner holding a few dozen live sessions.
+
+Why a child: neonize's Go core aborts the whole process on concurrent calls and on some misuse; a
+crash here costs only this child's sessions a reconnect. Commands arrive as JSON lines on stdin and
+are executed one at a time on the main thread (so calls into neonize are serialised and sessions
+start one at a time); replies and state changes go back as JSON lines on the pipe ``RUNNER_CHILD_FD``.
+The child exits when the supervisor dies: PR_SET_PDEATHSIG (SIGKILL) plus EOF on stdin.
+
+Received events are journaled from the transport's callback through one journal thread (one database
+connection; the callback waits until the row is committed); when the database is unreachable they
+go to the spool file and are journaled once it is back.
+"""
+
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from datetime import datetime
+
+from django.db import Error as DatabaseError
+from django.db import close_old_connections
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from connections import outbox
+from connections.spool import replay_spool, spool_event
+from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
+from sync.capture import CaptureWriter
+from sync.journal import journal_events
+
+logger = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+JOURNAL_WAIT_SECONDS = 30
+
+
+def die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass  # not Linux: the stdin EOF watch still ends us
+
+
+class JournalWriter:
+    """One thread, one DB connection: callbacks hand it (connection, event, bytes) and wait for the commit."""
+
+    def __init__(self, record_path: str = ""):
+        self.q: queue.Queue = queue.Queue()
+        self.spooled = False
+        self.recorder = CaptureWriter(record_path) if record_path else None
+        threading.Thread(target=self._run, name="journal", daemon=True).start()
+
+    def submit(self, connection_id: int, event_name: str, payload: bytes) -> None:
+        done = threading.Event()
+        self.q.put((connection_id, event_name, payload, timezone.now(), done))
+        if not done.wait(JOURNAL_WAIT_SECONDS):
+            logger.error("child.journal_slow", extra={"connection_id": connection_id, "event_name": event_name})
+
+    def _run(self):
+        while True:
+            connection_id, event_name, payload, received_at, done = self.q.get()
+            try:
+                self._write(connection_id, event_name, payload, received_at)
+            finally:
+                done.set()
+
+    def _write(self, connection_id, event_name, payload, received_at):
+        if self.recorder is not None:
+            fd = self.recorder._fh.fileno()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self.recorder.write(event_name, payload, received_at)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        try:
+            journal_events(connection_id, [(event_name, payload, received_at)])
+            if self.spooled:
+                self.spooled = False
+                replay_spool()
+        except DatabaseError as exc:
+            logger.error("child.journal_failed", extra={"connection_id": connection_id, "error": str(exc)})
+            try:
+                db_connection.close()
+            except DatabaseError:
+                pass
+            spool_event(connection_id, event_name, payload, received_at)
+            self.spooled = True
+
+
+class Session:
+    def __init__(self, child, spec: dict):
+        self.child = child
+        self.connection_id = spec["id"]
+        config = SessionConfig(connection_id=spec["id"], jid=spec.get("jid") or "",
+                               phone_number=spec.get("phone_number") or "", options=spec.get("options") or {})
+        callbacks = SessionCallbacks(on_event=self.on_event, on_state=self.on_state)
+        self.transport = get_transport_class(spec["transport"])(config, callbacks)
+
+    def on_event(self, event_name: str, payload: bytes) -> None:
+        self.child.journal.submit(self.connection_id, event_name, payload)
+
+    def on_state(self, kind: str, detail: str = "", **data) -> None:
+        self.child.reply({"type": "state", "id": self.connection_id, "kind": kind, "detail": detail, "data": data})
+        if kind == State.CONNECTED:
+            self.child.commands.put({"op": "recover", "id": self.connection_id})
+        elif kind in State.TERMINAL or kind in (State.DISCONNECTED, State.CONNECT_FAILED):
+            # After these whatsmeow's connect() stays blocked or reconnects on its own; the runner decides.
+            self.child.commands.put({"op": "halt", "id": self.connection_id})
+
+
+class Child:
+    def __init__(self, out_fd: int, record_path: str = ""):
+        self.out = os.fdopen(out_fd, "w", buffering=1)
+        self.out_lock = threading.Lock()
+        self.commands: queue.Queue = queue.Queue()
+        self.sessions: dict[int, Session] = {}
+        self.connect_attempts = 0
+        self.journal = JournalWriter(record_path)
+
+    def reply(self, message: dict) -> None:
+        line = json.dumps(message, default=str)
+        with self.out_lock:
+            try:
+                self.out.write(line + "\n")
+            except (BrokenPipeError, ValueError):
+                os._exit(0)  # the supervisor is gone
+
+    def _read_stdin(self):
+        for line in sys.stdin:
+            if line.strip():
+                self.commands.put(json.loads(line))
+        os._exit(0)  # EOF: the supervisor died or closed us; never keep a number connected alone
+
+    def run(self) -> None:
+        die_with_parent()
+        signal.signal(signal.SIGTERM, lambda *_: self.commands.put({"op": "exit"}))
+        threading.Thread(target=self._read_stdin, name="stdin", daemon=True).start()
+        self.reply({"type": "ready", "pid": os.getpid()})
+        while True:
+            cmd = self.commands.get()
+            if cmd.get("op") == "exit":
+                for session in list(self.sessions.values()):
+                    self._quiet(session.transport.disconnect)
+                os._exit(0)
+            close_old_connections()
+            try:
+                self.handle(cmd)
+            except Exception as exc:  # noqa: BLE001 - one bad command must not end the other sessions
+                logger.exception("child.command_failed", extra={"op": cmd.get("op"), "connection_id": cmd.get("id")})
+                self.reply({"type": "error", "id": cmd.get("id"), "op": cmd.get("op"), "error": str(exc)[:500]})
+
+    @staticmethod
+    def _quiet(fn, *args):
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001
+            logger.exception("child.quiet_call_failed")
+
+    def handle(self, cmd: dict) -> None:
+        op, cid = cmd["op"], cmd.get("id")
+        if op == "heartbeat":
+            alive = [i for i, s in self.sessions.items() if s.transport.is_alive()]
+            self.reply({"type": "heartbeat", "seq": cmd.get("seq"), "alive": alive, "attempts": self.connect_attempts})
+            return
+        if op == "start":
+            session = self.sessions.get(cid)
+            if session is None:
+                session = self.sessions[cid] = Session(self, cmd)
+            elif cmd.get("jid"):
+                session.transport.config.jid = cmd["jid"]
+            self.connect_attempts += 1
+            session.transport.connect()
+            if cmd.get("pair_method") == "phone" and cmd.get("phone"):
+                code = session.transport.pair_phone(cmd["phone"])
+                session.on_state(State.PAIR_CODE, "enter the code on the phone", code=code, expires_in=160)
+            return
+        session = self.sessions.get(cid)
+        if session is None:
+            if op not in ("stop", "halt", "recover", "send"):
+                self.reply({"type": "error", "id": cid, "op": op, "error": "no live session for this connection here"})
+            return
+        transport = session.transport
+        if op == "halt":
+            transport.disconnect()
+        elif op == "stop":
+            transport.disconnect()
+            self.sessions.pop(cid, None)
+            if hasattr(transport, "close"):
+                transport.close()
+        elif op == "logout":
+            try:
+                transport.logout()
+                self.reply({"type": "state", "id": cid, "kind": "logged_out_here", "detail": "logged out from the inbox"})
+            except TransportError as exc:
+                self.reply({"type": "error", "id": cid, "op": op, "error": str(exc)})
+            self.sessions.pop(cid, None)
+        elif op == "recover":
+            self.recover_sends(session)
+            self.drain_outbox(session)
+        elif op == "send":
+            self.drain_outbox(session)
+        elif op == "mark_read":
+            transport.mark_read(cmd["chat_jid"], cmd.get("external_ids") or cmd.get("message_ids") or [],
+                                cmd.get("sender_jid") or "")
+        elif op == "request_history":
+            try:
+                transport.request_history(cmd["chat_jid"], datetime.fromisoformat(cmd["before"]))
+            except NotSupported as exc:
+                self.reply({"type": "error", "id": cid, "op": op, "error": str(exc)})
+        elif op == "simulate":
+            transport.simulate(cmd.get("command") or {})
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+    def recover_sends(self, session: Session) -> None:
+        """Rows left in ``sending`` by a crash: complete them if the transport can tell, else fail them."""
+        transport = session.transport
+        for message in outbox.interrupted_sends(session.connection_id):
+            found = transport.find_sent(message.external_id) if transport.can_tell_sent else None
+            if found is not None:
+                outbox.do_mark_sent(message, found.external_id, found.timestamp)
+            elif transport.can_tell_sent:
+                outbox.do_record_send_failure(message, "interrupted before it was sent; retrying")
+            else:
+                outbox.do_record_send_failure(message, outbox.INTERRUPTED, retryable=False)
+
+    def drain_outbox(self, session: Session) -> None:
+        transport = session.transport
+        if not transport.is_alive():
+            return
+        while True:
+            batch = outbox.claim_outbound(session.connection_id)
+            if not batch:
+                return
+            for message in batch:
+                try:
+                    if message.type != message.Type.TEXT:
+                        raise NotSupported("sending media from the inbox is not wired to file storage yet")
+                    result = transport.send_text(message.conversation.chat_jid, message.body, local_id=message.external_id)
+                except NotSupported as exc:
+                    outbox.do_record_send_failure(message, str(exc), retryable=False)
+                    continue
+                except TransportError as exc:
+                    outbox.do_record_send_failure(message, str(exc))
+                    continue
+                outbox.do_mark_sent(message, result.external_id, result.timestamp)
+            if not transport.is_alive():
+                return
+
+
+def run_child(record_path: str = "") -> None:
+    out_fd = int(os.environ["RUNNER_CHILD_FD"])
+    Child(out_fd, record_path).run()

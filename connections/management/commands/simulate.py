@@ -1,0 +1,54 @@
+"""python manage.py simulate --connection ID (--text T [--from N] [--rate R --count C] | --disconnect | ...)
+
+Reaches the simulated session inside the runner over Redis (a nudge), so what it sends travels the
+same path as a real message: runner -> journal -> worker.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from connections.models import Connection
+from connections.nudge import nudge
+
+
+class Command(BaseCommand):
+    help = "Drive the simulated WhatsApp peer of a simulator connection held by a running runner."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--connection", type=int, required=True)
+        parser.add_argument("--from", dest="sender", default="+5511999990001", help="the sender's phone number")
+        parser.add_argument("--name", default="", help="the sender's push name")
+        parser.add_argument("--text", default=None)
+        parser.add_argument("--count", type=int, default=1)
+        parser.add_argument("--rate", type=float, default=0.0, help="messages per second (with --count)")
+        parser.add_argument("--disconnect", action="store_true", help="drop the session (the runner reconnects)")
+        parser.add_argument("--fail-connects", type=int, default=None, help="fail the next N connect attempts")
+        parser.add_argument("--fail-sends", type=int, default=None, help="fail the next N sends")
+        parser.add_argument("--logged-out", action="store_true", help="act as if the phone unlinked the device")
+
+    def handle(self, *args, **o):
+        conn = Connection.objects.unscoped().filter(pk=o["connection"]).first()
+        if conn is None:
+            raise CommandError(f"no connection with id {o['connection']}")
+        if conn.transport != Connection.Transport.SIMULATOR:
+            raise CommandError(f"connection {conn.pk} uses the {conn.transport} transport; only simulator ones can be driven")
+        if o["count"] < 1 or o["rate"] < 0:
+            raise CommandError("--count must be >= 1 and --rate >= 0")
+        commands = []
+        if o["fail_connects"] is not None:
+            commands.append({"kind": "fail_connects", "count": o["fail_connects"]})
+        if o["fail_sends"] is not None:
+            commands.append({"kind": "fail_sends", "count": o["fail_sends"]})
+        if o["text"] is not None:
+            commands.append({"kind": "text", "from": o["sender"], "name": o["name"], "text": o["text"],
+                             "count": o["count"], "rate": o["rate"]})
+        if o["disconnect"]:
+            commands.append({"kind": "disconnect"})
+        if o["logged_out"]:
+            commands.append({"kind": "logged_out"})
+        if not commands:
+            raise CommandError("nothing to do: give --text, --disconnect, --fail-connects, --fail-sends or --logged-out")
+        for command in commands:
+            heard = nudge(conn.pk, "simulate", **command)
+            if not heard:
+                raise CommandError("no runner is listening (start `python manage.py run_connections`)")
+        self.stdout.write(f"sent {len(commands)} simulator command(s) to connection {conn.pk} ({heard} runner(s) heard)")

@@ -1,0 +1,414 @@
+"""The runner: a supervisor that keeps every leased connection's session alive (docs/runner.md).
+
+The supervisor itself never touches WhatsApp. It holds leases (connections.actions), decides what
+should run (desired state in the database, nudges over Redis, a periodic reconcile), and hosts the
+sessions in child processes (connections/child.py) that it starts, restarts when they die and
+recycles when they leak. It never renders and never publishes: actions do that.
+
+Main loop: one thread waiting on the children's reply pipes and a wake-up pipe (nudges), with
+timers for heartbeat, reconcile and reconnect retries.
+"""
+
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from connections import actions
+from connections.models import Connection
+from connections.nudge import nudge_channel, redis_client
+from connections.spool import pending_spool_files, replay_spool
+from connections.transport import State
+
+logger = logging.getLogger(__name__)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class ChildProc:
+    index: int
+    popen: subprocess.Popen
+    out_fd: int
+    buffer: bytes = b""
+    sessions: set = field(default_factory=set)
+    attempts: int = 0
+
+    def send(self, message: dict) -> bool:
+        try:
+            self.popen.stdin.write((json.dumps(message, default=str) + "\n").encode())
+            self.popen.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+
+@dataclass
+class Held:
+    """A connection this runner holds the lease on, and what its session is doing."""
+
+    id: int
+    transport: str
+    jid: str
+    phone_number: str
+    child: ChildProc | None = None
+    state: str = "idle"  # idle, connecting, connected, waiting (retry_at), stopping
+    retry_at: float = 0.0
+    pair: dict = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, runner_id: str = "", record: str = "", max_connections: int = 1000):
+        self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.record = record
+        self.max_connections = max_connections
+        self.per_child = max(1, settings.RUNNER_SESSIONS_PER_CHILD)
+        self.children: dict[int, ChildProc] = {}
+        self.held: dict[int, Held] = {}
+        self.pair_requests: dict[int, dict] = {}
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.nudges: list[dict] = []
+        self.nudge_lock = threading.Lock()
+        self.stopping = False
+        self.next_index = 0
+        self.heartbeat_seq = 0
+        self.reconcile_due = 0.0
+        self.heartbeat_due = 0.0
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        threading.Thread(target=self._listen_nudges, name="nudges", daemon=True).start()
+        logger.info("runner.started", extra={"runner_id": self.runner_id, "per_child": self.per_child})
+        try:
+            while not self.stopping:
+                self.tick()
+        finally:
+            self.shutdown()
+
+    def _on_signal(self, signum, frame):
+        self.stopping = True
+        os.write(self.wake_w, b"x")
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        close_old_connections()
+        if now >= self.reconcile_due:
+            self.reconcile_due = now + settings.RUNNER_RECONCILE_SECONDS
+            self.guard(self.reconcile)
+        if now >= self.heartbeat_due:
+            self.heartbeat_due = now + settings.RUNNER_HEARTBEAT_SECONDS
+            self.guard(self.heartbeat)
+        self.guard(self.check_children)
+        self.guard(self.start_due_sessions)
+        timeout = max(0.0, min([self.reconcile_due, self.heartbeat_due, now + 0.5,
+                                *[h.retry_at for h in self.held.values() if h.state == "waiting"]]) - time.monotonic())
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                try:
+                    os.read(self.wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            else:
+                self.guard(self.read_child, key.data)
+        self.guard(self.handle_nudges)
+
+    def guard(self, fn, *args):
+        """The supervisor must survive a database outage or a bug in one step; it retries next tick."""
+        try:
+            return fn(*args)
+        except Exception:  # noqa: BLE001
+            logger.exception("runner.step_failed", extra={"runner_id": self.runner_id, "step": fn.__name__})
+            close_old_connections()
+            time.sleep(0.2)
+
+    def shutdown(self) -> None:
+        """SIGTERM: disconnect every session cleanly, then release the leases for another runner."""
+        for child in list(self.children.values()):
+            child.send({"op": "exit"})
+        deadline = time.monotonic() + 5
+        for child in list(self.children.values()):
+            try:
+                child.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.popen.kill()
+        ids = list(self.held)
+        try:
+            for cid in ids:
+                actions.do_mark_stopped(cid, self.runner_id, "runner stopped; released for another runner")
+            actions.release_leases(self.runner_id, ids)
+        except Exception:  # noqa: BLE001 - the leases then simply expire
+            logger.exception("runner.release_failed", extra={"runner_id": self.runner_id})
+        logger.info("runner.stopped", extra={"runner_id": self.runner_id, "released": ids})
+
+    # --- nudges -----------------------------------------------------------------------------------
+    def _listen_nudges(self) -> None:
+        while not self.stopping:
+            try:
+                pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(nudge_channel())
+                for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        data = json.loads(message["data"])
+                    except ValueError:
+                        continue
+                    with self.nudge_lock:
+                        self.nudges.append(data)
+                    os.write(self.wake_w, b"n")
+            except Exception as exc:  # noqa: BLE001 - Redis down: the periodic reconcile still runs
+                logger.warning("runner.nudge_listener_failed", extra={"error": str(exc)})
+                time.sleep(1)
+
+    def handle_nudges(self) -> None:
+        with self.nudge_lock:
+            nudges, self.nudges = self.nudges, []
+        for n in nudges:
+            cid, action, payload = int(n.get("connection_id", 0)), n.get("action"), n.get("payload") or {}
+            held = self.held.get(cid)
+            if action in ("reconcile", "resume", "pause", "logout", "pair"):
+                if action == "pair":
+                    self.pair_requests[cid] = payload
+                self.reconcile_due = 0.0
+                if action == "resume" and held is not None and held.state == "waiting":
+                    held.retry_at = 0.0
+            elif held is None or held.child is None:
+                continue
+            elif action == "send":
+                held.child.send({"op": "send", "id": cid})
+            elif action == "mark_read":
+                held.child.send({"op": "mark_read", "id": cid, **payload})
+            elif action == "request_history":
+                held.child.send({"op": "request_history", "id": cid, **payload})
+            elif action == "simulate":
+                held.child.send({"op": "simulate", "id": cid, "command": payload})
+
+    # --- reconcile --------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        if pending_spool_files():
+            replay_spool()
+        if self.held:
+            rows = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=list(self.held))}
+            for cid, held in list(self.held.items()):
+                row = rows.get(cid)
+                if row is None or row.runner_id != self.runner_id:
+                    self.drop(cid, release=False)  # deleted, or taken over after our lease ran out
+                elif row.desired_state == Connection.DesiredState.STOPPED:
+                    self.stop_session(cid)
+                    actions.do_mark_stopped(cid, self.runner_id, "paused")
+                    self.drop(cid)
+                elif row.desired_state == Connection.DesiredState.LOGGED_OUT:
+                    if held.state == "connected" and held.child is not None:
+                        held.child.send({"op": "logout", "id": cid})
+                        held.state = "stopping"
+                    elif held.state != "stopping":
+                        self.stop_session(cid)
+                        actions.do_mark_terminal(cid, self.runner_id, "logged_out",
+                                                 "credentials forgotten here; unlink the device on the phone too")
+                        self.drop(cid)
+                elif held.state == "connected" and held.child is not None:
+                    held.child.send({"op": "send", "id": cid})  # outbox retries that came due
+        for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
+            self.held[conn.pk] = Held(conn.pk, conn.transport, conn.jid or "", conn.phone_number, state="waiting",
+                                      retry_at=0.0, pair=self.pair_requests.pop(conn.pk, {}))
+
+    def start_due_sessions(self) -> None:
+        now = time.monotonic()
+        for held in self.held.values():
+            if held.state == "waiting" and held.retry_at <= now:
+                self.start_session(held)
+
+    def start_session(self, held: Held) -> None:
+        child = held.child if held.child is not None and held.child.index in self.children else self.pick_child()
+        held.child = child
+        child.sessions.add(held.id)
+        row = Connection.objects.unscoped().get(pk=held.id)
+        held.jid = row.jid or ""
+        actions.do_mark_connecting(held.id, self.runner_id, attempt=row.reconnect_attempts)
+        held.state = "connecting"
+        spec = {"op": "start", "id": held.id, "transport": held.transport, "jid": held.jid,
+                "phone_number": row.phone_number, "options": {}}
+        if not held.jid:
+            pair = held.pair or self.pair_requests.pop(held.id, {})
+            spec.update(pair_method=pair.get("method", "qr"), phone=pair.get("phone", ""))
+        child.send(spec)
+
+    def stop_session(self, cid: int) -> None:
+        held = self.held.get(cid)
+        if held is not None and held.child is not None:
+            held.child.send({"op": "stop", "id": cid})
+            held.child.sessions.discard(cid)
+            held.child = None
+
+    def drop(self, cid: int, release: bool = True) -> None:
+        self.stop_session(cid)
+        self.held.pop(cid, None)
+        if release:
+            actions.release_leases(self.runner_id, [cid])
+
+    # --- heartbeat --------------------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        if not self.held:
+            return
+        still = actions.renew_leases(self.runner_id, list(self.held))
+        for cid in set(self.held) - still:
+            logger.warning("runner.lease_lost", extra={"runner_id": self.runner_id, "connection_id": cid})
+            self.drop(cid, release=False)
+        self.heartbeat_seq += 1
+        for child in self.children.values():
+            if child.sessions:
+                child.send({"op": "heartbeat", "seq": self.heartbeat_seq})
+
+    def on_heartbeat(self, child: ChildProc, message: dict) -> None:
+        alive = set(message.get("alive") or [])
+        child.attempts = int(message.get("attempts") or 0)
+        connected = [cid for cid in child.sessions if cid in self.held and self.held[cid].state == "connected"]
+        actions.renew_leases(self.runner_id, connected, heartbeat_ids=[c for c in connected if c in alive])
+        for cid in connected:
+            if cid not in alive:
+                self.on_lost(cid, "heartbeat: the session is not connected")
+        if child.attempts >= settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS:
+            self.recycle(child)
+
+    # --- children -----------------------------------------------------------------------------------
+    def pick_child(self) -> ChildProc:
+        candidates = [c for c in self.children.values()
+                      if len(c.sessions) < self.per_child and c.attempts < settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS]
+        if candidates:
+            return min(candidates, key=lambda c: len(c.sessions))
+        return self.spawn_child()
+
+    def spawn_child(self) -> ChildProc:
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ, RUNNER_CHILD_FD=str(write_fd))
+        args = [sys.executable, os.path.join(ROOT, "manage.py"), "run_connections", "--child",
+                "--runner-id", self.runner_id]
+        if self.record:
+            args += ["--record", self.record]
+        popen = subprocess.Popen(args, stdin=subprocess.PIPE, env=env, pass_fds=(write_fd,), cwd=ROOT)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        child = ChildProc(self.next_index, popen, read_fd)
+        self.next_index += 1
+        self.children[child.index] = child
+        self.selector.register(read_fd, selectors.EVENT_READ, child)
+        logger.info("runner.child_started", extra={"runner_id": self.runner_id, "child": child.index, "pid": popen.pid})
+        return child
+
+    def check_children(self) -> None:
+        for child in list(self.children.values()):
+            code = child.popen.poll()
+            if code is not None:
+                self.on_child_died(child, f"session host exited with code {code}")
+
+    def on_child_died(self, child: ChildProc, reason: str) -> None:
+        self.remove_child(child)
+        logger.error("runner.child_died", extra={"runner_id": self.runner_id, "child": child.index, "reason": reason,
+                                                 "connection_ids": sorted(child.sessions)})
+        for cid in sorted(child.sessions):
+            held = self.held.get(cid)
+            if held is not None:
+                held.child = None
+                self.on_lost(cid, reason, kind="disconnected")
+
+    def remove_child(self, child: ChildProc) -> None:
+        self.children.pop(child.index, None)
+        try:
+            self.selector.unregister(child.out_fd)
+        except (KeyError, ValueError):
+            pass
+        os.close(child.out_fd)
+        if child.popen.poll() is None:
+            child.popen.kill()
+            child.popen.wait(5)
+
+    def recycle(self, child: ChildProc) -> None:
+        """Each neonize connect attempt leaks a store connection: replace a child that made too many."""
+        logger.info("runner.child_recycled", extra={"runner_id": self.runner_id, "child": child.index,
+                                                    "attempts": child.attempts})
+        child.send({"op": "exit"})
+        self.remove_child(child)
+        for cid in sorted(child.sessions):
+            held = self.held.get(cid)
+            if held is not None:
+                held.child, held.state, held.retry_at = None, "waiting", 0.0
+
+    def read_child(self, child: ChildProc) -> None:
+        try:
+            data = os.read(child.out_fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            if child.index in self.children:
+                child.popen.wait(5)
+                self.on_child_died(child, f"session host exited with code {child.popen.returncode}")
+            return
+        child.buffer += data
+        *lines, child.buffer = child.buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.guard(self.on_child_message, child, json.loads(line))
+
+    def on_child_message(self, child: ChildProc, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "heartbeat":
+            self.on_heartbeat(child, message)
+        elif kind == "state":
+            self.on_state(message["id"], message["kind"], message.get("detail", ""), message.get("data") or {})
+        elif kind == "error":
+            logger.warning("runner.child_error", extra={"runner_id": self.runner_id, **message})
+
+    # --- session state changes ----------------------------------------------------------------------
+    def on_state(self, cid: int, kind: str, detail: str, data: dict) -> None:
+        held = self.held.get(cid)
+        if held is None or held.state == "stopping" and kind != "logged_out_here":
+            return
+        if kind == State.QR or kind == State.PAIR_CODE:
+            actions.do_mark_pairing(cid, self.runner_id, code=data.get("code", ""), expires_in=data.get("expires_in", 60),
+                                    detail=detail)
+        elif kind == State.PAIRED:
+            held.jid = data.get("jid", "")
+            actions.do_mark_paired(cid, self.runner_id, jid=held.jid, push_name=data.get("push_name", ""))
+        elif kind == State.CONNECTED:
+            held.state = "connected"
+            actions.do_mark_connected(cid, self.runner_id)
+        elif kind in (State.DISCONNECTED, State.CONNECT_FAILED):
+            if held.state in ("connected", "connecting"):
+                self.on_lost(cid, detail, kind="disconnected" if kind == State.DISCONNECTED else "connect_failed")
+        elif kind == "logged_out_here":
+            actions.do_set_status(cid, Connection.Status.LOGGED_OUT, event_kind="logged_out", detail=detail,
+                                  runner_id=self.runner_id, jid=None)
+            self.drop(cid)
+        elif kind in State.TERMINAL:
+            retry = data.get("expire_seconds") if kind == State.BANNED else None
+            actions.do_mark_terminal(cid, self.runner_id, kind, detail, retry_after=retry)
+            self.drop(cid)
+
+    def on_lost(self, cid: int, detail: str, kind: str = "connect_failed") -> None:
+        held = self.held.get(cid)
+        if held is None:
+            return
+        _, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
+        if delay is None:
+            self.drop(cid)  # gave up: failed + alert; beat's slow retry brings it back
+            return
+        held.state = "waiting"
+        held.retry_at = time.monotonic() + delay
+        logger.info("runner.reconnect_scheduled", extra={"runner_id": self.runner_id, "connection_id": cid,
+                                                         "delay": round(delay, 2), "reason": detail})
+
+

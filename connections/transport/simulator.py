@@ -1,0 +1,266 @@
+"""A fake WhatsApp peer for the demo and the tests: it emits the same neonize protobuf events.
+
+What it does, all through ``emit`` (so the journal sees exactly what the real library would hand
+over): a short fake QR step then PairStatusEv + ConnectedEv when not paired; ConnectedEv and an
+initial HistorySyncEv of a few demo chats on every connect (byte-identical within a day, so the
+journal's digest makes repeats no-ops); ReceiptEv DELIVERED then READ after a send; an ON_DEMAND
+HistorySyncEv answering ``request_history``; inbound messages, disconnects and failures on demand
+(``simulate`` commands, sent by ``manage.py simulate`` over Redis through the runner).
+
+The simulator remembers what it sent in Redis (like WhatsApp's server would), so a send that
+crashed between the send and the database commit is recovered without sending twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import redis
+from django.conf import settings
+
+from connections.transport.base import SendResult, State, Transport, TransportError
+from sync import events_builder as eb
+
+logger = logging.getLogger(__name__)
+
+DEMO_CHATS = [
+    ("5511999990001", "Ana Souza", ["Oi! Meu pedido chegou?", "Obrigada!"]),
+    ("5511999990002", "Bruno Lima", ["Hello, is the store open on Sunday?"]),
+    ("5511999990003", "Carla Dias", ["Can I change my delivery address?", "It's Rua das Flores 12"]),
+]
+
+
+def _redis():
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _sent_key(connection_id: int) -> str:
+    db = settings.DATABASES["default"]["NAME"]
+    return f"simulator:sent:{hashlib.sha1(str(db).encode()).hexdigest()[:12]}:{connection_id}"
+
+
+def _pn(number: str) -> str:
+    return f"{number.lstrip('+')}@s.whatsapp.net"
+
+
+class SimulatorTransport(Transport):
+    name = "simulator"
+    supports_history_requests = True
+    can_tell_sent = True
+
+    def __init__(self, config, callbacks):
+        super().__init__(config, callbacks)
+        opts = config.options
+        self.qr_seconds = float(opts.get("qr_seconds", 0.6))
+        self.delivered_after = float(opts.get("delivered_after", 0.3))
+        self.read_after = float(opts.get("read_after", 1.0))
+        self.fail_connects = 0
+        self.fail_sends = 0
+        self._alive = False
+        self._generation = 0  # bumps on every connect/disconnect; stale timers check it
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        # One emitter thread per session keeps event order and uses one database connection.
+        self._thread = threading.Thread(target=self._run, name=f"sim-{config.connection_id}", daemon=True)
+        self._thread.start()
+
+    # --- the emitter thread -----------------------------------------------------------------------
+    def _run(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            generation, fn = item
+            if generation is not None and generation != self._generation:
+                continue
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a simulator step must never kill the emitter
+                logger.exception("simulator.step_failed", extra={"connection_id": self.config.connection_id})
+
+    def _later(self, delay: float, fn, *, bound=True):
+        generation = self._generation if bound else None
+        if delay <= 0:
+            self._queue.put((generation, fn))
+            return
+        t = threading.Timer(delay, lambda: self._queue.put((generation, fn)))
+        t.daemon = True
+        t.start()
+
+    def _emit_ev(self, ev):
+        name, data = eb.serialize(ev)
+        self.emit(name, data)
+
+    def close(self):
+        self._queue.put(None)
+
+    # --- interface --------------------------------------------------------------------------------
+    def connect(self) -> None:
+        with self._lock:
+            self._generation += 1
+        if self.fail_connects > 0:
+            self.fail_connects -= 1
+            self._later(0.05, lambda: self.callbacks.on_state(
+                State.CONNECT_FAILED, "failed to dial whatsapp web websocket (simulated)"))
+            return
+        if not self.config.jid:
+            for i in range(2):
+                code = f"2@SIMULATED-QR-{self.config.connection_id}-{uuid.uuid4().hex[:12]},{i}"
+                self._later(i * self.qr_seconds / 2, lambda code=code: self.callbacks.on_state(
+                    State.QR, "scan the QR code", code=code, expires_in=self.qr_seconds))
+            self._later(self.qr_seconds, self._pair_success)
+            return
+        self._later(0.05, self._connected)
+
+    def _pair_success(self):
+        number = self.config.phone_number.lstrip("+") or f"55119{self.config.connection_id:08d}"
+        jid = f"{number}:1@s.whatsapp.net"
+        from neonize.proto import Neonize_pb2 as N
+
+        self._emit_ev(N.PairStatus(ID=eb.jid(jid), BusinessName="Simulated phone", Platform="android",
+                                   Status=N.PairStatus.PStatus.Value("SUCCESS")))
+        self._connected()
+
+    def _connected(self):
+        self._alive = True
+        self._emit_ev(eb.connected_ev())
+        self._emit_ev(self._initial_history())
+
+    def _initial_history(self):
+        # Anchored to today's midnight: identical bytes within a day, same message ids forever.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        base = int(today.timestamp())
+        convs = []
+        for n, (number, name, lines) in enumerate(DEMO_CHATS):
+            msgs = [
+                eb.web_message(_pn(number), f"SIMH{self.config.connection_id}x{n}x{i}", line, base - 3600 * (n + 1) + 60 * i,
+                               push_name=name)
+                for i, line in enumerate(lines)
+            ]
+            convs.append(eb.history_conversation(_pn(number), msgs, name=name, pn_jid=_pn(number)))
+        return eb.history_sync_ev(convs, "INITIAL_BOOTSTRAP", chunk_order=1, progress=100,
+                                  pushnames=[(_pn(number), name) for number, name, _ in DEMO_CHATS])
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._alive = False
+
+    def logout(self) -> None:
+        self.disconnect()
+        self.config.jid = ""
+
+    def pair_phone(self, phone: str) -> str:
+        self.config.phone_number = phone
+        return "SIMU-" + hashlib.sha1(f"{self.config.connection_id}{phone}".encode()).hexdigest()[:3].upper()
+
+    def is_alive(self) -> bool:
+        return self._alive
+
+    def _sent(self, chat_jid: str, local_id: str) -> SendResult:
+        if not self._alive:
+            raise TransportError("not connected")
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            raise TransportError("simulated send failure: server returned 500")
+        result = SendResult("3EB0" + uuid.uuid4().hex[:16].upper(), datetime.now(UTC).replace(microsecond=0))
+        if local_id:
+            _redis().hset(_sent_key(self.config.connection_id), local_id,
+                          json.dumps([result.external_id, result.timestamp.isoformat()]))
+        ts = int(result.timestamp.timestamp())
+        self._later(self.delivered_after, lambda: self._emit_ev(
+            eb.receipt_ev(chat_jid, [result.external_id], "delivered", ts + 1)), bound=False)
+        self._later(self.read_after, lambda: self._emit_ev(
+            eb.receipt_ev(chat_jid, [result.external_id], "read", ts + 2)), bound=False)
+        return result
+
+    def send_text(self, chat_jid: str, text: str, *, local_id: str = "") -> SendResult:
+        return self._sent(chat_jid, local_id)
+
+    def send_media(self, chat_jid, data, mimetype, *, filename="", caption="", local_id="") -> SendResult:
+        return self._sent(chat_jid, local_id)
+
+    def find_sent(self, local_id: str) -> SendResult | None:
+        raw = _redis().hget(_sent_key(self.config.connection_id), local_id)
+        if raw is None:
+            return None
+        external_id, ts = json.loads(raw)
+        return SendResult(external_id, datetime.fromisoformat(ts))
+
+    def mark_read(self, chat_jid: str, external_ids: Sequence[str], sender_jid: str = "") -> None:
+        if not self._alive:
+            raise TransportError("not connected")
+
+    def request_history(self, chat_jid: str, before: datetime) -> None:
+        if not self._alive:
+            raise TransportError("not connected")
+        end = int(before.timestamp())
+        tag = hashlib.sha1(f"{chat_jid}{end}".encode()).hexdigest()[:10].upper()
+        msgs = [eb.web_message(chat_jid, f"SIMOLD{tag}{i}", f"Older message {i + 1}", end - 3600 * (5 - i)) for i in range(5)]
+        ev = eb.history_sync_ev([eb.history_conversation(chat_jid, msgs)], "ON_DEMAND", chunk_order=1, progress=100)
+        self._later(0.05, lambda: self._emit_ev(ev))
+
+    # --- simulate commands (manage.py simulate -> nudge -> runner -> child -> here) ---------------
+    def simulate(self, command: dict) -> None:
+        kind = command.get("kind")
+        if kind == "text":
+            self._simulate_text(command)
+        elif kind == "disconnect":
+            self._later(0, self._drop)
+        elif kind == "fail_connects":
+            self.fail_connects = int(command.get("count", 1))
+        elif kind == "fail_sends":
+            self.fail_sends = int(command.get("count", 1))
+        elif kind == "logged_out":
+            from neonize.proto import Neonize_pb2 as N
+
+            self._later(0, lambda: (self._drop_quiet(), self._emit_ev(N.LoggedOut(OnConnect=False, Reason=401))))
+        else:
+            raise TransportError(f"unknown simulate command {kind!r}")
+
+    def _drop_quiet(self):
+        self._alive = False
+
+    def _drop(self):
+        from neonize.proto import Neonize_pb2 as N
+
+        self._alive = False
+        self._emit_ev(N.Disconnected(status=True))
+
+    def _simulate_text(self, command: dict):
+        sender = _pn(command.get("from") or "+5511999990001")
+        text = command.get("text") or "hi"
+        count = max(1, int(command.get("count", 1)))
+        rate = float(command.get("rate") or 0)
+        push_name = command.get("name", "")
+        batch = uuid.uuid4().hex[:8].upper()
+
+        def one(i):
+            body = text if count == 1 else f"{text} #{i + 1}"
+            now_ms = int(time.time() * 1000)
+            self._emit_ev(eb.message_ev(sender, sender, f"SIM{batch}{i:06d}", body, now_ms, push_name=push_name))
+
+        if count == 1 or rate <= 0:
+            for i in range(count):
+                self._later(0, lambda i=i: one(i), bound=False)
+            return
+
+        def paced():
+            start = time.monotonic()
+            for i in range(count):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self._queue.put((None, lambda i=i: one(i)))
+
+        threading.Thread(target=paced, daemon=True, name=f"sim-rate-{self.config.connection_id}").start()
+
+
