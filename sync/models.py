@@ -71,6 +71,7 @@ class SyncRun(TenantOwned):
     failed = models.PositiveIntegerField(default=0)
     discrepancy = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True, help_text="last batch accounted to this run")
 
     class Meta:
         indexes = [models.Index(fields=["connection", "-started_at"], name="syncrun_connection_time")]
@@ -85,3 +86,51 @@ class SyncRun(TenantOwned):
     @property
     def balanced(self) -> bool:
         return self.received == self.saved + self.duplicates + self.skipped_total + self.failed
+
+
+class PendingOperation(TenantOwned):
+    """A receipt, edit, revoke or reaction whose target message has not arrived yet.
+
+    Applied (and deleted) by ingestion as soon as a message with ``target_external_id`` is stored on
+    the connection, and by the journal safety net for targets written by other paths (the outbox).
+    ``digest`` makes recording the same operation twice (a replay) a no-op.
+    """
+
+    class Kind(models.TextChoices):
+        RECEIPT = "receipt", "Receipt"
+        EDIT = "edit", "Edit"
+        REVOKE = "revoke", "Revoke"
+        REACTION = "reaction", "Reaction"
+
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target_external_id = models.CharField(max_length=128)
+    data = models.JSONField(default=dict)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "digest"], name="pendingop_unique_connection_digest"),
+        ]
+        indexes = [models.Index(fields=["connection", "target_external_id"], name="pendingop_target")]
+
+    def __str__(self):
+        return f"{self.kind} -> {self.target_external_id}"
+
+
+class JidMapping(TenantOwned):
+    """A LID <-> phone-number JID pair learned from events (alternate sender fields, history sync,
+    group participants) or the session store. Kept so a mapping seen once still merges identities
+    that show up later."""
+
+    lid_jid = models.CharField(max_length=128)
+    pn_jid = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "lid_jid"], name="jidmapping_unique_tenant_lid")]
+        indexes = [models.Index(fields=["tenant", "pn_jid"], name="jidmapping_tenant_pn")]
+
+    def __str__(self):
+        return f"{self.lid_jid} = {self.pn_jid}"

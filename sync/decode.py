@@ -1,0 +1,548 @@
+"""neonize protobuf events -> plain dataclasses. Imports no models and nothing of ingest.
+
+``decode_event(event_name, payload, received_at)`` parses the bytes with neonize's generated classes
+and returns a ``Decoded`` bundle of normalized records (messages, reactions, edits, revokes, receipts,
+identity mappings, names, group facts, history-sync progress). Bad input raises ``DecodeError`` with
+a message an operator can act on; the caller keeps the journal row for retry/quarantine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from neonize import events as nev
+from neonize.proto import Neonize_pb2 as N
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
+from neonize.proto.waHistorySync import WAWebProtobufsHistorySync_pb2 as H
+from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
+
+from sync.identity import normalize_jid
+
+MAX_BODY = 65_536  # WhatsApp's own text limit; longer bodies are cut and the cut is recorded in ``extra``.
+MAX_ID = 128
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+class DecodeError(ValueError):
+    """The payload cannot be turned into records (corrupt, wrong type, missing required data)."""
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    external_id: str
+    chat_jid: str  # normalized; for 1:1 the other party (whatever form WhatsApp used), for groups the group
+    sender_jid: str  # normalized participant / other party; "" when from me
+    from_me: bool
+    is_group: bool
+    timestamp: datetime
+    type: str
+    body: str = ""
+    raw_type: str = ""
+    media_mimetype: str = ""
+    media_size: int | None = None
+    media_filename: str = ""
+    extra: dict = field(default_factory=dict)
+    quoted_external_id: str = ""
+    quoted_body: str = ""
+    push_name: str = ""
+    status: str = ""  # "" = default for the direction; history carries WhatsApp's own status
+    live: bool = True  # False for history: unread counts come from the history conversation instead
+
+
+@dataclass(slots=True)
+class ReactionRecord:
+    target_id: str
+    chat_jid: str
+    reactor_jid: str
+    emoji: str  # "" removes the reaction
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class EditRecord:
+    target_id: str
+    chat_jid: str
+    new_body: str
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class RevokeRecord:
+    target_id: str
+    chat_jid: str
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class ReceiptRecord:
+    chat_jid: str
+    message_ids: list[str]
+    status: str  # delivered / read / played
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class ChatRecord:
+    """What a history sync says about a chat: names, its identities, unread count."""
+
+    chat_jid: str
+    name: str = ""
+    pn_jid: str = ""
+    lid_jid: str = ""
+    unread_count: int | None = None
+    last_message_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    group_jid: str
+    name: str | None = None
+    # (member jid, is_admin) of the full participant list (JoinedGroupEv), or None for a delta event.
+    participants: list[tuple[str, bool]] | None = None
+    join: list[str] = field(default_factory=list)
+    leave: list[str] = field(default_factory=list)
+    promote: list[str] = field(default_factory=list)
+    demote: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class HistoryInfo:
+    sync_type: str
+    chunk_order: int | None
+    progress: int | None
+
+
+@dataclass(slots=True)
+class Decoded:
+    event_name: str
+    messages: list[MessageRecord] = field(default_factory=list)
+    reactions: list[ReactionRecord] = field(default_factory=list)
+    edits: list[EditRecord] = field(default_factory=list)
+    revokes: list[RevokeRecord] = field(default_factory=list)
+    receipts: list[ReceiptRecord] = field(default_factory=list)
+    mappings: list[tuple[str, str]] = field(default_factory=list)  # (pn jid, lid jid)
+    push_names: list[tuple[str, str]] = field(default_factory=list)  # (jid, name)
+    chats: list[ChatRecord] = field(default_factory=list)
+    groups: list[GroupRecord] = field(default_factory=list)
+    # Items that were understood but carry nothing to store: counted by reason, never silent.
+    ignored: dict[str, int] = field(default_factory=dict)
+    history: HistoryInfo | None = None
+    # Reconnect catch-up boundaries (OfflineSyncPreviewEv / OfflineSyncCompletedEv).
+    catchup_started: bool = False
+    catchup_finished: bool = False
+    problems: list[str] = field(default_factory=list)  # non-fatal: replaced bad UTF-8, cut bodies, ...
+
+    @property
+    def received(self) -> int:
+        """Message-bearing items this event carried (what a SyncRun counts as received)."""
+        return len(self.messages) + sum(self.ignored.values())
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _s(value, problems: list[str] | None = None, what: str = "text") -> str:
+    """A protobuf string field: proto2 hands invalid UTF-8 back as bytes; replace and say so."""
+    if isinstance(value, bytes):
+        if problems is not None:
+            problems.append(f"invalid UTF-8 in {what} replaced")
+        return value.decode("utf-8", errors="replace")
+    return value or ""
+
+
+def jid_to_str(j: N.JID) -> str:
+    if not j.User and not j.Server:
+        return ""
+    return normalize_jid(f"{j.User}@{j.Server}" if j.User else j.Server)
+
+
+def normalize_timestamp(value: int | float | None, received_at: datetime) -> datetime:
+    """Seconds, milliseconds or microseconds since the epoch -> aware UTC datetime.
+
+    Zero/absent or more than a day in the future (a broken phone clock) falls back to when the event
+    was received.
+    """
+    if not value or value <= 0:
+        return received_at
+    value = float(value)
+    if value > 1e14:
+        value /= 1_000_000
+    elif value > 1e11:
+        value /= 1000
+    try:
+        ts = datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return received_at
+    if ts > received_at + FUTURE_TOLERANCE:
+        return received_at
+    return ts
+
+
+def _cut(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[:limit]
+
+
+_WRAPPERS = (
+    "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage", "editedMessage", "botInvokeMessage", "groupMentionedMessage",
+    "lottieStickerMessage",
+)
+_METADATA_FIELDS = {"messageContextInfo", "senderKeyDistributionMessage", "fastRatchetKeySenderKeyDistributionMessage"}
+_MEDIA = {
+    "imageMessage": "image",
+    "videoMessage": "video",
+    "ptvMessage": "video",
+    "audioMessage": "audio",
+    "documentMessage": "document",
+    "stickerMessage": "sticker",
+}
+
+
+def unwrap(msg: E.Message) -> E.Message:
+    """Strip ephemeral / view-once / device-sent / document-with-caption wrappers (nested too)."""
+    for _ in range(8):
+        for name in _WRAPPERS:
+            if msg.HasField(name) and msg_field(msg, name).HasField("message"):
+                msg = msg_field(msg, name).message
+                break
+        else:
+            if msg.HasField("deviceSentMessage") and msg.deviceSentMessage.HasField("message"):
+                msg = msg.deviceSentMessage.message
+                continue
+            return msg
+    return msg
+
+
+def msg_field(msg, name):
+    return getattr(msg, name)
+
+
+@dataclass(slots=True)
+class _Content:
+    kind: str  # "message" | "reaction" | "edit" | "revoke" | "ignored"
+    type: str = "text"
+    body: str = ""
+    raw_type: str = ""
+    media_mimetype: str = ""
+    media_size: int | None = None
+    media_filename: str = ""
+    extra: dict = field(default_factory=dict)
+    quoted_external_id: str = ""
+    quoted_body: str = ""
+    target_id: str = ""
+    target_chat: str = ""
+    target_from_me: bool = False
+    ignored_reason: str = ""
+    edit_timestamp_ms: int = 0
+
+
+def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
+    if not ctx.stanzaID:
+        return "", ""
+    quoted = ""
+    if ctx.HasField("quotedMessage"):
+        q = unwrap(ctx.quotedMessage)
+        quoted = _s(q.conversation, problems) or _s(q.extendedTextMessage.text, problems)
+        if not quoted:
+            for name in _MEDIA:
+                if q.HasField(name):
+                    quoted = _s(getattr(getattr(q, name), "caption", ""), problems) or f"[{_MEDIA[name]}]"
+                    break
+    return _cut(ctx.stanzaID, MAX_ID), _cut(quoted, 300)
+
+
+def content_of(raw: E.Message, problems: list[str]) -> _Content:
+    """Classify one (possibly wrapped) E2E message."""
+    msg = unwrap(raw)
+    if msg.conversation:
+        return _Content("message", "text", _s(msg.conversation, problems))
+    if msg.HasField("extendedTextMessage"):
+        ext = msg.extendedTextMessage
+        qid, qbody = _quoted(ext.contextInfo, problems)
+        return _Content("message", "text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
+    for name, mtype in _MEDIA.items():
+        if msg.HasField(name):
+            m = getattr(msg, name)
+            qid, qbody = _quoted(m.contextInfo, problems)
+            return _Content(
+                "message", mtype, _s(getattr(m, "caption", ""), problems), raw_type=name,
+                media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
+                media_filename=_cut(_s(getattr(m, "fileName", ""), problems), 255),
+                extra={"seconds": m.seconds} if getattr(m, "seconds", 0) else {},
+                quoted_external_id=qid, quoted_body=qbody,
+            )
+    if msg.HasField("contactMessage"):
+        c = msg.contactMessage
+        return _Content("message", "contact", _s(c.displayName, problems),
+                        extra={"contacts": [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)}]})
+    if msg.HasField("contactsArrayMessage"):
+        arr = msg.contactsArrayMessage
+        cards = [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)} for c in arr.contacts]
+        return _Content("message", "contact", _s(arr.displayName, problems) or ", ".join(c["name"] for c in cards),
+                        extra={"contacts": cards})
+    if msg.HasField("locationMessage") or msg.HasField("liveLocationMessage"):
+        loc = msg.locationMessage if msg.HasField("locationMessage") else msg.liveLocationMessage
+        name = _s(getattr(loc, "name", ""), problems)
+        address = _s(getattr(loc, "address", ""), problems)
+        return _Content("message", "location", name or address or _s(getattr(loc, "caption", ""), problems),
+                        extra={"latitude": loc.degreesLatitude, "longitude": loc.degreesLongitude,
+                               "name": name, "address": address, "live": msg.HasField("liveLocationMessage")})
+    if msg.HasField("reactionMessage"):
+        r = msg.reactionMessage
+        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID, target_chat=r.key.remoteJID,
+                        target_from_me=r.key.fromMe)
+    if msg.HasField("protocolMessage"):
+        p = msg.protocolMessage
+        if p.type == E.ProtocolMessage.REVOKE:
+            return _Content("revoke", target_id=p.key.ID, target_chat=p.key.remoteJID, target_from_me=p.key.fromMe)
+        if p.type == E.ProtocolMessage.MESSAGE_EDIT:
+            new = content_of(p.editedMessage, problems) if p.HasField("editedMessage") else _Content("message")
+            return _Content("edit", body=new.body, target_id=p.key.ID, target_chat=p.key.remoteJID,
+                            target_from_me=p.key.fromMe, edit_timestamp_ms=p.timestampMS)
+        return _Content("ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
+                        if p.type in E.ProtocolMessage.Type.values() else "protocol_unknown")
+    fields = [fd.name for fd, _ in msg.ListFields() if fd.name not in _METADATA_FIELDS]
+    if not fields:
+        if any(fd.name in ("senderKeyDistributionMessage", "fastRatchetKeySenderKeyDistributionMessage")
+               for fd, _ in msg.ListFields()):
+            return _Content("ignored", ignored_reason="key_distribution")
+        return _Content("message", "unsupported", raw_type="empty")
+    return _Content("message", "unsupported", raw_type=_cut(fields[0], 64))
+
+
+# --- per event ----------------------------------------------------------------------------------
+
+_RECEIPT_STATUS = {
+    N.Receipt.DELIVERED: "delivered",
+    N.Receipt.READ: "read",
+    N.Receipt.PLAYED: "played",
+}
+_WEB_STATUS = {
+    WebMessageInfo.SERVER_ACK: "sent",
+    WebMessageInfo.DELIVERY_ACK: "delivered",
+    WebMessageInfo.READ: "read",
+    WebMessageInfo.PLAYED: "played",
+    WebMessageInfo.PENDING: "sending",
+    WebMessageInfo.ERROR: "failed",
+}
+
+
+def _parse(event_name: str, payload: bytes):
+    cls = DECODERS.get(event_name)
+    if cls is None:
+        raise DecodeError(f"unknown event name {event_name!r}")
+    try:
+        ev = cls[0].FromString(payload)
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"{event_name}: payload is not a valid {cls[0].DESCRIPTOR.full_name} ({exc})") from None
+    if not ev.IsInitialized():
+        missing = ", ".join(ev.FindInitializationErrors()[:5])
+        raise DecodeError(f"{event_name}: payload lacks required fields ({missing})")
+    return ev, cls[1]
+
+
+def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sender: str, from_me: bool, is_group: bool,
+                ts: datetime, push_name: str, status: str, live: bool) -> None:
+    if c.kind == "message":
+        body = c.body
+        extra = dict(c.extra)
+        if len(body) > MAX_BODY:
+            out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
+            extra["truncated_from"] = len(body)
+            body = body[:MAX_BODY]
+        if not external_id:
+            raise DecodeError("message without an id")
+        if len(external_id) > MAX_ID:
+            raise DecodeError(f"message id longer than {MAX_ID} characters")
+        out.messages.append(MessageRecord(
+            external_id=external_id, chat_jid=chat, sender_jid=sender, from_me=from_me, is_group=is_group,
+            timestamp=ts, type=c.type, body=body, raw_type=c.raw_type, media_mimetype=c.media_mimetype,
+            media_size=c.media_size, media_filename=c.media_filename, extra=extra,
+            quoted_external_id=c.quoted_external_id, quoted_body=c.quoted_body, push_name=_cut(push_name, 255),
+            status=status, live=live,
+        ))
+    elif c.kind == "reaction":
+        out.reactions.append(ReactionRecord(c.target_id, normalize_jid(c.target_chat) or chat, sender or "me",
+                                            c.body, ts))
+    elif c.kind == "edit":
+        out.edits.append(EditRecord(c.target_id, normalize_jid(c.target_chat) or chat, _cut(c.body, MAX_BODY), ts))
+    elif c.kind == "revoke":
+        out.revokes.append(RevokeRecord(c.target_id, normalize_jid(c.target_chat) or chat, ts))
+    else:
+        out.ignored[c.ignored_reason] = out.ignored.get(c.ignored_reason, 0) + 1
+
+
+def _decode_message(ev: N.Message, out: Decoded, received_at: datetime) -> None:
+    info = ev.Info
+    src = info.MessageSource
+    chat, sender = jid_to_str(src.Chat), jid_to_str(src.Sender)
+    if not chat:
+        raise DecodeError("MessageEv without a chat JID")
+    sender_alt, recipient_alt = jid_to_str(src.SenderAlt), jid_to_str(src.RecipientAlt)
+    if not src.IsGroup:
+        # 1:1: the other party's alternate form (LID <-> phone number) is a mapping we learn here.
+        if src.IsFromMe:
+            _mapping(out, chat, recipient_alt)
+        else:
+            _mapping(out, sender or chat, sender_alt)
+    else:
+        _mapping(out, sender, sender_alt)
+    push_name = _s(info.Pushname, out.problems, "push name")
+    if push_name and not src.IsFromMe and sender:
+        out.push_names.append((sender, _cut(push_name, 255)))
+    content = content_of(ev.Message if ev.HasField("Message") else ev.Raw, out.problems)
+    _add_record(
+        out, content, external_id=_s(info.ID), chat=chat, sender="" if src.IsFromMe else (sender or chat),
+        from_me=src.IsFromMe, is_group=src.IsGroup or chat.endswith("@g.us"),
+        ts=normalize_timestamp(info.Timestamp, received_at), push_name=push_name,
+        status="sent" if src.IsFromMe else "", live=True,
+    )
+
+
+def _mapping(out: Decoded, a: str, b: str) -> None:
+    if not a or not b:
+        return
+    if a.endswith("@lid") and b.endswith("@s.whatsapp.net"):
+        out.mappings.append((b, a))
+    elif b.endswith("@lid") and a.endswith("@s.whatsapp.net"):
+        out.mappings.append((a, b))
+
+
+def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> None:
+    data = ev.Data
+    out.history = HistoryInfo(
+        sync_type=H.HistorySync.HistorySyncType.Name(data.syncType) if data.syncType in
+        H.HistorySync.HistorySyncType.values() else str(data.syncType),
+        chunk_order=data.chunkOrder if data.HasField("chunkOrder") else None,
+        progress=min(data.progress, 100) if data.HasField("progress") else None,
+    )
+    for m in data.phoneNumberToLidMappings:
+        _mapping(out, normalize_jid(m.pnJID), normalize_jid(m.lidJID))
+    for p in data.pushnames:
+        if p.ID and p.pushname:
+            out.push_names.append((normalize_jid(p.ID), _cut(_s(p.pushname, out.problems, "push name"), 255)))
+    for conv in data.conversations:
+        chat = normalize_jid(conv.ID)
+        if not chat:
+            out.problems.append("history conversation without an ID skipped")
+            out.ignored["no_chat_id"] = out.ignored.get("no_chat_id", 0) + len(conv.messages)
+            continue
+        pn, lid = normalize_jid(conv.pnJID), normalize_jid(conv.lidJID)
+        _mapping(out, pn or chat, lid or chat)
+        last = conv.lastMsgTimestamp or conv.conversationTimestamp
+        out.chats.append(ChatRecord(
+            chat_jid=chat, name=_cut(_s(conv.name or conv.displayName, out.problems, "chat name"), 255), pn_jid=pn,
+            lid_jid=lid, unread_count=conv.unreadCount if conv.HasField("unreadCount") else None,
+            last_message_at=normalize_timestamp(last, received_at) if last else None,
+        ))
+        is_group = chat.endswith("@g.us")
+        for hmsg in conv.messages:
+            wmi = hmsg.message
+            key = wmi.key
+            from_me = key.fromMe
+            if from_me:
+                sender = ""
+            elif is_group:
+                sender = normalize_jid(wmi.participant or key.participant)
+            else:
+                sender = chat
+            push_name = _s(wmi.pushName, out.problems, "push name")
+            if push_name and sender:
+                out.push_names.append((sender, _cut(push_name, 255)))
+            status = _WEB_STATUS.get(wmi.status, "") if from_me and wmi.HasField("status") else ("sent" if from_me else "")
+            content = content_of(wmi.message, out.problems) if wmi.HasField("message") else None
+            if content is None:
+                if wmi.HasField("messageStubType"):
+                    content = _Content("ignored", ignored_reason="stub")
+                else:
+                    content = _Content("message", "unsupported", raw_type="empty")
+            _add_record(out, content, external_id=_s(key.ID), chat=chat, sender=sender, from_me=from_me,
+                        is_group=is_group, ts=normalize_timestamp(wmi.messageTimestamp, received_at),
+                        push_name=push_name, status=status, live=False)
+
+
+def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
+    status = _RECEIPT_STATUS.get(ev.Type)
+    chat = jid_to_str(ev.MessageSource.Chat)
+    if status is None or not ev.MessageIDs:
+        out.problems.append(f"receipt of type {N.Receipt.ReceiptType.Name(ev.Type)} carries no status change")
+        return
+    out.receipts.append(ReceiptRecord(chat, [i for i in ev.MessageIDs if i], status,
+                                      normalize_timestamp(ev.Timestamp, received_at)))
+
+
+def _participants(out: Decoded, parts) -> list[tuple[str, bool]]:
+    members = []
+    for p in parts:
+        j, lid, pn = jid_to_str(p.JID), jid_to_str(p.LID), jid_to_str(p.PhoneNumber)
+        _mapping(out, pn or j, lid or j)
+        member = pn or j or lid
+        if member:
+            members.append((member, p.IsAdmin or p.IsSuperAdmin))
+            if p.DisplayName:
+                out.push_names.append((member, _cut(_s(p.DisplayName, out.problems), 255)))
+    return members
+
+
+def _decode_joined_group(ev: N.JoinedGroup, out: Decoded, received_at: datetime) -> None:
+    gi = ev.GroupInfo
+    group = jid_to_str(gi.JID)
+    if not group:
+        raise DecodeError("JoinedGroupEv without a group JID")
+    out.groups.append(GroupRecord(group, _s(gi.GroupName.Name, out.problems) or None, _participants(out, gi.Participants)))
+
+
+def _decode_group_info(ev: N.GroupInfoEvent, out: Decoded, received_at: datetime) -> None:
+    group = jid_to_str(ev.JID)
+    if not group:
+        raise DecodeError("GroupInfoEv without a group JID")
+    out.groups.append(GroupRecord(
+        group, _s(ev.Name.Name, out.problems) if ev.HasField("Name") else None, None,
+        join=[jid_to_str(j) for j in ev.Join], leave=[jid_to_str(j) for j in ev.Leave],
+        promote=[jid_to_str(j) for j in ev.Promote], demote=[jid_to_str(j) for j in ev.Demote],
+    ))
+
+
+def _decode_undecryptable(ev: N.UndecryptableMessage, out: Decoded, received_at: datetime) -> None:
+    # whatsmeow retries decryption and delivers the real MessageEv later; keep a count.
+    out.ignored["undecryptable"] = out.ignored.get("undecryptable", 0) + 1
+
+
+def _decode_catchup_start(ev, out: Decoded, received_at: datetime) -> None:
+    out.catchup_started = True
+
+
+def _decode_catchup_end(ev, out: Decoded, received_at: datetime) -> None:
+    out.catchup_finished = True
+
+
+def _noop(ev, out: Decoded, received_at: datetime) -> None:
+    """Session-level events (connected, pairing, presence, ...) carry nothing for the sync engine."""
+
+
+DECODERS = {
+    "MessageEv": (nev.MessageEv, _decode_message),
+    "HistorySyncEv": (nev.HistorySyncEv, _decode_history),
+    "ReceiptEv": (nev.ReceiptEv, _decode_receipt),
+    "JoinedGroupEv": (nev.JoinedGroupEv, _decode_joined_group),
+    "GroupInfoEv": (nev.GroupInfoEv, _decode_group_info),
+    "UndecryptableMessageEv": (nev.UndecryptableMessageEv, _decode_undecryptable),
+    "OfflineSyncPreviewEv": (nev.OfflineSyncPreviewEv, _decode_catchup_start),
+    "OfflineSyncCompletedEv": (nev.OfflineSyncCompletedEv, _decode_catchup_end),
+}
+# Every other neonize event class is known and decoded (so corrupt bytes are still caught) but
+# carries nothing to store.
+for _name in dir(nev):
+    _cls = getattr(nev, _name)
+    if _name.endswith("Ev") and _name not in DECODERS and hasattr(_cls, "FromString"):
+        DECODERS[_name] = (_cls, _noop)
+
+
+def decode_event(event_name: str, payload: bytes, received_at: datetime) -> Decoded:
+    """Parse one journaled event into records; raises DecodeError on bad input."""
+    ev, fn = _parse(event_name, bytes(payload))
+    out = Decoded(event_name)
+    fn(ev, out, received_at)
+    return out

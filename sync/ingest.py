@@ -1,0 +1,701 @@
+"""Decoded records -> Contact / Conversation / Message rows, in bulk. No protobuf here.
+
+``ingest(connection, decoded_events)`` must run inside ``transaction.atomic()``; the processor calls
+it once per journal batch. Every write is a set-based statement (bulk INSERT ... ON CONFLICT, one
+UPDATE ... FROM VALUES for conversation aggregates, bulk updates for message changes); the number of
+queries depends on the batch's shape, not on how many messages it carries. Identity merges (a LID and
+a phone JID found to be one person) are the rare exception and do a few queries per merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+
+from django.db import connection as db
+from django.db.models import Q
+from django.utils import timezone
+
+from inbox.events import publish_messages_on_commit
+from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
+from sync.decode import Decoded, MessageRecord
+from sync.identity import is_group, is_lid, is_pn, phone_of, skip_reason
+from sync.models import JidMapping, PendingOperation
+from sync.upsert import insert_new
+
+logger = logging.getLogger(__name__)
+
+STATUS_RANK = {str(k): v for k, v in Message.STATUS_RANK.items()}
+PREVIEW_LEN = 200
+_TYPE_PREVIEW = {
+    "image": "[image]", "video": "[video]", "audio": "[audio]", "document": "[document]", "sticker": "[sticker]",
+    "contact": "[contact]", "location": "[location]", "unsupported": "[unsupported message]",
+}
+
+
+def _chunks(seq, n=1000):
+    it = iter(seq)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    saved: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    conversation_ids: set[int] = field(default_factory=set)
+    message_ids: set[int] = field(default_factory=set)
+    merges: int = 0
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+def preview_of(body: str, type_: str) -> str:
+    text = body.strip().replace("\n", " ") if body else ""
+    if type_ != "text":
+        label = _TYPE_PREVIEW.get(type_, f"[{type_}]")
+        text = f"{label} {text}".strip()
+    return text[:PREVIEW_LEN]
+
+
+# --- identities ---------------------------------------------------------------------------------
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class Identities:
+    contact_of: dict[str, int]  # jid -> contact id
+    canonical: dict[str, str]  # jid -> canonical chat jid of its person (PN when known, else LID)
+
+
+def _canonical_of(jids) -> str:
+    pns = sorted(j for j in jids if is_pn(j))
+    if pns:
+        return pns[0]
+    lids = sorted(j for j in jids if is_lid(j))
+    return lids[0] if lids else sorted(jids)[0]
+
+
+def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str, str]], names: dict[str, str],
+                       group_jids: set[str], result: IngestResult) -> Identities:
+    """Contacts for every JID in ``needed`` (created when missing), merging contacts that ``mappings``
+    (pn, lid) prove to be one person. Group JIDs get group contacts."""
+    if mappings:
+        JidMapping.objects.bulk_create(
+            [JidMapping(tenant_id=tenant_id, pn_jid=pn, lid_jid=lid) for pn, lid in mappings],
+            ignore_conflicts=True, batch_size=1000,
+        )
+    uf = _UnionFind()
+    person_jids = {j for j in needed if not is_group(j)}
+    for j in needed:
+        uf.find(j)
+    # Mappings learned earlier (any connection of the tenant) for the JIDs at hand.
+    known = set(mappings)
+    for chunk in _chunks(person_jids, 1000):
+        known.update(JidMapping.objects.filter(tenant_id=tenant_id).filter(Q(lid_jid__in=chunk) | Q(pn_jid__in=chunk))
+                     .values_list("pn_jid", "lid_jid"))
+    for pn, lid in known:
+        uf.union(pn, lid)
+    all_jids = set(uf.parent)
+    contact_of: dict[str, int] = {}
+    for chunk in _chunks(all_jids, 1000):
+        contact_of.update(ContactIdentity.objects.filter(tenant_id=tenant_id, jid__in=chunk).values_list("jid", "contact_id"))
+    # Every identity of the contacts found, so a contact known by its PN resolves to the PN
+    # even when this batch only shows its LID.
+    found_contacts = set(contact_of.values())
+    if found_contacts:
+        for chunk in _chunks(found_contacts, 1000):
+            for jid, cid in ContactIdentity.objects.filter(contact_id__in=chunk).values_list("jid", "contact_id"):
+                contact_of.setdefault(jid, cid)
+                uf.find(jid)
+    by_contact: dict[int, str] = {}
+    for jid, cid in contact_of.items():
+        if cid in by_contact:
+            uf.union(jid, by_contact[cid])
+        else:
+            by_contact[cid] = jid
+    components: dict[str, set[str]] = defaultdict(set)
+    for j in list(uf.parent):
+        components[uf.find(j)].add(j)
+
+    new_contacts: list[tuple[set[str], Contact]] = []
+    missing_identities: list[tuple[str, int | None, set[str]]] = []
+    for jids in components.values():
+        cids = {contact_of[j] for j in jids if j in contact_of}
+        if len(cids) > 1:
+            survivor = merge_contacts(tenant_id, sorted(cids))
+            result.merges += 1
+            for j in jids:
+                if j in contact_of:
+                    contact_of[j] = survivor
+            cids = {survivor}
+        if cids:
+            cid = next(iter(cids))
+            missing = {j for j in jids if j not in contact_of}
+            if missing:
+                missing_identities.append((cid, None, missing))
+        elif jids & needed:
+            canonical = _canonical_of(jids)
+            group = is_group(canonical)
+            contact = Contact(
+                tenant_id=tenant_id, kind=Contact.Kind.GROUP if group else Contact.Kind.PERSON,
+                phone_number=next((phone_of(j) for j in sorted(jids) if phone_of(j)), ""),
+                push_name="" if group else names.get(canonical, "") or next((names[j] for j in jids if j in names), ""),
+            )
+            new_contacts.append((jids, contact))
+    if new_contacts:
+        Contact.objects.bulk_create([c for _, c in new_contacts], batch_size=1000)
+        for jids, contact in new_contacts:
+            missing_identities.append((contact.pk, contact, jids))
+    if missing_identities:
+        rows = [
+            ContactIdentity(tenant_id=tenant_id, contact_id=cid, jid=j, kind=_identity_kind(j))
+            for cid, _, jids in missing_identities for j in jids
+        ]
+        ContactIdentity.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        # Another process may have claimed some JIDs first: read back the winners.
+        claimed = [j for _, _, jids in missing_identities for j in jids]
+        winners: dict[str, int] = {}
+        for chunk in _chunks(claimed, 1000):
+            winners.update(ContactIdentity.objects.filter(tenant_id=tenant_id, jid__in=chunk).values_list("jid", "contact_id"))
+        orphans = []
+        for cid, contact, jids in missing_identities:
+            for j in jids:
+                contact_of[j] = winners[j]
+            if contact is not None and all(winners[j] != cid for j in jids):
+                orphans.append(cid)
+        if orphans:
+            Contact.objects.filter(pk__in=orphans, identities__isnull=True).delete()
+    canonical: dict[str, str] = {}
+    for jids in components.values():
+        c = _canonical_of(jids)
+        for j in jids:
+            canonical[j] = c
+    return Identities(contact_of, canonical)
+
+
+def _identity_kind(jid: str) -> str:
+    if is_pn(jid):
+        return ContactIdentity.Kind.PN
+    if is_lid(jid):
+        return ContactIdentity.Kind.LID
+    if is_group(jid):
+        return ContactIdentity.Kind.GROUP
+    return ContactIdentity.Kind.OTHER
+
+
+def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
+    """Fold several contacts of one person into the oldest; returns the survivor's id.
+
+    Identities, conversations and group memberships move; conversations of the same chat on one
+    connection are merged by ``reconcile_conversations`` afterwards. Call inside a transaction.
+    """
+    survivor, others = contact_ids[0], contact_ids[1:]
+    contacts = {c.pk: c for c in Contact.objects.filter(pk__in=contact_ids)}
+    keep = contacts[survivor]
+    for oid in others:
+        other = contacts.get(oid)
+        if other is None:
+            continue
+        keep.display_name = keep.display_name or other.display_name
+        keep.push_name = keep.push_name or other.push_name
+        keep.phone_number = keep.phone_number or other.phone_number
+    keep.save(update_fields=["display_name", "push_name", "phone_number", "updated_at"])
+    ContactIdentity.objects.filter(contact_id__in=others).update(contact_id=survivor)
+    Conversation.objects.filter(contact_id__in=others).update(contact_id=survivor)
+    # Group memberships: keep one row per (group, survivor).
+    existing_groups = set(GroupParticipant.objects.filter(member_id=survivor).values_list("group_id", flat=True))
+    GroupParticipant.objects.filter(member_id__in=others, group_id__in=existing_groups).delete()
+    moved = GroupParticipant.objects.filter(member_id__in=others).order_by("group_id", "-is_admin")
+    seen = set()
+    dup_ids = []
+    for gp in moved.only("id", "group_id"):
+        if gp.group_id in seen:
+            dup_ids.append(gp.id)
+        seen.add(gp.group_id)
+    GroupParticipant.objects.filter(pk__in=dup_ids).delete()
+    GroupParticipant.objects.filter(member_id__in=others).update(member_id=survivor)
+    Contact.objects.filter(pk__in=others).delete()
+    logger.info("sync.contacts.merged", extra={"tenant_id": tenant_id, "survivor": survivor, "merged": others})
+    return survivor
+
+
+def reconcile_conversations(tenant_id: int, identities: Identities, result: IngestResult) -> None:
+    """Conversations whose chat_jid is a non-canonical identity (a LID whose phone number is now
+    known) get the canonical JID; if the canonical conversation already exists on that connection, the
+    two are merged: messages moved (they are unique per connection, so nothing can collide),
+    unread counts summed, synced window widened, the old row deleted. One query when nothing to do."""
+    stale = [j for j, c in identities.canonical.items() if j != c and not is_group(j)]
+    if not stale:
+        return
+    found = list(Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=stale))
+    if not found:
+        return
+    targets = {identities.canonical[c.chat_jid] for c in found}
+    canon = {(c.connection_id, c.chat_jid): c for c in
+             Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=targets)}
+    for conv in found:
+        want = identities.canonical[conv.chat_jid]
+        contact_id = identities.contact_of.get(want, conv.contact_id)
+        target = canon.get((conv.connection_id, want))
+        if target is None:
+            old = conv.chat_jid
+            conv.chat_jid = want
+            conv.contact_id = contact_id
+            conv.save(update_fields=["chat_jid", "contact", "updated_at"])
+            canon[(conv.connection_id, want)] = conv
+            logger.info("sync.conversation.rekeyed", extra={"conversation_id": conv.pk, "from": old, "to": want})
+            result.conversation_ids.add(conv.pk)
+            continue
+        Message.objects.filter(conversation_id=conv.pk).update(conversation_id=target.pk)
+        target.unread_count += conv.unread_count
+        if conv.last_message_at > target.last_message_at:
+            target.last_message_at, target.last_message_preview = conv.last_message_at, conv.last_message_preview
+        target.oldest_synced_at = min(filter(None, [target.oldest_synced_at, conv.oldest_synced_at]), default=None)
+        target.newest_synced_at = max(filter(None, [target.newest_synced_at, conv.newest_synced_at]), default=None)
+        target.assignee_id = target.assignee_id or conv.assignee_id
+        target.contact_id = contact_id
+        target.save(update_fields=["unread_count", "last_message_at", "last_message_preview", "oldest_synced_at",
+                                   "newest_synced_at", "assignee", "contact", "updated_at"])
+        conv.delete()
+        result.merges += 1
+        result.conversation_ids.add(target.pk)
+        result.conversation_ids.discard(conv.pk)
+        logger.info("sync.conversation.merged", extra={"into": target.pk, "merged": conv.pk, "chat_jid": want})
+
+
+# --- the batch ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _ConvAgg:
+    last_at: datetime | None = None
+    preview: str = ""
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    unread_add: int = 0
+    unread_set: int | None = None
+
+
+def ingest(conn, events: list[Decoded]) -> IngestResult:
+    """Apply decoded events of one connection (journal order). Call inside transaction.atomic()."""
+    result = IngestResult()
+    tenant_id = conn.tenant_id
+    messages: list[MessageRecord] = []
+    ops: list[tuple[str, str, dict]] = []  # (kind, target id, data) in journal order
+    mappings: set[tuple[str, str]] = set()
+    names: dict[str, str] = {}
+    chat_names: dict[str, str] = {}
+    chats = {}
+    groups = []
+    for ev in events:
+        result.received += ev.received
+        for reason, n in ev.ignored.items():
+            result.skip(reason, n)
+        for m in ev.messages:
+            reason = skip_reason(m.chat_jid, conn)
+            if reason:
+                result.skip(reason)
+            else:
+                messages.append(m)
+        mappings.update(ev.mappings)
+        names.update(ev.push_names)
+        for c in ev.chats:
+            if skip_reason(c.chat_jid, conn):
+                continue
+            chats[c.chat_jid] = c
+            if c.name:
+                chat_names[c.chat_jid] = c.name
+        for g in ev.groups:
+            if not skip_reason(g.group_jid, conn):
+                groups.append(g)
+        for r in ev.reactions:
+            if not skip_reason(r.chat_jid, conn):
+                ops.append(("reaction", r.target_id, {"by": r.reactor_jid, "emoji": r.emoji}))
+        for e in ev.edits:
+            if not skip_reason(e.chat_jid, conn):
+                ops.append(("edit", e.target_id, {"body": e.new_body, "at": e.timestamp.isoformat()}))
+        for r in ev.revokes:
+            if not skip_reason(r.chat_jid, conn):
+                ops.append(("revoke", r.target_id, {"at": r.timestamp.isoformat()}))
+        for rc in ev.receipts:
+            for mid in rc.message_ids:
+                ops.append(("receipt", mid, {"status": rc.status}))
+
+    # 1. Who is who.
+    needed: set[str] = set()
+    group_jids: set[str] = set()
+    for m in messages:
+        if m.is_group:
+            group_jids.add(m.chat_jid)
+        else:
+            needed.add(m.chat_jid)
+        if m.sender_jid:
+            needed.add(m.sender_jid)
+    for c in chats.values():
+        (group_jids if is_group(c.chat_jid) else needed).add(c.chat_jid)
+    for g in groups:
+        group_jids.add(g.group_jid)
+        for member, _ in g.participants or ():
+            needed.add(member)
+        needed.update(g.join, g.leave, g.promote, g.demote)
+    needed |= group_jids
+    needed.discard("")
+    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result) if needed else Identities({}, {})
+    reconcile_conversations(tenant_id, identities, result)
+    canon = identities.canonical
+
+    # 2. Conversations.
+    aggs: dict[str, _ConvAgg] = defaultdict(_ConvAgg)
+    for m in messages:
+        key = m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)
+        aggs[key]  # noqa: B018 - make sure it exists
+    for c in chats.values():
+        key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
+        agg = aggs[key]
+        if c.unread_count is not None:
+            agg.unread_set = c.unread_count
+    for g in groups:
+        aggs[g.group_jid]  # noqa: B018
+    conv_ids = ensure_conversations(conn, aggs.keys(), identities, messages, chats)
+
+    # 3. Messages.
+    rows = []
+    seen = set()
+    now = timezone.now()
+    by_ext: dict[str, MessageRecord] = {}
+    for m in messages:
+        if m.external_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(m.external_id)
+        key = m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)
+        by_ext[m.external_id] = m
+        sender = canon.get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
+        rows.append({
+            "tenant_id": tenant_id, "conversation_id": conv_ids[key], "connection_id": conn.pk,
+            "external_id": m.external_id, "direction": "out" if m.from_me else "in",
+            "status": m.status or ("sent" if m.from_me else "received"), "type": m.type, "raw_type": m.raw_type,
+            "body": m.body, "media_mimetype": m.media_mimetype, "media_size": m.media_size,
+            "media_filename": m.media_filename, "extra": m.extra, "sender_jid": sender,
+            "sender_name": m.push_name if not m.from_me else "", "sender_user_id": None,
+            "quoted_external_id": m.quoted_external_id, "quoted_body": m.quoted_body, "reactions": {},
+            "sent_at": m.timestamp, "edited_at": None, "deleted_at": None, "send_attempts": 0,
+            "next_attempt_at": None, "error": "", "created_at": now, "updated_at": now,
+        })
+    inserted = insert_new(Message, rows, ("connection_id", "external_id"), ("id", "external_id", "conversation_id"))
+    result.saved = len(inserted)
+    result.duplicates += len(rows) - len(inserted)
+    conv_key = {v: k for k, v in conv_ids.items()}
+    for mid, ext, cid in inserted:
+        result.message_ids.add(mid)
+        result.conversation_ids.add(cid)
+        m = by_ext[ext]
+        agg = aggs[conv_key[cid]]
+        ts = m.timestamp
+        if agg.last_at is None or ts >= agg.last_at:
+            agg.last_at, agg.preview = ts, preview_of(m.body, m.type)
+        agg.oldest = ts if agg.oldest is None or ts < agg.oldest else agg.oldest
+        agg.newest = ts if agg.newest is None or ts > agg.newest else agg.newest
+        if m.live and not m.from_me:
+            agg.unread_add += 1
+    update_conversation_aggregates({conv_ids[k]: a for k, a in aggs.items()
+                                    if a.last_at is not None or a.unread_set is not None})
+
+    # 4. Operations on existing messages (and the ones waiting for the messages just stored).
+    inserted_ext = [ext for _, ext, _ in inserted]
+    apply_operations(conn, ops, inserted_ext, result)
+
+    # 5. Names, phone numbers, groups.
+    update_contact_names(identities, names, chat_names, groups)
+    if groups:
+        apply_groups(tenant_id, groups, identities, conv_ids, result)
+    if result.conversation_ids:
+        publish_messages_on_commit(tenant_id, sorted(result.conversation_ids), sorted(result.message_ids))
+    return result
+
+
+def ensure_conversations(conn, keys, identities: Identities, messages, chats) -> dict[str, int]:
+    """chat_jid -> conversation id for every key, creating the missing ones in bulk."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    ids: dict[str, int] = {}
+    for chunk in _chunks(keys, 1000):
+        ids.update(Conversation.objects.filter(connection_id=conn.pk, chat_jid__in=chunk).values_list("chat_jid", "id"))
+    missing = keys - ids.keys()
+    if missing:
+        first_seen: dict[str, datetime] = {}
+        canon = identities.canonical
+        for m in messages:
+            key = m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)
+            if key in missing and (key not in first_seen or m.timestamp < first_seen[key]):
+                first_seen[key] = m.timestamp
+        for c in chats.values():
+            key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
+            if key in missing and c.last_message_at and key not in first_seen:
+                first_seen[key] = c.last_message_at
+        now = timezone.now()
+        new = [
+            Conversation(
+                tenant_id=conn.tenant_id, connection_id=conn.pk, chat_jid=key, is_group=is_group(key),
+                contact_id=identities.contact_of[key],
+                # The list position is the first message's time until aggregates move it forward.
+                last_message_at=first_seen.get(key, now),
+            )
+            for key in missing
+        ]
+        Conversation.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+        for chunk in _chunks(missing, 1000):
+            ids.update(Conversation.objects.filter(connection_id=conn.pk, chat_jid__in=chunk).values_list("chat_jid", "id"))
+    return ids
+
+
+def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:
+    """One UPDATE ... FROM (VALUES ...) per 500 conversations: last message, preview, unread, window.
+
+    Values only ever move forward (GREATEST/LEAST), so replays and out-of-order batches are safe, and
+    concurrent changes by agents (marking read) are not overwritten except by an explicit history
+    unread count."""
+    if not aggs:
+        return
+    table = Conversation._meta.db_table
+    pg = db.vendor == "postgresql"
+    greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
+    items = list(aggs.items())
+    for chunk in _chunks(items, 400):
+        params = []
+        values = []
+        for cid, a in chunk:
+            values.append("(%s, %s, %s, %s, %s, %s, %s)")
+            params += [cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set]
+        if pg:
+            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
+            cast = ("v.id::bigint", "v.last_at::timestamptz", "v.preview::text", "v.oldest::timestamptz",
+                    "v.newest::timestamptz", "v.unread_add::int", "v.unread_set::int")
+        else:
+            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
+            cast = ("v.id", "v.last_at", "v.preview", "v.oldest", "v.newest", "v.unread_add", "v.unread_set")
+        vid, last_at, preview, oldest, newest, unread_add, unread_set = cast
+        value_sql = ", ".join(values)
+        if not pg:
+            # SQLite names VALUES columns column1..N; alias them through a CTE.
+            cte = "(WITH v(id, last_at, preview, oldest, newest, unread_add, unread_set) AS (VALUES "
+            from_sql = cte + value_sql + ") SELECT * FROM v) AS v"  # noqa: S608
+        else:
+            from_sql = f"(VALUES {value_sql}) AS {cols}"
+        sql = f"""
+            UPDATE {table} SET
+              last_message_preview = CASE WHEN {last_at} IS NOT NULL AND {last_at} >= {table}.last_message_at
+                                          THEN {preview} ELSE {table}.last_message_preview END,
+              last_message_at = CASE WHEN {last_at} IS NULL THEN {table}.last_message_at
+                                     ELSE {greatest}({table}.last_message_at, {last_at}) END,
+              oldest_synced_at = CASE WHEN {oldest} IS NULL THEN {table}.oldest_synced_at
+                                      WHEN {table}.oldest_synced_at IS NULL THEN {oldest}
+                                      ELSE {least}({table}.oldest_synced_at, {oldest}) END,
+              newest_synced_at = CASE WHEN {newest} IS NULL THEN {table}.newest_synced_at
+                                      WHEN {table}.newest_synced_at IS NULL THEN {newest}
+                                      ELSE {greatest}({table}.newest_synced_at, {newest}) END,
+              unread_count = COALESCE({unread_set}, {table}.unread_count) + {unread_add},
+              updated_at = %s
+            FROM {from_sql}
+            WHERE {table}.id = {vid}
+        """  # noqa: S608 - table name from model meta, values are parameters
+        with db.cursor() as cursor:
+            cursor.execute(sql, [timezone.now(), *params])
+
+
+def _op_digest(kind: str, target: str, data: dict) -> str:
+    return hashlib.sha256(json.dumps([kind, target, data], sort_keys=True).encode()).hexdigest()
+
+
+def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str], result: IngestResult) -> None:
+    """Reactions, edits, revokes and receipts, in order; those whose target is not stored yet are kept
+    as PendingOperation rows, and pending ones whose target just ``arrived`` are applied first."""
+    pending = []
+    for chunk in _chunks(arrived, 1000):
+        pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
+                       .order_by("id").values_list("id", "kind", "target_external_id", "data"))
+    all_ops = [(k, t, d) for _, k, t, d in pending] + ops
+    if not all_ops:
+        return
+    targets = {t for _, t, _ in all_ops}
+    msgs: dict[str, Message] = {}
+    for chunk in _chunks(targets, 1000):
+        for m in Message.objects.filter(connection_id=conn.pk, external_id__in=chunk).only(
+                "id", "external_id", "conversation_id", "body", "status", "reactions", "edited_at", "deleted_at",
+                "tenant_id"):
+            msgs[m.external_id] = m
+    changed: dict[int, Message] = {}
+    revisions = []
+    waiting = []
+    for kind, target, data in all_ops:
+        m = msgs.get(target)
+        if m is None:
+            waiting.append(PendingOperation(tenant_id=conn.tenant_id, connection_id=conn.pk, kind=kind,
+                                            target_external_id=target, data=data, digest=_op_digest(kind, target, data)))
+            continue
+        if kind == "receipt":
+            new, cur = data["status"], m.status
+            if cur in STATUS_RANK and STATUS_RANK.get(new, -1) > STATUS_RANK[cur]:
+                m.status = new
+                changed[m.pk] = m
+        elif kind == "reaction":
+            reactions = dict(m.reactions or {})
+            if data["emoji"]:
+                reactions[data["by"]] = data["emoji"]
+            else:
+                reactions.pop(data["by"], None)
+            if reactions != m.reactions:
+                m.reactions = reactions
+                changed[m.pk] = m
+        elif kind == "edit":
+            if data["body"] != m.body:
+                at = datetime.fromisoformat(data["at"])
+                revisions.append(MessageRevision(tenant_id=m.tenant_id, message_id=m.pk, body=m.body, replaced_at=at))
+                m.body, m.edited_at = data["body"], at
+                changed[m.pk] = m
+        elif kind == "revoke":
+            if m.deleted_at is None:
+                m.deleted_at = datetime.fromisoformat(data["at"])
+                changed[m.pk] = m
+    if changed:
+        for m in changed.values():
+            m.updated_at = timezone.now()
+        Message.objects.bulk_update(list(changed.values()), ["status", "reactions", "body", "edited_at", "deleted_at",
+                                                             "updated_at"], batch_size=500)
+        result.message_ids.update(changed)
+        result.conversation_ids.update(m.conversation_id for m in changed.values())
+    if revisions:
+        MessageRevision.objects.bulk_create(revisions, batch_size=500)
+    if waiting:
+        PendingOperation.objects.bulk_create(waiting, ignore_conflicts=True, batch_size=500)
+    if pending:
+        PendingOperation.objects.filter(pk__in=[p[0] for p in pending]).delete()
+
+
+def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int:
+    """Apply waiting operations whose target message now exists (e.g. an outbound message that got
+    its WhatsApp id from the runner). Returns how many were applied. Call inside a transaction."""
+    qs = PendingOperation.objects.filter(connection_id=conn.pk)
+    if external_ids is not None:
+        qs = qs.filter(target_external_id__in=external_ids)
+    existing = Message.objects.filter(connection_id=conn.pk, external_id__in=qs.values("target_external_id"))
+    arrived = list(existing.values_list("external_id", flat=True).distinct())
+    if not arrived:
+        return 0
+    before = PendingOperation.objects.filter(connection_id=conn.pk).count()
+    result = IngestResult()
+    apply_operations(conn, [], arrived, result)
+    if result.conversation_ids:
+        publish_messages_on_commit(conn.tenant_id, sorted(result.conversation_ids), sorted(result.message_ids))
+    return before - PendingOperation.objects.filter(connection_id=conn.pk).count()
+
+
+def update_contact_names(identities: Identities, names: dict[str, str], chat_names: dict[str, str], groups) -> None:
+    """Push names (latest wins), address-book names from history (only where none is set), group
+    subjects, phone numbers learned from PN identities. One read, one bulk update."""
+    want: dict[int, dict] = defaultdict(dict)
+    contact_of = identities.contact_of
+    for jid, name in names.items():
+        cid = contact_of.get(jid)
+        if cid and name and not is_group(jid):
+            want[cid]["push_name"] = name
+    for jid, name in chat_names.items():
+        cid = contact_of.get(jid) or contact_of.get(identities.canonical.get(jid, ""))
+        if cid and name:
+            want[cid]["display_name" if not is_group(jid) else "subject"] = name
+    for g in groups:
+        cid = contact_of.get(g.group_jid)
+        if cid and g.name:
+            want[cid]["subject"] = g.name
+    for jid, cid in contact_of.items():
+        phone = phone_of(jid)
+        if phone and identities.canonical.get(jid) == jid:
+            want[cid].setdefault("phone_number", phone)
+    if not want:
+        return
+    changed = []
+    for chunk in _chunks(want.keys(), 1000):
+        for c in Contact.objects.filter(pk__in=chunk).only("id", "push_name", "display_name", "phone_number"):
+            w = want[c.pk]
+            dirty = False
+            if w.get("push_name") and c.push_name != w["push_name"][:255]:
+                c.push_name, dirty = w["push_name"][:255], True
+            if w.get("subject") and c.display_name != w["subject"][:255]:
+                c.display_name, dirty = w["subject"][:255], True
+            if w.get("display_name") and not c.display_name:
+                c.display_name, dirty = w["display_name"][:255], True
+            if w.get("phone_number") and c.phone_number != w["phone_number"]:
+                c.phone_number, dirty = w["phone_number"], True
+            if dirty:
+                c.updated_at = timezone.now()
+                changed.append(c)
+    if changed:
+        Contact.objects.bulk_update(changed, ["push_name", "display_name", "phone_number", "updated_at"], batch_size=500)
+
+
+def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[str, int], result: IngestResult) -> None:
+    """Group participants from JoinedGroupEv (full list) and GroupInfoEv (joins, leaves, promotions)."""
+    contact_of, canon = identities.contact_of, identities.canonical
+
+    def member_id(jid):
+        return contact_of.get(canon.get(jid, jid)) or contact_of.get(jid)
+
+    for g in groups:
+        group_id = contact_of.get(g.group_jid)
+        if group_id is None:
+            continue
+        result.conversation_ids.add(conv_ids[g.group_jid])
+        if g.participants is not None:
+            members = {}
+            for jid, admin in g.participants:
+                mid = member_id(jid)
+                if mid:
+                    members[mid] = members.get(mid, False) or admin
+            GroupParticipant.objects.filter(group_id=group_id).exclude(member_id__in=members).delete()
+            GroupParticipant.objects.bulk_create(
+                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid, is_admin=adm)
+                 for mid, adm in members.items()],
+                update_conflicts=True, unique_fields=["group", "member"], update_fields=["is_admin"],
+            )
+        joins = {member_id(j) for j in g.join} - {None}
+        if joins:
+            GroupParticipant.objects.bulk_create(
+                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid) for mid in joins],
+                ignore_conflicts=True,
+            )
+        leaves = {member_id(j) for j in g.leave} - {None}
+        if leaves:
+            GroupParticipant.objects.filter(group_id=group_id, member_id__in=leaves).delete()
+        for jids, admin in ((g.promote, True), (g.demote, False)):
+            ids = {member_id(j) for j in jids} - {None}
+            if ids:
+                GroupParticipant.objects.filter(group_id=group_id, member_id__in=ids).update(is_admin=admin)

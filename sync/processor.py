@@ -1,0 +1,385 @@
+"""Processing the journal: RawEvent rows -> decode -> ingest, one transaction per batch.
+
+``process_pending(connection_id)`` is what the Celery task and the management commands call. It
+takes the connection's journal lock (a PostgreSQL advisory lock; an exclusive file lock on SQLite),
+then repeatedly takes the oldest pending rows (and failed rows whose retry is due), decodes them,
+ingests them and marks them processed in the same transaction. A row that cannot be decoded or
+ingested keeps its error and attempt count and is retried with backoff; after ``MAX_ATTEMPTS`` it is
+quarantined and an Alert is raised, while later rows keep flowing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection as db
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.models import Connection
+from inbox.events import publish_connection_on_commit
+from inbox.models import Alert
+from sync.decode import Decoded, DecodeError, decode_event
+from sync.ingest import IngestResult, apply_pending_operations, ingest
+from sync.models import RawEvent, SyncRun
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+BATCH_SIZE = 50
+LIVE_RUN_SPAN = timedelta(hours=1)
+IDLE_RUN_TIMEOUT = timedelta(minutes=15)
+_LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the n-th failed attempt: 10 s, 40 s, 2.7 min, 10.7 min (then quarantine)."""
+    return timedelta(seconds=10 * 4 ** (attempts - 1))
+
+
+@dataclass
+class Summary:
+    connection_id: int
+    busy: bool = False
+    batches: int = 0
+    processed: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    received: int = 0
+    saved: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    run_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# --- the per-connection lock --------------------------------------------------------------------
+
+
+@contextmanager
+def journal_lock(connection_id: int, wait: bool):
+    """Only one processor per connection at a time. Yields True when held, False when busy."""
+    if db.vendor == "postgresql":
+        fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+        with db.cursor() as cursor:
+            cursor.execute(f"SELECT {fn}(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+            got = True if wait else cursor.fetchone()[0]
+        try:
+            yield got
+        finally:
+            if got:
+                with db.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+        return
+    # SQLite lives on one machine: an exclusive lock on a file named after the database and connection.
+    name = hashlib.sha1(str(settings.DATABASES["default"]["NAME"]).encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"inbox-journal-{name}-{connection_id}.lock")
+    fh = open(path, "a+")  # noqa: SIM115 - closed below
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            got = True
+        except BlockingIOError:
+            got = False
+        try:
+            yield got
+        finally:
+            if got:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def start_run(conn: Connection, kind: str, sync_type: str = "") -> SyncRun:
+    now = timezone.now()
+    run = SyncRun.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=kind, sync_type=sync_type,
+                                 started_at=now, last_activity_at=now)
+    logger.info("sync.run.started", extra={"run_id": run.pk, "connection_id": conn.pk, "tenant_id": conn.tenant_id,
+                                           "kind": kind, "sync_type": sync_type})
+    return run
+
+
+def finish_run(run: SyncRun) -> SyncRun:
+    """Close a run, check its books, log the end; a discrepancy is an ERROR and an Alert."""
+    run.refresh_from_db()
+    if run.finished_at is not None:
+        return run
+    run.finished_at = timezone.now()
+    run.discrepancy = not run.balanced
+    run.save(update_fields=["finished_at", "discrepancy"])
+    fields = {"run_id": run.pk, "connection_id": run.connection_id, "tenant_id": run.tenant_id, "kind": run.kind,
+              "sync_type": run.sync_type, "chunks": run.chunks, "progress": run.progress, "received": run.received,
+              "saved": run.saved, "duplicates": run.duplicates, "skipped": run.skipped, "failed": run.failed,
+              "discrepancy": run.discrepancy,
+              "duration_s": round((run.finished_at - run.started_at).total_seconds(), 3)}
+    if run.discrepancy:
+        logger.error("sync.run.discrepancy", extra=fields)
+        Alert.objects.create(
+            tenant_id=run.tenant_id, connection_id=run.connection_id, kind=Alert.Kind.SYNC_DISCREPANCY,
+            message=(f"{run} received {run.received} but saved {run.saved} + duplicates {run.duplicates} + "
+                     f"skipped {run.skipped_total} + failed {run.failed}"),
+        )
+    logger.info("sync.run.finished", extra=fields)
+    publish_connection_on_commit(run.tenant_id, run.connection_id)
+    return run
+
+
+def open_run(conn: Connection, kind: str, sync_type: str = "") -> SyncRun:
+    run = (SyncRun.objects.filter(connection=conn, kind=kind, finished_at__isnull=True)
+           .order_by("-started_at").first())
+    if run is not None and kind == SyncRun.Kind.LIVE and timezone.now() - run.started_at > LIVE_RUN_SPAN:
+        finish_run(run)
+        run = None
+    return run or start_run(conn, kind, sync_type)
+
+
+def finish_idle_runs(connection_id: int | None = None) -> int:
+    """Close history/catch-up runs that saw nothing for a while and live runs past their span."""
+    now = timezone.now()
+    qs = SyncRun.objects.filter(finished_at__isnull=True).filter(
+        Q(kind=SyncRun.Kind.LIVE, started_at__lt=now - LIVE_RUN_SPAN)
+        | Q(~Q(kind=SyncRun.Kind.LIVE), last_activity_at__lt=now - IDLE_RUN_TIMEOUT)
+    )
+    if connection_id is not None:
+        qs = qs.filter(connection_id=connection_id)
+    n = 0
+    for run in qs:
+        with transaction.atomic():
+            finish_run(run)
+        n += 1
+    return n
+
+
+class _RunRouter:
+    """Which SyncRun each event is accounted to: the explicit run of a command (import/replay), or
+    the open history run for history chunks, the open catch-up run between OfflineSyncPreview and
+    OfflineSyncCompleted, else the connection's live run."""
+
+    def __init__(self, conn: Connection, explicit: SyncRun | None):
+        self.conn = conn
+        self.explicit = explicit
+        self.to_finish: set[int] = set()
+
+    def run_for(self, decoded: Decoded | None) -> SyncRun:
+        if self.explicit is not None:
+            return self.explicit
+        if decoded is not None and decoded.history is not None:
+            kind = SyncRun.Kind.ON_DEMAND if decoded.history.sync_type == "ON_DEMAND" else SyncRun.Kind.HISTORY
+            return open_run(self.conn, kind, decoded.history.sync_type)
+        if decoded is not None and decoded.catchup_started:
+            for old in SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP, finished_at__isnull=True):
+                finish_run(old)
+            return start_run(self.conn, SyncRun.Kind.CATCHUP)
+        catchup = SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
+                                         finished_at__isnull=True).order_by("-started_at").first()
+        if catchup is not None:
+            return catchup
+        return open_run(self.conn, SyncRun.Kind.LIVE)
+
+
+def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], failed: int) -> None:
+    """Add a segment's figures to its run (row locked: several processes may import at once)."""
+    run = SyncRun.objects.select_for_update().get(pk=run.pk)
+    if result is not None:
+        run.received += result.received
+        run.saved += result.saved
+        run.duplicates += result.duplicates
+        skipped = dict(run.skipped)
+        for reason, n in result.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+        run.skipped = skipped
+    run.received += failed
+    run.failed += failed
+    progress_changed = False
+    for d in decoded:
+        if d.history is not None:
+            run.chunks += 1
+            run.sync_type = run.sync_type or d.history.sync_type
+            if d.history.chunk_order is not None:
+                run.last_chunk_order = d.history.chunk_order
+            if d.history.progress is not None:
+                run.progress = d.history.progress
+            progress_changed = True
+    run.last_activity_at = timezone.now()
+    run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "chunks", "sync_type",
+                            "last_chunk_order", "progress", "last_activity_at"])
+    if progress_changed:
+        publish_connection_on_commit(run.tenant_id, run.connection_id)
+
+
+# --- processing ---------------------------------------------------------------------------------
+
+
+def _due_rows(connection_id: int):
+    now = timezone.now()
+    return RawEvent.objects.filter(connection_id=connection_id).filter(
+        Q(state=RawEvent.State.PENDING) | Q(state=RawEvent.State.FAILED, next_attempt_at__lte=now)
+    )
+
+
+def has_due_rows(connection_id: int) -> bool:
+    return _due_rows(connection_id).exists()
+
+
+def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: SyncRun | None = None,
+                    wait: bool = False, max_batches: int | None = None) -> Summary:
+    """Process the connection's due journal rows in journal order; returns what happened.
+
+    ``wait``: block until the journal lock is free (commands) instead of returning ``busy`` (tasks:
+    whoever holds the lock re-checks for new rows before letting go). ``run``: account everything
+    to this SyncRun (import/replay) instead of history/catch-up/live runs.
+    """
+    summary = Summary(connection_id)
+    conn = Connection.objects.get(pk=connection_id)
+    while True:
+        with journal_lock(connection_id, wait) as got:
+            if not got:
+                summary.busy = True
+                return summary
+            with transaction.atomic():
+                apply_pending_operations(conn)
+            router = _RunRouter(conn, run)
+            while max_batches is None or summary.batches < max_batches:
+                ids = list(_due_rows(connection_id).order_by("id").values_list("id", flat=True)[:batch_size])
+                if not ids:
+                    break
+                _process_batch(conn, ids, router, summary)
+                summary.batches += 1
+        # Rows journaled while we held the lock whose task found it busy: pick them up now.
+        if (max_batches is not None and summary.batches >= max_batches) or not has_due_rows(connection_id):
+            break
+    return summary
+
+
+def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary) -> None:
+    try:
+        with transaction.atomic():
+            _process_rows(conn, ids, router, summary, isolate=False)
+    except Exception:
+        logger.exception("sync.batch.failed", extra={"connection_id": conn.pk, "rows": len(ids)})
+        # Something in the batch broke ingestion: process row by row so only the culprit fails.
+        for row_id in ids:
+            try:
+                with transaction.atomic():
+                    _process_rows(conn, [row_id], router, summary, isolate=True)
+            except Exception as exc:  # the row itself cannot be ingested: keep it for retry
+                with transaction.atomic():
+                    row = RawEvent.objects.select_for_update().get(pk=row_id)
+                    _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
+
+
+def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
+    rows = list(RawEvent.objects.select_for_update(skip_locked=db.vendor == "postgresql")
+                .filter(pk__in=ids).order_by("id"))
+    rows = [r for r in rows if r.state in (RawEvent.State.PENDING, RawEvent.State.FAILED)]
+    if not rows:
+        return
+    failures = []
+    segments: list[tuple[SyncRun, list[tuple[RawEvent, Decoded]]]] = []
+    finish_after: list[SyncRun] = []
+    for row in rows:
+        try:
+            decoded = decode_event(row.event_name, row.payload, row.received_at)
+        except DecodeError as exc:
+            failures.append((row, str(exc)))
+            continue
+        run = router.run_for(decoded)
+        if segments and segments[-1][0].pk == run.pk:
+            segments[-1][1].append((row, decoded))
+        else:
+            segments.append((run, [(row, decoded)]))
+        if decoded.catchup_finished and run.kind == SyncRun.Kind.CATCHUP:
+            finish_after.append(run)
+        # Non-fatal problems (bad UTF-8 replaced, an over-long body cut) stay visible on the row.
+        row.error = "; ".join(decoded.problems)[:2000]
+    now = timezone.now()
+    for run, items in segments:
+        result = ingest(conn, [d for _, d in items])
+        _account(run, result, [d for _, d in items], 0)
+        for row, _ in items:
+            row.state = RawEvent.State.PROCESSED
+            row.processed_at = now
+            row.sync_run_id = run.pk
+        RawEvent.objects.bulk_update([r for r, _ in items], ["state", "processed_at", "sync_run", "error"])
+        summary.processed += len(items)
+        summary.received += result.received
+        summary.saved += result.saved
+        summary.duplicates += result.duplicates
+        for reason, n in result.skipped.items():
+            summary.skipped[reason] = summary.skipped.get(reason, 0) + n
+        if run.pk not in summary.run_ids:
+            summary.run_ids.append(run.pk)
+        refreshed = SyncRun.objects.get(pk=run.pk)
+        if (router.explicit is None and refreshed.kind in (SyncRun.Kind.HISTORY, SyncRun.Kind.ON_DEMAND)
+                and refreshed.progress is not None and refreshed.progress >= 100):
+            finish_after.append(refreshed)
+    if failures:
+        _fail_rows(conn, failures, router, summary)
+    for run in finish_after:
+        finish_run(run)
+
+
+def _fail_rows(conn, failures, router: _RunRouter, summary: Summary) -> None:
+    now = timezone.now()
+    quarantined = []
+    first_failures = 0
+    for row, error in failures:
+        if row.attempts == 0:
+            first_failures += 1
+        row.attempts += 1
+        row.error = error[:5000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.state = RawEvent.State.QUARANTINED
+            row.next_attempt_at = None
+            quarantined.append(row)
+        else:
+            row.state = RawEvent.State.FAILED
+            row.next_attempt_at = now + retry_delay(row.attempts)
+        logger.warning("sync.event.failed", extra={"raw_event_id": row.pk, "connection_id": conn.pk,
+                                                   "event_name": row.event_name, "attempts": row.attempts,
+                                                   "state": row.state, "error": row.error[:500]})
+    run = router.run_for(None)
+    for row, _ in failures:
+        row.sync_run_id = row.sync_run_id or run.pk
+    RawEvent.objects.bulk_update([r for r, _ in failures], ["attempts", "error", "state", "next_attempt_at", "sync_run"])
+    if first_failures:
+        _account(run, None, [], first_failures)
+    if run.pk not in summary.run_ids:
+        summary.run_ids.append(run.pk)
+    summary.failed += len(failures)
+    summary.quarantined += len(quarantined)
+    for row in quarantined:
+        Alert.objects.create(tenant_id=conn.tenant_id, connection_id=conn.pk, kind=Alert.Kind.JOURNAL_QUARANTINE,
+                             message=f"Journal event #{row.pk} ({row.event_name}) quarantined after "
+                                     f"{row.attempts} attempts: {row.error[:300]}")
+
+
+def requeue(queryset) -> int:
+    """Put journal rows back to pending (replay / admin "reprocess"); attempts restart for quarantined rows."""
+    n = queryset.update(state=RawEvent.State.PENDING, next_attempt_at=None)
+    return n
+
+
+def wait_until_idle(connection_id: int, timeout: float = 30.0) -> bool:
+    """For commands: True once the connection has no due rows (another process may be processing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not has_due_rows(connection_id):
+            return True
+        time.sleep(0.1)
+    return False

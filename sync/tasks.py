@@ -1,0 +1,50 @@
+"""Celery interface of the sync engine: fetch by id, call the processor, nothing else."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from sync.models import PendingOperation, RawEvent
+
+logger = logging.getLogger(__name__)
+
+SAFETY_NET_AGE = timedelta(seconds=30)
+
+
+@shared_task(acks_late=True)
+def process_journal_task(connection_id: int) -> dict:
+    """Process a connection's due journal rows; a no-op if another worker holds its journal lock
+    (that worker re-checks for new rows before releasing it)."""
+    from sync.processor import process_pending
+
+    summary = process_pending(connection_id)
+    if summary.processed or summary.failed:
+        logger.info("sync.journal.processed", extra=summary.as_dict())
+    return summary.as_dict()
+
+
+@shared_task
+def journal_safety_net_task() -> dict:
+    """Beat, every minute or so: enqueue processing for connections with rows pending > 30 s, failed
+    rows whose retry is due, or operations waiting for a message; close idle sync runs."""
+    from sync.processor import finish_idle_runs
+
+    now = timezone.now()
+    due = set(
+        RawEvent.objects.unscoped()
+        .filter(Q(state=RawEvent.State.PENDING, received_at__lt=now - SAFETY_NET_AGE)
+                | Q(state=RawEvent.State.PENDING, created_at__lt=now - SAFETY_NET_AGE)
+                | Q(state=RawEvent.State.FAILED, next_attempt_at__lte=now))
+        .values_list("connection_id", flat=True).distinct()
+    )
+    due.update(PendingOperation.objects.unscoped().filter(created_at__lt=now - SAFETY_NET_AGE)
+               .values_list("connection_id", flat=True).distinct())
+    for connection_id in sorted(due):
+        process_journal_task.delay(connection_id)
+    closed = finish_idle_runs()
+    if due or closed:
+        logger.info("sync.safety_net", extra={"connections": sorted(due), "runs_closed": closed})
+    return {"connections": sorted(due), "runs_closed": closed}
