@@ -3,9 +3,13 @@
 Side effects (live events, tasks, runner nudges) are scheduled on commit from here, never from views.
 """
 
+import logging
+
 from django.db import IntegrityError, transaction
 
 from inbox.models import Contact, ContactIdentity, Conversation
+
+logger = logging.getLogger(__name__)
 
 
 def get_or_create_conversation(connection, chat_jid: str, contact: Contact, *, is_group: bool = False) -> Conversation:
@@ -58,3 +62,131 @@ def get_or_create_contact_for_jid(tenant, jid: str, **defaults) -> Contact:
             return contact
     except IntegrityError:
         return ContactIdentity.objects.select_related("contact").get(tenant_id=tenant_id, jid=jid).contact
+
+
+# --- Inbox work: replies, assignment, status, read state, older history (issue 5) -------------------
+
+MAX_REPLY_LENGTH = 4096
+
+
+class ReplyRefused(ValueError):
+    """A reply that cannot be queued; the message is shown back to the agent in the form."""
+
+
+def _nudge_on_commit(connection_id: int, action: str, **payload) -> None:
+    from connections.nudge import nudge_on_commit
+
+    nudge_on_commit(connection_id, action, **payload)
+
+
+def check_queue_reply(conversation, user, body: str):
+    """Validate an agent's reply, then queue it. Raises ReplyRefused with a message for the form."""
+    text = (body or "").replace("\r\n", "\n").strip()
+    if not text:
+        raise ReplyRefused("Type a message before sending.")
+    if len(text) > MAX_REPLY_LENGTH:
+        raise ReplyRefused(f"The reply is {len(text)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")
+    return do_queue_reply(conversation, user, text)
+
+
+def do_queue_reply(conversation, user, body: str):
+    """Write an outbound reply into the outbox (status=queued) in the caller's transaction.
+
+    The runner holding the connection sends it (nudged on commit) and records WhatsApp's id.
+    """
+    from uuid import uuid4
+
+    from django.utils import timezone
+
+    from inbox import events
+    from inbox.formatting import preview_text
+    from inbox.models import Message
+
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            tenant_id=conversation.tenant_id,
+            conversation=conversation,
+            connection_id=conversation.connection_id,
+            external_id=f"local-{uuid4().hex}",
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.QUEUED,
+            type=Message.Type.TEXT,
+            body=body,
+            sender_user=user,
+            sent_at=now,
+        )
+        preview = preview_text(body, 200)
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, last_message_preview=preview, updated_at=now)
+        conversation.last_message_at, conversation.last_message_preview = now, preview
+        events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
+        _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
+    logger.info("inbox.reply_queued", extra={"conversation_id": conversation.pk, "message_id": message.pk,
+                                              "user_id": getattr(user, "pk", None)})
+    return message
+
+
+def do_assign_conversation(conversation, assignee, *, acting_user=None):
+    """Assign (or, with assignee=None, unassign). The caller has checked the assignee is a member."""
+    from inbox import events
+
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation.pk).update(assignee=assignee)
+        conversation.assignee = assignee
+        events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
+    logger.info("inbox.assigned", extra={"conversation_id": conversation.pk, "assignee_id": getattr(assignee, "pk", None),
+                                          "user_id": getattr(acting_user, "pk", None)})
+    return conversation
+
+
+def do_set_conversation_status(conversation, status: str, *, acting_user=None):
+    from inbox import events
+
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation.pk).update(status=status)
+        conversation.status = status
+        events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
+    logger.info("inbox.status_changed", extra={"conversation_id": conversation.pk, "status": status,
+                                                "user_id": getattr(acting_user, "pk", None)})
+    return conversation
+
+
+def do_mark_conversation_read(conversation) -> int:
+    """Zero the unread count and, on commit, ask the runner to send read receipts.
+
+    Receipts name the unread inbound messages (the newest ``unread_count`` of them), one nudge per
+    sender (group receipts are per participant). Returns how many messages were unread.
+    """
+    from inbox import events
+    from inbox.models import Message
+
+    with transaction.atomic():
+        row = Conversation.objects.select_for_update().filter(pk=conversation.pk).values("unread_count").first()
+        unread = row["unread_count"] if row else 0
+        if not unread:
+            conversation.unread_count = 0
+            return 0
+        Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+        conversation.unread_count = 0
+        latest = list(
+            Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND)
+            .order_by("-sent_at", "-id")
+            .values_list("external_id", "sender_jid")[:unread]
+        )
+        by_sender: dict[str, list[str]] = {}
+        for external_id, sender_jid in latest:
+            by_sender.setdefault(sender_jid or conversation.chat_jid, []).append(external_id)
+        for sender_jid, ids in by_sender.items():
+            _nudge_on_commit(conversation.connection_id, "mark_read", chat_jid=conversation.chat_jid,
+                             message_ids=ids, sender_jid=sender_jid)
+        events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
+    return unread
+
+
+def do_request_older_history(conversation, before) -> None:
+    """Ask the runner to fetch history older than ``before`` from the phone (arrives via the journal)."""
+    with transaction.atomic():
+        _nudge_on_commit(conversation.connection_id, "request_history", conversation_id=conversation.pk,
+                         chat_jid=conversation.chat_jid, before=before.isoformat() if before else None)
+    logger.info("inbox.history_requested", extra={"conversation_id": conversation.pk})
+

@@ -5,10 +5,43 @@ happens on commit, so a rolled-back write never shows up in a browser. Payloads 
 from the latest database state at send time, so out-of-order commits cannot show stale data.
 
 Group names (ASCII, < 100 chars):
-    tenant-<id>.inbox           conversation list of a tenant
+    tenant-<id>.inbox           conversation list of a tenant (and the connection banners)
     conversation-<id>           an open thread
-    tenant-<id>.connections     connection status banners, sync progress
+    tenant-<id>.connections     connection cards on the managers' connections page
+
+Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
+their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
+appended to its thread if new, a conversation row is moved to its place in the list if it matches
+the page's filters).
+
+Coalescing: list rows are not sent per call. Conversation ids are added to a Redis set per tenant;
+the first caller after a quiet period flushes at once (leading edge) and arms a trailing flush
+``LIST_FLUSH_INTERVAL`` later in its own process, so a tenant gets at most a few list updates per
+second however many messages a history sync commits. If the process holding the trailing flush
+dies, the ids wait in the set (with a TTL) for the next update of that tenant or the page's
+refresh-on-reconnect.
+
+Nothing here raises into the caller: a Redis or rendering failure is logged (``live.publish_failed``)
+and the database write stands; open pages catch up when their socket reconnects and refreshes.
 """
+
+import logging
+import threading
+from collections import defaultdict
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
+
+LIST_FLUSH_INTERVAL = 0.25  # seconds: at most ~4 list flushes per second per tenant (plus a leading one)
+PENDING_TTL = 120  # seconds an un-flushed id may wait in Redis
+MAX_MESSAGES_RENDERED = 50  # per conversation per call; above this the open thread is told to reload
+MAX_CONVERSATIONS_NOTIFIED = 1000
+
+FRAGMENT_EVENT = "live.fragment"
 
 
 def inbox_group(tenant_id: int) -> str:
@@ -23,13 +56,201 @@ def connections_group(tenant_id: int) -> str:
     return f"tenant-{tenant_id}.connections"
 
 
+# --- public API: call inside the writing transaction -------------------------------------------------
+
+
 def publish_messages_on_commit(tenant_id: int, conversation_ids, message_ids=()) -> None:
     """New or changed messages (and the conversations whose list row they move)."""
+    conversation_ids, message_ids = sorted(set(conversation_ids)), sorted(set(message_ids))
+    transaction.on_commit(lambda: _guarded("messages", _publish_messages, tenant_id, conversation_ids, message_ids))
 
 
 def publish_conversations_on_commit(tenant_id: int, conversation_ids) -> None:
     """Conversation row changes: assignment, status, unread count, position in the list."""
+    conversation_ids = sorted(set(conversation_ids))
+    transaction.on_commit(lambda: _guarded("conversations", _publish_conversations, tenant_id, conversation_ids))
 
 
 def publish_connection_on_commit(tenant_id: int, connection_id: int) -> None:
     """Connection status or history-sync progress changed."""
+    transaction.on_commit(lambda: _guarded("connection", _publish_connection, tenant_id, connection_id))
+
+
+# --- rendering (also used by the views, so a page and a live update show the same markup) ------------
+
+
+def render_message(message, *, live: bool = False) -> str:
+    """Needs ``message.conversation`` loaded (select_related) for the group sender names."""
+    return render_to_string("inbox/partials/message.html",
+                            {"m": message, "live": live, "is_group": message.conversation.is_group})
+
+
+def render_conversation_row(conversation, slug: str, *, live: bool = False) -> str:
+    return render_to_string("inbox/partials/conversation_row.html", {"c": conversation, "slug": slug, "live": live})
+
+
+def render_conversation_header(conversation, slug: str, members) -> str:
+    return render_to_string("inbox/partials/conversation_header.html",
+                            {"conversation": conversation, "slug": slug, "members": members, "oob": True})
+
+
+def _tenant_slug(tenant_id: int) -> str:
+    from inbox.models import Tenant
+
+    return Tenant.objects.values_list("slug", flat=True).get(pk=tenant_id)
+
+
+# --- internals ---------------------------------------------------------------------------------------
+
+
+def _guarded(kind, fn, *args):
+    try:
+        fn(*args)
+    except Exception:  # never into the caller: the write committed; browsers catch up on reconnect
+        logger.exception("live.publish_failed", extra={"kind": kind, "args": repr(args)[:300]})
+
+
+def _send(group: str, html: str) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    if not html.strip():
+        return
+    async_to_sync(get_channel_layer().group_send)(group, {"type": FRAGMENT_EVENT, "html": html})
+
+
+def _send_many(sends: list[tuple[str, str]]) -> None:
+    """Several group sends in one event loop (one async_to_sync round trip)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    sends = [(g, h) for g, h in sends if h.strip()]
+    if not sends:
+        return
+    layer = get_channel_layer()
+
+    async def run():
+        for group, html in sends:
+            await layer.group_send(group, {"type": FRAGMENT_EVENT, "html": html})
+
+    async_to_sync(run)()
+
+
+@lru_cache(maxsize=1)
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _publish_messages(tenant_id, conversation_ids, message_ids):
+    from collections import Counter
+
+    from inbox.models import Message
+
+    sends = []
+    if message_ids:
+        # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
+        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead.
+        counts = Counter(Message.objects.filter(pk__in=message_ids).values_list("conversation_id", flat=True))
+        small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
+        stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
+        by_conversation = defaultdict(list)
+        if small:
+            rows = (
+                Message.objects.for_tenant(tenant_id)
+                .filter(pk__in=message_ids, conversation_id__in=small)
+                .select_related("sender_user", "conversation")
+                .order_by("sent_at", "id")
+            )
+            for m in rows:
+                by_conversation[m.conversation_id].append(m)
+        for cid, rows in by_conversation.items():
+            sends.append((conversation_group(cid), "".join(render_message(m, live=True) for m in rows)))
+        for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
+            sends.append((conversation_group(cid),
+                          render_to_string("inbox/partials/thread_stale.html", {"conversation_id": cid})))
+    _send_many(sends)
+    _queue_list_update(tenant_id, conversation_ids)
+
+
+def _publish_conversations(tenant_id, conversation_ids):
+    from django.contrib.auth import get_user_model
+
+    from inbox.selectors import conversations_by_ids
+
+    conversations = conversations_by_ids(tenant_id, conversation_ids[:MAX_CONVERSATIONS_NOTIFIED])
+    if conversations:
+        members = list(get_user_model().objects.filter(memberships__tenant_id=tenant_id).order_by("username"))
+        slug = _tenant_slug(tenant_id)
+        _send_many([(conversation_group(c.pk), render_conversation_header(c, slug, members)) for c in conversations])
+    _queue_list_update(tenant_id, conversation_ids)
+
+
+def _queue_list_update(tenant_id, conversation_ids):
+    if not conversation_ids:
+        return
+    r = _redis()
+    key = f"live:pending:{tenant_id}"
+    pipe = r.pipeline()
+    pipe.sadd(key, *conversation_ids)
+    pipe.expire(key, PENDING_TTL)
+    pipe.set(f"live:gate:{tenant_id}", "1", nx=True, px=int(LIST_FLUSH_INTERVAL * 1000))
+    _, _, leading = pipe.execute()
+    if leading:
+        flush_list_updates(tenant_id)
+        _arm_trailing_flush(tenant_id)
+
+
+def _arm_trailing_flush(tenant_id):
+    # Not a daemon: a short-lived process (a management command) still delivers its last update.
+    timer = threading.Timer(LIST_FLUSH_INTERVAL, _guarded, args=("trailing", _trailing_flush, tenant_id))
+    timer.daemon = False
+    timer.start()
+
+
+def _trailing_flush(tenant_id):
+    r = _redis()
+    if not r.scard(f"live:pending:{tenant_id}"):
+        return
+    r.set(f"live:gate:{tenant_id}", "1", px=int(LIST_FLUSH_INTERVAL * 1000))
+    flush_list_updates(tenant_id)
+    _arm_trailing_flush(tenant_id)
+
+
+def flush_list_updates(tenant_id) -> int:
+    """Send the list rows of every pending conversation of the tenant (one query, one send)."""
+    from inbox.selectors import conversations_by_ids
+
+    r = _redis()
+    key = f"live:pending:{tenant_id}"
+    pipe = r.pipeline()
+    pipe.smembers(key)
+    pipe.delete(key)
+    members, _ = pipe.execute()
+    ids = sorted(int(x) for x in members)
+    if not ids:
+        return 0
+    conversations = conversations_by_ids(tenant_id, ids)
+    conversations.sort(key=lambda c: (c.last_message_at, c.pk))
+    slug = _tenant_slug(tenant_id)
+    html = "".join(render_conversation_row(c, slug, live=True) for c in conversations)
+    _send(inbox_group(tenant_id), html)
+    return len(conversations)
+
+
+def _publish_connection(tenant_id, connection_id):
+    from connections.models import Connection
+    from inbox.selectors import active_sync_runs
+
+    connection = Connection.objects.for_tenant(tenant_id).filter(pk=connection_id).first()
+    if connection is None:
+        return
+    runs = active_sync_runs(tenant_id, [connection_id])
+    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id)}
+    _send_many(
+        [
+            (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),
+            (connections_group(tenant_id), render_to_string("inbox/partials/connection_summary.html", ctx)),
+        ]
+    )

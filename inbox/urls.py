@@ -1,1 +1,26 @@
-urlpatterns = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from inbox import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenants/", views.tenant_picker, name="tenant_picker"),
+    path("health/", views.health, name="health"),
+    # Every tenant page lives under /t/<slug>/ and is wrapped by inbox.resolver.tenant_view.
+    path("t/<slug:slug>/", views.inbox, name="inbox"),
+    path("t/<slug:slug>/list/", views.conversation_list, name="conversation_list"),
+    path("t/<slug:slug>/c/<int:pk>/", views.conversation, name="conversation"),
+    path("t/<slug:slug>/c/<int:pk>/messages/", views.thread_messages, name="thread_messages"),
+    path("t/<slug:slug>/c/<int:pk>/reply/", views.reply, name="reply"),
+    path("t/<slug:slug>/c/<int:pk>/assign/", views.assign, name="assign"),
+    path("t/<slug:slug>/c/<int:pk>/status/", views.set_status, name="set_status"),
+    path("t/<slug:slug>/c/<int:pk>/read/", views.mark_read, name="mark_read"),
+    path("t/<slug:slug>/c/<int:pk>/history/", views.request_history, name="request_history"),
+    path("t/<slug:slug>/connections/", views.connections_page, name="connections"),
+    path("t/<slug:slug>/connections/<int:pk>/action/", views.connection_action, name="connection_action"),
+    path("t/<slug:slug>/connections/<int:pk>/pair/", views.connection_pair, name="connection_pair"),
+    path("t/<slug:slug>/connections/<int:pk>/pairing/", views.connection_pairing, name="connection_pairing"),
+]

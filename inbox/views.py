@@ -1,0 +1,288 @@
+"""Pages of the inbox. Each view parses input, resolves access (tenant_view + inbox.access) and
+calls one action or selector; the markup is in templates/, shared with the live updates."""
+
+import logging
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection as db_connection
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from connections import actions as connection_actions
+from inbox import actions, selectors
+from inbox.access import access_connection, access_conversation
+from inbox.forms import AssignForm, ConnectionActionForm, FilterForm, PairForm, ReplyForm, StatusForm
+from inbox.models import Membership
+from inbox.resolver import tenant_view
+
+logger = logging.getLogger(__name__)
+
+
+# --- entry, tenant picker, health --------------------------------------------------------------------
+
+
+def home(request):
+    return redirect("tenant_picker" if request.user.is_authenticated else "login")
+
+
+@login_required
+def tenant_picker(request):
+    memberships = list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))
+    if len(memberships) == 1 and request.GET.get("pick") is None:
+        return redirect("inbox", slug=memberships[0].tenant.slug)
+    return render(request, "inbox/tenant_picker.html", {"memberships": memberships})
+
+
+@never_cache
+@require_GET
+def health(request):
+    """Liveness for load balancers; details (which check failed) only with the bearer token when set."""
+    checks = {}
+    try:
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        checks["database"] = "ok"
+    except Exception as exc:  # a health check reports, it does not raise
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    body = {"status": "ok" if healthy else "error"}
+    token = settings.HEALTH_TOKEN
+    if not token or request.headers.get("Authorization", "") == f"Bearer {token}":
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+# --- inbox ------------------------------------------------------------------------------------------
+
+
+def _list_context(request, slug):
+    form = FilterForm(request.GET)
+    filters = form.filters()
+    page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=request.GET.get("cursor"))
+    query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
+                                         "connection": filters.connection_id or "", "q": filters.q}.items() if v})
+    return {"filters": filters, "page": page, "filter_query": query}
+
+
+def _page_context(request, slug, conversation=None):
+    connections = selectors.tenant_connections(request.tenant)
+    ctx = {
+        "slug": slug,
+        "tenant": request.tenant,
+        "membership": request.membership,
+        "connections": connections,
+        "sync_runs": selectors.active_sync_runs(request.tenant, [c.pk for c in connections]),
+        "conversation": conversation,
+    }
+    ctx.update(_list_context(request, slug))
+    return ctx
+
+
+@tenant_view
+@require_GET
+def inbox(request, slug):
+    """The tenant home: the conversation list (and an empty thread pane)."""
+    return render(request, "inbox/inbox.html", _page_context(request, slug))
+
+
+@tenant_view
+@require_GET
+def conversation_list(request, slug):
+    """The list as a fragment: filters, search, 'load more' and refresh after a reconnect."""
+    ctx = {"slug": slug, **_list_context(request, slug)}
+    template = "inbox/partials/conversation_rows.html" if request.GET.get("cursor") else "inbox/partials/conversation_list.html"
+    return render(request, template, ctx)
+
+
+@tenant_view
+@require_GET
+def conversation(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    ctx = _page_context(request, slug, conv)
+    ctx.update(_thread_context(request, slug, conv))
+    return render(request, "inbox/inbox.html", ctx)
+
+
+def _thread_context(request, slug, conv, before=None):
+    from connections.transport import supports_history_requests
+
+    page = selectors.thread_page(conv, before=before)
+    return {
+        "slug": slug,
+        "conversation": conv,
+        "messages": page.items,
+        "older_cursor": page.next_cursor,
+        "exhausted": page.extra["exhausted"],
+        "can_request_history": supports_history_requests(conv.connection.transport),
+        "members": selectors.tenant_members(request.tenant),
+        "panel": selectors.contact_panel(conv),
+        "reply_form": ReplyForm(),
+    }
+
+
+@tenant_view
+@require_GET
+def thread_messages(request, slug, pk):
+    """Older messages (``?before=<cursor>``) prepended above the thread, or the whole thread refreshed."""
+    conv = access_conversation(request.tenant, pk)
+    before = request.GET.get("before")
+    if before and selectors.decode_cursor(before) is None:
+        return HttpResponseBadRequest("Bad cursor.")
+    ctx = _thread_context(request, slug, conv, before=before)
+    template = "inbox/partials/older_messages.html" if before else "inbox/partials/thread_body.html"
+    return render(request, template, ctx)
+
+
+@tenant_view
+@require_POST
+def reply(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    form = ReplyForm(request.POST)
+    form.is_valid()
+    error, message = None, None
+    try:
+        message = actions.check_queue_reply(conv, request.user, form.cleaned_data.get("body", ""))
+    except actions.ReplyRefused as refused:
+        error = str(refused)
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk)
+    ctx = {"slug": slug, "conversation": conv, "reply_form": ReplyForm() if message else form, "reply_error": error,
+           "new_message": message}
+    return render(request, "inbox/partials/reply_form.html", ctx, status=422 if error else 200)
+
+
+def _header_response(request, slug, conv):
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk)
+    ctx = {"slug": slug, "conversation": conv, "members": selectors.tenant_members(request.tenant)}
+    return render(request, "inbox/partials/conversation_header.html", ctx)
+
+
+@tenant_view
+@require_POST
+def assign(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose an agent.")
+    value = "me" if request.POST.get("assign_to_me") else form.cleaned_data["assignee"]
+    if value == "me":
+        assignee = request.user
+    elif value == "":
+        assignee = None
+    else:
+        assignee = next((u for u in selectors.tenant_members(request.tenant) if u.pk == int(value)), None)
+        if assignee is None:
+            return HttpResponseBadRequest("That user is not a member of this team.")
+    actions.do_assign_conversation(conv, assignee, acting_user=request.user)
+    return _header_response(request, slug, conv)
+
+
+@tenant_view
+@require_POST
+def set_status(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Unknown status.")
+    actions.do_set_conversation_status(conv, form.cleaned_data["status"], acting_user=request.user)
+    return _header_response(request, slug, conv)
+
+
+@tenant_view
+@require_POST
+def mark_read(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    actions.do_mark_conversation_read(conv)
+    return HttpResponse(status=204)
+
+
+@tenant_view
+@require_POST
+def request_history(request, slug, pk):
+    from connections.transport import supports_history_requests
+
+    conv = access_conversation(request.tenant, pk)
+    if not supports_history_requests(conv.connection.transport):
+        html_status = "unsupported"
+    else:
+        oldest = selectors.thread_page(conv, limit=1)  # cheap: we only need the stored window's start
+        oldest_at = conv.oldest_synced_at or (oldest.items[0].sent_at if oldest.items else None)
+        actions.do_request_older_history(conv, oldest_at)
+        html_status = "requested"
+    return render(request, "inbox/partials/history_notice.html", {"state": html_status, "conversation": conv})
+
+
+# --- connections (owners and admins) ---------------------------------------------------------------
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def connections_page(request, slug):
+    conns = selectors.tenant_connections(request.tenant)
+    ids = [c.pk for c in conns]
+    history = selectors.connection_history(request.tenant, ids)
+    runs = selectors.active_sync_runs(request.tenant, ids)
+    cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
+    return render(request, "inbox/connections.html", {"slug": slug, "tenant": request.tenant,
+                                                      "membership": request.membership, "cards": cards,
+                                                      "pair_form": PairForm()})
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_action(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = ConnectionActionForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Unknown action.")
+    connection_actions.do_set_desired_state(conn, ConnectionActionForm.ACTIONS[form.cleaned_data["action"]])
+    logger.info("connections.desired_state_set", extra={"connection_id": conn.pk, "user_id": request.user.pk,
+                                                          "action": form.cleaned_data["action"]})
+    return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_pair(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = PairForm(request.POST)
+    if not form.is_valid():
+        conns = selectors.tenant_connections(request.tenant)
+        cards = [{"conn": c, "events": [], "run": None} for c in conns]
+        return render(request, "inbox/connections.html", {"slug": slug, "tenant": request.tenant,
+                                                          "membership": request.membership, "cards": cards,
+                                                          "pair_form": form, "pair_error_for": conn.pk}, status=422)
+    phone = form.cleaned_data["phone_number"]
+    connection_actions.do_request_pairing(conn, method="phone" if phone else "qr", phone=phone)
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def connection_pairing(request, slug, pk):
+    """The current QR (as inline SVG rendered here) or phone pair code; polled while pairing."""
+    conn = access_connection(request.tenant, pk)
+    code = conn.pairing_code.strip()
+    qr_svg = None
+    is_phone_code = bool(code) and len(code) <= 9 and "," not in code
+    if code and not is_phone_code:
+        import segno
+
+        qr_svg = segno.make(code, error="l").svg_inline(scale=5, border=2, dark="#111827")
+    ctx = {"slug": slug, "conn": conn, "code": code, "qr_svg": qr_svg, "is_phone_code": is_phone_code}
+    return render(request, "inbox/partials/pairing.html", ctx)
+

@@ -1,0 +1,152 @@
+/* Live updates for the inbox, on top of htmx and its websocket extension (both served by django-htmx).
+ *
+ * The server pushes HTML fragments. Elements with hx-swap-oob are swapped by htmx itself; elements
+ * with data-upsert are placed here (the "live" htmx extension, applied to socket messages and to
+ * ordinary htmx responses alike):
+ *   data-upsert="thread"  a message: replaces its twin by id, else is inserted in time order into the
+ *                         open thread of its conversation (ignored on other pages)
+ *   data-upsert="list"    a conversation row: moved to its place by last activity if it matches the
+ *                         list's filters, removed if it no longer does; with a search active only
+ *                         rows already shown are updated
+ *   data-upsert="trigger" fires data-event on <body> (e.g. "this thread got too much, reload it")
+ * A socket that drops shows the offline notice; when it opens again every live region refreshes
+ * itself (hx-trigger="live:refresh from:body") so nothing stale stays on screen.
+ */
+(function () {
+  "use strict";
+
+  function insertSorted(container, el, descending, stopBefore) {
+    var key = el.getAttribute("data-sort");
+    var children = container.querySelectorAll(":scope > [data-sort]");
+    for (var i = 0; i < children.length; i++) {
+      var other = children[i].getAttribute("data-sort");
+      if (descending ? key > other : key < other) {
+        container.insertBefore(el, children[i]);
+        return true;
+      }
+    }
+    if (stopBefore) {  // past the last loaded row while more pages exist: it belongs to a later page
+      return false;
+    }
+    var tail = container.querySelector(":scope > .load-more");
+    container.insertBefore(el, tail || null);
+    return true;
+  }
+
+  function upsertMessage(el) {
+    var existing = document.getElementById(el.id);
+    if (existing) {
+      existing.replaceWith(el);
+      return true;
+    }
+    var thread = document.querySelector('#thread-messages[data-conversation="' + el.getAttribute("data-conversation") + '"]');
+    if (!thread) {
+      return false;
+    }
+    var scroller = document.getElementById("thread-scroll");
+    var nearBottom = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+    var empty = document.getElementById("thread-empty");
+    if (empty) { empty.remove(); }
+    insertSorted(thread, el, false, false);
+    if (scroller && (nearBottom || el.getAttribute("data-direction") === "out")) {
+      scroller.scrollTop = scroller.scrollHeight;
+    }
+    if (el.getAttribute("data-direction") === "in") {
+      htmx.trigger(document.body, "live:inbound");
+    }
+    return true;
+  }
+
+  function rowMatches(list, el) {
+    var status = list.getAttribute("data-status");
+    if (status !== "all" && el.getAttribute("data-status") !== status) { return false; }
+    var scope = list.getAttribute("data-scope");
+    var assignee = el.getAttribute("data-assignee");
+    if (scope === "mine" && assignee !== list.getAttribute("data-user")) { return false; }
+    if (scope === "unassigned" && assignee !== "") { return false; }
+    var connection = list.getAttribute("data-connection");
+    if (connection && el.getAttribute("data-connection") !== connection) { return false; }
+    return true;
+  }
+
+  function upsertRow(el) {
+    var list = document.getElementById("conversation-list");
+    if (!list) { return false; }
+    var existing = document.getElementById(el.id);
+    if (list.getAttribute("data-open") === el.getAttribute("data-id")) {
+      el.classList.add("is-active");
+    }
+    if (!rowMatches(list, el)) {
+      if (existing) { existing.remove(); }
+      return true;
+    }
+    if (list.getAttribute("data-q")) {  // a search result list: refresh rows in place, add none
+      if (existing) { existing.replaceWith(el); }
+      return true;
+    }
+    if (existing) { existing.remove(); }
+    var placed = insertSorted(list, el, true, !!document.getElementById("list-more"));
+    var empty = document.getElementById("list-empty");
+    if (placed && empty) { empty.remove(); }
+    return placed;
+  }
+
+  function applyUpserts(html) {
+    if (html.indexOf("data-upsert") === -1) { return html; }
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var touched = [];
+    Array.prototype.slice.call(tpl.content.children).forEach(function (el) {
+      var kind = el.getAttribute("data-upsert");
+      if (!kind) { return; }
+      el.remove();
+      el.removeAttribute("data-upsert");
+      var placed = false;
+      if (kind === "thread") { placed = upsertMessage(el); }
+      else if (kind === "list") { placed = upsertRow(el); }
+      else if (kind === "trigger") { htmx.trigger(document.body, el.getAttribute("data-event")); }
+      if (placed) { touched.push(el); }
+    });
+    touched.forEach(function (el) { htmx.process(el); });
+    document.dispatchEvent(new CustomEvent("live:applied", { detail: { count: touched.length } }));
+    return tpl.innerHTML;
+  }
+
+  htmx.defineExtension("live", {
+    transformResponse: function (text) { return applyUpserts(text); }
+  });
+
+  // --- connection state: say when we are offline; refresh everything after a reconnect ------------
+  var everOpened = false;
+  document.addEventListener("htmx:wsOpen", function () {
+    var notice = document.getElementById("live-status");
+    if (notice) { notice.hidden = true; }
+    document.body.setAttribute("data-live", "online");
+    if (everOpened) { htmx.trigger(document.body, "live:refresh"); }
+    everOpened = true;
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    var notice = document.getElementById("live-status");
+    if (notice) { notice.hidden = false; }
+    document.body.setAttribute("data-live", "offline");
+  });
+
+  // --- reply box: Enter sends, Shift+Enter adds a line ------------------------------------------------
+  document.addEventListener("keydown", function (evt) {
+    var t = evt.target;
+    if (evt.key !== "Enter" || evt.shiftKey || evt.isComposing || !t.matches || !t.matches("textarea[data-enter-submits]")) { return; }
+    evt.preventDefault();
+    if (t.form) { t.form.requestSubmit(); }
+  });
+
+  function scrollThreadToBottom() {
+    var scroller = document.getElementById("thread-scroll");
+    if (scroller) { scroller.scrollTop = scroller.scrollHeight; }
+  }
+  document.addEventListener("DOMContentLoaded", scrollThreadToBottom);
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.detail && evt.detail.target && evt.detail.target.id === "thread") { scrollThreadToBottom(); }
+    var box = document.getElementById("reply-body");
+    if (box && evt.detail && evt.detail.target && evt.detail.target.id === "reply-form") { box.focus(); }
+  });
+})();
