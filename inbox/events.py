@@ -107,7 +107,7 @@ def _guarded(kind, fn, *args):
     try:
         fn(*args)
     except Exception:  # never into the caller: the write committed; browsers catch up on reconnect
-        logger.exception("live.publish_failed", extra={"kind": kind, "args": repr(args)[:300]})
+        logger.exception("live.publish_failed", extra={"kind": kind, "detail": repr(args)[:300]})
 
 
 def _send(group: str, html: str) -> None:
@@ -204,9 +204,18 @@ def _queue_list_update(tenant_id, conversation_ids):
 
 def _arm_trailing_flush(tenant_id):
     # Not a daemon: a short-lived process (a management command) still delivers its last update.
-    timer = threading.Timer(LIST_FLUSH_INTERVAL, _guarded, args=("trailing", _trailing_flush, tenant_id))
+    timer = threading.Timer(LIST_FLUSH_INTERVAL, _trailing_flush_in_thread, args=(tenant_id,))
     timer.daemon = False
     timer.start()
+
+
+def _trailing_flush_in_thread(tenant_id):
+    from django.db import connection
+
+    try:
+        _guarded("trailing", _trailing_flush, tenant_id)
+    finally:
+        connection.close()  # this thread's own connection; never leave it open
 
 
 def _trailing_flush(tenant_id):

@@ -1,0 +1,222 @@
+"""The websocket consumer and the publisher, on the real Channels layer over Redis.
+
+Sockets are driven with Channels' WebsocketCommunicator through the project's own ASGI application
+(origin check + session auth + routing), with a real session cookie from a real login.
+"""
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+
+from config.asgi import application
+from inbox import actions, events
+from tests.factories import ConversationFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(client, user) -> bytes:
+    from django.test import Client
+
+    fresh = Client()  # one client per user: logging another one in must not end this session
+    fresh.force_login(user)
+    return f"sessionid={fresh.cookies['sessionid'].value}".encode()
+
+
+def socket(path, cookie=b""):
+    headers = [(b"origin", b"http://testserver")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def receive_until(comm, needle: str, timeout: float = 3.0) -> str:
+    """Fragments until one contains ``needle`` (other tests' tenants may share the Redis layer)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise AssertionError(f"no fragment containing {needle!r}")
+        try:
+            text = await comm.receive_from(timeout=remaining)
+        except TimeoutError:
+            raise AssertionError(f"no fragment containing {needle!r}") from None
+        if needle in text:
+            return text
+
+
+@pytest.mark.smoke
+def test_anonymous_and_other_tenant_sockets_are_refused(client, acme_agent, globex_owner, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    globex_cookie = session_cookie(client, globex_owner)
+    agent_cookie = session_cookie(client, acme_agent)
+
+    async def scenario():
+        anon = socket("/ws/t/acme/")
+        connected, code = await anon.connect()
+        assert not connected and code == 4403
+        other = socket("/ws/t/acme/", globex_cookie)
+        connected, code = await other.connect()
+        assert not connected and code == 4403
+        other_conv = socket(f"/ws/t/globex/?conversation={conv.pk}", globex_cookie)  # acme's thread via globex
+        connected, code = await other_conv.connect()
+        assert not connected and code == 4403
+        member = socket(f"/ws/t/acme/?conversation={conv.pk}", agent_cookie)
+        connected, _ = await member.connect()
+        assert connected
+        await member.disconnect()
+        bad_origin = WebsocketCommunicator(application, "/ws/t/acme/", headers=[(b"origin", b"http://evil.example"),
+                                                                                (b"cookie", agent_cookie)])
+        connected, _ = await bad_origin.connect()
+        assert not connected
+
+    async_to_sync(scenario)()
+
+
+def test_reply_reaches_the_thread_and_the_list_live(client, acme_agent, acme_owner, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    cookie = session_cookie(client, acme_owner)
+
+    async def scenario():
+        thread = socket(f"/ws/t/acme/?conversation={conv.pk}", cookie)
+        assert (await thread.connect())[0]
+        await sync_to_async(actions.check_queue_reply)(conv, acme_agent, "hi <b>there</b>")
+        msg_html = await receive_until(thread, 'data-upsert="thread"')
+        assert 'class="tick tick-queued"' in msg_html and "hi &lt;b&gt;there&lt;/b&gt;" in msg_html
+        row_html = await receive_until(thread, f'id="conv-{conv.pk}"')
+        assert 'data-upsert="list"' in row_html and "hi &lt;b&gt;there&lt;/b&gt;" in row_html
+        await thread.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_assignment_and_status_changes_reach_other_viewers(client, acme_agent, acme_owner, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    cookie = session_cookie(client, acme_owner)
+
+    async def scenario():
+        viewer = socket(f"/ws/t/acme/?conversation={conv.pk}", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(actions.do_assign_conversation)(conv, acme_agent)
+        header = await receive_until(viewer, f'id="conv-header-{conv.pk}"')
+        assert 'hx-swap-oob="true"' in header
+        assert f'<option value="{acme_agent.pk}" selected>' in header
+        await sync_to_async(actions.do_set_conversation_status)(conv, "resolved")
+        header = await receive_until(viewer, 'aria-pressed="true">Resolved')
+        assert f'id="conv-header-{conv.pk}"' in header
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_rolled_back_writes_are_never_published(client, acme_owner, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    cookie = session_cookie(client, acme_owner)
+
+    def write_and_roll_back():
+        try:
+            with transaction.atomic():
+                actions.do_queue_reply(conv, acme_owner, "never sent")
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        actions.do_queue_reply(conv, acme_owner, "the real one")
+
+    async def scenario():
+        viewer = socket(f"/ws/t/acme/?conversation={conv.pk}", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(write_and_roll_back)()
+        text = await receive_until(viewer, "the real one")
+        assert "never sent" not in text
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_big_batches_are_coalesced_and_bounded(client, acme_owner, acme_connection, make_conversations):
+    """A history chunk touching many conversations: the list gets few sends, the thread a reload hint."""
+    convs = make_conversations(30)
+    busy = convs[0]
+    msgs = [MessageFactory(conversation=busy) for _ in range(events.MAX_MESSAGES_RENDERED + 5)]
+    cookie = session_cookie(client, acme_owner)
+
+    def publish_many():
+        for conv in convs:  # 30 separate commits, like 30 journal batches in a row
+            with transaction.atomic():
+                events.publish_messages_on_commit(conv.tenant_id, [conv.pk], [m.pk for m in msgs] if conv == busy else [])
+
+    async def scenario():
+        viewer = socket(f"/ws/t/acme/?conversation={busy.pk}", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(publish_many)()
+        stale = await receive_until(viewer, f"live:stale-{busy.pk}")
+        assert "msg-" not in stale  # not 55 rendered messages
+        rows_seen, sends = set(), 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while loop.time() < deadline and len(rows_seen) < len(convs):
+            try:
+                text = await viewer.receive_from(timeout=max(0.05, deadline - loop.time()))
+            except TimeoutError:
+                break
+            ids = {c.pk for c in convs if f'id="conv-{c.pk}"' in text}
+            if ids:
+                sends += 1
+                rows_seen |= ids
+        assert rows_seen == {c.pk for c in convs}  # nothing missed
+        assert sends <= 4  # leading + a few trailing flushes, not 30
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agent, acme_connection):
+    from connections.models import Connection
+
+    owner_cookie = session_cookie(client, acme_owner)
+    agent_cookie = session_cookie(client, acme_agent)
+
+    def change():
+        with transaction.atomic():
+            Connection.objects.filter(pk=acme_connection.pk).update(status="disconnected", status_detail="phone offline")
+            events.publish_connection_on_commit(acme_connection.tenant_id, acme_connection.pk)
+
+    async def scenario():
+        owner = socket("/ws/t/acme/", owner_cookie)
+        agent = socket("/ws/t/acme/", agent_cookie)
+        assert (await owner.connect())[0] and (await agent.connect())[0]
+        await sync_to_async(change)()
+        banner = await receive_until(agent, f'id="connection-banner-{acme_connection.pk}"')
+        assert "phone offline" in banner and "outbox" in banner
+        card = await receive_until(owner, f'id="conn-summary-{acme_connection.pk}"')
+        assert "Disconnected" in card
+        # Agents never get the managers' card.
+        while not await agent.receive_nothing(timeout=0.5):
+            assert "conn-summary-" not in await agent.receive_from()
+        await owner.disconnect()
+        await agent.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_publishing_never_raises_when_redis_is_down(acme_owner, acme_connection, settings, caplog):
+    from inbox.models import Message
+
+    conv = ConversationFactory(connection=acme_connection)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}}
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    events._redis.cache_clear()
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    try:
+        message = actions.do_queue_reply(conv, acme_owner, "kept even without Redis")
+    finally:
+        events._redis.cache_clear()
+        channel_layers.backends.clear()
+    assert Message.objects.filter(pk=message.pk, status="queued").exists()
+    assert any(r.msg == "live.publish_failed" for r in caplog.records)
