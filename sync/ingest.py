@@ -368,7 +368,8 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
         needed.update(g.join, g.leave, g.promote, g.demote)
     needed |= group_jids
     needed.discard("")
-    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result) if needed else Identities({}, {})
+    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result) \
+        if needed or mappings else Identities({}, {})
     reconcile_conversations(tenant_id, identities, result)
     canon = identities.canonical
 
@@ -384,7 +385,7 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
             agg.unread_set = c.unread_count
     for g in groups:
         aggs[g.group_jid]  # noqa: B018
-    conv_ids = ensure_conversations(conn, aggs.keys(), identities, messages, chats)
+    conv_ids, created = ensure_conversations(conn, aggs.keys(), identities, messages, chats)
 
     # 3. Messages.
     rows = []
@@ -426,6 +427,11 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
         agg.newest = ts if agg.newest is None or ts > agg.newest else agg.newest
         if m.live and not m.from_me:
             agg.unread_add += 1
+    for key, agg in aggs.items():
+        # A history chunk's unread count describes the chat as of that chunk: apply it only when the
+        # chunk brought the conversation or new messages, so a replay cannot undo later increments.
+        if agg.unread_set is not None and key not in created and agg.last_at is None:
+            agg.unread_set = None
     update_conversation_aggregates({conv_ids[k]: a for k, a in aggs.items()
                                     if a.last_at is not None or a.unread_set is not None})
 
@@ -442,11 +448,11 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
     return result
 
 
-def ensure_conversations(conn, keys, identities: Identities, messages, chats) -> dict[str, int]:
-    """chat_jid -> conversation id for every key, creating the missing ones in bulk."""
+def ensure_conversations(conn, keys, identities: Identities, messages, chats) -> tuple[dict[str, int], set[str]]:
+    """(chat_jid -> conversation id for every key, keys created now), creating the missing ones in bulk."""
     keys = set(keys)
     if not keys:
-        return {}
+        return {}, set()
     ids: dict[str, int] = {}
     for chunk in _chunks(keys, 1000):
         ids.update(Conversation.objects.filter(connection_id=conn.pk, chat_jid__in=chunk).values_list("chat_jid", "id"))
@@ -475,7 +481,7 @@ def ensure_conversations(conn, keys, identities: Identities, messages, chats) ->
         Conversation.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
         for chunk in _chunks(missing, 1000):
             ids.update(Conversation.objects.filter(connection_id=conn.pk, chat_jid__in=chunk).values_list("chat_jid", "id"))
-    return ids
+    return ids, missing
 
 
 def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:

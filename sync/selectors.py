@@ -1,0 +1,63 @@
+"""Reads of the sync engine."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from connections.models import Connection
+from inbox.models import Contact, Conversation, GroupParticipant, Message
+from sync.models import PendingOperation, RawEvent, SyncRun
+
+
+def sync_report(conn: Connection, runs: int = 20) -> dict:
+    """What the database holds for one connection (``manage.py sync_report``)."""
+    conversations = Conversation.objects.filter(connection=conn)
+    conv_contacts = conversations.values("contact_id")
+    group_members = GroupParticipant.objects.filter(group_id__in=conversations.filter(is_group=True).values("contact_id"))
+    contacts = Contact.objects.filter(Q(pk__in=conv_contacts) | Q(pk__in=group_members.values("member_id"))).count()
+    msgs = Message.objects.filter(connection=conn).aggregate(
+        total=Count("id"),
+        deleted=Count("id", filter=Q(deleted_at__isnull=False)),
+        edited=Count("id", filter=Q(edited_at__isnull=False)),
+        inbound=Count("id", filter=Q(direction=Message.Direction.INBOUND)),
+        outbound=Count("id", filter=Q(direction=Message.Direction.OUTBOUND)),
+    )
+    journal = dict(RawEvent.objects.filter(connection=conn).values_list("state").annotate(n=Count("id")).order_by())
+    run_rows = list(SyncRun.objects.filter(connection=conn).order_by("-started_at", "-id")[:runs])
+    skipped: dict[str, int] = {}
+    for run in SyncRun.objects.filter(connection=conn).only("skipped"):
+        for reason, n in run.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    return {
+        "connection": conn.pk,
+        "tenant": conn.tenant_id,
+        "contacts": contacts,
+        "conversations": conversations.count(),
+        "group_conversations": conversations.filter(is_group=True).count(),
+        "messages": msgs["total"],
+        "inbound_messages": msgs["inbound"],
+        "outbound_messages": msgs["outbound"],
+        "deleted_messages": msgs["deleted"],
+        "edited_messages": msgs["edited"],
+        "journal": {
+            "pending": journal.get(RawEvent.State.PENDING, 0),
+            "processed": journal.get(RawEvent.State.PROCESSED, 0),
+            "failed": journal.get(RawEvent.State.FAILED, 0),
+            "quarantined": journal.get(RawEvent.State.QUARANTINED, 0),
+        },
+        "quarantined_events": list(
+            RawEvent.objects.filter(connection=conn, state=RawEvent.State.QUARANTINED).order_by("id")
+            .values("id", "event_name", "attempts", "error")[:50]
+        ),
+        "pending_operations": PendingOperation.objects.filter(connection=conn).count(),
+        "skipped": skipped,
+        "runs": [
+            {
+                "id": r.pk, "kind": r.kind, "sync_type": r.sync_type,
+                "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "chunks": r.chunks, "progress": r.progress, "received": r.received, "saved": r.saved,
+                "duplicates": r.duplicates, "skipped": r.skipped, "failed": r.failed, "discrepancy": r.discrepancy,
+            }
+            for r in run_rows
+        ],
+    }
