@@ -28,7 +28,7 @@ INTERRUPTED = "the runner stopped while sending; WhatsApp cannot tell whether it
 
 
 def retry_delay(attempt: int) -> timedelta:
-    return timedelta(seconds=min(300, 2 ** attempt))
+    return timedelta(seconds=min(300.0, settings.RUNNER_BACKOFF_BASE_SECONDS * 2**attempt))
 
 
 def claim_outbound(connection_id: int, limit: int = 20) -> list[Message]:

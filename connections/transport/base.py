@@ -87,6 +87,8 @@ _LIFECYCLE = {
 
 
 _PAIR_SUCCESS = N.PairStatus.PStatus.Value("SUCCESS")
+_LOGOUT_REASONS = {v.number: v.name for v in N.LoggedOut.DESCRIPTOR.fields_by_name["Reason"].enum_type.values}
+LOGGED_OUT_REASON = N.LoggedOut.DESCRIPTOR.fields_by_name["Reason"].enum_type.values_by_name["LOGGED_OUT"].number
 
 
 def jid_to_str(j) -> str:
@@ -131,7 +133,7 @@ class Transport(abc.ABC):
             else:
                 state(State.CONNECT_FAILED, f"pairing failed: {ev.Error}")
         elif name == "LoggedOutEv":
-            state(State.LOGGED_OUT, f"logged out on the phone (reason {ev.Reason})")
+            state(State.LOGGED_OUT, f"logged out on the phone (reason {_LOGOUT_REASONS.get(ev.Reason, ev.Reason)})")
         elif name == "StreamReplacedEv":
             state(State.STREAM_REPLACED, "the session was opened elsewhere (stream replaced)")
         elif name == "TemporaryBanEv":

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 
-from connections.transport.base import SendResult, State, Transport, TransportError
+from connections.transport.base import LOGGED_OUT_REASON, SendResult, State, Transport, TransportError
 from sync import events_builder as eb
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class SimulatorTransport(Transport):
         elif kind == "logged_out":
             from neonize.proto import Neonize_pb2 as N
 
-            self._later(0, lambda: (self._drop_quiet(), self._emit_ev(N.LoggedOut(OnConnect=False, Reason=401))))
+            self._later(0, lambda: (self._drop_quiet(), self._emit_ev(N.LoggedOut(OnConnect=False, Reason=LOGGED_OUT_REASON))))
         else:
             raise TransportError(f"unknown simulate command {kind!r}")
 
