@@ -135,3 +135,26 @@ def test_two_runners_started_together_never_hold_the_same_connection():
     finally:
         r1.stop()
         r2.stop()
+
+
+def test_simulated_message_reaches_the_inbox_through_runner_journal_and_worker():
+    from inbox.models import Message
+
+    tenant = TenantFactory()
+    conn = paired(tenant, 60)
+    runner, worker = start_runner("e2e"), procs.celery_worker(runner_env(), concurrency=1)
+    try:
+        wait_status(conn.pk, "connected", 20, runner)
+        nudge(conn.pk, "simulate", kind="text", **{"from": "+5511999990077"}, text="end to end")
+        try:
+            found = procs.wait_for(
+                lambda: close_old_connections() or Message.objects.filter(connection=conn, body="end to end").first(),
+                15, message="the message row")
+        except AssertionError:
+            print(worker.output()[-4000:])
+            raise
+        assert found.direction == Message.Direction.INBOUND
+        assert found.conversation.chat_jid == "5511999990077@s.whatsapp.net"
+    finally:
+        worker.stop()
+        runner.stop()
