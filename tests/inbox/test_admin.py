@@ -9,8 +9,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent
-from inbox.models import Alert, Contact, ContactIdentity, Conversation, GroupParticipant, Membership, Message, MessageRevision, Tenant
-from sync.models import RawEvent, SyncRun
+from inbox.models import (
+    Alert,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    GroupParticipant,
+    Membership,
+    Message,
+    MessageRevision,
+    Tenant,
+)
+from sync.models import JidMapping, PendingOperation, RawEvent, SyncRun
 from tests.factories import (
     ConnectionFactory,
     ContactFactory,
@@ -50,6 +60,12 @@ BUILDERS = {
     RawEvent: _raw_event,
     SyncRun: lambda n: SyncRun.objects.create(
         tenant=(c := ConnectionFactory()).tenant, connection=c, kind="history", started_at=timezone.now()
+    ),
+    PendingOperation: lambda n: PendingOperation.objects.create(
+        tenant=(c := ConnectionFactory()).tenant, connection=c, kind="receipt", target_external_id=f"W{n}", digest=f"{n:064d}"
+    ),
+    JidMapping: lambda n: JidMapping.objects.create(
+        tenant=TenantFactory(), lid_jid=f"{n}@lid", pn_jid=f"55119{n:08d}@s.whatsapp.net"
     ),
 }
 

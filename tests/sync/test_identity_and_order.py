@@ -6,7 +6,8 @@ from django.db import transaction
 from inbox.models import Contact, ContactIdentity, Conversation, Message, MessageRevision
 from sync import events_builder as b
 from sync.ingest import apply_pending_operations
-from sync.models import PendingOperation
+from sync.models import PendingOperation, RawEvent
+from sync.processor import process_pending, requeue
 from tests.factories import ConversationFactory, MessageFactory
 from tests.sync.helpers import LID_ANA, PN_ANA, T0, feed, from_phone, incoming
 
@@ -104,8 +105,6 @@ def test_edit_revoke_and_reaction_before_and_after_the_original(acme_connection,
     assert not PendingOperation.objects.exists()
     # Replaying everything changes nothing (no second revision, same rows).
     feed(acme_connection, original, other, edit, revoke, react)
-    from sync.processor import process_pending, requeue
-    from sync.models import RawEvent
     requeue(RawEvent.objects.filter(connection=acme_connection))
     process_pending(acme_connection.pk, wait=True)
     assert MessageRevision.objects.count() == 1 and Message.objects.count() == 2
