@@ -112,6 +112,15 @@
     return tpl.innerHTML;
   }
 
+  // A refused form (422) is swapped in so its message shows; other errors are not swapped.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "422", swap: true, error: false },
+    { code: "[45]..", swap: false, error: true },
+    { code: "...", swap: false }
+  ];
+
   htmx.defineExtension("live", {
     transformResponse: function (text) { return applyUpserts(text); }
   });

@@ -1,0 +1,84 @@
+"""Real chromium (Debian's) through Playwright against a real daphne serving the test database."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from tests import procs
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS_DIR", "")
+
+
+def _wait_port(port, proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"daphne exited:\n{proc.output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"daphne did not listen on {port}:\n{proc.output()}")
+
+
+@pytest.fixture(scope="module")
+def web(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        port = procs.free_port()
+        proc = procs.daphne(port)
+    _wait_port(port, proc)
+    yield f"http://127.0.0.1:{port}"
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(chromium):
+    contexts = []
+
+    def make(width=1280, height=800):
+        ctx = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(8000)
+        page.dialogs = []
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def login(page, base, username, password="demo-pass-123"):
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def wait_online(page):
+    page.wait_for_function("document.body.getAttribute('data-live') === 'online'", timeout=8000)
+
+
+def screenshot(page, name):
+    if SCREENSHOTS:
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"))
