@@ -1,0 +1,70 @@
+"""The journal is processed by real Celery workers; one processor per connection at a time."""
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.db import connection as db
+from django.utils import timezone
+
+from inbox.models import Message
+from sync import events_builder as b
+from sync.journal import journal_events
+from sync.models import RawEvent
+from sync.processor import _LOCK_NAMESPACE, journal_lock, process_pending
+from sync.tasks import journal_safety_net_task
+from tests import procs
+from tests.factories import ConnectionFactory
+from tests.sync.helpers import feed, incoming
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.processes
+def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(acme):
+    conn = ConnectionFactory(tenant=acme)
+    worker = procs.celery_worker(concurrency=2)
+    try:
+        # The runner's path: journal, and the task is enqueued when the row is committed.
+        journal_events(conn.pk, [b.serialize(incoming("W1", "pelo worker")) + (None,)])
+        procs.wait_for(lambda: Message.objects.filter(external_id="W1").exists(), timeout=60,
+                       message="worker processing W1\n" + worker.output())
+        # A row journaled without scheduling (say the broker was down) and older than 30 s.
+        old = timezone.now() - timedelta(minutes=2)
+        journal_events(conn.pk, [b.serialize(incoming("W2", "atrasada")) + (old,)], schedule=False)
+        RawEvent.objects.filter(connection=conn, state="pending").update(created_at=old)
+        assert journal_safety_net_task()["connections"] == [conn.pk]
+        procs.wait_for(lambda: Message.objects.filter(external_id="W2").exists(), timeout=60,
+                       message="safety net processing W2\n" + worker.output())
+        assert not RawEvent.objects.filter(connection=conn).exclude(state="processed").exists()
+    finally:
+        worker.stop()
+
+
+@pytest.mark.django_db
+@pytest.mark.smoke
+def test_only_one_processor_per_connection(acme_connection):
+    feed(acme_connection, incoming("L1"), process=False)
+    with _held_elsewhere(acme_connection.pk):
+        busy = process_pending(acme_connection.pk)
+        assert busy.busy and busy.processed == 0
+        assert not Message.objects.exists()
+    done = process_pending(acme_connection.pk)
+    assert not done.busy and done.processed == 1
+
+
+@contextmanager
+def _held_elsewhere(connection_id):
+    """Hold the connection's journal lock the way another worker would."""
+    if db.vendor == "postgresql":
+        s = db.settings_dict
+        with psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"] or "postgres",
+                             dbname=s["NAME"], autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+            yield
+            other.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+    else:
+        # flock() locks belong to the open file: a second open in this process conflicts like another process.
+        with journal_lock(connection_id, wait=True) as got:
+            assert got
+            yield
