@@ -1,0 +1,154 @@
+"""Server time of the inbox pages with 100,000 conversations and 1,000,000 messages in PostgreSQL.
+
+    .venv/bin/python bench/inbox.py [--conversations 100000] [--messages 1000000] [--runs 40]
+
+Builds a dedicated database (inbox_bench_ui; dropped and re-created) with generate_series, then times
+the views through Django's test client (whole request: middleware, tenant gate, queries, templates):
+the inbox list, a filtered list, a contact search, a message-text search, a conversation page and
+an older-messages page. The same pages on a second tenant with 100 conversations give the query counts
+to compare. Prints one JSON line and saves it to bench/results/inbox.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB = "inbox_bench_ui"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--reuse", action="store_true", help="keep an existing bench database")
+    args = parser.parse_args()
+
+    import psycopg
+
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
+    fresh = not (args.reuse and exists)
+    if fresh:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{DB}"')
+    admin.close()
+
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if fresh:
+        call_command("migrate", verbosity=0)
+        t0 = time.monotonic()
+        load(connection, args.conversations, args.messages)
+        load_seconds = round(time.monotonic() - t0, 1)
+    else:
+        load_seconds = None
+
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from inbox.models import Conversation
+
+    client = Client()
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="bench-agent"))
+    big_conv = Conversation.objects.filter(tenant__slug="big").order_by("-last_message_at").values_list("pk", flat=True)[5]
+    small_conv = Conversation.objects.filter(tenant__slug="small").order_by("-last_message_at").values_list("pk", flat=True)[5]
+
+    def pages(slug, conv):
+        return {
+            "inbox_list": f"/t/{slug}/",
+            "filtered_list": f"/t/{slug}/list/?status=pending&scope=unassigned",
+            "search_contact": f"/t/{slug}/list/?status=all&q=Customer%2012345",
+            "search_message_text": f"/t/{slug}/list/?status=all&q=parcel-7",
+            "conversation": f"/t/{slug}/c/{conv}/",
+        }
+
+    def measure(url):
+        with CaptureQueriesContext(connection) as ctx:
+            resp = client.get(url)
+        assert resp.status_code == 200, (url, resp.status_code)
+        queries = len(ctx.captured_queries)
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            client.get(url)
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
+                "queries": queries}
+
+    result = {"benchmark": "inbox", "conversations": args.conversations, "messages": args.messages, "runs": args.runs,
+              "load_seconds": load_seconds, "pages": {}}
+    small_pages = pages("small", small_conv)
+    for name, url in pages("big", big_conv).items():
+        big = measure(url)
+        small = measure(small_pages[name])
+        big["queries_with_100_conversations"] = small["queries"]
+        result["pages"][name] = big
+    result["target_p95_ms"] = 100
+    result["all_under_target"] = all(p["p95_ms"] < 100 for p in result["pages"].values())
+    result["same_query_counts"] = all(p["queries"] == p["queries_with_100_conversations"] for p in result["pages"].values())
+    line = json.dumps(result)
+    print(line)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inbox.json").write_text(line + "\n")
+
+
+def load(connection, n_conv, n_msg):
+    """Rows straight from generate_series: ~1 min for 1M messages on a small machine."""
+    from django.contrib.auth import get_user_model
+
+    from connections.models import Connection
+    from inbox.models import Membership, Tenant
+
+    user = get_user_model().objects.create_user("bench-agent", password="x")
+    for slug, n in (("big", n_conv), ("small", 100)):
+        tenant = Tenant.objects.create(name=slug.title(), slug=slug)
+        Membership.objects.create(user=user, tenant=tenant, role="owner")
+        conn = Connection.objects.create(tenant=tenant, name=f"{slug} line", transport="simulator", status="connected")
+        per_conv = max(1, n_msg // n_conv) if slug == "big" else 10
+        with connection.cursor() as cur:
+            cur.execute("""
+                INSERT INTO inbox_contact (tenant_id, kind, display_name, push_name, phone_number, created_at, updated_at)
+                SELECT %(t)s, 'person', 'Customer ' || g, '', '+55119' || lpad(g::text, 8, '0'), now(), now()
+                FROM generate_series(1, %(n)s) g""", {"t": tenant.pk, "n": n})
+            cur.execute("""
+                INSERT INTO inbox_conversation (tenant_id, connection_id, contact_id, chat_jid, is_group, status, assignee_id,
+                    last_message_at, last_message_preview, unread_count, created_at, updated_at)
+                SELECT c.tenant_id, %(conn)s, c.id, substr(c.phone_number, 2) || '@s.whatsapp.net', false,
+                    (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
+                    CASE WHEN c.id %% 3 = 0 THEN %(u)s ELSE NULL END,
+                    now() - (c.id || ' minutes')::interval, 'last message of ' || c.display_name, c.id %% 5, now(), now()
+                FROM inbox_contact c WHERE c.tenant_id = %(t)s""", {"t": tenant.pk, "conn": conn.pk, "u": user.pk})
+            cur.execute("""
+                INSERT INTO inbox_message (tenant_id, conversation_id, connection_id, external_id, direction, status, type,
+                    raw_type, body, media_mimetype, media_filename, extra, sender_jid, sender_name, quoted_external_id,
+                    quoted_body, reactions, sent_at, send_attempts, error, created_at, updated_at)
+                SELECT v.tenant_id, v.id, v.connection_id, 'B' || v.id || 'x' || g,
+                    CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, CASE WHEN g %% 2 = 0 THEN 'received' ELSE 'read' END, 'text',
+                    '', 'message ' || g || ' about parcel-' || (v.id * 7 + g) %% 100000, '', '', '{}', v.chat_jid,
+                    '', '', '', '{}',
+                    v.last_message_at - ((%(per)s - g) || ' minutes')::interval, 0, '', now(), now()
+                FROM inbox_conversation v, generate_series(1, %(per)s) g WHERE v.tenant_id = %(t)s""",
+                        {"t": tenant.pk, "per": per_conv})
+            cur.execute("ANALYZE")
+
+
+if __name__ == "__main__":
+    main()
