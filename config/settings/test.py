@@ -1,6 +1,7 @@
 """The test suite: PostgreSQL by default (DATABASE_URL may point at SQLite for the smoke run)."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
@@ -20,4 +21,6 @@ STORAGES = {
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not ":memory:", so child processes started by the tests see the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
+    # Named after DATABASE_URL's file, so two smoke runs with different files never share one.
+    _db_file = Path(DATABASES["default"]["NAME"])  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}  # noqa: F405

@@ -10,7 +10,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def _counts():
-    return {m._meta.label: m.objects.count() for app in ("inbox", "connections", "sync") for m in apps.get_app_config(app).get_models()}
+    models = [m for app in ("inbox", "connections", "sync") for m in apps.get_app_config(app).get_models()]
+    return {m._meta.label: m.objects.count() for m in models}
 
 
 def test_seed_demo_twice_leaves_the_same_rows():
