@@ -200,23 +200,26 @@ _MEDIA = {
 }
 
 
-def unwrap(msg: E.Message) -> E.Message:
-    """Strip ephemeral / view-once / device-sent / document-with-caption wrappers (nested too)."""
+_WRAPPER_SET = frozenset(_WRAPPERS) | {"deviceSentMessage"}
+
+
+def unwrap_fields(msg: E.Message) -> tuple[E.Message, dict]:
+    """Strip ephemeral / view-once / device-sent / document-with-caption wrappers (nested too);
+    returns the innermost message and its set fields by name (one ListFields call per level)."""
     for _ in range(8):
-        for name in _WRAPPERS:
-            if msg.HasField(name) and msg_field(msg, name).HasField("message"):
-                msg = msg_field(msg, name).message
+        fields = {fd.name: value for fd, value in msg.ListFields()}
+        for name in _WRAPPER_SET.intersection(fields):
+            inner = fields[name]
+            if inner.HasField("message"):
+                msg = inner.message
                 break
         else:
-            if msg.HasField("deviceSentMessage") and msg.deviceSentMessage.HasField("message"):
-                msg = msg.deviceSentMessage.message
-                continue
-            return msg
-    return msg
+            return msg, fields
+    return msg, {fd.name: value for fd, value in msg.ListFields()}
 
 
-def msg_field(msg, name):
-    return getattr(msg, name)
+def unwrap(msg: E.Message) -> E.Message:
+    return unwrap_fields(msg)[0]
 
 
 @dataclass(slots=True)
@@ -255,46 +258,46 @@ def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
 
 def content_of(raw: E.Message, problems: list[str]) -> _Content:
     """Classify one (possibly wrapped) E2E message."""
-    msg = unwrap(raw)
-    if msg.conversation:
-        return _Content("message", "text", _s(msg.conversation, problems))
-    if msg.HasField("extendedTextMessage"):
-        ext = msg.extendedTextMessage
-        qid, qbody = _quoted(ext.contextInfo, problems)
+    msg, f = unwrap_fields(raw)
+    if "conversation" in f:
+        return _Content("message", "text", _s(f["conversation"], problems))
+    if "extendedTextMessage" in f:
+        ext = f["extendedTextMessage"]
+        qid, qbody = _quoted(ext.contextInfo, problems) if ext.HasField("contextInfo") else ("", "")
         return _Content("message", "text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
-    for name, mtype in _MEDIA.items():
-        if msg.HasField(name):
-            m = getattr(msg, name)
-            qid, qbody = _quoted(m.contextInfo, problems)
-            return _Content(
-                "message", mtype, _s(getattr(m, "caption", ""), problems), raw_type=name,
-                media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
-                media_filename=_cut(_s(getattr(m, "fileName", ""), problems), 255),
-                extra={"seconds": m.seconds} if getattr(m, "seconds", 0) else {},
-                quoted_external_id=qid, quoted_body=qbody,
-            )
-    if msg.HasField("contactMessage"):
-        c = msg.contactMessage
+    for name in _MEDIA.keys() & f.keys():
+        m = f[name]
+        qid, qbody = _quoted(m.contextInfo, problems) if m.HasField("contextInfo") else ("", "")
+        return _Content(
+            "message", _MEDIA[name], _s(getattr(m, "caption", ""), problems), raw_type=name,
+            media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
+            media_filename=_cut(_s(getattr(m, "fileName", ""), problems), 255),
+            extra={"seconds": m.seconds} if getattr(m, "seconds", 0) else {},
+            quoted_external_id=qid, quoted_body=qbody,
+        )
+    if "contactMessage" in f:
+        c = f["contactMessage"]
         return _Content("message", "contact", _s(c.displayName, problems),
                         extra={"contacts": [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)}]})
-    if msg.HasField("contactsArrayMessage"):
-        arr = msg.contactsArrayMessage
+    if "contactsArrayMessage" in f:
+        arr = f["contactsArrayMessage"]
         cards = [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)} for c in arr.contacts]
         return _Content("message", "contact", _s(arr.displayName, problems) or ", ".join(c["name"] for c in cards),
                         extra={"contacts": cards})
-    if msg.HasField("locationMessage") or msg.HasField("liveLocationMessage"):
-        loc = msg.locationMessage if msg.HasField("locationMessage") else msg.liveLocationMessage
+    if "locationMessage" in f or "liveLocationMessage" in f:
+        live = "liveLocationMessage" in f
+        loc = f["liveLocationMessage"] if live else f["locationMessage"]
         name = _s(getattr(loc, "name", ""), problems)
         address = _s(getattr(loc, "address", ""), problems)
         return _Content("message", "location", name or address or _s(getattr(loc, "caption", ""), problems),
                         extra={"latitude": loc.degreesLatitude, "longitude": loc.degreesLongitude,
-                               "name": name, "address": address, "live": msg.HasField("liveLocationMessage")})
-    if msg.HasField("reactionMessage"):
-        r = msg.reactionMessage
+                               "name": name, "address": address, "live": live})
+    if "reactionMessage" in f:
+        r = f["reactionMessage"]
         return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID, target_chat=r.key.remoteJID,
                         target_from_me=r.key.fromMe)
-    if msg.HasField("protocolMessage"):
-        p = msg.protocolMessage
+    if "protocolMessage" in f:
+        p = f["protocolMessage"]
         if p.type == E.ProtocolMessage.REVOKE:
             return _Content("revoke", target_id=p.key.ID, target_chat=p.key.remoteJID, target_from_me=p.key.fromMe)
         if p.type == E.ProtocolMessage.MESSAGE_EDIT:
@@ -303,13 +306,12 @@ def content_of(raw: E.Message, problems: list[str]) -> _Content:
                             target_from_me=p.key.fromMe, edit_timestamp_ms=p.timestampMS)
         return _Content("ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
                         if p.type in E.ProtocolMessage.Type.values() else "protocol_unknown")
-    fields = [fd.name for fd, _ in msg.ListFields() if fd.name not in _METADATA_FIELDS]
-    if not fields:
-        if any(fd.name in ("senderKeyDistributionMessage", "fastRatchetKeySenderKeyDistributionMessage")
-               for fd, _ in msg.ListFields()):
+    content = [name for name in f if name not in _METADATA_FIELDS]
+    if not content:
+        if "senderKeyDistributionMessage" in f or "fastRatchetKeySenderKeyDistributionMessage" in f:
             return _Content("ignored", ignored_reason="key_distribution")
         return _Content("message", "unsupported", raw_type="empty")
-    return _Content("message", "unsupported", raw_type=_cut(fields[0], 64))
+    return _Content("message", "unsupported", raw_type=_cut(content[0], 64))
 
 
 # --- per event ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,7 @@ class _UnionFind:
 class Identities:
     contact_of: dict[str, int]  # jid -> contact id
     canonical: dict[str, str]  # jid -> canonical chat jid of its person (PN when known, else LID)
+    created: dict[int, Contact] = field(default_factory=dict)  # contacts created by this batch
 
 
 def _canonical_of(jids) -> str:
@@ -104,7 +106,7 @@ def _canonical_of(jids) -> str:
 
 
 def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str, str]], names: dict[str, str],
-                       group_jids: set[str], result: IngestResult) -> Identities:
+                       group_jids: set[str], result: IngestResult, display_names: dict[str, str] | None = None) -> Identities:
     """Contacts for every JID in ``needed`` (created when missing), merging contacts that ``mappings``
     (pn, lid) prove to be one person. Group JIDs get group contacts."""
     if mappings:
@@ -168,6 +170,8 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
                 tenant_id=tenant_id, kind=Contact.Kind.GROUP if group else Contact.Kind.PERSON,
                 phone_number=next((phone_of(j) for j in sorted(jids) if phone_of(j)), ""),
                 push_name="" if group else names.get(canonical, "") or next((names[j] for j in jids if j in names), ""),
+                display_name=next((display_names[j] for j in sorted(jids) if j in display_names), "")[:255]
+                if display_names else "",
             )
             new_contacts.append((jids, contact))
     if new_contacts:
@@ -198,7 +202,8 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
         c = _canonical_of(jids)
         for j in jids:
             canonical[j] = c
-    return Identities(contact_of, canonical)
+    created = {c.pk: c for _, c in new_contacts if contact_of.get(_canonical_of(_)) == c.pk}
+    return Identities(contact_of, canonical, created)
 
 
 def _identity_kind(jid: str) -> str:
@@ -304,8 +309,27 @@ class _ConvAgg:
     unread_set: int | None = None
 
 
+MESSAGE_COLUMNS = (
+    "tenant_id", "conversation_id", "connection_id", "external_id", "direction", "status", "type", "raw_type", "body",
+    "media_mimetype", "media_size", "media_filename", "extra", "sender_jid", "sender_name", "quoted_external_id",
+    "quoted_body", "reactions", "sent_at", "send_attempts", "error", "created_at", "updated_at",
+)
+PUBLISH_HISTORY_MESSAGES = 200
+
+# Cumulative seconds per ingestion phase (read by bench/ingest.py); cheap enough to keep always on.
+TIMINGS: dict[str, float] = defaultdict(float)
+
+
+def _phase(timings, name, since):
+    now = time.perf_counter()
+    timings[name] += now - since
+    return now
+
+
 def ingest(conn, events: list[Decoded]) -> IngestResult:
     """Apply decoded events of one connection (journal order). Call inside transaction.atomic()."""
+    timings = TIMINGS
+    tick = time.perf_counter()
     result = IngestResult()
     tenant_id = conn.tenant_id
     messages: list[MessageRecord] = []
@@ -349,6 +373,8 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
             for mid in rc.message_ids:
                 ops.append(("receipt", mid, {"status": rc.status}))
 
+    tick = _phase(timings, "collect", tick)
+
     # 1. Who is who.
     needed: set[str] = set()
     group_jids: set[str] = set()
@@ -368,10 +394,12 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
         needed.update(g.join, g.leave, g.promote, g.demote)
     needed |= group_jids
     needed.discard("")
-    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result) \
+    display_names = {**chat_names, **{g.group_jid: g.name for g in groups if g.name}}
+    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result, display_names) \
         if needed or mappings else Identities({}, {})
     reconcile_conversations(tenant_id, identities, result)
     canon = identities.canonical
+    tick = _phase(timings, "identities", tick)
 
     # 2. Conversations.
     aggs: dict[str, _ConvAgg] = defaultdict(_ConvAgg)
@@ -388,45 +416,58 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
     conv_ids, created = ensure_conversations(conn, aggs.keys(), identities, messages, chats)
 
     # 3. Messages.
+    tick = _phase(timings, "conversations", tick)
     rows = []
     seen = set()
     now = timezone.now()
-    by_ext: dict[str, MessageRecord] = {}
+    by_ext: dict[str, tuple[MessageRecord, int]] = {}
+    conn_id = conn.pk
     for m in messages:
-        if m.external_id in seen:
+        ext = m.external_id
+        if ext in seen:
             result.duplicates += 1
             continue
-        seen.add(m.external_id)
-        key = m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)
-        by_ext[m.external_id] = m
+        seen.add(ext)
+        cid = conv_ids[m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)]
+        by_ext[ext] = (m, cid)
         sender = canon.get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-        rows.append({
-            "tenant_id": tenant_id, "conversation_id": conv_ids[key], "connection_id": conn.pk,
-            "external_id": m.external_id, "direction": "out" if m.from_me else "in",
-            "status": m.status or ("sent" if m.from_me else "received"), "type": m.type, "raw_type": m.raw_type,
-            "body": m.body, "media_mimetype": m.media_mimetype, "media_size": m.media_size,
-            "media_filename": m.media_filename, "extra": m.extra, "sender_jid": sender,
-            "sender_name": m.push_name if not m.from_me else "", "sender_user_id": None,
-            "quoted_external_id": m.quoted_external_id, "quoted_body": m.quoted_body, "reactions": {},
-            "sent_at": m.timestamp, "edited_at": None, "deleted_at": None, "send_attempts": 0,
-            "next_attempt_at": None, "error": "", "created_at": now, "updated_at": now,
-        })
-    inserted = insert_new(Message, rows, ("connection_id", "external_id"), ("id", "external_id", "conversation_id"))
+        rows.append((
+            tenant_id, cid, conn_id, ext, "out" if m.from_me else "in",
+            m.status or ("sent" if m.from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+            m.media_size, m.media_filename, json.dumps(m.extra) if m.extra else "{}", sender,
+            "" if m.from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+        ))
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id")
+    tick = _phase(timings, "messages", tick)
     result.saved = len(inserted)
     result.duplicates += len(rows) - len(inserted)
     conv_key = {v: k for k, v in conv_ids.items()}
-    for mid, ext, cid in inserted:
-        result.message_ids.add(mid)
+    publish_ext = []
+    history_inserted = 0
+    for ext in inserted:
+        m, cid = by_ext[ext]
         result.conversation_ids.add(cid)
-        m = by_ext[ext]
         agg = aggs[conv_key[cid]]
         ts = m.timestamp
         if agg.last_at is None or ts >= agg.last_at:
             agg.last_at, agg.preview = ts, preview_of(m.body, m.type)
-        agg.oldest = ts if agg.oldest is None or ts < agg.oldest else agg.oldest
-        agg.newest = ts if agg.newest is None or ts > agg.newest else agg.newest
-        if m.live and not m.from_me:
-            agg.unread_add += 1
+        if agg.oldest is None or ts < agg.oldest:
+            agg.oldest = ts
+        if agg.newest is None or ts > agg.newest:
+            agg.newest = ts
+        if m.live:
+            publish_ext.append(ext)
+            if not m.from_me:
+                agg.unread_add += 1
+        else:
+            history_inserted += 1
+    if history_inserted and history_inserted <= PUBLISH_HISTORY_MESSAGES:
+        publish_ext = list(inserted)
+    if publish_ext:
+        # Open threads get live messages (and small history backfills) rendered; a large history
+        # chunk only moves the conversation list: its messages are older than what a thread shows.
+        result.message_ids.update(Message.objects.filter(connection_id=conn_id, external_id__in=publish_ext)
+                                  .values_list("id", flat=True))
     for key, agg in aggs.items():
         # A history chunk's unread count describes the chat as of that chunk: apply it only when the
         # chunk brought the conversation or new messages, so a replay cannot undo later increments.
@@ -435,14 +476,17 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
     update_conversation_aggregates({conv_ids[k]: a for k, a in aggs.items()
                                     if a.last_at is not None or a.unread_set is not None})
 
+    tick = _phase(timings, "aggregates", tick)
+
     # 4. Operations on existing messages (and the ones waiting for the messages just stored).
-    inserted_ext = [ext for _, ext, _ in inserted]
-    apply_operations(conn, ops, inserted_ext, result)
+    apply_operations(conn, ops, inserted, result)
+    tick = _phase(timings, "operations", tick)
 
     # 5. Names, phone numbers, groups.
     update_contact_names(identities, names, chat_names, groups)
     if groups:
         apply_groups(tenant_id, groups, identities, conv_ids, result)
+    _phase(timings, "names_groups", tick)
     if result.conversation_ids:
         publish_messages_on_commit(tenant_id, sorted(result.conversation_ids), sorted(result.message_ids))
     return result
@@ -546,7 +590,9 @@ def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str],
     """Reactions, edits, revokes and receipts, in order; those whose target is not stored yet are kept
     as PendingOperation rows, and pending ones whose target just ``arrived`` are applied first."""
     pending = []
-    for chunk in _chunks(arrived, 1000):
+    if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
+        arrived = []
+    for chunk in _chunks(arrived, 5000):
         pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
                        .order_by("id").values_list("id", "kind", "target_external_id", "data"))
     all_ops = [(k, t, d) for _, k, t, d in pending] + ops
@@ -649,8 +695,11 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
     if not want:
         return
     changed = []
-    for chunk in _chunks(want.keys(), 1000):
-        for c in Contact.objects.filter(pk__in=chunk).only("id", "push_name", "display_name", "phone_number"):
+    loaded = [identities.created[cid] for cid in want if cid in identities.created]
+    for chunk in _chunks([cid for cid in want if cid not in identities.created], 1000):
+        loaded.extend(Contact.objects.filter(pk__in=chunk).only("id", "push_name", "display_name", "phone_number"))
+    if loaded:
+        for c in loaded:
             w = want[c.pk]
             dirty = False
             if w.get("push_name") and c.push_name != w["push_name"][:255]:

@@ -1,12 +1,17 @@
 """The one bulk upsert helper of the sync engine.
 
-``insert_new(model, rows, conflict_fields, returning)`` inserts rows that do not exist yet and returns
-the ``returning`` columns of the rows it actually inserted; existing rows (by the unique constraint on
-``conflict_fields``) are left untouched, which is what makes a replay change nothing.
+``insert_new(model, columns, rows, scope, key)`` inserts the rows whose ``key`` column value does not
+exist yet within ``scope`` (a dict of column -> value shared by every row, e.g. the connection) and
+returns the key values it inserted; existing rows are left untouched, which is what makes a replay
+change nothing. ``rows`` are tuples in ``columns`` order (JSON columns as already-encoded strings on
+PostgreSQL or Python objects; both are accepted).
 
-PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
-RETURNING``: no per-row round trips and the database tells us exactly which rows were new.
-SQLite (the embedded default): ``INSERT OR IGNORE`` through ``bulk_create`` and a read-back.
+The caller holds the per-connection journal lock, so nobody else inserts into the same scope
+meanwhile. On PostgreSQL the existing keys are read with one ``= ANY(array)`` probe of the unique
+index and the new rows are streamed with COPY straight into the table; should a row appear in the
+meantime anyway (another path writing the same key), the unique constraint aborts the batch and the
+processor retries its rows one by one, which then see the row and count it as a duplicate.
+SQLite (the embedded default): a read-back of existing keys and ``bulk_create(ignore_conflicts)``.
 Call inside ``transaction.atomic()``.
 """
 
@@ -25,62 +30,61 @@ def _chunks(seq, n):
         yield chunk
 
 
-def insert_new(model: type[models.Model], rows: Sequence[dict], conflict_fields: Sequence[str],
-               returning: Sequence[str]) -> list[tuple]:
-    """Insert ``rows`` (dicts of concrete column attnames) that do not conflict; return the new ones."""
+def existing_keys(model, scope: dict, key: str, values) -> set:
+    manager = model._base_manager
+    out = set()
+    if connection.vendor == "postgresql":
+        table = model._meta.db_table
+        fields = {f.attname: f for f in model._meta.concrete_fields}
+        where = " AND ".join(f"{connection.ops.quote_name(fields[c].column)} = %s" for c in scope)
+        kcol = connection.ops.quote_name(fields[key].column)
+        values = list(values)
+        with connection.cursor() as cursor:
+            for chunk in _chunks(values, 50_000):
+                cursor.execute(f"SELECT {kcol} FROM {table} WHERE {where} AND {kcol} = ANY(%s)",  # noqa: S608
+                               [*scope.values(), chunk])
+                out.update(r[0] for r in cursor.fetchall())
+        return out
+    for chunk in _chunks(list(values), 500):
+        out.update(manager.filter(**scope, **{f"{key}__in": chunk}).values_list(key, flat=True))
+    return out
+
+
+def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str) -> list:
+    """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order."""
     if not rows:
         return []
-    if connection.vendor == "postgresql":
-        return _insert_new_pg(model, rows, conflict_fields, returning)
-    return _insert_new_generic(model, rows, conflict_fields, returning)
-
-
-def _pg_value(field, value):
-    if value is None:
-        return None
-    if isinstance(field, models.JSONField):
-        return json.dumps(value)
-    return value
-
-
-def _insert_new_pg(model, rows, conflict_fields, returning):
-    table = model._meta.db_table
-    columns = list(rows[0].keys())
+    k = list(columns).index(key)
+    present = existing_keys(model, scope, key, (r[k] for r in rows))
+    new_rows = [r for r in rows if r[k] not in present]
+    if not new_rows:
+        return []
     fields = {f.attname: f for f in model._meta.concrete_fields}
-    col_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in columns)
-    tmp = f"_ins_{table}"
-    ret_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in returning)
-    conflict_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in conflict_fields)
-    field_list = [fields[c] for c in columns]
-    with connection.cursor() as cursor:
-        # The temporary table has the target's column types and no constraints; dropped at commit.
-        cursor.execute(f"DROP TABLE IF EXISTS {tmp}")
-        cursor.execute(f"CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {col_sql} FROM {table} WITH NO DATA")  # noqa: S608
-        raw = cursor.cursor  # psycopg cursor: COPY in binary-free text mode, rows written from C
-        with raw.copy(f"COPY {tmp} ({col_sql}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([_pg_value(f, row[c]) for f, c in zip(field_list, columns, strict=True)])
-        cursor.execute(
-            f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM {tmp} "  # noqa: S608 - identifiers from model meta
-            f"ON CONFLICT ({conflict_sql}) DO NOTHING RETURNING {ret_sql}"
-        )
-        result = cursor.fetchall()
-        cursor.execute(f"DROP TABLE {tmp}")
-    return result
-
-
-def _insert_new_generic(model, rows, conflict_fields, returning):
-    manager = model._base_manager
-    key_field = conflict_fields[-1]
-    fixed = {f: rows[0][f] for f in conflict_fields[:-1]}
-    keys = [r[key_field] for r in rows]
-    existing = set()
-    for chunk in _chunks(keys, 500):
-        existing.update(manager.filter(**fixed, **{f"{key_field}__in": chunk}).values_list(key_field, flat=True))
-    new_rows = [r for r in rows if r[key_field] not in existing and all(r[f] == fixed[f] for f in fixed)]
-    manager.bulk_create([model(**r) for r in new_rows], ignore_conflicts=True, batch_size=200)
-    new_keys = [r[key_field] for r in new_rows]
-    out = []
-    for chunk in _chunks(new_keys, 500):
-        out.extend(manager.filter(**fixed, **{f"{key_field}__in": chunk}).values_list(*returning))
-    return out
+    if connection.vendor == "postgresql":
+        json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
+        col_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in columns)
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN") as copy:
+            write = copy.write_row
+            if json_cols:
+                for row in new_rows:
+                    if any(not isinstance(row[i], str) for i in json_cols):
+                        row = list(row)
+                        for i in json_cols:
+                            if not isinstance(row[i], str):
+                                row[i] = json.dumps(row[i])
+                    write(row)
+            else:
+                for row in new_rows:
+                    write(row)
+    else:
+        json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
+        objs = []
+        for row in new_rows:
+            values = dict(zip(columns, row, strict=True))
+            for i in json_cols:
+                if isinstance(row[i], str):
+                    values[columns[i]] = json.loads(row[i])
+            objs.append(model(**values))
+        model._base_manager.bulk_create(objs, ignore_conflicts=True, batch_size=200)
+    return [r[k] for r in new_rows]

@@ -101,8 +101,13 @@ class Message(TenantOwned):
         SYSTEM = "system", "System"
         UNSUPPORTED = "unsupported", "Unsupported"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="messages")
+    # No single-column indexes on these two: msg_thread leads with conversation and the unique
+    # (connection, external_id) constraint leads with connection; every extra index is paid on each
+    # of the hundreds of thousands of rows a history sync inserts.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    connection = models.ForeignKey(
+        "connections.Connection", on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     external_id = models.CharField(max_length=128)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
@@ -117,7 +122,7 @@ class Message(TenantOwned):
     sender_name = models.CharField(max_length=255, blank=True)
     sender_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        help_text="the agent who wrote an outbound reply",
+        help_text="the agent who wrote an outbound reply", db_index=False,  # partial index msg_sender_user
     )
     quoted_external_id = models.CharField(max_length=128, blank=True)
     quoted_body = models.CharField(max_length=300, blank=True)
@@ -144,6 +149,8 @@ class Message(TenantOwned):
                 name="msg_outbox",
                 condition=Q(status__in=["queued", "sending"]),
             ),
+            # Only agent replies have a sender_user; synced messages (nearly all rows) stay out of it.
+            models.Index(fields=["sender_user"], name="msg_sender_user", condition=Q(sender_user__isnull=False)),
         ]
 
     def __str__(self):

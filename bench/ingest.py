@@ -1,0 +1,225 @@
+"""Ingestion benchmark: a 100,000-message history sync through the real journal and processor.
+
+    .venv/bin/python bench/ingest.py [--messages 100000] [--conversations 2000] [--chunk 4000] [--keep]
+
+Builds real HistorySyncEv chunks with neonize's generated classes (about 4,000 messages each, as
+WhatsApp sends them), journals them for one connection and processes the journal on PostgreSQL in a
+database of its own (``inbox_bench``, created and dropped here). Then replays the whole journal
+(must create 0 rows) and times a plain COPY of the same message rows into a scratch table with the
+message table's columns and its unique index. Prints one JSON line and saves it to
+bench/results/ingest.json. Targets (2-core machine): >= 20,000 messages/s; ingest/COPY >= 0.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = os.environ.get("BENCH_DB", "inbox_bench")
+
+
+def recreate_database():
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def drop_database():
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def build_chunks(n_messages: int, n_conversations: int, chunk_size: int) -> list[bytes]:
+    """Serialized HistorySyncEv chunks: 1:1 chats (a third with a LID mapping), 10% groups,
+    a quarter of messages sent from the phone, some media and replies."""
+    from sync import events_builder as b
+
+    per_conv = n_messages // n_conversations
+    convs_per_chunk = max(1, chunk_size // per_conv)
+    t0 = 1_700_000_000
+    chunks = []
+    n_chunks = (n_conversations + convs_per_chunk - 1) // convs_per_chunk
+    for c in range(n_chunks):
+        convs, mappings, pushnames = [], [], []
+        for i in range(c * convs_per_chunk, min(n_conversations, (c + 1) * convs_per_chunk)):
+            group = i % 10 == 9
+            if group:
+                chat = f"1203630{i:011d}@g.us"
+            else:
+                chat = f"55119{i:08d}@s.whatsapp.net"
+                if i % 3 == 0:
+                    mappings.append((chat, f"2{i:014d}@lid"))
+                pushnames.append((chat, f"Cliente {i}"))
+            msgs = []
+            for k in range(per_conv):
+                mid = f"3EB0{i:06d}{k:06d}"
+                ts = t0 + i * 1000 + k * 7
+                from_me = k % 4 == 3
+                if k % 17 == 5:
+                    body = b.image(caption=f"foto {k}", size=1000 + k)
+                elif k % 11 == 4:
+                    body = b.extended_text(f"resposta {k}", quoted_id=f"3EB0{i:06d}{k - 1:06d}", quoted_text="anterior")
+                else:
+                    body = f"mensagem {k} da conversa {i}: " + "texto " * (k % 9)
+                participant = f"55219{(i * 7 + k % 5):08d}@s.whatsapp.net" if group and not from_me else ""
+                msgs.append(b.web_message(chat, mid, body, ts, from_me=from_me, participant=participant,
+                                          push_name="" if from_me else f"Pessoa {i}",
+                                          status="read" if from_me else None))
+            convs.append(b.history_conversation(chat, msgs, name=f"Grupo {i}" if group else f"Contato {i}",
+                                                unread_count=i % 3))
+        progress = min(100, round((c + 1) * 100 / n_chunks))
+        ev = b.history_sync_ev(convs, "INITIAL_BOOTSTRAP", chunk_order=c + 1, progress=progress, pushnames=pushnames,
+                               mappings=mappings)
+        chunks.append(ev.SerializeToString())
+    return chunks
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--conversations", type=int, default=2_000)
+    parser.add_argument("--chunk", type=int, default=4_000, help="messages per HistorySyncEv chunk")
+    parser.add_argument("--batch-size", type=int, default=50, help="max journal rows per processing transaction")
+    parser.add_argument("--keep", action="store_true", help="keep the inbox_bench database afterwards")
+    args = parser.parse_args()
+
+    recreate_database()
+    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from connections.models import Connection
+    from inbox.models import Contact, Conversation, Message, Tenant
+    from sync.journal import journal_events
+    from sync.models import RawEvent, SyncRun
+    from sync.processor import finish_run, process_pending, requeue, start_run
+
+    try:
+        call_command("migrate", verbosity=0)
+        tenant = Tenant.objects.create(name="Bench", slug="bench")
+        conn = Connection.objects.create(tenant=tenant, name="bench number")
+        t = time.perf_counter()
+        chunks = build_chunks(args.messages, args.conversations, args.chunk)
+        build_s = time.perf_counter() - t
+        payload_mb = sum(len(c) for c in chunks) / 1e6
+
+        # --- ingest: journal + process, as the runner and the worker do ---------------------------
+        from sync.ingest import TIMINGS
+
+        TIMINGS.clear()
+        t = time.perf_counter()
+        journal_events(conn.pk, [("HistorySyncEv", c, None) for c in chunks], schedule=False)
+        journal_s = time.perf_counter() - t
+        summary = process_pending(conn.pk, batch_size=args.batch_size, wait=True)
+        ingest_s = time.perf_counter() - t
+        phases = {k: round(v, 3) for k, v in TIMINGS.items()}
+        messages = Message.objects.filter(connection=conn).count()
+        assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
+        history_run = SyncRun.objects.get(kind="history")
+        counts = {"contacts": Contact.objects.count(), "conversations": Conversation.objects.count(), "messages": messages}
+
+        # --- replay: the whole journal again; must create nothing --------------------------------
+        with transaction.atomic():
+            requeue(RawEvent.objects.filter(connection=conn))
+            run = start_run(conn, SyncRun.Kind.REPLAY)
+        t = time.perf_counter()
+        replay = process_pending(conn.pk, batch_size=args.batch_size, run=run, wait=True)
+        replay_s = time.perf_counter() - t
+        with transaction.atomic():
+            run = finish_run(run)
+        new_rows = Message.objects.filter(connection=conn).count() - messages
+        after = {"contacts": Contact.objects.count(), "conversations": Conversation.objects.count(),
+                 "messages": Message.objects.count()}
+
+        # --- COPY baseline: the same rows into a scratch table with the unique index --------------
+        table = Message._meta.db_table
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            buf = io.BytesIO()
+            export = f"COPY (SELECT * FROM {table} WHERE connection_id = %s) TO STDOUT"  # noqa: S608
+            with raw.copy(export, [conn.pk]) as cp:
+                for data in cp:
+                    buf.write(data)
+            cursor.execute(f"CREATE TABLE bench_copy AS SELECT * FROM {table} WITH NO DATA")  # noqa: S608
+            cursor.execute("CREATE UNIQUE INDEX bench_copy_unique ON bench_copy (connection_id, external_id)")
+            t = time.perf_counter()
+            with transaction.atomic():
+                with connection.cursor() as c2, c2.cursor.copy("COPY bench_copy FROM STDIN") as cp:
+                    cp.write(buf.getvalue())
+            copy_s = time.perf_counter() - t
+            cursor.execute("SELECT count(*) FROM bench_copy")
+            copied = cursor.fetchone()[0]
+            cursor.execute("SELECT version()")
+            pg_version = cursor.fetchone()[0].split(" on ")[0]
+        assert copied == messages
+
+        rate = args.messages / ingest_s
+        copy_rate = copied / copy_s
+        result = {
+            "benchmark": "ingest",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "messages": args.messages,
+            "conversations": args.conversations,
+            "chunks": len(chunks),
+            "messages_per_chunk": args.messages // len(chunks),
+            "payload_mb": round(payload_mb, 2),
+            "build_s": round(build_s, 3),
+            "journal_s": round(journal_s, 3),
+            "ingest_s": round(ingest_s, 3),
+            "messages_per_s": round(rate),
+            "replay_s": round(replay_s, 3),
+            "replay_messages_per_s": round(args.messages / replay_s),
+            "replay_new_rows": new_rows,
+            "replay_changed_counts": after != counts,
+            "copy_s": round(copy_s, 3),
+            "copy_rows_per_s": round(copy_rate),
+            "ingest_vs_copy": round(rate / copy_rate, 3),
+            "ingest_phases_s": phases,
+            "rows": counts,
+            "history_run": {"received": history_run.received, "saved": history_run.saved,
+                            "duplicates": history_run.duplicates, "progress": history_run.progress,
+                            "chunks": history_run.chunks, "discrepancy": history_run.discrepancy},
+            "replay_run": {"received": run.received, "saved": run.saved, "duplicates": run.duplicates,
+                           "discrepancy": run.discrepancy},
+            "processed": summary.processed, "replay_processed": replay.processed,
+            "targets": {"messages_per_s": 20_000, "ingest_vs_copy": 0.25},
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgres": pg_version,
+        }
+        result["pass"] = bool(rate >= 20_000 and result["ingest_vs_copy"] >= 0.25 and new_rows == 0
+                              and not result["replay_changed_counts"])
+    finally:
+        connection.close()
+        if not args.keep:
+            drop_database()
+    line = json.dumps(result)
+    print(line)
+    out = ROOT / "bench" / "results" / "ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(line + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
