@@ -105,3 +105,21 @@ def do_reprocess_events(queryset) -> dict[int, int]:
 def _summary_fields(summary) -> dict:
     return {k: getattr(summary, k) for k in ("processed", "failed", "quarantined", "received", "saved", "duplicates",
                                              "skipped")}
+
+
+def do_record_jid_mappings(conn: Connection, pairs) -> dict:
+    """LID <-> phone-number pairs read from whatsmeow's store (``get_pn_from_lid``) by the runner:
+    stored, and contacts/conversations already split across the two merged, in one transaction."""
+    from sync.decode import Decoded
+    from sync.identity import is_lid, is_pn, normalize_jid
+    from sync.ingest import ingest
+
+    mappings = []
+    for pn, lid in pairs:
+        pn, lid = normalize_jid(pn), normalize_jid(lid)
+        if not (is_pn(pn) and is_lid(lid)):
+            raise ValueError(f"not a (phone JID, LID) pair: {pn!r}, {lid!r}")
+        mappings.append((pn, lid))
+    with transaction.atomic():
+        result = ingest(conn, [Decoded("session_store", mappings=mappings)])
+    return {"mappings": len(mappings), "merges": result.merges}
