@@ -22,9 +22,9 @@ TENANTS = {
         "number": "5511900000001",
         "users": [("acme-admin", Membership.Role.OWNER), ("acme-agent", Membership.Role.AGENT)],
         "chats": [
-            ("5511987650001", "Ana Souza", ["Hi! My order #1042 has not arrived yet.", "Can you check the tracking?"]),
-            ("5521987650002", "Bruno Lima", ["Do you ship to Rio de Janeiro?"]),
-            ("5531987650003", "Carla Dias", ["Thanks, the replacement worked *perfectly*."]),
+            ("5511987650001", "Fernanda Costa", ["Hi! My order #1042 has not arrived yet.", "Can you check the tracking?"]),
+            ("5521987650002", "Gabriel Martins", ["Do you ship to Rio de Janeiro?"]),
+            ("5531987650003", "Helena Ribeiro", ["Thanks, the replacement worked *perfectly*."]),
         ],
     },
     "globex": {

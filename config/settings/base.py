@@ -101,6 +101,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep Django's LOGGING (JSON lines) in workers instead of Celery's own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Queue names are prefixed so the test suite can use its own queues on the same Redis.
@@ -176,5 +178,6 @@ LOGGING = {
         "connections": {"level": LOG_LEVEL},
         "sync": {"level": LOG_LEVEL},
         "django.request": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
     },
 }

@@ -158,4 +158,18 @@
     var box = document.getElementById("reply-body");
     if (box && evt.detail && evt.detail.target && evt.detail.target.id === "reply-form") { box.focus(); }
   });
+  // Fragments pushed over the socket are rendered without a request, so they carry no CSRF field.
+  // A plain (non-htmx) POST form that lacks one gets the page's token when it is submitted.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (!form || (form.method || "").toLowerCase() !== "post" || form.querySelector("[name=csrfmiddlewaretoken]")) { return; }
+    var headers = document.body.getAttribute("hx-headers");
+    var token = headers ? JSON.parse(headers)["X-CSRFToken"] : "";
+    if (!token) { return; }
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "csrfmiddlewaretoken";
+    input.value = token;
+    form.appendChild(input);
+  }, true);
 })();
