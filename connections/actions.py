@@ -261,26 +261,39 @@ def do_set_desired_state(connection: Connection, desired: str) -> None:
 # --- beat ----------------------------------------------------------------------------------------
 
 
+def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, detail_for, **fields) -> list[int]:
+    """do_set_status for many rows in a fixed number of queries (beat touches them all at once)."""
+    if not conns:
+        return []
+    ids = [c.pk for c in conns]
+    with transaction.atomic():
+        Connection.objects.unscoped().filter(pk__in=ids).update(status=status, updated_at=timezone.now(), **fields)
+        ConnectionEvent.objects.bulk_create([
+            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=event_kind, detail=detail_for(c)[:2000], runner_id="beat")
+            for c in conns
+        ])
+        for c in conns:
+            publish_connection_on_commit(c.tenant_id, c.pk)
+            nudge_on_commit(c.pk, "reconcile")
+    logger.info("connections.status", extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
+                                             "runner_id": "beat"})
+    return ids
+
+
 def do_mark_stale_connections() -> list[int]:
     """Connected rows whose heartbeat is older than two lease periods: disconnected, recorded, nudged."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=2 * settings.RUNNER_LEASE_SECONDS)
+    cutoff = timezone.now() - timedelta(seconds=2 * settings.RUNNER_LEASE_SECONDS)
     stale = list(Connection.objects.unscoped().filter(status=Status.CONNECTED)
                  .filter(Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True)))
-    for conn in stale:
-        do_set_status(conn, Status.DISCONNECTED, event_kind=Kind.HEARTBEAT_STALE,
-                      detail=f"no heartbeat since {conn.last_heartbeat_at}", runner_id="beat")
-        nudge_on_commit(conn.pk, "reconcile")
-    return [c.pk for c in stale]
+    return _bulk_set_status(stale, Status.DISCONNECTED, event_kind=Kind.HEARTBEAT_STALE,
+                            detail_for=lambda c: f"no heartbeat since {c.last_heartbeat_at}",
+                            status_detail="heartbeat stale")
 
 
 def do_retry_failed_connections() -> list[int]:
     """Slow retry: failed connections whose retry time passed go back to the runners (attempts reset)."""
-    now = timezone.now()
     due = list(Connection.objects.unscoped().filter(status=Status.FAILED, desired_state=Connection.DesiredState.CONNECTED,
-                                                    next_retry_at__lte=now))
-    for conn in due:
-        do_set_status(conn, Status.DISCONNECTED, event_kind=Kind.RECONNECT_ATTEMPT, detail="slow retry by beat",
-                      runner_id="beat", reconnect_attempts=0, next_retry_at=None)
-        nudge_on_commit(conn.pk, "reconcile")
-    return [c.pk for c in due]
+                                                    next_retry_at__lte=timezone.now()))
+    return _bulk_set_status(due, Status.DISCONNECTED, event_kind=Kind.RECONNECT_ATTEMPT,
+                            detail_for=lambda c: "slow retry by beat", status_detail="slow retry by beat",
+                            reconnect_attempts=0, next_retry_at=None)
