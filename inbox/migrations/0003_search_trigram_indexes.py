@@ -1,0 +1,47 @@
+"""Trigram GIN indexes for the inbox search (inbox.selectors.conversation_list_for_agent).
+
+PostgreSQL only: ``ILIKE '%term%'`` (Django's icontains) and ``ILIKE 'term%'`` can use a pg_trgm GIN
+index; a B-tree cannot. SQLite has neither, so there this migration does nothing and search stays a
+plain LIKE scan (fine at laptop sizes). The indexes are not declared on the models because Django's
+GinIndex would be created on SQLite too.
+
+Creating them locks the tables for writes while they build (~5 s for 1M messages on a small machine).
+On a large live database, create them beforehand with CREATE INDEX CONCURRENTLY under the same names;
+IF NOT EXISTS then makes this migration a no-op.
+"""
+
+from django.db import migrations
+
+INDEXES = [
+    ("contact_name_trgm", "inbox_contact", "display_name"),
+    ("contact_push_name_trgm", "inbox_contact", "push_name"),
+    ("contact_phone_trgm", "inbox_contact", "phone_number"),
+    ("identity_jid_trgm", "inbox_contactidentity", "jid"),
+    ("conv_chat_jid_trgm", "inbox_conversation", "chat_jid"),
+    ("msg_body_trgm", "inbox_message", "body"),
+]
+
+
+def create_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    for name, table, column in INDEXES:
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops)")
+
+
+def drop_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, _, _ in INDEXES:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("inbox", "0002_message_fewer_indexes"),
+    ]
+
+    operations = [
+        migrations.RunPython(create_indexes, drop_indexes),
+    ]
