@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,7 +39,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BATCH_SIZE = 50
 BATCH_BYTES = 4_000_000  # about 30,000 history messages per transaction
-PREFETCH_MIN_BYTES = 256_000
 LIVE_RUN_SPAN = timedelta(hours=1)
 IDLE_RUN_TIMEOUT = timedelta(minutes=15)
 _LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
@@ -250,84 +248,47 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
     """
     summary = Summary(connection_id)
     conn = Connection.objects.get(pk=connection_id)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-decode") as prefetcher:
-        while True:
-            with journal_lock(connection_id, wait) as got:
-                if not got:
-                    summary.busy = True
-                    return summary
-                with transaction.atomic():
-                    apply_pending_operations(conn)
-                router = _RunRouter(conn, run)
-                ahead = None  # (row ids, future of their decoded events)
-                while max_batches is None or summary.batches < max_batches:
-                    batch, following = _plan_batches(connection_id, batch_size)
-                    if not batch:
-                        break
-                    predecoded = ahead[1].result() if ahead and ahead[0] == batch else {}
-                    # Decode the next batch while this one waits on the database (2 cores, GIL
-                    # released during I/O): only worth it for big batches such as history chunks.
-                    ahead = None
-                    if following and _bytes_of(following) >= PREFETCH_MIN_BYTES:
-                        ahead = ([i for i, _ in following], prefetcher.submit(_decode_rows, [i for i, _ in following]))
-                    _process_batch(conn, [i for i, _ in batch], router, summary, predecoded)
-                    summary.batches += 1
-                    batch = None
-            # Rows journaled while we held the lock whose task found it busy: pick them up now.
-            if (max_batches is not None and summary.batches >= max_batches) or not has_due_rows(connection_id):
-                break
+    while True:
+        with journal_lock(connection_id, wait) as got:
+            if not got:
+                summary.busy = True
+                return summary
+            with transaction.atomic():
+                apply_pending_operations(conn)
+            router = _RunRouter(conn, run)
+            while max_batches is None or summary.batches < max_batches:
+                batch = _plan_batch(connection_id, batch_size)
+                if not batch:
+                    break
+                _process_batch(conn, batch, router, summary)
+                summary.batches += 1
+        # Rows journaled while we held the lock whose task found it busy: pick them up now.
+        if (max_batches is not None and summary.batches >= max_batches) or not has_due_rows(connection_id):
+            break
     return summary
 
 
-def _bytes_of(planned) -> int:
-    return sum(n or 0 for _, n in planned)
-
-
-def _plan_batches(connection_id: int, batch_size: int):
-    """The next two batches of due rows, in journal order: at most ``batch_size`` rows and about
-    ``BATCH_BYTES`` of payload each (a history chunk can carry thousands of messages)."""
-    planned = list(_due_rows(connection_id).order_by("id").annotate(size=Length("payload"))
-                   .values_list("id", "size")[: batch_size * 2])
-    batches: list[list[tuple[int, int]]] = [[], []]
-    k, size = 0, 0
+def _plan_batch(connection_id: int, batch_size: int) -> list[int]:
+    """The next batch of due rows in journal order: at most ``batch_size`` rows and about
+    ``BATCH_BYTES`` of payload (a history chunk can carry thousands of messages)."""
+    planned = (_due_rows(connection_id).order_by("id").annotate(size=Length("payload"))
+               .values_list("id", "size")[:batch_size])
+    batch, size = [], 0
     for row_id, n in planned:
-        if batches[k] and (len(batches[k]) >= batch_size or size + (n or 0) > BATCH_BYTES):
-            if k == 1:
-                break
-            k, size = 1, 0
-        batches[k].append((row_id, n))
+        if batch and size + (n or 0) > BATCH_BYTES:
+            break
+        batch.append(row_id)
         size += n or 0
-    return batches[0], batches[1]
+    return batch
 
 
-def _decode_rows(ids: list[int]) -> dict:
-    """Decode journal rows (helper thread): {row id: Decoded or DecodeError}. Rows this thread's own
-    connection cannot see yet are simply absent and get decoded by the caller."""
-    from django.db import connection as thread_db
-
-    try:
-        out = {}
-        for row_id, name, payload, received_at in RawEvent.objects.filter(pk__in=ids).values_list(
-                "id", "event_name", "payload", "received_at"):
-            started = time.perf_counter()
-            try:
-                out[row_id] = decode_event(name, payload, received_at)
-            except DecodeError as exc:
-                out[row_id] = exc
-            TIMINGS["decode"] += time.perf_counter() - started
-        return out
-    finally:
-        thread_db.close()
-
-
-def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary,
-                   predecoded: dict | None = None) -> None:
+def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary) -> None:
     try:
         marks = {}
         with transaction.atomic():
             # The first on-commit hook runs right after COMMIT: splits commit time from publishing.
             transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
-            _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded or {})
+            _process_rows(conn, ids, router, summary, isolate=False)
             marks["commit"] = time.perf_counter()
         done = time.perf_counter()
         TIMINGS["commit"] += marks.get("committed", done) - marks["commit"]
@@ -345,10 +306,9 @@ def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
 
 
-def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict | None = None) -> None:
+def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
     rows = list(RawEvent.objects.select_for_update(skip_locked=db.vendor == "postgresql")
                 .filter(pk__in=ids).order_by("id"))
-    predecoded = predecoded or {}
     rows = [r for r in rows if r.state in (RawEvent.State.PENDING, RawEvent.State.FAILED)]
     if not rows:
         return
@@ -356,17 +316,14 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
     segments: list[tuple[SyncRun, list[tuple[RawEvent, Decoded]]]] = []
     finish_after: list[SyncRun] = []
     for row in rows:
-        decoded = predecoded.get(row.pk)
-        if decoded is None:
-            started = time.perf_counter()
-            try:
-                decoded = decode_event(row.event_name, row.payload, row.received_at)
-            except DecodeError as exc:
-                decoded = exc
-            TIMINGS["decode"] += time.perf_counter() - started
-        if isinstance(decoded, DecodeError):
-            failures.append((row, str(decoded)))
+        started = time.perf_counter()
+        try:
+            decoded = decode_event(row.event_name, row.payload, row.received_at)
+        except DecodeError as exc:
+            failures.append((row, str(exc)))
             continue
+        finally:
+            TIMINGS["decode"] += time.perf_counter() - started
         run = router.run_for(decoded)
         if segments and segments[-1][0].pk == run.pk:
             segments[-1][1].append((row, decoded))
