@@ -1,5 +1,6 @@
 """The inbox in a real browser: live updates, replies through the runner, isolation, untrusted text."""
 
+import threading
 import time
 
 import pytest
@@ -156,3 +157,27 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
     finally:
         runner.stop()
         worker.stop()
+
+
+def test_numbers_page_status_changes_live_and_the_pushed_pause_button_works(web, new_page, acme_owner, acme_connection):
+    from connections.actions import do_mark_connected
+
+    page = new_page()
+    login(page, web, "acme-admin")
+    page.goto(f"{web}/t/acme/connections/")
+    wait_online(page)
+    status = page.locator(f"#conn-summary-{acme_connection.pk} [data-testid=conn-status]")
+    expect(status).to_have_text("New")
+    # The runner's action publishes the new status; the card is replaced by a fragment rendered in
+    # another process, without a request (and so without a CSRF field of its own).
+    # (From a thread of its own: Playwright's event loop owns this one.)
+    worker = threading.Thread(target=lambda: (do_mark_connected(acme_connection.pk, "test-runner"), close_old_connections()))
+    worker.start()
+    worker.join()
+    expect(status).to_have_text("Connected", timeout=2000)
+    page.click(f"#conn-summary-{acme_connection.pk} button[value=pause]")
+    page.wait_for_load_state("networkidle")
+    close_old_connections()
+    acme_connection.refresh_from_db()
+    assert acme_connection.desired_state == Connection.DesiredState.STOPPED
+    expect(page.locator(f"#conn-summary-{acme_connection.pk} button[value=resume]")).to_be_visible()
