@@ -175,23 +175,37 @@ class _RunRouter:
     def __init__(self, conn: Connection, explicit: SyncRun | None):
         self.conn = conn
         self.explicit = explicit
-        self.to_finish: set[int] = set()
+        self.closed: set[int] = set()  # catch-up runs that saw OfflineSyncCompleted in this batch
+        self._cache: dict[str, SyncRun | None] = {}
+
+    def begin_batch(self) -> None:
+        """Runs are looked up once per batch, not once per journal row."""
+        self._cache = {}
+        self.closed = set()
 
     def run_for(self, decoded: Decoded | None) -> SyncRun:
         if self.explicit is not None:
             return self.explicit
+        cache = self._cache
         if decoded is not None and decoded.history is not None:
             kind = SyncRun.Kind.ON_DEMAND if decoded.history.sync_type == "ON_DEMAND" else SyncRun.Kind.HISTORY
-            return open_run(self.conn, kind, decoded.history.sync_type)
+            if kind not in cache:
+                cache[kind] = open_run(self.conn, kind, decoded.history.sync_type)
+            return cache[kind]
         if decoded is not None and decoded.catchup_started:
             for old in SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP, finished_at__isnull=True):
                 finish_run(old)
-            return start_run(self.conn, SyncRun.Kind.CATCHUP)
-        catchup = SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
-                                         finished_at__isnull=True).order_by("-started_at").first()
-        if catchup is not None:
+            cache[SyncRun.Kind.CATCHUP] = start_run(self.conn, SyncRun.Kind.CATCHUP)
+            return cache[SyncRun.Kind.CATCHUP]
+        if SyncRun.Kind.CATCHUP not in cache:
+            cache[SyncRun.Kind.CATCHUP] = (SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
+                                                                  finished_at__isnull=True).order_by("-started_at").first())
+        catchup = cache[SyncRun.Kind.CATCHUP]
+        if catchup is not None and catchup.pk not in self.closed:
             return catchup
-        return open_run(self.conn, SyncRun.Kind.LIVE)
+        if SyncRun.Kind.LIVE not in cache:
+            cache[SyncRun.Kind.LIVE] = open_run(self.conn, SyncRun.Kind.LIVE)
+        return cache[SyncRun.Kind.LIVE]
 
 
 def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], failed: int) -> None:
@@ -302,6 +316,7 @@ def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary
                     _process_rows(conn, [row_id], router, summary, isolate=True)
             except Exception as exc:  # the row itself cannot be ingested: keep it for retry
                 with transaction.atomic():
+                    router.begin_batch()  # runs cached by the rolled-back attempt may not exist
                     row = RawEvent.objects.select_for_update().get(pk=row_id)
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
 
@@ -312,6 +327,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
     rows = [r for r in rows if r.state in (RawEvent.State.PENDING, RawEvent.State.FAILED)]
     if not rows:
         return
+    router.begin_batch()
     failures = []
     segments: list[tuple[SyncRun, list[tuple[RawEvent, Decoded]]]] = []
     finish_after: list[SyncRun] = []
@@ -331,6 +347,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
             segments.append((run, [(row, decoded)]))
         if decoded.catchup_finished and run.kind == SyncRun.Kind.CATCHUP:
             finish_after.append(run)
+            router.closed.add(run.pk)
         # Non-fatal problems (bad UTF-8 replaced, an over-long body cut) stay visible on the row.
         row.error = "; ".join(decoded.problems)[:2000]
     now = timezone.now()

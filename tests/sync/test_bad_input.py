@@ -68,11 +68,13 @@ def test_one_megabyte_text_is_stored_cut_with_a_clear_note(acme_connection):
 def test_a_row_that_breaks_ingestion_is_isolated_from_its_batch(acme_connection):
     # A chat JID longer than the column: the database refuses it; only that row fails.
     too_long = "9" * 200 + "@s.whatsapp.net"
-    summary = feed(acme_connection, incoming("A1", "um"), incoming("BAD", "x", chat=too_long), incoming("A2", "dois"))
+    summary = feed(acme_connection, incoming("BAD", "x", chat=too_long), incoming("A1", "um"), incoming("A2", "dois"))
     assert set(Message.objects.values_list("external_id", flat=True)) == {"A1", "A2"}
     assert summary.failed == 1
     row = RawEvent.objects.get(state="failed")
     assert row.error.startswith("ingest error:")
+    run = SyncRun.objects.get(pk=row.sync_run_id)
+    assert (run.received, run.saved, run.failed) == (3, 2, 1) and run.balanced
 
 
 def test_failed_row_is_retried_then_quarantined_with_an_alert(acme_connection):
