@@ -55,8 +55,8 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
                                 limit: int = LIST_PAGE_SIZE) -> Page:
     """One page of the inbox, newest activity first; a fixed number of queries whatever the page size.
 
-    Without a search: one query. With a search on PostgreSQL: one query for the page's ids (a UNION of
-    index-backed branches, see ``_search_page_ids``) and one for the rows.
+    One query, with or without a search (on PostgreSQL the search is a UNION of index-backed branches
+    in a subquery, see ``_search_candidates``).
     """
     qs = Conversation.objects.for_tenant(tenant)
     if filters.status != "all":
@@ -78,8 +78,8 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
     if search is None:
         rows = list(qs.select_related(*related).order_by(*ordered)[: limit + 1])
     elif db_connection.vendor == "postgresql":
-        ids = _search_page_ids(tenant, qs, search, limit + 1)
-        rows = list(Conversation.objects.filter(pk__in=ids).select_related(*related).order_by(*ordered)) if ids else []
+        candidates = _search_candidates(tenant, qs, search, limit + 1)
+        rows = list(Conversation.objects.filter(pk__in=candidates).select_related(*related).order_by(*ordered)[: limit + 1])
     else:
         # SQLite (a laptop's first run): the same predicates OR-ed in one query; no trigram indexes there.
         branches = _search_branches(tenant, search)
@@ -144,13 +144,11 @@ def _search_branches(tenant, search: SearchTerms) -> list[Q]:
     ]
 
 
-def _search_page_ids(tenant, qs, search: SearchTerms, n: int) -> list[int]:
-    """The ids of the first ``n`` matching conversations (one query: a UNION of per-branch top-n)."""
-    parts = [qs.filter(branch).order_by("-last_message_at", "-id").values_list("last_message_at", "id")[:n]
+def _search_candidates(tenant, qs, search: SearchTerms, n: int):
+    """A subquery: the ids of each branch's first ``n`` conversations in page order (UNION), at most 4n ids."""
+    parts = [qs.filter(branch).order_by("-last_message_at", "-id").values_list("id", flat=True)[:n]
              for branch in _search_branches(tenant, search)]
-    if len(parts) == 1:
-        return [pk for _, pk in parts[0]]
-    return [pk for _, pk in parts[0].union(*parts[1:]).order_by("-last_message_at", "-id")[:n]]
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:

@@ -1,7 +1,8 @@
 """Trigram GIN indexes for the inbox search (inbox.selectors.conversation_list_for_agent).
 
-PostgreSQL only: ``ILIKE '%term%'`` (Django's icontains) and ``ILIKE 'term%'`` can use a pg_trgm GIN
-index; a B-tree cannot. SQLite has neither, so there this migration does nothing and search stays a
+PostgreSQL only. Django writes ``icontains`` / ``istartswith`` as ``UPPER(col::text) LIKE UPPER('%term%')``,
+so the indexes are on that expression: a pg_trgm GIN index serves LIKE with a leading wildcard (and a
+prefix); a B-tree serves neither. SQLite has neither, so there this migration does nothing and search stays a
 plain LIKE scan (fine at laptop sizes). The indexes are not declared on the models because Django's
 GinIndex would be created on SQLite too.
 
@@ -13,12 +14,12 @@ IF NOT EXISTS then makes this migration a no-op.
 from django.db import migrations
 
 INDEXES = [
-    ("contact_name_trgm", "inbox_contact", "display_name"),
-    ("contact_push_name_trgm", "inbox_contact", "push_name"),
-    ("contact_phone_trgm", "inbox_contact", "phone_number"),
-    ("identity_jid_trgm", "inbox_contactidentity", "jid"),
-    ("conv_chat_jid_trgm", "inbox_conversation", "chat_jid"),
-    ("msg_body_trgm", "inbox_message", "body"),
+    ("contact_name_utrgm", "inbox_contact", "display_name"),
+    ("contact_push_name_utrgm", "inbox_contact", "push_name"),
+    ("contact_phone_utrgm", "inbox_contact", "phone_number"),
+    ("identity_jid_utrgm", "inbox_contactidentity", "jid"),
+    ("conv_chat_jid_utrgm", "inbox_conversation", "chat_jid"),
+    ("msg_body_utrgm", "inbox_message", "body"),
 ]
 
 
@@ -27,7 +28,7 @@ def create_indexes(apps, schema_editor):
         return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, column in INDEXES:
-        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops)")
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ((UPPER({column}::text)) gin_trgm_ops)")
 
 
 def drop_indexes(apps, schema_editor):
