@@ -339,7 +339,12 @@ def _parse(event_name: str, payload: bytes):
         ev = cls[0].FromString(payload)
     except ProtobufDecodeError as exc:
         raise DecodeError(f"{event_name}: payload is not a valid {cls[0].DESCRIPTOR.full_name} ({exc})") from None
-    if not ev.IsInitialized():
+    if event_name == "HistorySyncEv":
+        # Walking every required field of thousands of nested messages costs more than decoding
+        # them; the decoder treats absent nested fields as empty, so check the envelope only.
+        if not (ev.HasField("Data") and ev.Data.HasField("syncType")):
+            raise DecodeError(f"{event_name}: payload lacks required fields (Data.syncType)")
+    elif not ev.IsInitialized():
         missing = ", ".join(ev.FindInitializationErrors()[:5])
         raise DecodeError(f"{event_name}: payload lacks required fields ({missing})")
     return ev, cls[1]

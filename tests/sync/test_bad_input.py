@@ -112,3 +112,10 @@ def test_discrepancy_is_flagged_logged_and_alerted(acme_connection, caplog):
     records = {r.getMessage(): r for r in caplog.records}
     assert records["sync.run.discrepancy"].levelname == "ERROR" and records["sync.run.discrepancy"].received == 10
     assert records["sync.run.finished"].saved == 7
+
+
+def test_history_sync_without_its_envelope_fails_clearly(acme_connection):
+    summary = feed(acme_connection, ("HistorySyncEv", b""), ("HistorySyncEv", _bytes(incoming("NOT-HISTORY"))))
+    assert summary.failed == 2
+    errors = sorted(RawEvent.objects.values_list("error", flat=True))
+    assert all("HistorySyncEv" in e for e in errors), errors
