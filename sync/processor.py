@@ -62,6 +62,7 @@ class Summary:
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     run_ids: list[int] = field(default_factory=list)
+    more: bool = False  # stopped by the time budget with due rows left
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -253,15 +254,17 @@ def has_due_rows(connection_id: int) -> bool:
 
 
 def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: SyncRun | None = None,
-                    wait: bool = False, max_batches: int | None = None) -> Summary:
+                    wait: bool = False, max_batches: int | None = None, time_budget: float | None = None) -> Summary:
     """Process the connection's due journal rows in journal order; returns what happened.
 
     ``wait``: block until the journal lock is free (commands) instead of returning ``busy`` (tasks:
     whoever holds the lock re-checks for new rows before letting go). ``run``: account everything
-    to this SyncRun (import/replay) instead of history/catch-up/live runs.
+    to this SyncRun (import/replay) instead of history/catch-up/live runs. ``time_budget``: stop
+    taking new batches after this many seconds (``summary.more`` tells the caller to come back).
     """
     summary = Summary(connection_id)
     conn = Connection.objects.get(pk=connection_id)
+    deadline = None if time_budget is None else time.monotonic() + time_budget
     while True:
         with journal_lock(connection_id, wait) as got:
             if not got:
@@ -271,6 +274,9 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
                 apply_pending_operations(conn)
             router = _RunRouter(conn, run)
             while max_batches is None or summary.batches < max_batches:
+                if deadline is not None and time.monotonic() > deadline:
+                    summary.more = has_due_rows(connection_id)
+                    return summary
                 batch = _plan_batch(connection_id, batch_size)
                 if not batch:
                     break
@@ -307,7 +313,9 @@ def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary
         done = time.perf_counter()
         TIMINGS["commit"] += marks.get("committed", done) - marks["commit"]
         TIMINGS["publish"] += done - marks.get("committed", done)
-    except Exception:
+    except Exception as exc:
+        if _is_time_limit(exc):
+            raise  # the worker is being stopped: the batch rolled back and stays pending, not failed
         logger.exception("sync.batch.failed", extra={"connection_id": conn.pk, "rows": len(ids)})
         # Something in the batch broke ingestion: process row by row so only the culprit fails.
         for row_id in ids:
@@ -315,10 +323,18 @@ def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary
                 with transaction.atomic():
                     _process_rows(conn, [row_id], router, summary, isolate=True)
             except Exception as exc:  # the row itself cannot be ingested: keep it for retry
+                if _is_time_limit(exc):
+                    raise
                 with transaction.atomic():
                     router.begin_batch()  # runs cached by the rolled-back attempt may not exist
                     row = RawEvent.objects.select_for_update().get(pk=row_id)
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
+
+
+def _is_time_limit(exc: BaseException) -> bool:
+    # Celery's SoftTimeLimitExceeded derives from Exception; matched by name so this module stays
+    # free of Celery.
+    return type(exc).__name__ in ("SoftTimeLimitExceeded", "TimeLimitExceeded")
 
 
 def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:

@@ -14,15 +14,26 @@ logger = logging.getLogger(__name__)
 SAFETY_NET_AGE = timedelta(seconds=30)
 
 
+# Well inside CELERY_TASK_SOFT_TIME_LIMIT: a long backlog is worked through by successive tasks.
+TASK_TIME_BUDGET = 120.0
+
+
 @shared_task(acks_late=True)
 def process_journal_task(connection_id: int) -> dict:
     """Process a connection's due journal rows; a no-op if another worker holds its journal lock
     (that worker re-checks for new rows before releasing it)."""
+    from connections.models import Connection
     from sync.processor import process_pending
 
-    summary = process_pending(connection_id)
+    try:
+        summary = process_pending(connection_id, time_budget=TASK_TIME_BUDGET)
+    except Connection.DoesNotExist:
+        logger.warning("sync.journal.no_connection", extra={"connection_id": connection_id})
+        return {"connection_id": connection_id, "missing": True}
     if summary.processed or summary.failed:
         logger.info("sync.journal.processed", extra=summary.as_dict())
+    if summary.more:
+        process_journal_task.delay(connection_id)
     return summary.as_dict()
 
 

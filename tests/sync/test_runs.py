@@ -49,3 +49,19 @@ def test_mappings_from_the_session_store_merge_contacts(acme_connection):
     assert Contact.objects.count() == 1 and Conversation.objects.get().messages.count() == 2
     with pytest.raises(ValueError, match="not a"):
         do_record_jid_mappings(acme_connection, [(LID_ANA, PN_ANA)])
+
+
+def test_time_budget_stops_between_batches_and_says_there_is_more(acme_connection):
+    from sync.processor import process_pending
+
+    feed(acme_connection, *[incoming(f"TB{i}") for i in range(5)], process=False)
+    first = process_pending(acme_connection.pk, batch_size=2, time_budget=0.0)
+    assert first.more and first.processed == 0
+    rest = process_pending(acme_connection.pk, batch_size=2)
+    assert not rest.more and rest.processed == 5 and rest.batches == 3
+
+
+def test_task_for_a_deleted_connection_is_a_logged_no_op(db):
+    from sync.tasks import process_journal_task
+
+    assert process_journal_task.run(987654) == {"connection_id": 987654, "missing": True}
