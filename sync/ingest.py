@@ -418,27 +418,37 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
     # 3. Messages.
     tick = _phase(timings, "conversations", tick)
     rows = []
-    seen = set()
+    append = rows.append
+    seen: set[str] = set()
     now = timezone.now()
     by_ext: dict[str, tuple[MessageRecord, int]] = {}
     conn_id = conn.pk
+    canon_get = canon.get
+    # chat jid -> conversation id, resolved once per chat rather than once per message
+    conv_of: dict[str, int] = {}
+    dumps = json.dumps
     for m in messages:
         ext = m.external_id
         if ext in seen:
             result.duplicates += 1
             continue
         seen.add(ext)
-        cid = conv_ids[m.chat_jid if m.is_group else canon.get(m.chat_jid, m.chat_jid)]
+        chat = m.chat_jid
+        cid = conv_of.get(chat)
+        if cid is None:
+            cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
         by_ext[ext] = (m, cid)
-        sender = canon.get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-        rows.append((
-            tenant_id, cid, conn_id, ext, "out" if m.from_me else "in",
-            m.status or ("sent" if m.from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
-            m.media_size, m.media_filename, json.dumps(m.extra) if m.extra else "{}", sender,
-            "" if m.from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+        sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
+        from_me = m.from_me
+        append((
+            tenant_id, cid, conn_id, ext, "out" if from_me else "in",
+            m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+            m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
+            "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
         ))
-    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id")
-    tick = _phase(timings, "messages", tick)
+    tick = _phase(timings, "message_rows", tick)
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings)
+    tick = _phase(timings, "message_copy", tick)
     result.saved = len(inserted)
     result.duplicates += len(rows) - len(inserted)
     conv_key = {v: k for k, v in conv_ids.items()}

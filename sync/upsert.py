@@ -18,6 +18,7 @@ Call inside ``transaction.atomic()``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from itertools import islice
 
@@ -50,12 +51,16 @@ def existing_keys(model, scope: dict, key: str, values) -> set:
     return out
 
 
-def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str) -> list:
+def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str,
+               timings: dict | None = None) -> list:
     """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order."""
     if not rows:
         return []
     k = list(columns).index(key)
+    started = time.perf_counter()
     present = existing_keys(model, scope, key, (r[k] for r in rows))
+    if timings is not None:
+        timings["message_probe"] += time.perf_counter() - started
     new_rows = [r for r in rows if r[k] not in present]
     if not new_rows:
         return []
