@@ -111,17 +111,36 @@ def _guarded(kind, fn, *args):
 
 
 def _send(group: str, html: str) -> None:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    _send_many([(group, html)])
 
-    if not html.strip():
-        return
-    async_to_sync(get_channel_layer().group_send)(group, {"type": FRAGMENT_EVENT, "html": html})
+
+SEND_TIMEOUT = 5.0  # seconds; a stuck Redis must not hold a worker forever
+_sender = {"pid": None, "loop": None}
+_sender_lock = threading.Lock()
+
+
+def _sender_loop():
+    """One event loop per process, in a daemon thread, for every group send from sync code.
+
+    ``async_to_sync`` would start a fresh loop per call, and the pub/sub channel layer keeps its Redis
+    connection per loop: every publish paid a new connection (~2.4 ms vs ~0.1 ms measured). Keyed by
+    pid so a forked Celery worker child starts its own loop instead of inheriting a dead thread's.
+    """
+    import asyncio
+    import os
+
+    with _sender_lock:
+        if _sender["pid"] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _sender.update(pid=os.getpid(), loop=loop)
+        return _sender["loop"]
 
 
 def _send_many(sends: list[tuple[str, str]]) -> None:
-    """Several group sends in one event loop (one async_to_sync round trip)."""
-    from asgiref.sync import async_to_sync
+    """Several group sends, in order, on the process's publisher loop; returns when they are sent."""
+    import asyncio
+
     from channels.layers import get_channel_layer
 
     sends = [(g, h) for g, h in sends if h.strip()]
@@ -133,7 +152,12 @@ def _send_many(sends: list[tuple[str, str]]) -> None:
         for group, html in sends:
             await layer.group_send(group, {"type": FRAGMENT_EVENT, "html": html})
 
-    async_to_sync(run)()
+    future = asyncio.run_coroutine_threadsafe(run(), _sender_loop())
+    try:
+        future.result(timeout=SEND_TIMEOUT)
+    except BaseException:
+        future.cancel()
+        raise
 
 
 @lru_cache(maxsize=1)
