@@ -7,7 +7,7 @@ import pytest
 from django.db import close_old_connections
 from playwright.sync_api import expect
 
-from connections.models import Connection
+from connections.models import Connection, ConnectionEvent
 from inbox.models import Conversation, Message
 from tests import procs
 from tests.browser.conftest import login, screenshot, wait_online
@@ -133,15 +133,17 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
         wait_online(page)
         expect(page.locator(".msg-body", has_text="first contact")).to_be_visible()
 
-        started = time.monotonic()
-        simulate("where is my order?")
-        expect(page.locator(".msg-body", has_text="where is my order?")).to_be_visible(timeout=5000)
-        shown_after = time.monotonic() - started
+        # The budget: shown in the thread and on top of the list within 1 s, measured from the
+        # moment the message enters the runner's path (the same Redis nudge `simulate` publishes; the
+        # command's own Python start-up is not part of the product's latency).
+        from connections.nudge import nudge
+
+        assert nudge(conn.pk, "simulate", kind="text", **{"from": sender}, name="Rita", text="where is my order?",
+                     count=1, rate=0) == 1
+        expect(page.locator(".msg-body", has_text="where is my order?")).to_be_visible(timeout=1000)
         first_row = page.locator("#conversation-list > .conv-row").first
-        expect(first_row).to_have_id(f"conv-{conv.pk}", timeout=2000)
-        expect(first_row.locator(".conv-preview")).to_have_text("where is my order?")
-        # The 1 s budget is for the path after the simulate command lands (its own start-up is a Python process).
-        assert shown_after < 6, shown_after
+        expect(first_row).to_have_id(f"conv-{conv.pk}", timeout=1000)
+        expect(first_row.locator(".conv-preview")).to_have_text("where is my order?", timeout=1000)
 
         page.fill("#reply-body", "On its way today!")
         page.press("#reply-body", "Enter")
@@ -154,6 +156,19 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
             timeout=15000)
         screenshot(page, "e2e-thread")
         assert page.dialogs == []
+
+        # Closing every browser changes nothing about the WhatsApp session: it lives in the runner.
+        close_old_connections()
+        events_before = ConnectionEvent.objects.filter(connection=conn).count()
+        page.context.close()
+        time.sleep(2)
+        close_old_connections()
+        conn.refresh_from_db()
+        assert conn.status == Connection.Status.CONNECTED
+        assert ConnectionEvent.objects.filter(connection=conn).count() == events_before
+        simulate("still here after the browser closed")
+        procs.wait_for(lambda: (close_old_connections(), Message.objects.filter(
+            connection=conn, body="still here after the browser closed").exists())[1], 10, message="message after close")
     finally:
         runner.stop()
         worker.stop()
