@@ -142,6 +142,7 @@ def main():
         connections.close_all()
         if not args.keep_db:
             admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}_whatsmeow" WITH (FORCE)')  # the runner's session store
     line = json.dumps(result)
     print(line)
     out = ROOT / "bench" / "results"
