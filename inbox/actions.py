@@ -126,6 +126,26 @@ def do_queue_reply(conversation, user, body: str):
     return message
 
 
+class AssignRefused(ValueError):
+    """The chosen assignee is not a member of the conversation's tenant."""
+
+
+def check_assign_conversation(conversation, assignee_id, *, acting_user):
+    """Assign to ``acting_user`` ("me"), to a member of the tenant (an id), or unassign (None / "")."""
+    from django.contrib.auth import get_user_model
+
+    if assignee_id == "me":
+        assignee = acting_user
+    elif assignee_id in (None, ""):
+        assignee = None
+    else:
+        assignee = (get_user_model().objects
+                    .filter(pk=int(assignee_id), memberships__tenant_id=conversation.tenant_id).first())
+        if assignee is None:
+            raise AssignRefused("That user is not a member of this team.")
+    return do_assign_conversation(conversation, assignee, acting_user=acting_user)
+
+
 def do_assign_conversation(conversation, assignee, *, acting_user=None):
     """Assign (or, with assignee=None, unassign). The caller has checked the assignee is a member."""
     from inbox import events

@@ -31,7 +31,7 @@ class ReplyForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    """``assignee`` is "me", "" (unassign) or a user id; membership is checked by the view's gate."""
+    """``assignee`` is "me", "" (unassign) or a user id; membership is checked by check_assign_conversation."""
 
     assignee = forms.CharField(required=False, max_length=20)
 

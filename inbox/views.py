@@ -179,15 +179,10 @@ def assign(request, slug, pk):
     if not form.is_valid():
         return HttpResponseBadRequest("Choose an agent.")
     value = "me" if request.POST.get("assign_to_me") else form.cleaned_data["assignee"]
-    if value == "me":
-        assignee = request.user
-    elif value == "":
-        assignee = None
-    else:
-        assignee = next((u for u in selectors.tenant_members(request.tenant) if u.pk == int(value)), None)
-        if assignee is None:
-            return HttpResponseBadRequest("That user is not a member of this team.")
-    actions.do_assign_conversation(conv, assignee, acting_user=request.user)
+    try:
+        actions.check_assign_conversation(conv, value, acting_user=request.user)
+    except actions.AssignRefused as refused:
+        return HttpResponseBadRequest(str(refused))
     return _header_response(request, slug, conv)
 
 

@@ -293,3 +293,19 @@ def test_contact_panel_shows_identities_and_other_conversations(client, acme_age
     html = client.get(reverse("conversation", args=["acme", conv.pk])).content.decode()
     assert "123456789@lid" in html and contact.phone_number in html
     assert reverse("conversation", args=["acme", other.pk]) in html and "Second line" in html
+
+
+def test_assigning_to_someone_outside_the_tenant_is_refused(client, acme_agent, acme_connection, globex_owner):
+    conv = ConversationFactory(connection=acme_connection)
+    client.force_login(acme_agent)
+    response = client.post(reverse("assign", args=["acme", conv.pk]), {"assignee": str(globex_owner.pk)},
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "not a member" in response.content.decode()
+    conv.refresh_from_db()
+    assert conv.assignee_id is None
+    response = client.post(reverse("assign", args=["acme", conv.pk]), {"assignee": str(acme_agent.pk)},
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    conv.refresh_from_db()
+    assert conv.assignee_id == acme_agent.pk
