@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/inbox
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg test-sqlite lint services redis chromium bench migrate seed clean test-long
+.PHONY: run test test-pg test-sqlite lint services redis chromium bench migrate seed clean venv
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -56,8 +56,13 @@ test-sqlite:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP) services
-	$(PY) bench/ingest.py
+# Benchmarks (not part of make test): each prints one JSON line and saves bench/results/<name>.json.
+# Each builds and drops a PostgreSQL database of its own; run them on a quiet machine.
+BENCHES := ingest inbox live runner channel_layer
+bench: $(addprefix bench-,$(BENCHES))
+
+bench-%: $(STAMP) services
+	$(PY) bench/$*.py
 
 clean:
 	rm -rf $(VENV) staticfiles var db.sqlite3* whatsmeow.sqlite3*
