@@ -126,6 +126,37 @@ def do_queue_reply(conversation, user, body: str):
     return message
 
 
+class ResendRefused(ValueError):
+    """Only an outbound reply that failed can be sent again."""
+
+
+def check_resend_message(message, user):
+    from inbox.models import Message
+
+    if message.direction != Message.Direction.OUTBOUND or message.status != Message.Status.FAILED:
+        raise ResendRefused("Only a reply that failed to send can be sent again.")
+    return do_resend_message(message, user)
+
+
+def do_resend_message(message, user):
+    """Put a failed reply back in the outbox (same row, attempts reset); the runner sends it on the nudge.
+
+    Resending is a person's decision: a send interrupted by a crash may have reached WhatsApp (see
+    docs/runner.md, "never sent twice"), which is why the runner never does this by itself.
+    """
+    from inbox import events
+    from inbox.models import Message
+
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.QUEUED, send_attempts=0,
+                                                     next_attempt_at=None, error="")
+        message.refresh_from_db()
+        events.publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
+        _nudge_on_commit(message.connection_id, "send", message_id=message.pk)
+    logger.info("inbox.reply_resent", extra={"message_id": message.pk, "user_id": getattr(user, "pk", None)})
+    return message
+
+
 class AssignRefused(ValueError):
     """The chosen assignee is not a member of the conversation's tenant."""
 

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connections import actions as connection_actions
 from inbox import actions, selectors
-from inbox.access import access_connection, access_conversation
+from inbox.access import access_connection, access_conversation, access_message
+from inbox.events import render_message
 from inbox.forms import AssignForm, ConnectionActionForm, FilterForm, PairForm, ReplyForm, StatusForm
 from inbox.models import Membership
 from inbox.resolver import tenant_view
@@ -162,6 +163,22 @@ def reply(request, slug, pk):
     ctx = {"slug": slug, "conversation": conv, "reply_form": ReplyForm() if message else form, "reply_error": error,
            "new_message": message}
     return render(request, "inbox/partials/reply_form.html", ctx, status=422 if error else 200)
+
+
+@tenant_view
+@require_POST
+def resend_message(request, slug, pk, message_id):
+    conv = access_conversation(request.tenant, pk)
+    message = access_message(request.tenant, message_id)
+    if message.conversation_id != conv.pk:
+        raise Http404
+    try:
+        message = actions.check_resend_message(message, request.user)
+    except actions.ResendRefused as refused:
+        return HttpResponseBadRequest(str(refused))
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk)
+    return HttpResponse(render_message(selectors.messages_by_ids(request.tenant.pk, [message.pk])[0]))
 
 
 def _header_response(request, slug, conv):

@@ -309,3 +309,31 @@ def test_assigning_to_someone_outside_the_tenant_is_refused(client, acme_agent, 
     assert response.status_code == 200
     conv.refresh_from_db()
     assert conv.assignee_id == acme_agent.pk
+
+
+def test_a_failed_reply_can_be_resent_and_only_a_failed_one(client, acme_agent, acme_connection, nudges,
+                                                             django_capture_on_commit_callbacks):
+    conv = ConversationFactory(connection=acme_connection)
+    failed = MessageFactory(conversation=conv, direction="out", status="failed", external_id="local-abc",
+                            error="send failed after 5 attempts: boom", send_attempts=5)
+    delivered = MessageFactory(conversation=conv, direction="out", status="delivered")
+    client.force_login(acme_agent)
+    page = client.get(reverse("conversation", args=["acme", conv.pk])).content.decode()
+    assert f'hx-post="m/{failed.pk}/resend/"' in page and f'hx-post="m/{delivered.pk}/resend/"' not in page
+
+    url = reverse("resend_message", args=["acme", conv.pk, failed.pk])
+    assert url == f"/t/acme/c/{conv.pk}/m/{failed.pk}/resend/"  # what the button's relative URL resolves to
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and 'data-status="queued"' in response.content.decode()
+    failed.refresh_from_db()
+    assert (failed.status, failed.send_attempts, failed.error) == ("queued", 0, "")
+    assert [(n["action"], n["payload"]["message_id"]) for n in nudges() if n["connection_id"] == acme_connection.pk] == [
+        ("send", failed.pk)]
+
+    response = client.post(reverse("resend_message", args=["acme", conv.pk, delivered.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    delivered.refresh_from_db()
+    assert delivered.status == "delivered"
+    other = ConversationFactory(connection=acme_connection)
+    assert client.post(reverse("resend_message", args=["acme", other.pk, failed.pk])).status_code == 404
