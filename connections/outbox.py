@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from inbox.events import publish_messages_on_commit
 from inbox.models import Message
+from sync.ingest import apply_pending_operations
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
@@ -41,7 +42,7 @@ def claim_outbound(connection_id: int, limit: int = 20) -> list[Message]:
                     status__in=[Status.QUEUED, Status.SENDING])
             .order_by("conversation_id", "sent_at", "id")
             .select_for_update(of=("self",))
-            .select_related("conversation")
+            .select_related("conversation", "connection")
         )
         first_per_conv = {}
         for m in pending:
@@ -65,16 +66,25 @@ def claim_outbound(connection_id: int, limit: int = 20) -> list[Message]:
 
 
 def do_mark_sent(message: Message, external_id: str, sent_at) -> bool:
-    """Store WhatsApp's id and timestamp; False if the row was no longer ours to complete."""
+    """Store WhatsApp's id and timestamp; False if the row was no longer ours to complete.
+
+    A receipt (or reaction, edit, ...) for ``external_id`` can reach the journal before this commit
+    (the phone answers fast; the worker may process it first): ingestion keeps it as a
+    PendingOperation because no message had that id yet. It is applied here, in the same
+    transaction, so the message never shows ``sent`` after it was delivered. (A receipt whose
+    processing commits concurrently with this transaction is left to the journal safety net.)
+    """
     with transaction.atomic():
         updated = Message.objects.unscoped().filter(pk=message.pk, status=Status.SENDING).update(
             status=Status.SENT, external_id=external_id, sent_at=sent_at, error="", next_attempt_at=None,
             updated_at=timezone.now())
+        applied = 0
         if updated:
             publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
+            applied = apply_pending_operations(message.connection, [external_id])
     if updated:
         logger.info("outbox.sent", extra={"message_id": message.pk, "connection_id": message.connection_id,
-                                          "external_id": external_id})
+                                          "external_id": external_id, "pending_applied": applied})
     return bool(updated)
 
 
@@ -98,7 +108,7 @@ def do_record_send_failure(message: Message, error: str, *, retryable: bool = Tr
 def interrupted_sends(connection_id: int) -> list[Message]:
     """Rows left in ``sending`` by a process that died (call only while holding the connection's lease)."""
     return list(Message.objects.unscoped().filter(connection_id=connection_id, direction=Message.Direction.OUTBOUND,
-                                                  status=Status.SENDING).select_related("conversation"))
+                                                  status=Status.SENDING).select_related("conversation", "connection"))
 
 
 def next_due_at(connection_id: int):
