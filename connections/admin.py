@@ -2,7 +2,23 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from connections import actions
 from connections.models import Connection, ConnectionEvent
+from inbox.admin import export_as_csv
+
+
+@admin.action(description="Reconnect selected numbers (desired state: connected, attempts reset)")
+def reconnect_connections(modeladmin, request, queryset):
+    for conn in queryset:  # each nudges its runner on commit; admins select a handful at a time
+        actions.do_set_desired_state(conn, Connection.DesiredState.CONNECTED)
+    modeladmin.message_user(request, f"Asked the runners to reconnect {len(queryset)} number(s).")
+
+
+@admin.action(description="Pause selected numbers (desired state: stopped)")
+def pause_connections(modeladmin, request, queryset):
+    for conn in queryset:
+        actions.do_set_desired_state(conn, Connection.DesiredState.STOPPED)
+    modeladmin.message_user(request, f"Asked the runners to pause {len(queryset)} number(s).")
 
 
 @admin.register(Connection)
@@ -16,6 +32,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
     readonly_fields = ["created_at", "updated_at", "last_heartbeat_at", "runner_id", "lease_expires_at", "paired_at"]
+    actions = [reconnect_connections, pause_connections, export_as_csv]
     readonly_fields = [*readonly_fields, "recent_events"]
 
     @admin.display(description="Recent state changes")
@@ -39,6 +56,7 @@ class ConnectionEventAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tenant", "connection"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    actions = [export_as_csv]
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -97,3 +97,26 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
     assert model.objects.count() >= 50
     fifty = _changelist_queries(admin_client, model)
     assert fifty == one, f"{model._meta.label}: {one} queries with 1 row, {fifty} with 50"
+
+
+@pytest.mark.django_db
+def test_admin_reconnect_action_resets_a_failed_number_and_nudges(admin_client, django_capture_on_commit_callbacks):
+
+    conn = ConnectionFactory(status="failed", desired_state="stopped", reconnect_attempts=30, jid="5511:1@s.whatsapp.net")
+    url = reverse("admin:connections_connection_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"action": "reconnect_connections", "_selected_action": [conn.pk]}, follow=True)
+    assert response.status_code == 200
+    conn.refresh_from_db()
+    assert (conn.desired_state, conn.status, conn.reconnect_attempts) == ("connected", "disconnected", 0)
+
+
+@pytest.mark.django_db
+def test_admin_export_action_writes_the_selected_rows_as_csv(admin_client):
+    conversations = [ConversationFactory() for _ in range(3)]
+    url = reverse("admin:inbox_conversation_changelist")
+    response = admin_client.post(url, {"action": "export_as_csv", "_selected_action": [c.pk for c in conversations[:2]]})
+    assert response["Content-Type"] == "text/csv"
+    lines = response.content.decode().strip().splitlines()
+    assert lines[0].startswith("id,chat_jid") and len(lines) == 3
+    assert {line.split(",")[1] for line in lines[1:]} == {c.chat_jid for c in conversations[:2]}
