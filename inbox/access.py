@@ -6,7 +6,7 @@ Each helper returns the same 404 for "does not exist" and "belongs to another te
 from django.http import Http404
 
 from connections.models import Connection
-from inbox.models import Contact, Conversation, Membership, Message, Tenant
+from inbox.models import Alert, Contact, Conversation, Membership, Message, Tenant
 
 
 def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
@@ -42,3 +42,7 @@ def access_connection(tenant, connection_id) -> Connection:
 
 def access_message(tenant, message_id) -> Message:
     return _get(Message.objects.select_related("conversation"), tenant, message_id)
+
+
+def access_alert(tenant, alert_id) -> Alert:
+    return _get(Alert.objects.all(), tenant, alert_id)

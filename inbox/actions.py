@@ -241,3 +241,12 @@ def do_request_older_history(conversation, before) -> None:
                          chat_jid=conversation.chat_jid, before=before.isoformat() if before else None)
     logger.info("inbox.history_requested", extra={"conversation_id": conversation.pk})
 
+
+def do_acknowledge_alert(alert, user) -> None:
+    from django.utils import timezone
+
+    from inbox.models import Alert
+
+    Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now(),
+                                                                          acknowledged_by=user)
+    logger.info("inbox.alert_acknowledged", extra={"alert_id": alert.pk, "user_id": user.pk})

@@ -236,3 +236,11 @@ def connection_history(tenant, connection_ids, per_connection: int = 10) -> dict
     for event in ranked:
         result.setdefault(event.connection_id, []).append(event)
     return result
+
+
+def open_alerts(tenant, limit: int = 20) -> list:
+    """Alerts nobody acknowledged yet, newest first, with their number."""
+    from inbox.models import Alert
+
+    return list(Alert.objects.for_tenant(tenant).filter(acknowledged_at__isnull=True)
+                .select_related("connection").order_by("-created_at")[:limit])

@@ -21,6 +21,7 @@ urlpatterns = [
     path("t/<slug:slug>/c/<int:pk>/history/", views.request_history, name="request_history"),
     path("t/<slug:slug>/c/<int:pk>/m/<int:message_id>/resend/", views.resend_message, name="resend_message"),
     path("t/<slug:slug>/connections/", views.connections_page, name="connections"),
+    path("t/<slug:slug>/alerts/<int:alert_id>/acknowledge/", views.acknowledge_alert, name="acknowledge_alert"),
     path("t/<slug:slug>/connections/<int:pk>/action/", views.connection_action, name="connection_action"),
     path("t/<slug:slug>/connections/<int:pk>/pair/", views.connection_pair, name="connection_pair"),
     path("t/<slug:slug>/connections/<int:pk>/pairing/", views.connection_pairing, name="connection_pairing"),

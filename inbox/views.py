@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connections import actions as connection_actions
 from inbox import actions, selectors
-from inbox.access import access_connection, access_conversation, access_message
+from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
 from inbox.forms import AssignForm, ConnectionActionForm, FilterForm, PairForm, ReplyForm, StatusForm
 from inbox.models import Membership
@@ -251,7 +251,15 @@ def connections_page(request, slug):
     cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
     return render(request, "inbox/connections.html", {"slug": slug, "tenant": request.tenant,
                                                       "membership": request.membership, "cards": cards,
-                                                      "pair_form": PairForm()})
+                                                      "pair_form": PairForm(),
+                                                      "alerts": selectors.open_alerts(request.tenant)})
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def acknowledge_alert(request, slug, alert_id):
+    actions.do_acknowledge_alert(access_alert(request.tenant, alert_id), request.user)
+    return redirect("connections", slug=slug)
 
 
 @tenant_view(manager_only=True)

@@ -77,3 +77,22 @@ def test_bad_phone_number_is_shown_back(client, acme_owner, acme_connection):
     assert "not a number" in response.content.decode()
     acme_connection.refresh_from_db()
     assert acme_connection.status == Connection.Status.NEW
+
+
+def test_open_alerts_are_shown_to_managers_and_can_be_acknowledged(client, acme_owner, acme_connection, globex):
+    from inbox.models import Alert
+
+    mine = Alert.objects.create(tenant=acme_connection.tenant, connection=acme_connection, kind="connection_failed",
+                                message="Acme support: gave up after 30 failed attempts")
+    theirs = Alert.objects.create(tenant=globex, kind="sync_discrepancy", message="globex only")
+    client.force_login(acme_owner)
+    page = client.get(reverse("connections", args=["acme"])).content.decode()
+    assert "gave up after 30 failed attempts" in page and "globex only" not in page
+    response = client.post(reverse("acknowledge_alert", args=["acme", mine.pk]))
+    assert response.status_code == 302
+    mine.refresh_from_db()
+    assert mine.acknowledged_by == acme_owner and mine.acknowledged_at is not None
+    assert "gave up after 30 failed attempts" not in client.get(reverse("connections", args=["acme"])).content.decode()
+    assert client.post(reverse("acknowledge_alert", args=["acme", theirs.pk])).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.acknowledged_at is None
