@@ -9,6 +9,10 @@ The child exits when the supervisor dies: PR_SET_PDEATHSIG (SIGKILL) plus EOF on
 Received events are journaled from the transport's callback through one journal thread (one database
 connection; the callback waits until the row is committed); when the database is unreachable they
 go to the spool file and are journaled once it is back.
+
+LID <-> phone-number pairs that whatsmeow learned in its session store are read (a plain SQL read,
+``Transport.stored_jid_mappings``) when a session connects and every ``STORE_MAPPINGS_SECONDS`` while it
+stays up, and recorded for the connection's tenant through ``sync.actions.do_record_jid_mappings``.
 """
 
 import ctypes
@@ -20,6 +24,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from datetime import datetime
 
 from django.db import Error as DatabaseError
@@ -28,14 +33,20 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from connections import outbox
+from connections.models import Connection
 from connections.spool import replay_spool, spool_event
 from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
+from inbox.models import ContactIdentity
+from sync.actions import do_record_jid_mappings
 from sync.capture import CaptureWriter
+from sync.identity import is_lid, is_pn, normalize_jid
 from sync.journal import journal_events
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 JOURNAL_WAIT_SECONDS = 30
+# whatsmeow keeps learning mappings while a session runs (most also arrive in events): re-read this often.
+STORE_MAPPINGS_SECONDS = 600.0
 
 
 def die_with_parent() -> None:
@@ -53,7 +64,8 @@ class JournalWriter:
         self.q: queue.Queue = queue.Queue()
         self.spooled = False
         self.recorder = CaptureWriter(record_path) if record_path else None
-        threading.Thread(target=self._run, name="journal", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
+        self._thread.start()
 
     def submit(self, connection_id: int, event_name: str, payload: bytes) -> None:
         done = threading.Event()
@@ -61,9 +73,18 @@ class JournalWriter:
         if not done.wait(JOURNAL_WAIT_SECONDS):
             logger.error("child.journal_slow", extra={"connection_id": connection_id, "event_name": event_name})
 
+    def stop(self) -> None:
+        """Finish what was submitted, close the thread's database connection and end the thread."""
+        self.q.put(None)
+        self._thread.join(JOURNAL_WAIT_SECONDS)
+
     def _run(self):
         while True:
-            connection_id, event_name, payload, received_at, done = self.q.get()
+            item = self.q.get()
+            if item is None:
+                db_connection.close()
+                return
+            connection_id, event_name, payload, received_at, done = item
             try:
                 self._write(connection_id, event_name, payload, received_at)
             finally:
@@ -100,6 +121,8 @@ class Session:
                                phone_number=spec.get("phone_number") or "", options=spec.get("options") or {})
         callbacks = SessionCallbacks(on_event=self.on_event, on_state=self.on_state)
         self.transport = get_transport_class(spec["transport"])(config, callbacks)
+        self.recorded_mappings: set[tuple[str, str]] = set()  # store pairs already recorded from here
+        self.mappings_read_at = 0.0
 
     def on_event(self, event_name: str, payload: bytes) -> None:
         self.child.journal.submit(self.connection_id, event_name, payload)
@@ -108,6 +131,7 @@ class Session:
         self.child.reply({"type": "state", "id": self.connection_id, "kind": kind, "detail": detail, "data": data})
         if kind == State.CONNECTED:
             self.child.commands.put({"op": "recover", "id": self.connection_id})
+            self.child.commands.put({"op": "store_mappings", "id": self.connection_id})
         elif kind in State.TERMINAL or kind in (State.DISCONNECTED, State.CONNECT_FAILED):
             # After these whatsmeow's connect() stays blocked or reconnects on its own; the runner decides.
             self.child.commands.put({"op": "halt", "id": self.connection_id})
@@ -166,6 +190,11 @@ class Child:
         if op == "heartbeat":
             alive = [i for i, s in self.sessions.items() if s.transport.is_alive()]
             self.reply({"type": "heartbeat", "seq": cmd.get("seq"), "alive": alive, "attempts": self.connect_attempts})
+            due = time.monotonic() - STORE_MAPPINGS_SECONDS
+            for i in alive:
+                if self.sessions[i].mappings_read_at < due:
+                    self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
+                    self.commands.put({"op": "store_mappings", "id": i})
             return
         if op == "start":
             session = self.sessions.get(cid)
@@ -181,7 +210,7 @@ class Child:
             return
         session = self.sessions.get(cid)
         if session is None:
-            if op not in ("stop", "halt", "recover", "send"):
+            if op not in ("stop", "halt", "recover", "send", "store_mappings"):
                 self.reply({"type": "error", "id": cid, "op": op, "error": "no live session for this connection here"})
             return
         transport = session.transport
@@ -204,6 +233,8 @@ class Child:
             self.drain_outbox(session)
         elif op == "send":
             self.drain_outbox(session)
+        elif op == "store_mappings":
+            self.record_store_mappings(session)
         elif op == "mark_read":
             transport.mark_read(cmd["chat_jid"], cmd.get("external_ids") or cmd.get("message_ids") or [],
                                 cmd.get("sender_jid") or "")
@@ -229,6 +260,20 @@ class Child:
             else:
                 outbox.do_record_send_failure(message, outbox.INTERRUPTED, retryable=False)
 
+    def record_store_mappings(self, session: Session) -> dict:
+        """Record the store's LID <-> phone pairs that concern this connection's tenant (merging the
+        contacts they join). Pairs recorded once are not sent again by this session."""
+        session.mappings_read_at = time.monotonic()
+        fresh = [p for p in session.transport.stored_jid_mappings() if p not in session.recorded_mappings]
+        if not fresh:
+            return {"mappings": 0, "merges": 0}
+        conn = Connection.objects.unscoped().get(pk=session.connection_id)
+        pairs = store_mappings_for_tenant(conn.tenant_id, fresh)
+        result = do_record_jid_mappings(conn, pairs) if pairs else {"mappings": 0, "merges": 0}
+        session.recorded_mappings.update(pairs)
+        logger.info("child.store_mappings", extra={"connection_id": conn.pk, "read": len(fresh), **result})
+        return result
+
     def drain_outbox(self, session: Session) -> None:
         transport = session.transport
         if not transport.is_alive():
@@ -251,6 +296,28 @@ class Child:
                 outbox.do_mark_sent(message, result.external_id, result.timestamp)
             if not transport.is_alive():
                 return
+
+
+def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (phone JID, LID) pairs of ``pairs`` that touch a JID this tenant already knows.
+
+    whatsmeow's ``whatsmeow_lid_map`` is shared by every number in the store, so it holds people who
+    never wrote to this tenant: recording all of them would fill every tenant with strangers' mappings
+    (and tell a tenant the phone number behind a LID only another tenant's customer revealed). A pair
+    that becomes relevant later (the person writes in) is recorded on the next read; its events
+    usually carry the mapping themselves. Malformed pairs are skipped.
+    """
+    normalized = {}
+    for pn, lid in pairs:
+        npn, nlid = normalize_jid(pn), normalize_jid(lid)
+        if is_pn(npn) and is_lid(nlid):
+            normalized[(pn, lid)] = (npn, nlid)
+    jids = sorted({j for pair in normalized.values() for j in pair})
+    known: set[str] = set()
+    for start in range(0, len(jids), 1000):
+        known.update(ContactIdentity.objects.for_tenant(tenant_id).filter(jid__in=jids[start:start + 1000])
+                     .values_list("jid", flat=True))
+    return [raw for raw, (npn, nlid) in normalized.items() if npn in known or nlid in known]
 
 
 def run_child(record_path: str = "") -> None:

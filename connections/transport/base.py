@@ -190,5 +190,12 @@ class Transport(abc.ABC):
 
     can_tell_sent = False
 
+    def stored_jid_mappings(self) -> list[tuple[str, str]]:
+        """LID <-> phone-number pairs the session's own store has learned, as (phone JID, LID) strings
+        (``"5511987654321@s.whatsapp.net", "201234567890123@lid"``). Read after a session connects and
+        from time to time; the caller records them. A plain read: never a call into a session that is
+        not connected. Transports without a store return none."""
+        return []
+
     def simulate(self, command: dict) -> None:
         raise NotSupported(f"the {self.name} transport cannot simulate anything")

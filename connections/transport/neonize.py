@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -77,21 +78,42 @@ def ensure_store() -> None:
             logger.info("neonize.store_created", extra={"database": name})
 
 
+def read_store(sql: str, params=()) -> list[tuple]:
+    """A plain read of whatsmeow's store ("?" placeholders), PostgreSQL or SQLite, never through neonize.
+
+    A store whose tables do not exist yet (no session ever started) reads as empty.
+    """
+    url = store_url()
+    if url.startswith("postgres"):
+        import psycopg
+
+        try:
+            with psycopg.connect(urlsplit(url)._replace(query="").geturl(), connect_timeout=10) as conn:
+                return conn.execute(sql.replace("?", "%s"), list(params)).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    try:
+        with closing(sqlite3.connect(url, timeout=10)) as conn:  # the Go side may be writing: wait, don't fail
+            return conn.execute(sql, list(params)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+
+
 def jid_in_store(jid: str) -> bool:
     """Is this device still in whatsmeow's store? (A logout deletes it; resuming it would abort.)"""
-    url = store_url()
-    try:
-        if url.startswith("postgres"):
-            import psycopg
+    return bool(read_store("SELECT 1 FROM whatsmeow_device WHERE jid = ?", [jid]))
 
-            with psycopg.connect(urlsplit(url)._replace(query="").geturl()) as conn:
-                return conn.execute("SELECT 1 FROM whatsmeow_device WHERE jid = %s", [jid]).fetchone() is not None
-        with sqlite3.connect(url) as conn:
-            return conn.execute("SELECT 1 FROM whatsmeow_device WHERE jid = ?", [jid]).fetchone() is not None
-    except Exception as exc:  # noqa: BLE001 - a missing table means an empty store
-        if "whatsmeow_device" in str(exc) or "no such table" in str(exc):
-            return False
-        raise
+
+def store_lid_mappings() -> list[tuple[str, str]]:
+    """Every (phone JID, LID) pair in ``whatsmeow_lid_map``.
+
+    whatsmeow keeps the bare user parts (``lid``, ``pn``) and appends ``@lid`` / ``@s.whatsapp.net``
+    when it answers ``get_pn_from_lid``; so do we. The table is shared by every number in the store.
+    """
+    rows = read_store("SELECT pn, lid FROM whatsmeow_lid_map ORDER BY lid")
+    return [(f"{pn}@s.whatsapp.net", f"{lid}@lid") for pn, lid in rows if pn and lid]
 
 
 class NeonizeTransport(Transport):
@@ -263,3 +285,8 @@ class NeonizeTransport(Transport):
 
     def request_history(self, chat_jid: str, before: datetime) -> None:
         raise NotSupported(HISTORY_NOT_SUPPORTED)
+
+    def stored_jid_mappings(self) -> list[tuple[str, str]]:
+        # A SQL read of the store, not get_pn_from_lid: that aborts the process on a client that is
+        # not connected, and would need one call per JID.
+        return store_lid_mappings()
