@@ -102,6 +102,11 @@ def main() -> dict:
     os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # A Redis database and Celery queue of the bench's own: the list-flush tasks the processor enqueues
+    # (inbox.tasks.flush_live_updates_task) go to the bench's worker, never to a test or dev worker.
+    os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
+    os.environ["CELERY_QUEUE"] = "bench-ingest"
+    os.environ["CHANNEL_LAYER_PREFIX"] = "bench-ingest"
     import django
 
     django.setup()

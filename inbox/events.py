@@ -21,6 +21,14 @@ second however many messages a history sync commits. If the process holding the 
 dies, the ids wait in the set (with a TTL) for the next update of that tenant or the page's
 refresh-on-reconnect.
 
+Background mode (``background=True``, what the sync engine's batches use): the ingesting process only
+adds the ids to the set; the list rows are rendered and sent by ``inbox.tasks.flush_live_updates_task``
+in a Celery worker, enqueued at once by the caller that takes the tenant's gate (at most one per
+``LIST_FLUSH_INTERVAL``) and, while the gate is held, once more ``LIST_FLUSH_INTERVAL`` later by the
+caller that takes the tenant's trailing key (at most one outstanding). Rendering thousands of list rows
+and timer threads never compete with ingestion for the GIL. Thread fragments of the batch's live
+messages are still sent from the committing process (they are what an open conversation waits for).
+
 Nothing here raises into the caller: a Redis or rendering failure is logged (``live.publish_failed``)
 and the database write stands; open pages catch up when their socket reconnects and refreshes.
 """
@@ -59,10 +67,13 @@ def connections_group(tenant_id: int) -> str:
 # --- public API: call inside the writing transaction -------------------------------------------------
 
 
-def publish_messages_on_commit(tenant_id: int, conversation_ids, message_ids=()) -> None:
-    """New or changed messages (and the conversations whose list row they move)."""
+def publish_messages_on_commit(tenant_id: int, conversation_ids, message_ids=(), *, background: bool = False) -> None:
+    """New or changed messages (and the conversations whose list row they move).
+
+    ``background``: the list rows are flushed by a Celery task instead of this process (sync batches)."""
     conversation_ids, message_ids = sorted(set(conversation_ids)), sorted(set(message_ids))
-    transaction.on_commit(lambda: _guarded("messages", _publish_messages, tenant_id, conversation_ids, message_ids))
+    transaction.on_commit(lambda: _guarded("messages", _publish_messages, tenant_id, conversation_ids, message_ids,
+                                           background))
 
 
 def publish_conversations_on_commit(tenant_id: int, conversation_ids) -> None:
@@ -167,7 +178,7 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
-def _publish_messages(tenant_id, conversation_ids, message_ids):
+def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
     from collections import Counter
 
     from inbox.models import Message
@@ -195,7 +206,7 @@ def _publish_messages(tenant_id, conversation_ids, message_ids):
             sends.append((conversation_group(cid),
                           render_to_string("inbox/partials/thread_stale.html", {"conversation_id": cid})))
     _send_many(sends)
-    _queue_list_update(tenant_id, conversation_ids)
+    _queue_list_update(tenant_id, conversation_ids, background)
 
 
 def _publish_conversations(tenant_id, conversation_ids):
@@ -211,7 +222,7 @@ def _publish_conversations(tenant_id, conversation_ids):
     _queue_list_update(tenant_id, conversation_ids)
 
 
-def _queue_list_update(tenant_id, conversation_ids):
+def _queue_list_update(tenant_id, conversation_ids, background=False):
     if not conversation_ids:
         return
     r = _redis()
@@ -221,9 +232,32 @@ def _queue_list_update(tenant_id, conversation_ids):
     pipe.expire(key, PENDING_TTL)
     pipe.set(f"live:gate:{tenant_id}", "1", nx=True, px=int(LIST_FLUSH_INTERVAL * 1000))
     _, _, leading = pipe.execute()
-    if leading:
+    if background:
+        _enqueue_flush(r, tenant_id, leading)
+    elif leading:
         flush_list_updates(tenant_id)
         _arm_trailing_flush(tenant_id)
+
+
+TRAILING_KEY_TTL = 10_000  # ms; a trailing task lost with its worker blocks trailing flushes at most this long
+
+
+def _enqueue_flush(r, tenant_id, leading):
+    """Background mode: a flush task now for the gate's holder; else one ``LIST_FLUSH_INTERVAL`` later,
+    unless one is already waiting (the trailing key). The ids are in the set before either key is
+    tried, and the task clears the trailing key before it reads the set, so no id is left behind."""
+    from inbox.tasks import flush_live_updates_task
+
+    if leading:
+        flush_live_updates_task.delay(tenant_id)
+    elif r.set(f"live:trailing:{tenant_id}", "1", nx=True, px=TRAILING_KEY_TTL):
+        flush_live_updates_task.apply_async((tenant_id,), countdown=LIST_FLUSH_INTERVAL)
+
+
+def flush_queued_list_updates(tenant_id) -> int:
+    """The flush task's body: clear the trailing key, then send every pending list row of the tenant."""
+    _redis().delete(f"live:trailing:{tenant_id}")
+    return flush_list_updates(tenant_id)
 
 
 def _arm_trailing_flush(tenant_id):

@@ -101,12 +101,18 @@ class Message(TenantOwned):
         SYSTEM = "system", "System"
         UNSUPPORTED = "unsupported", "Unsupported"
 
-    # No single-column indexes on these two: msg_thread leads with conversation and the unique
-    # (connection, external_id) constraint leads with connection; every extra index is paid on each
-    # of the hundreds of thousands of rows a history sync inserts.
+    # No single-column indexes on conversation/connection: msg_thread leads with conversation and the
+    # unique (connection, external_id) constraint leads with connection; every extra index is paid on
+    # each of the hundreds of thousands of rows a history sync inserts.
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    # ``tenant`` and ``connection`` are denormalised copies of the conversation's, always written from
+    # it (sync.ingest and the outbox); the conversation FK is the database's guarantee. They are ORM
+    # relations without a database FK constraint (ADR-6): two deferred FK checks per row were ~6 us of
+    # each history message's commit. Cascades are Django's, as before.
+    tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False)
     connection = models.ForeignKey(
-        "connections.Connection", on_delete=models.CASCADE, related_name="messages", db_index=False
+        "connections.Connection", on_delete=models.CASCADE, related_name="messages", db_index=False,
+        db_constraint=False,
     )
     external_id = models.CharField(max_length=128)
     direction = models.CharField(max_length=3, choices=Direction.choices)

@@ -220,3 +220,59 @@ def test_publishing_never_raises_when_redis_is_down(acme_owner, acme_connection,
         channel_layers.backends.clear()
     assert Message.objects.filter(pk=message.pk, status="queued").exists()
     assert any(r.msg == "live.publish_failed" for r in caplog.records)
+
+
+@pytest.mark.processes
+def test_sync_batches_leave_list_rows_to_a_celery_worker(client, acme_owner, acme_connection, make_conversations):
+    """Background mode (what ingestion uses): the committing process renders nothing for the list; a
+    real Celery worker's flush task sends the rows, coalesced, none missed."""
+    from tests import procs
+
+    convs = make_conversations(30)
+    cookie = session_cookie(client, acme_owner)
+
+    def publish_many():
+        for conv in convs:  # 30 journal batches in a row
+            with transaction.atomic():
+                events.publish_messages_on_commit(conv.tenant_id, [conv.pk], background=True)
+
+    async def scenario():
+        viewer = socket("/ws/t/acme/", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(publish_many)()
+        # No worker yet: nothing may come from the publishing process itself.
+        assert await viewer.receive_nothing(timeout=0.6)
+        worker = await sync_to_async(procs.celery_worker)(concurrency=1)
+        try:
+            rows_seen, sends = set(), 0
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30.0
+            while loop.time() < deadline and len(rows_seen) < len(convs):
+                try:
+                    text = await viewer.receive_from(timeout=max(0.05, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                ids = {c.pk for c in convs if f'id="conv-{c.pk}"' in text}
+                if ids:
+                    assert 'data-upsert="list"' in text
+                    sends += 1
+                    rows_seen |= ids
+            assert rows_seen == {c.pk for c in convs}, worker.output()[-3000:]  # nothing missed
+            assert sends <= 3  # the leading task and at most a trailing one or two, not 30
+        finally:
+            await sync_to_async(worker.stop)()
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_background_publishing_never_raises_when_redis_is_down(acme_connection, settings, caplog):
+    conv = ConversationFactory(connection=acme_connection)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    events._redis.cache_clear()
+    try:
+        with transaction.atomic():
+            events.publish_messages_on_commit(conv.tenant_id, [conv.pk], background=True)
+    finally:
+        events._redis.cache_clear()
+    assert any(r.msg == "live.publish_failed" for r in caplog.records)
