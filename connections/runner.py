@@ -42,6 +42,7 @@ class ChildProc:
     buffer: bytes = b""
     sessions: set = field(default_factory=set)
     attempts: int = 0
+    retiring: bool = False  # made too many connect attempts: no new sessions, exits once empty
 
     def send(self, message: dict) -> bool:
         try:
@@ -233,7 +234,13 @@ class Runner:
                 self.start_session(held)
 
     def start_session(self, held: Held) -> None:
-        child = held.child if held.child is not None and held.child.index in self.children else self.pick_child()
+        old = held.child
+        if old is not None and old.index in self.children and not old.retiring:
+            child = old
+        else:
+            child = self.pick_child()
+            if old is not None and old.index in self.children:
+                self.move_off(old, held.id)
         held.child = child
         child.sessions.add(held.id)
         row = Connection.objects.unscoped().get(pk=held.id)
@@ -250,9 +257,20 @@ class Runner:
     def stop_session(self, cid: int) -> None:
         held = self.held.get(cid)
         if held is not None and held.child is not None:
-            held.child.send({"op": "stop", "id": cid})
-            held.child.sessions.discard(cid)
-            held.child = None
+            child, held.child = held.child, None
+            self.move_off(child, cid)
+
+    def move_off(self, child: ChildProc, cid: int) -> None:
+        """The session ``cid`` leaves ``child`` (stopped there); a retiring child exits once it hosts none."""
+        child.send({"op": "stop", "id": cid})
+        child.sessions.discard(cid)
+        self.retire_if_empty(child)
+
+    def retire_if_empty(self, child: ChildProc) -> None:
+        if child.retiring and not child.sessions and child.index in self.children:
+            logger.info("runner.child_retired", extra={"runner_id": self.runner_id, "child": child.index})
+            child.send({"op": "exit"})
+            self.remove_child(child)
 
     def drop(self, cid: int, release: bool = True) -> None:
         self.stop_session(cid)
@@ -286,8 +304,8 @@ class Runner:
 
     # --- children -----------------------------------------------------------------------------------
     def pick_child(self) -> ChildProc:
-        candidates = [c for c in self.children.values()
-                      if len(c.sessions) < self.per_child and c.attempts < settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS]
+        candidates = [c for c in self.children.values() if len(c.sessions) < self.per_child and not c.retiring
+                      and c.attempts < settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS]
         if candidates:
             return min(candidates, key=lambda c: len(c.sessions))
         return self.spawn_child()
@@ -337,17 +355,30 @@ class Runner:
             child.popen.wait(5)
 
     def recycle(self, child: ChildProc) -> None:
-        """Each neonize connect attempt leaks a store connection: replace a child that made too many."""
+        """Each neonize connect attempt leaks a store connection: a child that made too many takes no
+        new sessions. Its sessions that are not connected (the ones making the attempts) move to a fresh
+        child now; connected ones stay, untouched, until they drop or stop, and the child exits once it
+        hosts none. So a leaking child never costs a healthy number a reconnect."""
+        if child.retiring:
+            return
+        child.retiring = True
+        moving = [cid for cid in sorted(child.sessions)
+                  if cid not in self.held or self.held[cid].state not in ("connected", "stopping")]
         logger.info("runner.child_recycled", extra={"runner_id": self.runner_id, "child": child.index,
-                                                    "attempts": child.attempts})
-        child.send({"op": "exit"})
-        self.remove_child(child)
-        for cid in sorted(child.sessions):
+                                                    "attempts": child.attempts, "moved": moving,
+                                                    "staying": sorted(set(child.sessions) - set(moving))})
+        for cid in moving:
             held = self.held.get(cid)
             if held is not None:
-                held.child, held.state, held.retry_at = None, "waiting", 0.0
+                held.child = None
+                if held.state == "connecting":
+                    held.state, held.retry_at = "waiting", 0.0
+            self.move_off(child, cid)
+        self.retire_if_empty(child)
 
     def read_child(self, child: ChildProc) -> None:
+        if child.index not in self.children:
+            return  # removed earlier in this tick (retired, recycled): its pipe is closed
         try:
             data = os.read(child.out_fd, 65536)
         except BlockingIOError:
@@ -368,6 +399,8 @@ class Runner:
         if kind == "heartbeat":
             self.on_heartbeat(child, message)
         elif kind == "state":
+            if message["id"] not in child.sessions:
+                return  # from a session this child no longer hosts (moved or stopped): stale
             self.on_state(message["id"], message["kind"], message.get("detail", ""), message.get("data") or {})
         elif kind == "error":
             logger.warning("runner.child_error", extra={"runner_id": self.runner_id, **message})
