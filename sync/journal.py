@@ -7,6 +7,7 @@ no-op (unique (connection, digest)). Processing is scheduled on commit.
 
 import hashlib
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -66,7 +67,7 @@ def _insert_ignoring_duplicates(rows: list[RawEvent], chunk: int = 200) -> int:
     table = RawEvent._meta.db_table
     now = timezone.now()
     new = 0
-    with connection.cursor() as cursor:
+    with _binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             placeholders = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * len(part))
@@ -81,6 +82,22 @@ def _insert_ignoring_duplicates(rows: list[RawEvent], chunk: int = 200) -> int:
             )
             new += len(cursor.fetchall())
     return new
+
+
+@contextmanager
+def _binding_cursor():
+    """On PostgreSQL a server-side-binding cursor on Django's own connection (same transaction): the
+    payloads travel as binary parameters instead of hex literals spliced into the SQL text by Django's
+    client-side binding (13.5 MB of history chunks: ~0.18 s -> ~0.04 s)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def journal_event(connection_id: int, event_name: str, payload: bytes, received_at: datetime | None = None) -> int:
