@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/ingest.py [--messages 100000] [--conversations 2000] [--chunk 4000] [--keep]
 
+A real Celery worker (``--no-worker`` to leave it out) consumes the conversation-list flush tasks
+the processor enqueues, so their rendering competes for the same 2 cores as in production.
+
 Builds real HistorySyncEv chunks with neonize's generated classes (about 4,000 messages each, as
 WhatsApp sends them), journals them for one connection and processes the journal on PostgreSQL in a
 database of its own (``inbox_bench``, created and dropped here). Then replays the whole journal
@@ -105,6 +108,8 @@ def main() -> dict:
     parser.add_argument("--chunk", type=int, default=4_000, help="messages per HistorySyncEv chunk")
     parser.add_argument("--batch-size", type=int, default=50, help="max journal rows per processing transaction")
     parser.add_argument("--keep", action="store_true", help="keep the inbox_bench database afterwards")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="no Celery worker for the list-flush tasks (they are dropped at the end)")
     args = parser.parse_args()
 
     recreate_database()
@@ -128,8 +133,17 @@ def main() -> dict:
     from sync.models import RawEvent, SyncRun
     from sync.processor import finish_run, process_pending, requeue, start_run
 
+    worker = None
     try:
         call_command("migrate", verbosity=0)
+        if not args.no_worker:
+            # A real worker on the bench's queue renders and sends the conversation-list rows the
+            # processor queues (inbox.tasks.flush_live_updates_task), on the same 2 cores, as in
+            # production; its CPU is not the ingesting process's but it competes for the machine.
+            from tests import procs
+
+            worker = procs.celery_worker(procs.process_env(LOG_LEVEL="WARNING"), concurrency=1)
+            procs.wait_for(lambda: " ready." in worker.output(), timeout=60, message="the bench's Celery worker")
         tenant = Tenant.objects.create(name="Bench", slug="bench")
         conn = Connection.objects.create(tenant=tenant, name="bench number")
         t = time.perf_counter()
@@ -223,7 +237,12 @@ def main() -> dict:
         }
         result["pass"] = bool(rate >= 20_000 and result["ingest_vs_copy"] >= 0.25 and new_rows == 0
                               and not result["replay_changed_counts"])
+        if worker is not None:
+            time.sleep(1.0)  # the last trailing flush
+            result["list_flush_tasks"] = worker.output().count("flush_live_updates_task[") // 2  # received + succeeded
     finally:
+        if worker is not None:
+            worker.stop()
         connection.close()
         if not args.keep:
             drop_database()
