@@ -97,7 +97,21 @@ def _binding_cursor():
 
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
+        yield _Unprepared(cursor)
+
+
+class _Unprepared:
+    """Never a named prepared statement (the SQL varies with the row count; poolers in transaction
+    mode do not keep them)."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def execute(self, sql, params):
+        return self._cursor.execute(sql, params, prepare=False)
+
+    def fetchall(self):
+        return self._cursor.fetchall()
 
 
 def journal_event(connection_id: int, event_name: str, payload: bytes, received_at: datetime | None = None) -> int:

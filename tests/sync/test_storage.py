@@ -1,4 +1,4 @@
-"""Storage choices made for ingestion speed keep their guarantees (docs/decisions.md ADR-6, ADR-8)."""
+"""Storage choices made for ingestion speed keep their guarantees (docs/decisions.md ADR-6, docs/sync.md)."""
 
 import gc
 
@@ -50,3 +50,16 @@ def test_garbage_collection_is_back_on_after_a_batch_even_when_it_fails(acme_con
     summary = feed(acme_connection, ("MessageEv", b"\xff\x00not a protobuf"), incoming("GC1"))
     assert summary.failed == 1 and summary.saved == 1
     assert gc.isenabled()
+
+
+@pytest.mark.smoke
+def test_journal_keeps_payload_bytes_exactly_and_stays_idempotent(acme_connection):
+    import os
+
+    from sync.journal import journal_events
+
+    payload = b"\x00\xff\x80" + os.urandom(200_000) + b"\\x00'\""  # NULs, invalid UTF-8, quote/escape lookalikes
+    assert journal_events(acme_connection.pk, [("MessageEv", payload, None)], schedule=False) == 1
+    assert journal_events(acme_connection.pk, [("MessageEv", payload, None)], schedule=False) == 0
+    row = RawEvent.objects.get(connection=acme_connection)
+    assert bytes(row.payload) == payload
