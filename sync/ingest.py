@@ -326,8 +326,11 @@ def _phase(timings, name, since):
     return now
 
 
-def ingest(conn, events: list[Decoded]) -> IngestResult:
-    """Apply decoded events of one connection (journal order). Call inside transaction.atomic()."""
+def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
+    """Apply decoded events of one connection (journal order). Call inside transaction.atomic().
+
+    ``alongside``: CPU work without database access to overlap with the message COPY (the processor
+    decodes the next batch there); see ``sync.upsert.insert_new``."""
     timings = TIMINGS
     tick = time.perf_counter()
     result = IngestResult()
@@ -447,7 +450,8 @@ def ingest(conn, events: list[Decoded]) -> IngestResult:
             "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
         ))
     tick = _phase(timings, "message_rows", tick)
-    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings)
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings,
+                          alongside=alongside)
     tick = _phase(timings, "message_copy", tick)
     result.saved = len(inserted)
     result.duplicates += len(rows) - len(inserted)

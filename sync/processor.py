@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BATCH_SIZE = 50
 BATCH_BYTES = 4_000_000  # about 30,000 history messages per transaction
+# The next batch is decoded while this one's messages are COPYed (the server's work) when it carries
+# at least this much payload: a history backlog, never live traffic.
+DECODE_AHEAD_BYTES = 1_000_000
 LIVE_RUN_SPAN = timedelta(hours=1)
 IDLE_RUN_TIMEOUT = timedelta(minutes=15)
 _LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
@@ -274,14 +277,17 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
             with transaction.atomic():
                 apply_pending_operations(conn)
             router = _RunRouter(conn, run)
+            predecoded: dict = {}
             while max_batches is None or summary.batches < max_batches:
                 if deadline is not None and time.monotonic() > deadline:
                     summary.more = has_due_rows(connection_id)
                     return summary
-                batch = _plan_batch(connection_id, batch_size)
+                batch, _ = _plan_batch(connection_id, batch_size)
                 if not batch:
                     break
-                _process_batch(conn, batch, router, summary)
+                ahead = _next_batch_ahead(connection_id, batch_size, batch[-1])
+                _process_batch(conn, batch, router, summary, predecoded, ahead)
+                predecoded = (ahead.decoded or {}) if ahead is not None else {}
                 summary.batches += 1
         # Rows journaled while we held the lock whose task found it busy: pick them up now.
         if (max_batches is not None and summary.batches >= max_batches) or not has_due_rows(connection_id):
@@ -289,18 +295,56 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
     return summary
 
 
-def _plan_batch(connection_id: int, batch_size: int) -> list[int]:
-    """The next batch of due rows in journal order: at most ``batch_size`` rows and about
-    ``BATCH_BYTES`` of payload (a history chunk can carry thousands of messages)."""
-    planned = (_due_rows(connection_id).order_by("id").annotate(size=Length("payload"))
-               .values_list("id", "size")[:batch_size])
+def _plan_batch(connection_id: int, batch_size: int, after: int | None = None) -> tuple[list[int], int]:
+    """The next batch of due rows in journal order (after row ``after`` if given): at most
+    ``batch_size`` rows and about ``BATCH_BYTES`` of payload (a history chunk can carry thousands of
+    messages). Returns the ids and their payload bytes."""
+    due = _due_rows(connection_id)
+    if after is not None:
+        due = due.filter(pk__gt=after)
+    planned = due.order_by("id").annotate(size=Length("payload")).values_list("id", "size")[:batch_size]
     batch, size = [], 0
     for row_id, n in planned:
         if batch and size + (n or 0) > BATCH_BYTES:
             break
         batch.append(row_id)
         size += n or 0
-    return batch
+    return batch, size
+
+
+class _Ahead:
+    """The rows of the batch after this one, decoded while this batch's messages are COPYed
+    (``sync.upsert.insert_new(alongside=...)``): the server works, this process decodes. Pure CPU,
+    no database access. ``decoded``: {row id: Decoded | DecodeError text | None (decode it inline)}."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.decoded: dict | None = None
+
+    def __call__(self) -> None:
+        if self.decoded is not None:
+            return
+        started = time.perf_counter()
+        out = {}
+        for row_id, event_name, payload, received_at in self.rows:
+            try:
+                out[row_id] = decode_event(event_name, payload, received_at)
+            except DecodeError as exc:
+                out[row_id] = str(exc)
+            except Exception:  # noqa: BLE001 - decoded again inline, where the failure is recorded
+                out[row_id] = None
+        self.decoded = out
+        TIMINGS["decode_beside_copy"] += time.perf_counter() - started
+
+
+def _next_batch_ahead(connection_id: int, batch_size: int, after: int) -> _Ahead | None:
+    """The batch after row ``after`` with its payloads, if it is big enough to be worth decoding ahead.
+    (Rows are immutable once journaled; their state is checked again when their batch is locked.)"""
+    nxt, size = _plan_batch(connection_id, batch_size, after)
+    if not nxt or size < DECODE_AHEAD_BYTES:
+        return None
+    return _Ahead(list(RawEvent.objects.filter(pk__in=nxt).order_by("id")
+                       .values_list("id", "event_name", "payload", "received_at")))
 
 
 @contextmanager
@@ -318,18 +362,20 @@ def _gc_paused():
             gc.enable()
 
 
-def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary) -> None:
+def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary,
+                   predecoded: dict | None = None, ahead: _Ahead | None = None) -> None:
     with _gc_paused():
-        _process_batch_inner(conn, ids, router, summary)
+        _process_batch_inner(conn, ids, router, summary, predecoded or {}, ahead)
 
 
-def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary) -> None:
+def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary,
+                         predecoded: dict, ahead: _Ahead | None) -> None:
     try:
         marks = {}
         with transaction.atomic():
             # The first on-commit hook runs right after COMMIT: splits commit time from publishing.
             transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
-            _process_rows(conn, ids, router, summary, isolate=False)
+            _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded, ahead=ahead)
             marks["commit"] = time.perf_counter()
         done = time.perf_counter()
         TIMINGS["commit"] += marks.get("committed", done) - marks["commit"]
@@ -358,9 +404,16 @@ def _is_time_limit(exc: BaseException) -> bool:
     return type(exc).__name__ in ("SoftTimeLimitExceeded", "TimeLimitExceeded")
 
 
-def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
-    rows = list(RawEvent.objects.select_for_update(skip_locked=db.vendor == "postgresql")
-                .filter(pk__in=ids).order_by("id"))
+def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict | None = None,
+                  ahead: _Ahead | None = None) -> None:
+    """``predecoded``: this batch's rows decoded during the previous batch's COPY (rows missing or
+    None are decoded here); ``ahead``: the next batch, decoded during this one's COPY. The row-by-row
+    retry after a failed batch passes neither."""
+    predecoded = predecoded or {}
+    qs = RawEvent.objects.select_for_update(skip_locked=db.vendor == "postgresql").filter(pk__in=ids).order_by("id")
+    if predecoded and all(predecoded.get(i) is not None for i in ids):
+        qs = qs.defer("payload")  # already decoded: do not ship the bytes again
+    rows = list(qs)
     rows = [r for r in rows if r.state in (RawEvent.State.PENDING, RawEvent.State.FAILED)]
     if not rows:
         return
@@ -370,8 +423,14 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
     finish_after: list[SyncRun] = []
     for row in rows:
         started = time.perf_counter()
+        pre = predecoded.get(row.pk)
         try:
-            decoded = decode_event(row.event_name, row.payload, row.received_at)
+            if isinstance(pre, Decoded):
+                decoded = pre
+            elif isinstance(pre, str):
+                raise DecodeError(pre)
+            else:
+                decoded = decode_event(row.event_name, row.payload, row.received_at)
         except DecodeError as exc:
             failures.append((row, str(exc)))
             continue
@@ -389,7 +448,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool) -> None:
         row.error = "; ".join(decoded.problems)[:2000]
     now = timezone.now()
     for run, items in segments:
-        result = ingest(conn, [d for _, d in items])
+        result = ingest(conn, [d for _, d in items], alongside=ahead)
         _account(run, result, [d for _, d in items], 0)
         for row, _ in items:
             row.state = RawEvent.State.PROCESSED

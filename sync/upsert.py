@@ -18,6 +18,7 @@ Call inside ``transaction.atomic()``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from itertools import islice
@@ -51,9 +52,50 @@ def existing_keys(model, scope: dict, key: str, values) -> set:
     return out
 
 
+def _json_ready(rows, json_cols):
+    for row in rows:
+        if json_cols and any(not isinstance(row[i], str) for i in json_cols):
+            row = list(row)
+            for i in json_cols:
+                if not isinstance(row[i], str):
+                    row[i] = json.dumps(row[i])
+        yield row
+
+
+def _copy_beside(sql: str, rows, json_cols, alongside) -> None:
+    """COPY ``rows`` from a helper thread on this thread's database connection (same transaction)
+    while ``alongside()`` runs here; this thread does not touch the connection until the COPY is done.
+    An error of the COPY is raised here, after ``alongside`` returned."""
+    connection.ensure_connection()
+    raw = connection.connection
+    errors: list[BaseException] = []
+
+    def feed():
+        try:
+            with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                write = copy.write_row
+                for row in _json_ready(rows, json_cols):
+                    write(row)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            errors.append(exc)
+
+    feeder = threading.Thread(target=feed, name="copy-feed")
+    feeder.start()
+    try:
+        alongside()
+    finally:
+        feeder.join()
+    if errors:
+        raise errors[0]
+
+
 def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str,
-               timings: dict | None = None) -> list:
-    """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order."""
+               timings: dict | None = None, alongside=None) -> list:
+    """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order.
+
+    ``alongside``: a callable with no database access, run in this thread while a helper thread feeds
+    the COPY (PostgreSQL only; the server then does the work and both threads mostly wait on it, so
+    the caller's CPU work overlaps the server's). Not run when there is nothing to insert."""
     if not rows:
         return []
     k = list(columns).index(key)
@@ -68,6 +110,9 @@ def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence
     if connection.vendor == "postgresql":
         json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
         col_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in columns)
+        if alongside is not None:
+            _copy_beside(f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN", new_rows, json_cols, alongside)
+            return [r[k] for r in new_rows]
         with connection.cursor() as cursor, cursor.cursor.copy(
                 f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN") as copy:
             write = copy.write_row
