@@ -285,7 +285,8 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
                 batch, _ = _plan_batch(connection_id, batch_size)
                 if not batch:
                     break
-                ahead = _next_batch_ahead(connection_id, batch_size, batch[-1])
+                last = max_batches is not None and summary.batches + 1 >= max_batches
+                ahead = None if last else _next_batch_ahead(connection_id, batch_size, batch[-1])
                 _process_batch(conn, batch, router, summary, predecoded, ahead)
                 predecoded = (ahead.decoded or {}) if ahead is not None else {}
                 summary.batches += 1
