@@ -33,6 +33,7 @@ Nothing here raises into the caller: a Redis or rendering failure is logged (``l
 and the database write stands; open pages catch up when their socket reconnects and refreshes.
 """
 
+import hashlib
 import logging
 import threading
 from collections import defaultdict
@@ -222,15 +223,22 @@ def _publish_conversations(tenant_id, conversation_ids):
     _queue_list_update(tenant_id, conversation_ids)
 
 
+def _key(kind: str, tenant_id) -> str:
+    """Redis key of a tenant's coalescing state, named after the database: tenant ids are per database,
+    and two deployments (or a test run beside `make run`) may share one Redis."""
+    db = str(settings.DATABASES["default"]["NAME"])
+    return f"live:{hashlib.sha1(db.encode()).hexdigest()[:12]}:{kind}:{tenant_id}"
+
+
 def _queue_list_update(tenant_id, conversation_ids, background=False):
     if not conversation_ids:
         return
     r = _redis()
-    key = f"live:pending:{tenant_id}"
+    key = _key("pending", tenant_id)
     pipe = r.pipeline()
     pipe.sadd(key, *conversation_ids)
     pipe.expire(key, PENDING_TTL)
-    pipe.set(f"live:gate:{tenant_id}", "1", nx=True, px=int(LIST_FLUSH_INTERVAL * 1000))
+    pipe.set(_key("gate", tenant_id), "1", nx=True, px=int(LIST_FLUSH_INTERVAL * 1000))
     _, _, leading = pipe.execute()
     if background:
         _enqueue_flush(r, tenant_id, leading)
@@ -250,7 +258,7 @@ def _enqueue_flush(r, tenant_id, leading):
 
     if leading:
         flush_live_updates_task.delay(tenant_id)
-    elif r.set(f"live:trailing:{tenant_id}", "1", nx=True, px=TRAILING_KEY_TTL):
+    elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
         flush_live_updates_task.apply_async((tenant_id,), countdown=LIST_FLUSH_INTERVAL)
 
 
@@ -259,8 +267,8 @@ def flush_queued_list_updates(tenant_id) -> int:
     ``LIST_FLUSH_INTERVAL`` wait for one trailing task instead of starting a leading one: ~4 flushes a
     second per tenant at most, as in-process), then send every pending list row of the tenant."""
     pipe = _redis().pipeline()
-    pipe.delete(f"live:trailing:{tenant_id}")
-    pipe.set(f"live:gate:{tenant_id}", "1", px=int(LIST_FLUSH_INTERVAL * 1000))
+    pipe.delete(_key("trailing", tenant_id))
+    pipe.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
     pipe.execute()
     return flush_list_updates(tenant_id)
 
@@ -283,9 +291,9 @@ def _trailing_flush_in_thread(tenant_id):
 
 def _trailing_flush(tenant_id):
     r = _redis()
-    if not r.scard(f"live:pending:{tenant_id}"):
+    if not r.scard(_key("pending", tenant_id)):
         return
-    r.set(f"live:gate:{tenant_id}", "1", px=int(LIST_FLUSH_INTERVAL * 1000))
+    r.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
     flush_list_updates(tenant_id)
     _arm_trailing_flush(tenant_id)
 
@@ -295,7 +303,7 @@ def flush_list_updates(tenant_id) -> int:
     from inbox.selectors import conversations_by_ids
 
     r = _redis()
-    key = f"live:pending:{tenant_id}"
+    key = _key("pending", tenant_id)
     pipe = r.pipeline()
     pipe.smembers(key)
     pipe.delete(key)
