@@ -33,6 +33,26 @@
     return true;
   }
 
+  // One separator before the first message of each day, whatever order messages arrived in (a live
+  // message after midnight, a page of older ones prepended): rebuilt from the messages' data-day.
+  function daySeparators(thread) {
+    Array.prototype.forEach.call(thread.querySelectorAll(":scope > .day-sep"), function (sep) { sep.remove(); });
+    var last = null;
+    Array.prototype.forEach.call(thread.querySelectorAll(":scope > [data-day]"), function (msg) {
+      var day = msg.getAttribute("data-day");
+      if (day === last) { return; }
+      last = day;
+      var sep = document.createElement("div");
+      sep.className = "day-sep";
+      sep.setAttribute("role", "separator");
+      sep.setAttribute("data-day", day);
+      var label = document.createElement("span");
+      label.textContent = msg.getAttribute("data-day-label") || day;
+      sep.appendChild(label);
+      thread.insertBefore(sep, msg);
+    });
+  }
+
   function upsertMessage(el) {
     var existing = document.getElementById(el.id);
     if (existing) {
@@ -48,6 +68,7 @@
     var empty = document.getElementById("thread-empty");
     if (empty) { empty.remove(); }
     insertSorted(thread, el, false, false);
+    daySeparators(thread);
     if (scroller && (nearBottom || el.getAttribute("data-direction") === "out")) {
       scroller.scrollTop = scroller.scrollHeight;
     }
@@ -154,6 +175,8 @@
   }
   document.addEventListener("DOMContentLoaded", scrollThreadToBottom);
   document.addEventListener("htmx:afterSwap", function (evt) {
+    var messages = document.getElementById("thread-messages");
+    if (messages) { daySeparators(messages); }  // cheap; covers older pages swapped in above the thread
     if (evt.detail && evt.detail.target && evt.detail.target.id === "thread") { scrollThreadToBottom(); }
     var box = document.getElementById("reply-body");
     if (box && evt.detail && evt.detail.target && evt.detail.target.id === "reply-form") { box.focus(); }

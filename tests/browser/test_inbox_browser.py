@@ -196,3 +196,27 @@ def test_numbers_page_status_changes_live_and_the_pushed_pause_button_works(web,
     acme_connection.refresh_from_db()
     assert acme_connection.desired_state == Connection.DesiredState.STOPPED
     expect(page.locator(f"#conn-summary-{acme_connection.pk} button[value=resume]")).to_be_visible()
+
+
+def test_a_live_message_of_a_new_day_gets_its_own_day_separator(web, new_page, acme_agent, acme_connection):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.actions import do_queue_reply
+
+    conv = ConversationFactory(connection=acme_connection)
+    MessageFactory(conversation=conv, body="sent yesterday", sent_at=timezone.now() - timedelta(days=1))
+    page = new_page()
+    login(page, web, "acme-agent")
+    page.goto(f"{web}/t/acme/c/{conv.pk}/")
+    wait_online(page)
+    expect(page.locator("#thread-messages > .day-sep")).to_have_text(["Yesterday"])
+    # Written by another process (here a thread: Playwright's loop owns this one), pushed live.
+    writer = threading.Thread(target=lambda: (do_queue_reply(conv, acme_agent, "written today"), close_old_connections()))
+    writer.start()
+    writer.join()
+    expect(page.locator(".msg-body", has_text="written today")).to_be_visible(timeout=2000)
+    expect(page.locator("#thread-messages > .day-sep")).to_have_text(["Yesterday", "Today"])
+    order = page.eval_on_selector_all("#thread-messages > *", "els => els.map(e => e.className.split(' ')[0])")
+    assert order[-2:] == ["day-sep", "msg"], order
