@@ -244,15 +244,18 @@ def request_history(request, slug, pk):
 @tenant_view(manager_only=True)
 @require_GET
 def connections_page(request, slug):
+    return render(request, "inbox/connections.html", _connections_context(request, slug, PairForm()))
+
+
+def _connections_context(request, slug, pair_form, **extra) -> dict:
+    """The numbers page: each number with its recent history and running sync, plus open alerts."""
     conns = selectors.tenant_connections(request.tenant)
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
     cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
-    return render(request, "inbox/connections.html", {"slug": slug, "tenant": request.tenant,
-                                                      "membership": request.membership, "cards": cards,
-                                                      "pair_form": PairForm(),
-                                                      "alerts": selectors.open_alerts(request.tenant)})
+    return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
+            "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant), **extra}
 
 
 @tenant_view(manager_only=True)
@@ -281,11 +284,8 @@ def connection_pair(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     form = PairForm(request.POST)
     if not form.is_valid():
-        conns = selectors.tenant_connections(request.tenant)
-        cards = [{"conn": c, "events": [], "run": None} for c in conns]
-        return render(request, "inbox/connections.html", {"slug": slug, "tenant": request.tenant,
-                                                          "membership": request.membership, "cards": cards,
-                                                          "pair_form": form, "pair_error_for": conn.pk}, status=422)
+        return render(request, "inbox/connections.html", _connections_context(request, slug, form, pair_error_for=conn.pk),
+                      status=422)
     phone = form.cleaned_data["phone_number"]
     connection_actions.do_request_pairing(conn, method="phone" if phone else "qr", phone=phone)
     return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
