@@ -245,17 +245,28 @@ def do_request_pairing(connection: Connection, *, method: str = "qr", phone: str
 
 
 def do_set_desired_state(connection: Connection, desired: str) -> None:
-    """Pause (stopped), resume (connected) or log out; the holding runner acts on the nudge."""
+    """Pause (stopped), resume (connected) or log out one number; see do_set_desired_states."""
+    do_set_desired_states([connection], desired)
+
+
+def do_set_desired_states(connections, desired: str) -> None:
+    """Pause (stopped), resume (connected) or log out numbers; the holding runners act on the nudges.
+
+    Two UPDATEs whatever the count. Resuming resets the reconnect attempts, and a number that gave up
+    (``failed``, checked in the database, not on the caller's copy) goes back to ``disconnected``.
+    """
     action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
+    connections = list(connections)
+    ids = [c.pk for c in connections]
     with transaction.atomic():
         fields = {"desired_state": desired, "updated_at": timezone.now()}
         if desired == Connection.DesiredState.CONNECTED:
             fields.update(reconnect_attempts=0, next_retry_at=None)
-        Connection.objects.unscoped().filter(pk=connection.pk).update(**fields)
-        if desired == Connection.DesiredState.CONNECTED and connection.status == Status.FAILED:
-            Connection.objects.unscoped().filter(pk=connection.pk).update(status=Status.DISCONNECTED)
-        publish_connection_on_commit(connection.tenant_id, connection.pk)
-        nudge_on_commit(connection.pk, action)
+            Connection.objects.unscoped().filter(pk__in=ids, status=Status.FAILED).update(status=Status.DISCONNECTED)
+        Connection.objects.unscoped().filter(pk__in=ids).update(**fields)
+        for conn in connections:
+            publish_connection_on_commit(conn.tenant_id, conn.pk)
+            nudge_on_commit(conn.pk, action)
 
 
 # --- beat ----------------------------------------------------------------------------------------

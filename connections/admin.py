@@ -7,18 +7,20 @@ from connections.models import Connection, ConnectionEvent
 from inbox.admin import export_as_csv
 
 
+def _set_desired_states(modeladmin, request, queryset, desired: str, verb: str):
+    connections = list(queryset)
+    actions.do_set_desired_states(connections, desired)
+    modeladmin.message_user(request, f"Asked the runners to {verb} {len(connections)} number(s).")
+
+
 @admin.action(description="Reconnect selected numbers (desired state: connected, attempts reset)")
 def reconnect_connections(modeladmin, request, queryset):
-    for conn in queryset:  # each nudges its runner on commit; admins select a handful at a time
-        actions.do_set_desired_state(conn, Connection.DesiredState.CONNECTED)
-    modeladmin.message_user(request, f"Asked the runners to reconnect {len(queryset)} number(s).")
+    _set_desired_states(modeladmin, request, queryset, Connection.DesiredState.CONNECTED, "reconnect")
 
 
 @admin.action(description="Pause selected numbers (desired state: stopped)")
 def pause_connections(modeladmin, request, queryset):
-    for conn in queryset:
-        actions.do_set_desired_state(conn, Connection.DesiredState.STOPPED)
-    modeladmin.message_user(request, f"Asked the runners to pause {len(queryset)} number(s).")
+    _set_desired_states(modeladmin, request, queryset, Connection.DesiredState.STOPPED, "pause")
 
 
 @admin.register(Connection)
@@ -31,9 +33,10 @@ class ConnectionAdmin(admin.ModelAdmin):
     search_fields = ["name", "jid", "phone_number", "tenant__name", "tenant__slug"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
-    readonly_fields = ["created_at", "updated_at", "last_heartbeat_at", "runner_id", "lease_expires_at", "paired_at"]
+    readonly_fields = [
+        "created_at", "updated_at", "last_heartbeat_at", "runner_id", "lease_expires_at", "paired_at", "recent_events",
+    ]
     actions = [reconnect_connections, pause_connections, export_as_csv]
-    readonly_fields = [*readonly_fields, "recent_events"]
 
     @admin.display(description="Recent state changes")
     def recent_events(self, obj):

@@ -100,15 +100,21 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
 
 
 @pytest.mark.django_db
-def test_admin_reconnect_action_resets_a_failed_number_and_nudges(admin_client, django_capture_on_commit_callbacks):
-
-    conn = ConnectionFactory(status="failed", desired_state="stopped", reconnect_attempts=30, jid="5511:1@s.whatsapp.net")
+def test_admin_reconnect_action_resets_a_failed_number_and_nudges(admin_client, nudges, django_capture_on_commit_callbacks):
+    failed = ConnectionFactory(status="failed", desired_state="stopped", reconnect_attempts=30, jid="5511:1@s.whatsapp.net")
+    paused = ConnectionFactory(status="disconnected", desired_state="stopped", jid="5511:2@s.whatsapp.net")
     url = reverse("admin:connections_connection_changelist")
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(url, {"action": "reconnect_connections", "_selected_action": [conn.pk]}, follow=True)
+        response = admin_client.post(
+            url, {"action": "reconnect_connections", "_selected_action": [failed.pk, paused.pk]}, follow=True
+        )
     assert response.status_code == 200
-    conn.refresh_from_db()
-    assert (conn.desired_state, conn.status, conn.reconnect_attempts) == ("connected", "disconnected", 0)
+    failed.refresh_from_db()
+    paused.refresh_from_db()
+    assert (failed.desired_state, failed.status, failed.reconnect_attempts) == ("connected", "disconnected", 0)
+    assert (paused.desired_state, paused.status) == ("connected", "disconnected")
+    heard = {(n["connection_id"], n["action"]) for n in nudges()}
+    assert heard >= {(failed.pk, "resume"), (paused.pk, "resume")}
 
 
 @pytest.mark.django_db
