@@ -163,15 +163,14 @@ class AssignRefused(ValueError):
 
 def check_assign_conversation(conversation, assignee_id, *, acting_user):
     """Assign to ``acting_user`` ("me"), to a member of the tenant (an id), or unassign (None / "")."""
-    from django.contrib.auth import get_user_model
+    from inbox.selectors import tenant_member
 
     if assignee_id == "me":
         assignee = acting_user
     elif assignee_id in (None, ""):
         assignee = None
     else:
-        assignee = (get_user_model().objects
-                    .filter(pk=int(assignee_id), memberships__tenant_id=conversation.tenant_id).first())
+        assignee = tenant_member(conversation.tenant_id, int(assignee_id))
         if assignee is None:
             raise AssignRefused("That user is not a member of this team.")
     return do_assign_conversation(conversation, assignee, acting_user=acting_user)

@@ -211,13 +211,11 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
 
 
 def _publish_conversations(tenant_id, conversation_ids):
-    from django.contrib.auth import get_user_model
-
-    from inbox.selectors import conversations_by_ids
+    from inbox.selectors import conversations_by_ids, tenant_members
 
     conversations = conversations_by_ids(tenant_id, conversation_ids[:MAX_CONVERSATIONS_NOTIFIED])
     if conversations:
-        members = list(get_user_model().objects.filter(memberships__tenant_id=tenant_id).order_by("username"))
+        members = tenant_members(tenant_id)
         slug = _tenant_slug(tenant_id)
         _send_many([(conversation_group(c.pk), render_conversation_header(c, slug, members)) for c in conversations])
     _queue_list_update(tenant_id, conversation_ids)

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 from connections.models import Connection, ConnectionEvent
-from inbox.models import Contact, ContactIdentity, Conversation, Membership, Message
+from inbox.models import Contact, ContactIdentity, Conversation, Message
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -199,8 +199,9 @@ def tenant_members(tenant) -> list:
     return list(User.objects.filter(memberships__tenant=tenant).order_by("username"))
 
 
-def is_member(tenant, user_id) -> bool:
-    return Membership.objects.filter(tenant=tenant, user_id=user_id).exists()
+def tenant_member(tenant, user_id):
+    """The user with this id if they are a member of the tenant, else None."""
+    return get_user_model().objects.filter(pk=user_id, memberships__tenant=tenant).first()
 
 
 def tenant_connections(tenant) -> list[Connection]:
