@@ -6,13 +6,14 @@ lives in the database and the runner's periodic reconcile catches a nudge nobody
 inside a transaction use ``nudge_on_commit`` so the runner never acts on an uncommitted row.
 """
 
-import hashlib
 import json
 import logging
 
 import redis
 from django.conf import settings
 from django.db import transaction
+
+from config.scope import database_scope
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,9 @@ def redis_client() -> redis.Redis:
     return _clients[url]
 
 
-def nudge_channel() -> str:
+def nudge_channel(database_name: str | None = None) -> str:
     """Redis pub/sub ignores the db number, so the channel is named after the project's database."""
-    db = str(settings.DATABASES["default"]["NAME"])
-    return f"connections.nudge.{hashlib.sha1(db.encode()).hexdigest()[:16]}"
+    return f"connections.nudge.{database_scope(database_name)}"
 
 
 def nudge(connection_id: int, action: str, **payload) -> int:

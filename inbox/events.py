@@ -33,7 +33,6 @@ Nothing here raises into the caller: a Redis or rendering failure is logged (``l
 and the database write stands; open pages catch up when their socket reconnects and refreshes.
 """
 
-import hashlib
 import logging
 import threading
 from collections import defaultdict
@@ -42,6 +41,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
+
+from config.scope import database_scope
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +225,7 @@ def _publish_conversations(tenant_id, conversation_ids):
 def _key(kind: str, tenant_id) -> str:
     """Redis key of a tenant's coalescing state, named after the database: tenant ids are per database,
     and two deployments (or a test run beside `make run`) may share one Redis."""
-    db = str(settings.DATABASES["default"]["NAME"])
-    return f"live:{hashlib.sha1(db.encode()).hexdigest()[:12]}:{kind}:{tenant_id}"
+    return f"live:{database_scope()}:{kind}:{tenant_id}"
 
 
 def _queue_list_update(tenant_id, conversation_ids, background=False):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import gc
-import hashlib
 import logging
 import os
 import tempfile
@@ -21,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection as db
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from config.scope import database_scope
 from connections.models import Connection
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
@@ -91,8 +90,7 @@ def journal_lock(connection_id: int, wait: bool):
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
         return
     # SQLite lives on one machine: an exclusive lock on a file named after the database and connection.
-    name = hashlib.sha1(str(settings.DATABASES["default"]["NAME"]).encode()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"inbox-journal-{name}-{connection_id}.lock")
+    path = os.path.join(tempfile.gettempdir(), f"inbox-journal-{database_scope()}-{connection_id}.lock")
     fh = open(path, "a+")  # noqa: SIM115 - closed below
     try:
         try:

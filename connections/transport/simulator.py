@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 
+from config.scope import database_scope
 from connections.transport.base import LOGGED_OUT_REASON, SendResult, State, Transport, TransportError
 from sync import events_builder as eb
 
@@ -43,8 +44,7 @@ def _redis():
 
 
 def _sent_key(connection_id: int) -> str:
-    db = settings.DATABASES["default"]["NAME"]
-    return f"simulator:sent:{hashlib.sha1(str(db).encode()).hexdigest()[:12]}:{connection_id}"
+    return f"simulator:sent:{database_scope()}:{connection_id}"
 
 
 def _pn(number: str) -> str:

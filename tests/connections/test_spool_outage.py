@@ -5,7 +5,6 @@ TEMPLATE), so making it unreachable (ALLOW_CONNECTIONS false + its backends term
 touches the shared test database.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from django.db import connection as django_connection
 from neonize.events import MessageEv
 
-from connections.nudge import redis_client
+from connections.nudge import nudge_channel, redis_client
 from tests import procs
 from tests.connections.helpers import runner_env, start_runner
 from tests.factories import ConnectionFactory, TenantFactory
@@ -65,8 +64,7 @@ class OwnDatabase:
 
 def nudge_runner_of(database_name, connection_id, action, **payload):
     """connections.nudge.nudge for a runner on another database (the channel is named after the database)."""
-    channel = f"connections.nudge.{hashlib.sha1(database_name.encode()).hexdigest()[:16]}"
-    return redis_client().publish(channel, json.dumps({"connection_id": connection_id, "action": action,
+    return redis_client().publish(nudge_channel(database_name), json.dumps({"connection_id": connection_id, "action": action,
                                                        "payload": payload}))
 
 
