@@ -104,11 +104,15 @@ class Message(TenantOwned):
     # No single-column indexes on conversation/connection: msg_thread leads with conversation and the
     # unique (connection, external_id) constraint leads with connection; every extra index is paid on
     # each of the hundreds of thousands of rows a history sync inserts.
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    # ``tenant`` and ``connection`` are denormalised copies of the conversation's, always written from
-    # it (sync.ingest and the outbox); the conversation FK is the database's guarantee. They are ORM
-    # relations without a database FK constraint (ADR-6): two deferred FK checks per row were ~6 us of
-    # each history message's commit. Cascades are Django's, as before.
+    # The message's foreign keys are ORM relations without database FK constraints (ADR-6): a deferred
+    # FK check is an extra query per row at commit (~4 us of each history message). ``tenant`` and
+    # ``connection`` are denormalised copies of the conversation's; all three are written from a
+    # conversation row the writer just read or created in the same transaction (sync.ingest, the
+    # outbox), conversations are only deleted through the ORM (cascades are Django's) or by a merge that
+    # moves their messages first, and ``sync_report`` counts orphans. The unique and check constraints,
+    # which are what make duplicates impossible, stay in the database.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False,
+                                     db_constraint=False)
     tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False)
     connection = models.ForeignKey(
         "connections.Connection", on_delete=models.CASCADE, related_name="messages", db_index=False,
@@ -129,6 +133,7 @@ class Message(TenantOwned):
     sender_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="the agent who wrote an outbound reply", db_index=False,  # partial index msg_sender_user
+        db_constraint=False,
     )
     quoted_external_id = models.CharField(max_length=128, blank=True)
     quoted_body = models.CharField(max_length=300, blank=True)
@@ -173,3 +178,20 @@ class MessageRevision(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["message", "replaced_at"], name="revision_message")]
+
+
+class MessageSearchEntry(TenantOwned):
+    """The searchable text of one message: what the inbox's message-text search reads (ADR-10).
+
+    Kept out of ``Message`` so the trigram index that makes "contains" search fast is not paid on every
+    row a history sync inserts. Written by ``inbox.search``: at once for replies and live messages, from
+    the sync's search backlog for history batches (``sync.search_index``). Only messages with a body that
+    are not deleted have an entry; ``conversation`` follows merges.
+    """
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="search_entry")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    body = models.TextField()
+
+    def __str__(self):
+        return f"search text of message {self.message_id}"

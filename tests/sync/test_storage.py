@@ -3,30 +3,34 @@
 import gc
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from connections.models import Connection
-from inbox.models import Message
+from inbox.models import Conversation, Message
 from sync import events_builder as b
 from sync.models import RawEvent
-from tests.sync.helpers import PN_ANA, T0, feed, incoming
+from sync.selectors import sync_report
+from tests.sync.helpers import PN_ANA, PN_BRUNO, T0, feed, incoming
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.smoke
-def test_message_conversation_fk_is_enforced_and_connection_delete_still_cascades(acme_connection):
-    feed(acme_connection, incoming("FK1"), incoming("FK2"))
+def test_message_relations_are_kept_by_the_app_and_orphans_are_reported(acme_connection):
+    """ADR-6: a message's foreign keys have no database constraint; Django's cascades still remove a
+    deleted connection's or conversation's messages, and sync_report counts any orphan a raw write left."""
+    feed(acme_connection, incoming("FK1"), incoming("FK2"), incoming("FK3", chat=PN_BRUNO))
+    assert sync_report(acme_connection)["orphaned_messages"] == 0
     msg = Message.objects.get(external_id="FK1")
-    # The conversation FK is the database's guarantee: a message pointing nowhere never commits.
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Message.objects.create(tenant_id=msg.tenant_id, connection_id=msg.connection_id, conversation_id=10**9,
-                               external_id="FK-orphan", direction="in", sent_at=timezone.now())
-        connection.check_constraints(table_names=[Message._meta.db_table])
-    # tenant/connection are ORM relations without a DB constraint: Django's cascade still removes them.
+    Message.objects.create(tenant_id=msg.tenant_id, connection_id=msg.connection_id, conversation_id=10**9,
+                           external_id="FK-orphan", direction="in", sent_at=timezone.now())
+    assert sync_report(acme_connection)["orphaned_messages"] == 1
+    Message.objects.filter(external_id="FK-orphan").delete()
+    Conversation.objects.filter(pk=msg.conversation_id).delete()
+    assert list(Message.objects.filter(connection=acme_connection).values_list("external_id", flat=True)) == ["FK3"]
     Connection.objects.filter(pk=acme_connection.pk).delete()
-    assert not Message.objects.filter(external_id__in=["FK1", "FK2"]).exists()
+    assert not Message.objects.filter(external_id__startswith="FK").exists()
 
 
 def test_journal_payloads_are_lz4_compressed_on_postgresql(acme_connection):
@@ -63,3 +67,17 @@ def test_journal_keeps_payload_bytes_exactly_and_stays_idempotent(acme_connectio
     assert journal_events(acme_connection.pk, [("MessageEv", payload, None)], schedule=False) == 0
     row = RawEvent.objects.get(connection=acme_connection)
     assert bytes(row.payload) == payload
+
+
+def test_an_id_already_stored_elsewhere_in_a_new_conversation_is_a_duplicate_not_an_error(acme_connection):
+    """Messages of a conversation the batch creates are not probed (sync.upsert ``fresh``): an id that
+    exists anyway aborts the COPY, and the row-by-row retry counts it as a duplicate."""
+    feed(acme_connection, incoming("SAME1", "primeira", chat=PN_ANA))
+    history = b.history_sync_ev([b.history_conversation(PN_BRUNO, [
+        b.web_message(PN_BRUNO, "SAME1", "colide", T0 + 1), b.web_message(PN_BRUNO, "NEW1", "nova", T0 + 2)])],
+        "RECENT", chunk_order=1)
+    summary = feed(acme_connection, history)
+    assert summary.failed == 0 and summary.saved == 1 and summary.duplicates == 1
+    assert Message.objects.get(external_id="SAME1").body == "primeira"
+    assert Message.objects.get(external_id="NEW1").conversation.chat_jid == PN_BRUNO
+    assert not RawEvent.objects.exclude(state="processed").exists()
