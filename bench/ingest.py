@@ -7,8 +7,10 @@ the processor enqueues, so their rendering competes for the same 2 cores as in p
 
 Builds real HistorySyncEv chunks with neonize's generated classes (about 4,000 messages each, as
 WhatsApp sends them), journals them for one connection and processes the journal on PostgreSQL in a
-database of its own (``inbox_bench``, created and dropped here). Then replays the whole journal
-(must create 0 rows) and times a plain COPY of the same message rows into a scratch table with the
+database of its own (``inbox_bench``, created and dropped here). Then adds the history batches'
+message-text search entries from the search backlog (ADR-10; ``search_index_s``, reported beside the
+ingest, not inside it: the inbox shows the messages before they are searchable), replays the whole
+journal (must create 0 rows) and times a plain COPY of the same message rows into a scratch table with the
 message table's columns and its unique index. Prints one JSON line and saves it to
 bench/results/ingest.json. Targets (2-core machine): >= 20,000 messages/s; ingest/COPY >= 0.25.
 """
@@ -126,12 +128,14 @@ def main() -> dict:
     django.setup()
     from django.core.management import call_command
     from django.db import connection, transaction
+    from django.db.models import Sum
 
     from connections.models import Connection
-    from inbox.models import Contact, Conversation, Message, Tenant
+    from inbox.models import Contact, Conversation, Message, MessageSearchEntry, Tenant
     from sync.journal import journal_events
-    from sync.models import RawEvent, SyncRun
+    from sync.models import RawEvent, SearchBacklog, SyncRun
     from sync.processor import finish_run, process_pending, requeue, start_run
+    from sync.search_index import index_search_backlog
 
     worker = None
     try:
@@ -165,6 +169,14 @@ def main() -> dict:
         assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
         history_run = SyncRun.objects.get(kind="history")
         counts = {"contacts": Contact.objects.count(), "conversations": Conversation.objects.count(), "messages": messages}
+
+        # --- search: the history batches' search entries, added after the ingest (ADR-10) --------
+        backlog = SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0
+        t = time.perf_counter()
+        indexed = index_search_backlog(conn.pk, wait=True, yield_to_journal=False)
+        search_s = time.perf_counter() - t
+        searchable = Message.objects.filter(connection=conn).exclude(body="").count()
+        assert indexed.indexed == searchable == MessageSearchEntry.objects.count(), (indexed, searchable)
 
         # --- replay: the whole journal again; must create nothing --------------------------------
         with transaction.atomic():
@@ -215,6 +227,10 @@ def main() -> dict:
             "journal_s": round(journal_s, 3),
             "ingest_s": round(ingest_s, 3),
             "messages_per_s": round(rate),
+            "search_backlog_messages": backlog,
+            "search_index_s": round(search_s, 3),
+            "search_entries": indexed.indexed,
+            "ingest_then_search_messages_per_s": round(args.messages / (ingest_s + search_s)),
             "replay_s": round(replay_s, 3),
             "replay_messages_per_s": round(args.messages / replay_s),
             "replay_new_rows": new_rows,

@@ -101,6 +101,7 @@ def do_queue_reply(conversation, user, body: str):
     from inbox import events
     from inbox.formatting import preview_text
     from inbox.models import Message
+    from inbox.search import index_messages
 
     now = timezone.now()
     with transaction.atomic():
@@ -116,6 +117,7 @@ def do_queue_reply(conversation, user, body: str):
             sender_user=user,
             sent_at=now,
         )
+        index_messages([message.pk])  # searchable at once (inbox.search)
         preview = preview_text(body, 200)
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, last_message_preview=preview, updated_at=now)
         conversation.last_message_at, conversation.last_message_preview = now, preview

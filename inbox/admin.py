@@ -13,6 +13,7 @@ from inbox.models import (
     Membership,
     Message,
     MessageRevision,
+    MessageSearchEntry,
     Tenant,
 )
 
@@ -149,6 +150,28 @@ class MessageRevisionAdmin(admin.ModelAdmin):
     raw_id_fields = ["message"]
     autocomplete_fields = ["tenant"]
     show_full_result_count = False
+
+
+@admin.register(MessageSearchEntry)
+class MessageSearchEntryAdmin(admin.ModelAdmin):
+    """What the inbox's message-text search reads (inbox.search); written only by the app."""
+
+    list_display = ["message", "conversation", "tenant", "short_body"]
+    list_filter = ["tenant"]
+    list_select_related = ["message", "conversation", "tenant"]
+    raw_id_fields = ["message", "conversation"]
+    readonly_fields = ["message", "conversation", "tenant", "body"]
+    show_full_result_count = False
+
+    @admin.display(description="body")
+    def short_body(self, obj):
+        return obj.body[:80]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.action(description="Acknowledge selected alerts")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from connections.models import Connection
 from inbox.actions import get_or_create_contact_for_jid, get_or_create_conversation
 from inbox.models import Membership, Message, Tenant
+from inbox.search import index_messages
 
 DEMO_PASSWORD = "demo-pass-123"
 
@@ -96,6 +97,8 @@ def do_seed_demo() -> None:
             ]
             if new:
                 Message.objects.bulk_create(new, ignore_conflicts=True)
+                index_messages(Message.objects.filter(connection=connection, external_id__in=[m.external_id for m in new])
+                               .values_list("id", flat=True))
                 last = new[-1]
                 conversation.last_message_at = last.sent_at
                 conversation.last_message_preview = last.body[:200]

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 from connections.models import Connection, ConnectionEvent
-from inbox.models import Contact, ContactIdentity, Conversation, Message
+from inbox.models import Contact, ContactIdentity, Conversation, Message, MessageSearchEntry
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -96,9 +96,9 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
 # One OR across contact, identity, conversation and message columns cannot use any index: PostgreSQL
 # walks every conversation of the tenant and probes the joined rows (~0.5 s at 100k conversations /
 # 1M messages). Instead each column family is its own branch, a semi-join the planner can drive either
-# way: from a trigram GIN index (migration inbox 0003: pg_trgm on contact names and numbers, identity
-# JIDs, chat JIDs and message bodies) when few rows match, or by walking the inbox index in activity
-# order when many do. Each branch returns at most one page in the page's order, so the top of their
+# way: from a trigram GIN index (pg_trgm on contact names and numbers, identity JIDs and chat JIDs,
+# migration inbox 0003; on message search entries, inbox 0006) when few rows match, or by walking the
+# inbox index in activity order when many do. Each branch returns at most one page in the page's order, so the top of their
 # UNION is exactly the top of the full result: keyset paging stays correct.
 
 MIN_TEXT_SEARCH = 3  # trigrams need three characters; shorter searches match the start of names and numbers
@@ -135,7 +135,8 @@ def _search_branches(tenant, search: SearchTerms) -> list[Q]:
     contact_match = (Q(display_name__icontains=search.text) | Q(push_name__icontains=search.text)
                      | Q(phone_number__icontains=number))
     identities = ContactIdentity.objects.for_tenant(tenant).filter(jid__icontains=number)
-    messages = Message.objects.for_tenant(tenant).filter(body__icontains=search.text, deleted_at__isnull=True)
+    # Message text: the search entries (inbox.search, ADR-10), which only hold bodies of messages not deleted.
+    messages = MessageSearchEntry.objects.for_tenant(tenant).filter(body__icontains=search.text)
     return [
         Q(contact_id__in=contacts.filter(contact_match).values("pk")),
         Q(contact_id__in=identities.values("contact_id")),

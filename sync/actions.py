@@ -14,6 +14,7 @@ from sync.capture import CaptureError, decode_line
 from sync.journal import journal_events
 from sync.models import RawEvent, SyncRun
 from sync.processor import finish_run, process_pending, requeue, start_run
+from sync.search_index import index_search_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ def do_import_capture(conn: Connection, path: str | Path, *, on_progress: Callab
     summary = process_pending(conn.pk, batch_size=batch_size, run=run, wait=True)
     with transaction.atomic():
         run = finish_run(run)
+    # Everything imported is searchable when the command returns (history batches wait in the backlog).
+    indexed = index_search_backlog(conn.pk, wait=True, yield_to_journal=False)
     out = {
         "connection": conn.pk, "file": str(path), "lines": seen, "bad_lines": bad_lines, "journaled": journaled,
         "already_journaled": seen - len(bad_lines) - journaled, **_summary_fields(summary), "run": run.pk,
-        "discrepancy": run.discrepancy,
+        "discrepancy": run.discrepancy, "search_indexed": indexed.indexed,
     }
     logger.info("sync.import.finished", extra={k: v for k, v in out.items() if k != "bad_lines"})
     return out
@@ -88,8 +91,9 @@ def do_replay(conn: Connection, *, since: datetime | None = None, until: datetim
     summary = process_pending(conn.pk, batch_size=batch_size, run=run, wait=True)
     with transaction.atomic():
         run = finish_run(run)
+    indexed = index_search_backlog(conn.pk, wait=True, yield_to_journal=False)
     return {"connection": conn.pk, "requeued": requeued, **_summary_fields(summary), "run": run.pk,
-            "discrepancy": run.discrepancy}
+            "discrepancy": run.discrepancy, "search_indexed": indexed.indexed}
 
 
 def do_reprocess_events(queryset) -> dict[int, int]:
@@ -99,7 +103,14 @@ def do_reprocess_events(queryset) -> dict[int, int]:
         by_connection[cid] = requeue(queryset.filter(connection_id=cid))
     for cid in by_connection:
         process_pending(cid, wait=True)
+        index_search_backlog(cid, wait=True, yield_to_journal=False)
     return by_connection
+
+
+def do_index_search_backlogs(connection_ids) -> int:
+    """Admin "index now": work off these connections' search backlogs at once; returns entries added."""
+    return sum(index_search_backlog(cid, wait=True, yield_to_journal=False).indexed
+               for cid in sorted(set(connection_ids)))
 
 
 def _summary_fields(summary) -> dict:

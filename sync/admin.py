@@ -3,8 +3,8 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from sync.actions import do_reprocess_events
-from sync.models import JidMapping, PendingOperation, RawEvent, SyncRun
+from sync.actions import do_index_search_backlogs, do_reprocess_events
+from sync.models import JidMapping, PendingOperation, RawEvent, SearchBacklog, SyncRun
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -89,3 +89,21 @@ class JidMappingAdmin(admin.ModelAdmin):
     list_display = ("lid_jid", "pn_jid", "tenant", "created_at")
     search_fields = ("lid_jid", "pn_jid")
     list_select_related = ("tenant",)
+
+
+@admin.register(SearchBacklog)
+class SearchBacklogAdmin(admin.ModelAdmin):
+    """History batches whose messages are not in the message-text search yet (sync.search_index)."""
+
+    list_display = ("id", "connection", "messages", "after_id", "through_id", "created_at")
+    list_filter = ("connection__tenant",)
+    search_fields = ("=connection__id",)
+    list_select_related = ("connection",)
+    ordering = ("id",)
+    readonly_fields = ("tenant", "connection", "messages", "after_id", "through_id", "created_at")
+    actions = ["index_now"]
+
+    @admin.action(description="Index these connections' backlogs now")
+    def index_now(self, request, queryset):
+        indexed = do_index_search_backlogs(queryset.values_list("connection_id", flat=True))
+        self.message_user(request, f"{indexed} message(s) added to the search.", messages.SUCCESS)

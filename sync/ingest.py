@@ -24,9 +24,11 @@ from django.utils import timezone
 
 from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
+from inbox.search import move_entries, reindex_messages
 from sync.decode import Decoded, MessageRecord
 from sync.identity import is_group, is_lid, is_pn, phone_of, skip_reason
 from sync.models import JidMapping, PendingOperation
+from sync.search_index import index_new_messages
 from sync.upsert import insert_new
 
 logger = logging.getLogger(__name__)
@@ -280,6 +282,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
             result.conversation_ids.add(conv.pk)
             continue
         Message.objects.filter(conversation_id=conv.pk).update(conversation_id=target.pk)
+        move_entries([conv.pk], target.pk)
         target.unread_count += conv.unread_count
         if conv.last_message_at > target.last_message_at:
             target.last_message_at, target.last_message_preview = conv.last_message_at, conv.last_message_preview
@@ -450,9 +453,13 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
             "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
         ))
     tick = _phase(timings, "message_rows", tick)
+    id_range: list[int] = []
     inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings,
-                          alongside=alongside)
+                          alongside=alongside, id_range=id_range,
+                          fresh=("conversation_id", {conv_ids[key] for key in created}))
     tick = _phase(timings, "message_copy", tick)
+    index_new_messages(conn, inserted, tuple(id_range) if id_range else None)
+    tick = _phase(timings, "search", tick)
     result.saved = len(inserted)
     result.duplicates += len(rows) - len(inserted)
     conv_key = {v: k for k, v in conv_ids.items()}
@@ -623,6 +630,7 @@ def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str],
                 "tenant_id"):
             msgs[m.external_id] = m
     changed: dict[int, Message] = {}
+    retexted: set[int] = set()  # edited or revoked: their search entries follow
     revisions = []
     waiting = []
     for kind, target, data in all_ops:
@@ -651,15 +659,19 @@ def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str],
                 revisions.append(MessageRevision(tenant_id=m.tenant_id, message_id=m.pk, body=m.body, replaced_at=at))
                 m.body, m.edited_at = data["body"], at
                 changed[m.pk] = m
+                retexted.add(m.pk)
         elif kind == "revoke":
             if m.deleted_at is None:
                 m.deleted_at = datetime.fromisoformat(data["at"])
                 changed[m.pk] = m
+                retexted.add(m.pk)
     if changed:
         for m in changed.values():
             m.updated_at = timezone.now()
         Message.objects.bulk_update(list(changed.values()), ["status", "reactions", "body", "edited_at", "deleted_at",
                                                              "updated_at"], batch_size=500)
+        if retexted:
+            reindex_messages(retexted)  # an edit's new body, a revoke's removal (inbox.search)
         result.message_ids.update(changed)
         result.conversation_ids.update(m.conversation_id for m in changed.values())
     if revisions:

@@ -134,3 +134,25 @@ class JidMapping(TenantOwned):
 
     def __str__(self):
         return f"{self.lid_jid} = {self.pn_jid}"
+
+
+class SearchBacklog(TenantOwned):
+    """Messages a history batch inserted that are not in the message-text search yet (ADR-10).
+
+    One row per large sync batch: its messages are those of ``connection`` with ``after_id < id <=
+    through_id`` (the primary keys its COPY took). ``sync.search_index`` adds their search entries a
+    bounded slice at a time, moving ``after_id`` forward, and deletes the row when it is done.
+    """
+
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+",
+                                   db_index=False)  # searchbacklog_connection leads with it
+    after_id = models.BigIntegerField()
+    through_id = models.BigIntegerField()
+    messages = models.PositiveIntegerField(help_text="messages the batch inserted")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["connection", "id"], name="searchbacklog_connection")]
+
+    def __str__(self):
+        return f"search backlog of connection {self.connection_id}: ids {self.after_id + 1}..{self.through_id}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from connections.models import Connection
 from inbox.models import Contact, Conversation, GroupParticipant, Message
-from sync.models import PendingOperation, RawEvent, SyncRun
+from sync.models import PendingOperation, RawEvent, SearchBacklog, SyncRun
 
 
 def sync_report(conn: Connection, runs: int = 20) -> dict:
@@ -50,6 +50,11 @@ def sync_report(conn: Connection, runs: int = 20) -> dict:
             .values("id", "event_name", "attempts", "error")[:50]
         ),
         "pending_operations": PendingOperation.objects.filter(connection=conn).count(),
+        # Messages of large history batches not in the message-text search yet (sync.search_index).
+        "search_backlog": SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0,
+        # The message row's relations are kept by the application, not FK constraints (ADR-6): must be 0.
+        "orphaned_messages": Message.objects.filter(connection=conn).exclude(
+            Exists(Conversation.objects.filter(pk=OuterRef("conversation_id")))).count(),
         "skipped": skipped,
         "runs": [
             {

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
-from sync.models import PendingOperation, RawEvent
+from sync.models import PendingOperation, RawEvent, SearchBacklog
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def process_journal_task(connection_id: int) -> dict:
     (that worker re-checks for new rows before releasing it)."""
     from connections.models import Connection
     from sync.processor import process_pending
+    from sync.search_index import has_backlog, index_search_backlog
 
     try:
         summary = process_pending(connection_id, time_budget=TASK_TIME_BUDGET)
@@ -34,13 +35,21 @@ def process_journal_task(connection_id: int) -> dict:
         logger.info("sync.journal.processed", extra=summary.as_dict())
     if summary.more:
         process_journal_task.delay(connection_id)
+        return summary.as_dict()
+    if not summary.busy and has_backlog(connection_id):
+        # The journal is drained: give the history batches their search entries (ADR-10). It gives way
+        # to journal rows that come due meanwhile, and comes back for the rest.
+        indexed = index_search_backlog(connection_id, time_budget=TASK_TIME_BUDGET)
+        if indexed.more:
+            process_journal_task.delay(connection_id)
+        return {**summary.as_dict(), "search": indexed.as_dict()}
     return summary.as_dict()
 
 
 @shared_task
 def journal_safety_net_task() -> dict:
     """Beat, every minute or so: enqueue processing for connections with rows pending > 30 s, failed
-    rows whose retry is due, or operations waiting for a message; close idle sync runs."""
+    rows whose retry is due, operations waiting for a message or a search backlog; close idle sync runs."""
     from sync.processor import finish_idle_runs
 
     now = timezone.now()
@@ -52,6 +61,9 @@ def journal_safety_net_task() -> dict:
         .values_list("connection_id", flat=True).distinct()
     )
     due.update(PendingOperation.objects.unscoped().filter(created_at__lt=now - SAFETY_NET_AGE)
+               .values_list("connection_id", flat=True).distinct())
+    # History batches still waiting for their search entries (the task that would have indexed them was lost).
+    due.update(SearchBacklog.objects.unscoped().filter(created_at__lt=now - SAFETY_NET_AGE)
                .values_list("connection_id", flat=True).distinct())
     for connection_id in sorted(due):
         process_journal_task.delay(connection_id)

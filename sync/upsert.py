@@ -8,9 +8,10 @@ PostgreSQL or Python objects; both are accepted).
 
 The caller holds the per-connection journal lock, so nobody else inserts into the same scope
 meanwhile. On PostgreSQL the existing keys are read with one ``= ANY(array)`` probe of the unique
-index and the new rows are streamed with COPY straight into the table; should a row appear in the
-meantime anyway (another path writing the same key), the unique constraint aborts the batch and the
-processor retries its rows one by one, which then see the row and count it as a duplicate.
+index (rows of a parent created in this transaction are not probed: see ``fresh``) and the new rows
+are streamed with a binary COPY straight into the table; should a row appear in the meantime anyway
+(another path writing the same key), the unique constraint aborts the batch and the processor retries
+its rows one by one, which then see the row and count it as a duplicate.
 SQLite (the embedded default): a read-back of existing keys and ``bulk_create(ignore_conflicts)``.
 Call inside ``transaction.atomic()``.
 """
@@ -18,12 +19,18 @@ Call inside ``transaction.atomic()``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from itertools import islice
 
-from django.db import connection, models
+import psycopg
+from django.db import IntegrityError, connection, models, transaction
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 
 def _chunks(seq, n):
@@ -62,7 +69,38 @@ def _json_ready(rows, json_cols):
         yield row
 
 
-def _copy_beside(sql: str, rows, json_cols, alongside) -> None:
+class _JsonText(str):
+    """Marker type: registers ``_JsonbTextBinaryDumper`` under jsonb's oid (see ``_binary_copy``)."""
+
+
+class _JsonbTextBinaryDumper(Dumper):
+    """Already-encoded JSON text as a binary jsonb value (a version byte, then the text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj):
+        return b"\x01" + obj.encode()
+
+
+def _column_types(model, columns) -> list[str]:
+    """PostgreSQL type names of ``columns`` for a binary COPY (``varchar(128)`` -> ``varchar``)."""
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    return [fields[c].db_type(connection).split("(")[0] for c in columns]
+
+
+@contextmanager
+def _binary_copy(cursor, sql: str, types: list[str]):
+    """A binary COPY on a psycopg cursor: ~2 us of Python per 23-column row instead of ~4.6 us as text
+    (the formatting runs under the GIL, beside the decoding of the next batch). JSON columns take the
+    already-encoded text the row builders make."""
+    cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
+    with cursor.copy(f"{sql} (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        yield copy
+
+
+def _copy_beside(sql: str, types: list[str], rows, json_cols, alongside) -> None:
     """COPY ``rows`` from a helper thread on this thread's database connection (same transaction)
     while ``alongside()`` runs here; this thread does not touch the connection until the COPY is done.
     An error of the COPY is raised here, after ``alongside`` returned."""
@@ -72,7 +110,7 @@ def _copy_beside(sql: str, rows, json_cols, alongside) -> None:
 
     def feed():
         try:
-            with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            with raw.cursor() as cursor, _binary_copy(cursor, sql, types) as copy:
                 write = copy.write_row
                 for row in _json_ready(rows, json_cols):
                     write(row)
@@ -89,52 +127,104 @@ def _copy_beside(sql: str, rows, json_cols, alongside) -> None:
         raise errors[0]
 
 
+def _id_sequence(table: str) -> str:
+    if table not in _SEQUENCES:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            _SEQUENCES[table] = cursor.fetchone()[0]
+    return _SEQUENCES[table]
+
+
+_SEQUENCES: dict[str, str] = {}
+logger = logging.getLogger(__name__)
+
+
 def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str,
-               timings: dict | None = None, alongside=None) -> list:
+               timings: dict | None = None, alongside=None, id_range: list | None = None,
+               fresh: tuple[str, set] | None = None) -> list:
     """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order.
 
     ``alongside``: a callable with no database access, run in this thread while a helper thread feeds
     the COPY (PostgreSQL only; the server then does the work and both threads mostly wait on it, so
-    the caller's CPU work overlaps the server's). Not run when there is nothing to insert."""
+    the caller's CPU work overlaps the server's). Not run when there is nothing to insert.
+    ``id_range``: a list that receives ``(after_id, through_id)`` on PostgreSQL: every inserted row's
+    primary key is in ``after_id < id <= through_id`` (one ``nextval`` before the COPY, this session's
+    ``currval`` after it; other sessions' ids may be interleaved).
+    ``fresh``: ``(column, values)``: rows whose ``column`` is in ``values`` are not probed (PostgreSQL),
+    because their parent row was created in this transaction (a message of a conversation this batch
+    created cannot exist yet: a first history sync probes nothing). Should one exist anyway, the unique
+    constraint aborts the batch and the processor's row-by-row retry counts it as a duplicate."""
     if not rows:
         return []
     k = list(columns).index(key)
     started = time.perf_counter()
-    present = existing_keys(model, scope, key, (r[k] for r in rows))
+    unprobed: list[tuple] = []
+    probed = rows
+    if fresh is not None and fresh[1] and connection.vendor == "postgresql":
+        f, values = list(columns).index(fresh[0]), fresh[1]
+        probed = [r for r in rows if r[f] not in values]
+        unprobed = [r for r in rows if r[f] in values]
+    present = existing_keys(model, scope, key, (r[k] for r in probed)) if probed else set()
     if timings is not None:
         timings["message_probe"] += time.perf_counter() - started
-    new_rows = [r for r in rows if r[k] not in present]
+    new_rows = [r for r in rows if r[k] not in present] if present else list(rows)  # in the rows' order
+    if connection.vendor != "postgresql":
+        return _bulk_create(model, columns, new_rows, k)
+    if not unprobed:
+        return _copy_new(model, columns, new_rows, k, alongside, id_range)
+    try:
+        with transaction.atomic():  # a savepoint: the COPY of unprobed rows may meet an existing key
+            return _copy_new(model, columns, new_rows, k, alongside, id_range)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        logger.info("sync.upsert.fresh_key_existed", extra={"table": model._meta.db_table, "rows": len(rows)})
+    present = existing_keys(model, scope, key, (r[k] for r in unprobed))
+    return _copy_new(model, columns, [r for r in new_rows if r[k] not in present], k, None, id_range)
+
+
+def _copy_new(model, columns, new_rows, k: int, alongside, id_range: list | None) -> list:
     if not new_rows:
         return []
     fields = {f.attname: f for f in model._meta.concrete_fields}
-    if connection.vendor == "postgresql":
-        json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
-        col_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in columns)
-        if alongside is not None:
-            _copy_beside(f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN", new_rows, json_cols, alongside)
-            return [r[k] for r in new_rows]
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN") as copy:
-            write = copy.write_row
-            if json_cols:
-                for row in new_rows:
-                    if any(not isinstance(row[i], str) for i in json_cols):
-                        row = list(row)
-                        for i in json_cols:
-                            if not isinstance(row[i], str):
-                                row[i] = json.dumps(row[i])
-                    write(row)
-            else:
-                for row in new_rows:
-                    write(row)
-    else:
-        json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
-        objs = []
-        for row in new_rows:
-            values = dict(zip(columns, row, strict=True))
-            for i in json_cols:
-                if isinstance(row[i], str):
-                    values[columns[i]] = json.loads(row[i])
-            objs.append(model(**values))
-        model._base_manager.bulk_create(objs, ignore_conflicts=True, batch_size=200)
+    json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
+    col_sql = ", ".join(connection.ops.quote_name(fields[c].column) for c in columns)
+    if id_range is None:
+        return _copy_rows(model, columns, col_sql, new_rows, json_cols, k, alongside)
+    sequence = _id_sequence(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(%s)", [sequence])
+        after_id = cursor.fetchone()[0]
+    inserted = _copy_rows(model, columns, col_sql, new_rows, json_cols, k, alongside)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT currval(%s)", [sequence])
+        id_range[:] = [after_id, cursor.fetchone()[0]]
+    return inserted
+
+
+def _bulk_create(model, columns, new_rows, k: int) -> list:
+    """SQLite (the embedded default): ``bulk_create(ignore_conflicts)`` after the probe."""
+    if not new_rows:
+        return []
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    json_cols = [i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)]
+    objs = []
+    for row in new_rows:
+        values = dict(zip(columns, row, strict=True))
+        for i in json_cols:
+            if isinstance(row[i], str):
+                values[columns[i]] = json.loads(row[i])
+        objs.append(model(**values))
+    model._base_manager.bulk_create(objs, ignore_conflicts=True, batch_size=200)
+    return [r[k] for r in new_rows]
+
+
+def _copy_rows(model, columns, col_sql: str, new_rows, json_cols, k: int, alongside) -> list:
+    sql = f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN"
+    types = _column_types(model, columns)
+    if alongside is not None:
+        _copy_beside(sql, types, new_rows, json_cols, alongside)
+        return [r[k] for r in new_rows]
+    with connection.cursor() as cursor, _binary_copy(cursor.cursor, sql, types) as copy:
+        write = copy.write_row
+        for row in _json_ready(new_rows, json_cols):
+            write(row)
     return [r[k] for r in new_rows]

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 from inbox.models import Contact, ContactIdentity, Conversation, Membership, Message, Tenant
+from inbox.search import index_messages
 
 PASSWORD = "demo-pass-123"
 
@@ -86,6 +87,7 @@ class ConversationFactory(factory.django.DjangoModelFactory):
 class MessageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Message
+        skip_postgeneration_save = True
 
     conversation = factory.SubFactory(ConversationFactory)
     tenant = factory.LazyAttribute(lambda m: m.conversation.tenant)
@@ -95,3 +97,9 @@ class MessageFactory(factory.django.DjangoModelFactory):
     status = Message.Status.RECEIVED
     body = factory.Sequence(lambda n: f"message {n}")
     sent_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def searchable(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's signature
+        """Like every write path of the app, give the message its search entry (inbox.search)."""
+        if create and extracted is not False:
+            index_messages([obj.pk])

@@ -1,6 +1,6 @@
 from .alerts import Alert
 from .contacts import Contact, ContactIdentity, GroupParticipant
-from .conversations import Conversation, Message, MessageRevision
+from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
 from .tenants import Membership, Tenant
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "Membership",
     "Message",
     "MessageRevision",
+    "MessageSearchEntry",
     "Tenant",
 ]

@@ -18,9 +18,10 @@ from inbox.models import (
     Membership,
     Message,
     MessageRevision,
+    MessageSearchEntry,
     Tenant,
 )
-from sync.models import JidMapping, PendingOperation, RawEvent, SyncRun
+from sync.models import JidMapping, PendingOperation, RawEvent, SearchBacklog, SyncRun
 from tests.factories import (
     ConnectionFactory,
     ContactFactory,
@@ -56,6 +57,7 @@ BUILDERS = {
     MessageRevision: lambda n: MessageRevision.objects.create(
         tenant=(m := MessageFactory()).tenant, message=m, body="old", replaced_at=timezone.now()
     ),
+    MessageSearchEntry: lambda n: MessageFactory().search_entry,
     Alert: lambda n: Alert.objects.create(tenant=(c := ConnectionFactory()).tenant, connection=c, kind="other", message="x"),
     RawEvent: _raw_event,
     SyncRun: lambda n: SyncRun.objects.create(
@@ -63,6 +65,9 @@ BUILDERS = {
     ),
     PendingOperation: lambda n: PendingOperation.objects.create(
         tenant=(c := ConnectionFactory()).tenant, connection=c, kind="receipt", target_external_id=f"W{n}", digest=f"{n:064d}"
+    ),
+    SearchBacklog: lambda n: SearchBacklog.objects.create(
+        tenant=(c := ConnectionFactory()).tenant, connection=c, after_id=n, through_id=n + 5000, messages=4000
     ),
     JidMapping: lambda n: JidMapping.objects.create(
         tenant=TenantFactory(), lid_jid=f"{n}@lid", pn_jid=f"55119{n:08d}@s.whatsapp.net"

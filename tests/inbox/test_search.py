@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inbox.models import ContactIdentity, Conversation, Message
+from inbox.search import reindex_messages
 from inbox.selectors import MIN_TEXT_SEARCH
 from tests.factories import ConnectionFactory, ContactFactory, ConversationFactory, MessageFactory
 
@@ -34,7 +35,9 @@ def _world(tenant, connection_, *, offset=0):
     MessageFactory(conversation=convs["text"], body="my parcel tracking number is XK-7781, please check")
     MessageFactory(conversation=convs["other"], body="nothing to see here")
     gone = MessageFactory(conversation=convs["other"], body="secret code QZ-5555")
-    Message.objects.filter(pk=gone.pk).update(deleted_at=now)  # revoked: kept for admins, not searchable
+    # Revoked, as sync.ingest applies a revoke: the body stays for admins, the search entry goes.
+    Message.objects.filter(pk=gone.pk).update(deleted_at=now)
+    reindex_messages([gone.pk])
     return convs
 
 

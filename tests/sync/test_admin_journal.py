@@ -37,3 +37,20 @@ def test_unknown_event_names_are_shown_not_raised(admin_client, acme_connection)
     row = RawEvent.objects.get(event_name="MysteryEv")
     page = admin_client.get(reverse("admin:sync_rawevent_change", args=[row.pk]))
     assert page.status_code == 200 and b"unknown event name" in page.content
+
+
+def test_search_backlog_is_listed_and_indexed_on_demand(admin_client, acme_connection):
+    from inbox.models import MessageSearchEntry
+    from sync.models import SearchBacklog
+    from sync.search_index import INLINE_LIMIT
+    from tests.sync.helpers import PN_ANA, T0
+
+    n = INLINE_LIMIT + 1
+    msgs = [b.web_message(PN_ANA, f"AB{i:04d}", f"antigo {i}", T0 + i) for i in range(n)]
+    feed(acme_connection, b.history_sync_ev([b.history_conversation(PN_ANA, msgs)], "FULL", chunk_order=1))
+    item = SearchBacklog.objects.get()
+    url = reverse("admin:sync_searchbacklog_changelist")
+    assert list(admin_client.get(url).context["cl"].queryset) == [item]
+    response = admin_client.post(url, {"action": "index_now", "_selected_action": [item.pk]}, follow=True)
+    assert f"{n} message(s) added to the search.".encode() in response.content
+    assert MessageSearchEntry.objects.count() == n and not SearchBacklog.objects.exists()

@@ -26,7 +26,8 @@ class Command(BaseCommand):
             f"connection {report['connection']}: {report['contacts']} contacts, {report['conversations']} conversations, "
             f"{report['messages']} messages ({report['deleted_messages']} deleted, {report['edited_messages']} edited)\n"
             f"journal: {j['pending']} pending, {j['processed']} processed, {j['failed']} failed, "
-            f"{j['quarantined']} quarantined; skipped {report['skipped']}"
+            f"{j['quarantined']} quarantined; skipped {report['skipped']}\n"
+            f"search backlog: {report['search_backlog']} messages; orphaned messages: {report['orphaned_messages']}"
         )
         for run in report["runs"]:
             self.stdout.write(
