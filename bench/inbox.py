@@ -157,6 +157,11 @@ def load(connection, n_conv, n_msg):
                     v.last_message_at - ((%(per)s - g) || ' minutes')::interval, 0, '', now(), now()
                 FROM inbox_conversation v, generate_series(1, %(per)s) g WHERE v.tenant_id = %(t)s""",
                         {"t": tenant.pk, "per": per_conv})
+            # What inbox.search writes for every message with a body (ADR-10): message-text search reads it.
+            cur.execute("""
+                INSERT INTO inbox_messagesearchentry (message_id, tenant_id, conversation_id, body)
+                SELECT id, tenant_id, conversation_id, body FROM inbox_message
+                WHERE tenant_id = %(t)s AND body <> '' AND deleted_at IS NULL""", {"t": tenant.pk})
             cur.execute("ANALYZE")
 
 

@@ -150,6 +150,11 @@ def main() -> dict:
             procs.wait_for(lambda: " ready." in worker.output(), timeout=60, message="the bench's Celery worker")
         tenant = Tenant.objects.create(name="Bench", slug="bench")
         conn = Connection.objects.create(tenant=tenant, name="bench number")
+        # Open the broker connection before timing, as a long-running worker process has it open: the
+        # first publish of a process costs ~35 ms of connection setup. The flush finds nothing to send.
+        from inbox.tasks import flush_live_updates_task
+
+        flush_live_updates_task.delay(tenant.pk)
         t = time.perf_counter()
         chunks = build_chunks(args.messages, args.conversations, args.chunk)
         build_s = time.perf_counter() - t

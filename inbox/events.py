@@ -84,9 +84,24 @@ def publish_conversations_on_commit(tenant_id: int, conversation_ids) -> None:
     transaction.on_commit(lambda: _guarded("conversations", _publish_conversations, tenant_id, conversation_ids))
 
 
-def publish_connection_on_commit(tenant_id: int, connection_id: int) -> None:
-    """Connection status or history-sync progress changed."""
-    transaction.on_commit(lambda: _guarded("connection", _publish_connection, tenant_id, connection_id))
+def publish_connection_on_commit(tenant_id: int, connection_id: int, *, background: bool = False) -> None:
+    """Connection status or history-sync progress changed.
+
+    ``background``: a Celery task renders and sends it (sync batches: the banner's templates are not the
+    ingesting process's work, ADR-7)."""
+    fn = _enqueue_connection if background else _publish_connection
+    transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
+
+
+def publish_connection(tenant_id: int, connection_id: int) -> None:
+    """Send the connection's banner and summary now (``inbox.tasks.publish_connection_task``)."""
+    _publish_connection(tenant_id, connection_id)
+
+
+def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
+    from inbox.tasks import publish_connection_task
+
+    publish_connection_task.delay(tenant_id, connection_id)
 
 
 # --- rendering (also used by the views, so a page and a live update show the same markup) ------------

@@ -10,3 +10,11 @@ def flush_live_updates_task(tenant_id: int) -> int:
     from inbox.events import flush_queued_list_updates
 
     return flush_queued_list_updates(tenant_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=30, time_limit=60)
+def publish_connection_task(tenant_id: int, connection_id: int) -> None:
+    """Send a connection's banner and summary (history-sync progress, queued by sync batches)."""
+    from inbox.events import publish_connection
+
+    publish_connection(tenant_id, connection_id)

@@ -140,7 +140,7 @@ def finish_run(run: SyncRun) -> SyncRun:
                      f"skipped {run.skipped_total} + failed {run.failed}"),
         )
     logger.info("sync.run.finished", extra=fields)
-    publish_connection_on_commit(run.tenant_id, run.connection_id)
+    publish_connection_on_commit(run.tenant_id, run.connection_id, background=True)
     return run
 
 
@@ -238,7 +238,7 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
     run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "chunks", "sync_type",
                             "last_chunk_order", "progress", "last_activity_at"])
     if progress_changed:
-        publish_connection_on_commit(run.tenant_id, run.connection_id)
+        publish_connection_on_commit(run.tenant_id, run.connection_id, background=True)
 
 
 # --- processing ---------------------------------------------------------------------------------

@@ -224,8 +224,8 @@ def test_publishing_never_raises_when_redis_is_down(acme_owner, acme_connection,
 
 @pytest.mark.processes
 def test_sync_batches_leave_list_rows_to_a_celery_worker(client, acme_owner, acme_connection, make_conversations):
-    """Background mode (what ingestion uses): the committing process renders nothing for the list; a
-    real Celery worker's flush task sends the rows, coalesced, none missed."""
+    """Background mode (what ingestion uses): the committing process renders nothing for the list or the
+    sync-progress banner; a real Celery worker's tasks send the rows, coalesced, none missed, and the banner."""
     from tests import procs
 
     convs = make_conversations(30)
@@ -235,6 +235,8 @@ def test_sync_batches_leave_list_rows_to_a_celery_worker(client, acme_owner, acm
         for conv in convs:  # 30 journal batches in a row
             with transaction.atomic():
                 events.publish_messages_on_commit(conv.tenant_id, [conv.pk], background=True)
+        with transaction.atomic():  # a history batch moved the sync progress
+            events.publish_connection_on_commit(acme_connection.tenant_id, acme_connection.pk, background=True)
 
     async def scenario():
         viewer = socket("/ws/t/acme/", cookie)
@@ -244,20 +246,22 @@ def test_sync_batches_leave_list_rows_to_a_celery_worker(client, acme_owner, acm
         assert await viewer.receive_nothing(timeout=0.6)
         worker = await sync_to_async(procs.celery_worker)(concurrency=1)
         try:
-            rows_seen, sends = set(), 0
+            rows_seen, sends, banner = set(), 0, False
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30.0
-            while loop.time() < deadline and len(rows_seen) < len(convs):
+            while loop.time() < deadline and (len(rows_seen) < len(convs) or not banner):
                 try:
                     text = await viewer.receive_from(timeout=max(0.05, deadline - loop.time()))
                 except TimeoutError:
                     break
+                banner = banner or f'id="connection-banner-{acme_connection.pk}"' in text
                 ids = {c.pk for c in convs if f'id="conv-{c.pk}"' in text}
                 if ids:
                     assert 'data-upsert="list"' in text
                     sends += 1
                     rows_seen |= ids
             assert rows_seen == {c.pk for c in convs}, worker.output()[-3000:]  # nothing missed
+            assert banner, worker.output()[-3000:]
             assert sends <= 3  # the leading task and at most a trailing one or two, not 30
         finally:
             await sync_to_async(worker.stop)()
