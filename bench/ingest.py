@@ -208,7 +208,7 @@ def main() -> dict:
             # Three times into a fresh table, the median kept: one COPY takes a few tenths of a second
             # and moves with whatever else this shared machine runs at that moment.
             copy_runs = []
-            for attempt in range(3):
+            for _ in range(3):
                 cursor.execute("DROP TABLE IF EXISTS bench_copy")
                 cursor.execute(f"CREATE TABLE bench_copy AS SELECT * FROM {table} WITH NO DATA")  # noqa: S608
                 cursor.execute("CREATE UNIQUE INDEX bench_copy_unique ON bench_copy (connection_id, external_id)")
