@@ -158,11 +158,11 @@ def jid_to_str(j: N.JID) -> str:
     return normalize_jid(f"{j.User}@{j.Server}" if j.User else j.Server)
 
 
-def normalize_timestamp(value: int | float | None, received_at: datetime) -> datetime:
+def normalize_timestamp(value: int | float | None, received_at: datetime, latest: datetime | None = None) -> datetime:
     """Seconds, milliseconds or microseconds since the epoch -> aware UTC datetime.
 
     Zero/absent or more than a day in the future (a broken phone clock) falls back to when the event
-    was received.
+    was received. ``latest`` is ``received_at + FUTURE_TOLERANCE``; loops pass it computed once.
     """
     if not value or value <= 0:
         return received_at
@@ -172,12 +172,15 @@ def normalize_timestamp(value: int | float | None, received_at: datetime) -> dat
     elif value > 1e11:
         value /= 1000
     try:
-        ts = datetime.fromtimestamp(value, UTC)
+        ts = _fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         return received_at
-    if ts > received_at + FUTURE_TOLERANCE:
+    if ts > (received_at + FUTURE_TOLERANCE if latest is None else latest):
         return received_at
     return ts
+
+
+_fromtimestamp = datetime.fromtimestamp
 
 
 def _cut(value: str, limit: int) -> str:
@@ -203,11 +206,13 @@ _MEDIA = {
 _WRAPPER_SET = frozenset(_WRAPPERS) | {"deviceSentMessage"}
 
 
-def unwrap_fields(msg: E.Message) -> tuple[E.Message, dict]:
+def unwrap_fields(msg: E.Message, listed: list | None = None) -> tuple[E.Message, dict]:
     """Strip ephemeral / view-once / device-sent / document-with-caption wrappers (nested too);
-    returns the innermost message and its set fields by name (one ListFields call per level)."""
+    returns the innermost message and its set fields by name (one ListFields call per level;
+    ``listed`` is ``msg.ListFields()`` when the caller already has it)."""
     for _ in range(8):
-        fields = {fd.name: value for fd, value in msg.ListFields()}
+        fields = {fd.name: value for fd, value in (msg.ListFields() if listed is None else listed)}
+        listed = None
         for name in _WRAPPER_SET.intersection(fields):
             inner = fields[name]
             if inner.HasField("message"):
@@ -256,9 +261,9 @@ def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
     return _cut(ctx.stanzaID, MAX_ID), _cut(quoted, 300)
 
 
-def content_of(raw: E.Message, problems: list[str]) -> _Content:
-    """Classify one (possibly wrapped) E2E message."""
-    msg, f = unwrap_fields(raw)
+def content_of(raw: E.Message, problems: list[str], listed: list | None = None) -> _Content:
+    """Classify one (possibly wrapped) E2E message (``listed``: ``raw.ListFields()`` if already known)."""
+    msg, f = unwrap_fields(raw, listed)
     if "conversation" in f:
         return _Content("message", "text", _s(f["conversation"], problems))
     if "extendedTextMessage" in f:
@@ -314,6 +319,43 @@ def content_of(raw: E.Message, problems: list[str]) -> _Content:
     return _Content("message", "unsupported", raw_type=_cut(content[0], 64))
 
 
+_CONVERSATION = E.Message.DESCRIPTOR.fields_by_name["conversation"]
+_EXTENDED_TEXT = E.Message.DESCRIPTOR.fields_by_name["extendedTextMessage"]
+
+
+def _plain_text(listed: list, problems: list[str]) -> tuple[str, str, str] | None:
+    """(body, quoted id, quoted body) of a message whose set fields (``ListFields()``) are plain or
+    extended text plus nothing but metadata, else None (then ``content_of`` decides). No wrapper can
+    be among them, so this is what ``content_of`` would return, without its per-message dict."""
+    if len(listed) != 1:
+        if not listed:
+            return None
+        for fd, _ in listed[1:]:
+            if fd.name not in _METADATA_FIELDS:
+                return None
+    fd, value = listed[0]
+    if fd is _CONVERSATION:
+        return (value if value.__class__ is str else _s(value, problems)), "", ""
+    if fd is _EXTENDED_TEXT:
+        qid, qbody = _quoted(value.contextInfo, problems) if value.HasField("contextInfo") else ("", "")
+        return _s(value.text, problems), qid, qbody
+    return None
+
+
+def _conversation_size(text: str) -> int:
+    """Serialized size of an E2E Message whose only field is ``conversation=text`` (a str): one tag
+    byte, the length as a varint, the UTF-8 bytes."""
+    n = len(text) if text.isascii() else len(text.encode())
+    return n + (2 if n < 0x80 else 3 if n < 0x4000 else 4 if n < 0x20_0000 else 5 if n < 0x1000_0000 else 6)
+
+
+def _check_id(external_id: str) -> None:
+    if not external_id:
+        raise DecodeError("message without an id")
+    if len(external_id) > MAX_ID:
+        raise DecodeError(f"message id longer than {MAX_ID} characters")
+
+
 # --- per event ----------------------------------------------------------------------------------
 
 _RECEIPT_STATUS = {
@@ -359,10 +401,7 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
             out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
             extra["truncated_from"] = len(body)
             body = body[:MAX_BODY]
-        if not external_id:
-            raise DecodeError("message without an id")
-        if len(external_id) > MAX_ID:
-            raise DecodeError(f"message id longer than {MAX_ID} characters")
+        _check_id(external_id)
         out.messages.append(MessageRecord(
             external_id=external_id, chat_jid=chat, sender_jid=sender, from_me=from_me, is_group=is_group,
             timestamp=ts, type=c.type, body=body, raw_type=c.raw_type, media_mimetype=c.media_mimetype,
@@ -430,6 +469,8 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
     for p in data.pushnames:
         if p.ID and p.pushname:
             out.push_names.append((normalize_jid(p.ID), _cut(_s(p.pushname, out.problems, "push name"), 255)))
+    problems, push_names_append, messages_append = out.problems, out.push_names.append, out.messages.append
+    latest = received_at + FUTURE_TOLERANCE
     for conv in data.conversations:
         chat = normalize_jid(conv.ID)
         if not chat:
@@ -451,23 +492,60 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
             from_me = key.fromMe
             if from_me:
                 sender = ""
-            elif is_group:
-                sender = normalize_jid(wmi.participant or key.participant)
+                status = _WEB_STATUS.get(wmi.status, "") if wmi.HasField("status") else "sent"
             else:
-                sender = chat
-            push_name = _s(wmi.pushName, out.problems, "push name")
+                sender = normalize_jid(wmi.participant or key.participant) if is_group else chat
+                status = ""
+            push_name = wmi.pushName
+            if push_name.__class__ is not str:
+                push_name = _s(push_name, problems, "push name")
+            if len(push_name) > 255:
+                push_name = push_name[:255]
             if push_name and sender:
-                out.push_names.append((sender, _cut(push_name, 255)))
-            status = _WEB_STATUS.get(wmi.status, "") if from_me and wmi.HasField("status") else ("sent" if from_me else "")
-            content = content_of(wmi.message, out.problems) if wmi.HasField("message") else None
-            if content is None:
-                if wmi.HasField("messageStubType"):
-                    content = _Content("ignored", ignored_reason="stub")
+                push_names_append((sender, push_name))
+            external_id = key.ID
+            if external_id.__class__ is not str:
+                external_id = _s(external_id)
+            seconds = wmi.messageTimestamp
+            if 0 < seconds <= 1e11:  # seconds, as history sends them: normalize_timestamp's common case
+                ts = _fromtimestamp(seconds, UTC)
+                if ts > latest:
+                    ts = received_at
+            else:
+                ts = normalize_timestamp(seconds, received_at, latest)
+            raw = wmi.message  # the empty default when absent
+            body = raw.conversation
+            if body and body.__class__ is str and raw.ByteSize() == _conversation_size(body):
+                # Any other field (wrapper, metadata, unknown) would add bytes: plain text, known
+                # without listing the fields.
+                quoted_id = quoted_body = ""
+            else:
+                if not wmi.HasField("message"):
+                    content = (_Content("ignored", ignored_reason="stub") if wmi.HasField("messageStubType")
+                               else _Content("message", "unsupported", raw_type="empty"))
+                    text = None
                 else:
-                    content = _Content("message", "unsupported", raw_type="empty")
-            _add_record(out, content, external_id=_s(key.ID), chat=chat, sender=sender, from_me=from_me,
-                        is_group=is_group, ts=normalize_timestamp(wmi.messageTimestamp, received_at),
-                        push_name=push_name, status=status, live=False)
+                    listed = raw.ListFields()
+                    text = _plain_text(listed, problems)
+                    if text is None:
+                        content = content_of(raw, problems, listed)
+                if text is None:
+                    _add_record(out, content, external_id=external_id, chat=chat, sender=sender, from_me=from_me,
+                                is_group=is_group, ts=ts, push_name=push_name, status=status, live=False)
+                    continue
+                body, quoted_id, quoted_body = text
+            # Text: the record _add_record would build from a _Content, without the intermediate object.
+            extra = {}
+            if len(body) > MAX_BODY:
+                problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
+                extra["truncated_from"] = len(body)
+                body = body[:MAX_BODY]
+            if not external_id or len(external_id) > MAX_ID:
+                _check_id(external_id)
+            messages_append(MessageRecord(
+                external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None, "", extra, quoted_id,
+                quoted_body, push_name, status, False,
+            ))
 
 
 def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
