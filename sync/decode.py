@@ -187,6 +187,13 @@ def _cut(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[:limit]
 
 
+def _conversation_size(text: str) -> int:
+    """Serialized size of an E2E Message whose only field is ``conversation=text`` (a str): one tag
+    byte, the length as a varint, the UTF-8 bytes."""
+    n = len(text) if text.isascii() else len(text.encode())
+    return n + (2 if n < 0x80 else 3 if n < 0x4000 else 4 if n < 0x20_0000 else 5 if n < 0x1000_0000 else 6)
+
+
 _WRAPPERS = (
     "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
     "documentWithCaptionMessage", "editedMessage", "botInvokeMessage", "groupMentionedMessage",
@@ -200,6 +207,11 @@ _MEDIA = {
     "audioMessage": "audio",
     "documentMessage": "document",
     "stickerMessage": "sticker",
+}
+# The fields of each media type: getattr(m, "fileName", "") on a type without one raises inside, which
+# costs more than the rest of the message's decoding.
+_MEDIA_FIELDS = {
+    name: frozenset(E.Message.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name) for name in _MEDIA
 }
 
 
@@ -247,18 +259,25 @@ class _Content:
 
 
 def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
-    if not ctx.stanzaID:
+    stanza_id = ctx.stanzaID
+    if not stanza_id:
         return "", ""
-    quoted = ""
-    if ctx.HasField("quotedMessage"):
-        q = unwrap(ctx.quotedMessage)
+    q = ctx.quotedMessage  # the empty default when absent
+    quoted = q.conversation
+    if quoted and quoted.__class__ is str and q.ByteSize() == _conversation_size(quoted):
+        pass  # plain text and nothing else (see _conversation_size): what unwrap and the lines below give
+    elif not ctx.HasField("quotedMessage"):
+        quoted = ""
+    else:
+        q = unwrap(q)
         quoted = _s(q.conversation, problems) or _s(q.extendedTextMessage.text, problems)
         if not quoted:
             for name in _MEDIA:
                 if q.HasField(name):
-                    quoted = _s(getattr(getattr(q, name), "caption", ""), problems) or f"[{_MEDIA[name]}]"
+                    caption = getattr(q, name).caption if "caption" in _MEDIA_FIELDS[name] else ""
+                    quoted = _s(caption, problems) or f"[{_MEDIA[name]}]"
                     break
-    return _cut(ctx.stanzaID, MAX_ID), _cut(quoted, 300)
+    return _cut(stanza_id, MAX_ID), _cut(quoted, 300)
 
 
 def content_of(raw: E.Message, problems: list[str], listed: list | None = None) -> _Content:
@@ -271,13 +290,13 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
         qid, qbody = _quoted(ext.contextInfo, problems) if ext.HasField("contextInfo") else ("", "")
         return _Content("message", "text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
     for name in _MEDIA.keys() & f.keys():
-        m = f[name]
+        m, has = f[name], _MEDIA_FIELDS[name]
         qid, qbody = _quoted(m.contextInfo, problems) if m.HasField("contextInfo") else ("", "")
         return _Content(
-            "message", _MEDIA[name], _s(getattr(m, "caption", ""), problems), raw_type=name,
+            "message", _MEDIA[name], _s(m.caption, problems) if "caption" in has else "", raw_type=name,
             media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
-            media_filename=_cut(_s(getattr(m, "fileName", ""), problems), 255),
-            extra={"seconds": m.seconds} if getattr(m, "seconds", 0) else {},
+            media_filename=_cut(_s(m.fileName, problems), 255) if "fileName" in has else "",
+            extra={"seconds": m.seconds} if "seconds" in has and m.seconds else {},
             quoted_external_id=qid, quoted_body=qbody,
         )
     if "contactMessage" in f:
@@ -342,13 +361,6 @@ def _plain_text(listed: list, problems: list[str]) -> tuple[str, str, str] | Non
     return None
 
 
-def _conversation_size(text: str) -> int:
-    """Serialized size of an E2E Message whose only field is ``conversation=text`` (a str): one tag
-    byte, the length as a varint, the UTF-8 bytes."""
-    n = len(text) if text.isascii() else len(text.encode())
-    return n + (2 if n < 0x80 else 3 if n < 0x4000 else 4 if n < 0x20_0000 else 5 if n < 0x1000_0000 else 6)
-
-
 def _check_id(external_id: str) -> None:
     if not external_id:
         raise DecodeError("message without an id")
@@ -396,18 +408,16 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
                 ts: datetime, push_name: str, status: str, live: bool) -> None:
     if c.kind == "message":
         body = c.body
-        extra = dict(c.extra)
+        extra = c.extra  # each _Content has its own dict
         if len(body) > MAX_BODY:
             out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
             extra["truncated_from"] = len(body)
             body = body[:MAX_BODY]
         _check_id(external_id)
         out.messages.append(MessageRecord(
-            external_id=external_id, chat_jid=chat, sender_jid=sender, from_me=from_me, is_group=is_group,
-            timestamp=ts, type=c.type, body=body, raw_type=c.raw_type, media_mimetype=c.media_mimetype,
-            media_size=c.media_size, media_filename=c.media_filename, extra=extra,
-            quoted_external_id=c.quoted_external_id, quoted_body=c.quoted_body, push_name=_cut(push_name, 255),
-            status=status, live=live,
+            external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype,
+            c.media_size, c.media_filename, extra, c.quoted_external_id, c.quoted_body, _cut(push_name, 255),
+            status, live,
         ))
     elif c.kind == "reaction":
         out.reactions.append(ReactionRecord(c.target_id, normalize_jid(c.target_chat) or chat, sender or "me",
@@ -497,17 +507,15 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
                 sender = normalize_jid(wmi.participant or key.participant) if is_group else chat
                 status = ""
             push_name = wmi.pushName
-            if push_name.__class__ is not str:
-                push_name = _s(push_name, problems, "push name")
-            if len(push_name) > 255:
-                push_name = push_name[:255]
+            if push_name.__class__ is not str or len(push_name) > 255:
+                push_name = _cut(_s(push_name, problems, "push name"), 255)
             if push_name and sender:
                 push_names_append((sender, push_name))
             external_id = key.ID
             if external_id.__class__ is not str:
                 external_id = _s(external_id)
             seconds = wmi.messageTimestamp
-            if 0 < seconds <= 1e11:  # seconds, as history sends them: normalize_timestamp's common case
+            if 0 < seconds <= 100_000_000_000:  # seconds, as history sends them: normalize_timestamp's common case
                 ts = _fromtimestamp(seconds, UTC)
                 if ts > latest:
                     ts = received_at
@@ -515,7 +523,10 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
                 ts = normalize_timestamp(seconds, received_at, latest)
             raw = wmi.message  # the empty default when absent
             body = raw.conversation
-            if body and body.__class__ is str and raw.ByteSize() == _conversation_size(body):
+            n = len(body)
+            if n and body.__class__ is str and raw.ByteSize() == (
+                n + 2 if n < 0x80 and body.isascii() else _conversation_size(body)  # the short ASCII case inline
+            ):
                 # Any other field (wrapper, metadata, unknown) would add bytes: plain text, known
                 # without listing the fields.
                 quoted_id = quoted_body = ""

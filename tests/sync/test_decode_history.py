@@ -90,3 +90,46 @@ def test_sender_status_and_timestamps_of_history_text():
 def test_text_with_a_bad_id_fails_the_chunk(mid, error):
     with pytest.raises(DecodeError, match=error):
         _history("um", "dois", ids={1: mid})
+
+
+def test_media_fields_each_type_has_and_lacks():
+    out = _history(
+        b.image(caption="foto", size=10), b.video(caption="vid", seconds=9), b.video(seconds=0), b.audio(seconds=4),
+        b.document("nota.pdf", caption="leia"), b.sticker(), b.ephemeral(b.document("sem legenda.pdf")),
+    )
+    assert [(m.type, m.body, m.raw_type, m.media_mimetype, m.media_size, m.media_filename, m.extra)
+            for m in out.messages] == [
+        ("image", "foto", "imageMessage", "image/jpeg", 10, "", {}),
+        ("video", "vid", "videoMessage", "video/mp4", 123456, "", {"seconds": 9}),
+        ("video", "", "videoMessage", "video/mp4", 123456, "", {}),
+        ("audio", "", "audioMessage", "audio/ogg; codecs=opus", 2345, "", {"seconds": 4}),
+        ("document", "leia", "documentMessage", "application/pdf", 4567, "nota.pdf", {}),
+        ("sticker", "", "stickerMessage", "image/webp", 890, "", {}),
+        ("document", "", "documentMessage", "application/pdf", 4567, "sem legenda.pdf", {}),
+    ]
+
+
+def _reply_to(quoted: E.Message | None, stanza_id="Q1"):
+    return E.Message(extendedTextMessage=E.ExtendedTextMessage(
+        text="resposta", contextInfo=E.ContextInfo(stanzaID=stanza_id, quotedMessage=quoted)))
+
+
+def test_every_kind_of_quoted_message_gives_its_preview():
+    out = _history(
+        _reply_to(b.text("pergunta")),
+        _reply_to(b.text("x" * 400)),
+        _reply_to(E.Message(conversation="com contexto", messageContextInfo=E.MessageContextInfo())),
+        _reply_to(E.Message(conversation="ignorado", viewOnceMessage=E.FutureProofMessage(message=b.text("dentro")))),
+        _reply_to(b.ephemeral(b.extended_text("citada estendida"))),
+        _reply_to(b.image()),
+        _reply_to(b.video(caption="legenda")),
+        _reply_to(b.sticker()),
+        _reply_to(None),
+        _reply_to(b.text("sem id"), stanza_id=""),
+        _reply_to(b.text("id longo"), stanza_id="Q" * 200),
+    )
+    assert [(m.quoted_external_id, m.quoted_body) for m in out.messages] == [
+        ("Q1", "pergunta"), ("Q1", "x" * 300), ("Q1", "com contexto"), ("Q1", "dentro"), ("Q1", "citada estendida"),
+        ("Q1", "[image]"), ("Q1", "legenda"), ("Q1", "[sticker]"), ("Q1", ""), ("", ""), ("Q" * 128, "id longo"),
+    ]
+    assert {m.body for m in out.messages} == {"resposta"} and out.problems == []
