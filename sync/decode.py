@@ -158,11 +158,14 @@ def jid_to_str(j: N.JID) -> str:
     return normalize_jid(f"{j.User}@{j.Server}" if j.User else j.Server)
 
 
-def normalize_timestamp(value: int | float | None, received_at: datetime) -> datetime:
+_fromtimestamp = datetime.fromtimestamp
+
+
+def normalize_timestamp(value: int | float | None, received_at: datetime, latest: datetime | None = None) -> datetime:
     """Seconds, milliseconds or microseconds since the epoch -> aware UTC datetime.
 
     Zero/absent or more than a day in the future (a broken phone clock) falls back to when the event
-    was received.
+    was received. ``latest`` is ``received_at + FUTURE_TOLERANCE``; loops pass it computed once.
     """
     if not value or value <= 0:
         return received_at
@@ -172,16 +175,28 @@ def normalize_timestamp(value: int | float | None, received_at: datetime) -> dat
     elif value > 1e11:
         value /= 1000
     try:
-        ts = datetime.fromtimestamp(value, UTC)
+        ts = _fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         return received_at
-    if ts > received_at + FUTURE_TOLERANCE:
+    if ts > (received_at + FUTURE_TOLERANCE if latest is None else latest):
         return received_at
     return ts
 
 
 def _cut(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[:limit]
+
+
+def _conversation_size(text: str) -> int:
+    """Serialized size of an E2E Message whose only field is ``conversation=text`` (a str): one tag
+    byte, the length as a varint, the UTF-8 bytes.
+
+    ``m.ByteSize() == _conversation_size(m.conversation)`` (text not empty) proves that nothing else
+    is set: every other field, known or unknown, adds at least its tag byte. It costs a third of
+    ``ListFields()``, which the general classification needs for the wrappers that could hide
+    beside the text."""
+    n = len(text) if text.isascii() else len(text.encode())
+    return n + (2 if n < 0x80 else 3 if n < 0x4000 else 4 if n < 0x20_0000 else 5 if n < 0x1000_0000 else 6)
 
 
 _WRAPPERS = (
@@ -198,16 +213,23 @@ _MEDIA = {
     "documentMessage": "document",
     "stickerMessage": "sticker",
 }
+# The fields of each media type: getattr(m, "fileName", "") on a type without one raises inside, which
+# costs more than the rest of the message's decoding.
+_MEDIA_FIELDS = {
+    name: frozenset(E.Message.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name) for name in _MEDIA
+}
 
 
 _WRAPPER_SET = frozenset(_WRAPPERS) | {"deviceSentMessage"}
 
 
-def unwrap_fields(msg: E.Message) -> tuple[E.Message, dict]:
+def unwrap_fields(msg: E.Message, listed: list | None = None) -> tuple[E.Message, dict]:
     """Strip ephemeral / view-once / device-sent / document-with-caption wrappers (nested too);
-    returns the innermost message and its set fields by name (one ListFields call per level)."""
+    returns the innermost message and its set fields by name (one ListFields call per level;
+    ``listed`` is ``msg.ListFields()`` when the caller already has it)."""
     for _ in range(8):
-        fields = {fd.name: value for fd, value in msg.ListFields()}
+        fields = {fd.name: value for fd, value in (msg.ListFields() if listed is None else listed)}
+        listed = None
         for name in _WRAPPER_SET.intersection(fields):
             inner = fields[name]
             if inner.HasField("message"):
@@ -242,23 +264,29 @@ class _Content:
 
 
 def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
-    if not ctx.stanzaID:
+    stanza_id = ctx.stanzaID
+    if not stanza_id:
         return "", ""
-    quoted = ""
-    if ctx.HasField("quotedMessage"):
-        q = unwrap(ctx.quotedMessage)
-        quoted = _s(q.conversation, problems) or _s(q.extendedTextMessage.text, problems)
-        if not quoted:
-            for name in _MEDIA:
-                if q.HasField(name):
-                    quoted = _s(getattr(getattr(q, name), "caption", ""), problems) or f"[{_MEDIA[name]}]"
-                    break
-    return _cut(ctx.stanzaID, MAX_ID), _cut(quoted, 300)
+    q = ctx.quotedMessage  # the empty default when absent
+    quoted = q.conversation
+    # A plain text alone (see _conversation_size) is its own preview; anything else is looked into.
+    if not (quoted and quoted.__class__ is str and q.ByteSize() == _conversation_size(quoted)):
+        quoted = ""
+        if ctx.HasField("quotedMessage"):
+            q = unwrap(q)
+            quoted = _s(q.conversation, problems) or _s(q.extendedTextMessage.text, problems)
+            if not quoted:
+                for name in _MEDIA:
+                    if q.HasField(name):
+                        caption = getattr(q, name).caption if "caption" in _MEDIA_FIELDS[name] else ""
+                        quoted = _s(caption, problems) or f"[{_MEDIA[name]}]"
+                        break
+    return _cut(stanza_id, MAX_ID), _cut(quoted, 300)
 
 
-def content_of(raw: E.Message, problems: list[str]) -> _Content:
-    """Classify one (possibly wrapped) E2E message."""
-    msg, f = unwrap_fields(raw)
+def content_of(raw: E.Message, problems: list[str], listed: list | None = None) -> _Content:
+    """Classify one (possibly wrapped) E2E message (``listed``: ``raw.ListFields()`` if already known)."""
+    msg, f = unwrap_fields(raw, listed)
     if "conversation" in f:
         return _Content("message", "text", _s(f["conversation"], problems))
     if "extendedTextMessage" in f:
@@ -266,13 +294,13 @@ def content_of(raw: E.Message, problems: list[str]) -> _Content:
         qid, qbody = _quoted(ext.contextInfo, problems) if ext.HasField("contextInfo") else ("", "")
         return _Content("message", "text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
     for name in _MEDIA.keys() & f.keys():
-        m = f[name]
+        m, has = f[name], _MEDIA_FIELDS[name]
         qid, qbody = _quoted(m.contextInfo, problems) if m.HasField("contextInfo") else ("", "")
         return _Content(
-            "message", _MEDIA[name], _s(getattr(m, "caption", ""), problems), raw_type=name,
+            "message", _MEDIA[name], _s(m.caption, problems) if "caption" in has else "", raw_type=name,
             media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
-            media_filename=_cut(_s(getattr(m, "fileName", ""), problems), 255),
-            extra={"seconds": m.seconds} if getattr(m, "seconds", 0) else {},
+            media_filename=_cut(_s(m.fileName, problems), 255) if "fileName" in has else "",
+            extra={"seconds": m.seconds} if "seconds" in has and m.seconds else {},
             quoted_external_id=qid, quoted_body=qbody,
         )
     if "contactMessage" in f:
@@ -312,6 +340,36 @@ def content_of(raw: E.Message, problems: list[str]) -> _Content:
             return _Content("ignored", ignored_reason="key_distribution")
         return _Content("message", "unsupported", raw_type="empty")
     return _Content("message", "unsupported", raw_type=_cut(content[0], 64))
+
+
+_CONVERSATION = E.Message.DESCRIPTOR.fields_by_name["conversation"]
+_EXTENDED_TEXT = E.Message.DESCRIPTOR.fields_by_name["extendedTextMessage"]
+
+
+def _plain_text(listed: list, problems: list[str]) -> tuple[str, str, str] | None:
+    """(body, quoted id, quoted body) of a message whose set fields (``ListFields()``) are plain or
+    extended text plus nothing but metadata, else None (then ``content_of`` decides). No wrapper can
+    be among them, so this is what ``content_of`` would return, without its per-message dict."""
+    if len(listed) != 1:
+        if not listed:
+            return None
+        for fd, _ in listed[1:]:
+            if fd.name not in _METADATA_FIELDS:
+                return None
+    fd, value = listed[0]
+    if fd is _CONVERSATION:
+        return (value if value.__class__ is str else _s(value, problems)), "", ""
+    if fd is _EXTENDED_TEXT:
+        qid, qbody = _quoted(value.contextInfo, problems) if value.HasField("contextInfo") else ("", "")
+        return _s(value.text, problems), qid, qbody
+    return None
+
+
+def _check_id(external_id: str) -> None:
+    if not external_id:
+        raise DecodeError("message without an id")
+    if len(external_id) > MAX_ID:
+        raise DecodeError(f"message id longer than {MAX_ID} characters")
 
 
 # --- per event ----------------------------------------------------------------------------------
@@ -354,21 +412,16 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
                 ts: datetime, push_name: str, status: str, live: bool) -> None:
     if c.kind == "message":
         body = c.body
-        extra = dict(c.extra)
+        extra = c.extra  # each _Content has its own dict
         if len(body) > MAX_BODY:
             out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
             extra["truncated_from"] = len(body)
             body = body[:MAX_BODY]
-        if not external_id:
-            raise DecodeError("message without an id")
-        if len(external_id) > MAX_ID:
-            raise DecodeError(f"message id longer than {MAX_ID} characters")
+        _check_id(external_id)
         out.messages.append(MessageRecord(
-            external_id=external_id, chat_jid=chat, sender_jid=sender, from_me=from_me, is_group=is_group,
-            timestamp=ts, type=c.type, body=body, raw_type=c.raw_type, media_mimetype=c.media_mimetype,
-            media_size=c.media_size, media_filename=c.media_filename, extra=extra,
-            quoted_external_id=c.quoted_external_id, quoted_body=c.quoted_body, push_name=_cut(push_name, 255),
-            status=status, live=live,
+            external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype,
+            c.media_size, c.media_filename, extra, c.quoted_external_id, c.quoted_body, _cut(push_name, 255),
+            status, live,
         ))
     elif c.kind == "reaction":
         out.reactions.append(ReactionRecord(c.target_id, normalize_jid(c.target_chat) or chat, sender or "me",
@@ -430,6 +483,8 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
     for p in data.pushnames:
         if p.ID and p.pushname:
             out.push_names.append((normalize_jid(p.ID), _cut(_s(p.pushname, out.problems, "push name"), 255)))
+    problems, push_names_append, messages_append = out.problems, out.push_names.append, out.messages.append
+    latest = received_at + FUTURE_TOLERANCE
     for conv in data.conversations:
         chat = normalize_jid(conv.ID)
         if not chat:
@@ -451,23 +506,58 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
             from_me = key.fromMe
             if from_me:
                 sender = ""
-            elif is_group:
-                sender = normalize_jid(wmi.participant or key.participant)
+                status = _WEB_STATUS.get(wmi.status, "") if wmi.HasField("status") else "sent"
             else:
-                sender = chat
-            push_name = _s(wmi.pushName, out.problems, "push name")
+                sender = normalize_jid(wmi.participant or key.participant) if is_group else chat
+                status = ""
+            push_name = wmi.pushName
+            if push_name.__class__ is not str or len(push_name) > 255:
+                push_name = _cut(_s(push_name, problems, "push name"), 255)
             if push_name and sender:
-                out.push_names.append((sender, _cut(push_name, 255)))
-            status = _WEB_STATUS.get(wmi.status, "") if from_me and wmi.HasField("status") else ("sent" if from_me else "")
-            content = content_of(wmi.message, out.problems) if wmi.HasField("message") else None
-            if content is None:
-                if wmi.HasField("messageStubType"):
-                    content = _Content("ignored", ignored_reason="stub")
-                else:
-                    content = _Content("message", "unsupported", raw_type="empty")
-            _add_record(out, content, external_id=_s(key.ID), chat=chat, sender=sender, from_me=from_me,
-                        is_group=is_group, ts=normalize_timestamp(wmi.messageTimestamp, received_at),
-                        push_name=push_name, status=status, live=False)
+                push_names_append((sender, push_name))
+            external_id = key.ID
+            if external_id.__class__ is not str:
+                external_id = _s(external_id)
+            seconds = wmi.messageTimestamp
+            if 0 < seconds <= 100_000_000_000:  # seconds, as history sends them: normalize_timestamp's common case
+                ts = _fromtimestamp(seconds, UTC)
+                if ts > latest:
+                    ts = received_at
+            else:
+                ts = normalize_timestamp(seconds, received_at, latest)
+            raw = wmi.message  # the empty default when absent
+            body = raw.conversation
+            n = len(body)
+            if n and body.__class__ is str and raw.ByteSize() == (
+                n + 2 if n < 0x80 and body.isascii() else _conversation_size(body)  # the short ASCII case inline
+            ):
+                quoted_id = quoted_body = ""  # plain text and nothing else (see _conversation_size)
+            else:
+                listed = raw.ListFields() if wmi.HasField("message") else None
+                text = None if listed is None else _plain_text(listed, problems)
+                if text is None:
+                    if listed is not None:
+                        content = content_of(raw, problems, listed)
+                    elif wmi.HasField("messageStubType"):
+                        content = _Content("ignored", ignored_reason="stub")
+                    else:
+                        content = _Content("message", "unsupported", raw_type="empty")
+                    _add_record(out, content, external_id=external_id, chat=chat, sender=sender, from_me=from_me,
+                                is_group=is_group, ts=ts, push_name=push_name, status=status, live=False)
+                    continue
+                body, quoted_id, quoted_body = text
+            # Text: the record _add_record would build from a _Content, without the intermediate object.
+            extra = {}
+            if len(body) > MAX_BODY:
+                problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
+                extra["truncated_from"] = len(body)
+                body = body[:MAX_BODY]
+            if not external_id or len(external_id) > MAX_ID:
+                _check_id(external_id)
+            messages_append(MessageRecord(
+                external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None, "", extra, quoted_id,
+                quoted_body, push_name, status, False,
+            ))
 
 
 def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
