@@ -162,14 +162,7 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
             cid = next(iter(cids))
             claims.extend((j, cid) for j in jids if j not in contact_of)
         elif jids & needed:
-            group = is_group(canon)
-            ordered = sorted(jids) if len(jids) > 1 else jids
-            new_contacts.append((jids, canon, (
-                Contact.Kind.GROUP if group else Contact.Kind.PERSON,
-                next((display_names[j] for j in ordered if j in display_names), "")[:255] if display_names else "",
-                "" if group else names.get(canon, "") or next((names[j] for j in jids if j in names), ""),
-                next(filter(None, map(phone_of, ordered)), ""),
-            )))
+            new_contacts.append((jids, canon, _new_contact_row(jids, canon, names, display_names or {})))
     new_ids = _create_contacts(tenant_id, [row for _, _, row in new_contacts], now) if new_contacts else []
     for (jids, _, _), cid in zip(new_contacts, new_ids, strict=True):
         claims.extend((j, cid) for j in jids)
@@ -186,6 +179,22 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
         if orphans:
             Contact.objects.filter(pk__in=orphans, identities__isnull=True).delete()
     return Identities(contact_of, canonical, created)
+
+
+def _new_contact_row(jids: set[str], canon: str, names: dict[str, str], display_names: dict[str, str]) \
+        -> tuple[str, str, str, str]:
+    """(kind, display_name, push_name, phone_number) of a new contact for the JIDs of one person."""
+    group = is_group(canon)
+    if len(jids) == 1:  # the common case, without the sorting and scanning below
+        return (Contact.Kind.GROUP if group else Contact.Kind.PERSON, display_names.get(canon, "")[:255],
+                "" if group else names.get(canon, ""), phone_of(canon))
+    ordered = sorted(jids)
+    return (
+        Contact.Kind.GROUP if group else Contact.Kind.PERSON,
+        next((display_names[j] for j in ordered if j in display_names), "")[:255],
+        "" if group else names.get(canon, "") or next((names[j] for j in jids if j in names), ""),
+        next(filter(None, map(phone_of, ordered)), ""),
+    )
 
 
 # The statements of resolve_identities: set-based SQL over arrays on PostgreSQL, the ORM elsewhere
@@ -372,7 +381,15 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
     stale = [j for j, c in identities.canonical.items() if j != c and not is_group(j)]
     if not stale:
         return
-    found = list(Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=stale))
+    if db.vendor == "postgresql":
+        # Probe with one array parameter; rows are loaded only when there is something to re-key.
+        with db.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {Conversation._meta.db_table} "  # noqa: S608
+                           "WHERE tenant_id = %s AND chat_jid = ANY(%s::text[])", [tenant_id, _pg_array(stale)])
+            ids = [r[0] for r in cursor.fetchall()]
+        found = list(Conversation.objects.filter(pk__in=ids)) if ids else []
+    else:
+        found = list(Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=stale))
     if not found:
         return
     targets = {identities.canonical[c.chat_jid] for c in found}
