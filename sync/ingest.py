@@ -5,6 +5,10 @@ it once per journal batch. Every write is a set-based statement (bulk INSERT ...
 UPDATE ... FROM VALUES for conversation aggregates, bulk updates for message changes); the number of
 queries depends on the batch's shape, not on how many messages it carries. Identity merges (a LID and
 a phone JID found to be one person) are the rare exception and do a few queries per merge.
+
+On PostgreSQL, contacts, identities, JID mappings and conversations go in as arrays (INSERT ...
+SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING), without a model instance per row; SQLite
+(the embedded default, small batches) uses the ORM for the same statements.
 """
 
 from __future__ import annotations
