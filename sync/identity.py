@@ -68,16 +68,19 @@ def jid_server(jid: str) -> str:
     return jid.rpartition("@")[2]
 
 
+_PN_SUFFIX, _LID_SUFFIX, _GROUP_SUFFIX = "@" + PN_SERVER, "@" + LID_SERVER, "@" + GROUP_SERVER
+
+
 def is_pn(jid: str) -> bool:
-    return jid.endswith("@" + PN_SERVER)
+    return jid.endswith(_PN_SUFFIX)
 
 
 def is_lid(jid: str) -> bool:
-    return jid.endswith("@" + LID_SERVER)
+    return jid.endswith(_LID_SUFFIX)
 
 
 def is_group(jid: str) -> bool:
-    return jid.endswith("@" + GROUP_SERVER)
+    return jid.endswith(_GROUP_SUFFIX)
 
 
 def phone_of(jid: str) -> str:
