@@ -372,6 +372,7 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
     try:
         marks = {}
         with transaction.atomic():
+            _asynchronous_commit()
             # The first on-commit hook runs right after COMMIT: splits commit time from publishing.
             transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
             _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded, ahead=ahead)
@@ -395,6 +396,18 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
                     router.begin_batch()  # runs cached by the rolled-back attempt may not exist
                     row = RawEvent.objects.select_for_update().get(pk=row_id)
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
+
+
+def _asynchronous_commit() -> None:
+    """This batch's COMMIT returns before its WAL is flushed to disk (PostgreSQL ``synchronous_commit``
+    off, for this transaction only). Safe because of the journal: the rows were committed durably when
+    they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
+    a crash can only lose both (the last ~0.6 s of batches at most, never half of one): the rows are
+    still pending and are processed again. Saves the WAL flush of every batch (~20 ms for a history
+    batch of ~28,000 messages, ~1 ms for a live message)."""
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO off")
 
 
 def _is_time_limit(exc: BaseException) -> bool:
