@@ -438,12 +438,40 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
 
 @dataclass
 class _ConvAgg:
+    """What a set of messages gives a conversation: last message and its preview, the synced window,
+    live inbound messages to add to the unread count; ``unread_set``: a history chunk's own count."""
+
     last_at: datetime | None = None
-    preview: str = ""
     oldest: datetime | None = None
     newest: datetime | None = None
     unread_add: int = 0
     unread_set: int | None = None
+    _last: MessageRecord | None = None  # the preview is made once, from the last message
+
+    def add(self, m: MessageRecord) -> None:
+        ts = m.timestamp
+        if self.last_at is None or ts >= self.last_at:
+            self.last_at, self._last = ts, m
+        if self.oldest is None or ts < self.oldest:
+            self.oldest = ts
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
+        if m.live and not m.from_me:
+            self.unread_add += 1
+
+    def merge(self, other: _ConvAgg) -> None:
+        """Fold another chat's messages in (a person's LID and phone chats, in that order)."""
+        if other.last_at is not None and (self.last_at is None or other.last_at >= self.last_at):
+            self.last_at, self._last = other.last_at, other._last
+        if other.oldest is not None and (self.oldest is None or other.oldest < self.oldest):
+            self.oldest = other.oldest
+        if other.newest is not None and (self.newest is None or other.newest > self.newest):
+            self.newest = other.newest
+        self.unread_add += other.unread_add
+
+    @property
+    def preview(self) -> str:
+        return preview_of(self._last.body, self._last.type) if self._last is not None else ""
 
 
 MESSAGE_COLUMNS = (
@@ -516,21 +544,30 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     tick = _phase(timings, "collect", tick)
 
     # 1. Who is who.
-    # One pass over the messages: their chats (1:1 and groups apart) with the first message's time,
-    # the list position of a conversation created now until the aggregates move it forward, and
-    # their senders.
-    first_at: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})  # (1:1 chats, groups)
+    # One pass over the messages (each external id once): their senders, and per chat the aggregates
+    # its conversation gets from them (first and last message, preview, live unread). A conversation
+    # created by this batch is inserted with those values; an existing one is updated afterwards with
+    # those of the messages the COPY actually inserted (a replay changes nothing).
+    unique: list[MessageRecord] = []
+    seen: set[str] = set()
+    chat_aggs: tuple[dict[str, _ConvAgg], dict[str, _ConvAgg]] = ({}, {})  # (1:1 chats, groups)
     needed: set[str] = set()
     add_sender = needed.add
     for m in messages:
-        seen_at = first_at[m.is_group]
-        ts = m.timestamp
-        at = seen_at.get(m.chat_jid)
-        if at is None or ts < at:
-            seen_at[m.chat_jid] = ts
+        ext = m.external_id
+        if ext in seen:
+            result.duplicates += 1
+            continue
+        seen.add(ext)
+        unique.append(m)
         add_sender(m.sender_jid)
-    needed.update(first_at[False])
-    group_jids: set[str] = set(first_at[True])
+        per_chat = chat_aggs[m.is_group]
+        agg = per_chat.get(m.chat_jid)
+        if agg is None:
+            agg = per_chat[m.chat_jid] = _ConvAgg()
+        agg.add(m)
+    needed.update(chat_aggs[False])
+    group_jids: set[str] = set(chat_aggs[True])
     for c in chats.values():
         (group_jids if is_group(c.chat_jid) else needed).add(c.chat_jid)
     for g in groups:
@@ -547,33 +584,33 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     canon = identities.canonical
     tick = _phase(timings, "identities", tick)
 
-    # 2. Conversations.
-    # A new conversation is listed at its first message's time, else at the chat's last message time
-    # from history.
-    aggs: dict[str, _ConvAgg] = defaultdict(_ConvAgg)
-    first_seen: dict[str, datetime] = {}
-    for chat_group, seen_at in zip((False, True), first_at, strict=True):
-        for chat, ts in seen_at.items():
+    # 2. Conversations: one per canonical chat (a person's LID and phone chats are one).
+    # ``batch_aggs``: what this batch's messages would give each conversation if they are all new.
+    batch_aggs: dict[str, _ConvAgg] = {}
+    for chat_group, per_chat in zip((False, True), chat_aggs, strict=True):
+        for chat, agg in per_chat.items():
             key = chat if chat_group else canon.get(chat, chat)
-            aggs[key]  # noqa: B018 - make sure it exists
-            if key not in first_seen or ts < first_seen[key]:
-                first_seen[key] = ts
+            if key in batch_aggs:
+                batch_aggs[key].merge(agg)
+            else:
+                batch_aggs[key] = agg
+    unread_set: dict[str, int] = {}
+    listed_at: dict[str, datetime] = {}  # a new conversation without messages: the chat's last activity
     for c in chats.values():
         key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
-        agg = aggs[key]
+        batch_aggs.setdefault(key, _ConvAgg())
         if c.unread_count is not None:
-            agg.unread_set = c.unread_count
-        if c.last_message_at and key not in first_seen:
-            first_seen[key] = c.last_message_at
+            unread_set[key] = c.unread_count
+        if c.last_message_at:
+            listed_at.setdefault(key, c.last_message_at)
     for g in groups:
-        aggs[g.group_jid]  # noqa: B018
-    conv_ids, created = ensure_conversations(conn, aggs.keys(), identities, first_seen)
+        batch_aggs.setdefault(g.group_jid, _ConvAgg())
+    conv_ids, created = ensure_conversations(conn, batch_aggs.keys(), identities, batch_aggs, unread_set, listed_at)
 
     # 3. Messages.
     tick = _phase(timings, "conversations", tick)
     rows = []
     append = rows.append
-    seen: set[str] = set()
     now = timezone.now()
     by_ext: dict[str, tuple[MessageRecord, int]] = {}
     conn_id = conn.pk
@@ -581,12 +618,8 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     # chat jid -> conversation id, resolved once per chat rather than once per message
     conv_of: dict[str, int] = {}
     dumps = json.dumps
-    for m in messages:
+    for m in unique:
         ext = m.external_id
-        if ext in seen:
-            result.duplicates += 1
-            continue
-        seen.add(ext)
         chat = m.chat_jid
         cid = conv_of.get(chat)
         if cid is None:
@@ -602,34 +635,33 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
         ))
     tick = _phase(timings, "message_rows", tick)
     id_range: list[int] = []
+    created_ids = {conv_ids[key] for key in created}
     inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings,
-                          alongside=alongside, id_range=id_range,
-                          fresh=("conversation_id", {conv_ids[key] for key in created}))
+                          alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
     tick = _phase(timings, "message_copy", tick)
     index_new_messages(conn, inserted, tuple(id_range) if id_range else None)
     tick = _phase(timings, "search", tick)
     result.saved = len(inserted)
     result.duplicates += len(rows) - len(inserted)
-    conv_key = {v: k for k, v in conv_ids.items()}
+    # A message of a new conversation that was stored already (another chat's id: the COPY's fallback)
+    # means the values it was created with counted it: those conversations are recomputed below.
+    recount = set()
+    if len(inserted) < len(rows):
+        stored = set(inserted)
+        recount = {cid for ext, (_, cid) in by_ext.items() if cid in created_ids and ext not in stored}
+    aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
     publish_ext = []
     history_inserted = 0
     for ext in inserted:
         m, cid = by_ext[ext]
-        result.conversation_ids.add(cid)
-        agg = aggs[conv_key[cid]]
-        ts = m.timestamp
-        if agg.last_at is None or ts >= agg.last_at:
-            agg.last_at, agg.preview = ts, preview_of(m.body, m.type)
-        if agg.oldest is None or ts < agg.oldest:
-            agg.oldest = ts
-        if agg.newest is None or ts > agg.newest:
-            agg.newest = ts
+        if cid not in created_ids or cid in recount:
+            aggs[cid].add(m)
         if m.live:
             publish_ext.append(ext)
-            if not m.from_me:
-                agg.unread_add += 1
         else:
             history_inserted += 1
+    result.conversation_ids.update(created_ids)
+    result.conversation_ids.update(aggs)
     if history_inserted and history_inserted <= PUBLISH_HISTORY_MESSAGES:
         publish_ext = list(inserted)
     if publish_ext:
@@ -637,13 +669,18 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
         # chunk only moves the conversation list: its messages are older than what a thread shows.
         result.message_ids.update(Message.objects.filter(connection_id=conn_id, external_id__in=publish_ext)
                                   .values_list("id", flat=True))
-    for key, agg in aggs.items():
-        # A history chunk's unread count describes the chat as of that chunk: apply it only when the
-        # chunk brought the conversation or new messages, so a replay cannot undo later increments.
-        if agg.unread_set is not None and key not in created and agg.last_at is None:
-            agg.unread_set = None
-    update_conversation_aggregates({conv_ids[k]: a for k, a in aggs.items()
-                                    if a.last_at is not None or a.unread_set is not None})
+    for key, count in unread_set.items():
+        # A history chunk's unread count describes the chat as of that chunk: apply it to an existing
+        # conversation only when the chunk brought new messages into it, so a replay cannot undo later
+        # increments (a new conversation was created with it).
+        cid = conv_ids[key]
+        if cid in aggs:
+            aggs[cid].unread_set = count
+    if recount:
+        listed = {conv_ids[k]: listed_at.get(k, now) for k in created}
+        listed.update((cid, aggs[cid].oldest) for cid in recount if cid in aggs)
+        reset_conversation_aggregates(recount, listed, {conv_ids[k]: n for k, n in unread_set.items()})
+    update_conversation_aggregates(aggs)
 
     tick = _phase(timings, "aggregates", tick)
 
@@ -664,11 +701,11 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     return result
 
 
-def ensure_conversations(conn, keys, identities: Identities, first_seen: dict[str, datetime]) \
-        -> tuple[dict[str, int], set[str]]:
-    """(chat_jid -> conversation id for every key, keys created now), creating the missing ones in bulk.
-
-    ``first_seen``: chat_jid -> the time a new conversation is listed at (now when absent)."""
+def ensure_conversations(conn, keys, identities: Identities, batch_aggs: dict[str, _ConvAgg],
+                         unread_set: dict[str, int], listed_at: dict[str, datetime]) -> tuple[dict[str, int], set[str]]:
+    """(chat_jid -> conversation id for every key, keys created now), creating the missing ones in bulk
+    with what this batch's messages give them (``batch_aggs``), the history chat's unread count
+    (``unread_set``) and, for a chat without messages here, its last activity (``listed_at``; else now)."""
     keys = set(keys)
     if not keys:
         return {}, set()
@@ -676,7 +713,11 @@ def ensure_conversations(conn, keys, identities: Identities, first_seen: dict[st
     missing = keys - ids.keys()
     if missing:
         now = timezone.now()
-        rows = [(key, is_group(key), identities.contact_of[key], first_seen.get(key, now)) for key in missing]
+        rows = []
+        for key in missing:
+            a = batch_aggs.get(key) or _ConvAgg()
+            rows.append((key, is_group(key), identities.contact_of[key], a.last_at or listed_at.get(key, now),
+                         a.preview, a.oldest, a.newest, unread_set.get(key, 0) + a.unread_add))
         ids.update(_create_conversations(conn, rows, now))
         if len(ids) < len(keys):
             # Created meanwhile by another process (ON CONFLICT DO NOTHING skipped them): read them.
@@ -697,30 +738,46 @@ def _conversation_ids(connection_id: int, chat_jids) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _create_conversations(conn, rows: list[tuple[str, bool, int, datetime]], now: datetime) -> dict[str, int]:
-    """Insert conversations from (chat_jid, is_group, contact id, last_message_at) rows, skipping chats
-    that exist; chat_jid -> id of the ones inserted (on SQLite: of all of them, read back)."""
+def _create_conversations(conn, rows: list[tuple], now: datetime) -> dict[str, int]:
+    """Insert conversations from (chat_jid, is_group, contact id, last_message_at, preview, oldest synced,
+    newest synced, unread count) rows, skipping chats that exist; chat_jid -> id of the ones inserted (on
+    SQLite: of all of them, read back)."""
     if db.vendor != "postgresql":
         Conversation.objects.bulk_create(
             [Conversation(tenant_id=conn.tenant_id, connection_id=conn.pk, chat_jid=key, is_group=group,
-                          contact_id=contact_id, last_message_at=at) for key, group, contact_id, at in rows],
+                          contact_id=contact_id, last_message_at=at, last_message_preview=preview,
+                          oldest_synced_at=oldest, newest_synced_at=newest, unread_count=unread)
+             for key, group, contact_id, at, preview, oldest, newest, unread in rows],
             ignore_conflicts=True, batch_size=1000,
         )
         return _conversation_ids(conn.pk, [r[0] for r in rows])
-    # The model's defaults for the columns not given (status, preview, unread count; window empty).
+    # The model's default for the status; everything else from the rows.
     sql = f"""
         INSERT INTO {Conversation._meta.db_table} (
-            tenant_id, connection_id, chat_jid, is_group, contact_id, last_message_at,
-            status, last_message_preview, unread_count, created_at, updated_at)
-        SELECT %s, %s, chat_jid, is_group, contact_id, last_at, %s, '', 0, %s, %s
-        FROM unnest(%s::text[], %s::boolean[], %s::bigint[], %s::timestamptz[]) AS v(chat_jid, is_group, contact_id, last_at)
+            tenant_id, connection_id, chat_jid, is_group, contact_id, last_message_at, last_message_preview,
+            oldest_synced_at, newest_synced_at, unread_count, status, created_at, updated_at)
+        SELECT %s, %s, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread, %s, %s, %s
+        FROM unnest(%s::text[], %s::boolean[], %s::bigint[], %s::timestamptz[], %s::text[], %s::timestamptz[],
+                    %s::timestamptz[], %s::int[])
+             AS v(chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread)
         ON CONFLICT DO NOTHING RETURNING chat_jid, id
     """  # noqa: S608 - table name from model meta, values are parameters
-    chat_jids, groups, contact_ids, ats = zip(*rows, strict=True)
+    columns = list(zip(*rows, strict=True))
     with db.cursor() as cursor:
-        cursor.execute(sql, [conn.tenant_id, conn.pk, Conversation.Status.OPEN, now, now,
-                             *map(_pg_array, (chat_jids, groups, contact_ids, ats))])
+        cursor.execute(sql, [conn.tenant_id, conn.pk, Conversation.Status.OPEN, now, now, *map(_pg_array, columns)])
         return dict(cursor.fetchall())
+
+
+def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetime], unread_set: dict[int, int]) -> None:
+    """Conversations this batch created with values that counted a message the COPY then found stored
+    (another chat's id): back to the values of an empty conversation listed at ``listed_at`` (its first
+    stored message), for ``update_conversation_aggregates`` to apply the messages really inserted.
+    Rare; one statement per conversation."""
+    now = timezone.now()
+    for cid in conversation_ids:
+        Conversation.objects.filter(pk=cid).update(
+            last_message_at=listed_at.get(cid, now), last_message_preview="", oldest_synced_at=None,
+            newest_synced_at=None, unread_count=unread_set.get(cid, 0), updated_at=now)
 
 
 def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:

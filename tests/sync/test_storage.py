@@ -1,6 +1,7 @@
 """Storage choices made for ingestion speed keep their guarantees (docs/decisions.md ADR-6, docs/sync.md)."""
 
 import gc
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -79,5 +80,10 @@ def test_an_id_already_stored_elsewhere_in_a_new_conversation_is_a_duplicate_not
     summary = feed(acme_connection, history)
     assert summary.failed == 0 and summary.saved == 1 and summary.duplicates == 1
     assert Message.objects.get(external_id="SAME1").body == "primeira"
-    assert Message.objects.get(external_id="NEW1").conversation.chat_jid == PN_BRUNO
+    bruno = Message.objects.get(external_id="NEW1").conversation
+    assert bruno.chat_jid == PN_BRUNO
+    # The new conversation was created counting both messages; it is recomputed from the one stored.
+    at = datetime.fromtimestamp(T0 + 2, UTC)
+    assert (bruno.oldest_synced_at, bruno.newest_synced_at, bruno.last_message_at) == (at, at, at)
+    assert bruno.last_message_preview == "nova" and bruno.messages.count() == 1
     assert not RawEvent.objects.exclude(state="processed").exists()
