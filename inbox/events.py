@@ -50,6 +50,7 @@ LIST_FLUSH_INTERVAL = 0.25  # seconds: at most ~4 list flushes per second per te
 PENDING_TTL = 120  # seconds an un-flushed id may wait in Redis
 MAX_MESSAGES_RENDERED = 50  # per conversation per call; above this the open thread is told to reload
 MAX_CONVERSATIONS_NOTIFIED = 1000
+MAX_LIST_ROWS_PUSHED = 100  # conversations per list flush; above this the open lists are told to reload
 
 FRAGMENT_EVENT = "live.fragment"
 
@@ -324,6 +325,11 @@ def flush_list_updates(tenant_id) -> int:
     ids = sorted(int(x) for x in members)
     if not ids:
         return 0
+    if len(ids) > MAX_LIST_ROWS_PUSHED:
+        # A history chunk moved hundreds of conversations: rendering them all for every open inbox
+        # costs ~0.3 ms a row and more than a page is never on screen. The lists reload themselves.
+        _send(inbox_group(tenant_id), render_to_string("inbox/partials/list_stale.html"))
+        return len(ids)
     conversations = conversations_by_ids(tenant_id, ids)
     conversations.sort(key=lambda c: (c.last_message_at, c.pk))
     slug = _tenant_slug(tenant_id)

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
+from django.urls import reverse
 
 from config.asgi import application
 from inbox import actions, events
@@ -171,6 +172,31 @@ def test_big_batches_are_coalesced_and_bounded(client, acme_owner, acme_connecti
         await viewer.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_flush_of_more_conversations_than_a_list_shows_makes_lists_reload(client, acme_owner, acme_connection,
+                                                                            make_conversations):
+    """More than MAX_LIST_ROWS_PUSHED conversations at once (a history chunk): one small "reload" hint
+    instead of hundreds of rendered rows; the list template reloads on it."""
+    convs = make_conversations(events.MAX_LIST_ROWS_PUSHED + 1)
+    cookie = session_cookie(client, acme_owner)
+
+    def publish():
+        with transaction.atomic():
+            events.publish_messages_on_commit(acme_connection.tenant_id, [c.pk for c in convs])
+
+    async def scenario():
+        viewer = socket("/ws/t/acme/", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(publish)()
+        text = await receive_until(viewer, 'data-event="live:list-stale"')
+        assert 'id="conv-' not in text and len(text) < 200
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
+    client.force_login(acme_owner)
+    page = client.get(reverse("conversation_list", args=["acme"]))
+    assert b"live:list-stale from:body" in page.content
 
 
 def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agent, acme_connection):
