@@ -507,12 +507,15 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     chat_names: dict[str, str] = {}
     chats = {}
     groups = []
+    reasons: dict[str, str] = {}  # chat jid -> skip reason, worked out once per chat
     for ev in events:
         result.received += ev.received
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
         for m in ev.messages:
-            reason = skip_reason(m.chat_jid, conn)
+            reason = reasons.get(m.chat_jid)
+            if reason is None:
+                reason = reasons[m.chat_jid] = skip_reason(m.chat_jid, conn)
             if reason:
                 result.skip(reason)
             else:
