@@ -10,7 +10,7 @@ of trigram indexing per message on the ingest path.
 connection's journal lock (so it never interleaves with the edits, revokes and merges of that
 connection's processor) and giving way to the journal: before each slice it checks for due journal rows
 and returns ``more`` so the caller processes them first. ``sync.tasks.process_journal_task`` calls it
-after the journal is drained; the beat safety net picks up backlogs older than a minute.
+after the journal is drained; the beat safety net picks up backlogs older than 30 s.
 """
 
 from __future__ import annotations
