@@ -1,9 +1,10 @@
 """Decoded records -> Contact / Conversation / Message rows, in bulk. No protobuf here.
 
 ``ingest(connection, decoded_events)`` must run inside ``transaction.atomic()``; the processor calls
-it once per journal batch. Every write is a set-based statement (bulk INSERT ... ON CONFLICT, one
-UPDATE ... FROM VALUES for conversation aggregates, bulk updates for message changes); the number of
-queries depends on the batch's shape, not on how many messages it carries. Identity merges (a LID and
+it once per journal batch. Every write is a set-based statement (bulk INSERT ... ON CONFLICT, a binary
+COPY of the new messages, new conversations inserted with their aggregates and one UPDATE ... FROM
+VALUES for existing ones, bulk updates for message changes); the number of queries depends on the
+batch's shape, not on how many messages it carries. Identity merges (a LID and
 a phone JID found to be one person) are the rare exception and do a few queries per merge.
 
 On PostgreSQL, contacts, identities, JID mappings and conversations go in as arrays (INSERT ...
