@@ -18,6 +18,11 @@ from inbox.models import (
 )
 
 
+@admin.display(description="body")
+def short_body(obj):
+    return obj.body[:80]
+
+
 def export_as_csv(modeladmin, request, queryset):
     """Export the selected rows (the changelist's columns) as CSV."""
     fields = [f for f in modeladmin.list_display if isinstance(f, str) and f != "__str__"]
@@ -125,7 +130,7 @@ class MessageRevisionInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "external_id", "conversation", "direction", "status", "type", "short_body", "sent_at", "deleted_at"]
+    list_display = ["id", "external_id", "conversation", "direction", "status", "type", short_body, "sent_at", "deleted_at"]
     list_filter = ["direction", "status", "type", "tenant", "connection"]
     search_fields = ["external_id", "body", "sender_jid", "conversation__chat_jid"]
     list_select_related = ["conversation", "tenant", "connection"]
@@ -135,10 +140,6 @@ class MessageAdmin(admin.ModelAdmin):
     inlines = [MessageRevisionInline]
     actions = [export_as_csv]
     show_full_result_count = False
-
-    @admin.display(description="body")
-    def short_body(self, obj):
-        return obj.body[:80]
 
 
 @admin.register(MessageRevision)
@@ -156,16 +157,13 @@ class MessageRevisionAdmin(admin.ModelAdmin):
 class MessageSearchEntryAdmin(admin.ModelAdmin):
     """What the inbox's message-text search reads (inbox.search); written only by the app."""
 
-    list_display = ["message", "conversation", "tenant", "short_body"]
+    list_display = ["message", "conversation", "tenant", short_body]
     list_filter = ["tenant"]
     list_select_related = ["message", "conversation", "tenant"]
     raw_id_fields = ["message", "conversation"]
     readonly_fields = ["message", "conversation", "tenant", "body"]
     show_full_result_count = False
 
-    @admin.display(description="body")
-    def short_body(self, obj):
-        return obj.body[:80]
 
     def has_add_permission(self, request):
         return False

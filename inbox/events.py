@@ -90,13 +90,8 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
 
     ``background``: a Celery task renders and sends it (sync batches: the banner's templates are not the
     ingesting process's work, ADR-7)."""
-    fn = _enqueue_connection if background else _publish_connection
+    fn = _enqueue_connection if background else publish_connection
     transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
-
-
-def publish_connection(tenant_id: int, connection_id: int) -> None:
-    """Send the connection's banner and summary now (``inbox.tasks.publish_connection_task``)."""
-    _publish_connection(tenant_id, connection_id)
 
 
 def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
@@ -338,7 +333,8 @@ def flush_list_updates(tenant_id) -> int:
     return len(conversations)
 
 
-def _publish_connection(tenant_id, connection_id):
+def publish_connection(tenant_id, connection_id):
+    """Send the connection's banner and summary now (on commit, or from ``inbox.tasks.publish_connection_task``)."""
     from connections.models import Connection
     from inbox.selectors import active_sync_runs
 

@@ -4,8 +4,9 @@ The inbox's message-text search reads ``inbox_messagesearchentry`` (trigram GIN 
 inbox 0006), not ``inbox_message``: the trigram index costs ~7 us per row it indexes, which history
 syncs would otherwise pay on every message they insert. Every write path calls these functions:
 
-- ``index_messages(ids)``: agent replies, live messages and small sync batches, in their own
-  transaction, so they are searchable the moment they are committed;
+- ``index_messages(ids)`` / ``index_connection_messages(connection_id, external_ids)``: agent replies,
+  demo data, live messages and small sync batches, in their own transaction, so they are searchable
+  the moment they are committed;
 - ``index_message_range(connection_id, after_id, through_id)``: the sync's search backlog
   (``sync.search_index``) for history batches, a bounded id range at a time;
 - ``reindex_messages(ids)``: edits (the new body replaces the entry; an emptied body removes it);
@@ -40,16 +41,30 @@ def _in(values: list) -> tuple[str, list]:
     return "IN (" + ", ".join(["%s"] * len(values)) + ")", values
 
 
+def _add_entries(cursor, where: str, params: list) -> int:
+    """One ``INSERT ... SELECT`` of the searchable messages matching ``where``; returns rows added."""
+    cursor.execute(f"INSERT INTO inbox_messagesearchentry ({_COLUMNS}) SELECT {_SOURCE} "  # noqa: S608
+                   f"WHERE {where} AND {_SEARCHABLE} ON CONFLICT (message_id) DO NOTHING", params)
+    return max(cursor.rowcount, 0)
+
+
 def index_messages(message_ids) -> int:
     """Add entries for these messages (those with a body, not deleted, not indexed yet). Returns rows added."""
     added = 0
     with connection.cursor() as cursor:
         for chunk in _chunks(message_ids):
             where, params = _in(chunk)
-            cursor.execute(
-                f"INSERT INTO inbox_messagesearchentry ({_COLUMNS}) SELECT {_SOURCE} "  # noqa: S608
-                f"WHERE id {where} AND {_SEARCHABLE} ON CONFLICT (message_id) DO NOTHING", params)
-            added += max(cursor.rowcount, 0)
+            added += _add_entries(cursor, f"id {where}", params)
+    return added
+
+
+def index_connection_messages(connection_id: int, external_ids) -> int:
+    """The same for messages named by their WhatsApp ids on a connection (what a sync batch knows)."""
+    added = 0
+    with connection.cursor() as cursor:
+        for chunk in _chunks(external_ids):
+            where, params = _in(chunk)
+            added += _add_entries(cursor, f"connection_id = %s AND external_id {where}", [connection_id, *params])
     return added
 
 
@@ -57,11 +72,7 @@ def index_message_range(connection_id: int, after_id: int, through_id: int) -> i
     """Add entries for the connection's messages with ``after_id < id <= through_id`` (the primary key
     range a sync batch's COPY used; other connections' ids interleaved there are left alone)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO inbox_messagesearchentry ({_COLUMNS}) SELECT {_SOURCE} "  # noqa: S608
-            f"WHERE id > %s AND id <= %s AND connection_id = %s AND {_SEARCHABLE} "
-            "ON CONFLICT (message_id) DO NOTHING", [after_id, through_id, connection_id])
-        return max(cursor.rowcount, 0)
+        return _add_entries(cursor, "id > %s AND id <= %s AND connection_id = %s", [after_id, through_id, connection_id])
 
 
 def reindex_messages(message_ids) -> None:

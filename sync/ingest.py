@@ -776,12 +776,14 @@ def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetim
     """Conversations this batch created with values that counted a message the COPY then found stored
     (another chat's id): back to the values of an empty conversation listed at ``listed_at`` (its first
     stored message), for ``update_conversation_aggregates`` to apply the messages really inserted.
-    Rare; one statement per conversation."""
+    Rare; one statement."""
     now = timezone.now()
-    for cid in conversation_ids:
-        Conversation.objects.filter(pk=cid).update(
-            last_message_at=listed_at.get(cid, now), last_message_preview="", oldest_synced_at=None,
-            newest_synced_at=None, unread_count=unread_set.get(cid, 0), updated_at=now)
+    Conversation.objects.bulk_update(
+        [Conversation(pk=cid, last_message_at=listed_at.get(cid, now), last_message_preview="", oldest_synced_at=None,
+                      newest_synced_at=None, unread_count=unread_set.get(cid, 0), updated_at=now)
+         for cid in conversation_ids],
+        ["last_message_at", "last_message_preview", "oldest_synced_at", "newest_synced_at", "unread_count",
+         "updated_at"])
 
 
 def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:

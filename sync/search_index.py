@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from inbox.models import Message
-from inbox.search import index_message_range, index_messages
+from inbox.search import index_connection_messages, index_message_range
 from sync.models import SearchBacklog
 
 logger = logging.getLogger(__name__)
@@ -39,9 +38,7 @@ def index_new_messages(conn, inserted_external_ids: list[str], id_range: tuple[i
     if not inserted_external_ids:
         return
     if id_range is None or len(inserted_external_ids) <= INLINE_LIMIT:
-        ids = list(Message.objects.filter(connection_id=conn.pk, external_id__in=inserted_external_ids)
-                   .values_list("id", flat=True))
-        index_messages(ids)
+        index_connection_messages(conn.pk, inserted_external_ids)
         return
     SearchBacklog.objects.create(tenant_id=conn.tenant_id, connection_id=conn.pk, after_id=id_range[0],
                                  through_id=id_range[1], messages=len(inserted_external_ids))
