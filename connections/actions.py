@@ -7,7 +7,7 @@ Alert. The runner and the Celery tasks call these; they hold no rules of their o
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +25,7 @@ Kind = ConnectionEvent.Kind
 Status = Connection.Status
 # How long a connection that gave up waits before beat's slow retry tries again.
 SLOW_RETRY = timedelta(minutes=30)
+BEAT = "beat"  # the runner id beat's writes carry
 
 
 def backoff_delay(attempt: int) -> float:
@@ -45,25 +46,56 @@ def do_record_event(connection, kind: str, detail: str = "", runner_id: str = ""
                                           detail=detail[:2000], runner_id=runner_id)
 
 
+class NotHolder(Exception):
+    """A runner wrote the status of a connection whose lease it no longer holds: refused."""
+
+
+def _locked_for(connection_id: int, runner_id: str) -> Connection:
+    """Lock the row; a runner may only touch the connections it holds the lease of (beat, pages and
+    commands pass no runner id). Call inside transaction.atomic()."""
+    conn = Connection.objects.unscoped().select_for_update().get(pk=connection_id)
+    if runner_id and runner_id != BEAT and conn.runner_id != runner_id:
+        raise NotHolder(f"connection {connection_id} is held by {conn.runner_id or 'no runner'}, not {runner_id}")
+    return conn
+
+
 def do_set_status(connection, status: str, *, event_kind: str | None = None, detail: str = "", runner_id: str = "",
+                  alert_kind: str | None = None, **fields) -> Connection | None:
+    """Set status (+ other fields), record a ConnectionEvent, raise an Alert if asked, publish on commit.
+
+    A runner writes only the status of a connection it holds the lease of: a runner that lost its lease
+    (frozen, cut off from the database) must not overwrite what the new holder wrote. Such a write is
+    refused, logged (``connections.status_refused``) and returns None.
+    """
+    try:
+        with transaction.atomic():
+            conn = _locked_for(_conn_id(connection), runner_id)
+            return _write_status(conn, status, event_kind=event_kind, detail=detail, runner_id=runner_id,
+                                 alert_kind=alert_kind, **fields)
+    except NotHolder as exc:
+        logger.warning("connections.status_refused", extra={"connection_id": _conn_id(connection), "status": status,
+                                                            "event_kind": event_kind, "runner_id": runner_id,
+                                                            "error": str(exc)})
+        return None
+
+
+def _write_status(conn: Connection, status: str, *, event_kind: str | None, detail: str, runner_id: str,
                   alert_kind: str | None = None, **fields) -> Connection:
-    """Set status (+ other fields), record a ConnectionEvent, raise an Alert if asked, publish on commit."""
-    with transaction.atomic():
-        conn = Connection.objects.unscoped().select_for_update().get(pk=_conn_id(connection))
-        conn.status = status
-        conn.status_detail = detail[:500]
-        for name, value in fields.items():
-            setattr(conn, name, value)
-        conn.save(update_fields=["status", "status_detail", "updated_at", *fields])
-        if event_kind:
-            ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=event_kind,
-                                           detail=detail[:2000], runner_id=runner_id)
-        if alert_kind:
-            Alert.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=alert_kind,
-                                 message=f"{conn.name}: {detail}"[:2000])
-        publish_connection_on_commit(conn.tenant_id, conn.pk)
-    logger.info("connections.status", extra={"connection_id": conn.pk, "status": status, "event_kind": event_kind,
-                                             "detail": detail, "runner_id": runner_id})
+    """do_set_status's write, on a row locked by the caller's transaction."""
+    conn.status = status
+    conn.status_detail = detail[:500]
+    for name, value in fields.items():
+        setattr(conn, name, value)
+    conn.save(update_fields=["status", "status_detail", "updated_at", *fields])
+    if event_kind:
+        ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=event_kind,
+                                       detail=detail[:2000], runner_id=runner_id)
+    if alert_kind:
+        Alert.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=alert_kind,
+                             message=f"{conn.name}: {detail}"[:2000])
+    publish_connection_on_commit(conn.tenant_id, conn.pk)
+    transaction.on_commit(lambda: logger.info("connections.status", extra={
+        "connection_id": conn.pk, "status": status, "event_kind": event_kind, "detail": detail, "runner_id": runner_id}))
     return conn
 
 
@@ -74,28 +106,33 @@ def do_mark_connecting(connection_id: int, runner_id: str, *, attempt: int) -> C
 
 
 def do_mark_pairing(connection_id: int, runner_id: str, *, code: str = "", expires_in: float = 60,
-                    detail: str = "scan the QR code") -> Connection:
+                    detail: str = "scan the QR code") -> Connection | None:
     """Store the current QR string / pair code for the pairing page (no event per rotated code)."""
     now = timezone.now()
-    with transaction.atomic():
-        conn = Connection.objects.unscoped().select_for_update().get(pk=connection_id)
-        first = conn.status != Status.PAIRING or not conn.pairing_code
-        Connection.objects.unscoped().filter(pk=connection_id).update(
-            status=Status.PAIRING, status_detail=detail, pairing_code=code,
-            pairing_expires_at=now + timedelta(seconds=expires_in), updated_at=now)
-        if first:
-            ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=Kind.PAIRING, detail=detail,
-                                           runner_id=runner_id)
-        publish_connection_on_commit(conn.tenant_id, conn.pk)
-    return conn
+    try:
+        with transaction.atomic():
+            conn = _locked_for(connection_id, runner_id)
+            first = conn.status != Status.PAIRING or not conn.pairing_code
+            Connection.objects.unscoped().filter(pk=connection_id).update(
+                status=Status.PAIRING, status_detail=detail, pairing_code=code,
+                pairing_expires_at=now + timedelta(seconds=expires_in), updated_at=now)
+            if first:
+                ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=Kind.PAIRING,
+                                               detail=detail, runner_id=runner_id)
+            publish_connection_on_commit(conn.tenant_id, conn.pk)
+        return conn
+    except NotHolder as exc:
+        logger.warning("connections.status_refused", extra={"connection_id": connection_id, "status": Status.PAIRING,
+                                                            "runner_id": runner_id, "error": str(exc)})
+        return None
 
 
-def do_mark_paired(connection_id: int, runner_id: str, *, jid: str, push_name: str = "") -> Connection:
+def do_mark_paired(connection_id: int, runner_id: str, *, jid: str, push_name: str = "") -> Connection | None:
     now = timezone.now()
     number = jid.partition("@")[0].partition(":")[0]
     return do_set_status(connection_id, Status.CONNECTING, event_kind=Kind.PAIRED, detail=f"paired as {jid}",
                          runner_id=runner_id, jid=jid, paired_at=now, phone_number=f"+{number}" if number else "",
-                         pairing_code="", pairing_expires_at=None)
+                         push_name=push_name[:255], pairing_code="", pairing_expires_at=None)
 
 
 def do_mark_connected(connection_id: int, runner_id: str) -> Connection:
@@ -106,29 +143,33 @@ def do_mark_connected(connection_id: int, runner_id: str) -> Connection:
 
 
 def do_record_connect_failure(connection_id: int, runner_id: str, detail: str, *, kind: str = Kind.CONNECT_FAILED
-                              ) -> tuple[Connection, float | None]:
+                              ) -> tuple[Connection | None, float | None]:
     """A lost session or failed attempt: count it, schedule the retry with backoff, or give up.
 
-    Returns (connection, seconds until the retry) or (connection, None) once it gave up (status failed,
-    an Alert raised, beat's slow retry takes over).
+    Returns (connection, seconds until the retry), (connection, None) once it gave up (status failed,
+    an Alert raised, beat's slow retry takes over), or (None, None) if ``runner_id`` no longer holds it.
     """
     now = timezone.now()
-    with transaction.atomic():
-        conn = Connection.objects.unscoped().select_for_update().get(pk=connection_id)
-        attempts = conn.reconnect_attempts + 1
-    if attempts >= settings.RUNNER_MAX_RECONNECT_ATTEMPTS:
-        conn = do_set_status(connection_id, Status.FAILED, event_kind=Kind.FAILED,
-                             detail=f"gave up after {attempts} failed attempts: {detail}", runner_id=runner_id,
-                             alert_kind=Alert.Kind.CONNECTION_FAILED, reconnect_attempts=attempts,
-                             next_retry_at=now + SLOW_RETRY)
-        return conn, None
-    delay = backoff_delay(attempts)
-    # An unpaired number stays "pairing" so a restarted runner still picks it up.
-    status = Status.DISCONNECTED if conn.jid else Status.PAIRING
-    conn = do_set_status(connection_id, status, event_kind=kind,
-                         detail=f"{detail} (attempt {attempts}, retry in {delay:.1f} s)", runner_id=runner_id,
-                         reconnect_attempts=attempts, next_retry_at=now + timedelta(seconds=delay))
-    return conn, delay
+    try:
+        with transaction.atomic():
+            conn = _locked_for(connection_id, runner_id)
+            attempts = conn.reconnect_attempts + 1
+            if attempts >= settings.RUNNER_MAX_RECONNECT_ATTEMPTS:
+                conn = _write_status(conn, Status.FAILED, event_kind=Kind.FAILED,
+                                     detail=f"gave up after {attempts} failed attempts: {detail}", runner_id=runner_id,
+                                     alert_kind=Alert.Kind.CONNECTION_FAILED, reconnect_attempts=attempts,
+                                     next_retry_at=now + SLOW_RETRY)
+                return conn, None
+            delay = backoff_delay(attempts)
+            # An unpaired number stays "pairing" so a restarted runner still picks it up.
+            conn = _write_status(conn, Status.DISCONNECTED if conn.jid else Status.PAIRING, event_kind=kind,
+                                 detail=f"{detail} (attempt {attempts}, retry in {delay:.1f} s)", runner_id=runner_id,
+                                 reconnect_attempts=attempts, next_retry_at=now + timedelta(seconds=delay))
+            return conn, delay
+    except NotHolder as exc:
+        logger.warning("connections.status_refused", extra={"connection_id": connection_id, "event_kind": kind,
+                                                            "runner_id": runner_id, "error": str(exc)})
+        return None, None
 
 
 _TERMINAL = {
@@ -155,9 +196,13 @@ def do_mark_terminal(connection_id: int, runner_id: str, state: str, detail: str
                          **fields)
 
 
-def do_mark_stopped(connection_id: int, runner_id: str, detail: str = "stopped") -> Connection:
-    return do_set_status(connection_id, Status.DISCONNECTED, event_kind=Kind.STOPPED, detail=detail, runner_id=runner_id,
-                         next_retry_at=None)
+def do_mark_stopped(connection_id: int, runner_id: str, detail: str = "stopped") -> Connection | None:
+    """The session was stopped here (paused, or the runner is stopping). An unpaired number keeps
+    waiting for pairing, so the next runner that claims it shows a fresh QR code."""
+    paired = Connection.objects.unscoped().filter(pk=connection_id).exclude(jid__isnull=True).exclude(jid="").exists()
+    return do_set_status(connection_id, Status.DISCONNECTED if paired else Status.PAIRING, event_kind=Kind.STOPPED,
+                         detail=detail, runner_id=runner_id, next_retry_at=None, pairing_code="",
+                         pairing_expires_at=None)
 
 
 # --- leases ---------------------------------------------------------------------------------------
@@ -176,7 +221,8 @@ def claim_connections(runner_id: str, limit: int) -> list[Connection]:
 
     PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so runners claiming together never wait on or
     take the same rows. SQLite: the IMMEDIATE transaction serialises writers. Either way the UPDATE
-    re-checks the lease, so a row can never end up held by two runners.
+    re-checks the lease, so a row can never end up held by two runners. A row whose lease another
+    runner let expire gets a ``runner_lost`` event: the history says why the number went away.
     """
     if limit <= 0:
         return []
@@ -184,34 +230,51 @@ def claim_connections(runner_id: str, limit: int) -> list[Connection]:
     expires = now + timedelta(seconds=settings.RUNNER_LEASE_SECONDS)
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(runner_id="")
     with transaction.atomic():
-        ids = list(claimable_connections().filter(free).exclude(runner_id=runner_id, lease_expires_at__gte=now)
-                   .order_by("id").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
-        if not ids:
+        previous = dict(claimable_connections().filter(free).exclude(runner_id=runner_id, lease_expires_at__gte=now)
+                        .order_by("id").select_for_update(skip_locked=True).values_list("id", "runner_id")[:limit])
+        if not previous:
             return []
-        Connection.objects.unscoped().filter(free, pk__in=ids).update(runner_id=runner_id, lease_expires_at=expires)
-        claimed = list(Connection.objects.unscoped().filter(pk__in=ids, runner_id=runner_id))
-        ConnectionEvent.objects.bulk_create([
-            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.LEASE_ACQUIRED, detail="lease acquired",
-                            runner_id=runner_id) for c in claimed
-        ])
+        Connection.objects.unscoped().filter(free, pk__in=list(previous)).update(runner_id=runner_id, lease_expires_at=expires)
+        claimed = list(Connection.objects.unscoped().filter(pk__in=list(previous), runner_id=runner_id))
+        events = []
+        for c in claimed:
+            lost = previous[c.pk]
+            if lost and lost != runner_id:
+                events.append(ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.RUNNER_LOST,
+                                              detail=f"runner {lost} stopped renewing its lease; taken over by {runner_id}",
+                                              runner_id=runner_id))
+            events.append(ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.LEASE_ACQUIRED,
+                                          detail="lease acquired", runner_id=runner_id))
+        ConnectionEvent.objects.bulk_create(events)
     if claimed:
-        logger.info("connections.lease_acquired", extra={"runner_id": runner_id, "connection_ids": [c.pk for c in claimed]})
+        logger.info("connections.lease_acquired", extra={"runner_id": runner_id, "connection_ids": [c.pk for c in claimed],
+                                                         "taken_over": {c.pk: previous[c.pk] for c in claimed
+                                                                        if previous[c.pk] and previous[c.pk] != runner_id}})
     return claimed
 
 
-def renew_leases(runner_id: str, connection_ids, *, heartbeat_ids=()) -> set[int]:
-    """Extend this runner's leases (and write last_heartbeat_at for live sessions); returns the ids still held."""
+def renew_leases(runner_id: str, connection_ids, *, heartbeat_ids=()) -> tuple[set[int], datetime | None]:
+    """Extend this runner's leases (and write last_heartbeat_at for live sessions); returns the ids still
+    held and the new expiry. A live session whose row does not say ``connected`` (beat marked it stale
+    while this runner was frozen, say) is corrected, with an event: the holder's view is the truth."""
     if not connection_ids:
-        return set()
+        return set(), None
     now = timezone.now()
     expires = now + timedelta(seconds=settings.RUNNER_LEASE_SECONDS)
+    mine = Connection.objects.unscoped().filter(runner_id=runner_id)
     with transaction.atomic():
-        Connection.objects.unscoped().filter(pk__in=connection_ids, runner_id=runner_id).update(lease_expires_at=expires)
-        if heartbeat_ids:
-            Connection.objects.unscoped().filter(pk__in=heartbeat_ids, runner_id=runner_id).update(last_heartbeat_at=now)
-        held = set(Connection.objects.unscoped().filter(pk__in=connection_ids, runner_id=runner_id)
-                   .values_list("id", flat=True))
-    return held
+        mine.filter(pk__in=connection_ids).update(lease_expires_at=expires)
+        held = set(mine.filter(pk__in=connection_ids).values_list("id", flat=True))
+        alive = [i for i in heartbeat_ids if i in held]
+        if alive:
+            mine.filter(pk__in=alive).update(last_heartbeat_at=now)
+            stale = list(mine.filter(pk__in=alive).exclude(status=Status.CONNECTED))
+            if stale:
+                for conn in stale:
+                    _write_status(conn, Status.CONNECTED, event_kind=Kind.CONNECTED, runner_id=runner_id,
+                                  detail=f"status corrected: the session is alive (the row said {conn.status})",
+                                  reconnect_attempts=0, next_retry_at=None)
+    return held, expires
 
 
 def release_leases(runner_id: str, connection_ids) -> None:
@@ -280,14 +343,14 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
     with transaction.atomic():
         Connection.objects.unscoped().filter(pk__in=ids).update(status=status, updated_at=timezone.now(), **fields)
         ConnectionEvent.objects.bulk_create([
-            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=event_kind, detail=detail_for(c)[:2000], runner_id="beat")
+            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=event_kind, detail=detail_for(c)[:2000], runner_id=BEAT)
             for c in conns
         ])
         for c in conns:
             publish_connection_on_commit(c.tenant_id, c.pk)
             nudge_on_commit(c.pk, "reconcile")
     logger.info("connections.status", extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
-                                             "runner_id": "beat"})
+                                             "runner_id": BEAT})
     return ids
 
 
@@ -301,10 +364,42 @@ def do_mark_stale_connections() -> list[int]:
                             status_detail="heartbeat stale")
 
 
+def do_mark_lost_runners() -> list[int]:
+    """Rows whose runner let the lease expire a whole lease period ago and that no runner took over:
+    the runner is gone. Recorded as ``runner_lost``, the lease cleared, a live-looking status set to
+    disconnected (an unpaired number stays pairing), so the page never shows a dead number as up."""
+    cutoff = timezone.now() - timedelta(seconds=settings.RUNNER_LEASE_SECONDS)
+    lost = list(Connection.objects.unscoped().exclude(runner_id="").filter(lease_expires_at__lt=cutoff))
+    if not lost:
+        return []
+    ids = [c.pk for c in lost]
+    with transaction.atomic():
+        Connection.objects.unscoped().filter(pk__in=ids, lease_expires_at__lt=cutoff).update(
+            runner_id="", lease_expires_at=None, updated_at=timezone.now())
+        live = [Status.CONNECTED, Status.CONNECTING]
+        Connection.objects.unscoped().filter(pk__in=ids, status__in=live).exclude(jid__isnull=True).exclude(jid="").update(
+            status=Status.DISCONNECTED, status_detail="its runner was lost")
+        Connection.objects.unscoped().filter(Q(jid__isnull=True) | Q(jid=""), pk__in=ids, status__in=live).update(
+            status=Status.PAIRING, status_detail="its runner was lost")
+        ConnectionEvent.objects.bulk_create([
+            ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=Kind.RUNNER_LOST, runner_id=BEAT,
+                            detail=f"runner {c.runner_id} stopped renewing its lease (expired {c.lease_expires_at:%H:%M:%S})")
+            for c in lost
+        ])
+        for c in lost:
+            publish_connection_on_commit(c.tenant_id, c.pk)
+            nudge_on_commit(c.pk, "reconcile")
+    logger.warning("connections.runner_lost", extra={"connection_ids": ids, "runner_ids": sorted({c.runner_id for c in lost})})
+    return ids
+
+
 def do_retry_failed_connections() -> list[int]:
     """Slow retry: failed connections whose retry time passed go back to the runners (attempts reset)."""
     due = list(Connection.objects.unscoped().filter(status=Status.FAILED, desired_state=Connection.DesiredState.CONNECTED,
                                                     next_retry_at__lte=timezone.now()))
-    return _bulk_set_status(due, Status.DISCONNECTED, event_kind=Kind.RECONNECT_ATTEMPT,
-                            detail_for=lambda c: "slow retry by beat", status_detail="slow retry by beat",
-                            reconnect_attempts=0, next_retry_at=None)
+    # An unpaired number goes back to "pairing", which is what makes it claimable without a JID.
+    return [i for status, group in ((Status.DISCONNECTED, [c for c in due if c.jid]),
+                                    (Status.PAIRING, [c for c in due if not c.jid]))
+            for i in _bulk_set_status(group, status, event_kind=Kind.RECONNECT_ATTEMPT,
+                                      detail_for=lambda c: "slow retry by beat", status_detail="slow retry by beat",
+                                      reconnect_attempts=0, next_retry_at=None)]

@@ -4,11 +4,17 @@ Why a child: neonize's Go core aborts the whole process on concurrent calls and 
 crash here costs only this child's sessions a reconnect. Commands arrive as JSON lines on stdin and
 are executed one at a time on the main thread (so calls into neonize are serialised and sessions
 start one at a time); replies and state changes go back as JSON lines on the pipe ``RUNNER_CHILD_FD``.
-The child exits when the supervisor dies: PR_SET_PDEATHSIG (SIGKILL) plus EOF on stdin.
+The child exits when the supervisor dies: PR_SET_PDEATHSIG (SIGKILL) plus EOF on stdin; and when its
+sessions' lease is about to run out without a renewal from the supervisor (a frozen supervisor, or one
+cut off from the database): a number is never hosted in two places.
 
-Received events are journaled from the transport's callback through one journal thread (one database
-connection; the callback waits until the row is committed); when the database is unreachable they
-go to the spool file and are journaled once it is back.
+Heartbeats are answered at once by the stdin thread, whatever the command loop is doing, with what the
+supervisor needs to judge this child: the sessions last seen alive, connect attempts, how long the
+current command has been running and the journal thread's health. A child that does not answer is
+frozen or dead; one whose command loop or journal is stuck is replaced.
+
+Received events are made durable from the transport's callback by ``connections.journal_writer``
+(the journal, or the spool when the database does not commit within a few seconds).
 
 LID <-> phone-number pairs that whatsmeow learned in its session store are read (a plain SQL read,
 ``Transport.stored_jid_mappings``) when a session connects and every ``STORE_MAPPINGS_SECONDS`` while it
@@ -16,7 +22,6 @@ stays up, and recorded for the connection's tenant through ``sync.actions.do_rec
 """
 
 import ctypes
-import fcntl
 import json
 import logging
 import os
@@ -27,24 +32,19 @@ import threading
 import time
 from datetime import datetime
 
-from django.db import Error as DatabaseError
+from django.conf import settings
 from django.db import close_old_connections
-from django.db import connection as db_connection
-from django.utils import timezone
 
 from connections import outbox
+from connections.journal_writer import JournalWriter
 from connections.models import Connection
-from connections.spool import replay_spool, spool_event
 from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
 from inbox.models import ContactIdentity
 from sync.actions import do_record_jid_mappings
-from sync.capture import CaptureWriter
 from sync.identity import is_lid, is_pn, normalize_jid
-from sync.journal import journal_events
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
-JOURNAL_WAIT_SECONDS = 30
 # whatsmeow keeps learning mappings while a session runs (most also arrive in events): re-read this often.
 STORE_MAPPINGS_SECONDS = 600.0
 
@@ -55,62 +55,6 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except OSError:
         pass  # not Linux: the stdin EOF watch still ends us
-
-
-class JournalWriter:
-    """One thread, one DB connection: callbacks hand it (connection, event, bytes) and wait for the commit."""
-
-    def __init__(self, record_path: str = ""):
-        self.q: queue.Queue = queue.Queue()
-        self.spooled = False
-        self.recorder = CaptureWriter(record_path) if record_path else None
-        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
-        self._thread.start()
-
-    def submit(self, connection_id: int, event_name: str, payload: bytes) -> None:
-        done = threading.Event()
-        self.q.put((connection_id, event_name, payload, timezone.now(), done))
-        if not done.wait(JOURNAL_WAIT_SECONDS):
-            logger.error("child.journal_slow", extra={"connection_id": connection_id, "event_name": event_name})
-
-    def stop(self) -> None:
-        """Finish what was submitted, close the thread's database connection and end the thread."""
-        self.q.put(None)
-        self._thread.join(JOURNAL_WAIT_SECONDS)
-
-    def _run(self):
-        while True:
-            item = self.q.get()
-            if item is None:
-                db_connection.close()
-                return
-            connection_id, event_name, payload, received_at, done = item
-            try:
-                self._write(connection_id, event_name, payload, received_at)
-            finally:
-                done.set()
-
-    def _write(self, connection_id, event_name, payload, received_at):
-        if self.recorder is not None:
-            fd = self.recorder._fh.fileno()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                self.recorder.write(event_name, payload, received_at)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        try:
-            journal_events(connection_id, [(event_name, payload, received_at)])
-            if self.spooled:
-                self.spooled = False
-                replay_spool()
-        except DatabaseError as exc:
-            logger.error("child.journal_failed", extra={"connection_id": connection_id, "error": str(exc)})
-            try:
-                db_connection.close()
-            except DatabaseError:
-                pass
-            spool_event(connection_id, event_name, payload, received_at)
-            self.spooled = True
 
 
 class Session:
@@ -128,6 +72,10 @@ class Session:
         self.child.journal.submit(self.connection_id, event_name, payload)
 
     def on_state(self, kind: str, detail: str = "", **data) -> None:
+        if kind == State.CONNECTED:
+            self.child.alive.add(self.connection_id)
+        elif kind != State.QR and kind != State.PAIR_CODE and kind != State.PAIRED:
+            self.child.alive.discard(self.connection_id)
         self.child.reply({"type": "state", "id": self.connection_id, "kind": kind, "detail": detail, "data": data})
         if kind == State.CONNECTED:
             self.child.commands.put({"op": "recover", "id": self.connection_id})
@@ -143,7 +91,12 @@ class Child:
         self.out_lock = threading.Lock()
         self.commands: queue.Queue = queue.Queue()
         self.sessions: dict[int, Session] = {}
+        self.alive: set[int] = set()  # sessions seen alive by the last probe or state change
         self.connect_attempts = 0
+        self.busy_since = 0.0  # monotonic start of the command being run, 0 when idle
+        self.busy_op = ""
+        # Wall-clock end of this child's sessions' lease, from the supervisor (0: not told yet).
+        self.lease_until = 0.0
         self.journal = JournalWriter(record_path)
 
     def reply(self, message: dict) -> None:
@@ -156,27 +109,59 @@ class Child:
 
     def _read_stdin(self):
         for line in sys.stdin:
-            if line.strip():
-                self.commands.put(json.loads(line))
+            if not line.strip():
+                continue
+            cmd = json.loads(line)
+            if cmd.get("lease_until"):
+                self.lease_until = float(cmd["lease_until"])
+            if cmd.get("op") == "heartbeat":
+                self.answer_heartbeat(cmd)
+                self.commands.put({"op": "probe"})
+            elif cmd.get("op") != "lease":  # a lease renewal only moves lease_until (above)
+                self.commands.put(cmd)
         os._exit(0)  # EOF: the supervisor died or closed us; never keep a number connected alone
+
+    def answer_heartbeat(self, cmd: dict) -> None:
+        """Answered from the stdin thread: a child whose command loop is busy still answers, and says so."""
+        busy = time.monotonic() - self.busy_since if self.busy_since else 0.0
+        self.reply({"type": "heartbeat", "seq": cmd.get("seq"), "alive": sorted(self.alive & set(self.sessions)),
+                    "attempts": self.connect_attempts, "busy": round(busy, 3), "busy_op": self.busy_op,
+                    "journal": self.journal.health()})
+
+    def _watch_lease(self):
+        """Exit before the lease runs out unrenewed: another runner may claim these numbers once it has.
+        Events handed over and not yet durable are spooled first (whatsmeow may have acknowledged them)."""
+        margin = max(0.5, settings.RUNNER_LEASE_SECONDS * 0.2)
+        while True:
+            time.sleep(0.1)
+            if self.lease_until and time.time() > self.lease_until - margin:
+                logger.error("child.lease_expiring", extra={"pid": os.getpid(), "lease_until": self.lease_until,
+                                                            "connection_ids": sorted(self.sessions)})
+                self.journal.spool_pending("lease expiring")
+                os._exit(3)
 
     def run(self) -> None:
         die_with_parent()
         signal.signal(signal.SIGTERM, lambda *_: self.commands.put({"op": "exit"}))
         threading.Thread(target=self._read_stdin, name="stdin", daemon=True).start()
+        threading.Thread(target=self._watch_lease, name="lease", daemon=True).start()
         self.reply({"type": "ready", "pid": os.getpid()})
         while True:
             cmd = self.commands.get()
             if cmd.get("op") == "exit":
                 for session in list(self.sessions.values()):
                     self._quiet(session.transport.disconnect)
+                self.journal.stop()
                 os._exit(0)
-            close_old_connections()
+            self.busy_since, self.busy_op = time.monotonic(), str(cmd.get("op"))
             try:
+                close_old_connections()
                 self.handle(cmd)
             except Exception as exc:  # noqa: BLE001 - one bad command must not end the other sessions
                 logger.exception("child.command_failed", extra={"op": cmd.get("op"), "connection_id": cmd.get("id")})
                 self.reply({"type": "error", "id": cmd.get("id"), "op": cmd.get("op"), "error": str(exc)[:500]})
+            finally:
+                self.busy_since, self.busy_op = 0.0, ""
 
     @staticmethod
     def _quiet(fn, *args):
@@ -187,16 +172,16 @@ class Child:
 
     def handle(self, cmd: dict) -> None:
         op, cid = cmd["op"], cmd.get("id")
-        if op == "heartbeat":
-            alive = [i for i, s in self.sessions.items() if s.transport.is_alive()]
-            self.reply({"type": "heartbeat", "seq": cmd.get("seq"), "alive": alive, "attempts": self.connect_attempts})
+        if op == "probe":
+            self.alive = {i for i, s in list(self.sessions.items()) if s.transport.is_alive()}
             due = time.monotonic() - STORE_MAPPINGS_SECONDS
-            for i in alive:
+            for i in self.alive:
                 if self.sessions[i].mappings_read_at < due:
                     self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
                     self.commands.put({"op": "store_mappings", "id": i})
             return
         if op == "start":
+            self.replay_orphaned_spool(cid)
             session = self.sessions.get(cid)
             if session is None:
                 session = self.sessions[cid] = Session(self, cmd)
@@ -215,13 +200,16 @@ class Child:
             return
         transport = session.transport
         if op == "halt":
+            self.alive.discard(cid)
             transport.disconnect()
         elif op == "stop":
+            self.alive.discard(cid)
             transport.disconnect()
             self.sessions.pop(cid, None)
             if hasattr(transport, "close"):
                 transport.close()
         elif op == "logout":
+            self.alive.discard(cid)
             try:
                 transport.logout()
                 self.reply({"type": "state", "id": cid, "kind": "logged_out_here", "detail": "logged out from the inbox"})
@@ -247,6 +235,14 @@ class Child:
             transport.simulate(cmd.get("command") or {})
         else:
             raise ValueError(f"unknown op {op!r}")
+
+    def replay_orphaned_spool(self, connection_id: int) -> None:
+        """Before a session starts here, what a dead process spooled for it goes into the journal, so its
+        old events come before its new ones. If the database is down they stay for a later replay."""
+        try:
+            self.journal.replay(connection_id)
+        except Exception as exc:  # noqa: BLE001 - the journal thread and the supervisor replay later
+            logger.warning("child.spool_replay_failed", extra={"connection_id": connection_id, "error": repr(exc)[:300]})
 
     def recover_sends(self, session: Session) -> None:
         """Rows left in ``sending`` by a crash: complete them if the transport can tell, else fail them."""

@@ -96,6 +96,7 @@ class ConnectionEvent(TenantOwned):
         LEASE_ACQUIRED = "lease_acquired", "Lease acquired"
         LEASE_RELEASED = "lease_released", "Lease released"
         HEARTBEAT_STALE = "heartbeat_stale", "Heartbeat stale"
+        RUNNER_LOST = "runner_lost", "Runner lost"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -10,9 +10,9 @@ import json
 import logging
 
 import redis
-from django.conf import settings
 from django.db import transaction
 
+from config.redis import redis_client
 from config.scope import database_scope
 
 logger = logging.getLogger(__name__)
@@ -20,14 +20,6 @@ logger = logging.getLogger(__name__)
 ACTIONS = frozenset({
     "reconcile", "pair", "logout", "pause", "resume", "send", "mark_read", "request_history", "simulate",
 })
-_clients: dict[str, redis.Redis] = {}
-
-
-def redis_client() -> redis.Redis:
-    url = settings.REDIS_URL
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-    return _clients[url]
 
 
 def nudge_channel(database_name: str | None = None) -> str:

@@ -6,7 +6,12 @@ sessions in child processes (connections/child.py) that it starts, restarts when
 recycles when they leak. It never renders and never publishes: actions do that.
 
 Main loop: one thread waiting on the children's reply pipes and a wake-up pipe (nudges), with
-timers for heartbeat, reconcile and reconnect retries.
+timers for heartbeat, reconcile, reconnect retries and connect deadlines.
+
+Liveness (docs/runner.md, "Faults"): a lease is renewed only for sessions whose child answered its
+last heartbeat (or that no child hosts); each child is told until when its sessions are leased and
+exits before that if no renewal comes (a frozen supervisor); a child that stops answering, or whose
+command loop or journal thread is stuck or dead, is killed and its sessions restarted elsewhere.
 """
 
 import json
@@ -31,6 +36,7 @@ from connections.spool import pending_spool_files, replay_spool
 from connections.transport import State
 
 logger = logging.getLogger(__name__)
+CHILD_START_SECONDS = 60.0  # a child that has not said "ready" by then is killed
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,6 +49,9 @@ class ChildProc:
     sessions: set = field(default_factory=set)
     attempts: int = 0
     retiring: bool = False  # made too many connect attempts: no new sessions, exits once empty
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False  # said "ready" (Django and the transports are loaded)
+    last_answer: float = 0.0  # monotonic time of the last heartbeat answer (or of "ready")
 
     def send(self, message: dict) -> bool:
         try:
@@ -65,6 +74,8 @@ class Held:
     state: str = "idle"  # idle, connecting, connected, waiting (retry_at), stopping
     retry_at: float = 0.0
     pair: dict = field(default_factory=dict)
+    connect_deadline: float = 0.0  # monotonic: "connecting" past this is a failed attempt
+    lease_until: float = 0.0  # wall clock (epoch seconds): the lease expiry last written
 
 
 class Runner:
@@ -114,6 +125,7 @@ class Runner:
             self.heartbeat_due = now + settings.RUNNER_HEARTBEAT_SECONDS
             self.guard(self.heartbeat)
         self.guard(self.check_children)
+        self.guard(self.check_connect_deadlines)
         self.guard(self.start_due_sessions)
         timeout = max(0.0, min([self.reconcile_due, self.heartbeat_due, now + 0.5,
                                 *[h.retry_at for h in self.held.values() if h.state == "waiting"]]) - time.monotonic())
@@ -201,7 +213,7 @@ class Runner:
     # --- reconcile --------------------------------------------------------------------------------
     def reconcile(self) -> None:
         if pending_spool_files():
-            replay_spool()
+            replay_spool()  # files of children that are gone; a live child replays its own, in order
         if self.held:
             rows = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=list(self.held))}
             for cid, held in list(self.held.items()):
@@ -224,8 +236,12 @@ class Runner:
                 elif held.state == "connected" and held.child is not None:
                     held.child.send({"op": "send", "id": cid})  # outbox retries that came due
         for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
+            if conn.pk in self.held:  # our own lease had run out and nobody took it: we hold it again
+                self.held[conn.pk].lease_until = conn.lease_expires_at.timestamp()
+                continue
             self.held[conn.pk] = Held(conn.pk, conn.transport, conn.jid or "", conn.phone_number, state="waiting",
-                                      retry_at=0.0, pair=self.pair_requests.pop(conn.pk, {}))
+                                      retry_at=0.0, pair=self.pair_requests.pop(conn.pk, {}),
+                                      lease_until=conn.lease_expires_at.timestamp())
 
     def start_due_sessions(self) -> None:
         now = time.monotonic()
@@ -241,14 +257,18 @@ class Runner:
             child = self.pick_child()
             if old is not None and old.index in self.children:
                 self.move_off(old, held.id)
+        row = Connection.objects.unscoped().get(pk=held.id)
+        if actions.do_mark_connecting(held.id, self.runner_id, attempt=row.reconnect_attempts) is None:
+            self.drop(held.id, release=False)  # no longer ours
+            return
         held.child = child
         child.sessions.add(held.id)
-        row = Connection.objects.unscoped().get(pk=held.id)
         held.jid = row.jid or ""
-        actions.do_mark_connecting(held.id, self.runner_id, attempt=row.reconnect_attempts)
         held.state = "connecting"
+        timeout = settings.RUNNER_CONNECT_TIMEOUT_SECONDS if held.jid else settings.RUNNER_PAIRING_TIMEOUT_SECONDS
+        held.connect_deadline = time.monotonic() + timeout
         spec = {"op": "start", "id": held.id, "transport": held.transport, "jid": held.jid,
-                "phone_number": row.phone_number, "options": {}}
+                "phone_number": row.phone_number, "options": {}, "lease_until": self.child_lease_until(child, held)}
         if not held.jid:
             pair = held.pair or self.pair_requests.pop(held.id, {})
             spec.update(pair_method=pair.get("method", "qr"), phone=pair.get("phone", ""))
@@ -278,29 +298,80 @@ class Runner:
         if release:
             actions.release_leases(self.runner_id, [cid])
 
-    # --- heartbeat --------------------------------------------------------------------------------
+    # --- heartbeat ---------------------------------------------------------------------------------
     def heartbeat(self) -> None:
-        if not self.held:
-            return
-        still = actions.renew_leases(self.runner_id, list(self.held))
-        for cid in set(self.held) - still:
-            logger.warning("runner.lease_lost", extra={"runner_id": self.runner_id, "connection_id": cid})
-            self.drop(cid, release=False)
+        """Kill children that stopped answering; renew the leases of sessions no child hosts (the
+        others are renewed when their child answers); ask every child for an answer."""
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if not child.ready:
+                if now - child.started > CHILD_START_SECONDS:
+                    self.kill_child(child, f"session host not ready after {CHILD_START_SECONDS:.0f} s")
+                continue
+            silent = now - child.last_answer
+            if silent > settings.RUNNER_CHILD_ANSWER_SECONDS:
+                self.kill_child(child, f"session host did not answer heartbeats for {silent:.0f} s (frozen or hung)")
+        # Sessions no child runs yet (waiting, or in a child still starting up) cannot be hosted twice.
+        unhosted = [cid for cid, h in self.held.items() if h.child is None or not h.child.ready]
+        if unhosted:
+            self.renew(unhosted)
         self.heartbeat_seq += 1
         for child in self.children.values():
-            if child.sessions:
-                child.send({"op": "heartbeat", "seq": self.heartbeat_seq})
+            child.send({"op": "heartbeat", "seq": self.heartbeat_seq,
+                        "lease_until": self.child_lease_until(child)})
+
+    def renew(self, ids, heartbeat_ids=()) -> None:
+        still, expires = actions.renew_leases(self.runner_id, ids, heartbeat_ids=heartbeat_ids)
+        for cid in ids:
+            held = self.held.get(cid)
+            if held is None:
+                continue
+            if cid in still:
+                held.lease_until = expires.timestamp()
+            else:
+                logger.warning("runner.lease_lost", extra={"runner_id": self.runner_id, "connection_id": cid})
+                self.drop(cid, release=False)
+
+    def child_lease_until(self, child: ChildProc, extra: Held | None = None) -> float:
+        """Until when the child may keep its sessions: the earliest lease among them."""
+        leases = [self.held[c].lease_until for c in child.sessions if c in self.held and self.held[c].lease_until]
+        if extra is not None and extra.lease_until:
+            leases.append(extra.lease_until)
+        return min(leases) if leases else time.time() + settings.RUNNER_LEASE_SECONDS
 
     def on_heartbeat(self, child: ChildProc, message: dict) -> None:
-        alive = set(message.get("alive") or [])
+        child.last_answer = time.monotonic()
         child.attempts = int(message.get("attempts") or 0)
-        connected = [cid for cid in child.sessions if cid in self.held and self.held[cid].state == "connected"]
-        actions.renew_leases(self.runner_id, connected, heartbeat_ids=[c for c in connected if c in alive])
+        journal = message.get("journal") or {}
+        stuck = settings.RUNNER_CHILD_STUCK_SECONDS
+        if journal.get("alive") is False:
+            self.kill_child(child, "its journal thread died")
+            return
+        if float(journal.get("busy") or 0) > stuck or float(message.get("busy") or 0) > stuck:
+            self.kill_child(child, f"stuck: journal busy {journal.get('busy')} s, command "
+                                   f"{message.get('busy_op') or '-'} busy {message.get('busy')} s")
+            return
+        alive = set(message.get("alive") or [])
+        hosted = [cid for cid in child.sessions if cid in self.held]
+        connected = [cid for cid in hosted if self.held[cid].state == "connected"]
+        self.renew(hosted, heartbeat_ids=[c for c in connected if c in alive])
+        child.send({"op": "lease", "lease_until": self.child_lease_until(child)})
         for cid in connected:
-            if cid not in alive:
+            if cid not in alive and cid in self.held:
                 self.on_lost(cid, "heartbeat: the session is not connected")
         if child.attempts >= settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS:
             self.recycle(child)
+
+    def check_connect_deadlines(self) -> None:
+        """A session still connecting (or pairing) past its deadline is a failed attempt: stopped in its
+        child and retried with the usual backoff, never left "connecting" forever."""
+        now = time.monotonic()
+        for cid, held in list(self.held.items()):
+            if held.state == "connecting" and held.connect_deadline and now > held.connect_deadline:
+                if held.child is not None:
+                    held.child.send({"op": "halt", "id": cid})
+                timeout = settings.RUNNER_CONNECT_TIMEOUT_SECONDS if held.jid else settings.RUNNER_PAIRING_TIMEOUT_SECONDS
+                self.on_lost(cid, f"connect timed out after {timeout:.0f} s")
 
     # --- children -----------------------------------------------------------------------------------
     def pick_child(self) -> ChildProc:
@@ -332,6 +403,19 @@ class Runner:
             code = child.popen.poll()
             if code is not None:
                 self.on_child_died(child, f"session host exited with code {code}")
+
+    def kill_child(self, child: ChildProc, reason: str) -> None:
+        """A child that is frozen, hung or half-dead is replaced: SIGKILL (works on a stopped process
+        too), then its sessions restart elsewhere with the usual backoff."""
+        logger.error("runner.child_killed", extra={"runner_id": self.runner_id, "child": child.index,
+                                                   "pid": child.popen.pid, "reason": reason,
+                                                   "connection_ids": sorted(child.sessions)})
+        child.popen.kill()
+        try:
+            child.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.on_child_died(child, reason)
 
     def on_child_died(self, child: ChildProc, reason: str) -> None:
         self.remove_child(child)
@@ -375,6 +459,25 @@ class Runner:
                     held.state, held.retry_at = "waiting", 0.0
             self.move_off(child, cid)
         self.retire_if_empty(child)
+        self.drain_oldest_retiring()
+
+    def drain_oldest_retiring(self) -> None:
+        """Retiring children keep their leaked store connections until they exit, and a connected
+        number keeps a retiring child alive: past RUNNER_MAX_RETIRING_CHILDREN the oldest one's sessions
+        move to a fresh child now (a brief reconnect), so store connections stay bounded."""
+        retiring = sorted((c for c in self.children.values() if c.retiring), key=lambda c: c.index)
+        while len(retiring) > settings.RUNNER_MAX_RETIRING_CHILDREN:
+            oldest = retiring.pop(0)
+            moving = sorted(oldest.sessions)
+            logger.info("runner.child_drained", extra={"runner_id": self.runner_id, "child": oldest.index,
+                                                       "moved": moving})
+            for cid in moving:
+                held = self.held.get(cid)
+                if held is not None:
+                    held.child = None
+                    held.state, held.retry_at = "waiting", 0.0
+                self.move_off(oldest, cid)
+            self.retire_if_empty(oldest)
 
     def read_child(self, child: ChildProc) -> None:
         if child.index not in self.children:
@@ -396,7 +499,9 @@ class Runner:
 
     def on_child_message(self, child: ChildProc, message: dict) -> None:
         kind = message.get("type")
-        if kind == "heartbeat":
+        if kind == "ready":
+            child.ready, child.last_answer = True, time.monotonic()
+        elif kind == "heartbeat":
             self.on_heartbeat(child, message)
         elif kind == "state":
             if message["id"] not in child.sessions:
@@ -410,15 +515,17 @@ class Runner:
         held = self.held.get(cid)
         if held is None or held.state == "stopping" and kind != "logged_out_here":
             return
+        written = True
         if kind == State.QR or kind == State.PAIR_CODE:
-            actions.do_mark_pairing(cid, self.runner_id, code=data.get("code", ""), expires_in=data.get("expires_in", 60),
-                                    detail=detail)
+            written = actions.do_mark_pairing(cid, self.runner_id, code=data.get("code", ""),
+                                              expires_in=data.get("expires_in", 60), detail=detail)
         elif kind == State.PAIRED:
             held.jid = data.get("jid", "")
-            actions.do_mark_paired(cid, self.runner_id, jid=held.jid, push_name=data.get("push_name", ""))
+            written = actions.do_mark_paired(cid, self.runner_id, jid=held.jid, push_name=data.get("push_name", ""))
+            held.connect_deadline = time.monotonic() + settings.RUNNER_CONNECT_TIMEOUT_SECONDS
         elif kind == State.CONNECTED:
             held.state = "connected"
-            actions.do_mark_connected(cid, self.runner_id)
+            written = actions.do_mark_connected(cid, self.runner_id)
         elif kind in (State.DISCONNECTED, State.CONNECT_FAILED):
             if held.state in ("connected", "connecting"):
                 self.on_lost(cid, detail, kind="disconnected" if kind == State.DISCONNECTED else "connect_failed")
@@ -430,12 +537,17 @@ class Runner:
             retry = data.get("expire_seconds") if kind == State.BANNED else None
             actions.do_mark_terminal(cid, self.runner_id, kind, detail, retry_after=retry)
             self.drop(cid)
+        if written is None:
+            self.drop(cid, release=False)  # the lease is someone else's now: stop here, write nothing
 
     def on_lost(self, cid: int, detail: str, kind: str = "connect_failed") -> None:
         held = self.held.get(cid)
         if held is None:
             return
-        _, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
+        conn, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
+        if conn is None:
+            self.drop(cid, release=False)  # no longer ours
+            return
         if delay is None:
             self.drop(cid)  # gave up: failed + alert; beat's slow retry brings it back
             return

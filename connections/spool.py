@@ -1,9 +1,17 @@
 """The spool: where received events go when the database is unreachable, until it is back.
 
 One append-only file per (connection, process) in settings.EVENT_SPOOL_DIR, in the capture format
-(sync/capture.py), fsync'ed per line. ``replay_spool`` journals every file (the journal's digest makes
-a replay of already-journaled lines a no-op) and deletes it only after the journal committed.
-A file being replayed is first renamed, so appends that happen meanwhile go to a fresh file.
+(sync/capture.py), fsync'ed per line. ``replay_spool`` journals files (the journal's digest makes a
+replay of already-journaled lines a no-op) and deletes each only after the journal committed. A file
+being replayed is first renamed, so appends that happen meanwhile go to a fresh file.
+
+Who replays what, so a connection's events reach the journal in the order they were received:
+
+* a child replays its own files before it journals anything new for a connection it spooled for
+  (``connections.journal_writer``), and the files a dead process left for a connection before it
+  starts that connection's session;
+* the supervisor replays only files of processes that are gone (a child that died or was killed),
+  never the files of a live child, which replays them itself in order.
 """
 
 import fcntl
@@ -11,11 +19,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
 
-from sync.capture import CaptureError, encode_line, read_capture
+from sync.capture import CaptureError, decode_line, encode_line
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -27,55 +36,121 @@ def spool_dir() -> Path:
     return path
 
 
-def spool_event(connection_id: int, event_name: str, payload: bytes, received_at) -> Path:
-    """Append one event durably; raises only if the disk itself fails."""
+def spool_events(connection_id: int, events: Iterable[tuple[str, bytes, object]]) -> Path:
+    """Append events of one connection durably (one fsync for all); raises only if the disk fails."""
     path = spool_dir() / f"conn-{connection_id}.{os.getpid()}.jsonl"
-    line = encode_line(event_name, payload, received_at)
+    data = "".join(encode_line(name, payload, received_at) for name, payload, received_at in events).encode("utf-8")
     with _lock:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line.encode("utf-8"))
+            os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+    return path
+
+
+def spool_event(connection_id: int, event_name: str, payload: bytes, received_at) -> Path:
+    """Append one event durably; raises only if the disk itself fails."""
+    path = spool_events(connection_id, [(event_name, payload, received_at)])
     logger.warning("connections.event_spooled", extra={"connection_id": connection_id, "event_name": event_name,
                                                        "spool_file": str(path)})
     return path
 
 
-def pending_spool_files() -> list[Path]:
+def spool_owner(path: Path) -> tuple[int, int]:
+    """(connection id, pid) from ``conn-<id>.<pid>.jsonl[.<ms>.replaying]``."""
+    parts = path.name.split(".")
+    return int(parts[0].removeprefix("conn-")), int(parts[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pending_spool_files(connection_id: int | None = None) -> list[Path]:
     directory = Path(settings.EVENT_SPOOL_DIR)
     if not directory.exists():
         return []
-    return sorted(p for p in directory.iterdir() if p.name.startswith("conn-") and p.suffix in (".jsonl", ".replaying"))
+    files = [p for p in directory.iterdir() if p.name.startswith("conn-") and p.suffix in (".jsonl", ".replaying")]
+    if connection_id is not None:
+        files = [p for p in files if spool_owner(p)[0] == connection_id]
+    # Oldest first: a ".replaying" file left by an interrupted replay holds earlier events than a fresh
+    # ".jsonl" of the same owner; between owners, the modification time orders them.
+    return sorted(files, key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.suffix != ".replaying", p.name))
 
 
-def replay_spool(journal=None) -> int:
-    """Journal every spooled event; returns how many lines were replayed. Leaves files on DB errors."""
+def _read(path: Path) -> tuple[list, str]:
+    """The readable events of a spool file, and the error of its first unreadable line ("" if none)."""
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                e = decode_line(line, line_no)
+            except CaptureError as exc:
+                return events, str(exc)
+            events.append((e.event_name, e.payload, e.received_at))
+    return events, ""
+
+
+def orphaned(path: Path) -> bool:
+    """A file whose writer is gone (or is this process): safe to replay without racing its writer's order."""
+    pid = spool_owner(path)[1]
+    return pid == os.getpid() or not pid_alive(pid)
+
+
+def replay_spool(journal=None, *, connection_id: int | None = None,
+                 which: Callable[[Path], bool] = orphaned) -> int:
+    """Journal the spooled events of the files ``which`` selects (by default those of this process and
+    of processes that are gone); returns how many lines were replayed. A database error propagates
+    with the file kept (renamed to ``.replaying``), to be replayed again later."""
     if journal is None:
         from sync.journal import journal_events as journal
     total = 0
-    for path in pending_spool_files():
-        connection_id = int(path.name.split(".")[0].removeprefix("conn-"))
+    for path in pending_spool_files(connection_id):
+        if not which(path):
+            continue
+        cid = spool_owner(path)[0]
         if path.suffix == ".jsonl":
             target = path.with_name(f"{path.name}.{int(time.time() * 1000)}.replaying")
             with _lock:
-                fd = os.open(path, os.O_RDONLY)
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # another process is replaying it
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)  # wait for an append in progress
-                    os.rename(path, target)
+                    try:
+                        os.rename(path, target)
+                    except FileNotFoundError:
+                        continue
                 finally:
                     os.close(fd)
             path = target
         try:
-            events = [(e.event_name, e.payload, e.received_at) for e in read_capture(path)]
-        except CaptureError as exc:
-            # A torn last line (crash mid-write): keep the file for an operator, never delete events.
-            logger.error("connections.spool_unreadable", extra={"spool_file": str(path), "error": str(exc)})
+            events, error = _read(path)
+        except FileNotFoundError:
             continue
-        journal(connection_id, events)
-        path.unlink()
+        journal(cid, events)
+        if error:
+            # A torn line (a crash mid-write): the readable lines are journaled, the file is kept for an
+            # operator under a name no replay picks up again. Events are never deleted.
+            kept = path.with_name(f"{path.name}.torn")
+            path.rename(kept)
+            logger.error("connections.spool_unreadable", extra={"connection_id": cid, "spool_file": str(kept),
+                                                                "error": error, "journaled": len(events)})
+        else:
+            path.unlink(missing_ok=True)
         total += len(events)
-        logger.info("connections.spool_replayed", extra={"connection_id": connection_id, "events": len(events)})
+        logger.info("connections.spool_replayed", extra={"connection_id": cid, "events": len(events),
+                                                         "spool_file": str(path)})
     return total

@@ -11,11 +11,13 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def supervise_connections_task():
-    """Connected rows whose heartbeat went stale: disconnected + event + nudge for a runner to take over."""
+    """Connected rows whose heartbeat went stale, and rows whose runner is gone: recorded, marked
+    disconnected and nudged for a runner to take over."""
+    lost = actions.do_mark_lost_runners()
     stale = actions.do_mark_stale_connections()
     if stale:
         logger.warning("connections.stale_heartbeats", extra={"connection_ids": stale})
-    return stale
+    return {"stale": stale, "runner_lost": lost}
 
 
 @shared_task(ignore_result=True)

@@ -1,11 +1,18 @@
 """Journal first: every raw WhatsApp event becomes a committed RawEvent row before any processing.
 
-``journal_event`` / ``journal_events`` are what the runner (and ``import_events``) call with the
-(event name, serialized protobuf) pairs a transport hands over. Journaling the same bytes twice is a
-no-op (unique (connection, digest)). Processing is scheduled on commit.
+``journal_events`` (one connection) / ``journal_many`` (several, one transaction) are what the runner,
+the spool replay and ``import_events`` call with the (event name, serialized protobuf) pairs a
+transport hands over. Journaling the same bytes twice is a no-op (unique (connection, digest)).
+
+Processing is scheduled with ``schedule_processing``, which never raises and never waits long: the
+journal must not depend on Redis or Celery. An enqueue that fails is logged and left to the safety
+net (beat's ``journal_safety_net_task`` picks up rows pending for more than a few seconds). A flood is
+processed in batches, not one task per event: a connection has at most one task queued and not yet
+started (a Redis flag the task clears when it starts), and that task takes every due row.
 """
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,8 +20,17 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.redis import redis_client
+from config.scope import database_scope
 from connections.models import Connection
 from sync.models import RawEvent
+
+logger = logging.getLogger(__name__)
+# How long a "task queued" flag lives if its task never starts (lost with a worker): after that the
+# next event enqueues again; the safety net covers the quiet case.
+QUEUED_FLAG_SECONDS = 30
+
+Event = tuple[str, bytes, datetime | None]
 
 
 def event_digest(event_name: str, payload: bytes) -> str:
@@ -24,35 +40,36 @@ def event_digest(event_name: str, payload: bytes) -> str:
     return h.hexdigest()
 
 
-def journal_events(
-    connection_id: int,
-    events: Iterable[tuple[str, bytes, datetime | None]],
-    *,
-    schedule: bool = True,
-) -> int:
+def journal_events(connection_id: int, events: Iterable[Event], *, schedule: bool = True) -> int:
     """Commit (event_name, payload, received_at) rows for a connection; returns how many were new.
 
     ``schedule`` enqueues ``process_journal_task`` for the connection after commit.
     """
-    tenant_id = Connection.objects.values_list("tenant_id", flat=True).get(pk=connection_id)
+    return journal_many({connection_id: list(events)}, schedule=schedule)
+
+
+def journal_many(events_by_connection: dict[int, list[Event]], *, schedule: bool = True) -> int:
+    """``journal_events`` for several connections in one transaction (one commit for all)."""
+    events_by_connection = {cid: events for cid, events in events_by_connection.items() if events}
+    if not events_by_connection:
+        return 0
+    tenants = dict(Connection.objects.unscoped().filter(pk__in=list(events_by_connection))
+                   .values_list("pk", "tenant_id"))
+    missing = set(events_by_connection) - set(tenants)
+    if missing:
+        raise Connection.DoesNotExist(f"no connection {sorted(missing)}")
     now = timezone.now()
     rows = [
-        RawEvent(
-            tenant_id=tenant_id,
-            connection_id=connection_id,
-            event_name=name,
-            payload=payload,
-            digest=event_digest(name, payload),
-            received_at=received_at or now,
-        )
+        RawEvent(tenant_id=tenants[cid], connection_id=cid, event_name=name, payload=payload,
+                 digest=event_digest(name, payload), received_at=received_at or now)
+        for cid, events in events_by_connection.items()
         for name, payload, received_at in events
     ]
-    if not rows:
-        return 0
     with transaction.atomic():
         new = _insert_ignoring_duplicates(rows)
         if schedule:
-            transaction.on_commit(lambda: schedule_processing(connection_id))
+            ids = sorted(events_by_connection)
+            transaction.on_commit(lambda: [schedule_processing(cid) for cid in ids])
     return new
 
 
@@ -118,7 +135,36 @@ def journal_event(connection_id: int, event_name: str, payload: bytes, received_
     return journal_events(connection_id, [(event_name, payload, received_at)])
 
 
-def schedule_processing(connection_id: int) -> None:
+def _queued_key(connection_id: int) -> str:
+    return f"sync:queued:{database_scope()}:{connection_id}"
+
+
+def schedule_processing(connection_id: int) -> bool:
+    """Enqueue ``process_journal_task`` unless one is queued and not started yet; True if enqueued.
+
+    Never raises: with Redis or the broker down the rows stay pending and the safety net enqueues them
+    later (and the next event after Redis is back enqueues at once).
+    """
     from sync.tasks import process_journal_task
 
-    process_journal_task.delay(connection_id)
+    key = _queued_key(connection_id)
+    try:
+        if not redis_client().set(key, 1, nx=True, ex=QUEUED_FLAG_SECONDS):
+            return False
+        process_journal_task.delay(connection_id)
+        return True
+    except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
+        logger.warning("sync.journal.enqueue_failed", extra={"connection_id": connection_id, "error": repr(exc)[:300]})
+        try:
+            redis_client().delete(key)
+        except Exception:  # noqa: BLE001, S110 - the flag expires by itself
+            pass
+        return False
+
+
+def processing_started(connection_id: int) -> None:
+    """Called by the task as it starts: rows journaled from now on may enqueue another task."""
+    try:
+        redis_client().delete(_queued_key(connection_id))
+    except Exception as exc:  # noqa: BLE001 - the flag expires by itself
+        logger.warning("sync.journal.flag_clear_failed", extra={"connection_id": connection_id, "error": repr(exc)[:300]})

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -11,7 +12,11 @@ from sync.models import PendingOperation, RawEvent, SearchBacklog
 
 logger = logging.getLogger(__name__)
 
-SAFETY_NET_AGE = timedelta(seconds=30)
+
+def safety_net_age() -> timedelta:
+    """Rows pending longer than this are enqueued again by the safety net (their task was lost, or the
+    enqueue failed while Redis was down)."""
+    return timedelta(seconds=settings.JOURNAL_SAFETY_NET_SECONDS)
 
 
 # Well inside CELERY_TASK_SOFT_TIME_LIMIT: a long backlog is worked through by successive tasks.
@@ -23,9 +28,11 @@ def process_journal_task(connection_id: int) -> dict:
     """Process a connection's due journal rows; a no-op if another worker holds its journal lock
     (that worker re-checks for new rows before releasing it)."""
     from connections.models import Connection
+    from sync.journal import processing_started, schedule_processing
     from sync.processor import process_pending
     from sync.search_index import has_backlog, index_search_backlog
 
+    processing_started(connection_id)
     try:
         summary = process_pending(connection_id, time_budget=TASK_TIME_BUDGET)
     except Connection.DoesNotExist:
@@ -34,39 +41,41 @@ def process_journal_task(connection_id: int) -> dict:
     if summary.processed or summary.failed:
         logger.info("sync.journal.processed", extra=summary.as_dict())
     if summary.more:
-        process_journal_task.delay(connection_id)
+        schedule_processing(connection_id)
         return summary.as_dict()
     if not summary.busy and has_backlog(connection_id):
         # The journal is drained: give the history batches their search entries (ADR-10). It gives way
         # to journal rows that come due meanwhile, and comes back for the rest.
         indexed = index_search_backlog(connection_id, time_budget=TASK_TIME_BUDGET)
         if indexed.more:
-            process_journal_task.delay(connection_id)
+            schedule_processing(connection_id)
         return {**summary.as_dict(), "search": indexed.as_dict()}
     return summary.as_dict()
 
 
 @shared_task
 def journal_safety_net_task() -> dict:
-    """Beat, every minute or so: enqueue processing for connections with rows pending > 30 s, failed
+    """Beat, every 30 s: enqueue processing for connections with rows pending > JOURNAL_SAFETY_NET_SECONDS, failed
     rows whose retry is due, operations waiting for a message or a search backlog; close idle sync runs."""
+    from sync.journal import schedule_processing
     from sync.processor import finish_idle_runs
 
     now = timezone.now()
+    age = safety_net_age()
     due = set(
         RawEvent.objects.unscoped()
-        .filter(Q(state=RawEvent.State.PENDING, received_at__lt=now - SAFETY_NET_AGE)
-                | Q(state=RawEvent.State.PENDING, created_at__lt=now - SAFETY_NET_AGE)
+        .filter(Q(state=RawEvent.State.PENDING, received_at__lt=now - age)
+                | Q(state=RawEvent.State.PENDING, created_at__lt=now - age)
                 | Q(state=RawEvent.State.FAILED, next_attempt_at__lte=now))
         .values_list("connection_id", flat=True).distinct()
     )
-    due.update(PendingOperation.objects.unscoped().filter(created_at__lt=now - SAFETY_NET_AGE)
+    due.update(PendingOperation.objects.unscoped().filter(created_at__lt=now - age)
                .values_list("connection_id", flat=True).distinct())
     # History batches still waiting for their search entries (the task that would have indexed them was lost).
-    due.update(SearchBacklog.objects.unscoped().filter(created_at__lt=now - SAFETY_NET_AGE)
+    due.update(SearchBacklog.objects.unscoped().filter(created_at__lt=now - age)
                .values_list("connection_id", flat=True).distinct())
     for connection_id in sorted(due):
-        process_journal_task.delay(connection_id)
+        schedule_processing(connection_id)
     closed = finish_idle_runs()
     if due or closed:
         logger.info("sync.safety_net", extra={"connections": sorted(due), "runs_closed": closed})

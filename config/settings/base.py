@@ -78,6 +78,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A peer that hangs (a silent partition drops packets instead of refusing them) must turn into an
+    # error within seconds, never a hang: connect timeout, TCP keepalives for idle connections, a
+    # TCP user timeout for unacknowledged writes (libpq, Linux), and a statement timeout.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
+        "keepalives": 1,
+        "keepalives_idle": env.int("DB_KEEPALIVES_IDLE", default=10),
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": env.int("DB_TCP_USER_TIMEOUT_MS", default=15000),
+        "options": f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=120000)}",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and Channels layer --------------------------------------------------
@@ -103,6 +116,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis that is down or hangs costs a publisher seconds, never forever (the runner's journal never
+# waits on it at all: see sync/journal.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 3, "socket_keepalive": True}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # Keep Django's LOGGING (JSON lines) in workers instead of Celery's own text format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -137,8 +155,26 @@ RUNNER_SESSIONS_PER_CHILD = env.int("RUNNER_SESSIONS_PER_CHILD", default=25)
 RUNNER_BACKOFF_BASE_SECONDS = env.float("RUNNER_BACKOFF_BASE_SECONDS", default=1.0)
 RUNNER_BACKOFF_CAP_SECONDS = env.float("RUNNER_BACKOFF_CAP_SECONDS", default=300.0)
 RUNNER_MAX_RECONNECT_ATTEMPTS = env.int("RUNNER_MAX_RECONNECT_ATTEMPTS", default=30)
-RUNNER_CHILD_MAX_CONNECT_ATTEMPTS = env.int("RUNNER_CHILD_MAX_CONNECT_ATTEMPTS", default=200)
+RUNNER_CHILD_MAX_CONNECT_ATTEMPTS = env.int("RUNNER_CHILD_MAX_CONNECT_ATTEMPTS", default=20)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
+# Liveness (docs/runner.md, "Faults"): a received event not committed to the journal within this many
+# seconds is spooled (fsync) by the session's callback; a child that has not answered a heartbeat for
+# RUNNER_CHILD_ANSWER_SECONDS, or whose command loop or journal thread has been stuck for
+# RUNNER_CHILD_STUCK_SECONDS, is killed and its sessions restarted; a session still "connecting" after
+# RUNNER_CONNECT_TIMEOUT_SECONDS (RUNNER_PAIRING_TIMEOUT_SECONDS while pairing) is restarted.
+RUNNER_JOURNAL_WAIT_SECONDS = env.float("RUNNER_JOURNAL_WAIT_SECONDS", default=2.0)
+RUNNER_CHILD_ANSWER_SECONDS = env.float("RUNNER_CHILD_ANSWER_SECONDS", default=20.0)
+RUNNER_CHILD_STUCK_SECONDS = env.float("RUNNER_CHILD_STUCK_SECONDS", default=120.0)
+RUNNER_CONNECT_TIMEOUT_SECONDS = env.float("RUNNER_CONNECT_TIMEOUT_SECONDS", default=60.0)
+RUNNER_PAIRING_TIMEOUT_SECONDS = env.float("RUNNER_PAIRING_TIMEOUT_SECONDS", default=240.0)
+# At most this many retiring children (they keep their leaked store connections until they exit):
+# past it, the oldest one's remaining sessions move to a fresh child (a brief reconnect).
+RUNNER_MAX_RETIRING_CHILDREN = env.int("RUNNER_MAX_RETIRING_CHILDREN", default=2)
+# Beat's journal safety net enqueues rows pending longer than this (their enqueue failed or was lost).
+JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.0)
+# The simulator's fake WhatsApp server keeps its state (what it sent, what is waiting for an ack) here.
+SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
+SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 

@@ -7,8 +7,19 @@ journal's digest makes repeats no-ops); ReceiptEv DELIVERED then READ after a se
 HistorySyncEv answering ``request_history``; inbound messages, disconnects and failures on demand
 (``simulate`` commands, sent by ``manage.py simulate`` over Redis through the runner).
 
-The simulator remembers what it sent in Redis (like WhatsApp's server would), so a send that
-crashed between the send and the database commit is recovered without sending twice.
+The simulator keeps a fake server's state in Redis (``SIMULATOR_REDIS_URL``, the product's Redis by
+default; fault tests give it one that stays up while they break the product's):
+
+* what it sent, so a send that crashed between the send and the database commit is recovered
+  without sending twice;
+* the inbound messages waiting for delivery, per connection (``queue_inbound``): a connected session
+  delivers them in order, each at its due time, and removes one only after our callback returned,
+  i.e. after the event was committed to the journal or spooled (fsync) — the acknowledgement
+  whatsmeow's ``SynchronousAck`` would give. A session that dies before that leaves the message for
+  the next session to deliver again (same bytes, so the journal keeps it once). neonize 0.5.2 cannot
+  do this for real WhatsApp (docs/runner.md, "Acknowledgements");
+* which process hosts each connection, so a test can tell if a number was ever connected from two
+  places at once (``overlaps``): WhatsApp would replace one stream with the other.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -23,9 +35,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import redis
 from django.conf import settings
 
+from config.redis import redis_client
 from config.scope import database_scope
 from connections.transport.base import LOGGED_OUT_REASON, SendResult, State, Transport, TransportError
 from sync import events_builder as eb
@@ -40,11 +52,58 @@ DEMO_CHATS = [
 
 
 def _redis():
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis_client(settings.SIMULATOR_REDIS_URL)
 
 
 def _sent_key(connection_id: int) -> str:
     return f"simulator:sent:{database_scope()}:{connection_id}"
+
+
+def _inbox_key(connection_id: int) -> str:
+    return f"simulator:inbox:{database_scope()}:{connection_id}"
+
+
+def _hosts_key() -> str:
+    return f"simulator:hosts:{database_scope()}"
+
+
+def _overlaps_key(connection_id: int) -> str:
+    return f"simulator:overlaps:{database_scope()}:{connection_id}"
+
+
+def inbound_specs(sender: str, text: str, count: int = 1, rate: float = 0.0, *, name: str = "", batch: str = "",
+                  start: float | None = None) -> list[dict]:
+    """Messages a customer sends: ids ``SIM<batch><i>``, one every 1/rate seconds from ``start``."""
+    batch = batch or uuid.uuid4().hex[:8].upper()
+    start = time.time() if start is None else start
+    return [{"id": f"SIM{batch}{i:06d}", "from": sender, "name": name,
+             "text": text if count == 1 else f"{text} #{i + 1}",
+             "due": start + (i / rate if rate > 0 else 0.0)} for i in range(count)]
+
+
+def queue_inbound(connection_id: int, specs: list[dict]) -> None:
+    """The fake server accepts messages for a connection; a connected session delivers them."""
+    if specs:
+        _redis().rpush(_inbox_key(connection_id), *[json.dumps(spec) for spec in specs])
+
+
+def pending_inbound(connection_id: int) -> int:
+    return _redis().llen(_inbox_key(connection_id))
+
+
+def overlaps(connection_id: int) -> int:
+    """How many times a session of this connection connected while another live process hosted one."""
+    return int(_redis().get(_overlaps_key(connection_id)) or 0)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pn(number: str) -> str:
@@ -59,7 +118,7 @@ class SimulatorTransport(Transport):
     def __init__(self, config, callbacks):
         super().__init__(config, callbacks)
         opts = config.options
-        self.qr_seconds = float(opts.get("qr_seconds", 0.6))
+        self.qr_seconds = float(opts.get("qr_seconds", settings.SIMULATOR_QR_SECONDS))
         self.delivered_after = float(opts.get("delivered_after", 0.3))
         self.read_after = float(opts.get("read_after", 1.0))
         self.fail_connects = 0
@@ -68,6 +127,7 @@ class SimulatorTransport(Transport):
         self._generation = 0  # bumps on every connect/disconnect; stale timers check it
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self._pump_due: float | None = None  # when the inbox pump is scheduled to run next (None: idle)
         # One emitter thread per session keeps event order and uses one database connection.
         self._thread = threading.Thread(target=self._run, name=f"sim-{config.connection_id}", daemon=True)
         self._thread.start()
@@ -100,6 +160,7 @@ class SimulatorTransport(Transport):
         self.emit(name, data)
 
     def close(self):
+        self._unregister_host()
         self._queue.put(None)
 
     # --- interface --------------------------------------------------------------------------------
@@ -130,9 +191,68 @@ class SimulatorTransport(Transport):
         self._connected()
 
     def _connected(self):
+        self._register_host()
         self._alive = True
         self._emit_ev(eb.connected_ev())
         self._emit_ev(self._initial_history())
+        self._pump_due = None
+        self._kick()
+
+    # --- the fake server: who hosts the number, and the inbox of undelivered messages --------------
+    def _host_token(self) -> str:
+        return f"{os.getpid()}:{id(self)}"
+
+    def _register_host(self):
+        try:
+            r = _redis()
+            other = r.hget(_hosts_key(), self.config.connection_id)
+            if other and other.decode() != self._host_token() and _pid_alive(int(other.decode().split(":")[0])):
+                r.incr(_overlaps_key(self.config.connection_id))
+                logger.error("simulator.two_hosts", extra={"connection_id": self.config.connection_id,
+                                                           "other": other.decode(), "this": self._host_token()})
+            r.hset(_hosts_key(), self.config.connection_id, self._host_token())
+        except Exception:  # noqa: BLE001 - bookkeeping for tests; never fail a connect on it
+            logger.exception("simulator.host_register_failed", extra={"connection_id": self.config.connection_id})
+
+    def _unregister_host(self):
+        try:
+            r = _redis()
+            if (r.hget(_hosts_key(), self.config.connection_id) or b"").decode() == self._host_token():
+                r.hdel(_hosts_key(), self.config.connection_id)
+        except Exception:  # noqa: BLE001
+            logger.exception("simulator.host_unregister_failed", extra={"connection_id": self.config.connection_id})
+
+    def _kick(self, due: float = 0.0):
+        """Run the inbox pump at ``due`` (epoch seconds; 0 = now) unless it is already due sooner."""
+        if self._pump_due is not None and self._pump_due <= due:
+            return
+        self._pump_due = due
+        self._later(max(0.0, due - time.time()), self._pump)
+
+    def _pump(self):
+        """Deliver the inbox's due messages in order; each is removed (acknowledged) only after emit()
+        returned, i.e. after the event is durable on our side."""
+        self._pump_due = None
+        r = _redis()
+        key = _inbox_key(self.config.connection_id)
+        while self._alive:
+            try:
+                head = r.lindex(key, 0)
+            except Exception:  # noqa: BLE001 - the fake server's Redis hiccuped: try again soon
+                logger.exception("simulator.inbox_read_failed", extra={"connection_id": self.config.connection_id})
+                self._kick(time.time() + 0.5)
+                return
+            if head is None:
+                self._kick(time.time() + 0.5)  # poll: a test may queue messages from outside
+                return
+            spec = json.loads(head)
+            if spec["due"] > time.time() + 0.001:
+                self._kick(spec["due"])
+                return
+            sender = _pn(spec["from"])
+            self._emit_ev(eb.message_ev(sender, sender, spec["id"], spec["text"], int(spec["due"] * 1000),
+                                        push_name=spec.get("name", "")))
+            r.lpop(key)
 
     def _initial_history(self):
         # Anchored to today's midnight: identical bytes within a day, same message ids forever.
@@ -153,6 +273,8 @@ class SimulatorTransport(Transport):
         with self._lock:
             self._generation += 1
             self._alive = False
+            self._pump_due = None
+        self._unregister_host()
 
     def logout(self) -> None:
         self.disconnect()
@@ -213,6 +335,8 @@ class SimulatorTransport(Transport):
         kind = command.get("kind")
         if kind == "text":
             self._simulate_text(command)
+        elif kind == "kick":
+            self._kick()
         elif kind == "disconnect":
             self._later(0, self._drop)
         elif kind == "fail_connects":
@@ -236,31 +360,8 @@ class SimulatorTransport(Transport):
         self._emit_ev(N.Disconnected(status=True))
 
     def _simulate_text(self, command: dict):
-        sender = _pn(command.get("from") or "+5511999990001")
-        text = command.get("text") or "hi"
-        count = max(1, int(command.get("count", 1)))
-        rate = float(command.get("rate") or 0)
-        push_name = command.get("name", "")
-        batch = uuid.uuid4().hex[:8].upper()
-
-        def one(i):
-            body = text if count == 1 else f"{text} #{i + 1}"
-            now_ms = int(time.time() * 1000)
-            self._emit_ev(eb.message_ev(sender, sender, f"SIM{batch}{i:06d}", body, now_ms, push_name=push_name))
-
-        if count == 1 or rate <= 0:
-            for i in range(count):
-                self._later(0, lambda i=i: one(i), bound=False)
-            return
-
-        def paced():
-            start = time.monotonic()
-            for i in range(count):
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                self._queue.put((None, lambda i=i: one(i)))
-
-        threading.Thread(target=paced, daemon=True, name=f"sim-rate-{self.config.connection_id}").start()
-
-
+        specs = inbound_specs(command.get("from") or "+5511999990001", command.get("text") or "hi",
+                              max(1, int(command.get("count", 1))), float(command.get("rate") or 0),
+                              name=command.get("name", ""), batch=command.get("batch", ""))
+        queue_inbound(self.config.connection_id, specs)
+        self._kick()

@@ -38,8 +38,11 @@ def test_claims_never_overlap_and_expired_leases_are_taken_over(acme):
     Connection.objects.filter(pk__in=a).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     c = {x.pk for x in actions.claim_connections("c", 10)}
     assert c == a
-    assert actions.renew_leases("a", list(a)) == set()
-    assert actions.renew_leases("c", list(c), heartbeat_ids=list(c)) == c
+    assert actions.renew_leases("a", list(a))[0] == set()
+    assert actions.renew_leases("c", list(c), heartbeat_ids=list(c))[0] == c
+    # The history says why the numbers moved.
+    lost = ConnectionEvent.objects.filter(connection_id__in=c, kind="runner_lost")
+    assert lost.count() == 3 and all("runner a stopped renewing" in e.detail for e in lost)
     assert all(x.last_heartbeat_at for x in Connection.objects.filter(pk__in=c))
     actions.release_leases("c", list(c))
     assert set(Connection.objects.filter(runner_id="").values_list("pk", flat=True)) >= c
@@ -56,7 +59,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(settings):
 
 def test_after_the_last_attempt_it_is_failed_with_an_alert_and_beat_retries_it_slowly(acme, settings):
     settings.RUNNER_MAX_RECONNECT_ATTEMPTS = 3
-    conn = paired(acme, 20)
+    conn = paired(acme, 20, runner_id="r")
     delays = [actions.do_record_connect_failure(conn.pk, "r", "dial error")[1] for _ in range(3)]
     assert delays[0] is not None and delays[1] is not None and delays[2] is None
     conn.refresh_from_db()
@@ -73,7 +76,7 @@ def test_after_the_last_attempt_it_is_failed_with_an_alert_and_beat_retries_it_s
 
 
 def test_terminal_states_stop_reconnecting_record_why_and_alert(acme):
-    out, ban, replaced = paired(acme, 30), paired(acme, 31), paired(acme, 32)
+    out, ban, replaced = (paired(acme, n, runner_id="r") for n in (30, 31, 32))
     actions.do_mark_terminal(out.pk, "r", "logged_out", "logged out on the phone")
     actions.do_mark_terminal(ban.pk, "r", "banned", "temporarily banned", retry_after=3600)
     actions.do_mark_terminal(replaced.pk, "r", "stream_replaced", "opened elsewhere")
@@ -90,7 +93,7 @@ def test_supervise_marks_stale_heartbeats_disconnected(acme, settings):
     settings.RUNNER_LEASE_SECONDS = 30
     fresh = paired(acme, 40, status="connected", last_heartbeat_at=timezone.now())
     stale = paired(acme, 41, status="connected", last_heartbeat_at=timezone.now() - timedelta(minutes=5))
-    assert supervise_connections_task() == [stale.pk]
+    assert supervise_connections_task() == {"stale": [stale.pk], "runner_lost": []}
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == "disconnected" and fresh.status == "connected"
@@ -120,13 +123,17 @@ def test_spooled_events_are_journaled_when_the_database_is_back(acme_connection,
     assert bytes(RawEvent.objects.get(connection=acme_connection).payload) == data
 
 
-def test_a_torn_spool_file_is_kept_for_an_operator(acme_connection, tmp_path, settings):
+def test_a_torn_spool_file_is_journaled_up_to_the_tear_and_kept_for_an_operator(acme_connection, tmp_path, settings):
     settings.EVENT_SPOOL_DIR = str(tmp_path)
     path = spool_event(acme_connection.pk, "MessageEv", b"\x01", timezone.now())
     with open(path, "a") as fh:
         fh.write('{"event": "MessageEv", "payl')  # a crash mid-line
-    assert replay_spool(journal=lambda *a: 0) == 0
-    assert len(pending_spool_files()) == 1
+    seen = []
+    assert replay_spool(journal=lambda cid, events: seen.extend(events)) == 1
+    assert [(name, payload) for name, payload, _ in seen] == [("MessageEv", b"\x01")]
+    assert pending_spool_files() == []  # not replayed again and again
+    kept = list(tmp_path.glob("*.torn"))
+    assert len(kept) == 1 and kept[0].read_text().endswith('"payl')  # the torn line is kept, never deleted
 
 
 def test_nudge_rejects_unknown_actions_and_simulate_explains_bad_input(acme_connection):

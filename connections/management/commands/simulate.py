@@ -1,13 +1,16 @@
 """python manage.py simulate --connection ID (--text T [--from N] [--rate R --count C] | --disconnect | ...)
 
-Reaches the simulated session inside the runner over Redis (a nudge), so what it sends travels the
-same path as a real message: runner -> journal -> worker.
+A text is handed to the simulator's fake WhatsApp server (``queue_inbound``), which delivers it to the
+number's session as soon as one is connected, like WhatsApp holds messages for an offline device;
+what it sends then travels the same path as a real message: runner -> journal -> worker. The other
+commands reach the simulated session inside the runner over Redis (a nudge).
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
 from connections.models import Connection
 from connections.nudge import nudge
+from connections.transport.simulator import inbound_specs, queue_inbound
 
 
 class Command(BaseCommand):
@@ -20,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--text", default=None)
         parser.add_argument("--count", type=int, default=1)
         parser.add_argument("--rate", type=float, default=0.0, help="messages per second (with --count)")
+        parser.add_argument("--batch", default="", help="message ids are SIM<batch><n> (default: random)")
         parser.add_argument("--disconnect", action="store_true", help="drop the session (the runner reconnects)")
         parser.add_argument("--fail-connects", type=int, default=None, help="fail the next N connect attempts")
         parser.add_argument("--fail-sends", type=int, default=None, help="fail the next N sends")
@@ -33,19 +37,24 @@ class Command(BaseCommand):
             raise CommandError(f"connection {conn.pk} uses the {conn.transport} transport; only simulator ones can be driven")
         if o["count"] < 1 or o["rate"] < 0:
             raise CommandError("--count must be >= 1 and --rate >= 0")
+        if o["text"] is not None:
+            queue_inbound(conn.pk, inbound_specs(o["sender"], o["text"], o["count"], o["rate"], name=o["name"],
+                                                 batch=o["batch"]))
+            heard = nudge(conn.pk, "simulate", kind="kick")
+            self.stdout.write(f"queued {o['count']} message(s) for connection {conn.pk} on the simulated WhatsApp server"
+                              + ("" if heard else "; no runner is listening: delivered once the number connects"))
         commands = []
         if o["fail_connects"] is not None:
             commands.append({"kind": "fail_connects", "count": o["fail_connects"]})
         if o["fail_sends"] is not None:
             commands.append({"kind": "fail_sends", "count": o["fail_sends"]})
-        if o["text"] is not None:
-            commands.append({"kind": "text", "from": o["sender"], "name": o["name"], "text": o["text"],
-                             "count": o["count"], "rate": o["rate"]})
         if o["disconnect"]:
             commands.append({"kind": "disconnect"})
         if o["logged_out"]:
             commands.append({"kind": "logged_out"})
         if not commands:
+            if o["text"] is not None:
+                return
             raise CommandError("nothing to do: give --text, --disconnect, --fail-connects, --fail-sends or --logged-out")
         for command in commands:
             heard = nudge(conn.pk, "simulate", **command)
