@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 
+from config.processes import pid_alive
 from sync.capture import CaptureError, decode_line, encode_line
 
 logger = logging.getLogger(__name__)
@@ -63,16 +65,6 @@ def spool_owner(path: Path) -> tuple[int, int]:
     """(connection id, pid) from ``conn-<id>.<pid>.jsonl[.<ms>.replaying]``."""
     parts = path.name.split(".")
     return int(parts[0].removeprefix("conn-")), int(parts[1])
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pending_spool_files(connection_id: int | None = None) -> list[Path]:
@@ -140,7 +132,16 @@ def replay_spool(journal=None, *, connection_id: int | None = None,
             events, error = _read(path)
         except FileNotFoundError:
             continue
-        journal(cid, events)
+        try:
+            journal(cid, events)
+        except ObjectDoesNotExist:
+            # The connection was deleted: its events cannot be journaled. Kept aside for an operator
+            # (never deleted), so they do not block the replay of every other file.
+            kept = path.with_name(f"{path.name}.orphaned")
+            path.rename(kept)
+            logger.error("connections.spool_orphaned", extra={"connection_id": cid, "spool_file": str(kept),
+                                                              "events": len(events)})
+            continue
         if error:
             # A torn line (a crash mid-write): the readable lines are journaled, the file is kept for an
             # operator under a name no replay picks up again. Events are never deleted.

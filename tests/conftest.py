@@ -31,3 +31,16 @@ def globex_owner(globex):
 @pytest.fixture
 def acme_connection(acme):
     return ConnectionFactory(tenant=acme, name="Acme support")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_simulator_server(request):
+    """The simulated WhatsApp server keeps its state in Redis, keyed by database and connection id; a
+    fresh test database reuses the ids, so each test starts with an empty server."""
+    if "django_db" not in request.keywords and "db" not in request.fixturenames:
+        yield
+        return
+    from connections.transport.simulator import reset_server_state
+
+    reset_server_state()
+    yield

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from config.processes import pid_alive
 from config.redis import redis_client
 from config.scope import database_scope
 from connections.transport.base import LOGGED_OUT_REASON, SendResult, State, Transport, TransportError
@@ -87,6 +88,15 @@ def queue_inbound(connection_id: int, specs: list[dict]) -> None:
         _redis().rpush(_inbox_key(connection_id), *[json.dumps(spec) for spec in specs])
 
 
+def reset_server_state() -> int:
+    """Forget everything the fake server knows about this database's connections (tests: ids are
+    reused by every fresh test database of the same name)."""
+    r = _redis()
+    keys = [k for pattern in (f"simulator:*:{database_scope()}:*", _hosts_key())
+            for k in r.scan_iter(match=pattern, count=1000)]
+    return r.delete(*keys) if keys else 0
+
+
 def pending_inbound(connection_id: int) -> int:
     return _redis().llen(_inbox_key(connection_id))
 
@@ -94,16 +104,6 @@ def pending_inbound(connection_id: int) -> int:
 def overlaps(connection_id: int) -> int:
     """How many times a session of this connection connected while another live process hosted one."""
     return int(_redis().get(_overlaps_key(connection_id)) or 0)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pn(number: str) -> str:
@@ -122,6 +122,7 @@ class SimulatorTransport(Transport):
         self.delivered_after = float(opts.get("delivered_after", 0.3))
         self.read_after = float(opts.get("read_after", 1.0))
         self.fail_connects = 0
+        self.hang_connects = 0  # connects that never reach an outcome (a dial that hangs)
         self.fail_sends = 0
         self._alive = False
         self._generation = 0  # bumps on every connect/disconnect; stale timers check it
@@ -167,6 +168,9 @@ class SimulatorTransport(Transport):
     def connect(self) -> None:
         with self._lock:
             self._generation += 1
+        if self.hang_connects > 0:
+            self.hang_connects -= 1
+            return
         if self.fail_connects > 0:
             self.fail_connects -= 1
             self._later(0.05, lambda: self.callbacks.on_state(
@@ -206,7 +210,7 @@ class SimulatorTransport(Transport):
         try:
             r = _redis()
             other = r.hget(_hosts_key(), self.config.connection_id)
-            if other and other.decode() != self._host_token() and _pid_alive(int(other.decode().split(":")[0])):
+            if other and other.decode() != self._host_token() and pid_alive(int(other.decode().split(":")[0])):
                 r.incr(_overlaps_key(self.config.connection_id))
                 logger.error("simulator.two_hosts", extra={"connection_id": self.config.connection_id,
                                                            "other": other.decode(), "this": self._host_token()})
@@ -341,6 +345,8 @@ class SimulatorTransport(Transport):
             self._later(0, self._drop)
         elif kind == "fail_connects":
             self.fail_connects = int(command.get("count", 1))
+        elif kind == "hang_connects":
+            self.hang_connects = int(command.get("count", 1))
         elif kind == "fail_sends":
             self.fail_sends = int(command.get("count", 1))
         elif kind == "logged_out":

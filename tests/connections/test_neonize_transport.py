@@ -2,9 +2,12 @@
 
 import ctypes
 import threading
+import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
+from django.db import connection as django_connection
 from neonize.events import EVENT_TO_INT, LoggedOutEv, MessageEv
 
 from connections.models import Connection, ConnectionEvent
@@ -16,7 +19,7 @@ from sync.journal import journal_events
 from sync.models import RawEvent
 from tests import procs
 from tests.connections.helpers import event_kinds, row, runner_env, start_runner
-from tests.factories import ConnectionFactory
+from tests.factories import ConnectionFactory, TenantFactory
 
 
 def dispatch(client, ev):
@@ -97,5 +100,48 @@ def test_runner_records_the_dial_error_and_backs_off(tmp_path):
         current = row(conn.pk)
         assert current.reconnect_attempts >= 2 and current.status in ("pairing", "connecting")
         assert runner.alive()
+    finally:
+        runner.stop()
+
+
+@pytest.mark.processes
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not django_connection.settings_dict["ENGINE"].endswith("postgresql"),
+                    reason="counts the whatsmeow store's PostgreSQL connections")
+def test_store_connections_stay_bounded_however_many_connect_attempts_fail():
+    """Every neonize connect attempt leaks one store connection (NEONIZE.md). Children are recycled after
+    a budget of attempts and at most RUNNER_MAX_RETIRING_CHILDREN retiring ones stay, so the store's
+    connections stay bounded while attempts go on and on."""
+    db = django_connection.settings_dict
+    server = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    store_db = f"{db['NAME']}_whatsmeow"
+    budget, retiring = 3, 1
+    tenant = TenantFactory()
+    conns = [ConnectionFactory(tenant=tenant, transport=Connection.Transport.NEONIZE, status=Connection.Status.PAIRING,
+                               jid=None) for _ in range(3)]
+    env = runner_env(WHATSMEOW_STORE=f"{server}/{store_db}?sslmode=disable", RUNNER_BACKOFF_BASE_SECONDS=0.1,
+                     RUNNER_BACKOFF_CAP_SECONDS=0.3, RUNNER_CHILD_MAX_CONNECT_ATTEMPTS=budget,
+                     RUNNER_MAX_RETIRING_CHILDREN=retiring, RUNNER_MAX_RECONNECT_ATTEMPTS=1000)
+    runner = start_runner("leaky", env)
+    peak = 0
+    try:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            def attempts():
+                return ConnectionEvent.objects.filter(connection__in=conns, kind="connect_failed").count()
+
+            deadline = time.monotonic() + 90
+            while attempts() < 8 * budget and time.monotonic() < deadline:
+                (n,) = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [store_db]).fetchone()
+                peak = max(peak, n)
+                time.sleep(0.1)
+        made = attempts()
+        print(f"store connections: peak {peak} over {made} failed attempts")
+        assert made >= 8 * budget, f"only {made} attempts were made"
+        # Without recycling every attempt would still hold its connection (>= 24 here).
+        assert peak <= (retiring + 1) * (budget + 2), f"{peak} store connections after {made} attempts"
+        assert runner.alive()
+    except Exception:
+        print(runner.output()[-6000:])
+        raise
     finally:
         runner.stop()
