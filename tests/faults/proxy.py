@@ -91,6 +91,7 @@ class TcpProxy:
         self.active_connections = 0
         self.bytes_to_target = 0
         self.bytes_from_target = 0
+        self.errors: list[Exception] = []  # unexpected errors of the loop (never the peers' resets)
         self._pipes: set[_Pipe] = set()
         self._events: dict[socket.socket, int] = {}
         self._selector = selectors.DefaultSelector()
@@ -161,6 +162,8 @@ class TcpProxy:
         self._wake_r.close()
         self._wake_w.close()
         self._closed = True
+        if self.errors:
+            raise RuntimeError(f"{self!r} hit unexpected errors: {self.errors!r}")
 
     def __enter__(self):
         return self
@@ -199,7 +202,11 @@ class TcpProxy:
                 else:
                     pipe = key.data
                     if pipe in self._pipes:  # an earlier event of this round may have closed it
-                        self._on_ready(pipe, key.fileobj, mask)
+                        try:
+                            self._on_ready(pipe, key.fileobj, mask)
+                        except Exception as exc:  # a bug of the proxy: keep serving, report it at close()
+                            self.errors.append(exc)
+                            self._close_pipe(pipe, reset=True)
             self._expire_slow_connects()
         self._drain_commands()
 
@@ -401,7 +408,10 @@ class TcpProxy:
     def _close_pipe(self, pipe: _Pipe, *, reset: bool):
         for sock in pipe.sockets():
             if self._events.pop(sock, 0):
-                self._selector.unregister(sock)
+                try:
+                    self._selector.unregister(sock)
+                except (KeyError, ValueError):
+                    pass
             if reset:
                 _reset(sock)
             else:
