@@ -161,6 +161,38 @@ def test_a_redis_partition_times_out_and_a_stopped_redis_behind_the_proxy_is_a_r
     assert client.ping()
 
 
+def test_the_proxy_survives_clients_hammering_it_while_its_mode_flaps(redis_server, redis_proxy):
+    stop, wrong, done = threading.Event(), [], [0]
+
+    def client_loop(i):
+        client = redis_client_for(redis_proxy, socket_timeout=0.5, socket_connect_timeout=0.5)
+        while not stop.is_set():
+            value = os.urandom((10, 1000, 200_000)[done[0] % 3])
+            try:
+                client.set(f"k{i}", value)
+                if client.get(f"k{i}") != value:
+                    wrong.append(i)
+                done[0] += 1
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass
+        client.close()
+
+    clients = [threading.Thread(target=client_loop, args=(i,)) for i in range(10)]
+    for t in clients:
+        t.start()
+    for step in range(16):
+        redis_proxy.set_mode(("pass", "refuse", "pass", "blackhole")[step % 4], reset_frozen=step % 8 == 7)
+        time.sleep(0.1)
+    redis_proxy.pass_through()
+    time.sleep(0.5)
+    stop.set()
+    for t in clients:
+        t.join(10)
+    assert not wrong and done[0] > 0
+    assert redis_client_for(redis_proxy).ping()
+    assert not redis_proxy.errors
+
+
 # --- RedisServer -------------------------------------------------------------------------------
 
 def test_a_stopped_redis_refuses_and_comes_back_empty_on_the_same_port(redis_server):
