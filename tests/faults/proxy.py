@@ -100,7 +100,13 @@ class TcpProxy:
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._listener: socket.socket | None = None
-        self._listen()  # in the caller's thread, so a port clash raises here and .port is known at once
+        try:
+            self._listen()  # in the caller's thread, so a port clash raises here and .port is known at once
+        except OSError:
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
         self._stopping = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True,

@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -70,7 +69,11 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
         self.is_frozen = False
         if start:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def url(self) -> str:
@@ -96,12 +99,16 @@ class RedisServer:
             time.sleep(0.02)
 
     def _answers_ping(self) -> bool:
+        """True once *our* process answers: another server on the port (say, the shared one) must not pass."""
+        import redis
+
+        client = quick_redis_client(self.url, socket_timeout=1, socket_connect_timeout=1)
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
+            return self.running() and client.info("server")["process_id"] == self.process.pid
+        except redis.RedisError:
             return False
+        finally:
+            client.close()
 
     def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         """End the server (SIGTERM, or SIGKILL with kill=True or when frozen); returns once it is gone."""
@@ -207,7 +214,11 @@ class PgCluster:
                          "unix_socket_directories": str(self.dir)} | (settings or {})
         self.process: subprocess.Popen | None = None
         if start:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -240,13 +251,15 @@ class PgCluster:
             time.sleep(0.05)
 
     def _accepts(self) -> bool:
+        """True once *our* postmaster answers: another server on the port (the shared one) must not pass."""
         import psycopg
 
         try:
-            psycopg.connect(self.url(), connect_timeout=2).close()
-            return True
+            with psycopg.connect(self.url(), connect_timeout=2) as conn:
+                data_directory = conn.execute("SHOW data_directory").fetchone()[0]
         except psycopg.OperationalError:
             return False
+        return self.running() and Path(data_directory) == self.data
 
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
         """Shut down ("smart", "fast", "immediate"); returns once the postmaster is gone."""

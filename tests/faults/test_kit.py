@@ -14,7 +14,7 @@ import redis
 
 from tests import procs
 from tests.faults.conftest import database_server
-from tests.faults.kit import TcpProxy, fault_env, redis_client_for
+from tests.faults.kit import PgCluster, RedisServer, TcpProxy, fault_env, redis_client_for
 
 pytestmark = pytest.mark.faults
 
@@ -224,6 +224,15 @@ def test_a_frozen_redis_hangs_until_thawed_and_keeps_its_data(redis_server):
     start = time.monotonic()
     redis_server.stop()
     assert time.monotonic() - start < 5 and not redis_server.running()
+
+
+def test_a_server_on_a_taken_port_fails_instead_of_adopting_the_one_already_there(redis_server, pg_cluster):
+    # Whoever answers on the port must be the process we started: never, say, the shared Redis on 6379.
+    with pytest.raises(RuntimeError, match="did not come up"):
+        RedisServer(port=redis_server.port)
+    with pytest.raises(RuntimeError, match="did not come up"):
+        PgCluster(port=pg_cluster.port)
+    assert redis_server.client().ping() and pg_cluster.execute("SELECT 1") == [(1,)]
 
 
 # --- PgCluster ---------------------------------------------------------------------------------
