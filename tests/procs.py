@@ -93,6 +93,12 @@ def celery_worker(env: dict | None = None, concurrency: int = 2) -> Proc:
     )
 
 
+def celery_beat(env: dict | None = None) -> Proc:
+    """Beat with django-celery-beat's database scheduler, as `make run` starts it (schedules in the DB)."""
+    return Proc("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "--scheduler",
+                         "django_celery_beat.schedulers:DatabaseScheduler"], env or process_env())
+
+
 def daphne(port: int, env: dict | None = None) -> Proc:
     return Proc("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
                 env or process_env())
