@@ -59,6 +59,7 @@ class IngestResult:
     saved: int = 0
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # items of the events that failed on their own (``Decoded.failures``)
     conversation_ids: set[int] = field(default_factory=set)
     message_ids: set[int] = field(default_factory=set)
     merges: int = 0
@@ -511,6 +512,8 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     reasons: dict[str, str] = {}  # chat jid -> skip reason, worked out once per chat
     for ev in events:
         result.received += ev.received
+        if ev.failures:
+            result.failed += ev.failed
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
         for m in ev.messages:
