@@ -8,6 +8,9 @@ a message an operator can act on; the caller keeps the journal row for retry/qua
 An event that carries many items (a history chunk's messages and conversations, a receipt's message
 ids, a group's participants) is not failed for one bad item: that item becomes an ``ItemFailure``
 (counted as received and failed, its reason noted on the journal row) and the rest is decoded.
+Operations (reactions, edits, revokes, receipts) carry the chat and sender of the event that brought
+them (``MessageSource``, not the ids inside the protocol message, which the sender writes), so
+ingestion can check who may change what.
 """
 
 from __future__ import annotations
@@ -56,11 +59,18 @@ class MessageRecord:
     live: bool = True  # False for history: unread counts come from the history conversation instead
 
 
+# Operations: ``chat_jid`` and ``sender_jid`` are those of the event that carried the operation (for a
+# MessageEv its MessageSource, for a history message its conversation and participant), normalized;
+# ``sender_jid`` is "" when ``from_me``. They are what the sender claims: ingestion checks them against
+# the target message before applying anything.
+
+
 @dataclass(slots=True)
 class ReactionRecord:
     target_id: str
     chat_jid: str
-    reactor_jid: str
+    sender_jid: str  # the reactor
+    from_me: bool
     emoji: str  # "" removes the reaction
     timestamp: datetime
 
@@ -69,6 +79,8 @@ class ReactionRecord:
 class EditRecord:
     target_id: str
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     new_body: str
     timestamp: datetime
 
@@ -77,12 +89,16 @@ class EditRecord:
 class RevokeRecord:
     target_id: str
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     timestamp: datetime
 
 
 @dataclass(slots=True)
 class ReceiptRecord:
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     message_ids: list[str]
     status: str  # delivered / read / played
     timestamp: datetime
@@ -292,9 +308,9 @@ class _Content:
     extra: dict = field(default_factory=dict)
     quoted_external_id: str = ""
     quoted_body: str = ""
+    # The target's id from the protocol message's key. Its remoteJID/fromMe are left out: the sender
+    # writes them, relative to its own side of the chat; the event's MessageSource says who and where.
     target_id: str = ""
-    target_chat: str = ""
-    target_from_me: bool = False
     ignored_reason: str = ""
     edit_timestamp_ms: int = 0
 
@@ -358,16 +374,14 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
                                "name": name, "address": address, "live": live})
     if "reactionMessage" in f:
         r = f["reactionMessage"]
-        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID, target_chat=r.key.remoteJID,
-                        target_from_me=r.key.fromMe)
+        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID)
     if "protocolMessage" in f:
         p = f["protocolMessage"]
         if p.type == E.ProtocolMessage.REVOKE:
-            return _Content("revoke", target_id=p.key.ID, target_chat=p.key.remoteJID, target_from_me=p.key.fromMe)
+            return _Content("revoke", target_id=p.key.ID)
         if p.type == E.ProtocolMessage.MESSAGE_EDIT:
             new = content_of(p.editedMessage, problems) if p.HasField("editedMessage") else _Content("message")
-            return _Content("edit", body=new.body, target_id=p.key.ID, target_chat=p.key.remoteJID,
-                            target_from_me=p.key.fromMe, edit_timestamp_ms=p.timestampMS)
+            return _Content("edit", body=new.body, target_id=p.key.ID, edit_timestamp_ms=p.timestampMS)
         return _Content("ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
                         if p.type in E.ProtocolMessage.Type.values() else "protocol_unknown")
     content = [name for name in f if name not in _METADATA_FIELDS]
@@ -456,7 +470,8 @@ def _parse(event_name: str, payload: bytes):
 def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sender: str, from_me: bool, is_group: bool,
                 ts: datetime, push_name: str, status: str, live: bool, position: str = "") -> None:
     """One message or operation. A message without a usable id, or an operation without a usable
-    target id, becomes an ItemFailure (MessageEv checks its id before: there it fails the row)."""
+    target id, becomes an ItemFailure (MessageEv checks its id before: there it fails the row).
+    An operation's chat and sender are those of the event that carried it (see ReactionRecord)."""
     kind = c.kind
     if kind == "message":
         problem = _id_problem(external_id)
@@ -483,11 +498,11 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
     if problem:
         out.failures.append(ItemFailure(problem, chat, external_id, position))
     elif kind == "reaction":
-        out.reactions.append(ReactionRecord(target, normalize_jid(c.target_chat) or chat, sender or "me", c.body, ts))
+        out.reactions.append(ReactionRecord(target, chat, sender, from_me, c.body, ts))
     elif kind == "edit":
-        out.edits.append(EditRecord(target, normalize_jid(c.target_chat) or chat, _cut(c.body, MAX_BODY), ts))
+        out.edits.append(EditRecord(target, chat, sender, from_me, _cut(c.body, MAX_BODY), ts))
     else:
-        out.revokes.append(RevokeRecord(target, normalize_jid(c.target_chat) or chat, ts))
+        out.revokes.append(RevokeRecord(target, chat, sender, from_me, ts))
 
 
 def _decode_message(ev: N.Message, out: Decoded, received_at: datetime) -> None:
@@ -651,7 +666,9 @@ def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
         elif mid:
             ids.append(mid)
     if ids:
-        out.receipts.append(ReceiptRecord(chat, ids, status, normalize_timestamp(ev.Timestamp, received_at)))
+        sender = "" if src.IsFromMe else (jid_to_str(src.Sender) or chat)
+        out.receipts.append(ReceiptRecord(chat, sender, src.IsFromMe, ids, status,
+                                          normalize_timestamp(ev.Timestamp, received_at)))
 
 
 def _member(out: Decoded, group: str, jid: str, what: str) -> bool:

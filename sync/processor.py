@@ -7,7 +7,8 @@ ingests them and marks them processed in the same transaction. A row that cannot
 ingested keeps its error and attempt count and is retried with backoff; after ``MAX_ATTEMPTS`` it is
 quarantined and an Alert is raised, while later rows keep flowing. An item of a row that fails on its
 own (a history message without an id, ...) does not fail the row: it is counted as failed, noted on
-the processed row and logged (``sync.item.failed``).
+the processed row and logged (``sync.item.failed``), like a refused operation
+(``sync.operation.refused``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Summary:
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     items_failed: int = 0  # items of processed rows that failed on their own
+    refused: dict[str, int] = field(default_factory=dict)
     run_ids: list[int] = field(default_factory=list)
     more: bool = False  # stopped by the time budget with due rows left
 
@@ -133,7 +135,7 @@ def finish_run(run: SyncRun) -> SyncRun:
     fields = {"run_id": run.pk, "connection_id": run.connection_id, "tenant_id": run.tenant_id, "kind": run.kind,
               "sync_type": run.sync_type, "chunks": run.chunks, "progress": run.progress, "received": run.received,
               "saved": run.saved, "duplicates": run.duplicates, "skipped": run.skipped, "failed": run.failed,
-              "discrepancy": run.discrepancy,
+              "refused": run.refused, "discrepancy": run.discrepancy,
               "duration_s": round((run.finished_at - run.started_at).total_seconds(), 3)}
     if run.discrepancy:
         logger.error("sync.run.discrepancy", extra=fields)
@@ -226,6 +228,11 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
             skipped[reason] = skipped.get(reason, 0) + n
         run.skipped = skipped
         run.failed += result.failed
+        if result.refused:
+            refused = dict(run.refused)
+            for reason, n in result.refused.items():
+                refused[reason] = refused.get(reason, 0) + n
+            run.refused = refused
     run.received += failed
     run.failed += failed
     progress_changed = False
@@ -239,7 +246,7 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
                 run.progress = d.history.progress
             progress_changed = True
     run.last_activity_at = timezone.now()
-    run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "chunks", "sync_type",
+    run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "refused", "chunks", "sync_type",
                             "last_chunk_order", "progress", "last_activity_at"])
     if progress_changed:
         publish_connection_on_commit(run.tenant_id, run.connection_id, background=True)
@@ -469,7 +476,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             row.state = RawEvent.State.PROCESSED
             row.processed_at = now
             row.sync_run_id = run.pk
-            row.error = _row_note(decoded)
+            row.error = _row_note(decoded, result.notes.get(row.pk))
             if decoded.failures:
                 _log_item_failures(conn, row, decoded)
         RawEvent.objects.bulk_update([r for r, _ in items], ["state", "processed_at", "sync_run", "error"])
@@ -480,6 +487,8 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
         summary.items_failed += result.failed
         for reason, n in result.skipped.items():
             summary.skipped[reason] = summary.skipped.get(reason, 0) + n
+        for reason, n in result.refused.items():
+            summary.refused[reason] = summary.refused.get(reason, 0) + n
         if run.pk not in summary.run_ids:
             summary.run_ids.append(run.pk)
         refreshed = SyncRun.objects.get(pk=run.pk)
@@ -495,11 +504,13 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
 ROW_NOTE_LIMIT = 5000
 
 
-def _row_note(decoded: Decoded) -> str:
-    """What a processed row keeps in ``error``: items that failed (each with its reason), then
-    non-fatal problems (bad UTF-8 replaced, an over-long body cut). Cut at
+def _row_note(decoded: Decoded, notes: list[str] | None) -> str:
+    """What a processed row keeps in ``error``: items that failed (each with its reason), refused
+    operations, then non-fatal problems (bad UTF-8 replaced, an over-long body cut). Cut at
     ``ROW_NOTE_LIMIT`` characters with the number of notes left out; the logs have each one."""
     parts = [f.describe() for f in decoded.failures]
+    if notes:
+        parts.extend(notes)
     parts.extend(decoded.problems)
     if not parts:
         return ""
