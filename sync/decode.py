@@ -667,6 +667,9 @@ def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
             ids.append(mid)
     if ids:
         sender = "" if src.IsFromMe else (jid_to_str(src.Sender) or chat)
+        # The other form of the sender (LID <-> phone), when WhatsApp gives it: learned before the
+        # receipt is checked, so a receipt from the LID of a chat known by its phone JID is its party's.
+        _mapping(out, sender, jid_to_str(src.SenderAlt))
         out.receipts.append(ReceiptRecord(chat, sender, src.IsFromMe, ids, status,
                                           normalize_timestamp(ev.Timestamp, received_at)))
 

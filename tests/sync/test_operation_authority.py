@@ -165,6 +165,15 @@ def test_a_receipt_from_a_third_party_does_not_mark_our_message_read(acme_connec
     assert Message.objects.get(external_id="O1").status == "read"
 
 
+def test_a_receipt_from_the_lid_of_the_chat_is_its_partys(acme_connection):
+    feed(acme_connection, from_phone("O1", "olá"))  # Ana's chat is known by her phone JID only
+    feed(acme_connection, b.receipt_ev(LID_ANA, ["O1"], "delivered"))  # her LID, never mapped: cannot be told apart
+    assert Message.objects.get(external_id="O1").status == "sent"
+    feed(acme_connection, b.receipt_ev(LID_ANA, ["O1"], "read", ts=T0 + 300, sender_alt=PN_ANA))
+    assert Message.objects.get(external_id="O1").status == "read"
+    assert _refused_total() == {"refused_receipt": 1}
+
+
 def test_group_receipts_only_from_participants(acme_connection):
     _group_with(acme_connection, (PN_ANA, False), (PN_BRUNO, False))
     feed(acme_connection, from_phone("GO1", "aviso", chat=GROUP))
