@@ -905,7 +905,8 @@ class OperationAuthority:
             partners = {}
             for pn, lid in pairs:
                 partners[pn], partners[lid] = lid, pn
-            found = _identities_of_contacts_of(conn.tenant_id, {partners[j] for j in unknown if j in partners})
+            mapped = {partners[j] for j in unknown if j in partners}
+            found = _identities_of_contacts_of(conn.tenant_id, mapped) if mapped else {}
             person.update(found)
             for j in unknown:
                 if partners.get(j) in found:

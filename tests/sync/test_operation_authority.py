@@ -252,3 +252,22 @@ def test_a_pending_operation_recorded_before_senders_were_checked_is_refused(acm
     assert _refused_total() == {"refused_edit": 1}
     with transaction.atomic():
         assert apply_pending_operations(acme_connection) == 0
+
+
+def test_checking_operations_costs_the_same_queries_for_two_or_twenty(acme_connection):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    members = [f"55119876{i:05d}@s.whatsapp.net" for i in range(40)]
+    _group_with(acme_connection, *[(m, False) for m in members])
+    feed(acme_connection, *[incoming(f"G{i}", "oi", chat=GROUP, sender=m) for i, m in enumerate(members)])
+
+    def queries(first, n):
+        events = [_from(GROUP, members[i], f"X{i}", b.reaction(f"G{i}", "👍", GROUP)) for i in range(first, first + n)]
+        with CaptureQueriesContext(connection) as ctx:
+            feed(acme_connection, *events)
+        return len(ctx)
+
+    assert queries(0, 2) == queries(2, 20)
+    assert Message.objects.filter(reactions__has_key=members[21]).count() == 1
+    assert _refused_total() == {}
