@@ -115,7 +115,7 @@ def do_index_search_backlogs(connection_ids) -> int:
 
 def _summary_fields(summary) -> dict:
     return {k: getattr(summary, k) for k in ("processed", "failed", "quarantined", "received", "saved", "duplicates",
-                                             "skipped")}
+                                             "skipped", "items_failed", "refused")}
 
 
 def do_record_jid_mappings(conn: Connection, pairs) -> dict:

@@ -67,21 +67,26 @@ class RawEventAdmin(admin.ModelAdmin):
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     list_display = ("id", "connection", "kind", "sync_type", "started_at", "finished_at", "progress", "chunks",
-                    "received", "saved", "duplicates", "skipped_total", "failed", "discrepancy")
+                    "received", "saved", "duplicates", "skipped_total", "failed", "refused_total", "discrepancy")
     list_filter = ("kind", "discrepancy", "connection__tenant")
     search_fields = ("=connection__id", "sync_type", "error")
     list_select_related = ("connection",)
     ordering = ("-started_at",)
     readonly_fields = [f.name for f in SyncRun._meta.fields]
 
+    @admin.display(description="refused operations")
+    def refused_total(self, obj):
+        return sum(obj.refused.values())
+
 
 @admin.register(PendingOperation)
 class PendingOperationAdmin(admin.ModelAdmin):
-    list_display = ("id", "connection", "kind", "target_external_id", "created_at")
+    list_display = ("id", "connection", "kind", "target_external_id", "chat_jid", "sender_jid", "from_me", "created_at")
     list_filter = ("kind",)
-    search_fields = ("target_external_id",)
+    search_fields = ("target_external_id", "chat_jid", "sender_jid")
     list_select_related = ("connection",)
-    readonly_fields = ("tenant", "connection", "kind", "target_external_id", "data", "digest", "created_at")
+    readonly_fields = ("tenant", "connection", "kind", "target_external_id", "data", "chat_jid", "sender_jid", "from_me",
+                       "raw_event", "digest", "created_at")
 
 
 @admin.register(JidMapping)

@@ -4,6 +4,13 @@
 and returns a ``Decoded`` bundle of normalized records (messages, reactions, edits, revokes, receipts,
 identity mappings, names, group facts, history-sync progress). Bad input raises ``DecodeError`` with
 a message an operator can act on; the caller keeps the journal row for retry/quarantine.
+
+An event that carries many items (a history chunk's messages and conversations, a receipt's message
+ids, a group's participants) is not failed for one bad item: that item becomes an ``ItemFailure``
+(counted as received and failed, its reason noted on the journal row) and the rest is decoded.
+Operations (reactions, edits, revokes, receipts) carry the chat and sender of the event that brought
+them (``MessageSource``, not the ids inside the protocol message, which the sender writes), so
+ingestion can check who may change what.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from sync.identity import normalize_jid
 
 MAX_BODY = 65_536  # WhatsApp's own text limit; longer bodies are cut and the cut is recorded in ``extra``.
 MAX_ID = 128
+MAX_JID = 128  # the JID columns (ContactIdentity, Conversation.chat_jid, sender_jid, JidMapping)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
@@ -51,11 +59,18 @@ class MessageRecord:
     live: bool = True  # False for history: unread counts come from the history conversation instead
 
 
+# Operations: ``chat_jid`` and ``sender_jid`` are those of the event that carried the operation (for a
+# MessageEv its MessageSource, for a history message its conversation and participant), normalized;
+# ``sender_jid`` is "" when ``from_me``. They are what the sender claims: ingestion checks them against
+# the target message before applying anything.
+
+
 @dataclass(slots=True)
 class ReactionRecord:
     target_id: str
     chat_jid: str
-    reactor_jid: str
+    sender_jid: str  # the reactor
+    from_me: bool
     emoji: str  # "" removes the reaction
     timestamp: datetime
 
@@ -64,6 +79,8 @@ class ReactionRecord:
 class EditRecord:
     target_id: str
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     new_body: str
     timestamp: datetime
 
@@ -72,15 +89,41 @@ class EditRecord:
 class RevokeRecord:
     target_id: str
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     timestamp: datetime
 
 
 @dataclass(slots=True)
 class ReceiptRecord:
     chat_jid: str
+    sender_jid: str
+    from_me: bool
     message_ids: list[str]
     status: str  # delivered / read / played
     timestamp: datetime
+
+
+@dataclass(slots=True)
+class ItemFailure:
+    """One item of a multi-item event that cannot be used; the rest of the event is.
+
+    ``count`` is how many items it stands for (a history conversation without an ID fails all its
+    messages at once). ``position``: where it sits in the event, for an operator reading the row."""
+
+    reason: str
+    chat_jid: str = ""
+    external_id: str = ""
+    position: str = ""
+    count: int = 1
+
+    def describe(self) -> str:
+        where = ", ".join(filter(None, [
+            f"chat {self.chat_jid[:MAX_JID]}" if self.chat_jid else "",
+            f"id {self.external_id[:MAX_ID]}" if self.external_id else "", self.position,
+        ]))
+        what = "item failed" if self.count == 1 else f"{self.count} items failed" if self.count else "dropped"
+        return f"{what}: {self.reason}" + (f" ({where})" if where else "")
 
 
 @dataclass(slots=True)
@@ -133,11 +176,20 @@ class Decoded:
     catchup_started: bool = False
     catchup_finished: bool = False
     problems: list[str] = field(default_factory=list)  # non-fatal: replaced bad UTF-8, cut bodies, ...
+    # Items dropped for bad input (the event's other items are decoded): counted as failed.
+    failures: list[ItemFailure] = field(default_factory=list)
+    # The journal row this came from (set by the processor; decoding never needs it).
+    raw_event_id: int | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(f.count for f in self.failures) if self.failures else 0
 
     @property
     def received(self) -> int:
-        """Message-bearing items this event carried (what a SyncRun counts as received)."""
-        return len(self.messages) + sum(self.ignored.values())
+        """Message-bearing items this event carried plus items that failed on their own (what a SyncRun
+        counts as received)."""
+        return len(self.messages) + sum(self.ignored.values()) + (self.failed if self.failures else 0)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -256,9 +308,9 @@ class _Content:
     extra: dict = field(default_factory=dict)
     quoted_external_id: str = ""
     quoted_body: str = ""
+    # The target's id from the protocol message's key. Its remoteJID/fromMe are left out: the sender
+    # writes them, relative to its own side of the chat; the event's MessageSource says who and where.
     target_id: str = ""
-    target_chat: str = ""
-    target_from_me: bool = False
     ignored_reason: str = ""
     edit_timestamp_ms: int = 0
 
@@ -322,16 +374,14 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
                                "name": name, "address": address, "live": live})
     if "reactionMessage" in f:
         r = f["reactionMessage"]
-        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID, target_chat=r.key.remoteJID,
-                        target_from_me=r.key.fromMe)
+        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID)
     if "protocolMessage" in f:
         p = f["protocolMessage"]
         if p.type == E.ProtocolMessage.REVOKE:
-            return _Content("revoke", target_id=p.key.ID, target_chat=p.key.remoteJID, target_from_me=p.key.fromMe)
+            return _Content("revoke", target_id=p.key.ID)
         if p.type == E.ProtocolMessage.MESSAGE_EDIT:
             new = content_of(p.editedMessage, problems) if p.HasField("editedMessage") else _Content("message")
-            return _Content("edit", body=new.body, target_id=p.key.ID, target_chat=p.key.remoteJID,
-                            target_from_me=p.key.fromMe, edit_timestamp_ms=p.timestampMS)
+            return _Content("edit", body=new.body, target_id=p.key.ID, edit_timestamp_ms=p.timestampMS)
         return _Content("ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
                         if p.type in E.ProtocolMessage.Type.values() else "protocol_unknown")
     content = [name for name in f if name not in _METADATA_FIELDS]
@@ -365,11 +415,20 @@ def _plain_text(listed: list, problems: list[str]) -> tuple[str, str, str] | Non
     return None
 
 
-def _check_id(external_id: str) -> None:
+def _id_problem(external_id: str, what: str = "message") -> str:
+    """Why ``external_id`` cannot identify a message ("" when it can)."""
     if not external_id:
-        raise DecodeError("message without an id")
+        return f"{what} without an id"
     if len(external_id) > MAX_ID:
-        raise DecodeError(f"message id longer than {MAX_ID} characters")
+        return f"{what} id longer than {MAX_ID} characters"
+    return ""
+
+
+def _check_id(external_id: str) -> None:
+    """For single-item events (MessageEv): a message without a usable id fails its journal row."""
+    problem = _id_problem(external_id)
+    if problem:
+        raise DecodeError(problem)
 
 
 # --- per event ----------------------------------------------------------------------------------
@@ -409,29 +468,41 @@ def _parse(event_name: str, payload: bytes):
 
 
 def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sender: str, from_me: bool, is_group: bool,
-                ts: datetime, push_name: str, status: str, live: bool) -> None:
-    if c.kind == "message":
+                ts: datetime, push_name: str, status: str, live: bool, position: str = "") -> None:
+    """One message or operation. A message without a usable id, or an operation without a usable
+    target id, becomes an ItemFailure (MessageEv checks its id before: there it fails the row).
+    An operation's chat and sender are those of the event that carried it (see ReactionRecord)."""
+    kind = c.kind
+    if kind == "message":
+        problem = _id_problem(external_id)
+        if problem:
+            out.failures.append(ItemFailure(problem, chat, external_id, position))
+            return
         body = c.body
         extra = c.extra  # each _Content has its own dict
         if len(body) > MAX_BODY:
             out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
             extra["truncated_from"] = len(body)
             body = body[:MAX_BODY]
-        _check_id(external_id)
         out.messages.append(MessageRecord(
             external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype,
             c.media_size, c.media_filename, extra, c.quoted_external_id, c.quoted_body, _cut(push_name, 255),
             status, live,
         ))
-    elif c.kind == "reaction":
-        out.reactions.append(ReactionRecord(c.target_id, normalize_jid(c.target_chat) or chat, sender or "me",
-                                            c.body, ts))
-    elif c.kind == "edit":
-        out.edits.append(EditRecord(c.target_id, normalize_jid(c.target_chat) or chat, _cut(c.body, MAX_BODY), ts))
-    elif c.kind == "revoke":
-        out.revokes.append(RevokeRecord(c.target_id, normalize_jid(c.target_chat) or chat, ts))
-    else:
+        return
+    if kind == "ignored":
         out.ignored[c.ignored_reason] = out.ignored.get(c.ignored_reason, 0) + 1
+        return
+    target = _s(c.target_id)
+    problem = _id_problem(target, f"{kind} target")
+    if problem:
+        out.failures.append(ItemFailure(problem, chat, external_id, position))
+    elif kind == "reaction":
+        out.reactions.append(ReactionRecord(target, chat, sender, from_me, c.body, ts))
+    elif kind == "edit":
+        out.edits.append(EditRecord(target, chat, sender, from_me, _cut(c.body, MAX_BODY), ts))
+    else:
+        out.revokes.append(RevokeRecord(target, chat, sender, from_me, ts))
 
 
 def _decode_message(ev: N.Message, out: Decoded, received_at: datetime) -> None:
@@ -453,6 +524,8 @@ def _decode_message(ev: N.Message, out: Decoded, received_at: datetime) -> None:
     if push_name and not src.IsFromMe and sender:
         out.push_names.append((sender, _cut(push_name, 255)))
     content = content_of(ev.Message if ev.HasField("Message") else ev.Raw, out.problems)
+    if content.kind == "message":
+        _check_id(_s(info.ID))  # the event is this one message: without a usable id the row fails
     _add_record(
         out, content, external_id=_s(info.ID), chat=chat, sender="" if src.IsFromMe else (sender or chat),
         from_me=src.IsFromMe, is_group=src.IsGroup or chat.endswith("@g.us"),
@@ -463,6 +536,10 @@ def _decode_message(ev: N.Message, out: Decoded, received_at: datetime) -> None:
 
 def _mapping(out: Decoded, a: str, b: str) -> None:
     if not a or not b:
+        return
+    if len(a) > MAX_JID or len(b) > MAX_JID:
+        out.failures.append(ItemFailure(f"LID mapping with a JID longer than {MAX_JID} characters",
+                                        position=f"{a[:MAX_JID]} = {b[:MAX_JID]}"))
         return
     if a.endswith("@lid") and b.endswith("@s.whatsapp.net"):
         out.mappings.append((b, a))
@@ -485,11 +562,15 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
             out.push_names.append((normalize_jid(p.ID), _cut(_s(p.pushname, out.problems, "push name"), 255)))
     problems, push_names_append, messages_append = out.problems, out.push_names.append, out.messages.append
     latest = received_at + FUTURE_TOLERANCE
-    for conv in data.conversations:
-        chat = normalize_jid(conv.ID)
-        if not chat:
-            out.problems.append("history conversation without an ID skipped")
-            out.ignored["no_chat_id"] = out.ignored.get("no_chat_id", 0) + len(conv.messages)
+    failures = out.failures
+    for conv_index, conv in enumerate(data.conversations):
+        chat = normalize_jid(_s(conv.ID))
+        if not chat or len(chat) > MAX_JID:
+            # Its messages have no chat to go to: each is a failed item; the other conversations go on.
+            reason = "history conversation without an ID" if not chat else \
+                f"history conversation ID longer than {MAX_JID} characters"
+            failures.append(ItemFailure(reason, chat, position=f"conversation #{conv_index}",
+                                        count=len(conv.messages)))
             continue
         pn, lid = normalize_jid(conv.pnJID), normalize_jid(conv.lidJID)
         _mapping(out, pn or chat, lid or chat)
@@ -507,8 +588,15 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
             if from_me:
                 sender = ""
                 status = _WEB_STATUS.get(wmi.status, "") if wmi.HasField("status") else "sent"
+            elif is_group:
+                sender = normalize_jid(wmi.participant or key.participant)
+                status = ""
+                if len(sender) > MAX_JID:
+                    failures.append(ItemFailure(f"sender JID longer than {MAX_JID} characters", chat, _s(key.ID),
+                                                f"message order {hmsg.msgOrderID}"))
+                    continue
             else:
-                sender = normalize_jid(wmi.participant or key.participant) if is_group else chat
+                sender = chat
                 status = ""
             push_name = wmi.pushName
             if push_name.__class__ is not str or len(push_name) > 255:
@@ -543,17 +631,20 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
                     else:
                         content = _Content("message", "unsupported", raw_type="empty")
                     _add_record(out, content, external_id=external_id, chat=chat, sender=sender, from_me=from_me,
-                                is_group=is_group, ts=ts, push_name=push_name, status=status, live=False)
+                                is_group=is_group, ts=ts, push_name=push_name, status=status, live=False,
+                                position=f"message order {hmsg.msgOrderID}")
                     continue
                 body, quoted_id, quoted_body = text
             # Text: the record _add_record would build from a _Content, without the intermediate object.
+            if not external_id or len(external_id) > MAX_ID:
+                failures.append(ItemFailure(_id_problem(external_id), chat, external_id,
+                                            f"message order {hmsg.msgOrderID}"))
+                continue
             extra = {}
             if len(body) > MAX_BODY:
                 problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
                 extra["truncated_from"] = len(body)
                 body = body[:MAX_BODY]
-            if not external_id or len(external_id) > MAX_ID:
-                _check_id(external_id)
             messages_append(MessageRecord(
                 external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None, "", extra, quoted_id,
                 quoted_body, push_name, status, False,
@@ -562,18 +653,41 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
 
 def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:
     status = _RECEIPT_STATUS.get(ev.Type)
-    chat = jid_to_str(ev.MessageSource.Chat)
+    src = ev.MessageSource
+    chat = jid_to_str(src.Chat)
     if status is None or not ev.MessageIDs:
         out.problems.append(f"receipt of type {N.Receipt.ReceiptType.Name(ev.Type)} carries no status change")
         return
-    out.receipts.append(ReceiptRecord(chat, [i for i in ev.MessageIDs if i], status,
-                                      normalize_timestamp(ev.Timestamp, received_at)))
+    ids = []
+    for i, mid in enumerate(ev.MessageIDs):
+        mid = _s(mid)
+        if len(mid) > MAX_ID:  # (empty ids name nothing and are left out, as always)
+            out.failures.append(ItemFailure(_id_problem(mid, "receipt target"), chat, position=f"message id #{i}"))
+        elif mid:
+            ids.append(mid)
+    if ids:
+        sender = "" if src.IsFromMe else (jid_to_str(src.Sender) or chat)
+        # The other form of the sender (LID <-> phone), when WhatsApp gives it: learned before the
+        # receipt is checked, so a receipt from the LID of a chat known by its phone JID is its party's.
+        _mapping(out, sender, jid_to_str(src.SenderAlt))
+        out.receipts.append(ReceiptRecord(chat, sender, src.IsFromMe, ids, status,
+                                          normalize_timestamp(ev.Timestamp, received_at)))
 
 
-def _participants(out: Decoded, parts) -> list[tuple[str, bool]]:
+def _member(out: Decoded, group: str, jid: str, what: str) -> bool:
+    """A group member's JID fits the identity columns (else a failed item)."""
+    if len(jid) <= MAX_JID:
+        return True
+    out.failures.append(ItemFailure(f"{what} JID longer than {MAX_JID} characters", group, position=jid[:MAX_JID]))
+    return False
+
+
+def _participants(out: Decoded, group: str, parts) -> list[tuple[str, bool]]:
     members = []
     for p in parts:
         j, lid, pn = jid_to_str(p.JID), jid_to_str(p.LID), jid_to_str(p.PhoneNumber)
+        if not all(_member(out, group, x, "group participant") for x in (j, lid, pn)):
+            continue
         _mapping(out, pn or j, lid or j)
         member = pn or j or lid
         if member:
@@ -588,17 +702,20 @@ def _decode_joined_group(ev: N.JoinedGroup, out: Decoded, received_at: datetime)
     group = jid_to_str(gi.JID)
     if not group:
         raise DecodeError("JoinedGroupEv without a group JID")
-    out.groups.append(GroupRecord(group, _s(gi.GroupName.Name, out.problems) or None, _participants(out, gi.Participants)))
+    out.groups.append(GroupRecord(group, _s(gi.GroupName.Name, out.problems) or None, _participants(out, group, gi.Participants)))
 
 
 def _decode_group_info(ev: N.GroupInfoEvent, out: Decoded, received_at: datetime) -> None:
     group = jid_to_str(ev.JID)
     if not group:
         raise DecodeError("GroupInfoEv without a group JID")
+    def members(jids, what):
+        return [j for j in map(jid_to_str, jids) if _member(out, group, j, what)]
+
     out.groups.append(GroupRecord(
         group, _s(ev.Name.Name, out.problems) if ev.HasField("Name") else None, None,
-        join=[jid_to_str(j) for j in ev.Join], leave=[jid_to_str(j) for j in ev.Leave],
-        promote=[jid_to_str(j) for j in ev.Promote], demote=[jid_to_str(j) for j in ev.Demote],
+        join=members(ev.Join, "joining member"), leave=members(ev.Leave, "leaving member"),
+        promote=members(ev.Promote, "promoted member"), demote=members(ev.Demote, "demoted member"),
     ))
 
 

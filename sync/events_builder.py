@@ -205,13 +205,13 @@ _RECEIPT_TYPES = {name.lower(): value for name, value in N.Receipt.ReceiptType.i
 
 
 def receipt_ev(chat, ids: Sequence[str] | str, type: str | int = "read", ts: int = 1_760_000_100, *, sender=None,
-               from_me=False) -> N.Receipt:
+               from_me=False, sender_alt=None) -> N.Receipt:
     """A ReceiptEv for our outbound message(s) ``ids`` in ``chat``; ``type`` "delivered"/"read"/"played"."""
     if isinstance(ids, str):
         ids = [ids]
     rtype = _RECEIPT_TYPES[type.lower()] if isinstance(type, str) else type
-    return N.Receipt(MessageSource=message_source(chat, sender or chat, from_me=from_me), MessageIDs=list(ids),
-                     Timestamp=int(ts), Type=rtype)
+    return N.Receipt(MessageSource=message_source(chat, sender or chat, from_me=from_me, sender_alt=sender_alt),
+                     MessageIDs=list(ids), Timestamp=int(ts), Type=rtype)
 
 
 def web_message(remote_jid, id: str, body: str | Message | None = "", timestamp_s: int = 1_760_000_000, *,

@@ -32,8 +32,8 @@ from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
 from inbox.search import move_entries, reindex_messages
 from sync.decode import Decoded, MessageRecord
-from sync.identity import is_group, is_lid, is_pn, phone_of, skip_reason
-from sync.models import JidMapping, PendingOperation
+from sync.identity import is_group, is_lid, is_pn, normalize_jid, phone_of, skip_reason
+from sync.models import JidMapping, PendingOperation, RawEvent
 from sync.search_index import index_new_messages
 from sync.upsert import insert_new
 
@@ -59,6 +59,12 @@ class IngestResult:
     saved: int = 0
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # items of the events that failed on their own (``Decoded.failures``)
+    # Operations not applied because their sender may not make them: {"refused_edit": n, ...}. Not part
+    # of received = saved + duplicates + skipped + failed: operations are not counted as received.
+    refused: dict[str, int] = field(default_factory=dict)
+    # Notes for the journal rows of this batch (raw event id -> notes): refused operations.
+    notes: dict[int, list[str]] = field(default_factory=dict)
     conversation_ids: set[int] = field(default_factory=set)
     message_ids: set[int] = field(default_factory=set)
     merges: int = 0
@@ -502,7 +508,7 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     result = IngestResult()
     tenant_id = conn.tenant_id
     messages: list[MessageRecord] = []
-    ops: list[tuple[str, str, dict]] = []  # (kind, target id, data) in journal order
+    ops: list[Operation] = []  # in journal order
     mappings: set[tuple[str, str]] = set()
     names: dict[str, str] = {}
     chat_names: dict[str, str] = {}
@@ -511,6 +517,8 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     reasons: dict[str, str] = {}  # chat jid -> skip reason, worked out once per chat
     for ev in events:
         result.received += ev.received
+        if ev.failures:
+            result.failed += ev.failed
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
         for m in ev.messages:
@@ -532,18 +540,23 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
         for g in ev.groups:
             if not skip_reason(g.group_jid, conn):
                 groups.append(g)
+        row = ev.raw_event_id
         for r in ev.reactions:
             if not skip_reason(r.chat_jid, conn):
-                ops.append(("reaction", r.target_id, {"by": r.reactor_jid, "emoji": r.emoji}))
+                ops.append(Operation("reaction", r.target_id, {"emoji": r.emoji}, r.chat_jid, r.sender_jid,
+                                     r.from_me, row))
         for e in ev.edits:
             if not skip_reason(e.chat_jid, conn):
-                ops.append(("edit", e.target_id, {"body": e.new_body, "at": e.timestamp.isoformat()}))
+                ops.append(Operation("edit", e.target_id, {"body": e.new_body, "at": e.timestamp.isoformat()},
+                                     e.chat_jid, e.sender_jid, e.from_me, row))
         for r in ev.revokes:
             if not skip_reason(r.chat_jid, conn):
-                ops.append(("revoke", r.target_id, {"at": r.timestamp.isoformat()}))
+                ops.append(Operation("revoke", r.target_id, {"at": r.timestamp.isoformat()}, r.chat_jid,
+                                     r.sender_jid, r.from_me, row))
         for rc in ev.receipts:
             for mid in rc.message_ids:
-                ops.append(("receipt", mid, {"status": rc.status}))
+                ops.append(Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me,
+                                     row))
 
     tick = _phase(timings, "collect", tick)
 
@@ -840,38 +853,189 @@ def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:
             cursor.execute(sql, [timezone.now(), *params])
 
 
-def _op_digest(kind: str, target: str, data: dict) -> str:
-    return hashlib.sha256(json.dumps([kind, target, data], sort_keys=True).encode()).hexdigest()
+class Operation(NamedTuple):
+    """A reaction, edit, revoke or receipt: what to do to message ``target`` (``data``), and who claims
+    to do it (``chat``, ``sender``, ``from_me``: those of the event that carried it), for
+    ``OperationAuthority`` to check. ``raw_event_id``: the journal row it came from."""
+
+    kind: str
+    target: str
+    data: dict
+    chat: str
+    sender: str
+    from_me: bool
+    raw_event_id: int | None = None
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps([self.kind, self.target, self.data, self.chat, self.sender, self.from_me],
+                                         sort_keys=True).encode()).hexdigest()
 
 
-def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str], result: IngestResult) -> None:
+class OperationAuthority:
+    """Who may change which message. The claimed chat and sender of an operation are compared with
+    the target message's conversation and sender by contact, not by JID string: a person's LID and
+    phone-number JIDs are identities of one contact (``ContactIdentity``), or a ``JidMapping`` pair.
+
+    - edit: the original sender, in the message's chat (our own account, ``from_me``, for our messages);
+    - revoke: the same, or, in a group, a participant recorded as admin (``GroupParticipant.is_admin``,
+      from JoinedGroupEv and promotions; our own account counts when it is recorded as one);
+    - reaction: anyone in the message's chat (1:1: us or the other party; a group: a recorded
+      participant, or anyone writing in it while its participant list is unknown);
+    - receipt: only for our own outbound messages, from the chat's other party (1:1) or a participant
+      (group, as for reactions); never from our own account.
+
+    Three reads at most, whatever the number of operations: the identities of every JID involved (and
+    of their contacts), the stored mappings of the JIDs without one, the participants of the groups."""
+
+    def __init__(self, conn, checks: list[tuple[Operation, Message]]):
+        self.me = normalize_jid(conn.jid or "")
+        jids = {self.me}
+        groups = set()
+        for op, m in checks:
+            jids.update((op.chat, op.sender, m.sender_jid))
+            if m.conversation.is_group:
+                groups.add(m.conversation.contact_id)
+        jids.discard("")
+        person = _identities_of_contacts_of(conn.tenant_id, jids) if jids else {}
+        unknown = [j for j in jids if j not in person and not is_group(j)]
+        if unknown:
+            # A JID without an identity of its own may still be mapped to one that has (LID <-> phone).
+            pairs = _stored_mappings(conn.tenant_id, unknown)
+            partners = {}
+            for pn, lid in pairs:
+                partners[pn], partners[lid] = lid, pn
+            mapped = {partners[j] for j in unknown if j in partners}
+            found = _identities_of_contacts_of(conn.tenant_id, mapped) if mapped else {}
+            person.update(found)
+            for j in unknown:
+                if partners.get(j) in found:
+                    person[j] = found[partners[j]]
+        self.person = person
+        self.identities: dict[int, set[str]] = defaultdict(set)
+        for jid, cid in person.items():
+            self.identities[cid].add(jid)
+        self.members: dict[int, dict[int, bool]] = defaultdict(dict)  # group contact -> {member: is_admin}
+        if groups:
+            for group_id, member_id, admin in GroupParticipant.objects.filter(group_id__in=groups).values_list(
+                    "group_id", "member_id", "is_admin"):
+                self.members[group_id][member_id] = admin
+
+    def _person(self, jid: str) -> int | None:
+        return self.person.get(jid) if jid else None
+
+    def _in_chat(self, op: Operation, conv: Conversation) -> bool:
+        if op.chat == conv.chat_jid:
+            return True
+        return not conv.is_group and self._person(op.chat) == conv.contact_id
+
+    def _party(self, sender: str, conv: Conversation) -> bool:
+        """``sender`` (not us) belongs to the chat: its other party (1:1) or a participant (group)."""
+        if not sender or is_group(sender):
+            return False
+        if not conv.is_group:
+            return sender == conv.chat_jid or self._person(sender) == conv.contact_id
+        members = self.members.get(conv.contact_id)
+        return not members or self._person(sender) in members
+
+    def refusal(self, op: Operation, m: Message) -> str:
+        """Why ``op`` may not change ``m`` ("" when it may)."""
+        conv = m.conversation
+        if not op.chat:
+            return "no chat recorded (journaled before senders were checked)"
+        if not self._in_chat(op, conv):
+            return f"claimed chat is not the message's chat {conv.chat_jid}"
+        outbound = m.direction == Message.Direction.OUTBOUND
+        if op.kind == "receipt":
+            if op.from_me:
+                return "receipt from our own account"
+            if not outbound:
+                return "receipt for a message we did not send"
+            return "" if self._party(op.sender, conv) else "sender is not a party of the chat"
+        if op.kind == "reaction":
+            return "" if op.from_me or self._party(op.sender, conv) else "sender is not a party of the chat"
+        # edit / revoke: the original sender
+        if outbound:
+            if op.from_me:
+                return ""
+        elif not op.from_me and (self._party(op.sender, conv) if not conv.is_group
+                                 else self._same(op.sender, m.sender_jid)):
+            return ""
+        if op.kind == "revoke" and conv.is_group:
+            who = self.me if op.from_me else op.sender
+            pid = self._person(who)
+            if pid is not None and self.members.get(conv.contact_id, {}).get(pid):
+                return ""
+            return "not the original sender nor a group admin"
+        return "not the original sender"
+
+    def _same(self, a: str, b: str) -> bool:
+        if not a or not b or is_group(a):
+            return False
+        return a == b or (self._person(a) is not None and self._person(a) == self._person(b))
+
+    def reactor(self, op: Operation) -> tuple[str, set[str]]:
+        """A reaction's key in ``Message.reactions`` (the reactor's canonical JID; "me" for our own)
+        and every key the same person may have used (their other identities)."""
+        if op.from_me:
+            return "me", {"me"}
+        pid = self._person(op.sender)
+        if pid is None:
+            return op.sender, {op.sender}
+        jids = self.identities[pid]
+        return _canonical_of(jids), jids
+
+
+def apply_operations(conn, ops: list[Operation], arrived: list[str], result: IngestResult) -> None:
     """Reactions, edits, revokes and receipts, in order; those whose target is not stored yet are kept
-    as PendingOperation rows, and pending ones whose target just ``arrived`` are applied first."""
+    as PendingOperation rows, and pending ones whose target just ``arrived`` are applied first.
+
+    Each is checked by ``OperationAuthority`` against its target first; a refused one changes nothing,
+    is counted in ``result.refused``, noted on its journal row and logged (``sync.operation.refused``)."""
     pending = []
     if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
         arrived = []
     for chunk in _chunks(arrived, 5000):
         pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
-                       .order_by("id").values_list("id", "kind", "target_external_id", "data"))
-    all_ops = [(k, t, d) for _, k, t, d in pending] + ops
+                       .order_by("id").values_list("id", "kind", "target_external_id", "data", "chat_jid",
+                                                   "sender_jid", "from_me", "raw_event_id", "digest"))
+    if pending and ops:
+        # A replayed row brings its operations again: the copy waiting from its first pass is the same one.
+        current = {op.digest for op in ops}
+        pending_ops = [Operation(*p[1:8]) for p in pending if p[8] not in current]
+    else:
+        pending_ops = [Operation(*p[1:8]) for p in pending]
+    all_ops = pending_ops + ops
     if not all_ops:
         return
-    targets = {t for _, t, _ in all_ops}
+    targets = {op.target for op in all_ops}
     msgs: dict[str, Message] = {}
     for chunk in _chunks(targets, 1000):
-        for m in Message.objects.filter(connection_id=conn.pk, external_id__in=chunk).only(
+        for m in Message.objects.filter(connection_id=conn.pk, external_id__in=chunk).select_related(
+                "conversation").only(
                 "id", "external_id", "conversation_id", "body", "status", "reactions", "edited_at", "deleted_at",
-                "tenant_id"):
+                "tenant_id", "direction", "sender_jid", "conversation__chat_jid", "conversation__contact_id",
+                "conversation__is_group"):
             msgs[m.external_id] = m
+    checks = [(op, msgs[op.target]) for op in all_ops if op.target in msgs]
+    authority = OperationAuthority(conn, checks) if checks else None
     changed: dict[int, Message] = {}
     retexted: set[int] = set()  # edited or revoked: their search entries follow
     revisions = []
     waiting = []
-    for kind, target, data in all_ops:
+    refused: list[tuple[Operation, str]] = []
+    for op in all_ops:
+        kind, target, data = op.kind, op.target, op.data
         m = msgs.get(target)
         if m is None:
-            waiting.append(PendingOperation(tenant_id=conn.tenant_id, connection_id=conn.pk, kind=kind,
-                                            target_external_id=target, data=data, digest=_op_digest(kind, target, data)))
+            waiting.append(PendingOperation(
+                tenant_id=conn.tenant_id, connection_id=conn.pk, kind=kind, target_external_id=target, data=data,
+                chat_jid=op.chat, sender_jid=op.sender, from_me=op.from_me, raw_event_id=op.raw_event_id,
+                digest=op.digest))
+            continue
+        reason = authority.refusal(op, m)
+        if reason:
+            refused.append((op, reason))
             continue
         if kind == "receipt":
             new, cur = data["status"], m.status
@@ -879,11 +1043,10 @@ def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str],
                 m.status = new
                 changed[m.pk] = m
         elif kind == "reaction":
-            reactions = dict(m.reactions or {})
+            key, aliases = authority.reactor(op)
+            reactions = {k: v for k, v in (m.reactions or {}).items() if k not in aliases}
             if data["emoji"]:
-                reactions[data["by"]] = data["emoji"]
-            else:
-                reactions.pop(data["by"], None)
+                reactions[key] = data["emoji"]
             if reactions != m.reactions:
                 m.reactions = reactions
                 changed[m.pk] = m
@@ -914,11 +1077,39 @@ def apply_operations(conn, ops: list[tuple[str, str, dict]], arrived: list[str],
         PendingOperation.objects.bulk_create(waiting, ignore_conflicts=True, batch_size=500)
     if pending:
         PendingOperation.objects.filter(pk__in=[p[0] for p in pending]).delete()
+    if refused:
+        _record_refusals(conn, refused, {op.raw_event_id for op in ops}, result)
+
+
+def _record_refusals(conn, refused: list[tuple[Operation, str]], batch_rows: set, result: IngestResult) -> None:
+    """Count, note and log refused operations. Notes for this batch's rows go to ``result.notes`` (the
+    processor writes them with the rows); an operation that waited for its target came from an earlier
+    row, which gets the note here."""
+    earlier: dict[int, list[str]] = defaultdict(list)
+    for op, reason in refused:
+        counter = f"refused_{op.kind}"
+        result.refused[counter] = result.refused.get(counter, 0) + 1
+        who = "our own account" if op.from_me else (op.sender or "an unknown sender")
+        note = f"refused {op.kind} of message {op.target} by {who} in {op.chat or '?'}: {reason}"
+        if op.raw_event_id is not None:
+            (result.notes.setdefault(op.raw_event_id, []) if op.raw_event_id in batch_rows
+             else earlier[op.raw_event_id]).append(note)
+        logger.warning("sync.operation.refused", extra={
+            "connection_id": conn.pk, "tenant_id": conn.tenant_id, "raw_event_id": op.raw_event_id, "kind": op.kind,
+            "target_id": op.target, "claimed_sender": op.sender, "from_me": op.from_me, "chat": op.chat,
+            "reason": reason})
+    if earlier:
+        rows = list(RawEvent.objects.filter(pk__in=earlier).only("id", "error"))
+        for row in rows:
+            row.error = "; ".join(filter(None, [row.error, *earlier[row.pk]]))[:5000]
+        RawEvent.objects.bulk_update(rows, ["error"])
 
 
 def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int:
     """Apply waiting operations whose target message now exists (e.g. an outbound message that got
-    its WhatsApp id from the runner). Returns how many were applied. Call inside a transaction."""
+    its WhatsApp id from the runner). Returns how many were applied or refused (they are checked like
+    any operation; a refusal is noted on the operation's journal row and logged, outside any run).
+    Call inside a transaction."""
     qs = PendingOperation.objects.filter(connection_id=conn.pk)
     if external_ids is not None:
         qs = qs.filter(target_external_id__in=external_ids)

@@ -69,6 +69,9 @@ class SyncRun(TenantOwned):
     duplicates = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=dict, blank=True, help_text="{reason: count}")
     failed = models.PositiveIntegerField(default=0)
+    # Operations (edits, revokes, reactions, receipts) not applied because their sender may not make
+    # them. Outside the balance: operations are not counted as received (they change messages).
+    refused = models.JSONField(default=dict, blank=True, help_text="{refused_<kind>: count}")
     discrepancy = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="last batch accounted to this run")
@@ -93,7 +96,10 @@ class PendingOperation(TenantOwned):
 
     Applied (and deleted) by ingestion as soon as a message with ``target_external_id`` is stored on
     the connection, and by the journal safety net for targets written by other paths (the outbox).
-    ``digest`` makes recording the same operation twice (a replay) a no-op.
+    ``digest`` makes recording the same operation twice (a replay) a no-op. ``chat_jid``, ``sender_jid``
+    and ``from_me`` are who claimed the operation, checked against the target when it arrives
+    (``sync.ingest.OperationAuthority``); rows from before they were recorded have an empty chat and
+    are refused. ``raw_event``: the journal row that brought it (a refusal is noted there).
     """
 
     class Kind(models.TextChoices):
@@ -106,6 +112,10 @@ class PendingOperation(TenantOwned):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     target_external_id = models.CharField(max_length=128)
     data = models.JSONField(default=dict)
+    chat_jid = models.CharField(max_length=128, blank=True)
+    sender_jid = models.CharField(max_length=128, blank=True, help_text="empty when from_me")
+    from_me = models.BooleanField(default=False)
+    raw_event = models.ForeignKey(RawEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     digest = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 

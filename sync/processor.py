@@ -5,7 +5,10 @@ takes the connection's journal lock (a PostgreSQL advisory lock; an exclusive fi
 then repeatedly takes the oldest pending rows (and failed rows whose retry is due), decodes them,
 ingests them and marks them processed in the same transaction. A row that cannot be decoded or
 ingested keeps its error and attempt count and is retried with backoff; after ``MAX_ATTEMPTS`` it is
-quarantined and an Alert is raised, while later rows keep flowing.
+quarantined and an Alert is raised, while later rows keep flowing. An item of a row that fails on its
+own (a history message without an id, ...) does not fail the row: it is counted as failed, noted on
+the processed row and logged (``sync.item.failed``), like a refused operation
+(``sync.operation.refused``).
 """
 
 from __future__ import annotations
@@ -58,12 +61,14 @@ class Summary:
     busy: bool = False
     batches: int = 0
     processed: int = 0
-    failed: int = 0
+    failed: int = 0  # journal rows
     quarantined: int = 0
     received: int = 0
     saved: int = 0
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    items_failed: int = 0  # items of processed rows that failed on their own
+    refused: dict[str, int] = field(default_factory=dict)
     run_ids: list[int] = field(default_factory=list)
     more: bool = False  # stopped by the time budget with due rows left
 
@@ -130,7 +135,7 @@ def finish_run(run: SyncRun) -> SyncRun:
     fields = {"run_id": run.pk, "connection_id": run.connection_id, "tenant_id": run.tenant_id, "kind": run.kind,
               "sync_type": run.sync_type, "chunks": run.chunks, "progress": run.progress, "received": run.received,
               "saved": run.saved, "duplicates": run.duplicates, "skipped": run.skipped, "failed": run.failed,
-              "discrepancy": run.discrepancy,
+              "refused": run.refused, "discrepancy": run.discrepancy,
               "duration_s": round((run.finished_at - run.started_at).total_seconds(), 3)}
     if run.discrepancy:
         logger.error("sync.run.discrepancy", extra=fields)
@@ -222,6 +227,12 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
         for reason, n in result.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + n
         run.skipped = skipped
+        run.failed += result.failed
+        if result.refused:
+            refused = dict(run.refused)
+            for reason, n in result.refused.items():
+                refused[reason] = refused.get(reason, 0) + n
+            run.refused = refused
     run.received += failed
     run.failed += failed
     progress_changed = False
@@ -235,7 +246,7 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
                 run.progress = d.history.progress
             progress_changed = True
     run.last_activity_at = timezone.now()
-    run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "chunks", "sync_type",
+    run.save(update_fields=["received", "saved", "duplicates", "skipped", "failed", "refused", "chunks", "sync_type",
                             "last_chunk_order", "progress", "last_activity_at"])
     if progress_changed:
         publish_connection_on_commit(run.tenant_id, run.connection_id, background=True)
@@ -448,6 +459,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             continue
         finally:
             TIMINGS["decode"] += time.perf_counter() - started
+        decoded.raw_event_id = row.pk
         run = router.run_for(decoded)
         if segments and segments[-1][0].pk == run.pk:
             segments[-1][1].append((row, decoded))
@@ -456,23 +468,27 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
         if decoded.catchup_finished and run.kind == SyncRun.Kind.CATCHUP:
             finish_after.append(run)
             router.closed.add(run.pk)
-        # Non-fatal problems (bad UTF-8 replaced, an over-long body cut) stay visible on the row.
-        row.error = "; ".join(decoded.problems)[:2000]
     now = timezone.now()
     for run, items in segments:
         result = ingest(conn, [d for _, d in items], alongside=ahead)
         _account(run, result, [d for _, d in items], 0)
-        for row, _ in items:
+        for row, decoded in items:
             row.state = RawEvent.State.PROCESSED
             row.processed_at = now
             row.sync_run_id = run.pk
+            row.error = _row_note(decoded, result.notes.get(row.pk))
+            if decoded.failures:
+                _log_item_failures(conn, row, decoded)
         RawEvent.objects.bulk_update([r for r, _ in items], ["state", "processed_at", "sync_run", "error"])
         summary.processed += len(items)
         summary.received += result.received
         summary.saved += result.saved
         summary.duplicates += result.duplicates
+        summary.items_failed += result.failed
         for reason, n in result.skipped.items():
             summary.skipped[reason] = summary.skipped.get(reason, 0) + n
+        for reason, n in result.refused.items():
+            summary.refused[reason] = summary.refused.get(reason, 0) + n
         if run.pk not in summary.run_ids:
             summary.run_ids.append(run.pk)
         refreshed = SyncRun.objects.get(pk=run.pk)
@@ -483,6 +499,41 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
         _fail_rows(conn, failures, router, summary)
     for run in finish_after:
         finish_run(run)
+
+
+ROW_NOTE_LIMIT = 5000
+
+
+def _row_note(decoded: Decoded, notes: list[str] | None) -> str:
+    """What a processed row keeps in ``error``: items that failed (each with its reason), refused
+    operations, then non-fatal problems (bad UTF-8 replaced, an over-long body cut). Cut at
+    ``ROW_NOTE_LIMIT`` characters with the number of notes left out; the logs have each one."""
+    parts = [f.describe() for f in decoded.failures]
+    if notes:
+        parts.extend(notes)
+    parts.extend(decoded.problems)
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    if len(text) <= ROW_NOTE_LIMIT:
+        return text
+    kept, size = [], 0
+    for part in parts:
+        if size + len(part) + 2 > ROW_NOTE_LIMIT - 40:
+            break
+        kept.append(part)
+        size += len(part) + 2
+    return "; ".join(kept) + f"; ... and {len(parts) - len(kept)} more"
+
+
+def _log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
+    """One structured WARNING per failed item (``sync.item.failed``). (Should the batch roll back,
+    its rows are processed again one by one and log again.)"""
+    for f in decoded.failures:
+        logger.warning("sync.item.failed", extra={
+            "connection_id": conn.pk, "tenant_id": conn.tenant_id, "raw_event_id": row.pk,
+            "event_name": row.event_name, "reason": f.reason, "chat": f.chat_jid, "external_id": f.external_id,
+            "position": f.position, "count": f.count})
 
 
 def _fail_rows(conn, failures, router: _RunRouter, summary: Summary) -> None:

@@ -25,9 +25,12 @@ def sync_report(conn: Connection, runs: int = 20) -> dict:
     journal = dict(RawEvent.objects.filter(connection=conn).values_list("state").annotate(n=Count("id")).order_by())
     run_rows = list(SyncRun.objects.filter(connection=conn).order_by("-started_at", "-id")[:runs])
     skipped: dict[str, int] = {}
-    for run in SyncRun.objects.filter(connection=conn).only("skipped"):
+    refused: dict[str, int] = {}
+    for run in SyncRun.objects.filter(connection=conn).only("skipped", "refused"):
         for reason, n in run.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + n
+        for reason, n in run.refused.items():
+            refused[reason] = refused.get(reason, 0) + n
     return {
         "connection": conn.pk,
         "tenant": conn.tenant_id,
@@ -56,12 +59,15 @@ def sync_report(conn: Connection, runs: int = 20) -> dict:
         "orphaned_messages": Message.objects.filter(connection=conn).exclude(
             Exists(Conversation.objects.filter(pk=OuterRef("conversation_id")))).count(),
         "skipped": skipped,
+        # Edits, revokes, reactions and receipts not applied: their sender may not make them.
+        "refused_operations": refused,
         "runs": [
             {
                 "id": r.pk, "kind": r.kind, "sync_type": r.sync_type,
                 "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                 "chunks": r.chunks, "progress": r.progress, "received": r.received, "saved": r.saved,
-                "duplicates": r.duplicates, "skipped": r.skipped, "failed": r.failed, "discrepancy": r.discrepancy,
+                "duplicates": r.duplicates, "skipped": r.skipped, "failed": r.failed, "refused": r.refused,
+                "discrepancy": r.discrepancy,
             }
             for r in run_rows
         ],

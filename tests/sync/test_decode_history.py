@@ -87,9 +87,50 @@ def test_sender_status_and_timestamps_of_history_text():
 
 @pytest.mark.parametrize(("mid", "error"), [("", "message without an id"),
                                             ("I" * 129, "message id longer than 128 characters")])
-def test_text_with_a_bad_id_fails_the_chunk(mid, error):
-    with pytest.raises(DecodeError, match=error):
-        _history("um", "dois", ids={1: mid})
+@pytest.mark.parametrize("content", ["dois", b.image(caption="foto")], ids=["text", "media"])
+def test_a_message_with_a_bad_id_fails_alone_not_the_chunk(mid, error, content):
+    out = _history("um", content, "três", ids={1: mid})
+    assert [m.external_id for m in out.messages] == ["H0", "H2"]
+    [failure] = out.failures
+    assert (failure.reason, failure.chat_jid, failure.count) == (error, PN_ANA, 1)
+    assert failure.position == "message order 2"  # the chunk's own order of the message in its chat
+    assert out.received == 3 and out.failed == 1
+    assert failure.describe().startswith(f"item failed: {error} (chat {PN_ANA}")
+
+
+def test_conversations_without_a_usable_id_fail_their_messages_alone():
+    ev = b.history_sync_ev([
+        b.history_conversation("", [b.web_message(PN_ANA, "N1", "sem chat", T0), b.web_message(PN_ANA, "N2", "x", T0)]),
+        b.history_conversation("9" * 200 + "@s.whatsapp.net", [b.web_message(PN_ANA, "L1", "chat longo", T0)]),
+        b.history_conversation(GROUP, [b.web_message(GROUP, "G1", "participante longo", T0, participant="7" * 200 + "@lid"),
+                                       b.web_message(GROUP, "G2", "ok", T0, participant=PN_BRUNO)]),
+        b.history_conversation(PN_ANA, [b.web_message(PN_ANA, "A1", "ok", T0)]),
+    ])
+    out = decode_event("HistorySyncEv", ev.SerializeToString(), RECEIVED)
+    assert [m.external_id for m in out.messages] == ["G2", "A1"]
+    assert [(f.reason, f.count) for f in out.failures] == [
+        ("history conversation without an ID", 2),
+        ("history conversation ID longer than 128 characters", 1),
+        ("sender JID longer than 128 characters", 1),
+    ]
+    assert out.received == 6 and out.failed == 4 and out.ignored == {}
+    assert [c.chat_jid for c in out.chats] == [GROUP, PN_ANA]
+
+
+def test_operations_without_a_target_id_fail_alone():
+    out = _history(b.reaction("", "👍", PN_ANA), b.edit("", "novo", PN_ANA), b.revoke("X" * 129, PN_ANA),
+                   b.reaction("H9", "👍", PN_ANA), "texto")
+    assert [f.reason for f in out.failures] == [
+        "reaction target without an id", "edit target without an id", "revoke target id longer than 128 characters"]
+    assert [r.target_id for r in out.reactions] == ["H9"] and not out.edits and not out.revokes
+    assert [m.external_id for m in out.messages] == ["H4"]
+    assert out.received == 4  # one message and three failed operations; the good reaction is not counted
+
+
+def test_a_live_message_without_an_id_still_fails_its_row():
+    ev = b.message_ev(PN_ANA, PN_ANA, "", "oi")
+    with pytest.raises(DecodeError, match="message without an id"):
+        decode_event("MessageEv", ev.SerializeToString(), RECEIVED)
 
 
 def test_media_fields_each_type_has_and_lacks():
