@@ -50,48 +50,10 @@ def drop_database():
 
 
 def build_chunks(n_messages: int, n_conversations: int, chunk_size: int) -> list[bytes]:
-    """Serialized HistorySyncEv chunks: 1:1 chats (a third with a LID mapping), 10% groups,
-    a quarter of messages sent from the phone, some media and replies."""
+    """Serialized HistorySyncEv chunks (sync.events_builder.bulk_history)."""
     from sync import events_builder as b
 
-    per_conv = n_messages // n_conversations
-    convs_per_chunk = max(1, chunk_size // per_conv)
-    t0 = 1_700_000_000
-    chunks = []
-    n_chunks = (n_conversations + convs_per_chunk - 1) // convs_per_chunk
-    for c in range(n_chunks):
-        convs, mappings, pushnames = [], [], []
-        for i in range(c * convs_per_chunk, min(n_conversations, (c + 1) * convs_per_chunk)):
-            group = i % 10 == 9
-            if group:
-                chat = f"1203630{i:011d}@g.us"
-            else:
-                chat = f"55119{i:08d}@s.whatsapp.net"
-                if i % 3 == 0:
-                    mappings.append((chat, f"2{i:014d}@lid"))
-                pushnames.append((chat, f"Cliente {i}"))
-            msgs = []
-            for k in range(per_conv):
-                mid = f"3EB0{i:06d}{k:06d}"
-                ts = t0 + i * 1000 + k * 7
-                from_me = k % 4 == 3
-                if k % 17 == 5:
-                    body = b.image(caption=f"foto {k}", size=1000 + k)
-                elif k % 11 == 4:
-                    body = b.extended_text(f"resposta {k}", quoted_id=f"3EB0{i:06d}{k - 1:06d}", quoted_text="anterior")
-                else:
-                    body = f"mensagem {k} da conversa {i}: " + "texto " * (k % 9)
-                participant = f"55219{(i * 7 + k % 5):08d}@s.whatsapp.net" if group and not from_me else ""
-                msgs.append(b.web_message(chat, mid, body, ts, from_me=from_me, participant=participant,
-                                          push_name="" if from_me else f"Pessoa {i}",
-                                          status="read" if from_me else None))
-            convs.append(b.history_conversation(chat, msgs, name=f"Grupo {i}" if group else f"Contato {i}",
-                                                unread_count=i % 3))
-        progress = min(100, round((c + 1) * 100 / n_chunks))
-        ev = b.history_sync_ev(convs, "INITIAL_BOOTSTRAP", chunk_order=c + 1, progress=progress, pushnames=pushnames,
-                               mappings=mappings)
-        chunks.append(ev.SerializeToString())
-    return chunks
+    return [ev.SerializeToString() for ev in b.bulk_history(n_messages, n_conversations, chunk_size)]
 
 
 def _drop_queued_flushes():

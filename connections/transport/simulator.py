@@ -341,6 +341,12 @@ class SimulatorTransport(Transport):
             self._simulate_text(command)
         elif kind == "kick":
             self._kick()
+        elif kind == "history":
+            # A large history sync (what a phone sends after pairing), in chunks, on the emitter thread.
+            chunks = eb.bulk_history(int(command.get("messages", 10_000)), int(command.get("conversations", 200)),
+                                     int(command.get("chunk", 4_000)), id_prefix=command.get("prefix", "SIMHIST"))
+            for ev in chunks:
+                self._later(0, lambda ev=ev: self._emit_ev(ev), bound=False)
         elif kind == "disconnect":
             self._later(0, self._drop)
         elif kind == "fail_connects":

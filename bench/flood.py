@@ -1,0 +1,317 @@
+"""A live flood through the whole product: many numbers at once, optionally beside a large history sync.
+
+    .venv/bin/python bench/flood.py [--numbers 100] [--rate 20] [--seconds 60] [--history 100000]
+
+In a PostgreSQL database of its own (``inbox_bench_flood``: created, migrated, dropped at the end) it
+starts the product's processes as `make run` would: runner (simulator transport, its session children),
+Celery worker and daphne. Tenant "live" has ``--numbers`` paired numbers; tenant "archive" has one more.
+
+- One websocket client per live number, logged in as an agent of "live", has that number's customer
+  conversation open (``/ws/t/live/?conversation=<id>``), as an agent with a thread open would.
+- The simulated WhatsApp server gets, for every live number, ``--rate`` messages per second from its
+  customer for ``--seconds`` (paced by due time, delivered by each number's session in the runner).
+- With ``--history N``, five seconds in, the archive number's phone sends an N-message history sync
+  (HistorySyncEv chunks of 4,000 messages over 2,000 chats) through the same runner and worker.
+
+Measured per message: runner receipt (the journal row's ``received_at``, stamped in the session's
+process) to the moment its thread fragment reaches the client that has the conversation open (same
+host clock). Also: the journal backlog of the live numbers sampled every second (it must not grow),
+lost (delivered by the server, not stored), duplicated (journaled or stored twice), fragments missed,
+and how long the history sync took to be stored. Prints one JSON line and saves
+bench/results/flood.json (flood-history.json with --history).
+Target (issue 9): 100 numbers x 20 msg/s for 60 s, with and without a 100k history sync beside it:
+p99 <= 250 ms, no growing backlog, 0 lost, 0 duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_flood")
+ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
+
+
+def admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None
+
+
+def summary(values):
+    if not values:
+        return {"n": 0}
+    return {"p50": round(statistics.median(values), 1), "p90": pct(values, 0.90), "p99": pct(values, 0.99),
+            "max": round(max(values), 1), "n": len(values)}
+
+
+def wait_for(predicate, timeout, what, procs=()):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        for proc in procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited while waiting for {what}:\n{proc.output()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--numbers", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=20.0, help="messages per second per number")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--history", type=int, default=0, help="messages of a history sync run beside the flood")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for stragglers")
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    hard_limit = int(args.seconds + args.drain + 600)
+
+    def out_of_time(*_):
+        raise TimeoutError(f"bench/flood.py exceeded its {hard_limit}s limit")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(hard_limit)
+    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{DB_NAME}"')
+    os.environ.update(
+        DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="bench.live_settings", CELERY_QUEUE="bench-flood",
+        CHANNEL_LAYER_PREFIX="bench-flood", REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
+        LOG_LEVEL="WARNING", EVENT_SPOOL_DIR=f"/tmp/bench-flood-spool-{os.getpid()}", ALLOWED_HOSTS="127.0.0.1",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from tests import procs
+
+    env = procs.process_env(DJANGO_SETTINGS_MODULE="bench.live_settings", LOG_LEVEL="WARNING")
+    port = procs.free_port()
+    started = []
+    try:
+        ids = seed(args.numbers)
+        started.append(procs.manage("runner", "run_connections", "--runner-id", "bench-flood", env=env))
+        started.append(procs.celery_worker(env, concurrency=args.worker_concurrency))
+        started.append(procs.daphne(port, env))
+        result = run(args, port, started, ids)
+    finally:
+        signal.alarm(0)
+        for proc in started:
+            proc.stop(timeout=15)
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}_whatsmeow" WITH (FORCE)')
+    line = json.dumps(result)
+    print(line)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ("flood-history.json" if args.history else "flood.json")).write_text(line + "\n")
+
+
+def seed(numbers: int) -> dict:
+    from django.contrib.auth import get_user_model
+
+    from connections.models import Connection
+    from inbox.models import Membership, Tenant
+    from sync.processor import finish_idle_runs  # noqa: F401 - loads the sync app's models
+
+    live = Tenant.objects.create(name="Live", slug="live")
+    archive = Tenant.objects.create(name="Archive", slug="archive")
+    conns = [Connection.objects.create(tenant=live, name=f"Live {i:03d}", transport="simulator",
+                                       jid=f"55118{i:07d}:1@s.whatsapp.net") for i in range(numbers)]
+    hist = Connection.objects.create(tenant=archive, name="Archive", transport="simulator", jid="5511700000000:1@s.whatsapp.net")
+    agent = get_user_model().objects.create_user("flood-agent", password="bench-pass-123")
+    Membership.objects.create(user=agent, tenant=live, role="agent")
+    return {"live": [c.pk for c in conns], "history": hist.pk, "agent": agent.pk}
+
+
+def customer(i: int) -> str:
+    return f"+55119{i:08d}"
+
+
+def run(args, port, started, ids) -> dict:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from connections.models import Connection
+    from connections.nudge import nudge
+    from connections.transport.simulator import inbound_specs, queue_inbound
+    from inbox.models import Conversation, Message
+
+    live = ids["live"]
+    every = [*live, ids["history"]]
+    wait_for(lambda: Connection.objects.unscoped().filter(pk__in=every, status="connected").count() == len(every), 180,
+             "every number connected", started)
+    # One warm-up message per number: its conversation exists before the clients open it.
+    for i, cid in enumerate(live):
+        queue_inbound(cid, inbound_specs(customer(i), "warm-up", 1))
+    wait_for(lambda: Message.objects.unscoped().filter(connection_id__in=live, body="warm-up").count() == len(live), 180,
+             "the warm-up messages stored", started)
+    conversation = dict(Conversation.objects.unscoped().filter(connection_id__in=live).values_list("connection_id", "id"))
+    client = Client()
+    client.force_login(get_user_model().objects.get(pk=ids["agent"]))
+    cookie = client.cookies["sessionid"].value
+
+    tag = uuid.uuid4().hex[:5].upper()
+    count = int(args.rate * args.seconds)
+    start = time.time() + 4.0
+    for i, cid in enumerate(live):
+        queue_inbound(cid, inbound_specs(customer(i), f"fl-{tag}-{i:03d}", count, args.rate, batch=f"{tag}{i:03d}",
+                                         start=start))
+    marker = re.compile(rf"fl-{tag}-(\d{{3}}) #(\d+)")
+    backlog: list[tuple[float, int]] = []
+    stop = threading.Event()
+    threading.Thread(target=sample_backlog, args=(live, start, backlog, stop), daemon=True).start()
+    history = {}
+    if args.history:
+        threading.Thread(target=history_sync, args=(ids["history"], args.history, start + 5, history, nudge),
+                         daemon=True).start()
+    urls = [f"ws://127.0.0.1:{port}/ws/t/live/?conversation={conversation[cid]}" for cid in live]
+    arrivals, meta = asyncio.run(drive(urls, port, cookie, marker, count, start + args.seconds + args.drain))
+    stop.set()
+
+    from neonize.proto import Neonize_pb2 as N
+
+    from sync.models import RawEvent
+
+    received_at, journaled = {}, 0
+    for payload, at in (RawEvent.objects.unscoped().filter(connection_id__in=live, event_name="MessageEv")
+                        .values_list("payload", "received_at").iterator(chunk_size=5000)):
+        ev = N.Message()
+        ev.ParseFromString(bytes(payload))
+        mid = ev.Info.ID
+        if mid.startswith(f"SIM{tag}"):
+            journaled += 1
+            received_at[(int(mid[4 + len(tag):7 + len(tag)]), int(mid[-6:]))] = at.timestamp()
+    stored = Message.objects.unscoped().filter(connection_id__in=live, external_id__startswith=f"SIM{tag}").count()
+    latencies = [(at - received_at[key]) * 1000 for key, at in arrivals.items() if key in received_at]
+    expected = count * len(live)
+    lat = summary(latencies)
+    flood_end = start + args.seconds
+    during = [n for t, n in backlog if t <= flood_end]
+    result = {
+        "benchmark": "flood", "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "numbers": len(live), "rate_per_number": args.rate, "seconds": args.seconds,
+        "messages_per_s": args.rate * len(live), "messages": expected,
+        "journaled_unique": len(received_at), "journal_rows": journaled, "stored": stored,
+        "lost": expected - stored, "duplicated": journaled - len(received_at),
+        "fragments_received": len(arrivals), "fragments_missed": expected - len(arrivals),
+        "latency_ms": lat,
+        "backlog_live_rows": {"max": max(during, default=0), "at_end_of_flood": during[-1] if during else None,
+                              "first_half_mean": round(statistics.mean(during[:len(during) // 2]), 1) if during else None,
+                              "second_half_mean": round(statistics.mean(during[len(during) // 2:]), 1) if during else None},
+        "history": history or None,
+        "start_point": "journal row received_at (stamped by the runner's session process); end point: the client "
+                       "with that conversation open receives the message's thread fragment; same host clock",
+        "clients": len(urls), "connect_s": round(meta["connect_s"], 2),
+        "worker_concurrency": args.worker_concurrency,
+        "targets": {"p99_ms": 250, "lost": 0, "duplicated": 0, "backlog": "not growing"},
+        "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
+    }
+    result["pass"] = (bool(lat.get("n")) and lat["p99"] <= 250 and result["lost"] == 0 and result["duplicated"] == 0
+                      and result["fragments_missed"] == 0)
+    return result
+
+
+def sample_backlog(live, start, out, stop):
+    """Pending journal rows of the live numbers, once a second from the flood's start."""
+    from django.db import connection
+
+    from sync.models import RawEvent
+
+    while time.time() < start:
+        time.sleep(0.05)
+    while not stop.is_set():
+        out.append((time.time(), RawEvent.objects.unscoped().filter(connection_id__in=live, state="pending").count()))
+        time.sleep(1.0)
+    connection.close()
+
+
+def history_sync(connection_id, messages, at, out, nudge):
+    from django.db import connection
+
+    from inbox.models import Message
+
+    while time.time() < at:
+        time.sleep(0.05)
+    t = time.time()
+    nudge(connection_id, "simulate", kind="history", messages=messages, conversations=2000, chunk=4000)
+    while time.time() - t < 600:
+        n = Message.objects.unscoped().filter(connection_id=connection_id, external_id__startswith="SIMHIST").count()
+        out.update(messages=messages, stored=n, seconds=round(time.time() - t, 1))
+        if n >= messages:
+            break
+        time.sleep(0.5)
+    connection.close()
+
+
+async def drive(urls, port, cookie, marker, count, deadline):
+    """Open one socket per conversation, collect (number, message) -> first arrival time."""
+    import websockets
+
+    arrivals: dict[tuple[int, int], float] = {}
+    t_connect = time.monotonic()
+    sockets = []
+    for url in urls:
+        sockets.append(await websockets.connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=30, max_size=2**22,
+                                                additional_headers={"Cookie": f"sessionid={cookie}"}))
+    connect_s = time.monotonic() - t_connect
+    total = count * len(urls)
+
+    async def receive(ws):
+        try:
+            async for frame in ws:
+                now = time.time()
+                for article in ARTICLE.findall(frame):
+                    if 'data-upsert="thread"' in article:
+                        for m in marker.finditer(article):
+                            arrivals.setdefault((int(m.group(1)), int(m.group(2)) - 1), now)
+                if len(arrivals) >= total:
+                    return
+        except websockets.ConnectionClosed:
+            return
+
+    tasks = [asyncio.create_task(receive(ws)) for ws in sockets]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=max(1.0, deadline - time.time()))
+    except TimeoutError:
+        pass
+    for task in tasks:
+        task.cancel()
+    for ws in sockets:
+        await ws.close()
+    return arrivals, {"connect_s": connect_s}
+
+
+if __name__ == "__main__":
+    main()
