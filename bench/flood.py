@@ -184,21 +184,29 @@ def run(args, port, started, ids) -> dict:
 
     tag = uuid.uuid4().hex[:5].upper()
     count = int(args.rate * args.seconds)
-    start = time.time() + 4.0
-    for i, cid in enumerate(live):
-        queue_inbound(cid, inbound_specs(customer(i), f"fl-{tag}-{i:03d}", count, args.rate, batch=f"{tag}{i:03d}",
-                                         start=start))
     marker = re.compile(rf"fl-{tag}-(\d{{3}}) #(\d+)")
     backlog: list[tuple[float, int]] = []
     stop = threading.Event()
-    threading.Thread(target=sample_backlog, args=(live, start, backlog, stop), daemon=True).start()
     history = {}
-    if args.history:
-        threading.Thread(target=history_sync, args=(ids["history"], args.history, start + 5, history, nudge),
-                         daemon=True).start()
+    timing = {}
+
+    def begin() -> float:
+        """Once every client is connected: the server gets the flood (and the history sync); returns
+        the time to stop listening."""
+        start = timing["start"] = time.time() + 3.0
+        for i, cid in enumerate(live):
+            queue_inbound(cid, inbound_specs(customer(i), f"fl-{tag}-{i:03d}", count, args.rate,
+                                             batch=f"{tag}{i:03d}", start=start))
+        threading.Thread(target=sample_backlog, args=(live, start, backlog, stop), daemon=True).start()
+        if args.history:
+            threading.Thread(target=history_sync, args=(ids["history"], args.history, start + 5, history, nudge),
+                             daemon=True).start()
+        return start + args.seconds + args.drain
+
     urls = [f"ws://127.0.0.1:{port}/ws/t/live/?conversation={conversation[cid]}" for cid in live]
-    arrivals, meta = asyncio.run(drive(urls, port, cookie, marker, count, start + args.seconds + args.drain))
+    arrivals, meta = asyncio.run(drive(urls, port, cookie, marker, count, begin))
     stop.set()
+    start = timing["start"]
 
     from neonize.proto import Neonize_pb2 as N
 
@@ -275,8 +283,9 @@ def history_sync(connection_id, messages, at, out, nudge):
     connection.close()
 
 
-async def drive(urls, port, cookie, marker, count, deadline):
-    """Open one socket per conversation, collect (number, message) -> first arrival time."""
+async def drive(urls, port, cookie, marker, count, begin):
+    """Open one socket per conversation, then ``begin()`` the flood; collect (number, message) -> first
+    arrival time until every fragment arrived or the deadline ``begin`` returned."""
     import websockets
 
     arrivals: dict[tuple[int, int], float] = {}
@@ -302,6 +311,7 @@ async def drive(urls, port, cookie, marker, count, deadline):
             return
 
     tasks = [asyncio.create_task(receive(ws)) for ws in sockets]
+    deadline = begin()
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=max(1.0, deadline - time.time()))
     except TimeoutError:

@@ -33,8 +33,8 @@ import time
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
 
+from config.db import drop_broken_connections
 from connections import outbox
 from connections.journal_writer import JournalWriter
 from connections.models import Connection
@@ -155,7 +155,7 @@ class Child:
                 os._exit(0)
             self.busy_since, self.busy_op = time.monotonic(), str(cmd.get("op"))
             try:
-                close_old_connections()
+                drop_broken_connections()
                 self.handle(cmd)
             except Exception as exc:  # noqa: BLE001 - one bad command must not end the other sessions
                 logger.exception("child.command_failed", extra={"op": cmd.get("op"), "connection_id": cmd.get("id")})

@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from config.db import drop_broken_connections
 from connections.spool import pending_spool_files, replay_spool, spool_events, spool_owner
 from sync.capture import CaptureWriter
-from sync.journal import journal_many, schedule_processing
+from sync.journal import journal_many, schedule_processing_many
 
 logger = logging.getLogger(__name__)
 BATCH_EVENTS = 500
@@ -86,8 +86,7 @@ class Scheduler:
                 while not self._due:
                     self._cond.wait()
                 due, self._due = self._due, set()
-            for cid in sorted(due):
-                schedule_processing(cid)  # never raises
+            schedule_processing_many(sorted(due))  # never raises
 
 
 class JournalWriter:
@@ -99,6 +98,7 @@ class JournalWriter:
         self._db_retry_at = 0.0
         self._db_backoff = RETRY_DB_AFTER
         self._current: list[Pending] = []
+        self._tenants: dict[int, int] = {}  # connection id -> tenant id, for journal_many
         self._current_since = 0.0
         self.spooled_total = 0
         self.recorder = CaptureWriter(record_path) if record_path else None
@@ -166,7 +166,7 @@ class JournalWriter:
             self._spool_unfinished(batch, "database unavailable")
             return
         try:
-            close_old_connections()
+            drop_broken_connections()
             if self._spooled:
                 # Events already spooled go first: the journal keeps each connection's order.
                 self.replay()
@@ -181,7 +181,7 @@ class JournalWriter:
                     items = [i for i in batch if i.connection_id == cid and not i.spooled]
                     if items:
                         self._spool_locked(cid, items, "after a spooled event")
-            journal_many(by_connection, schedule=False)
+            journal_many(by_connection, schedule=False, tenants=self._tenants)
         except Exception as exc:  # noqa: BLE001 - database down/hung (timeouts): spool, retry later
             logger.error("child.journal_failed", extra={"events": len(batch), "error": repr(exc)[:500]})
             self._close_db()
@@ -196,7 +196,7 @@ class JournalWriter:
         if time.monotonic() < self._db_retry_at:
             return
         try:
-            close_old_connections()
+            drop_broken_connections()
             self.replay()
             self._db_backoff = RETRY_DB_AFTER
         except Exception as exc:  # noqa: BLE001 - still down: try again later

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections
 
+from config.db import drop_broken_connections
 from connections import actions
 from connections.models import Connection
 from connections.nudge import nudge_channel, redis_client
@@ -117,7 +117,7 @@ class Runner:
 
     def tick(self) -> None:
         now = time.monotonic()
-        close_old_connections()
+        drop_broken_connections()
         if now >= self.reconcile_due:
             self.reconcile_due = now + settings.RUNNER_RECONCILE_SECONDS
             self.guard(self.reconcile)
@@ -145,7 +145,7 @@ class Runner:
             return fn(*args)
         except Exception:  # noqa: BLE001
             logger.exception("runner.step_failed", extra={"runner_id": self.runner_id, "step": fn.__name__})
-            close_old_connections()
+            drop_broken_connections()
             time.sleep(0.2)
 
     def shutdown(self) -> None:

@@ -48,20 +48,26 @@ def journal_events(connection_id: int, events: Iterable[Event], *, schedule: boo
     return journal_many({connection_id: list(events)}, schedule=schedule)
 
 
-def journal_many(events_by_connection: dict[int, list[Event]], *, schedule: bool = True) -> int:
-    """``journal_events`` for several connections in one transaction (one commit for all)."""
+def journal_many(events_by_connection: dict[int, list[Event]], *, schedule: bool = True,
+                 tenants: dict[int, int] | None = None) -> int:
+    """``journal_events`` for several connections in one transaction (one commit for all).
+
+    ``tenants``: a cache of connection id -> tenant id (a connection never changes tenant); the ones
+    missing are looked up and added to it."""
     events_by_connection = {cid: events for cid, events in events_by_connection.items() if events}
     if not events_by_connection:
         return 0
-    tenants = dict(Connection.objects.unscoped().filter(pk__in=list(events_by_connection))
-                   .values_list("pk", "tenant_id"))
+    tenants = {} if tenants is None else tenants
+    unknown = [cid for cid in events_by_connection if cid not in tenants]
+    if unknown:
+        tenants.update(Connection.objects.unscoped().filter(pk__in=unknown).values_list("pk", "tenant_id"))
     missing = set(events_by_connection) - set(tenants)
     if missing:
         raise Connection.DoesNotExist(f"no connection {sorted(missing)}")
     now = timezone.now()
-    rows = [
-        RawEvent(tenant_id=tenants[cid], connection_id=cid, event_name=name, payload=payload,
-                 digest=event_digest(name, payload), received_at=received_at or now)
+    pending = RawEvent.State.PENDING
+    rows = [  # the values of _COLUMNS, without a model instance per row
+        (tenants[cid], cid, name, payload, event_digest(name, payload), pending, received_at or now, 0, "", now)
         for cid, events in events_by_connection.items()
         for name, payload, received_at in events
     ]
@@ -69,7 +75,7 @@ def journal_many(events_by_connection: dict[int, list[Event]], *, schedule: bool
         new = _insert_ignoring_duplicates(rows)
         if schedule:
             ids = sorted(events_by_connection)
-            transaction.on_commit(lambda: [schedule_processing(cid) for cid in ids])
+            transaction.on_commit(lambda: schedule_processing_many(ids))
     return new
 
 
@@ -77,21 +83,17 @@ _COLUMNS = ("tenant_id", "connection_id", "event_name", "payload", "digest", "st
             "error", "created_at")
 
 
-def _insert_ignoring_duplicates(rows: list[RawEvent], chunk: int = 200) -> int:
+def _insert_ignoring_duplicates(rows: list[tuple], chunk: int = 200) -> int:
     """INSERT ... ON CONFLICT (connection, digest) DO NOTHING RETURNING id: the count of rows that
     were really new, exact even when several processes journal the same events at once
     (PostgreSQL and SQLite >= 3.35 both speak this)."""
     table = RawEvent._meta.db_table
-    now = timezone.now()
     new = 0
     with _binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             placeholders = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * len(part))
-            params = []
-            for r in part:
-                params += [r.tenant_id, r.connection_id, r.event_name, r.payload, r.digest, RawEvent.State.PENDING,
-                           r.received_at, 0, "", now]
+            params = [value for row in part for value in row]
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {placeholders} "  # noqa: S608 - placeholders only
                 "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id",
@@ -145,21 +147,37 @@ def schedule_processing(connection_id: int) -> bool:
     Never raises: with Redis or the broker down the rows stay pending and the safety net enqueues them
     later (and the next event after Redis is back enqueues at once).
     """
+    return bool(schedule_processing_many([connection_id]))
+
+
+def schedule_processing_many(connection_ids) -> list[int]:
+    """``schedule_processing`` for several connections with one Redis round trip for the flags; returns
+    the ids a task was enqueued for. Never raises."""
     from sync.tasks import process_journal_task
 
-    key = _queued_key(connection_id)
+    ids = list(connection_ids)
+    if not ids:
+        return []
     try:
-        if not redis_client().set(key, 1, nx=True, ex=QUEUED_FLAG_SECONDS):
-            return False
-        process_journal_task.delay(connection_id)
-        return True
-    except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
-        logger.warning("sync.journal.enqueue_failed", extra={"connection_id": connection_id, "error": repr(exc)[:300]})
+        pipe = redis_client().pipeline(transaction=False)
+        for cid in ids:
+            pipe.set(_queued_key(cid), 1, nx=True, ex=QUEUED_FLAG_SECONDS)
+        free = [cid for cid, took in zip(ids, pipe.execute(), strict=True) if took]
+    except Exception as exc:  # noqa: BLE001 - Redis trouble: the safety net takes over
+        logger.warning("sync.journal.enqueue_failed", extra={"connection_ids": ids, "error": repr(exc)[:300]})
+        return []
+    enqueued = []
+    for cid in free:
         try:
-            redis_client().delete(key)
-        except Exception:  # noqa: BLE001, S110 - the flag expires by itself
-            pass
-        return False
+            process_journal_task.delay(cid)
+            enqueued.append(cid)
+        except Exception as exc:  # noqa: BLE001 - broker trouble: the safety net takes over
+            logger.warning("sync.journal.enqueue_failed", extra={"connection_id": cid, "error": repr(exc)[:300]})
+            try:
+                redis_client().delete(_queued_key(cid))
+            except Exception:  # noqa: BLE001, S110 - the flag expires by itself
+                pass
+    return enqueued
 
 
 def processing_started(connection_id: int) -> None:

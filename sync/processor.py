@@ -479,7 +479,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             row.error = _row_note(decoded, result.notes.get(row.pk))
             if decoded.failures:
                 _log_item_failures(conn, row, decoded)
-        RawEvent.objects.bulk_update([r for r, _ in items], ["state", "processed_at", "sync_run", "error"])
+        _mark_processed(run, [r for r, _ in items], now)
         summary.processed += len(items)
         summary.received += result.received
         summary.saved += result.saved
@@ -534,6 +534,16 @@ def _log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
             "connection_id": conn.pk, "tenant_id": conn.tenant_id, "raw_event_id": row.pk,
             "event_name": row.event_name, "reason": f.reason, "chat": f.chat_jid, "external_id": f.external_id,
             "position": f.position, "count": f.count})
+
+
+def _mark_processed(run: SyncRun, rows: list[RawEvent], now) -> None:
+    """Rows processed into ``run``: one UPDATE for all (Django's bulk_update builds a CASE per row and
+    column, ~2.5 ms per live message measured), plus one for the few rows that carry a note."""
+    RawEvent.objects.filter(pk__in=[r.pk for r in rows]).update(
+        state=RawEvent.State.PROCESSED, processed_at=now, sync_run=run, error="")
+    noted = [r for r in rows if r.error]
+    if noted:
+        RawEvent.objects.bulk_update(noted, ["error"])
 
 
 def _fail_rows(conn, failures, router: _RunRouter, summary: Summary) -> None:

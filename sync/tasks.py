@@ -57,7 +57,7 @@ def process_journal_task(connection_id: int) -> dict:
 def journal_safety_net_task() -> dict:
     """Beat, every 30 s: enqueue processing for connections with rows pending > JOURNAL_SAFETY_NET_SECONDS, failed
     rows whose retry is due, operations waiting for a message or a search backlog; close idle sync runs."""
-    from sync.journal import schedule_processing
+    from sync.journal import schedule_processing_many
     from sync.processor import finish_idle_runs
 
     now = timezone.now()
@@ -74,8 +74,7 @@ def journal_safety_net_task() -> dict:
     # History batches still waiting for their search entries (the task that would have indexed them was lost).
     due.update(SearchBacklog.objects.unscoped().filter(created_at__lt=now - age)
                .values_list("connection_id", flat=True).distinct())
-    for connection_id in sorted(due):
-        schedule_processing(connection_id)
+    schedule_processing_many(sorted(due))
     closed = finish_idle_runs()
     if due or closed:
         logger.info("sync.safety_net", extra={"connections": sorted(due), "runs_closed": closed})

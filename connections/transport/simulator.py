@@ -25,6 +25,7 @@ default; fault tests give it one that stays up while they break the product's):
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -50,6 +51,9 @@ DEMO_CHATS = [
     ("5511999990002", "Bruno Lima", ["Hello, is the store open on Sunday?"]),
     ("5511999990003", "Carla Dias", ["Can I change my delivery address?", "It's Rua das Flores 12"]),
 ]
+
+
+PUMP_READ_AHEAD = 50  # inbox entries read at once (each is still removed one by one, after its ack)
 
 
 def _redis():
@@ -129,32 +133,47 @@ class SimulatorTransport(Transport):
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._pump_due: float | None = None  # when the inbox pump is scheduled to run next (None: idle)
+        self._delayed: list = []  # heap of (monotonic due, seq, generation, step)
+        self._seq = 0
         # One emitter thread per session keeps event order and uses one database connection.
         self._thread = threading.Thread(target=self._run, name=f"sim-{config.connection_id}", daemon=True)
         self._thread.start()
 
     # --- the emitter thread -----------------------------------------------------------------------
     def _run(self):
+        """Run steps in order: due ones from the queue, delayed ones from a heap when their time comes
+        (one thread per session, no timer thread per delayed step)."""
         while True:
-            item = self._queue.get()
+            with self._lock:
+                wait = self._delayed[0][0] - time.monotonic() if self._delayed else None
+            try:
+                item = self._queue.get(timeout=max(0.0, wait) if wait is not None else None)
+            except queue.Empty:
+                item = ()
             if item is None:
                 return
-            generation, fn = item
-            if generation is not None and generation != self._generation:
-                continue
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - a simulator step must never kill the emitter
-                logger.exception("simulator.step_failed", extra={"connection_id": self.config.connection_id})
+            steps = [item] if item else []
+            now = time.monotonic()
+            with self._lock:
+                while self._delayed and self._delayed[0][0] <= now:
+                    steps.append(heapq.heappop(self._delayed)[2:])
+            for generation, fn in steps:
+                if generation is not None and generation != self._generation:
+                    continue
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001 - a simulator step must never kill the emitter
+                    logger.exception("simulator.step_failed", extra={"connection_id": self.config.connection_id})
 
     def _later(self, delay: float, fn, *, bound=True):
         generation = self._generation if bound else None
         if delay <= 0:
             self._queue.put((generation, fn))
             return
-        t = threading.Timer(delay, lambda: self._queue.put((generation, fn)))
-        t.daemon = True
-        t.start()
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._delayed, (time.monotonic() + delay, self._seq, generation, fn))
+        self._queue.put(())  # wake the emitter: its wait may now be too long
 
     def _emit_ev(self, ev):
         name, data = eb.serialize(ev)
@@ -239,24 +258,27 @@ class SimulatorTransport(Transport):
         self._pump_due = None
         r = _redis()
         key = _inbox_key(self.config.connection_id)
+        heads: list = []
         while self._alive:
             try:
-                head = r.lindex(key, 0)
+                if not heads:
+                    heads = [json.loads(h) for h in r.lrange(key, 0, PUMP_READ_AHEAD - 1)]
+                if not heads:
+                    self._kick(time.time() + 0.5)  # poll: a test may queue messages from outside
+                    return
+                spec = heads[0]
+                if spec["due"] > time.time() + 0.001:
+                    self._kick(spec["due"])
+                    return
+                sender = _pn(spec["from"])
+                self._emit_ev(eb.message_ev(sender, sender, spec["id"], spec["text"], int(spec["due"] * 1000),
+                                            push_name=spec.get("name", "")))
+                r.lpop(key)  # the acknowledgement: only after emit() returned
+                heads.pop(0)
             except Exception:  # noqa: BLE001 - the fake server's Redis hiccuped: try again soon
-                logger.exception("simulator.inbox_read_failed", extra={"connection_id": self.config.connection_id})
+                logger.exception("simulator.inbox_failed", extra={"connection_id": self.config.connection_id})
                 self._kick(time.time() + 0.5)
                 return
-            if head is None:
-                self._kick(time.time() + 0.5)  # poll: a test may queue messages from outside
-                return
-            spec = json.loads(head)
-            if spec["due"] > time.time() + 0.001:
-                self._kick(spec["due"])
-                return
-            sender = _pn(spec["from"])
-            self._emit_ev(eb.message_ev(sender, sender, spec["id"], spec["text"], int(spec["due"] * 1000),
-                                        push_name=spec.get("name", "")))
-            r.lpop(key)
 
     def _initial_history(self):
         # Anchored to today's midnight: identical bytes within a day, same message ids forever.
