@@ -121,6 +121,11 @@ def main():
         started.append(procs.celery_worker(env, concurrency=args.worker_concurrency))
         started.append(procs.daphne(port, env))
         result = run(args, port, started, ids)
+    except BaseException:
+        for proc in started:
+            lines = [x for x in proc.output().splitlines() if '"level": "INFO"' not in x]
+            print(f"===== {proc.name}\n" + "\n".join(x[:500] for x in lines[-40:]), file=sys.stderr)
+        raise
     finally:
         signal.alarm(0)
         for proc in started:
@@ -220,7 +225,7 @@ def run(args, port, started, ids) -> dict:
         mid = ev.Info.ID
         if mid.startswith(f"SIM{tag}"):
             journaled += 1
-            received_at[(int(mid[4 + len(tag):7 + len(tag)]), int(mid[-6:]))] = at.timestamp()
+            received_at[(int(mid[3 + len(tag):6 + len(tag)]), int(mid[-6:]))] = at.timestamp()
     stored = Message.objects.unscoped().filter(connection_id__in=live, external_id__startswith=f"SIM{tag}").count()
     latencies = [(at - received_at[key]) * 1000 for key, at in arrivals.items() if key in received_at]
     expected = count * len(live)

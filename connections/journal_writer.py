@@ -37,7 +37,7 @@ from django.utils import timezone
 from config.db import drop_broken_connections
 from connections.spool import pending_spool_files, replay_spool, spool_events, spool_owner
 from sync.capture import CaptureWriter
-from sync.journal import journal_many, schedule_processing_many
+from sync.journal import journal_many, schedule_new_events
 
 logger = logging.getLogger(__name__)
 BATCH_EVENTS = 500
@@ -86,7 +86,7 @@ class Scheduler:
                 while not self._due:
                     self._cond.wait()
                 due, self._due = self._due, set()
-            schedule_processing_many(sorted(due))  # never raises
+            schedule_new_events(sorted(due))  # never raises
 
 
 class JournalWriter:

@@ -498,11 +498,14 @@ def _phase(timings, name, since):
     return now
 
 
-def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
+def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True) -> IngestResult:
     """Apply decoded events of one connection (journal order). Call inside transaction.atomic().
 
     ``alongside``: CPU work without database access to overlap with the message COPY (the processor
-    decodes the next batch there); see ``sync.upsert.insert_new``."""
+    decodes the next batch there); see ``sync.upsert.insert_new``. ``publish``: publish the changed
+    conversations and live messages on commit; a caller that ingests many connections in one
+    transaction (``sync.sweep``) passes False and publishes ``result.conversation_ids`` /
+    ``message_ids`` once per tenant."""
     timings = TIMINGS
     tick = time.perf_counter()
     result = IngestResult()
@@ -710,7 +713,7 @@ def ingest(conn, events: list[Decoded], alongside=None) -> IngestResult:
     if groups:
         apply_groups(tenant_id, groups, identities, conv_ids, result)
     _phase(timings, "names_groups", tick)
-    if result.conversation_ids:
+    if publish and result.conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
         # rendering them here cost ~7 us per ingested message (docs/live-updates.md).
         publish_messages_on_commit(tenant_id, sorted(result.conversation_ids), sorted(result.message_ids),

@@ -75,7 +75,7 @@ def journal_many(events_by_connection: dict[int, list[Event]], *, schedule: bool
         new = _insert_ignoring_duplicates(rows)
         if schedule:
             ids = sorted(events_by_connection)
-            transaction.on_commit(lambda: schedule_processing_many(ids))
+            transaction.on_commit(lambda: schedule_new_events(ids))
     return new
 
 
@@ -137,7 +137,7 @@ def journal_event(connection_id: int, event_name: str, payload: bytes, received_
     return journal_events(connection_id, [(event_name, payload, received_at)])
 
 
-def _queued_key(connection_id: int) -> str:
+def _queued_key(connection_id) -> str:
     return f"sync:queued:{database_scope()}:{connection_id}"
 
 
@@ -180,7 +180,36 @@ def schedule_processing_many(connection_ids) -> list[int]:
     return enqueued
 
 
-def processing_started(connection_id: int) -> None:
+SWEEP_KEY = "sweep"
+
+
+def schedule_new_events(connection_ids) -> None:
+    """Newly journaled events: on PostgreSQL the live sweep takes them (one task for every number's
+    small events; it hands history chunks and the like to per-connection tasks), elsewhere a task per
+    connection. Never raises."""
+    if connection.vendor != "postgresql":
+        schedule_processing_many(connection_ids)
+        return
+    from sync.tasks import sweep_live_task
+
+    key = _queued_key(SWEEP_KEY)
+    try:
+        if redis_client().set(key, 1, nx=True, ex=QUEUED_FLAG_SECONDS):
+            sweep_live_task.delay()
+    except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
+        logger.warning("sync.journal.enqueue_failed", extra={"connection_ids": list(connection_ids),
+                                                             "error": repr(exc)[:300]})
+        try:
+            redis_client().delete(key)
+        except Exception:  # noqa: BLE001, S110 - the flag expires by itself
+            pass
+
+
+def sweep_started() -> None:
+    processing_started(SWEEP_KEY)
+
+
+def processing_started(connection_id) -> None:
     """Called by the task as it starts: rows journaled from now on may enqueue another task."""
     try:
         redis_client().delete(_queued_key(connection_id))

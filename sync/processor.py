@@ -47,7 +47,7 @@ BATCH_BYTES = 4_000_000  # about 30,000 history messages per transaction
 DECODE_AHEAD_BYTES = 1_000_000
 LIVE_RUN_SPAN = timedelta(hours=1)
 IDLE_RUN_TIMEOUT = timedelta(minutes=15)
-_LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
+LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -85,14 +85,14 @@ def journal_lock(connection_id: int, wait: bool):
     if db.vendor == "postgresql":
         fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
         with db.cursor() as cursor:
-            cursor.execute(f"SELECT {fn}(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+            cursor.execute(f"SELECT {fn}(%s, %s)", [LOCK_NAMESPACE, connection_id])
             got = True if wait else cursor.fetchone()[0]
         try:
             yield got
         finally:
             if got:
                 with db.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, connection_id])
         return
     # SQLite lives on one machine: an exclusive lock on a file named after the database and connection.
     path = os.path.join(tempfile.gettempdir(), f"inbox-journal-{database_scope()}-{connection_id}.lock")
@@ -383,7 +383,7 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
     try:
         marks = {}
         with transaction.atomic():
-            _asynchronous_commit()
+            asynchronous_commit()
             # The first on-commit hook runs right after COMMIT: splits commit time from publishing.
             transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
             _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded, ahead=ahead)
@@ -409,7 +409,7 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
 
 
-def _asynchronous_commit() -> None:
+def asynchronous_commit() -> None:
     """This batch's COMMIT returns before its WAL is flushed to disk (PostgreSQL ``synchronous_commit``
     off, for this transaction only). Safe because of the journal: the rows were committed durably when
     they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
@@ -476,9 +476,9 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             row.state = RawEvent.State.PROCESSED
             row.processed_at = now
             row.sync_run_id = run.pk
-            row.error = _row_note(decoded, result.notes.get(row.pk))
+            row.error = row_note(decoded, result.notes.get(row.pk))
             if decoded.failures:
-                _log_item_failures(conn, row, decoded)
+                log_item_failures(conn, row, decoded)
         _mark_processed(run, [r for r, _ in items], now)
         summary.processed += len(items)
         summary.received += result.received
@@ -504,7 +504,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
 ROW_NOTE_LIMIT = 5000
 
 
-def _row_note(decoded: Decoded, notes: list[str] | None) -> str:
+def row_note(decoded: Decoded, notes: list[str] | None) -> str:
     """What a processed row keeps in ``error``: items that failed (each with its reason), refused
     operations, then non-fatal problems (bad UTF-8 replaced, an over-long body cut). Cut at
     ``ROW_NOTE_LIMIT`` characters with the number of notes left out; the logs have each one."""
@@ -526,7 +526,7 @@ def _row_note(decoded: Decoded, notes: list[str] | None) -> str:
     return "; ".join(kept) + f"; ... and {len(parts) - len(kept)} more"
 
 
-def _log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
+def log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
     """One structured WARNING per failed item (``sync.item.failed``). (Should the batch roll back,
     its rows are processed again one by one and log again.)"""
     for f in decoded.failures:

@@ -53,6 +53,21 @@ def process_journal_task(connection_id: int) -> dict:
     return summary.as_dict()
 
 
+@shared_task(acks_late=True)
+def sweep_live_task() -> dict:
+    """Process every number's small live events together (sync.sweep); come back if the flood goes on."""
+    from sync.journal import schedule_new_events, sweep_started
+    from sync.sweep import sweep_live
+
+    sweep_started()
+    summary = sweep_live(time_budget=TASK_TIME_BUDGET / 4)
+    if summary.processed or summary.handed_over:
+        logger.info("sync.sweep.done", extra=summary.as_dict())
+    if summary.more:
+        schedule_new_events([])
+    return summary.as_dict()
+
+
 @shared_task
 def journal_safety_net_task() -> dict:
     """Beat, every 30 s: enqueue processing for connections with rows pending > JOURNAL_SAFETY_NET_SECONDS, failed

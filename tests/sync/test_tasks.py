@@ -12,7 +12,7 @@ from inbox.models import Message
 from sync import events_builder as b
 from sync.journal import journal_events
 from sync.models import RawEvent
-from sync.processor import _LOCK_NAMESPACE, journal_lock, process_pending
+from sync.processor import LOCK_NAMESPACE, journal_lock, process_pending
 from sync.tasks import journal_safety_net_task
 from tests import procs
 from tests.factories import ConnectionFactory
@@ -60,9 +60,9 @@ def _held_elsewhere(connection_id):
         s = db.settings_dict
         with psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"] or "postgres",
                              dbname=s["NAME"], autocommit=True) as other:
-            other.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+            other.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, connection_id])
             yield
-            other.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, connection_id])
+            other.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, connection_id])
     else:
         # flock() locks belong to the open file: a second open in this process conflicts like another process.
         with journal_lock(connection_id, wait=True) as got:

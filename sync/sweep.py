@@ -1,0 +1,250 @@
+"""The live sweep: a flood of small live events from many numbers, processed in one transaction.
+
+The per-connection processor (sync/processor.py) costs a fixed ~30 statements per batch around the
+ingest itself (locks, row planning, runs, accounting, marking, publishing). At a few messages per
+number per batch that fixed cost is the whole bill: with 100 busy numbers it meant ~100 tasks and
+~3,000 statements where a few dozen do. ``sweep_live`` does the bookkeeping for every connection with
+due live rows at once (PostgreSQL):
+
+1. the oldest pending rows of any connection, in journal order, up to ``SWEEP_ROWS``;
+2. the journal locks of their connections in one statement (``pg_try_advisory_lock``: a connection
+   that another processor holds, e.g. in a history sync, is left to it);
+3. their open runs in one query; the rows decoded; each connection's rows up to the first one that is
+   not a plain live event (a history chunk, a catch-up boundary, a row that does not decode, or any row
+   while the connection has an open catch-up run) — those connections are handed to the
+   per-connection processor, which keeps their order;
+4. ``ingest`` per connection (no publishing), then the runs' figures and the rows' state in one
+   statement each, one commit, one publish per tenant.
+
+Any error rolls the whole sweep back and hands its connections to the per-connection processor, whose
+row-by-row retry isolates the culprit. The journal stays the source of truth either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from connections.models import Connection
+from inbox.events import publish_messages_on_commit
+from sync.decode import Decoded, DecodeError, decode_event
+from sync.ingest import ingest
+from sync.models import RawEvent, SyncRun
+from sync.processor import (
+    DECODE_AHEAD_BYTES,
+    LIVE_RUN_SPAN,
+    LOCK_NAMESPACE,
+    asynchronous_commit,
+    log_item_failures,
+    open_run,
+    row_note,
+)
+
+logger = logging.getLogger(__name__)
+SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)
+PER_CONNECTION = 200
+
+
+@dataclass
+class SweepSummary:
+    sweeps: int = 0
+    connections: int = 0
+    processed: int = 0
+    saved: int = 0
+    duplicates: int = 0
+    handed_over: set[int] = field(default_factory=set)  # connections left to the per-connection processor
+    more: bool = False
+
+    def as_dict(self) -> dict:
+        return {"sweeps": self.sweeps, "connections": self.connections, "processed": self.processed,
+                "saved": self.saved, "duplicates": self.duplicates, "handed_over": sorted(self.handed_over),
+                "more": self.more}
+
+
+def sweep_live(time_budget: float = 30.0) -> SweepSummary:
+    """Sweep until no plain live row is due or the time budget is spent (``more`` says which)."""
+    summary = SweepSummary()
+    deadline = time.monotonic() + time_budget
+    while True:
+        did = _sweep_once(summary)
+        summary.sweeps += 1
+        if not did:
+            return summary
+        if time.monotonic() > deadline:
+            summary.more = True
+            return summary
+
+
+def _due_rows() -> dict[int, list[tuple[int, int]]]:
+    """connection id -> [(row id, payload size)] of the oldest pending rows, in journal order, at most
+    ``PER_CONNECTION`` per connection (so one number's backlog never hides the others')."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, connection_id, size FROM (SELECT id, connection_id, octet_length(payload) AS size, "  # noqa: S608
+            "row_number() OVER (PARTITION BY connection_id ORDER BY id) AS n "
+            f"FROM {RawEvent._meta.db_table} WHERE state = %s) AS t WHERE n <= %s ORDER BY id LIMIT %s",
+            [RawEvent.State.PENDING, PER_CONNECTION, SWEEP_ROWS])
+        rows = cursor.fetchall()
+    by_connection: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for row_id, cid, size in rows:
+        by_connection[cid].append((row_id, size or 0))
+    return by_connection
+
+
+def _try_locks(connection_ids: list[int]) -> list[int]:
+    with db.cursor() as cursor:
+        cursor.execute("SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_lock(%s, c::int)",
+                       [connection_ids, LOCK_NAMESPACE])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _unlock(connection_ids: list[int]) -> None:
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, c::int) FROM unnest(%s::bigint[]) AS c",
+                       [LOCK_NAMESPACE, connection_ids])
+
+
+def _sweep_once(summary: SweepSummary) -> bool:
+    """One transaction over every lockable connection's plain live rows; True if it processed any."""
+    due = _due_rows()
+    if not due:
+        return False
+    plain: dict[int, list[int]] = {}
+    for cid, rows in due.items():
+        ids = []
+        for row_id, size in rows:
+            if size >= DECODE_AHEAD_BYTES:  # a history chunk: the per-connection processor's job
+                break
+            ids.append(row_id)
+        if len(ids) < len(rows):
+            summary.handed_over.add(cid)
+        if ids:
+            plain[cid] = ids
+    if not plain:
+        _hand_over(summary.handed_over)
+        return False
+    locked = _try_locks(sorted(plain))
+    if not locked:
+        return False
+    try:
+        processed = _sweep_locked(locked, plain, summary)
+    except Exception:
+        logger.exception("sync.sweep.failed", extra={"connection_ids": locked})
+        summary.handed_over.update(locked)
+        processed = 0
+    finally:
+        _unlock(locked)
+    _hand_over(summary.handed_over)
+    return processed > 0
+
+
+def _hand_over(connection_ids: set[int]) -> None:
+    if connection_ids:
+        from sync.journal import schedule_processing_many
+
+        schedule_processing_many(sorted(connection_ids))
+
+
+def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: SweepSummary) -> int:
+    now = timezone.now()
+    conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=locked)}
+    open_runs = list(SyncRun.objects.filter(connection_id__in=locked, finished_at__isnull=True,
+                                            kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
+    in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
+    live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
+                if r.kind == SyncRun.Kind.LIVE and now - r.started_at <= LIVE_RUN_SPAN}
+    ids = [i for cid in locked if cid in conns and cid not in in_catchup for i in plain[cid]]
+    summary.handed_over.update(cid for cid in locked if cid in in_catchup)
+    with transaction.atomic():
+        asynchronous_commit()
+        rows = list(RawEvent.objects.select_for_update(skip_locked=True).filter(pk__in=ids, state=RawEvent.State.PENDING)
+                    .order_by("id"))
+        work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
+        stopped: set[int] = set()
+        for row in rows:
+            cid = row.connection_id
+            if cid in stopped:
+                continue
+            try:
+                decoded = decode_event(row.event_name, row.payload, row.received_at)
+            except DecodeError:
+                decoded = None
+            if decoded is None or decoded.history is not None or decoded.catchup_started or decoded.catchup_finished:
+                stopped.add(cid)  # from here on, in order, the per-connection processor's job
+                continue
+            decoded.raw_event_id = row.pk
+            work[cid].append((row, decoded))
+        summary.handed_over.update(stopped)
+        by_tenant: dict[int, tuple[set, set]] = defaultdict(lambda: (set(), set()))
+        run_rows: list[tuple] = []  # (run id, received, saved, duplicates, failed)
+        marks: list[tuple[int, int, str]] = []  # (row id, run id, note)
+        for cid, items in work.items():
+            conn = conns[cid]
+            run = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE)
+            result = ingest(conn, [d for _, d in items], publish=False)
+            if result.skipped or result.refused:
+                _account_dicts(run, result)
+            run_rows.append((run.pk, result.received + result.failed, result.saved, result.duplicates, result.failed))
+            for row, decoded in items:
+                marks.append((row.pk, run.pk, row_note(decoded, result.notes.get(row.pk))))
+                if decoded.failures:
+                    log_item_failures(conn, row, decoded)
+            convs, msgs = by_tenant[conn.tenant_id]
+            convs.update(result.conversation_ids)
+            msgs.update(result.message_ids)
+            summary.saved += result.saved
+            summary.duplicates += result.duplicates
+        _account_many(run_rows, now)
+        _mark_many(marks, now)
+        for tenant_id, (convs, msgs) in by_tenant.items():
+            if convs:
+                publish_messages_on_commit(tenant_id, sorted(convs), sorted(msgs), background=True)
+    summary.connections += len(work)
+    summary.processed += len(marks)
+    return len(marks)
+
+
+def _account_many(run_rows: list[tuple], now) -> None:
+    """Add each run's figures in one statement (the per-connection processor locks and saves each)."""
+    if not run_rows:
+        return
+    cols = list(zip(*run_rows, strict=True))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {SyncRun._meta.db_table} AS r SET received = r.received + v.received, "  # noqa: S608
+            "saved = r.saved + v.saved, duplicates = r.duplicates + v.duplicates, failed = r.failed + v.failed, "
+            "last_activity_at = %s "
+            "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::int[]) AS received, unnest(%s::int[]) AS saved, "
+            "unnest(%s::int[]) AS duplicates, unnest(%s::int[]) AS failed) AS v WHERE r.id = v.id",
+            [now, *map(list, cols)])
+
+
+def _account_dicts(run: SyncRun, result) -> None:
+    """The per-reason counters (skipped, refused) of one run, merged under its row lock (rare in live
+    traffic: a status broadcast, a refused operation)."""
+    run = SyncRun.objects.select_for_update().get(pk=run.pk)
+    for name in ("skipped", "refused"):
+        merged = dict(getattr(run, name))
+        for reason, n in getattr(result, name).items():
+            merged[reason] = merged.get(reason, 0) + n
+        setattr(run, name, merged)
+    run.save(update_fields=["skipped", "refused"])
+
+
+def _mark_many(marks: list[tuple[int, int, str]], now) -> None:
+    if not marks:
+        return
+    ids, runs, notes = (list(c) for c in zip(*marks, strict=True))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {RawEvent._meta.db_table} AS e SET state = %s, processed_at = %s, sync_run_id = v.run, "  # noqa: S608
+            "error = v.note FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS run, "
+            "unnest(%s::text[]) AS note) AS v WHERE e.id = v.id",
+            [RawEvent.State.PROCESSED, now, ids, runs, notes])
+

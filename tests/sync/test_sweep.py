@@ -1,0 +1,86 @@
+"""The live sweep: many numbers' small events in one transaction, and what it leaves to the
+per-connection processor (history chunks, busy connections, rows that do not decode)."""
+
+import pytest
+from django.db import connection as db
+
+from inbox.models import Message
+from sync import events_builder as b
+from sync.models import RawEvent, SyncRun
+from sync.processor import process_pending
+from sync.sweep import sweep_live
+from tests.factories import ConnectionFactory, TenantFactory
+from tests.sync.helpers import feed, incoming
+from tests.sync.test_tasks import _held_elsewhere
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(not db.settings_dict["ENGINE"].endswith("postgresql"), reason="the sweep is PostgreSQL's"),
+]
+
+
+def customer(n):
+    return f"55119{n:08d}@s.whatsapp.net"
+
+
+def numbers(tenant, count):
+    return [ConnectionFactory(tenant=tenant) for _ in range(count)]
+
+
+def message(conn, n, text=None):
+    return incoming(f"SW{conn.pk}x{n}", text or f"hello {n}", chat=customer(conn.pk % 50))
+
+
+def test_every_numbers_live_messages_go_in_together_with_their_books():
+    conns = numbers(TenantFactory(), 4) + numbers(TenantFactory(), 2)
+    for c in conns:
+        feed(c, *(message(c, n) for n in range(3)), process=False)
+    summary = sweep_live()
+    assert summary.processed == 18 and summary.saved == 18 and summary.connections == 6
+    assert summary.handed_over == set()
+    for c in conns:
+        assert Message.objects.filter(connection=c).count() == 3
+        run = SyncRun.objects.get(connection=c, kind=SyncRun.Kind.LIVE)
+        assert (run.received, run.saved, run.duplicates, run.failed) == (3, 3, 0, 0) and run.balanced
+        assert set(RawEvent.objects.filter(connection=c).values_list("state", "sync_run_id")) == {("processed", run.pk)}
+    # The same bytes journaled again change nothing; a new copy of a stored message is a duplicate.
+    feed(conns[0], incoming(f"SW{conns[0].pk}x0", "hello 0", chat=customer(conns[0].pk % 50), ts=1_760_000_001),
+         process=False)
+    again = sweep_live()
+    assert (again.processed, again.saved, again.duplicates) == (1, 0, 1)
+    run = SyncRun.objects.get(connection=conns[0], kind=SyncRun.Kind.LIVE)
+    assert (run.received, run.saved, run.duplicates) == (4, 3, 1) and run.balanced
+
+
+def test_a_history_chunk_and_what_follows_it_are_left_to_the_connections_processor():
+    tenant = TenantFactory()
+    syncing, live = numbers(tenant, 2)
+    chunk = b.bulk_history(3000, 30, 4000, id_prefix="SWH")[0]  # over a megabyte: a history chunk
+    feed(syncing, message(syncing, 1), chunk, message(syncing, 2), process=False)
+    feed(live, message(live, 1), process=False)
+    summary = sweep_live()
+    assert summary.handed_over == {syncing.pk}
+    # Order kept: the message before the chunk went in, the chunk and the one after it wait for the
+    # per-connection processor.
+    assert set(Message.objects.filter(connection=syncing).values_list("external_id", flat=True)) == {f"SW{syncing.pk}x1"}
+    assert Message.objects.filter(connection=live).count() == 1
+    process_pending(syncing.pk, wait=True)
+    assert Message.objects.filter(connection=syncing).count() == 3000 + 2
+
+
+def test_a_busy_connection_is_skipped_and_a_row_that_does_not_decode_stops_its_connection():
+    tenant = TenantFactory()
+    busy, broken, fine = numbers(tenant, 3)
+    feed(busy, message(busy, 1), process=False)
+    feed(broken, ("MessageEv", b"\x00not a protobuf"), message(broken, 2), process=False)
+    feed(fine, message(fine, 1), process=False)
+    with _held_elsewhere(busy.pk):
+        summary = sweep_live()
+    assert Message.objects.filter(connection=fine).count() == 1
+    assert not Message.objects.filter(connection=busy).exists()  # its holder processes it
+    assert broken.pk in summary.handed_over and not Message.objects.filter(connection=broken).exists()
+    process_pending(broken.pk, wait=True)  # the per-connection processor fails the bad row alone
+    assert RawEvent.objects.filter(connection=broken, state=RawEvent.State.FAILED).count() == 1
+    assert Message.objects.filter(connection=broken).count() == 1
+    sweep_live()
+    assert Message.objects.filter(connection=busy).count() == 1
