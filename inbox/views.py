@@ -1,6 +1,7 @@
 """Pages of the inbox. Each view parses input, resolves access (tenant_view + inbox.access) and
 calls one action or selector; the markup is in templates/, shared with the live updates."""
 
+import hmac
 import logging
 from urllib.parse import urlencode
 
@@ -60,10 +61,18 @@ def health(request):
         checks["redis"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "error"}
-    token = settings.HEALTH_TOKEN
-    if not token or request.headers.get("Authorization", "") == f"Bearer {token}":
+    if _health_token_ok(request.headers.get("Authorization", ""), settings.HEALTH_TOKEN):
         body["checks"] = checks
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _health_token_ok(header: str, token: str) -> bool:
+    """No token configured: details for everyone. Else the bearer token, compared in constant time (as
+    bytes: compare_digest refuses non-ASCII strings, and a header is whatever the client sent)."""
+    if not token:
+        return True
+    given = header.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, f"Bearer {token}".encode("utf-8", "surrogateescape"))
 
 
 # --- inbox ------------------------------------------------------------------------------------------
