@@ -1,9 +1,7 @@
-import csv
-
 from django.contrib import admin
-from django.http import HttpResponse
 from django.utils import timezone
 
+from inbox.exports import export_as_csv
 from inbox.models import (
     Alert,
     Contact,
@@ -23,24 +21,6 @@ def short_body(obj):
     return obj.body[:80]
 
 
-def export_as_csv(modeladmin, request, queryset):
-    """Export the selected rows (the changelist's columns) as CSV."""
-    fields = [f for f in modeladmin.list_display if isinstance(f, str) and f != "__str__"]
-    response = HttpResponse(content_type="text/csv")
-    name = modeladmin.model._meta.model_name
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(fields)
-    for obj in queryset.select_related(*modeladmin.list_select_related).iterator(chunk_size=2000):
-        row = []
-        for field in fields:
-            value = getattr(obj, field, "")
-            row.append(value() if callable(value) else value)
-        writer.writerow(row)
-    return response
-
-
-export_as_csv.short_description = "Export selected as CSV"
 
 
 class MembershipInline(admin.TabularInline):
@@ -139,6 +119,10 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "sent_at"
     inlines = [MessageRevisionInline]
     actions = [export_as_csv]
+    # The export carries the whole text (the changelist shows 80 characters of it).
+    export_fields = ["id", "external_id", "tenant", "connection", "conversation", "direction", "status", "type",
+                     "sender_jid", "sender_user", "body", "sent_at", "edited_at", "deleted_at"]
+    export_select_related = ["conversation", "tenant", "connection", "sender_user"]
     show_full_result_count = False
 
 
