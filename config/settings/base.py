@@ -3,7 +3,8 @@
 See .env.example for the full list of variables and their meaning.
 """
 
-from urllib.parse import urlsplit
+import ipaddress
+from urllib.parse import parse_qsl, urlsplit
 
 from config.env import BASE_DIR, env
 
@@ -114,16 +115,40 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 WHATSAPP_TRANSPORT = env("WHATSAPP_TRANSPORT", default="simulator")
 
 
-def _whatsmeow_store_default():
-    """whatsmeow keeps its own tables: a database beside the project's, never Django's own."""
-    parts = urlsplit(DATABASE_URL)
-    if parts.scheme.startswith("postgres"):
-        name = parts.path.lstrip("/") or "inbox"
-        return parts._replace(path=f"/{name}_whatsmeow", query="sslmode=disable").geturl()
-    return str(BASE_DIR / "whatsmeow.sqlite3")
+def whatsmeow_store_for(database_url: str) -> str:
+    """whatsmeow keeps its own tables: a database beside the project's (``<name>_whatsmeow``), never
+    Django's own; for SQLite a file beside manage.py.
+
+    The session store holds every linked number's keys, so its connection must not cross a network in
+    clear. The project URL's query (sslmode, sslrootcert, ...: whatsmeow's driver, lib/pq, reads the same
+    names as libpq) is kept as it is. Without an sslmode: ``disable`` when the server is on this machine
+    (loopback or a Unix socket; lib/pq would otherwise insist on TLS that a laptop's PostgreSQL lacks),
+    else ``require``, whatever the driver's default. A server on another machine without TLS must be
+    named with ``sslmode=disable`` on purpose (in DATABASE_URL or WHATSMEOW_STORE).
+    """
+    parts = urlsplit(database_url)
+    if not parts.scheme.startswith("postgres"):
+        return str(BASE_DIR / "whatsmeow.sqlite3")
+    name = parts.path.lstrip("/") or "inbox"
+    query = parts.query
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if "sslmode" not in params:  # the original query stays byte for byte; only sslmode is added
+        sslmode = "disable" if _is_local_postgres(parts.hostname, params.get("host")) else "require"
+        query = f"{query}&sslmode={sslmode}" if query else f"sslmode={sslmode}"
+    return parts._replace(path=f"/{name}_whatsmeow", query=query).geturl()
 
 
-WHATSMEOW_STORE = env("WHATSMEOW_STORE", default=_whatsmeow_store_default())
+def _is_local_postgres(hostname: str | None, host_param: str | None) -> bool:
+    host = host_param or hostname or ""
+    if not host or host.startswith("/") or host == "localhost":  # no host: libpq's Unix socket
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+WHATSMEOW_STORE = env("WHATSMEOW_STORE", default=whatsmeow_store_for(DATABASE_URL))
 # Where the runner spools events when the database is unreachable (replayed when it is back).
 EVENT_SPOOL_DIR = env("EVENT_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))
 
