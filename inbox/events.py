@@ -4,10 +4,13 @@ Callers (actions in inbox, sync and connections) call these inside their transac
 happens on commit, so a rolled-back write never shows up in a browser. Payloads are re-rendered
 from the latest database state at send time, so out-of-order commits cannot show stale data.
 
-Group names (ASCII, < 100 chars):
-    tenant-<id>.inbox           conversation list of a tenant (and the connection banners)
-    conversation-<id>           an open thread
-    tenant-<id>.connections     connection cards on the managers' connections page
+Group names (ASCII letters, digits, hyphens and periods, < 100 chars), each led by the deployment's
+scope (``config.scope.database_scope``: 12 hex digits naming this deployment's database). Redis pub/sub
+ignores the db number and ids are per database, so two deployments (or the test suite beside
+`make run`) on one Redis would otherwise share ``tenant-1.inbox``:
+    <scope>.tenant-<id>.inbox        conversation list of a tenant (and the connection banners)
+    <scope>.conversation-<id>        an open thread
+    <scope>.tenant-<id>.connections  connection cards on the managers' connections page
 
 Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
 their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
@@ -56,15 +59,15 @@ FRAGMENT_EVENT = "live.fragment"
 
 
 def inbox_group(tenant_id: int) -> str:
-    return f"tenant-{tenant_id}.inbox"
+    return f"{database_scope()}.tenant-{tenant_id}.inbox"
 
 
 def conversation_group(conversation_id: int) -> str:
-    return f"conversation-{conversation_id}"
+    return f"{database_scope()}.conversation-{conversation_id}"
 
 
 def connections_group(tenant_id: int) -> str:
-    return f"tenant-{tenant_id}.connections"
+    return f"{database_scope()}.tenant-{tenant_id}.connections"
 
 
 # --- public API: call inside the writing transaction -------------------------------------------------
