@@ -3,14 +3,18 @@
 ``tenant_view`` wraps a view taking ``(request, slug, ...)``: it sends anonymous users to login,
 answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
 403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``.
+A view's request parameters that do not validate (``inbox.forms.BadParameters``) are answered here
+with a 400 page that says which value is wrong, never a 500.
 """
 
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
 
 from inbox.access import access_tenant
+from inbox.forms import BadParameters
 from inbox.models import Membership
 
 
@@ -25,7 +29,12 @@ def tenant_view(view=None, *, manager_only=False):
                 raise PermissionDenied("Only owners and admins may do this.")
             request.tenant = tenant
             request.membership = membership
-            return fn(request, slug, *args, **kwargs)
+            try:
+                return fn(request, slug, *args, **kwargs)
+            except BadParameters as bad:
+                return render(request, "inbox/bad_request.html",
+                              {"errors": bad.form.errors, "slug": slug, "tenant": tenant, "membership": membership},
+                              status=400)
 
         wrapper.tenant_view = True
         wrapper.manager_only = manager_only

@@ -18,7 +18,16 @@ from connections import actions as connection_actions
 from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
-from inbox.forms import AssignForm, ConnectionActionForm, FilterForm, PairForm, ReplyForm, StatusForm
+from inbox.forms import (
+    AssignForm,
+    ConnectionActionForm,
+    FilterForm,
+    PairForm,
+    ReplyForm,
+    StatusForm,
+    ThreadPageForm,
+    cleaned,
+)
 from inbox.models import Membership
 from inbox.resolver import tenant_view
 
@@ -80,8 +89,9 @@ def _health_token_ok(header: str, token: str) -> bool:
 
 def _list_context(request, slug):
     form = FilterForm(request.GET)
+    cursor = cleaned(form)["cursor"]  # BadParameters -> 400 (tenant_view)
     filters = form.filters()
-    page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=request.GET.get("cursor"))
+    page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=cursor)
     query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
                                          "connection": filters.connection_id or "", "q": filters.q}.items() if v})
     return {"filters": filters, "page": page, "filter_query": query}
@@ -148,9 +158,7 @@ def _thread_context(request, slug, conv, before=None):
 def thread_messages(request, slug, pk):
     """Older messages (``?before=<cursor>``) prepended above the thread, or the whole thread refreshed."""
     conv = access_conversation(request.tenant, pk)
-    before = request.GET.get("before")
-    if before and selectors.decode_cursor(before) is None:
-        return HttpResponseBadRequest("Bad cursor.")
+    before = cleaned(ThreadPageForm(request.GET))["before"]
     ctx = _thread_context(request, slug, conv, before=before)
     template = "inbox/partials/older_messages.html" if before else "inbox/partials/thread_body.html"
     return render(request, template, ctx)
@@ -161,14 +169,21 @@ def thread_messages(request, slug, pk):
 def reply(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     form = ReplyForm(request.POST)
-    form.is_valid()
     error, message = None, None
-    try:
-        message = actions.check_queue_reply(conv, request.user, form.cleaned_data.get("body", ""))
-    except actions.ReplyRefused as refused:
-        error = str(refused)
-    if not request.htmx:
-        return redirect("conversation", slug=slug, pk=conv.pk)
+    if not form.is_valid():  # e.g. a NUL character: say so, not "type a message"
+        error = " ".join(form.errors.get("body", ["The reply could not be read."]))
+    else:
+        try:
+            message = actions.check_queue_reply(conv, request.user, form.cleaned_data["body"])
+        except actions.ReplyRefused as refused:
+            error = str(refused)
+    if not request.htmx:  # a plain form post (no JavaScript): the page again, with the refusal shown
+        if error is None:
+            return redirect("conversation", slug=slug, pk=conv.pk)
+        ctx = _page_context(request, slug, conv)
+        ctx.update(_thread_context(request, slug, conv))
+        ctx.update(reply_form=form, reply_error=error)
+        return render(request, "inbox/inbox.html", ctx, status=422)
     ctx = {"slug": slug, "conversation": conv, "reply_form": ReplyForm() if message else form, "reply_error": error,
            "new_message": message}
     return render(request, "inbox/partials/reply_form.html", ctx, status=422 if error else 200)

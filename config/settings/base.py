@@ -47,6 +47,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Error pages and reports never show credentials, URLs' passwords included (config/errors.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.errors.SafeSettingsReporterFilter"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
