@@ -4,7 +4,9 @@
 answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
 403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``.
 A view's request parameters that do not validate (``inbox.forms.BadParameters``) are answered here
-with a 400 page that says which value is wrong, never a 500.
+with a 400 page that says which value is wrong, never a 500. Every answer is marked
+``Cache-Control: no-store, private`` (Django's never_cache): a tenant's pages must not be kept by a
+shared proxy or by the browser's back/forward cache after logout.
 """
 
 from functools import wraps
@@ -12,6 +14,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
 from inbox.access import access_tenant
 from inbox.forms import BadParameters
@@ -21,6 +24,7 @@ from inbox.models import Membership
 def tenant_view(view=None, *, manager_only=False):
     def decorate(fn):
         @wraps(fn)
+        @never_cache
         def wrapper(request, slug, *args, **kwargs):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())

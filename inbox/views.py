@@ -41,6 +41,7 @@ def home(request):
     return redirect("tenant_picker" if request.user.is_authenticated else "login")
 
 
+@never_cache
 @login_required
 def tenant_picker(request):
     memberships = list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))

@@ -181,6 +181,15 @@
     var box = document.getElementById("reply-body");
     if (box && evt.detail && evt.detail.target && evt.detail.target.id === "reply-form") { box.focus(); }
   });
+  // A form with data-confirm asks first (an attribute, not an inline onsubmit: the CSP allows no inline code).
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
   // Fragments pushed over the socket are rendered without a request, so they carry no CSRF field.
   // A plain (non-htmx) POST form that lacks one gets the page's token when it is submitted.
   document.addEventListener("submit", function (evt) {
