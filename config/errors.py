@@ -44,8 +44,8 @@ class SafeSettingsReporterFilter(SafeExceptionReporterFilter):
         return self._mask(cleansed)
 
     def _mask(self, value):
-        if isinstance(value, str):
-            return mask_url_credentials(value)
+        if isinstance(value, str):  # lazy strings (e.g. axes' AXES_USERNAME_FORM_FIELD) pass as str too
+            return mask_url_credentials(str(value))
         if isinstance(value, dict):
             return {k: self._mask(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -68,5 +68,5 @@ class SafeSettingsReporterFilter(SafeExceptionReporterFilter):
             except Exception:  # an odd object in a container: show its type, not its contents
                 return f"<{type(value).__name__} hidden>"
         if isinstance(value, str):
-            return mask_url_credentials(value)
+            return mask_url_credentials(str(value))
         return value

@@ -41,6 +41,29 @@ def home(request):
     return redirect("tenant_picker" if request.user.is_authenticated else "login")
 
 
+def lockout_message() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return (f"Too many failed logins for this username from your network: logging in is locked for {minutes} minutes. "
+            "Try again later, or ask a platform administrator to unlock it.")
+
+
+@never_cache
+def login_locked_out(request, *args, **kwargs):
+    """django-axes' lockout response (settings.AXES_LOCKOUT_CALLABLE) for /login/ and /admin/login/: the
+    login page again, with the reason, status 429. (Axes passes credentials and the original response,
+    in an order that depends on sync or async; neither is needed.)"""
+    from django.contrib import admin
+    from django.contrib.auth.forms import AuthenticationForm
+
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})  # unbound: no re-check
+    ctx = {"form": form, "lockout_message": lockout_message(), "next": request.POST.get("next", "")}
+    if request.path.startswith(reverse("admin:login")):
+        ctx.update(admin.site.each_context(request), title="Log in", app_path=request.get_full_path(),
+                   username=request.user.get_username())
+        return render(request, "admin/login.html", ctx, status=429)
+    return render(request, "registration/login.html", ctx, status=429)
+
+
 @never_cache
 @login_required
 def tenant_picker(request):

@@ -4,6 +4,7 @@ See .env.example for the full list of variables and their meaning.
 """
 
 import ipaddress
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 from config.env import BASE_DIR, env
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "inbox",
     "connections",
     "sync",
@@ -47,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (inbox.views.login_locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # --- Content Security Policy (django-csp) --------------------------------------------------------
@@ -198,6 +202,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Login throttling (django-axes) ---------------------------------------------------------------
+# /login/ and /admin/login/ (both authenticate with the request): after LOGIN_FAILURE_LIMIT failures for
+# one username from one address, that pair is locked for LOGIN_LOCKOUT_MINUTES (a failure during the
+# lockout restarts it). The login page says so; a platform admin lifts it in Django admin (Axes > Access
+# attempts, "Locked out: yes", delete) or with `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "inbox.views.login_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # lockouts need the attempts table only; a log of every login would grow forever
+# A TLS-terminating proxy in front of daphne sets X-Forwarded-Proto and appends the client's address to
+# X-Forwarded-For; only then are these headers believed (production.py, config/proxy.py).
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tenant_picker"
 LOGOUT_REDIRECT_URL = "login"

@@ -21,7 +21,7 @@ if env.bool("DEBUG", default=False):
 os.environ["DEBUG"] = "false"
 
 from .base import *  # noqa: E402,F403
-from .base import ALLOWED_HOSTS, SECRET_KEY  # noqa: E402
+from .base import ALLOWED_HOSTS, BEHIND_TLS_PROXY, SECRET_KEY  # noqa: E402
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(f"SECRET_KEY must be set in production (see .env.example). {_LAPTOP}")
@@ -49,7 +49,6 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # X-Forwarded-Proto says "https" only when a TLS-terminating proxy in front of daphne sets it (and strips
 # a client's own): trusting it otherwise lets any client claim HTTPS. Off unless the deployment says so.
-BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 
 WHITENOISE_USE_FINDERS = False
