@@ -194,6 +194,9 @@ RUNNER_CHILD_MAX_CONNECT_ATTEMPTS = env.int("RUNNER_CHILD_MAX_CONNECT_ATTEMPTS",
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+# A live socket re-checks its session and membership before delivering a fragment when its last check is
+# older than this (inbox/consumers.py; logout and membership changes also make it re-check at once).
+LIVE_ACCESS_RECHECK_SECONDS = env.float("LIVE_ACCESS_RECHECK_SECONDS", default=5.0)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -47,3 +47,19 @@ def test_unlinking_a_number_asks_first_without_inline_handlers(web, new_page, ac
     close_old_connections()
     acme_connection.refresh_from_db()
     assert acme_connection.desired_state == Connection.DesiredState.LOGGED_OUT
+
+
+def test_logging_out_in_one_tab_takes_the_other_tab_to_the_login_page(web, new_page, acme_agent, acme_connection):
+    """The open inbox's socket is closed by the logout (4401) and the page reloads: no stale inbox stays
+    on screen receiving messages."""
+    import re
+
+    inbox_tab = new_page()
+    login(inbox_tab, web, "acme-agent")
+    inbox_tab.goto(f"{web}/t/acme/")
+    wait_online(inbox_tab)
+    other_tab = inbox_tab.context.new_page()  # same browser, same session
+    other_tab.goto(f"{web}/tenants/?pick=1")
+    other_tab.click("text=Log out")
+    expect(other_tab).to_have_url(re.compile(r"/login/$"))
+    expect(inbox_tab).to_have_url(re.compile(r"/login/\?next=/t/acme/$"), timeout=5000)
