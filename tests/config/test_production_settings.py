@@ -17,7 +17,8 @@ PRODUCTION = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KE
               "ALLOWED_HOSTS": "inbox.example.com,testserver"}
 CLEARED = ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "BEHIND_TLS_PROXY", "SECURE_SSL_REDIRECT",
            "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE",
-           "CSRF_COOKIE_SECURE")
+           "CSRF_COOKIE_SECURE",
+           "DJANGO_ALLOW_ASYNC_UNSAFE")  # set by tests/browser/conftest.py for Playwright; no deployment has it
 
 
 def run(args, **env_vars) -> subprocess.CompletedProcess:
