@@ -18,6 +18,10 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 # --- make run ---------------------------------------------------------------------------------
+# Every entry point defaults to production settings (config/env.py); the laptop run names local ones,
+# unless the environment (or .env) names others.
+run migrate seed: export DJANGO_SETTINGS_MODULE ?= config.settings.local
+
 redis:
 	@bash scripts/ensure-redis.sh
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-import os
 import sys
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    from config.env import use_default_settings_module
+
+    use_default_settings_module()  # production unless DJANGO_SETTINGS_MODULE (environment or .env) says otherwise
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,8 +1,8 @@
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.env import use_default_settings_module
+
+use_default_settings_module()  # production unless told otherwise (config/env.py)
 # Load Django (apps, models) before anything imports the websocket routes.
 django_asgi_app = get_asgi_application()
 

@@ -1,8 +1,8 @@
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.env import use_default_settings_module
+
+use_default_settings_module()  # production unless told otherwise (config/env.py)
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,6 +1,6 @@
-import os
-
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.env import use_default_settings_module
+
+use_default_settings_module()  # production unless told otherwise (config/env.py)
 application = get_wsgi_application()

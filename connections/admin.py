@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from connections import actions
 from connections.models import Connection, ConnectionEvent
-from inbox.admin import export_as_csv
+from inbox.exports import export_as_csv
 
 
 def _set_desired_states(modeladmin, request, queryset, desired: str, verb: str):

@@ -295,13 +295,16 @@ class Child:
 
 
 def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (phone JID, LID) pairs of ``pairs`` that touch a JID this tenant already knows.
+    """The (phone JID, LID) pairs of ``pairs`` whose two JIDs this tenant already knows, both of them.
 
-    whatsmeow's ``whatsmeow_lid_map`` is shared by every number in the store, so it holds people who
-    never wrote to this tenant: recording all of them would fill every tenant with strangers' mappings
-    (and tell a tenant the phone number behind a LID only another tenant's customer revealed). A pair
-    that becomes relevant later (the person writes in) is recorded on the next read; its events
-    usually carry the mapping themselves. Malformed pairs are skipped.
+    whatsmeow's ``whatsmeow_lid_map`` is shared by every number in the store, so it holds what any
+    tenant's traffic taught it. A tenant must learn a phone number only from its own WhatsApp traffic:
+    a pair recorded because the tenant knew the LID alone (a LID-addressed message) would hand it the
+    phone number another tenant's traffic revealed; one recorded for the phone number alone would hand
+    it the LID. So a store pair only joins two identities the tenant already has (the same person seen
+    under both JIDs in its own traffic): it merges them and teaches nothing new. When the tenant's own
+    events carry the mapping, the sync engine records it from them, not from here. Malformed pairs are
+    skipped.
     """
     normalized = {}
     for pn, lid in pairs:
@@ -313,7 +316,7 @@ def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> l
     for start in range(0, len(jids), 1000):
         known.update(ContactIdentity.objects.for_tenant(tenant_id).filter(jid__in=jids[start:start + 1000])
                      .values_list("jid", flat=True))
-    return [raw for raw, (npn, nlid) in normalized.items() if npn in known or nlid in known]
+    return [raw for raw, (npn, nlid) in normalized.items() if npn in known and nlid in known]
 
 
 def run_child(record_path: str = "") -> None:

@@ -46,3 +46,25 @@ def access_message(tenant, message_id) -> Message:
 
 def access_alert(tenant, alert_id) -> Alert:
     return _get(Alert.objects.all(), tenant, alert_id)
+
+
+def session_membership(session_key: str | None, tenant_id: int) -> Membership | None:
+    """The membership in this tenant of the user this session is still logged in as, else None.
+
+    What a live socket re-checks (inbox.consumers): None once the session ended (logout, expiry), once
+    Django would refuse the session (user deactivated or deleted, password changed: the session's auth
+    hash), or once the membership is gone. Three queries: session, user, membership.
+    """
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.contrib.auth import get_user
+
+    if not session_key:
+        return None
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=session))  # the same checks as an HTTP request's user
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id).first()

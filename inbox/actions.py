@@ -251,3 +251,41 @@ def do_acknowledge_alert(alert, user) -> None:
     Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now(),
                                                                           acknowledged_by=user)
     logger.info("inbox.alert_acknowledged", extra={"alert_id": alert.pk, "user_id": user.pk})
+
+
+# --- Access: memberships and accounts (open sockets follow, inbox.consumers) -----------------------
+
+
+def do_save_membership(membership, *, previous_user_id=None):
+    """Create or change a membership (role, or even its user); every socket of the users concerned
+    re-checks its access on commit (a demoted admin's socket must leave the numbers page's group)."""
+    from inbox import events
+
+    with transaction.atomic():
+        membership.save()
+        events.publish_access_changed_on_commit([membership.user_id, previous_user_id])
+    logger.info("inbox.membership_saved", extra={"membership_id": membership.pk, "user_id": membership.user_id,
+                                                  "tenant_id": membership.tenant_id, "role": membership.role})
+    return membership
+
+
+def do_remove_memberships(memberships) -> int:
+    """Delete these memberships (a queryset or a list); the users' sockets in those tenants close on commit."""
+    from inbox import events
+    from inbox.models import Membership
+
+    pks = [m.pk for m in memberships]
+    with transaction.atomic():
+        rows = list(Membership.objects.filter(pk__in=pks).values_list("user_id", "tenant_id"))
+        Membership.objects.filter(pk__in=pks).delete()
+        events.publish_access_changed_on_commit([user_id for user_id, _ in rows])
+    logger.info("inbox.memberships_removed", extra={"count": len(rows), "pairs": rows[:50]})
+    return len(rows)
+
+
+def do_notify_access_changed(user_ids) -> None:
+    """Tell these users' open sockets to re-check their access on commit: for changes made elsewhere
+    (a logout, an account deactivated or deleted, a password set, a tenant deleted with its members)."""
+    from inbox import events
+
+    events.publish_access_changed_on_commit(user_ids)

@@ -1,9 +1,11 @@
-import csv
-
 from django.contrib import admin
-from django.http import HttpResponse
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.utils import timezone
 
+from inbox import actions
+from inbox.exports import export_as_csv
 from inbox.models import (
     Alert,
     Contact,
@@ -23,24 +25,6 @@ def short_body(obj):
     return obj.body[:80]
 
 
-def export_as_csv(modeladmin, request, queryset):
-    """Export the selected rows (the changelist's columns) as CSV."""
-    fields = [f for f in modeladmin.list_display if isinstance(f, str) and f != "__str__"]
-    response = HttpResponse(content_type="text/csv")
-    name = modeladmin.model._meta.model_name
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(fields)
-    for obj in queryset.select_related(*modeladmin.list_select_related).iterator(chunk_size=2000):
-        row = []
-        for field in fields:
-            value = getattr(obj, field, "")
-            row.append(value() if callable(value) else value)
-        writer.writerow(row)
-    return response
-
-
-export_as_csv.short_description = "Export selected as CSV"
 
 
 class MembershipInline(admin.TabularInline):
@@ -49,12 +33,42 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ["user"]
 
 
+# Memberships and accounts decide what a live socket may receive: every change made here goes through
+# an action that tells the users' open sockets to re-check (inbox.consumers), so a removed member or a
+# demoted admin stops receiving at once, not at the next page load.
+
+
+def _member_ids(tenants) -> list[int]:
+    return list(Membership.objects.filter(tenant__in=tenants).values_list("user_id", flat=True))
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        concerned = set()
+        for inline_form in formset.forms:
+            if inline_form.has_changed() or inline_form in formset.deleted_forms:
+                concerned.update([inline_form.initial.get("user"), inline_form.instance.user_id])
+        with transaction.atomic():
+            super().save_formset(request, form, formset, change)
+            actions.do_notify_access_changed(concerned)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            actions.do_notify_access_changed(_member_ids([obj]))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            actions.do_notify_access_changed(_member_ids(queryset))
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(Membership)
@@ -65,6 +79,46 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ["user", "tenant"]
     autocomplete_fields = ["tenant"]
     raw_id_fields = ["user"]
+
+    def save_model(self, request, obj, form, change):
+        actions.do_save_membership(obj, previous_user_id=form.initial.get("user") if change else None)
+
+    def delete_model(self, request, obj):
+        actions.do_remove_memberships([obj])
+
+    def delete_queryset(self, request, queryset):
+        actions.do_remove_memberships(queryset)
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin; a change to an account (deactivated, password set, deleted) re-checks its sockets."""
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change:
+                actions.do_notify_access_changed([obj.pk])
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            actions.do_notify_access_changed([obj.pk])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            actions.do_notify_access_changed(list(queryset.values_list("pk", flat=True)))
+            super().delete_queryset(request, queryset)
+
+    def user_change_password(self, request, id, form_url=""):
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:  # the password was set
+                actions.do_notify_access_changed([int(id)])
+        return response
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
 
 
 class ContactIdentityInline(admin.TabularInline):
@@ -139,6 +193,10 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "sent_at"
     inlines = [MessageRevisionInline]
     actions = [export_as_csv]
+    # The export carries the whole text (the changelist shows 80 characters of it).
+    export_fields = ["id", "external_id", "tenant", "connection", "conversation", "direction", "status", "type",
+                     "sender_jid", "sender_user", "body", "sent_at", "edited_at", "deleted_at"]
+    export_select_related = ["conversation", "tenant", "connection", "sender_user"]
     show_full_result_count = False
 
 

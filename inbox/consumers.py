@@ -4,21 +4,38 @@
 ``?conversation=<id>`` also joins that thread's group. The session user is authenticated by
 AuthMiddlewareStack; anonymous users and non-members are refused (closed with code 4403) before
 any group is joined. Access goes through inbox.access, the same gate as the pages.
+
+A socket does not outlive the access it was opened with:
+
+* it also joins its user's group (``events.user_group``), on which actions announce, on commit, that the
+  user's access changed (logout, a membership removed or its role changed, the account changed); the
+  socket then re-checks at once;
+* before delivering a fragment it re-checks when its last check is older than
+  ``LIVE_ACCESS_RECHECK_SECONDS`` (a safety net for any change nobody announced: a session that expired,
+  a row edited in a shell, an announcement lost with a Redis blip).
+
+The check (``inbox.access.session_membership``) asks whether the socket's session still logs its user in
+and the user is still a member of the tenant with the same role. If not, the socket leaves its groups,
+drops what it was about to send and closes with ``CLOSE_ACCESS_CHANGED``; the page reloads on that code
+(static/inbox/live.js), which shows the login page, a 404, or the page as the new role sees it.
 """
 
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import Http404
 
 from inbox import events
-from inbox.access import access_conversation, access_tenant
+from inbox.access import access_conversation, access_tenant, session_membership
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+CLOSE_ACCESS_CHANGED = 4401
 
 
 @database_sync_to_async
@@ -28,9 +45,16 @@ def _resolve(user, slug, conversation_id):
     return tenant, membership, conversation
 
 
+@database_sync_to_async
+def _still_allowed(session_key, user_id, tenant_id, role) -> bool:
+    membership = session_membership(session_key, tenant_id)
+    return membership is not None and membership.user_id == user_id and membership.role == role
+
+
 class InboxConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.groups_joined = []
+        self.revoked = False
         user = self.scope.get("user")
         slug = self.scope["url_route"]["kwargs"]["slug"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -44,7 +68,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
             logger.info("live.socket_refused", extra={"user_id": user.pk, "slug": slug, "conversation_id": conversation_id})
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        groups = [events.inbox_group(tenant.pk)]
+        session = self.scope.get("session")
+        self.access = (session.session_key if session is not None else None, user.pk, tenant.pk, membership.role)
+        self.checked_at = time.monotonic()
+        groups = [events.user_group(user.pk), events.inbox_group(tenant.pk)]
         if membership.is_manager:
             groups.append(events.connections_group(tenant.pk))
         if conversation is not None:
@@ -55,12 +82,36 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self._leave_groups()
 
     async def receive(self, text_data=None, bytes_data=None):
         # The socket is push-only; writes go through the pages' forms (actions, CSRF, access checks).
         return
 
     async def live_fragment(self, event):
+        if self.revoked:
+            return
+        if time.monotonic() - self.checked_at >= settings.LIVE_ACCESS_RECHECK_SECONDS and not await self._recheck():
+            return
         await self.send(text_data=event["html"])
+
+    async def access_changed(self, event):
+        if not self.revoked:
+            await self._recheck()
+
+    async def _recheck(self) -> bool:
+        """True if the socket may go on; else it is closed (and delivers nothing more)."""
+        allowed = await _still_allowed(*self.access)
+        self.checked_at = time.monotonic()
+        if not allowed:
+            self.revoked = True
+            session_key, user_id, tenant_id, role = self.access
+            logger.info("live.socket_revoked", extra={"user_id": user_id, "tenant_id": tenant_id})
+            await self._leave_groups()
+            await self.close(code=CLOSE_ACCESS_CHANGED)
+        return allowed
+
+    async def _leave_groups(self):
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)

@@ -52,7 +52,11 @@ def _user(username: str, *, superuser: bool = False):
 
 @transaction.atomic
 def do_seed_demo() -> None:
+    from axes.utils import reset as reset_login_lockouts
+
     _user("admin", superuser=True)
+    for username in ["admin", *(u for spec in TENANTS.values() for u, _ in spec["users"])]:
+        reset_login_lockouts(username=username)  # every `make run` starts with the demo logins usable
     now = timezone.now()
     for slug, spec in TENANTS.items():
         tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": spec["name"]})

@@ -4,10 +4,15 @@ Callers (actions in inbox, sync and connections) call these inside their transac
 happens on commit, so a rolled-back write never shows up in a browser. Payloads are re-rendered
 from the latest database state at send time, so out-of-order commits cannot show stale data.
 
-Group names (ASCII, < 100 chars):
-    tenant-<id>.inbox           conversation list of a tenant (and the connection banners)
-    conversation-<id>           an open thread
-    tenant-<id>.connections     connection cards on the managers' connections page
+Group names (ASCII letters, digits, hyphens and periods, < 100 chars), each led by the deployment's
+scope (``config.scope.database_scope``: 12 hex digits naming this deployment's database). Redis pub/sub
+ignores the db number and ids are per database, so two deployments (or the test suite beside
+`make run`) on one Redis would otherwise share ``tenant-1.inbox``:
+    <scope>.tenant-<id>.inbox        conversation list of a tenant (and the connection banners)
+    <scope>.conversation-<id>        an open thread
+    <scope>.tenant-<id>.connections  connection cards on the managers' connections page
+    <scope>.user-<id>                every open socket of a user: told when their access changed
+                                     (logout, membership removed or role changed), see inbox/consumers.py
 
 Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
 their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
@@ -56,15 +61,22 @@ FRAGMENT_EVENT = "live.fragment"
 
 
 def inbox_group(tenant_id: int) -> str:
-    return f"tenant-{tenant_id}.inbox"
+    return f"{database_scope()}.tenant-{tenant_id}.inbox"
 
 
 def conversation_group(conversation_id: int) -> str:
-    return f"conversation-{conversation_id}"
+    return f"{database_scope()}.conversation-{conversation_id}"
 
 
 def connections_group(tenant_id: int) -> str:
-    return f"tenant-{tenant_id}.connections"
+    return f"{database_scope()}.tenant-{tenant_id}.connections"
+
+
+def user_group(user_id: int) -> str:
+    return f"{database_scope()}.user-{user_id}"
+
+
+ACCESS_CHANGED_EVENT = "access.changed"
 
 
 # --- public API: call inside the writing transaction -------------------------------------------------
@@ -92,6 +104,19 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
     ingesting process's work, ADR-7)."""
     fn = _enqueue_connection if background else publish_connection
     transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
+
+
+def publish_access_changed_on_commit(user_ids) -> None:
+    """These users' access changed (logged out, a membership removed, a role changed, the account
+    changed): on commit, each of their open sockets re-checks its session and membership and closes
+    if either no longer allows it (inbox.consumers). Call inside the writing transaction."""
+    user_ids = sorted({int(u) for u in user_ids if u})
+    if user_ids:
+        transaction.on_commit(lambda: _guarded("access", _send_access_changed, user_ids))
+
+
+def _send_access_changed(user_ids) -> None:
+    _send_many([(user_group(u), None) for u in user_ids], event_type=ACCESS_CHANGED_EVENT)
 
 
 def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
@@ -161,20 +186,23 @@ def _sender_loop():
         return _sender["loop"]
 
 
-def _send_many(sends: list[tuple[str, str]]) -> None:
-    """Several group sends, in order, on the process's publisher loop; returns when they are sent."""
+def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_EVENT) -> None:
+    """Several group sends, in order, on the process's publisher loop; returns when they are sent.
+    Fragments (``live.fragment``) carry their HTML; other event types carry nothing."""
     import asyncio
 
     from channels.layers import get_channel_layer
 
-    sends = [(g, h) for g, h in sends if h.strip()]
+    if event_type == FRAGMENT_EVENT:
+        sends = [(g, h) for g, h in sends if h.strip()]
     if not sends:
         return
     layer = get_channel_layer()
 
     async def run():
         for group, html in sends:
-            await layer.group_send(group, {"type": FRAGMENT_EVENT, "html": html})
+            message = {"type": event_type, "html": html} if event_type == FRAGMENT_EVENT else {"type": event_type}
+            await layer.group_send(group, message)
 
     future = asyncio.run_coroutine_threadsafe(run(), _sender_loop())
     try:

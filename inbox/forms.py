@@ -4,25 +4,59 @@ from django import forms
 
 from connections.models import Connection
 from inbox.models import Conversation
-from inbox.selectors import ConversationFilters
+from inbox.selectors import MAX_ID, ConversationFilters, decode_cursor, parse_id
+
+
+class BadParameters(Exception):
+    """A request's parameters did not validate; ``inbox.resolver.tenant_view`` answers 400 with the form's
+    errors (shown to the user), never a 500."""
+
+    def __init__(self, form: forms.Form):
+        super().__init__(form.errors.as_text())
+        self.form = form
+
+
+def cleaned(form: forms.Form) -> dict:
+    """The form's cleaned data, or BadParameters."""
+    if not form.is_valid():
+        raise BadParameters(form)
+    return form.cleaned_data
+
+
+class CursorField(forms.CharField):
+    """A page cursor (``inbox.selectors.encode_cursor``); the cleaned value stays the string."""
+
+    default_error_messages = {"invalid": "This link to more results is malformed or out of date; reload the page."}
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, max_length=80, **kwargs)
+
+    def validate(self, value):
+        super().validate(value)
+        if value and decode_cursor(value) is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 
 class FilterForm(forms.Form):
     status = forms.ChoiceField(choices=[(s, s) for s in ConversationFilters.STATUSES], required=False)
     scope = forms.ChoiceField(choices=[(s, s) for s in ConversationFilters.SCOPES], required=False)
-    connection = forms.IntegerField(required=False, min_value=1)
+    connection = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     q = forms.CharField(required=False, max_length=100, strip=True)
-    cursor = forms.CharField(required=False, max_length=80)
+    cursor = CursorField()
 
     def filters(self) -> ConversationFilters:
-        """The filters asked for; anything invalid falls back to the default (the inbox still loads)."""
-        data = self.cleaned_data if self.is_valid() else {}
+        """The filters asked for (call after validation: ``cleaned(form)``); absent ones are the defaults."""
+        data = self.cleaned_data
         return ConversationFilters(
             status=data.get("status") or "open",
             scope=data.get("scope") or "all",
             connection_id=data.get("connection"),
             q=data.get("q") or "",
         )
+
+
+class ThreadPageForm(forms.Form):
+    before = CursorField()
 
 
 class ReplyForm(forms.Form):
@@ -37,7 +71,7 @@ class AssignForm(forms.Form):
 
     def clean_assignee(self):
         value = self.cleaned_data["assignee"].strip()
-        if value in ("", "me") or value.isdigit():
+        if value in ("", "me") or parse_id(value) is not None:
             return value
         raise forms.ValidationError("Choose an agent.")
 

@@ -1,6 +1,7 @@
 """Reads for the inbox pages: related rows joined in, keyset (cursor) pagination, no COUNT(*).
 
-Cursors are opaque strings "<iso timestamp>|<id>"; a bad cursor is treated as "first page".
+Cursors are opaque strings "<iso timestamp with offset>|<id>". ``decode_cursor`` never raises: a bad
+cursor decodes to None (the first page here); the pages refuse one with a 400 first (inbox.forms).
 """
 
 from dataclasses import dataclass, field
@@ -23,14 +24,30 @@ def encode_cursor(at: datetime, pk: int) -> str:
     return f"{at.isoformat()}|{pk}"
 
 
+MAX_ID = 2**63 - 1  # ids are bigints; a larger number in a URL is no id of ours
+
+
+def parse_id(text: str | None) -> int | None:
+    """A row id from request text: ASCII digits only ("²".isdigit() is true, int("²") fails), in range."""
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """(timestamp, id) of a cursor made by ``encode_cursor``, or None for anything else."""
     if not cursor or "|" not in cursor:
         return None
     at_text, _, pk_text = cursor.rpartition("|")
-    at = parse_datetime(at_text)
-    if at is None or not pk_text.isdigit():
+    pk = parse_id(pk_text)
+    try:
+        at = parse_datetime(at_text)  # raises on a well-formed but impossible date ("2024-13-45T...")
+    except ValueError:
         return None
-    return at, int(pk_text)
+    if at is None or pk is None or at.tzinfo is None:  # encode_cursor always writes the offset
+        return None
+    return at, pk
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Pages of the inbox. Each view parses input, resolves access (tenant_view + inbox.access) and
 calls one action or selector; the markup is in templates/, shared with the live updates."""
 
+import hmac
 import logging
 from urllib.parse import urlencode
 
@@ -17,7 +18,16 @@ from connections import actions as connection_actions
 from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
-from inbox.forms import AssignForm, ConnectionActionForm, FilterForm, PairForm, ReplyForm, StatusForm
+from inbox.forms import (
+    AssignForm,
+    ConnectionActionForm,
+    FilterForm,
+    PairForm,
+    ReplyForm,
+    StatusForm,
+    ThreadPageForm,
+    cleaned,
+)
 from inbox.models import Membership
 from inbox.resolver import tenant_view
 
@@ -31,6 +41,30 @@ def home(request):
     return redirect("tenant_picker" if request.user.is_authenticated else "login")
 
 
+def lockout_message() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return (f"Too many failed logins for this username from your network: logging in is locked for {minutes} minutes. "
+            "Try again later, or ask a platform administrator to unlock it.")
+
+
+@never_cache
+def login_locked_out(request, *args, **kwargs):
+    """django-axes' lockout response (settings.AXES_LOCKOUT_CALLABLE) for /login/ and /admin/login/: the
+    login page again, with the reason, status 429. (Axes passes credentials and the original response,
+    in an order that depends on sync or async; neither is needed.)"""
+    from django.contrib import admin
+    from django.contrib.auth.forms import AuthenticationForm
+
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})  # unbound: no re-check
+    ctx = {"form": form, "lockout_message": lockout_message(), "next": request.POST.get("next", "")}
+    if request.path.startswith(reverse("admin:login")):
+        ctx.update(admin.site.each_context(request), title="Log in", app_path=request.get_full_path(),
+                   username=request.user.get_username())
+        return render(request, "admin/login.html", ctx, status=429)
+    return render(request, "registration/login.html", ctx, status=429)
+
+
+@never_cache
 @login_required
 def tenant_picker(request):
     memberships = list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))
@@ -60,10 +94,18 @@ def health(request):
         checks["redis"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "error"}
-    token = settings.HEALTH_TOKEN
-    if not token or request.headers.get("Authorization", "") == f"Bearer {token}":
+    if _health_token_ok(request.headers.get("Authorization", ""), settings.HEALTH_TOKEN):
         body["checks"] = checks
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _health_token_ok(header: str, token: str) -> bool:
+    """No token configured: details for everyone. Else the bearer token, compared in constant time (as
+    bytes: compare_digest refuses non-ASCII strings, and a header is whatever the client sent)."""
+    if not token:
+        return True
+    given = header.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, f"Bearer {token}".encode("utf-8", "surrogateescape"))
 
 
 # --- inbox ------------------------------------------------------------------------------------------
@@ -71,8 +113,9 @@ def health(request):
 
 def _list_context(request, slug):
     form = FilterForm(request.GET)
+    cursor = cleaned(form)["cursor"]  # BadParameters -> 400 (tenant_view)
     filters = form.filters()
-    page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=request.GET.get("cursor"))
+    page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=cursor)
     query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
                                          "connection": filters.connection_id or "", "q": filters.q}.items() if v})
     return {"filters": filters, "page": page, "filter_query": query}
@@ -139,9 +182,7 @@ def _thread_context(request, slug, conv, before=None):
 def thread_messages(request, slug, pk):
     """Older messages (``?before=<cursor>``) prepended above the thread, or the whole thread refreshed."""
     conv = access_conversation(request.tenant, pk)
-    before = request.GET.get("before")
-    if before and selectors.decode_cursor(before) is None:
-        return HttpResponseBadRequest("Bad cursor.")
+    before = cleaned(ThreadPageForm(request.GET))["before"]
     ctx = _thread_context(request, slug, conv, before=before)
     template = "inbox/partials/older_messages.html" if before else "inbox/partials/thread_body.html"
     return render(request, template, ctx)
@@ -152,14 +193,21 @@ def thread_messages(request, slug, pk):
 def reply(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     form = ReplyForm(request.POST)
-    form.is_valid()
     error, message = None, None
-    try:
-        message = actions.check_queue_reply(conv, request.user, form.cleaned_data.get("body", ""))
-    except actions.ReplyRefused as refused:
-        error = str(refused)
-    if not request.htmx:
-        return redirect("conversation", slug=slug, pk=conv.pk)
+    if not form.is_valid():  # e.g. a NUL character: say so, not "type a message"
+        error = " ".join(form.errors.get("body", ["The reply could not be read."]))
+    else:
+        try:
+            message = actions.check_queue_reply(conv, request.user, form.cleaned_data["body"])
+        except actions.ReplyRefused as refused:
+            error = str(refused)
+    if not request.htmx:  # a plain form post (no JavaScript): the page again, with the refusal shown
+        if error is None:
+            return redirect("conversation", slug=slug, pk=conv.pk)
+        ctx = _page_context(request, slug, conv)
+        ctx.update(_thread_context(request, slug, conv))
+        ctx.update(reply_form=form, reply_error=error)
+        return render(request, "inbox/inbox.html", ctx, status=422)
     ctx = {"slug": slug, "conversation": conv, "reply_form": ReplyForm() if message else form, "reply_error": error,
            "new_message": message}
     return render(request, "inbox/partials/reply_form.html", ctx, status=422 if error else 200)

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from inbox.exports import export_as_csv
 from sync.actions import do_index_search_backlogs, do_reprocess_events
 from sync.models import JidMapping, PendingOperation, RawEvent, SearchBacklog, SyncRun
 
@@ -73,6 +74,8 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_select_related = ("connection",)
     ordering = ("-started_at",)
     readonly_fields = [f.name for f in SyncRun._meta.fields]
+    actions = [export_as_csv]
+    export_fields = [*list_display, "error"]
 
     @admin.display(description="refused operations")
     def refused_total(self, obj):

@@ -3,14 +3,17 @@
 See .env.example for the full list of variables and their meaning.
 """
 
-from urllib.parse import urlsplit
+import ipaddress
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 from config.env import BASE_DIR, env
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# A development key is only acceptable while DEBUG is on; production.py refuses to start without one.
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else None)
+# No default here: local.py falls back to a development key, test.py has its own, and production.py
+# refuses to start without a strong one (whatever DEBUG says: production refuses DEBUG too).
+SECRET_KEY = env("SECRET_KEY", default="")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -26,8 +29,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "csp",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "inbox",
     "connections",
     "sync",
@@ -36,6 +41,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -43,9 +49,32 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (inbox.views.login_locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
+# --- Content Security Policy (django-csp) --------------------------------------------------------
+# Scripts, styles and sockets from this origin only; no inline script, style or event handler anywhere
+# (htmx is told not to inject its indicator <style> and not to eval: templates/base.html's htmx-config).
+# The browser tests fail on any violation (tests/browser/conftest.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],  # CSP 3: 'self' covers ws:/wss: to this host (the inbox socket)
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 ROOT_URLCONF = "config.urls"
+# Error pages and reports never show credentials, URLs' passwords included (config/errors.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.errors.SafeSettingsReporterFilter"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -132,16 +161,40 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 WHATSAPP_TRANSPORT = env("WHATSAPP_TRANSPORT", default="simulator")
 
 
-def _whatsmeow_store_default():
-    """whatsmeow keeps its own tables: a database beside the project's, never Django's own."""
-    parts = urlsplit(DATABASE_URL)
-    if parts.scheme.startswith("postgres"):
-        name = parts.path.lstrip("/") or "inbox"
-        return parts._replace(path=f"/{name}_whatsmeow", query="sslmode=disable").geturl()
-    return str(BASE_DIR / "whatsmeow.sqlite3")
+def whatsmeow_store_for(database_url: str) -> str:
+    """whatsmeow keeps its own tables: a database beside the project's (``<name>_whatsmeow``), never
+    Django's own; for SQLite a file beside manage.py.
+
+    The session store holds every linked number's keys, so its connection must not cross a network in
+    clear. The project URL's query (sslmode, sslrootcert, ...: whatsmeow's driver, lib/pq, reads the same
+    names as libpq) is kept as it is. Without an sslmode: ``disable`` when the server is on this machine
+    (loopback or a Unix socket; lib/pq would otherwise insist on TLS that a laptop's PostgreSQL lacks),
+    else ``require``, whatever the driver's default. A server on another machine without TLS must be
+    named with ``sslmode=disable`` on purpose (in DATABASE_URL or WHATSMEOW_STORE).
+    """
+    parts = urlsplit(database_url)
+    if not parts.scheme.startswith("postgres"):
+        return str(BASE_DIR / "whatsmeow.sqlite3")
+    name = parts.path.lstrip("/") or "inbox"
+    query = parts.query
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if "sslmode" not in params:  # the original query stays byte for byte; only sslmode is added
+        sslmode = "disable" if _is_local_postgres(parts.hostname, params.get("host")) else "require"
+        query = f"{query}&sslmode={sslmode}" if query else f"sslmode={sslmode}"
+    return parts._replace(path=f"/{name}_whatsmeow", query=query).geturl()
 
 
-WHATSMEOW_STORE = env("WHATSMEOW_STORE", default=_whatsmeow_store_default())
+def _is_local_postgres(hostname: str | None, host_param: str | None) -> bool:
+    host = host_param or hostname or ""
+    if not host or host.startswith("/") or host == "localhost":  # no host: libpq's Unix socket
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+WHATSMEOW_STORE = env("WHATSMEOW_STORE", default=whatsmeow_store_for(DATABASE_URL))
 # Where the runner spools events when the database is unreachable (replayed when it is back).
 EVENT_SPOOL_DIR = env("EVENT_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))
 
@@ -177,6 +230,9 @@ SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+# A live socket re-checks its session and membership before delivering a fragment when its last check is
+# older than this (inbox/consumers.py; logout and membership changes also make it re-check at once).
+LIVE_ACCESS_RECHECK_SECONDS = env.float("LIVE_ACCESS_RECHECK_SECONDS", default=5.0)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -185,6 +241,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Login throttling (django-axes) ---------------------------------------------------------------
+# /login/ and /admin/login/ (both authenticate with the request): after LOGIN_FAILURE_LIMIT failures for
+# one username from one address, that pair is locked for LOGIN_LOCKOUT_MINUTES (a failure during the
+# lockout restarts it). The login page says so; a platform admin lifts it in Django admin (Axes > Access
+# attempts, "Locked out: yes", delete) or with `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "inbox.views.login_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # lockouts need the attempts table only; a log of every login would grow forever
+# A TLS-terminating proxy in front of daphne sets X-Forwarded-Proto and appends the client's address to
+# X-Forwarded-For; only then are these headers believed (production.py, config/proxy.py).
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tenant_picker"
 LOGOUT_REDIRECT_URL = "login"

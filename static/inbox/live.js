@@ -10,7 +10,8 @@
  *                         rows already shown are updated
  *   data-upsert="trigger" fires data-event on <body> (e.g. "this thread got too much, reload it")
  * A socket that drops shows the offline notice; when it opens again every live region refreshes
- * itself (hx-trigger="live:refresh from:body") so nothing stale stays on screen.
+ * itself (hx-trigger="live:refresh from:body") so nothing stale stays on screen. A socket closed because
+ * the user's access changed (code 4401, inbox/consumers.py) reloads the page instead.
  */
 (function () {
   "use strict";
@@ -155,7 +156,14 @@
     if (everOpened) { htmx.trigger(document.body, "live:refresh"); }
     everOpened = true;
   });
-  document.addEventListener("htmx:wsClose", function () {
+  document.addEventListener("htmx:wsClose", function (evt) {
+    // 4401: the server closed the socket because this user's access changed (logged out, removed from
+    // the team, another role). Reload: the page shows the login, a 404, or what the new role may see.
+    if (evt.detail && evt.detail.event && evt.detail.event.code === 4401) {
+      document.body.setAttribute("data-live", "revoked");
+      window.location.reload();
+      return;
+    }
     var notice = document.getElementById("live-status");
     if (notice) { notice.hidden = false; }
     document.body.setAttribute("data-live", "offline");
@@ -181,6 +189,15 @@
     var box = document.getElementById("reply-body");
     if (box && evt.detail && evt.detail.target && evt.detail.target.id === "reply-form") { box.focus(); }
   });
+  // A form with data-confirm asks first (an attribute, not an inline onsubmit: the CSP allows no inline code).
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
   // Fragments pushed over the socket are rendered without a request, so they carry no CSRF field.
   // A plain (non-htmx) POST form that lacks one gets the page's token when it is submitted.
   document.addEventListener("submit", function (evt) {

@@ -48,22 +48,43 @@ def chromium():
         browser.close()
 
 
+# Every page reports Content-Security-Policy violations (the event, and chromium's console line) to the
+# test: a test that triggers one fails, so the pages keep passing the policy of config/settings/base.py.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__reportCspViolation([e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber,
+                               (e.sample || "").slice(0, 80)].join(" | "));
+});
+"""
+
+
 @pytest.fixture
-def new_page(chromium):
+def csp_violations():
+    return []
+
+
+@pytest.fixture
+def new_page(chromium, csp_violations):
     contexts = []
 
     def make(width=1280, height=800):
         ctx = chromium.new_context(viewport={"width": width, "height": height})
         contexts.append(ctx)
+        ctx.expose_function("__reportCspViolation", lambda text: csp_violations.append(text))
+        ctx.add_init_script(CSP_LISTENER)
         page = ctx.new_page()
         page.set_default_timeout(8000)
         page.dialogs = []
-        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.dialog_handler = lambda d: (page.dialogs.append(d.message), d.dismiss())  # removable by a test
+        page.on("dialog", page.dialog_handler)
+        page.on("console", lambda m: csp_violations.append(f"console: {m.text}")
+                if m.type == "error" and "Content Security Policy" in m.text else None)
         return page
 
     yield make
     for ctx in contexts:
         ctx.close()
+    assert csp_violations == [], "Content-Security-Policy violations:\n" + "\n".join(csp_violations)
 
 
 def login(page, base, username, password="demo-pass-123"):
@@ -75,7 +96,10 @@ def login(page, base, username, password="demo-pass-123"):
 
 
 def wait_online(page):
-    page.wait_for_function("document.body.getAttribute('data-live') === 'online'", timeout=8000)
+    # A selector, not wait_for_function: Playwright evals a predicate in the page, which the CSP refuses.
+    from playwright.sync_api import expect
+
+    expect(page.locator("body[data-live=online]")).to_have_count(1, timeout=8000)
 
 
 def screenshot(page, name):

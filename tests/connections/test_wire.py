@@ -173,12 +173,22 @@ def test_store_mappings_are_recorded_after_connect_and_merge_a_lid_contact_with_
         assert sorted(conv.messages.values_list("external_id", flat=True)) == ["3EB0A1", "3EB0A2"]
         assert not JidMapping.objects.for_tenant(globex).exists()  # only the connection's tenant
 
-        # Read again: nothing new is recorded. Once Bruno writes to Acme, his pair is.
+        # Read again: nothing new is recorded.
         assert child.record_store_mappings(session) == {"mappings": 0, "merges": 0}
+        # Bruno writes to Acme from his LID: Acme knows the LID only. The store's pair (which Globex's
+        # traffic taught it) must not tell Acme his phone number.
         journal_and_process(conn, eb.message_ev(BRUNO_LID, BRUNO_LID, "3EB0B1", "olá"))
+        assert child.record_store_mappings(session) == {"mappings": 0, "merges": 0}
+        assert not JidMapping.objects.for_tenant(acme).filter(lid_jid=BRUNO_LID).exists()
+        bruno = Contact.objects.for_tenant(acme).get(identities__jid=BRUNO_LID)
+        assert bruno.phone_number in ("", None)
+        assert set(bruno.identities.values_list("jid", flat=True)) == {BRUNO_LID}
+        # Once Bruno writes to Acme from his phone number too, Acme knows both: the pair merges them.
+        journal_and_process(conn, eb.message_ev(BRUNO_PN, BRUNO_PN, "3EB0B2", "sou eu"))
         assert child.record_store_mappings(session)["mappings"] == 1
         assert JidMapping.objects.for_tenant(acme).filter(pn_jid=BRUNO_PN, lid_jid=BRUNO_LID).exists()
-        assert Contact.objects.for_tenant(acme).get(identities__jid=BRUNO_LID).phone_number == "+" + BRUNO_PN.split("@")[0]
+        [bruno] = Contact.objects.for_tenant(acme).filter(identities__jid=BRUNO_LID)
+        assert set(bruno.identities.values_list("jid", flat=True)) == {BRUNO_LID, BRUNO_PN}
     finally:
         session.transport.disconnect()
         child.journal.stop()

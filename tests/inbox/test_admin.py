@@ -127,7 +127,7 @@ def test_admin_export_action_writes_the_selected_rows_as_csv(admin_client):
     conversations = [ConversationFactory() for _ in range(3)]
     url = reverse("admin:inbox_conversation_changelist")
     response = admin_client.post(url, {"action": "export_as_csv", "_selected_action": [c.pk for c in conversations[:2]]})
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     lines = response.content.decode().strip().splitlines()
     assert lines[0].startswith("id,chat_jid") and len(lines) == 3
     assert {line.split(",")[1] for line in lines[1:]} == {c.chat_jid for c in conversations[:2]}

@@ -46,3 +46,19 @@ def test_health_reports_database_and_redis(client, settings):
     down = client.get(reverse("health"), HTTP_AUTHORIZATION="Bearer s3cret")
     assert down.status_code == 503
     assert down.json()["status"] == "error" and down.json()["checks"]["redis"].startswith("error")
+
+
+@pytest.mark.django_db
+def test_health_token_is_compared_in_constant_time_and_any_header_is_safe(client, settings, monkeypatch):
+    import hmac
+
+    settings.HEALTH_TOKEN = "s3cret"
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    assert client.get(reverse("health"), HTTP_AUTHORIZATION="Bearer s3cret").json()["checks"]["database"] == "ok"
+    assert compared == [(b"Bearer s3cret", b"Bearer s3cret")]
+    # A header compare_digest would refuse as a str (non-ASCII) is just a wrong token, not a 500.
+    odd = client.get(reverse("health"), HTTP_AUTHORIZATION="Bearer s\u00e9cret\u00b2")
+    assert odd.status_code == 200 and odd.json() == {"status": "ok"}
+    assert client.get(reverse("health"), HTTP_AUTHORIZATION="Bearer s3cre").json() == {"status": "ok"}

@@ -306,3 +306,58 @@ def test_background_publishing_never_raises_when_redis_is_down(acme_connection, 
     finally:
         events._redis.cache_clear()
     assert any(r.msg == "live.publish_failed" for r in caplog.records)
+
+
+# --- deployments sharing one Redis ------------------------------------------------------------------
+
+
+@pytest.mark.smoke
+def test_group_names_are_valid_and_scoped_to_the_deployment(settings):
+    from channels.layers import BaseChannelLayer
+
+    from config.scope import database_scope
+
+    layer = BaseChannelLayer()  # the name rules every layer applies
+    big = 10**15
+    names = [events.inbox_group(big), events.conversation_group(big), events.connections_group(big)]
+    for name in names:
+        assert layer.require_valid_group_name(name)
+        assert len(name) < 100 and name.startswith(database_scope() + ".")
+    assert events.inbox_group(1) != events.inbox_group(2) != events.connections_group(1)
+
+
+def _publish_from_another_deployment(ours: str, tenant_id: int) -> None:
+    """Another deployment's worker, on the same Redis with the same channel-layer prefix: a process whose
+    DATABASE_URL names another database publishes to tenant ``tenant_id``'s inbox with the product's
+    publisher; then (the control: its sends do reach our Redis) to the group name our deployment uses."""
+    import subprocess
+    import sys
+
+    from tests import procs
+
+    env = procs.process_env()
+    env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{ours}_other_deployment"  # only the name is used
+    code = (f"from config.scope import database_scope; from inbox import events; "
+            f"events._send(events.inbox_group({tenant_id}), '<p>from-the-other-deployment</p>'); "
+            f"events._send(database_scope({ours!r}) + '.tenant-{tenant_id}.inbox', '<p>control</p>')")
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=procs.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_two_deployments_on_one_redis_do_not_receive_each_others_groups(client, acme_owner, acme_connection):
+    """Same Redis, same channel-layer prefix, same tenant id: the other deployment's fragment never
+    arrives, the control sent after it (to this deployment's group name) does."""
+    from django.db import connection
+
+    cookie = session_cookie(client, acme_owner)
+
+    async def scenario():
+        viewer = socket("/ws/t/acme/", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(_publish_from_another_deployment)(connection.settings_dict["NAME"], acme_connection.tenant_id)
+        assert await viewer.receive_from(timeout=3) == "<p>control</p>"
+        assert await viewer.receive_nothing(timeout=0.3)
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()

@@ -102,8 +102,10 @@ def test_list_filters_and_search(client, acme_agent, acme_owner, acme_connection
     assert ids(q="21999990000") == {by_name.pk}
     assert ids(q="xk-7781") == {by_text.pk}
     assert ids(q="nothing like this") == set()
-    # Garbage filters fall back to defaults instead of failing.
-    assert client.get(url, {"status": "bogus", "connection": "x", "cursor": "nope"}).status_code == 200
+    # Garbage filters are a 400 that names each bad one (tests/inbox/test_bad_parameters.py), not a 500.
+    bad = client.get(url, {"status": "bogus", "connection": "x", "cursor": "nope"})
+    assert bad.status_code == 400
+    assert all(f"<strong>{name}</strong>" in bad.content.decode() for name in ("status", "connection", "cursor"))
 
 
 def test_keyset_pagination_has_no_gaps_or_repeats(client, acme_agent, make_conversations):
