@@ -30,11 +30,11 @@ from django.utils import timezone
 
 from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
-from inbox.search import move_entries, reindex_messages
+from inbox.search import index_messages, move_entries, reindex_messages
 from sync.decode import Decoded, MessageRecord
 from sync.identity import is_group, is_lid, is_pn, normalize_jid, phone_of, skip_reason
 from sync.models import JidMapping, PendingOperation, RawEvent
-from sync.search_index import index_new_messages
+from sync.search_index import INLINE_LIMIT, index_new_messages
 from sync.upsert import insert_new
 
 logger = logging.getLogger(__name__)
@@ -503,20 +503,35 @@ def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True)
 
     ``alongside``: CPU work without database access to overlap with the message COPY (the processor
     decodes the next batch there); see ``sync.upsert.insert_new``. ``publish``: publish the changed
-    conversations and live messages on commit; a caller that ingests many connections in one
-    transaction (``sync.sweep``) passes False and publishes ``result.conversation_ids`` /
-    ``message_ids`` once per tenant."""
-    timings = TIMINGS
-    tick = time.perf_counter()
-    result = IngestResult()
-    tenant_id = conn.tenant_id
-    messages: list[MessageRecord] = []
-    ops: list[Operation] = []  # in journal order
-    mappings: set[tuple[str, str]] = set()
-    names: dict[str, str] = {}
-    chat_names: dict[str, str] = {}
-    chats = {}
-    groups = []
+    conversations and live messages on commit."""
+    return ingest_many(conn.tenant_id, [(conn, events)], alongside=alongside, publish=publish)[0]
+
+
+@dataclass
+class _Part:
+    """One connection's share of a batch: what its events hold, after its filters."""
+
+    conn: object
+    result: IngestResult
+    messages: list[MessageRecord] = field(default_factory=list)
+    ops: list[Operation] = field(default_factory=list)  # in journal order
+    chats: dict = field(default_factory=dict)
+    chat_names: dict[str, str] = field(default_factory=dict)
+    groups: list = field(default_factory=list)
+    unique: list[MessageRecord] = field(default_factory=list)
+    chat_aggs: tuple[dict[str, _ConvAgg], dict[str, _ConvAgg]] = field(default_factory=lambda: ({}, {}))
+    batch_aggs: dict[str, _ConvAgg] = field(default_factory=dict)
+    unread_set: dict[str, int] = field(default_factory=dict)
+    listed_at: dict[str, datetime] = field(default_factory=dict)
+    conv_ids: dict[str, int] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
+    by_ext: dict[str, tuple[MessageRecord, int]] = field(default_factory=dict)
+    inserted: list[str] = field(default_factory=list)
+
+
+def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) -> _Part:
+    part = _Part(conn, IngestResult())
+    result = part.result
     reasons: dict[str, str] = {}  # chat jid -> skip reason, worked out once per chat
     for ev in events:
         result.received += ev.received
@@ -531,19 +546,20 @@ def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True)
             if reason:
                 result.skip(reason)
             else:
-                messages.append(m)
+                part.messages.append(m)
         mappings.update(ev.mappings)
         names.update(ev.push_names)
         for c in ev.chats:
             if skip_reason(c.chat_jid, conn):
                 continue
-            chats[c.chat_jid] = c
+            part.chats[c.chat_jid] = c
             if c.name:
-                chat_names[c.chat_jid] = c.name
+                part.chat_names[c.chat_jid] = c.name
         for g in ev.groups:
             if not skip_reason(g.group_jid, conn):
-                groups.append(g)
+                part.groups.append(g)
         row = ev.raw_event_id
+        ops = part.ops
         for r in ev.reactions:
             if not skip_reason(r.chat_jid, conn):
                 ops.append(Operation("reaction", r.target_id, {"emoji": r.emoji}, r.chat_jid, r.sender_jid,
@@ -560,232 +576,338 @@ def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True)
             for mid in rc.message_ids:
                 ops.append(Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me,
                                      row))
+    return part
 
+
+def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], alongside=None, *,
+                publish: bool = True) -> list[IngestResult]:
+    """Apply decoded events of several connections of one tenant in one set of statements (the live
+    sweep's flood of many numbers), one ``IngestResult`` per connection, in ``batch`` order. Call inside
+    transaction.atomic(). Identities are the tenant's; conversations and messages are per connection.
+
+    The number of statements depends on the batch's shape (history or live, operations or groups
+    present), not on how many connections or messages it carries."""
+    timings = TIMINGS
+    tick = time.perf_counter()
+    mappings: set[tuple[str, str]] = set()
+    names: dict[str, str] = {}
+    parts = [_collect(conn, events, names, mappings) for conn, events in batch]
     tick = _phase(timings, "collect", tick)
 
     # 1. Who is who.
-    # One pass over the messages (each external id once): their senders, and per chat the aggregates
-    # its conversation gets from them (first and last message, preview, live unread). A conversation
-    # created by this batch is inserted with those values; an existing one is updated afterwards with
-    # those of the messages the COPY actually inserted (a replay changes nothing).
-    unique: list[MessageRecord] = []
-    seen: set[str] = set()
-    chat_aggs: tuple[dict[str, _ConvAgg], dict[str, _ConvAgg]] = ({}, {})  # (1:1 chats, groups)
+    # One pass over the messages (each external id once per connection): their senders, and per chat
+    # the aggregates its conversation gets from them (first and last message, preview, live unread). A
+    # conversation created by this batch is inserted with those values; an existing one is updated
+    # afterwards with those of the messages the COPY actually inserted (a replay changes nothing).
     needed: set[str] = set()
+    group_jids: set[str] = set()
+    display_names: dict[str, str] = {}
     add_sender = needed.add
-    for m in messages:
-        ext = m.external_id
-        if ext in seen:
-            result.duplicates += 1
-            continue
-        seen.add(ext)
-        unique.append(m)
-        add_sender(m.sender_jid)
-        per_chat = chat_aggs[m.is_group]
-        agg = per_chat.get(m.chat_jid)
-        if agg is None:
-            agg = per_chat[m.chat_jid] = _ConvAgg()
-        agg.add(m)
-    needed.update(chat_aggs[False])
-    group_jids: set[str] = set(chat_aggs[True])
-    for c in chats.values():
-        (group_jids if is_group(c.chat_jid) else needed).add(c.chat_jid)
-    for g in groups:
-        group_jids.add(g.group_jid)
-        for member, _ in g.participants or ():
-            needed.add(member)
-        needed.update(g.join, g.leave, g.promote, g.demote)
+    for part in parts:
+        seen: set[str] = set()
+        unique = part.unique
+        chat_aggs = part.chat_aggs
+        for m in part.messages:
+            ext = m.external_id
+            if ext in seen:
+                part.result.duplicates += 1
+                continue
+            seen.add(ext)
+            unique.append(m)
+            add_sender(m.sender_jid)
+            per_chat = chat_aggs[m.is_group]
+            agg = per_chat.get(m.chat_jid)
+            if agg is None:
+                agg = per_chat[m.chat_jid] = _ConvAgg()
+            agg.add(m)
+        needed.update(chat_aggs[False])
+        group_jids.update(chat_aggs[True])
+        for c in part.chats.values():
+            (group_jids if is_group(c.chat_jid) else needed).add(c.chat_jid)
+        for g in part.groups:
+            group_jids.add(g.group_jid)
+            for member, _ in g.participants or ():
+                needed.add(member)
+            needed.update(g.join, g.leave, g.promote, g.demote)
+        display_names.update(part.chat_names)
+        display_names.update({g.group_jid: g.name for g in part.groups if g.name})
     needed |= group_jids
     needed.discard("")
-    display_names = {**chat_names, **{g.group_jid: g.name for g in groups if g.name}}
-    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, result, display_names) \
+    first = parts[0].result
+    identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, first, display_names) \
         if needed or mappings else Identities({}, {})
-    reconcile_conversations(tenant_id, identities, result)
+    reconcile_conversations(tenant_id, identities, first)
     canon = identities.canonical
     tick = _phase(timings, "identities", tick)
 
-    # 2. Conversations: one per canonical chat (a person's LID and phone chats are one).
+    # 2. Conversations: one per canonical chat (a person's LID and phone chats are one) and connection.
     # ``batch_aggs``: what this batch's messages would give each conversation if they are all new.
-    batch_aggs: dict[str, _ConvAgg] = {}
-    for chat_group, per_chat in zip((False, True), chat_aggs, strict=True):
-        for chat, agg in per_chat.items():
-            key = chat if chat_group else canon.get(chat, chat)
-            if key in batch_aggs:
-                batch_aggs[key].merge(agg)
-            else:
-                batch_aggs[key] = agg
-    unread_set: dict[str, int] = {}
-    listed_at: dict[str, datetime] = {}  # a new conversation without messages: the chat's last activity
-    for c in chats.values():
-        key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
-        batch_aggs.setdefault(key, _ConvAgg())
-        if c.unread_count is not None:
-            unread_set[key] = c.unread_count
-        if c.last_message_at:
-            listed_at.setdefault(key, c.last_message_at)
-    for g in groups:
-        batch_aggs.setdefault(g.group_jid, _ConvAgg())
-    conv_ids, created = ensure_conversations(conn, batch_aggs.keys(), identities, batch_aggs, unread_set, listed_at)
+    for part in parts:
+        batch_aggs = part.batch_aggs
+        for chat_group, per_chat in zip((False, True), part.chat_aggs, strict=True):
+            for chat, agg in per_chat.items():
+                key = chat if chat_group else canon.get(chat, chat)
+                if key in batch_aggs:
+                    batch_aggs[key].merge(agg)
+                else:
+                    batch_aggs[key] = agg
+        for c in part.chats.values():
+            key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
+            batch_aggs.setdefault(key, _ConvAgg())
+            if c.unread_count is not None:
+                part.unread_set[key] = c.unread_count
+            if c.last_message_at:
+                part.listed_at.setdefault(key, c.last_message_at)
+        for g in part.groups:
+            batch_aggs.setdefault(g.group_jid, _ConvAgg())
+    ensure_conversations(parts, identities)
 
     # 3. Messages.
     tick = _phase(timings, "conversations", tick)
     rows = []
     append = rows.append
     now = timezone.now()
-    by_ext: dict[str, tuple[MessageRecord, int]] = {}
-    conn_id = conn.pk
     canon_get = canon.get
-    # chat jid -> conversation id, resolved once per chat rather than once per message
-    conv_of: dict[str, int] = {}
     dumps = json.dumps
-    for m in unique:
-        ext = m.external_id
-        chat = m.chat_jid
-        cid = conv_of.get(chat)
-        if cid is None:
-            cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
-        by_ext[ext] = (m, cid)
-        sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-        from_me = m.from_me
-        append((
-            tenant_id, cid, conn_id, ext, "out" if from_me else "in",
-            m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
-            m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
-            "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
-        ))
+    created_ids: set[int] = set()
+    for part in parts:
+        conv_ids, by_ext, conn_id = part.conv_ids, part.by_ext, part.conn.pk
+        created_ids.update(conv_ids[key] for key in part.created)
+        conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
+        for m in part.unique:
+            ext = m.external_id
+            chat = m.chat_jid
+            cid = conv_of.get(chat)
+            if cid is None:
+                cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
+            by_ext[ext] = (m, cid)
+            sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
+            from_me = m.from_me
+            append((
+                tenant_id, cid, conn_id, ext, "out" if from_me else "in",
+                m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+                m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
+                "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+            ))
     tick = _phase(timings, "message_rows", tick)
     id_range: list[int] = []
-    created_ids = {conv_ids[key] for key in created}
-    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {"connection_id": conn_id}, "external_id", timings=timings,
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"), timings=timings,
                           alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
     tick = _phase(timings, "message_copy", tick)
-    index_new_messages(conn, inserted, tuple(id_range) if id_range else None)
+    by_conn = {part.conn.pk: part for part in parts}
+    for conn_id, ext in inserted:
+        by_conn[conn_id].inserted.append(ext)
+    _index_and_find_published(parts, inserted, tuple(id_range) if id_range else None)
     tick = _phase(timings, "search", tick)
-    result.saved = len(inserted)
-    result.duplicates += len(rows) - len(inserted)
-    # A message of a new conversation that was stored already (another chat's id: the COPY's fallback)
-    # means the values it was created with counted it: those conversations are recomputed below.
-    recount = set()
-    if len(inserted) < len(rows):
-        stored = set(inserted)
-        recount = {cid for ext, (_, cid) in by_ext.items() if cid in created_ids and ext not in stored}
-    aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
-    publish_ext = []
-    history_inserted = 0
-    for ext in inserted:
-        m, cid = by_ext[ext]
-        if cid not in created_ids or cid in recount:
-            aggs[cid].add(m)
-        if m.live:
-            publish_ext.append(ext)
-        else:
-            history_inserted += 1
-    result.conversation_ids.update(created_ids)
-    result.conversation_ids.update(aggs)
-    if history_inserted and history_inserted <= PUBLISH_HISTORY_MESSAGES:
-        publish_ext = list(inserted)
-    if publish_ext:
-        # Open threads get live messages (and small history backfills) rendered; a large history
-        # chunk only moves the conversation list: its messages are older than what a thread shows.
-        result.message_ids.update(Message.objects.filter(connection_id=conn_id, external_id__in=publish_ext)
-                                  .values_list("id", flat=True))
-    for key, count in unread_set.items():
-        # A history chunk's unread count describes the chat as of that chunk: apply it to an existing
-        # conversation only when the chunk brought new messages into it, so a replay cannot undo later
-        # increments (a new conversation was created with it).
-        cid = conv_ids[key]
-        if cid in aggs:
-            aggs[cid].unread_set = count
-    if recount:
-        listed = {conv_ids[k]: listed_at.get(k, now) for k in created}
-        listed.update((cid, aggs[cid].oldest) for cid in recount if cid in aggs)
-        reset_conversation_aggregates(recount, listed, {conv_ids[k]: n for k, n in unread_set.items()})
-    update_conversation_aggregates(aggs)
 
+    aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
+    recount_listed: dict[int, datetime] = {}
+    recount_unread: dict[int, int] = {}
+    for part in parts:
+        result = part.result
+        result.saved = len(part.inserted)
+        result.duplicates += len(part.unique) - len(part.inserted)
+        part_created = {part.conv_ids[key] for key in part.created}
+        # A message of a new conversation that was stored already (another chat's id: the COPY's fallback)
+        # means the values it was created with counted it: those conversations are recomputed below.
+        recount = set()
+        if len(part.inserted) < len(part.unique):
+            stored = set(part.inserted)
+            recount = {cid for ext, (_, cid) in part.by_ext.items() if cid in part_created and ext not in stored}
+        part_aggs = set()
+        for ext in part.inserted:
+            m, cid = part.by_ext[ext]
+            if cid not in part_created or cid in recount:
+                aggs[cid].add(m)
+                part_aggs.add(cid)
+        result.conversation_ids.update(part_created)
+        result.conversation_ids.update(part_aggs)
+        for key, count in part.unread_set.items():
+            # A history chunk's unread count describes the chat as of that chunk: apply it to an existing
+            # conversation only when the chunk brought new messages into it, so a replay cannot undo later
+            # increments (a new conversation was created with it).
+            cid = part.conv_ids[key]
+            if cid in part_aggs:
+                aggs[cid].unread_set = count
+        if recount:
+            recount_listed.update({part.conv_ids[k]: part.listed_at.get(k, now) for k in part.created})
+            recount_listed.update((cid, aggs[cid].oldest) for cid in recount if cid in aggs)
+            recount_unread.update({part.conv_ids[k]: n for k, n in part.unread_set.items()})
+            reset_conversation_aggregates(recount, recount_listed, recount_unread)
+    update_conversation_aggregates(aggs)
     tick = _phase(timings, "aggregates", tick)
 
     # 4. Operations on existing messages (and the ones waiting for the messages just stored).
-    apply_operations(conn, ops, inserted, result)
+    waiting = _connections_with_pending_operations([p.conn.pk for p in parts if p.inserted and not p.ops])
+    for part in parts:
+        if part.ops or part.conn.pk in waiting:
+            apply_operations(part.conn, part.ops, part.inserted, part.result)
     tick = _phase(timings, "operations", tick)
 
     # 5. Names, phone numbers, groups.
-    update_contact_names(identities, names, chat_names, groups)
-    if groups:
-        apply_groups(tenant_id, groups, identities, conv_ids, result)
+    chat_names = {}
+    for part in parts:
+        chat_names.update(part.chat_names)
+    update_contact_names(identities, names, chat_names, [g for part in parts for g in part.groups])
+    for part in parts:
+        if part.groups:
+            apply_groups(tenant_id, part.groups, identities, part.conv_ids, part.result)
     _phase(timings, "names_groups", tick)
-    if publish and result.conversation_ids:
+    results = [part.result for part in parts]
+    conversation_ids = {c for r in results for c in r.conversation_ids}
+    if publish and conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
         # rendering them here cost ~7 us per ingested message (docs/live-updates.md).
-        publish_messages_on_commit(tenant_id, sorted(result.conversation_ids), sorted(result.message_ids),
-                                   background=True)
-    return result
+        publish_messages_on_commit(tenant_id, sorted(conversation_ids),
+                                   sorted({m for r in results for m in r.message_ids}), background=True)
+    return results
 
 
-def ensure_conversations(conn, keys, identities: Identities, batch_aggs: dict[str, _ConvAgg],
-                         unread_set: dict[str, int], listed_at: dict[str, datetime]) -> tuple[dict[str, int], set[str]]:
-    """(chat_jid -> conversation id for every key, keys created now), creating the missing ones in bulk
-    with what this batch's messages give them (``batch_aggs``), the history chat's unread count
-    (``unread_set``) and, for a chat without messages here, its last activity (``listed_at``; else now)."""
-    keys = set(keys)
-    if not keys:
-        return {}, set()
-    ids = _conversation_ids(conn.pk, keys)
-    missing = keys - ids.keys()
+def _connections_with_pending_operations(connection_ids: list[int]) -> set[int]:
+    """Of these connections, the ones with operations waiting for a message (one query for all)."""
+    if not connection_ids:
+        return set()
+    return set(PendingOperation.objects.filter(connection_id__in=connection_ids)
+               .values_list("connection_id", flat=True).distinct())
+
+
+def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]], id_range) -> None:
+    """Search entries for what was inserted, and the ids of the messages open threads get rendered:
+    live messages, and a small history backfill whole (a large history chunk only moves the list: its
+    messages are older than what a thread shows). A small batch is indexed at once by message id; a
+    large one (history) per connection, in the background (ADR-10)."""
+    publish: list[tuple[int, str]] = []
+    for part in parts:
+        live = [ext for ext in part.inserted if part.by_ext[ext][0].live]
+        history = len(part.inserted) - len(live)
+        if history and history <= PUBLISH_HISTORY_MESSAGES:
+            live = part.inserted
+        publish.extend((part.conn.pk, ext) for ext in live)
+    small = len(inserted) <= INLINE_LIMIT or id_range is None
+    if not small:
+        for part in parts:
+            index_new_messages(part.conn, part.inserted, id_range)
+    wanted = inserted if small else publish
+    if not wanted:
+        return
+    ids = _message_ids(wanted)
+    if small:
+        index_messages(list(ids.values()))
+    by_conn = {part.conn.pk: part for part in parts}
+    for key in publish:
+        by_conn[key[0]].result.message_ids.add(ids[key])
+
+
+def _message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(connection id, external id) -> message id, in one statement per 5,000 keys."""
+    out: dict[tuple[int, str], int] = {}
+    if db.vendor != "postgresql":
+        by_conn: dict[int, list[str]] = defaultdict(list)
+        for cid, ext in keys:
+            by_conn[cid].append(ext)
+        for cid, exts in by_conn.items():
+            for chunk in _chunks(exts, 500):
+                for ext, mid in Message.objects.filter(connection_id=cid, external_id__in=chunk).values_list(
+                        "external_id", "id"):
+                    out[(cid, ext)] = mid
+        return out
+    with db.cursor() as cursor:
+        for chunk in _chunks(keys, 5000):
+            cursor.execute(
+                f"SELECT m.connection_id, m.external_id, m.id FROM {Message._meta.db_table} m "  # noqa: S608
+                "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, e) ON m.connection_id = k.c AND m.external_id = k.e",
+                [[c for c, _ in chunk], _pg_array(e for _, e in chunk)])
+            for cid, ext, mid in cursor.fetchall():
+                out[(cid, ext)] = mid
+    return out
+
+
+def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
+    """Each part's ``conv_ids`` (chat key -> conversation id for every key of its ``batch_aggs``) and
+    ``created`` (the keys created now), creating the missing ones in bulk with what this batch's messages
+    give them (``batch_aggs``), the history chat's unread count (``unread_set``) and, for a chat without
+    messages here, its last activity (``listed_at``; else now). Two statements for all connections (a
+    third if another process created some meanwhile)."""
+    wanted = [(part.conn.pk, key) for part in parts for key in part.batch_aggs]
+    if not wanted:
+        return
+    ids = _conversation_ids(wanted)
+    by_conn = {part.conn.pk: part for part in parts}
+    missing = [k for k in wanted if k not in ids]
     if missing:
         now = timezone.now()
         rows = []
-        for key in missing:
-            a = batch_aggs.get(key) or _ConvAgg()
-            rows.append((key, is_group(key), identities.contact_of[key], a.last_at or listed_at.get(key, now),
-                         a.preview, a.oldest, a.newest, unread_set.get(key, 0) + a.unread_add))
-        ids.update(_create_conversations(conn, rows, now))
-        if len(ids) < len(keys):
+        for cid, key in missing:
+            part = by_conn[cid]
+            a = part.batch_aggs.get(key) or _ConvAgg()
+            rows.append((part.conn.tenant_id, cid, key, is_group(key), identities.contact_of[key],
+                         a.last_at or part.listed_at.get(key, now), a.preview, a.oldest, a.newest,
+                         part.unread_set.get(key, 0) + a.unread_add))
+            part.created.add(key)
+        ids.update(_create_conversations(rows, now))
+        late = [k for k in wanted if k not in ids]
+        if late:
             # Created meanwhile by another process (ON CONFLICT DO NOTHING skipped them): read them.
-            ids.update(_conversation_ids(conn.pk, keys - ids.keys()))
-    return ids, missing
+            ids.update(_conversation_ids(late))
+            for cid, key in late:
+                by_conn[cid].created.discard(key)
+    for (cid, key), conv_id in ids.items():
+        if cid in by_conn:
+            by_conn[cid].conv_ids[key] = conv_id
 
 
-def _conversation_ids(connection_id: int, chat_jids) -> dict[str, int]:
+def _conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(connection id, chat jid) -> conversation id of the ones that exist."""
+    out: dict[tuple[int, str], int] = {}
     if db.vendor != "postgresql":
-        ids: dict[str, int] = {}
-        for chunk in _chunks(chat_jids, 1000):
-            ids.update(Conversation.objects.filter(connection_id=connection_id, chat_jid__in=chunk)
-                       .values_list("chat_jid", "id"))
-        return ids
+        by_conn: dict[int, list[str]] = defaultdict(list)
+        for cid, key in keys:
+            by_conn[cid].append(key)
+        for cid, jids in by_conn.items():
+            for chunk in _chunks(jids, 1000):
+                for jid, conv_id in Conversation.objects.filter(connection_id=cid, chat_jid__in=chunk).values_list(
+                        "chat_jid", "id"):
+                    out[(cid, jid)] = conv_id
+        return out
     with db.cursor() as cursor:
-        cursor.execute(f"SELECT chat_jid, id FROM {Conversation._meta.db_table} "  # noqa: S608
-                       "WHERE connection_id = %s AND chat_jid = ANY(%s::text[])", [connection_id, _pg_array(chat_jids)])
-        return dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT c.connection_id, c.chat_jid, c.id FROM {Conversation._meta.db_table} c "  # noqa: S608
+            "JOIN unnest(%s::bigint[], %s::text[]) AS k(conn, jid) ON c.connection_id = k.conn AND c.chat_jid = k.jid",
+            [[c for c, _ in keys], _pg_array(j for _, j in keys)])
+        for cid, jid, conv_id in cursor.fetchall():
+            out[(cid, jid)] = conv_id
+    return out
 
 
-def _create_conversations(conn, rows: list[tuple], now: datetime) -> dict[str, int]:
-    """Insert conversations from (chat_jid, is_group, contact id, last_message_at, preview, oldest synced,
-    newest synced, unread count) rows, skipping chats that exist; chat_jid -> id of the ones inserted (on
-    SQLite: of all of them, read back)."""
+def _create_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, str], int]:
+    """Insert conversations from (tenant id, connection id, chat_jid, is_group, contact id, last_message_at,
+    preview, oldest synced, newest synced, unread count) rows, skipping chats that exist; (connection id,
+    chat_jid) -> id of the ones inserted (on SQLite: of all of them, read back)."""
     if db.vendor != "postgresql":
         Conversation.objects.bulk_create(
-            [Conversation(tenant_id=conn.tenant_id, connection_id=conn.pk, chat_jid=key, is_group=group,
+            [Conversation(tenant_id=tenant_id, connection_id=conn_id, chat_jid=key, is_group=group,
                           contact_id=contact_id, last_message_at=at, last_message_preview=preview,
                           oldest_synced_at=oldest, newest_synced_at=newest, unread_count=unread)
-             for key, group, contact_id, at, preview, oldest, newest, unread in rows],
+             for tenant_id, conn_id, key, group, contact_id, at, preview, oldest, newest, unread in rows],
             ignore_conflicts=True, batch_size=1000,
         )
-        return _conversation_ids(conn.pk, [r[0] for r in rows])
+        return _conversation_ids([(r[1], r[2]) for r in rows])
     # The model's default for the status; everything else from the rows.
     sql = f"""
         INSERT INTO {Conversation._meta.db_table} (
             tenant_id, connection_id, chat_jid, is_group, contact_id, last_message_at, last_message_preview,
             oldest_synced_at, newest_synced_at, unread_count, status, created_at, updated_at)
-        SELECT %s, %s, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread, %s, %s, %s
-        FROM unnest(%s::text[], %s::boolean[], %s::bigint[], %s::timestamptz[], %s::text[], %s::timestamptz[],
-                    %s::timestamptz[], %s::int[])
-             AS v(chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread)
-        ON CONFLICT DO NOTHING RETURNING chat_jid, id
+        SELECT tenant_id, connection_id, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread,
+               %s, %s, %s
+        FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::boolean[], %s::bigint[], %s::timestamptz[],
+                    %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])
+             AS v(tenant_id, connection_id, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread)
+        ON CONFLICT DO NOTHING RETURNING connection_id, chat_jid, id
     """  # noqa: S608 - table name from model meta, values are parameters
     columns = list(zip(*rows, strict=True))
     with db.cursor() as cursor:
-        cursor.execute(sql, [conn.tenant_id, conn.pk, Conversation.Status.OPEN, now, now, *map(_pg_array, columns)])
-        return dict(cursor.fetchall())
+        cursor.execute(sql, [Conversation.Status.OPEN, now, now, *map(_pg_array, columns)])
+        return {(cid, jid): conv_id for cid, jid, conv_id in cursor.fetchall()}
 
 
 def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetime], unread_set: dict[int, int]) -> None:

@@ -13,8 +13,8 @@ due live rows at once (PostgreSQL):
    not a plain live event (a history chunk, a catch-up boundary, a row that does not decode, or any row
    while the connection has an open catch-up run) — those connections are handed to the
    per-connection processor, which keeps their order;
-4. ``ingest`` per connection (no publishing), then the runs' figures and the rows' state in one
-   statement each, one commit, one publish per tenant.
+4. ``ingest_many`` per tenant (one set of statements for all its numbers, one publish), then the
+   runs' figures and the rows' state in one statement each, and one commit.
 
 Any error rolls the whole sweep back and hands its connections to the per-connection processor, whose
 row-by-row retry isolates the culprit. The journal stays the source of truth either way.
@@ -32,9 +32,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import Connection
-from inbox.events import publish_messages_on_commit
 from sync.decode import Decoded, DecodeError, decode_event
-from sync.ingest import ingest
+from sync.ingest import ingest_many
 from sync.models import RawEvent, SyncRun
 from sync.processor import (
     DECODE_AHEAD_BYTES,
@@ -181,30 +180,28 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
             decoded.raw_event_id = row.pk
             work[cid].append((row, decoded))
         summary.handed_over.update(stopped)
-        by_tenant: dict[int, tuple[set, set]] = defaultdict(lambda: (set(), set()))
         run_rows: list[tuple] = []  # (run id, received, saved, duplicates, failed)
         marks: list[tuple[int, int, str]] = []  # (row id, run id, note)
-        for cid, items in work.items():
-            conn = conns[cid]
-            run = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE)
-            result = ingest(conn, [d for _, d in items], publish=False)
-            if result.skipped or result.refused:
-                _account_dicts(run, result)
-            run_rows.append((run.pk, result.received + result.failed, result.saved, result.duplicates, result.failed))
-            for row, decoded in items:
-                marks.append((row.pk, run.pk, row_note(decoded, result.notes.get(row.pk))))
-                if decoded.failures:
-                    log_item_failures(conn, row, decoded)
-            convs, msgs = by_tenant[conn.tenant_id]
-            convs.update(result.conversation_ids)
-            msgs.update(result.message_ids)
-            summary.saved += result.saved
-            summary.duplicates += result.duplicates
+        by_tenant: dict[int, list[int]] = defaultdict(list)
+        for cid in work:
+            by_tenant[conns[cid].tenant_id].append(cid)
+        for tenant_id, cids in by_tenant.items():
+            results = ingest_many(tenant_id, [(conns[cid], [d for _, d in work[cid]]) for cid in cids])
+            for cid, result in zip(cids, results, strict=True):
+                conn = conns[cid]
+                run = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE)
+                if result.skipped or result.refused:
+                    _account_dicts(run, result)
+                run_rows.append((run.pk, result.received, result.saved, result.duplicates,
+                                 result.failed))
+                for row, decoded in work[cid]:
+                    marks.append((row.pk, run.pk, row_note(decoded, result.notes.get(row.pk))))
+                    if decoded.failures:
+                        log_item_failures(conn, row, decoded)
+                summary.saved += result.saved
+                summary.duplicates += result.duplicates
         _account_many(run_rows, now)
         _mark_many(marks, now)
-        for tenant_id, (convs, msgs) in by_tenant.items():
-            if convs:
-                publish_messages_on_commit(tenant_id, sorted(convs), sorted(msgs), background=True)
     summary.connections += len(work)
     summary.processed += len(marks)
     return len(marks)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from itertools import islice
+from operator import itemgetter
 
 import psycopg
 from django.db import IntegrityError, connection, models, transaction
@@ -39,23 +40,57 @@ def _chunks(seq, n):
         yield chunk
 
 
-def existing_keys(model, scope: dict, key: str, values) -> set:
+def existing_keys(model, scope: dict, key: str | tuple[str, ...], values) -> set:
+    """The values of ``key`` (a column, or a tuple of columns whose values are tuples) that exist
+    within ``scope`` (column -> value equalities)."""
     manager = model._base_manager
+    values = list(values)
     out = set()
+    if isinstance(key, tuple):
+        return _existing_tuples(model, scope, key, values)
     if connection.vendor == "postgresql":
         table = model._meta.db_table
         fields = {f.attname: f for f in model._meta.concrete_fields}
-        where = " AND ".join(f"{connection.ops.quote_name(fields[c].column)} = %s" for c in scope)
+        where = " AND ".join(f"{connection.ops.quote_name(fields[c].column)} = %s" for c in scope) or "TRUE"
         kcol = connection.ops.quote_name(fields[key].column)
-        values = list(values)
         with connection.cursor() as cursor:
             for chunk in _chunks(values, 50_000):
                 cursor.execute(f"SELECT {kcol} FROM {table} WHERE {where} AND {kcol} = ANY(%s)",  # noqa: S608
                                [*scope.values(), chunk])
                 out.update(r[0] for r in cursor.fetchall())
         return out
-    for chunk in _chunks(list(values), 500):
+    for chunk in _chunks(values, 500):
         out.update(manager.filter(**scope, **{f"{key}__in": chunk}).values_list(key, flat=True))
+    return out
+
+
+def _existing_tuples(model, scope: dict, key: tuple[str, ...], values: list[tuple]) -> set:
+    """existing_keys for a composite key: on PostgreSQL one join with the arrays of each column."""
+    out = set()
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    if connection.vendor == "postgresql":
+        table = model._meta.db_table
+        cols = [connection.ops.quote_name(fields[c].column) for c in key]
+        types = _column_types(model, key)
+        where = "".join(f" AND t.{connection.ops.quote_name(fields[c].column)} = %s" for c in scope)
+        unnest = ", ".join(f"%s::{t}[]" for t in types)
+        on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(cols))
+        names = ", ".join(f"c{i}" for i in range(len(cols)))
+        select = ", ".join(f"t.{c}" for c in cols)
+        with connection.cursor() as cursor:
+            for chunk in _chunks(values, 50_000):
+                cursor.execute(f"SELECT {select} FROM {table} t JOIN unnest({unnest}) AS k({names}) ON {on}"  # noqa: S608
+                               f"{where}", [*map(list, zip(*chunk, strict=True)), *scope.values()])
+                out.update(tuple(r) for r in cursor.fetchall())
+        return out
+    by_prefix: dict[tuple, list] = {}
+    for v in values:
+        by_prefix.setdefault(v[:-1], []).append(v[-1])
+    for prefix, lasts in by_prefix.items():
+        fixed = dict(zip(key[:-1], prefix, strict=True))
+        for chunk in _chunks(lasts, 500):
+            out.update((*prefix, last) for last in model._base_manager.filter(**scope, **fixed, **{f"{key[-1]}__in": chunk})
+                       .values_list(key[-1], flat=True))
     return out
 
 
@@ -139,10 +174,12 @@ _SEQUENCES: dict[str, str] = {}
 logger = logging.getLogger(__name__)
 
 
-def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict, key: str,
+def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict,
+               key: str | tuple[str, ...],
                timings: dict | None = None, alongside=None, id_range: list | None = None,
                fresh: tuple[str, set] | None = None) -> list:
-    """Insert rows whose ``key`` is new within ``scope``; returns the inserted key values in order.
+    """Insert rows whose ``key`` (a column, or a tuple of columns: values are then tuples) is new within
+    ``scope``; returns the inserted key values in order.
 
     ``alongside``: a callable with no database access, run in this thread while a helper thread feeds
     the COPY (PostgreSQL only; the server then does the work and both threads mostly wait on it, so
@@ -156,7 +193,8 @@ def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence
     constraint aborts the batch and the processor's row-by-row retry counts it as a duplicate."""
     if not rows:
         return []
-    k = list(columns).index(key)
+    cols = list(columns)
+    k = itemgetter(*(cols.index(c) for c in key)) if isinstance(key, tuple) else itemgetter(cols.index(key))
     started = time.perf_counter()
     unprobed: list[tuple] = []
     probed = rows
@@ -164,10 +202,10 @@ def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence
         f, values = list(columns).index(fresh[0]), fresh[1]
         probed = [r for r in rows if r[f] not in values]
         unprobed = [r for r in rows if r[f] in values]
-    present = existing_keys(model, scope, key, (r[k] for r in probed)) if probed else set()
+    present = existing_keys(model, scope, key, (k(r) for r in probed)) if probed else set()
     if timings is not None:
         timings["message_probe"] += time.perf_counter() - started
-    new_rows = [r for r in rows if r[k] not in present] if present else list(rows)  # in the rows' order
+    new_rows = [r for r in rows if k(r) not in present] if present else list(rows)  # in the rows' order
     if connection.vendor != "postgresql":
         return _bulk_create(model, columns, new_rows, k)
     if not unprobed:
@@ -177,11 +215,11 @@ def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence
             return _copy_new(model, columns, new_rows, k, alongside, id_range)
     except (IntegrityError, psycopg.errors.UniqueViolation):
         logger.info("sync.upsert.fresh_key_existed", extra={"table": model._meta.db_table, "rows": len(rows)})
-    present = existing_keys(model, scope, key, (r[k] for r in unprobed))
-    return _copy_new(model, columns, [r for r in new_rows if r[k] not in present], k, None, id_range)
+    present = existing_keys(model, scope, key, (k(r) for r in unprobed))
+    return _copy_new(model, columns, [r for r in new_rows if k(r) not in present], k, None, id_range)
 
 
-def _copy_new(model, columns, new_rows, k: int, alongside, id_range: list | None) -> list:
+def _copy_new(model, columns, new_rows, k, alongside, id_range: list | None) -> list:
     if not new_rows:
         return []
     fields = {f.attname: f for f in model._meta.concrete_fields}
@@ -200,7 +238,7 @@ def _copy_new(model, columns, new_rows, k: int, alongside, id_range: list | None
     return inserted
 
 
-def _bulk_create(model, columns, new_rows, k: int) -> list:
+def _bulk_create(model, columns, new_rows, k) -> list:
     """SQLite (the embedded default): ``bulk_create(ignore_conflicts)`` after the probe."""
     if not new_rows:
         return []
@@ -214,17 +252,17 @@ def _bulk_create(model, columns, new_rows, k: int) -> list:
                 values[columns[i]] = json.loads(row[i])
         objs.append(model(**values))
     model._base_manager.bulk_create(objs, ignore_conflicts=True, batch_size=200)
-    return [r[k] for r in new_rows]
+    return [k(r) for r in new_rows]
 
 
-def _copy_rows(model, columns, col_sql: str, new_rows, json_cols, k: int, alongside) -> list:
+def _copy_rows(model, columns, col_sql: str, new_rows, json_cols, k, alongside) -> list:
     sql = f"COPY {model._meta.db_table} ({col_sql}) FROM STDIN"
     types = _column_types(model, columns)
     if alongside is not None:
         _copy_beside(sql, types, new_rows, json_cols, alongside)
-        return [r[k] for r in new_rows]
+        return [k(r) for r in new_rows]
     with connection.cursor() as cursor, _binary_copy(cursor.cursor, sql, types) as copy:
         write = copy.write_row
         for row in _json_ready(new_rows, json_cols):
             write(row)
-    return [r[k] for r in new_rows]
+    return [k(r) for r in new_rows]

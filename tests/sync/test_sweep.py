@@ -84,3 +84,37 @@ def test_a_busy_connection_is_skipped_and_a_row_that_does_not_decode_stops_its_c
     assert Message.objects.filter(connection=broken).count() == 1
     sweep_live()
     assert Message.objects.filter(connection=busy).count() == 1
+
+
+def test_one_customer_writing_to_two_numbers_is_one_contact_with_two_conversations():
+    tenant = TenantFactory()
+    a, b_ = numbers(tenant, 2)
+    same_id = "3EB0SAMEIDONBOTH"  # ids are unique per number, not across numbers
+    feed(a, incoming(same_id, "to a", chat=customer(7)), process=False)
+    feed(b_, incoming(same_id, "to b", chat=customer(7)), process=False)
+    assert sweep_live().saved == 2
+    from inbox.models import Contact, Conversation
+
+    assert Contact.objects.filter(tenant=tenant, kind="person").count() == 1
+    convs = Conversation.objects.filter(tenant=tenant)
+    assert sorted(convs.values_list("connection_id", flat=True)) == sorted([a.pk, b_.pk])
+    assert {c.last_message_preview for c in convs} == {"to a", "to b"} and all(c.unread_count == 1 for c in convs)
+
+
+def test_the_sweeps_statements_do_not_grow_with_the_number_of_numbers():
+    from django.db import connection as conn_db
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(count):
+        tenant = TenantFactory()
+        conns = numbers(tenant, count)
+        for c in conns:  # each number's first message opens its live run and its conversation
+            feed(c, message(c, 0), process=False)
+        sweep_live()
+        for c in conns:
+            feed(c, *(message(c, n) for n in range(1, 3)), process=False)
+        with CaptureQueriesContext(conn_db) as ctx:
+            assert sweep_live().processed == 2 * count
+        return len(ctx.captured_queries)
+
+    assert statements(3) == statements(12)
