@@ -97,6 +97,7 @@ class Child:
         self.busy_op = ""
         # Wall-clock end of this child's sessions' lease, from the supervisor (0: not told yet).
         self.lease_until = 0.0
+        self.last_line_at = 0.0  # monotonic time the supervisor's last line was read
         self.journal = JournalWriter(record_path)
 
     def reply(self, message: dict) -> None:
@@ -109,6 +110,7 @@ class Child:
 
     def _read_stdin(self):
         for line in sys.stdin:
+            self.last_line_at = time.monotonic()
             if not line.strip():
                 continue
             cmd = json.loads(line)
@@ -134,7 +136,10 @@ class Child:
         margin = max(0.5, settings.RUNNER_LEASE_SECONDS * 0.2)
         while True:
             time.sleep(0.1)
-            if self.lease_until and time.time() > self.lease_until - margin:
+            # A child that started slowly reads a backlog of messages at once, the fresher leases last:
+            # judge only once it has caught up (no line for a moment).
+            caught_up = time.monotonic() - self.last_line_at > 1.0
+            if self.lease_until and caught_up and time.time() > self.lease_until - margin:
                 logger.error("child.lease_expiring", extra={"pid": os.getpid(), "lease_until": self.lease_until,
                                                             "connection_ids": sorted(self.sessions)})
                 self.journal.spool_pending("lease expiring")

@@ -8,8 +8,8 @@ recycles when they leak. It never renders and never publishes: actions do that.
 Main loop: one thread waiting on the children's reply pipes and a wake-up pipe (nudges), with
 timers for heartbeat, reconcile, reconnect retries and connect deadlines.
 
-Liveness (docs/runner.md, "Faults"): a lease is renewed only for sessions whose child answered its
-last heartbeat (or that no child hosts); each child is told until when its sessions are leased and
+Liveness (docs/runner.md, "Faults"): a lease is renewed only for sessions whose child answered within
+RUNNER_CHILD_ANSWER_SECONDS (or that no child runs yet); each child is told until when its sessions are leased and
 exits before that if no renewal comes (a frozen supervisor); a child that stops answering, or whose
 command loop or journal thread is stuck or dead, is killed and its sessions restarted elsewhere.
 """
@@ -37,6 +37,8 @@ from connections.transport import State
 
 logger = logging.getLogger(__name__)
 CHILD_START_SECONDS = 60.0  # a child that has not said "ready" by then is killed
+STARTS_PER_TICK = 5
+SLOW_STEP_SECONDS = 2.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -52,6 +54,11 @@ class ChildProc:
     started: float = field(default_factory=time.monotonic)
     ready: bool = False  # said "ready" (Django and the transports are loaded)
     last_answer: float = 0.0  # monotonic time of the last heartbeat answer (or of "ready")
+
+    @property
+    def leaked(self) -> int:
+        """Connect attempts beyond one per session hosted: each left a store connection behind (NEONIZE.md)."""
+        return max(0, self.attempts - len(self.sessions))
 
     def send(self, message: dict) -> bool:
         try:
@@ -98,6 +105,7 @@ class Runner:
         self.heartbeat_seq = 0
         self.reconcile_due = 0.0
         self.heartbeat_due = 0.0
+        self.more_due = False  # sessions due to start beyond this tick's share
 
     # --- lifecycle --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -127,7 +135,7 @@ class Runner:
         self.guard(self.check_children)
         self.guard(self.check_connect_deadlines)
         self.guard(self.start_due_sessions)
-        timeout = max(0.0, min([self.reconcile_due, self.heartbeat_due, now + 0.5,
+        timeout = 0.0 if self.more_due else max(0.0, min([self.reconcile_due, self.heartbeat_due, now + 0.5,
                                 *[h.retry_at for h in self.held.values() if h.state == "waiting"]]) - time.monotonic())
         for key, _ in self.selector.select(timeout):
             if key.data is None:
@@ -140,13 +148,20 @@ class Runner:
         self.guard(self.handle_nudges)
 
     def guard(self, fn, *args):
-        """The supervisor must survive a database outage or a bug in one step; it retries next tick."""
+        """The supervisor must survive a database outage or a bug in one step; it retries next tick. A
+        step that holds the loop for seconds is logged: meanwhile no heartbeat answer is handled."""
+        started = time.monotonic()
         try:
             return fn(*args)
         except Exception:  # noqa: BLE001
             logger.exception("runner.step_failed", extra={"runner_id": self.runner_id, "step": fn.__name__})
             drop_broken_connections()
             time.sleep(0.2)
+        finally:
+            took = time.monotonic() - started
+            if took > SLOW_STEP_SECONDS:
+                logger.warning("runner.slow_step", extra={"runner_id": self.runner_id, "step": fn.__name__,
+                                                          "seconds": round(took, 2)})
 
     def shutdown(self) -> None:
         """SIGTERM: disconnect every session cleanly, then release the leases for another runner."""
@@ -244,10 +259,13 @@ class Runner:
                                       lease_until=conn.lease_expires_at.timestamp())
 
     def start_due_sessions(self) -> None:
+        """Start due sessions, a few per tick: a runner taking over a hundred numbers keeps answering
+        its children (heartbeats, leases) between starts."""
         now = time.monotonic()
-        for held in self.held.values():
-            if held.state == "waiting" and held.retry_at <= now:
-                self.start_session(held)
+        due = [h for h in self.held.values() if h.state == "waiting" and h.retry_at <= now]
+        for held in due[:STARTS_PER_TICK]:
+            self.start_session(held)
+        self.more_due = len(due) > STARTS_PER_TICK
 
     def start_session(self, held: Held) -> None:
         old = held.child
@@ -300,9 +318,11 @@ class Runner:
 
     # --- heartbeat ---------------------------------------------------------------------------------
     def heartbeat(self) -> None:
-        """Kill children that stopped answering; renew the leases of sessions no child hosts (the
-        others are renewed when their child answers); ask every child for an answer."""
+        """Kill children that stopped answering; renew, in one statement, the leases of sessions whose
+        child answered recently and of sessions no child runs yet; ask every child for an answer and tell
+        it until when its sessions are leased."""
         now = time.monotonic()
+        answered = []
         for child in list(self.children.values()):
             if not child.ready:
                 if now - child.started > CHILD_START_SECONDS:
@@ -311,10 +331,13 @@ class Runner:
             silent = now - child.last_answer
             if silent > settings.RUNNER_CHILD_ANSWER_SECONDS:
                 self.kill_child(child, f"session host did not answer heartbeats for {silent:.0f} s (frozen or hung)")
+            else:
+                answered.append(child)
         # Sessions no child runs yet (waiting, or in a child still starting up) cannot be hosted twice.
-        unhosted = [cid for cid, h in self.held.items() if h.child is None or not h.child.ready]
-        if unhosted:
-            self.renew(unhosted)
+        ids = [cid for cid, h in self.held.items() if h.child is None or not h.child.ready]
+        ids += [cid for child in answered for cid in child.sessions if cid in self.held]
+        if ids:
+            self.renew(ids)
         self.heartbeat_seq += 1
         for child in self.children.values():
             child.send({"op": "heartbeat", "seq": self.heartbeat_seq,
@@ -359,7 +382,7 @@ class Runner:
         for cid in connected:
             if cid not in alive and cid in self.held:
                 self.on_lost(cid, "heartbeat: the session is not connected")
-        if child.attempts >= settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS:
+        if child.leaked >= settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS:
             self.recycle(child)
 
     def check_connect_deadlines(self) -> None:
@@ -376,7 +399,7 @@ class Runner:
     # --- children -----------------------------------------------------------------------------------
     def pick_child(self) -> ChildProc:
         candidates = [c for c in self.children.values() if len(c.sessions) < self.per_child and not c.retiring
-                      and c.attempts < settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS]
+                      and c.leaked < settings.RUNNER_CHILD_MAX_CONNECT_ATTEMPTS]
         if candidates:
             return min(candidates, key=lambda c: len(c.sessions))
         return self.spawn_child()

@@ -138,7 +138,8 @@ def test_store_connections_stay_bounded_however_many_connect_attempts_fail():
         print(f"store connections: peak {peak} over {made} failed attempts")
         assert made >= 8 * budget, f"only {made} attempts were made"
         # Without recycling every attempt would still hold its connection (>= 24 here).
-        assert peak <= (retiring + 1) * (budget + 2), f"{peak} store connections after {made} attempts"
+        # A child retires after `budget` attempts beyond one per number it hosts.
+        assert peak <= (retiring + 1) * (budget + len(conns) + 1), f"{peak} store connections after {made} attempts"
         assert runner.alive()
     except Exception:
         print(runner.output()[-6000:])
