@@ -121,6 +121,7 @@ def main():
         started.append(procs.celery_worker(env, concurrency=args.worker_concurrency))
         started.append(procs.daphne(port, env))
         result = run(args, port, started, ids)
+        result["process_warnings"] = warnings_of(started)
     except BaseException:
         for proc in started:
             lines = [x for x in proc.output().splitlines() if '"level": "INFO"' not in x]
@@ -141,6 +142,24 @@ def main():
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / ("flood-history.json" if args.history else "flood.json")).write_text(line + "\n")
+
+
+def warnings_of(started) -> dict:
+    """Per process, how many WARNING/ERROR lines of each event name it logged (what went wrong, if anything)."""
+    from collections import Counter
+
+    out = {}
+    for proc in started:
+        counts = Counter()
+        for line in proc.output().splitlines():
+            if '"level": "WARNING"' in line or '"level": "ERROR"' in line:
+                try:
+                    counts[json.loads(line).get("event", "?")] += 1
+                except ValueError:
+                    counts["(not json)"] += 1
+        if counts:
+            out[proc.name] = dict(counts.most_common(10))
+    return out
 
 
 def seed(numbers: int) -> dict:
@@ -226,7 +245,11 @@ def run(args, port, started, ids) -> dict:
         if mid.startswith(f"SIM{tag}"):
             journaled += 1
             received_at[(int(mid[3 + len(tag):6 + len(tag)]), int(mid[-6:]))] = at.timestamp()
-    stored = Message.objects.unscoped().filter(connection_id__in=live, external_id__startswith=f"SIM{tag}").count()
+    stored_at = {}
+    for ext, created in (Message.objects.unscoped().filter(connection_id__in=live, external_id__startswith=f"SIM{tag}")
+                         .values_list("external_id", "created_at").iterator(chunk_size=5000)):
+        stored_at[(int(ext[3 + len(tag):6 + len(tag)]), int(ext[-6:]))] = created.timestamp()
+    stored = len(stored_at)
     latencies = [(at - received_at[key]) * 1000 for key, at in arrivals.items() if key in received_at]
     expected = count * len(live)
     lat = summary(latencies)
@@ -240,13 +263,14 @@ def run(args, port, started, ids) -> dict:
         "lost": expected - stored, "duplicated": journaled - len(received_at),
         "fragments_received": len(arrivals), "fragments_missed": expected - len(arrivals),
         "latency_ms": lat,
+        "received_to_stored_ms": summary([(at - received_at[k]) * 1000 for k, at in stored_at.items() if k in received_at]),
         "backlog_live_rows": {"max": max(during, default=0), "at_end_of_flood": during[-1] if during else None,
                               "first_half_mean": round(statistics.mean(during[:len(during) // 2]), 1) if during else None,
                               "second_half_mean": round(statistics.mean(during[len(during) // 2:]), 1) if during else None},
         "history": history or None,
         "start_point": "journal row received_at (stamped by the runner's session process); end point: the client "
                        "with that conversation open receives the message's thread fragment; same host clock",
-        "clients": len(urls), "connect_s": round(meta["connect_s"], 2),
+        "clients": len(urls), "connect_s": round(meta["connect_s"], 2), "sockets_closed_early": meta["closed_early"],
         "worker_concurrency": args.worker_concurrency,
         "targets": {"p99_ms": 250, "lost": 0, "duplicated": 0, "backlog": "not growing"},
         "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
@@ -294,6 +318,7 @@ async def drive(urls, port, cookie, marker, count, begin):
     import websockets
 
     arrivals: dict[tuple[int, int], float] = {}
+    closes: dict[str, int] = {}  # close code -> sockets the server closed early
     t_connect = time.monotonic()
     sockets = []
     for url in urls:
@@ -312,7 +337,8 @@ async def drive(urls, port, cookie, marker, count, begin):
                             arrivals.setdefault((int(m.group(1)), int(m.group(2)) - 1), now)
                 if len(arrivals) >= total:
                     return
-        except websockets.ConnectionClosed:
+        except websockets.ConnectionClosed as exc:
+            closes[str(exc.rcvd.code if exc.rcvd else None)] = closes.get(str(exc.rcvd.code if exc.rcvd else None), 0) + 1
             return
 
     tasks = [asyncio.create_task(receive(ws)) for ws in sockets]
@@ -325,7 +351,7 @@ async def drive(urls, port, cookie, marker, count, begin):
         task.cancel()
     for ws in sockets:
         await ws.close()
-    return arrivals, {"connect_s": connect_s}
+    return arrivals, {"connect_s": connect_s, "closed_early": closes}
 
 
 if __name__ == "__main__":
