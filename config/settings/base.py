@@ -4,6 +4,7 @@ See .env.example for the full list of variables and their meaning.
 """
 
 import ipaddress
+import ssl
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -135,6 +136,12 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# kombu's Redis transport with the one change that keeps a worker alive through a Redis blip
+# (config/broker.py). A rediss:// URL verifies the server's certificate unless told otherwise.
+if CELERY_BROKER_URL.split("://", 1)[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
+    if CELERY_BROKER_URL.startswith("rediss://"):
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
