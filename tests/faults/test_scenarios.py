@@ -18,8 +18,10 @@ product loses: WhatsApp's servers do not go down with ours.
 import os
 import signal
 import time
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Count
@@ -51,7 +53,10 @@ def numbers():
 
 @pytest.fixture
 def fast_beat():
-    """Beat's schedules every 2 s, so the safety net and the supervision act within the test."""
+    """Beat's schedules every 2 s, so the safety net and the supervision act within the test.
+
+    The schedules are the migration's rows: an earlier transactional test's flush removed them."""
+    import_module("connections.migrations.0003_schedule_beat_tasks").create(apps, None)
     every, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task__in=["sync.tasks.journal_safety_net_task",
                                           "connections.tasks.supervise_connections_task"]).update(interval=every)
