@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.conf import settings
 from neonize import events as nev
@@ -62,6 +62,24 @@ def store_url() -> str:
     return settings.WHATSMEOW_STORE
 
 
+# Query parameters of the store URL that libpq (our own reads) understands, TLS first; whatsmeow's driver
+# (lib/pq) may take others that libpq would refuse.
+LIBPQ_PARAMS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir", "sslsni",
+    "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version", "requiressl",
+    "connect_timeout", "application_name", "options", "target_session_attrs", "host", "hostaddr", "port",
+    "passfile", "channel_binding", "gssencmode", "krbsrvname", "keepalives", "keepalives_idle",
+})
+
+
+def libpq_url(url: str, path: str | None = None) -> str:
+    """The store URL for psycopg: its TLS options kept (session keys never cross a network in clear),
+    parameters libpq does not know dropped; ``path`` names another database on the same server."""
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in LIBPQ_PARAMS])
+    return parts._replace(query=query, path=parts.path if path is None else path).geturl()
+
+
 def ensure_store() -> None:
     """Create the whatsmeow PostgreSQL database if missing (SQLite files are created by the store)."""
     url = store_url()
@@ -71,7 +89,7 @@ def ensure_store() -> None:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres", query="").geturl()
+    admin = libpq_url(url, path="/postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')  # name comes from our own settings
@@ -88,7 +106,7 @@ def read_store(sql: str, params=()) -> list[tuple]:
         import psycopg
 
         try:
-            with psycopg.connect(urlsplit(url)._replace(query="").geturl(), connect_timeout=10) as conn:
+            with psycopg.connect(libpq_url(url), connect_timeout=10) as conn:
                 return conn.execute(sql.replace("?", "%s"), list(params)).fetchall()
         except psycopg.errors.UndefinedTable:
             return []

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 
 from config.settings.base import BASE_DIR, whatsmeow_store_for
+from connections.transport.neonize import libpq_url, read_store
 
 
 @pytest.mark.smoke
@@ -56,3 +57,29 @@ def test_the_derived_sslmode_is_what_a_postgres_driver_gets(settings):
     if not server_tls:
         with pytest.raises(psycopg.OperationalError, match="SSL"):
             psycopg.connect(f"{local}?sslmode=require", connect_timeout=5)
+
+
+@pytest.mark.smoke
+def test_our_own_store_reads_keep_the_tls_options_and_drop_what_libpq_does_not_know():
+    url = "postgres://app:pw@db.example.com:5432/inbox_whatsmeow?sslmode=verify-full&sslrootcert=/ca.pem&binary_parameters=yes"
+    assert libpq_url(url) == "postgres://app:pw@db.example.com:5432/inbox_whatsmeow?sslmode=verify-full&sslrootcert=%2Fca.pem"
+    assert libpq_url(url, path="/postgres").startswith("postgres://app:pw@db.example.com:5432/postgres?sslmode=verify-full")
+
+
+@pytest.mark.django_db
+def test_a_store_read_goes_through_the_store_urls_tls_mode(settings):
+    """read_store connects with the store URL's sslmode: this machine's server has no TLS, so a store
+    that requires it is refused, not silently read in clear."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW ssl")
+        if cursor.fetchone()[0] == "on":
+            pytest.skip("the server here speaks TLS: nothing to refuse")
+    db = connection.settings_dict
+    base = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    settings.WHATSMEOW_STORE = f"{base}?sslmode=disable&binary_parameters=yes"
+    assert read_store("SELECT 41 + ?", [1]) == [(42,)]
+    settings.WHATSMEOW_STORE = f"{base}?sslmode=require"
+    with pytest.raises(psycopg.OperationalError, match="SSL"):
+        read_store("SELECT 1")
