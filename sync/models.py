@@ -33,8 +33,11 @@ class RawEvent(TenantOwned):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "digest"], name="rawevent_unique_connection_digest")]
         indexes = [
-            models.Index(fields=["connection", "processed_at", "id"], name="rawevent_journal"),
             models.Index(fields=["connection", "state", "id"], name="rawevent_state"),
+            # What the processor and the safety net look for: the few rows still due, not the processed
+            # millions (processed_at was never looked up, and its index cost every processing update).
+            models.Index(fields=["connection", "id"], name="rawevent_due",
+                         condition=models.Q(state__in=["pending", "failed"])),
         ]
 
     def __str__(self):

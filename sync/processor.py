@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.db import connection as db
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -582,9 +582,13 @@ def _fail_rows(conn, failures, router: _RunRouter, summary: Summary) -> None:
 
 
 def requeue(queryset) -> int:
-    """Put journal rows back to pending (replay / admin "reprocess"); attempts restart for quarantined rows."""
-    n = queryset.update(state=RawEvent.State.PENDING, next_attempt_at=None)
-    return n
+    """Put journal rows back to pending (replay / admin "reprocess"); attempts restart for quarantined rows
+    (otherwise a requeued row, already at the limit, would be quarantined again at its first failure)."""
+    return queryset.update(
+        state=RawEvent.State.PENDING, next_attempt_at=None,
+        attempts=Case(When(state=RawEvent.State.QUARANTINED, then=Value(0)), default=F("attempts"),
+                      output_field=RawEvent._meta.get_field("attempts")),
+    )
 
 
 def wait_until_idle(connection_id: int, timeout: float = 30.0) -> bool:

@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from inbox.models import Message
 from sync import events_builder as b
@@ -54,3 +55,36 @@ def test_search_backlog_is_listed_and_indexed_on_demand(admin_client, acme_conne
     response = admin_client.post(url, {"action": "index_now", "_selected_action": [item.pk]}, follow=True)
     assert f"{n} message(s) added to the search.".encode() in response.content
     assert MessageSearchEntry.objects.count() == n and not SearchBacklog.objects.exists()
+
+
+def test_a_requeued_quarantined_row_gets_its_attempts_back(admin_client, acme_connection):
+    """Reprocessing a quarantined row starts its count again: one more failure makes it "failed"
+    (retried with backoff), not quarantined at once."""
+    from sync.processor import MAX_ATTEMPTS, process_pending
+
+    feed(acme_connection, ("MessageEv", b"\x0a\x03bad"))
+    bad = RawEvent.objects.get()
+    for _ in range(MAX_ATTEMPTS - 1):  # the retries, made due at once
+        RawEvent.objects.filter(pk=bad.pk).update(next_attempt_at=timezone.now())
+        process_pending(acme_connection.pk)
+    bad.refresh_from_db()
+    assert bad.state == "quarantined" and bad.attempts == MAX_ATTEMPTS
+    url = reverse("admin:sync_rawevent_changelist")
+    admin_client.post(url, {"action": "reprocess", "_selected_action": [bad.pk]}, follow=True)
+    bad.refresh_from_db()
+    assert bad.state == "failed" and bad.attempts == 1
+
+
+def test_message_admin_finds_text_through_the_search_table_not_a_body_scan(admin_client, acme_connection):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    feed(acme_connection, incoming("TXT1", text="the blue kettle leaks"), incoming("TXT2", text="all good"))
+    url = reverse("admin:inbox_message_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        found = admin_client.get(url, {"q": "Blue Kettle"})
+    assert [m.external_id for m in found.context["cl"].queryset] == ["TXT1"]
+    assert not any('UPPER("inbox_message"."body"' in q["sql"] for q in queries.captured_queries)
+    assert any('FROM "inbox_messagesearchentry"' in q["sql"] for q in queries.captured_queries)
+    assert [m.external_id for m in admin_client.get(url, {"q": "TXT2"}).context["cl"].queryset] == ["TXT2"]
+    assert not admin_client.get(url, {"q": "teapot"}).context["cl"].queryset.exists()
