@@ -26,9 +26,10 @@ from connections.models import Connection
 from sync.models import RawEvent
 
 logger = logging.getLogger(__name__)
-# How long a "task queued" flag lives if its task never starts (lost with a worker): after that the
-# next event enqueues again; the safety net covers the quiet case.
-QUEUED_FLAG_SECONDS = 30
+# How long a "task queued" flag lives if its task never starts (lost with a worker, or a process killed
+# between setting the flag and publishing): after that the next event enqueues again; the safety net
+# covers the quiet case. A worker behind by more than this gets one extra task per key, which is cheap.
+QUEUED_FLAG_SECONDS = 10
 
 Event = tuple[str, bytes, datetime | None]
 

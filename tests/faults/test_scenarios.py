@@ -242,10 +242,11 @@ def children_of(proc):
         return [int(p) for p in fh.read().split()]
 
 
-def test_a_child_killed_mid_burst(numbers, redis_server, product):
+def test_a_child_killed_mid_burst(numbers, redis_server, fast_beat, product):
     env = env_for(redis_server, RUNNER_SESSIONS_PER_CHILD=2)
     runner = product.runner("kill-child", env)
     product.worker(env)
+    product.beat(env)  # as deployed: a process killed mid-enqueue is covered by the safety net
     all_connected(numbers)
     count = burst(numbers, "KCHILD", 8)
     time.sleep(3)
@@ -254,10 +255,11 @@ def test_a_child_killed_mid_burst(numbers, redis_server, product):
     all_connected(numbers, LEASE * 2)
 
 
-def test_the_supervisor_killed_mid_burst_and_another_runner_takes_over(numbers, redis_server, product):
+def test_the_supervisor_killed_mid_burst_and_another_runner_takes_over(numbers, redis_server, fast_beat, product):
     env = env_for(redis_server)
     first = product.runner("kill-sup-1", env)
     product.worker(env)
+    product.beat(env)  # as deployed: a process killed mid-enqueue is covered by the safety net
     all_connected(numbers, runners={"kill-sup-1"})
     count = burst(numbers, "KSUP", 10)
     time.sleep(3)
@@ -281,10 +283,11 @@ def test_a_worker_killed_mid_burst(numbers, redis_server, fast_beat, product):
     check_books(numbers, "KWORK", count)
 
 
-def test_a_child_frozen_mid_burst(numbers, redis_server, product):
+def test_a_child_frozen_mid_burst(numbers, redis_server, fast_beat, product):
     env = env_for(redis_server, RUNNER_CHILD_ANSWER_SECONDS=2)
     runner = product.runner("stop-child", env)
     product.worker(env)
+    product.beat(env)  # as deployed: a process killed mid-enqueue is covered by the safety net
     all_connected(numbers)
     count = burst(numbers, "SCHILD", 10)
     time.sleep(3)
@@ -295,10 +298,11 @@ def test_a_child_frozen_mid_burst(numbers, redis_server, product):
     all_connected(numbers, LEASE * 2)
 
 
-def test_a_supervisor_frozen_mid_burst(numbers, redis_server, product):
+def test_a_supervisor_frozen_mid_burst(numbers, redis_server, fast_beat, product):
     env = env_for(redis_server)
     first = product.runner("stop-sup-1", env)
     product.worker(env)
+    product.beat(env)  # as deployed: a process killed mid-enqueue is covered by the safety net
     all_connected(numbers, runners={"stop-sup-1"})
     product.runner("stop-sup-2", env)
     count = burst(numbers, "SSUP", 12)
