@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from config.db import drop_broken_connections
 from connections import actions
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 CHILD_START_SECONDS = 60.0  # a child that has not said "ready" by then is killed
 STARTS_PER_TICK = 5
 SLOW_STEP_SECONDS = 2.0
+RETRY_WITHOUT_DATABASE_SECONDS = 5.0  # a lost session's restart when its loss could not be recorded
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -268,6 +270,7 @@ class Runner:
         self.more_due = len(due) > STARTS_PER_TICK
 
     def start_session(self, held: Held) -> None:
+        held.retry_at = time.monotonic() + RETRY_WITHOUT_DATABASE_SECONDS  # if the database fails us below
         old = held.child
         if old is not None and old.index in self.children and not old.retiring:
             child = old
@@ -567,7 +570,18 @@ class Runner:
         held = self.held.get(cid)
         if held is None:
             return
-        conn, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
+        # Locally first: whatever the database says, the session no longer runs here. Without a database
+        # (the usual reason a child died) the failure is not recorded and the session is retried soon;
+        # otherwise it would stay attached to nothing, its lease renewed and never restarted.
+        held.state = "waiting"
+        held.retry_at = time.monotonic() + RETRY_WITHOUT_DATABASE_SECONDS
+        try:
+            conn, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
+        except DatabaseError as exc:
+            logger.warning("runner.loss_not_recorded", extra={"runner_id": self.runner_id, "connection_id": cid,
+                                                              "reason": detail, "error": str(exc)[:200]})
+            drop_broken_connections()
+            return
         if conn is None:
             self.drop(cid, release=False)  # no longer ours
             return
