@@ -359,6 +359,7 @@ class SimulatorTransport(Transport):
     # --- simulate commands (manage.py simulate -> nudge -> runner -> child -> here) ---------------
     def simulate(self, command: dict) -> None:
         kind = command.get("kind")
+        logger.info("simulator.command", extra={"connection_id": self.config.connection_id, "kind": kind})
         if kind == "text":
             self._simulate_text(command)
         elif kind == "kick":

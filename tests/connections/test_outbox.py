@@ -58,6 +58,9 @@ def test_send_failure_retries_with_backoff_then_ends_failed_with_the_error():
     try:
         wait_status(conn.pk, "connected", 20, runner)
         nudge(conn.pk, "simulate", kind="fail_sends", count=10)
+        # The runner's periodic "send" may reach the session first: queue the message once sends fail.
+        procs.wait_for(lambda: '"simulator.command"' in runner.output() and '"kind": "fail_sends"' in runner.output(),
+                       20, message="the simulated server failing sends")
         doomed = outbound(conv, "never arrives")
         nudge(conn.pk, "send")
         procs.wait_for(lambda: msg(doomed.pk).status == "failed", 20, message="failed after retries")
