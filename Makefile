@@ -10,9 +10,9 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-pg test-sqlite test-faults lint services fault-tools redis chromium bench migrate seed clean venv
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --disable-pip-version-check -q -r requirements.txt
+	$(PIP) install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -44,3 +44,26 @@ def _fresh_simulator_server(request):
 
     reset_server_state()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_session_stores(django_db_setup, django_db_blocker):
+    """Every runner a test starts creates its whatsmeow store beside its database (run_connections ->
+    ensure_store): the stores go with the test database instead of piling up on the shared server."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    drop_store_databases(connection.settings_dict, connection.settings_dict["NAME"])
+
+
+def drop_store_databases(settings_dict, *database_names):
+    """Drop the whatsmeow stores derived from these databases (``<name>_whatsmeow``), if any."""
+    import psycopg
+
+    db = settings_dict
+    server = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/postgres"
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in database_names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}_whatsmeow" WITH (FORCE)')
