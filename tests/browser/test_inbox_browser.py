@@ -1,10 +1,11 @@
 """The inbox in a real browser: live updates, replies through the runner, isolation, untrusted text."""
 
 import threading
-import time
+from datetime import timedelta
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from connections.models import Connection, ConnectionEvent
@@ -158,8 +159,11 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
         close_old_connections()
         events_before = ConnectionEvent.objects.filter(connection=conn).count()
         page.context.close()
-        time.sleep(2)
-        close_old_connections()
+        closed_at = timezone.now()
+        # The marker: the session's heartbeats go on, a second and more after the browser was gone.
+        procs.wait_for(lambda: (close_old_connections(), Connection.objects.filter(
+            pk=conn.pk, last_heartbeat_at__gt=closed_at + timedelta(seconds=1)).exists())[1], 15,
+            message="a heartbeat after the close")
         conn.refresh_from_db()
         assert conn.status == Connection.Status.CONNECTED
         assert ConnectionEvent.objects.filter(connection=conn).count() == events_before
