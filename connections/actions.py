@@ -6,7 +6,6 @@ Alert. The runner and the Celery tasks call these; they hold no rules of their o
 """
 
 import logging
-import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
 from inbox.events import publish_connection_on_commit
@@ -29,10 +29,9 @@ BEAT = "beat"  # the runner id beat's writes carry
 
 
 def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with jitter: base doubling per attempt up to the cap, times 0.5-1.0."""
-    base, cap = settings.RUNNER_BACKOFF_BASE_SECONDS, settings.RUNNER_BACKOFF_CAP_SECONDS
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    """Reconnects: base doubling per attempt up to the cap, with jitter (many numbers drop together)."""
+    return backoff(attempt, base=settings.RUNNER_BACKOFF_BASE_SECONDS, cap=settings.RUNNER_BACKOFF_CAP_SECONDS,
+                   jitter=True)
 
 
 def _conn_id(connection) -> int:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.backoff import backoff
 from inbox.events import publish_messages_on_commit
 from inbox.models import Message
 from sync.ingest import apply_pending_operations
@@ -29,7 +30,8 @@ INTERRUPTED = "the runner stopped while sending; WhatsApp cannot tell whether it
 
 
 def retry_delay(attempt: int) -> timedelta:
-    return timedelta(seconds=min(300.0, settings.RUNNER_BACKOFF_BASE_SECONDS * 2**attempt))
+    """After the ``attempt``-th failed send: the reconnect base doubling per attempt, at most 5 minutes."""
+    return timedelta(seconds=backoff(attempt + 1, base=settings.RUNNER_BACKOFF_BASE_SECONDS, cap=300.0))
 
 
 def claim_outbound(connection_id: int, limit: int = 20) -> list[Message]:

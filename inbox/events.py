@@ -41,12 +41,11 @@ and the database write stands; open pages catch up when their socket reconnects 
 import logging
 import threading
 from collections import defaultdict
-from functools import lru_cache
 
-from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from config.redis import redis_client
 from config.scope import database_scope
 
 logger = logging.getLogger(__name__)
@@ -212,13 +211,6 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
         raise
 
 
-@lru_cache(maxsize=1)
-def _redis():
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-
-
 def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
     from collections import Counter
 
@@ -270,7 +262,7 @@ def _key(kind: str, tenant_id) -> str:
 def _queue_list_update(tenant_id, conversation_ids, background=False):
     if not conversation_ids:
         return
-    r = _redis()
+    r = redis_client()
     key = _key("pending", tenant_id)
     pipe = r.pipeline()
     pipe.sadd(key, *conversation_ids)
@@ -303,7 +295,7 @@ def flush_queued_list_updates(tenant_id) -> int:
     """The flush task's body: clear the trailing key, re-arm the gate (so callers in the next
     ``LIST_FLUSH_INTERVAL`` wait for one trailing task instead of starting a leading one: ~4 flushes a
     second per tenant at most, as in-process), then send every pending list row of the tenant."""
-    pipe = _redis().pipeline()
+    pipe = redis_client().pipeline()
     pipe.delete(_key("trailing", tenant_id))
     pipe.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
     pipe.execute()
@@ -327,7 +319,7 @@ def _trailing_flush_in_thread(tenant_id):
 
 
 def _trailing_flush(tenant_id):
-    r = _redis()
+    r = redis_client()
     if not r.scard(_key("pending", tenant_id)):
         return
     r.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
@@ -339,7 +331,7 @@ def flush_list_updates(tenant_id) -> int:
     """Send the list rows of every pending conversation of the tenant (one query, one send)."""
     from inbox.selectors import conversations_by_ids
 
-    r = _redis()
+    r = redis_client()
     key = _key("pending", tenant_id)
     pipe = r.pipeline()
     pipe.smembers(key)

@@ -21,19 +21,14 @@ one connection's messages. All SQL runs on PostgreSQL and SQLite alike.
 
 from __future__ import annotations
 
-from itertools import islice
-
 from django.db import connection
+
+from config.batching import chunks
 
 _COLUMNS = "message_id, tenant_id, conversation_id, body"
 _SOURCE = "id, tenant_id, conversation_id, body FROM inbox_message"
 _SEARCHABLE = "body <> '' AND deleted_at IS NULL"
 
-
-def _chunks(values, n=500):
-    it = iter(values)
-    while chunk := list(islice(it, n)):
-        yield chunk
 
 
 def _in(values: list) -> tuple[str, list]:
@@ -52,7 +47,7 @@ def index_messages(message_ids) -> int:
     """Add entries for these messages (those with a body, not deleted, not indexed yet). Returns rows added."""
     added = 0
     with connection.cursor() as cursor:
-        for chunk in _chunks(message_ids):
+        for chunk in chunks(message_ids, 500):
             where, params = _in(chunk)
             added += _add_entries(cursor, f"id {where}", params)
     return added
@@ -62,7 +57,7 @@ def index_connection_messages(connection_id: int, external_ids) -> int:
     """The same for messages named by their WhatsApp ids on a connection (what a sync batch knows)."""
     added = 0
     with connection.cursor() as cursor:
-        for chunk in _chunks(external_ids):
+        for chunk in chunks(external_ids, 500):
             where, params = _in(chunk)
             added += _add_entries(cursor, f"connection_id = %s AND external_id {where}", [connection_id, *params])
     return added
@@ -86,7 +81,7 @@ def reindex_messages(message_ids) -> None:
 
 def unindex_messages(message_ids) -> None:
     with connection.cursor() as cursor:
-        for chunk in _chunks(message_ids):
+        for chunk in chunks(message_ids, 500):
             where, params = _in(chunk)
             cursor.execute(f"DELETE FROM inbox_messagesearchentry WHERE message_id {where}", params)  # noqa: S608
 

@@ -21,13 +21,13 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import NamedTuple
 
 from django.db import connection as db
 from django.db.models import Q
 from django.utils import timezone
 
+from config.batching import chunks
 from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
 from inbox.search import index_messages, move_entries, reindex_messages
@@ -46,11 +46,6 @@ _TYPE_PREVIEW = {
     "contact": "[contact]", "location": "[location]", "unsupported": "[unsupported message]",
 }
 
-
-def _chunks(seq, n=1000):
-    it = iter(seq)
-    while chunk := list(islice(it, n)):
-        yield chunk
 
 
 @dataclass
@@ -247,7 +242,7 @@ def _stored_mappings(tenant_id: int, jids: list[str]) -> set[tuple[str, str]]:
         return set()
     if db.vendor != "postgresql":
         known: set[tuple[str, str]] = set()
-        for chunk in _chunks(jids, 1000):
+        for chunk in chunks(jids, 1000):
             known.update(JidMapping.objects.filter(tenant_id=tenant_id)
                          .filter(Q(lid_jid__in=chunk) | Q(pn_jid__in=chunk)).values_list("pn_jid", "lid_jid"))
         return known
@@ -265,7 +260,7 @@ def _identities_of_contacts_of(tenant_id: int, jids: set[str]) -> dict[str, int]
     """jid -> contact id for every identity of the contacts that hold any of ``jids``."""
     if db.vendor != "postgresql":
         contact_of = _identities_of(tenant_id, list(jids))
-        for chunk in _chunks(set(contact_of.values()), 1000):
+        for chunk in chunks(set(contact_of.values()), 1000):
             contact_of.update(ContactIdentity.objects.filter(contact_id__in=chunk).values_list("jid", "contact_id"))
         return contact_of
     identity = ContactIdentity._meta.db_table
@@ -332,7 +327,7 @@ def _identities_of(tenant_id: int, jids: list[str]) -> dict[str, int]:
     """jid -> contact id of the identities among ``jids`` (a fresh read: sees other processes' commits)."""
     if db.vendor != "postgresql":
         out: dict[str, int] = {}
-        for chunk in _chunks(jids, 1000):
+        for chunk in chunks(jids, 1000):
             out.update(ContactIdentity.objects.filter(tenant_id=tenant_id, jid__in=chunk).values_list("jid", "contact_id"))
         return out
     with db.cursor() as cursor:
@@ -806,13 +801,13 @@ def _message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
         for cid, ext in keys:
             by_conn[cid].append(ext)
         for cid, exts in by_conn.items():
-            for chunk in _chunks(exts, 500):
+            for chunk in chunks(exts, 500):
                 for ext, mid in Message.objects.filter(connection_id=cid, external_id__in=chunk).values_list(
                         "external_id", "id"):
                     out[(cid, ext)] = mid
         return out
     with db.cursor() as cursor:
-        for chunk in _chunks(keys, 5000):
+        for chunk in chunks(keys, 5000):
             cursor.execute(
                 f"SELECT m.connection_id, m.external_id, m.id FROM {Message._meta.db_table} m "  # noqa: S608
                 "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, e) ON m.connection_id = k.c AND m.external_id = k.e",
@@ -864,7 +859,7 @@ def _conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]
         for cid, key in keys:
             by_conn[cid].append(key)
         for cid, jids in by_conn.items():
-            for chunk in _chunks(jids, 1000):
+            for chunk in chunks(jids, 1000):
                 for jid, conv_id in Conversation.objects.filter(connection_id=cid, chat_jid__in=chunk).values_list(
                         "chat_jid", "id"):
                     out[(cid, jid)] = conv_id
@@ -936,7 +931,7 @@ def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:
     pg = db.vendor == "postgresql"
     greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
     items = list(aggs.items())
-    for chunk in _chunks(items, 400):
+    for chunk in chunks(items, 400):
         params = []
         values = []
         for cid, a in chunk:
@@ -1120,7 +1115,7 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
     pending = []
     if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
         arrived = []
-    for chunk in _chunks(arrived, 5000):
+    for chunk in chunks(arrived, 5000):
         pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
                        .order_by("id").values_list("id", "kind", "target_external_id", "data", "chat_jid",
                                                    "sender_jid", "from_me", "raw_event_id", "digest"))
@@ -1135,7 +1130,7 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
         return
     targets = {op.target for op in all_ops}
     msgs: dict[str, Message] = {}
-    for chunk in _chunks(targets, 1000):
+    for chunk in chunks(targets, 1000):
         for m in Message.objects.filter(connection_id=conn.pk, external_id__in=chunk).select_related(
                 "conversation").only(
                 "id", "external_id", "conversation_id", "body", "status", "reactions", "edited_at", "deleted_at",
@@ -1275,7 +1270,7 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
         return
     created = identities.created
     current = [(cid, *created[cid]) for cid in want if cid in created]
-    for chunk in _chunks([cid for cid in want if cid not in created], 1000):
+    for chunk in chunks([cid for cid in want if cid not in created], 1000):
         current.extend(Contact.objects.filter(pk__in=chunk).values_list("id", "push_name", "display_name", "phone_number"))
     changed = []
     for cid, push_name, display_name, phone_number in current:

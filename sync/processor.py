@@ -29,6 +29,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from config.backoff import backoff
 from config.scope import database_scope
 from connections.models import Connection
 from inbox.events import publish_connection_on_commit
@@ -52,7 +53,7 @@ LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal
 
 def retry_delay(attempts: int) -> timedelta:
     """Backoff after the n-th failed attempt: 10 s, 40 s, 2.7 min, 10.7 min (then quarantine)."""
-    return timedelta(seconds=10 * 4 ** (attempts - 1))
+    return timedelta(seconds=backoff(attempts, base=10.0, factor=4.0, cap=3600.0))
 
 
 @dataclass

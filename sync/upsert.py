@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from itertools import islice
 from operator import itemgetter
 
 import psycopg
@@ -33,11 +32,7 @@ from psycopg import postgres
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-
-def _chunks(seq, n):
-    it = iter(seq)
-    while chunk := list(islice(it, n)):
-        yield chunk
+from config.batching import chunks
 
 
 def existing_keys(model, scope: dict, key: str | tuple[str, ...], values) -> set:
@@ -54,12 +49,12 @@ def existing_keys(model, scope: dict, key: str | tuple[str, ...], values) -> set
         where = " AND ".join(f"{connection.ops.quote_name(fields[c].column)} = %s" for c in scope) or "TRUE"
         kcol = connection.ops.quote_name(fields[key].column)
         with connection.cursor() as cursor:
-            for chunk in _chunks(values, 50_000):
+            for chunk in chunks(values, 50_000):
                 cursor.execute(f"SELECT {kcol} FROM {table} WHERE {where} AND {kcol} = ANY(%s)",  # noqa: S608
                                [*scope.values(), chunk])
                 out.update(r[0] for r in cursor.fetchall())
         return out
-    for chunk in _chunks(values, 500):
+    for chunk in chunks(values, 500):
         out.update(manager.filter(**scope, **{f"{key}__in": chunk}).values_list(key, flat=True))
     return out
 
@@ -78,7 +73,7 @@ def _existing_tuples(model, scope: dict, key: tuple[str, ...], values: list[tupl
         names = ", ".join(f"c{i}" for i in range(len(cols)))
         select = ", ".join(f"t.{c}" for c in cols)
         with connection.cursor() as cursor:
-            for chunk in _chunks(values, 50_000):
+            for chunk in chunks(values, 50_000):
                 cursor.execute(f"SELECT {select} FROM {table} t JOIN unnest({unnest}) AS k({names}) ON {on}"  # noqa: S608
                                f"{where}", [*map(list, zip(*chunk, strict=True)), *scope.values()])
                 out.update(tuple(r) for r in cursor.fetchall())
@@ -88,7 +83,7 @@ def _existing_tuples(model, scope: dict, key: tuple[str, ...], values: list[tupl
         by_prefix.setdefault(v[:-1], []).append(v[-1])
     for prefix, lasts in by_prefix.items():
         fixed = dict(zip(key[:-1], prefix, strict=True))
-        for chunk in _chunks(lasts, 500):
+        for chunk in chunks(lasts, 500):
             out.update((*prefix, last) for last in model._base_manager.filter(**scope, **fixed, **{f"{key[-1]}__in": chunk})
                        .values_list(key[-1], flat=True))
     return out
