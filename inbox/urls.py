@@ -9,6 +9,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenants/", views.tenant_picker, name="tenant_picker"),
     path("health/", views.health, name="health"),
+    path("health/detailed", views.health_detailed, name="health_detailed"),
+    path("health/detailed/", views.health_detailed),
     # Every tenant page lives under /t/<slug>/ and is wrapped by inbox.resolver.tenant_view.
     path("t/<slug:slug>/", views.inbox, name="inbox"),
     path("t/<slug:slug>/list/", views.conversation_list, name="conversation_list"),

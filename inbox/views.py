@@ -99,6 +99,36 @@ def health(request):
     return JsonResponse(body, status=200 if healthy else 503)
 
 
+@never_cache
+@require_GET
+def health_detailed(request):
+    """Every part of the platform (inbox/health.py), 503 when a required one is down or stale. Staff
+    sessions and the HEALTH_TOKEN bearer see everything; a tenant owner/admin sees the platform's parts
+    with only their own tenants' numbers; anybody else is refused."""
+    from inbox import health as health_checks
+
+    header = request.headers.get("Authorization", "")
+    if settings.HEALTH_TOKEN and header and _health_token_ok(header, settings.HEALTH_TOKEN):
+        tenant_ids = None
+    elif request.user.is_authenticated and request.user.is_staff:
+        tenant_ids = None
+    elif request.user.is_authenticated:
+        tenant_ids = list(Membership.objects.filter(user=request.user, role__in=Membership.MANAGER_ROLES)
+                          .values_list("tenant_id", flat=True))
+        if not tenant_ids:
+            return JsonResponse({"error": "Only platform staff and tenant owners/admins may see this."}, status=403)
+    else:
+        response = JsonResponse({"error": "Log in as staff or send the HEALTH_TOKEN as a bearer token."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="health"'
+        return response
+    healthy, body = health_checks.detailed_health(tenant_ids)
+    if tenant_ids is not None:
+        body["scope"] = {"tenant_ids": tenant_ids}
+    if not healthy:
+        logger.warning("health.unhealthy", extra={"failing": [k for k, v in body["checks"].items() if v["status"] != "ok"]})
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
 def _health_token_ok(header: str, token: str) -> bool:
     """No token configured: details for everyone. Else the bearer token, compared in constant time (as
     bytes: compare_digest refuses non-ASCII strings, and a header is whatever the client sent)."""
