@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
+from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
 
@@ -90,9 +91,11 @@ def _write_status(conn: Connection, status: str, *, event_kind: str | None, deta
     if event_kind:
         ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=event_kind,
                                        detail=detail[:2000], runner_id=runner_id)
-    if alert_kind:
-        Alert.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=alert_kind,
-                             message=f"{conn.name}: {detail}"[:2000])
+    if alert_kind:  # one open "number down" alert per number, whatever the latest reason (inbox.alerts)
+        do_raise_alert(connection_down_cause(conn.pk), kind=alert_kind, message=f"{conn.name}: {detail}",
+                       tenant_id=conn.tenant_id, connection_id=conn.pk)
+    elif status == Status.CONNECTED:
+        do_resolve_alert(connection_down_cause(conn.pk))
     publish_connection_on_commit(conn.tenant_id, conn.pk)
     transaction.on_commit(lambda: logger.info("connections.status", extra={
         "connection_id": conn.pk, "status": status, "event_kind": event_kind, "detail": detail, "runner_id": runner_id}))

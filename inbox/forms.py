@@ -94,3 +94,13 @@ class PairForm(forms.Form):
         regex=r"^\+?[0-9]{8,15}$", required=False, strip=True,
         error_messages={"invalid": "Enter the number in international format, digits only (e.g. +5511987654321)."},
     )
+
+
+class AlertEmailsForm(forms.Form):
+    enabled = forms.ChoiceField(choices=[("on", "on"), ("off", "off")],
+                                error_messages={"invalid_choice": "Choose on or off for alert e-mails."})
+
+
+class AlertWebhookForm(forms.Form):
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         error_messages={"invalid": "Enter a full http:// or https:// URL, or leave it empty to stop."})

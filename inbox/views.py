@@ -19,6 +19,8 @@ from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
 from inbox.forms import (
+    AlertEmailsForm,
+    AlertWebhookForm,
     AssignForm,
     ConnectionActionForm,
     FilterForm,
@@ -332,14 +334,43 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
     cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
+    from inbox.models import AlertEmailOptOut
+
+    extra.setdefault("webhook_form", AlertWebhookForm(initial={"url": request.tenant.alert_webhook_url}))
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
-            "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant), **extra}
+            "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
+            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
 
 
 @tenant_view(manager_only=True)
 @require_POST
 def acknowledge_alert(request, slug, alert_id):
     actions.do_acknowledge_alert(access_alert(request.tenant, alert_id), request.user)
+    return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def alert_emails(request, slug):
+    """The user's own opt-out of alert e-mails (all tenants and platform alerts alike)."""
+    from inbox.alerts import do_set_alert_emails
+
+    enabled = cleaned(AlertEmailsForm(request.POST))["enabled"] == "on"  # BadParameters -> 400 with the error
+    do_set_alert_emails(request.user, enabled)
+    return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def alert_webhook(request, slug):
+    """The tenant's alert webhook URL (empty: none)."""
+    from inbox.alerts import do_set_alert_webhook
+
+    form = AlertWebhookForm(request.POST)
+    if not form.is_valid():
+        return render(request, "inbox/connections.html",
+                      _connections_context(request, slug, PairForm(), webhook_form=form), status=422)
+    do_set_alert_webhook(request.tenant, form.cleaned_data["url"], request.user)
     return redirect("connections", slug=slug)
 
 

@@ -242,6 +242,16 @@ HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 HEALTH_WORKER_PING_SECONDS = env.float("HEALTH_WORKER_PING_SECONDS", default=1.0)
 HEALTH_BEAT_STALE_SECONDS = env.float("HEALTH_BEAT_STALE_SECONDS", default=60.0)
 HEALTH_RUNNER_STALE_SECONDS = env.float("HEALTH_RUNNER_STALE_SECONDS", default=0.0) or None
+# Alerts (docs/operations.md): e-mail through Django's mail backend (console unless EMAIL_URL says otherwise),
+# the tenant's webhook with retries, and the watchdog's thresholds.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@inbox.localhost")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+ALERT_WEBHOOK_RETRY_SECONDS = env.float("ALERT_WEBHOOK_RETRY_SECONDS", default=10.0)
+WATCHDOG_INTERVAL_SECONDS = env.float("WATCHDOG_INTERVAL_SECONDS", default=30.0)
+WATCHDOG_NUMBER_DOWN_SECONDS = env.float("WATCHDOG_NUMBER_DOWN_SECONDS", default=300.0)
 # A number whose heartbeat is older than this while it should be connected is reported stale.
 HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", default=90.0)
 # A live socket re-checks its session and membership before delivering a fragment when its last check is
