@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
+from django.db import transaction
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,12 +20,18 @@ from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
 from inbox.forms import (
+    AddMemberForm,
+    AddNumberForm,
     AlertEmailsForm,
     AlertWebhookForm,
     AssignForm,
     ConnectionActionForm,
+    DeleteNumberForm,
     FilterForm,
+    MemberRoleForm,
+    NumberFiltersForm,
     PairForm,
+    RenameNumberForm,
     ReplyForm,
     StatusForm,
     ThreadPageForm,
@@ -329,7 +336,7 @@ def connections_page(request, slug):
 
 def _connections_context(request, slug, pair_form, **extra) -> dict:
     """The numbers page: each number with its recent history and running sync, plus open alerts."""
-    conns = selectors.tenant_connections(request.tenant)
+    conns = [c for c in selectors.tenant_connections(request.tenant) if c.archived_at is None]
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
@@ -337,7 +344,11 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
     from inbox.models import AlertEmailOptOut
 
     extra.setdefault("webhook_form", AlertWebhookForm(initial={"url": request.tenant.alert_webhook_url}))
+    extra.setdefault("add_form", AddNumberForm())
+    extra.setdefault("card_error", {})
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
+            "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
+            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS,
             "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
             "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
 
@@ -347,6 +358,144 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
 def acknowledge_alert(request, slug, alert_id):
     actions.do_acknowledge_alert(access_alert(request.tenant, alert_id), request.user)
     return redirect("connections", slug=slug)
+
+
+def _numbers_page_error(request, slug, *, status=422, **extra):
+    """The numbers page again with a form's errors shown where the form is."""
+    return render(request, "inbox/connections.html", _connections_context(request, slug, PairForm(), **extra), status=status)
+
+
+def _form_errors(form) -> list[str]:
+    return [str(e) for errors in form.errors.values() for e in errors]
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_add(request, slug):
+    form = AddNumberForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, add_form=form)
+    try:
+        conn = connection_actions.check_create_connection(request.tenant, name=form.cleaned_data["name"],
+                                                          transport=form.cleaned_data["transport"], user=request.user)
+    except connection_actions.NumberLimitReached as exc:
+        form.add_error(None, str(exc))
+        return _numbers_page_error(request, slug, add_form=form)
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_rename(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = RenameNumberForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "rename",
+                                                              "errors": _form_errors(form)})
+    connection_actions.do_rename_connection(conn, form.cleaned_data["name"], request.user)
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_filters(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = NumberFiltersForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "filters",
+                                                              "errors": _form_errors(form)})
+    data = form.cleaned_data
+    connection_actions.do_set_filters(conn, request.user, **{f: data[f] for f in connection_actions.FILTER_FIELDS})
+    if data["replay"]:
+        from sync.tasks import replay_journal_task
+
+        transaction.on_commit(lambda: replay_journal_task.delay(conn.pk))
+        logger.info("connections.replay_requested", extra={"connection_id": conn.pk, "user_id": request.user.pk})
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_delete(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = DeleteNumberForm(request.POST, connection=conn)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "delete",
+                                                              "errors": _form_errors(form)})
+    if form.cleaned_data["purge"]:
+        connection_actions.do_purge_connection(conn, request.user)
+    else:
+        connection_actions.do_archive_connection(conn, request.user)
+    return redirect("connections", slug=slug)
+
+
+# --- members (owners and admins) --------------------------------------------------------------------
+
+
+def _members_context(request, slug, **extra) -> dict:
+    members = list(Membership.objects.filter(tenant=request.tenant).select_related("user")
+                   .order_by("role", "user__username"))
+    extra.setdefault("add_form", AddMemberForm())
+    extra.setdefault("member_error", {})
+    return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "members": members,
+            "nav": "members", "roles": Membership.Role.choices, **extra}
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def members_page(request, slug):
+    return render(request, "inbox/members.html", _members_context(request, slug))
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_add(request, slug):
+    from inbox.members import MemberRuleError, check_add_member
+
+    form = AddMemberForm(request.POST)
+    if form.is_valid():
+        try:
+            check_add_member(request.membership, **form.cleaned_data)
+            return redirect("members", slug=slug)
+        except MemberRuleError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "inbox/members.html", _members_context(request, slug, add_form=form), status=422)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_role(request, slug, membership_id):
+    from inbox.access import access_membership
+    from inbox.members import MemberRuleError, check_change_role
+
+    member = access_membership(request.tenant, membership_id)
+    form = MemberRoleForm(request.POST)
+    errors = _form_errors(form) if not form.is_valid() else []
+    if not errors:
+        try:
+            check_change_role(request.membership, member, form.cleaned_data["role"])
+            return redirect("members", slug=slug)
+        except MemberRuleError as exc:
+            errors = [str(exc)]
+    return render(request, "inbox/members.html",
+                  _members_context(request, slug, member_error={"id": member.pk, "errors": errors}), status=422)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_remove(request, slug, membership_id):
+    from inbox.access import access_membership
+    from inbox.members import MemberRuleError, check_remove_member
+
+    member = access_membership(request.tenant, membership_id)
+    try:
+        check_remove_member(request.membership, member)
+    except MemberRuleError as exc:
+        return render(request, "inbox/members.html",
+                      _members_context(request, slug, member_error={"id": member.pk, "errors": [str(exc)]}), status=422)
+    if member.user_id == request.user.pk:
+        return redirect("tenant_picker")
+    return redirect("members", slug=slug)
 
 
 @tenant_view(manager_only=True)

@@ -237,6 +237,9 @@ SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+# Self-service numbers: how many (not deleted) numbers a tenant may add, and which transports it may pick.
+TENANT_MAX_NUMBERS = env.int("TENANT_MAX_NUMBERS", default=10)
+NUMBER_TRANSPORTS = env.list("NUMBER_TRANSPORTS", default=["simulator", "neonize"])
 # /health/detailed (docs/operations.md): how long a worker has to answer a ping, and when beat's last tick
 # or a runner's last mark counts as stale (a runner's default: two lease periods).
 HEALTH_WORKER_PING_SECONDS = env.float("HEALTH_WORKER_PING_SECONDS", default=1.0)
