@@ -6,7 +6,8 @@ Redis loses them, and the health check then reports Redis down anyway.
 
 * beat: ``health.beat.<scope>`` = unix time of its last tick (written at most every few seconds);
 * runners: hash ``health.runners.<scope>``, field = runner id, value = JSON {at, pid, host, children,
-  sessions}; a runner that stops cleanly removes its field, a killed one leaves it to go stale.
+  sessions, hosts: {child index: [connection ids]}}; a runner that stops cleanly removes its field, a
+  killed one leaves it to go stale.
 """
 
 import json
@@ -40,9 +41,10 @@ def last_beat_tick() -> float | None:
     return float(value) if value else None
 
 
-def mark_runner(runner_id: str, *, children: int, sessions: int) -> None:
+def mark_runner(runner_id: str, *, children: int, sessions: int, hosts: dict | None = None) -> None:
+    """``hosts``: {child index: [connection ids]}, so pages can say which child hosts a number."""
     value = json.dumps({"at": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
-                        "children": children, "sessions": sessions})
+                        "children": children, "sessions": sessions, "hosts": hosts or {}})
     redis_client().hset(runners_key(), runner_id, value)
 
 

@@ -352,7 +352,9 @@ class Runner:
     def mark_alive(self) -> None:
         """The runner's mark in Redis for /health/detailed and the watchdog (config/heartbeats.py)."""
         try:
-            heartbeats.mark_runner(self.runner_id, children=len(self.children), sessions=len(self.held))
+            hosts = {child.index: sorted(cid for cid in child.sessions if cid in self.held)
+                     for child in self.children.values()}
+            heartbeats.mark_runner(self.runner_id, children=len(self.children), sessions=len(self.held), hosts=hosts)
         except Exception as exc:  # noqa: BLE001 - Redis down: the mark goes stale and the health check says why
             logger.warning("runner.mark_failed", extra={"runner_id": self.runner_id, "error": exc.__class__.__name__})
 

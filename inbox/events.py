@@ -369,11 +369,18 @@ def publish_connection(tenant_id, connection_id):
     connection = Connection.objects.for_tenant(tenant_id).filter(pk=connection_id).first()
     if connection is None:
         return
+    from inbox.selectors import connection_history
+
     runs = active_sync_runs(tenant_id, [connection_id])
-    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id)}
+    events = connection_history(tenant_id, [connection_id]).get(connection_id, [])
+    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id),
+           "events": events}
+    # The numbers page's summary and its latest state changes (one message: both swap out of band).
+    numbers_html = (render_to_string("inbox/partials/connection_summary.html", ctx)
+                    + render_to_string("inbox/partials/connection_events.html", ctx))
     _send_many(
         [
             (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),
-            (connections_group(tenant_id), render_to_string("inbox/partials/connection_summary.html", ctx)),
+            (connections_group(tenant_id), numbers_html),
         ]
     )

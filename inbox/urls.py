@@ -10,6 +10,7 @@ urlpatterns = [
     path("tenants/", views.tenant_picker, name="tenant_picker"),
     path("health/", views.health, name="health"),
     path("health/detailed", views.health_detailed, name="health_detailed"),
+    path("ops/", views.ops_page, name="ops"),
     path("health/detailed/", views.health_detailed),
     # Every tenant page lives under /t/<slug>/ and is wrapped by inbox.resolver.tenant_view.
     path("t/<slug:slug>/", views.inbox, name="inbox"),
@@ -28,6 +29,7 @@ urlpatterns = [
     path("t/<slug:slug>/connections/<int:pk>/rename/", views.connection_rename, name="connection_rename"),
     path("t/<slug:slug>/connections/<int:pk>/filters/", views.connection_filters, name="connection_filters"),
     path("t/<slug:slug>/connections/<int:pk>/delete/", views.connection_delete, name="connection_delete"),
+    path("t/<slug:slug>/connections/<int:pk>/history/", views.connection_history_page, name="connection_history"),
     path("t/<slug:slug>/members/", views.members_page, name="members"),
     path("t/<slug:slug>/members/add/", views.member_add, name="member_add"),
     path("t/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),

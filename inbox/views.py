@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from connections import actions as connection_actions
+from connections.models import ConnectionEvent
 from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
@@ -340,8 +341,11 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
-    cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
+    from inbox import dashboard
     from inbox.models import AlertEmailOptOut
+
+    stats = dashboard.number_stats([request.tenant.pk], ids, dashboard.runner_children())
+    cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk), "stats": stats[c.pk]} for c in conns]
 
     extra.setdefault("webhook_form", AlertWebhookForm(initial={"url": request.tenant.alert_webhook_url}))
     extra.setdefault("add_form", AddNumberForm())
@@ -427,6 +431,60 @@ def connection_delete(request, slug, pk):
     else:
         connection_actions.do_archive_connection(conn, request.user)
     return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def connection_history_page(request, slug, pk):
+    """A number's whole state history, newest first, 50 a page, by kind; lease hand-overs folded away
+    unless asked for."""
+    from inbox import dashboard
+
+    conn = access_connection(request.tenant, pk)
+    kind = request.GET.get("kind", "")
+    if kind and kind not in ConnectionEvent.Kind.values:
+        return HttpResponseBadRequest("Unknown kind of state change.")
+    before = request.GET.get("before", "")
+    before_id = selectors.parse_id(before) if before else None
+    if before and before_id is None:
+        return HttpResponseBadRequest("This link to older history is malformed; reload the page.")
+    leases = request.GET.get("leases") == "1"
+    events, next_before = dashboard.history_page(request.tenant, conn.pk, kind=kind, include_leases=leases,
+                                                 before_id=before_id)
+    query = {k: v for k, v in {"kind": kind, "leases": "1" if leases else ""}.items() if v}
+    return render(request, "inbox/connection_history.html", {
+        "slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "connections", "conn": conn,
+        "events": events, "kinds": ConnectionEvent.Kind.choices, "kind": kind, "leases": leases,
+        "next_url": f"?{urlencode({**query, 'before': next_before})}" if next_before else "",
+    })
+
+
+# --- staff: /ops/ across tenants ---------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def ops_page(request):
+    """Every tenant's numbers, the runners, workers, beat and backlogs, for platform staff (others: 404,
+    as for any page that is not theirs; anonymous users go to the login)."""
+    from django.contrib.auth.views import redirect_to_login
+
+    from inbox import dashboard
+    from inbox import health as health_checks
+
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        raise Http404
+    healthy, body = health_checks.detailed_health(None)
+    conns = dashboard.ops_numbers()
+    stats = dashboard.number_stats(sorted({c.tenant_id for c in conns}), [c.pk for c in conns],
+                                   dashboard.runner_children())
+    numbers = {n["id"]: n for n in body.get("numbers", [])}
+    rows = [{"conn": c, "stats": stats[c.pk], "health": numbers.get(c.pk, {})} for c in conns]
+    template = "inbox/partials/ops_body.html" if request.headers.get("HX-Request") else "inbox/ops.html"
+    return render(request, template, {"healthy": healthy, "health": body, "rows": rows, "nav": "ops"},
+                  status=200)
 
 
 # --- members (owners and admins) --------------------------------------------------------------------
