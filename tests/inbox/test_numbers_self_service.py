@@ -143,3 +143,14 @@ def test_members_added_roles_changed_and_removed_under_the_owner_rules(client, a
     assert client.post(url("member_remove", agent.pk)).status_code == 302
     assert not Membership.objects.filter(pk=agent.pk).exists()
     assert UserFactory(username="acme-agent").pk == acme_agent.pk  # the account stays; only the membership went
+
+
+def test_an_expired_qr_says_so_and_offers_pairing_again(client, acme_owner, acme_connection):
+    Connection.objects.filter(pk=acme_connection.pk).update(status="pairing", runner_id="r", pairing_code="2@x,y")
+    from connections import actions as connection_actions
+
+    connection_actions.do_mark_terminal(acme_connection.pk, "r", "qr_expired", "nobody scanned the QR code within 60 s")
+    client.force_login(acme_owner)
+    html = client.get(url("connections")).content.decode()
+    assert 'data-testid="pair-expired"' in html and "nobody scanned the QR code within 60 s" in html
+    assert "Pair with a QR code" in html  # the retry
