@@ -57,7 +57,7 @@ def do_raise_alert(cause: str, *, kind: str, message: str, tenant_id: int | None
                                              connection_id=connection_id, last_raised_at=timezone.now())
         except IntegrityError:
             continue  # another process opened it meanwhile: update that one
-        transaction.on_commit(_raised_hook(alert.pk, deliver_now))
+        transaction.on_commit(_raised_hook(alert.pk, deliver_now), robust=True)  # a delivery error never breaks the caller
         return alert, True
     raise RuntimeError(f"could not raise or update the alert of cause {cause!r}")
 
@@ -80,7 +80,7 @@ def do_resolve_alert(cause: str) -> Alert | None:
             return None
         alert.resolved_at = timezone.now()
         alert.save(update_fields=["resolved_at"])
-        transaction.on_commit(lambda: _on_resolved(alert))
+        transaction.on_commit(lambda: _on_resolved(alert), robust=True)
     return alert
 
 

@@ -100,8 +100,8 @@ def check_runners(conns: list, tenant_ids=None) -> dict:
     for runner_id, mark in sorted(marks.items()):
         age = round(now - float(mark.get("at", 0)), 1)
         stale = age > stale_after
-        if stale:
-            problems.append(f"runner {runner_id} last seen {age:.0f} s ago")
+        if stale:  # a tenant admin learns that a runner is down, not the platform's host names
+            problems.append(f"runner {runner_id if tenant_ids is None else '(platform)'} last seen {age:.0f} s ago")
         if tenant_ids is not None and runner_id not in leases:
             continue  # a tenant sees the runners holding its numbers
         runners.append({"id": runner_id, "host": mark.get("host"), "pid": mark.get("pid"), "age_seconds": age,

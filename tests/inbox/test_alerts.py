@@ -44,6 +44,7 @@ def recipients():
     return sorted(address for m in mail.outbox for address in m.to)
 
 
+@pytest.mark.smoke  # the partial unique constraint on SQLite too
 def test_one_open_alert_per_cause_updated_not_repeated_then_resolved(acme, managers, tasks_in_process,
                                                                      django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):

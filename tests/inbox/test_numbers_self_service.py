@@ -30,6 +30,7 @@ def test_agents_get_403_on_every_management_page_and_write(client, acme_agent, a
     assert Connection.objects.count() == 1 and Membership.objects.get(pk=member.pk).role == "owner"
 
 
+@pytest.mark.smoke
 def test_add_a_number_within_the_tenant_limit(client, acme, acme_owner, settings):
     settings.TENANT_MAX_NUMBERS = 2
     client.force_login(acme_owner)
