@@ -48,15 +48,20 @@ def check_redis() -> dict:
 def check_workers() -> dict:
     """Celery workers by a broadcast ping on the broker of settings (read now, so tests can point it
     elsewhere), waiting HEALTH_WORKER_PING_SECONDS for answers."""
+    from kombu import pidbox
+
     from config.celery import app
 
+    # A mailbox of our own: Celery's (app.control) publishes through the app's producer pool, bound to
+    # the broker the app first saw, not to the connection passed in.
+    mailbox = pidbox.Mailbox(app.conf.control_exchange, type="fanout", accept=["json"], serializer="json")
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            replies = app.control.ping(timeout=settings.HEALTH_WORKER_PING_SECONDS, connection=conn)
+            replies = mailbox(conn)._broadcast("ping", {}, reply=True, timeout=settings.HEALTH_WORKER_PING_SECONDS)
     except Exception as exc:
         return {**_error(exc), "workers": []}
-    names = sorted(name for reply in replies for name in reply)
+    names = sorted(name for reply in replies or [] for name in reply)
     if not names:
         return {"status": ERROR, "error": "no Celery worker answered a ping", "workers": []}
     return {"status": OK, "workers": names}
