@@ -113,6 +113,8 @@ def _on_raised(alert_id: int, deliver_now: bool) -> None:
                                           "alert_message": alert.message[:300]})
     from inbox.tasks import send_alert_emails_task, send_alert_webhook_task
 
+    if alert.tenant_id:
+        _push_live(alert.tenant_id)
     if deliver_now:
         send_alert_emails(alert_id)
     else:
@@ -125,8 +127,20 @@ def _on_resolved(alert: Alert) -> None:
     logger.info("alert.resolved", extra={"alert_id": alert.pk, "cause": alert.cause, "tenant_id": alert.tenant_id})
     from inbox.tasks import send_alert_webhook_task
 
+    if alert.tenant_id:
+        _push_live(alert.tenant_id)
     if alert.tenant_id and webhook_url(alert.tenant_id):
         _enqueue(send_alert_webhook_task, alert.pk, "alert.resolved")
+
+
+def _push_live(tenant_id: int) -> None:
+    """The open numbers pages of the tenant get the new list of open alerts."""
+    from inbox.events import publish_alerts
+
+    try:
+        publish_alerts(tenant_id)
+    except Exception as exc:  # noqa: BLE001 - the page shows them on its next load
+        logger.warning("alert.publish_failed", extra={"tenant_id": tenant_id, "error": repr(exc)[:300]})
 
 
 def _enqueue(task, *args) -> None:

@@ -106,6 +106,15 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
     transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
 
 
+def publish_alerts(tenant_id: int) -> None:
+    """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
+    from inbox.selectors import open_alerts
+
+    html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
+                                                           "slug": _tenant_slug(tenant_id)})
+    _send_many([(connections_group(tenant_id), html)])
+
+
 def publish_access_changed_on_commit(user_ids) -> None:
     """These users' access changed (logged out, a membership removed, a role changed, the account
     changed): on commit, each of their open sockets re-checks its session and membership and closes
