@@ -163,3 +163,16 @@ def test_the_tenant_webhook_url_is_validated_and_saved(client, acme, acme_owner)
     assert acme.alert_webhook_url == "https://hooks.example.com/x"
     page = client.get(reverse("connections", args=["acme"]))
     assert b"https://hooks.example.com/x" in page.content and b"Alert e-mails to you" in page.content
+
+
+def test_watch_platform_command_runs_a_round_and_refuses_a_bad_interval(acme, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.WATCHDOG_NUMBER_DOWN_SECONDS = 60
+    down = ConnectionFactory(tenant=acme, name="Quiet", status="failed", jid="5511990000009:1@s.whatsapp.net",
+                             last_heartbeat_at=timezone.now() - timedelta(minutes=5))
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # delivery may fail: no matter
+    call_command("watch_platform", "--once")
+    assert Alert.objects.filter(cause=f"connection:{down.pk}:down", resolved_at__isnull=True).exists()
+    with pytest.raises(CommandError, match="positive"):
+        call_command("watch_platform", "--interval", "0")

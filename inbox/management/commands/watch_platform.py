@@ -26,7 +26,7 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         while True:
-            close_old_connections()
             watch_once()
             if once or stop.wait(interval):
                 return
+            close_old_connections()  # between rounds: a connection the database dropped is replaced
