@@ -132,8 +132,10 @@ def health_detailed(request):
         response["WWW-Authenticate"] = 'Bearer realm="health"'
         return response
     healthy, body = health_checks.detailed_health(tenant_ids)
-    if tenant_ids is not None:
+    if tenant_ids is not None:  # a tenant learns how many workers answer, not the platform's host names
         body["scope"] = {"tenant_ids": tenant_ids}
+        workers = body["checks"]["workers"]
+        workers["workers"] = len(workers.get("workers") or [])
     if not healthy:
         logger.warning("health.unhealthy", extra={"failing": [k for k, v in body["checks"].items() if v["status"] != "ok"]})
     return JsonResponse(body, status=200 if healthy else 503)
