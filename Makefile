@@ -37,7 +37,7 @@ run: $(STAMP) redis seed
 	@echo "  Inbox:        http://127.0.0.1:8000"
 	@echo "  Django admin: http://127.0.0.1:8000/admin/"
 	@echo "  Logins (password demo-pass-123): acme-admin, acme-agent, globex-admin; admin for Django admin"
-	@echo "  Ctrl+C stops web, worker, beat and runner."
+	@echo "  Ctrl+C stops web, worker, beat, runner and watchdog."
 	@echo ""
 	$(VENV)/bin/honcho start -f Procfile
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
+from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
 
@@ -89,9 +90,11 @@ def _write_status(conn: Connection, status: str, *, event_kind: str | None, deta
     if event_kind:
         ConnectionEvent.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=event_kind,
                                        detail=detail[:2000], runner_id=runner_id)
-    if alert_kind:
-        Alert.objects.create(tenant_id=conn.tenant_id, connection=conn, kind=alert_kind,
-                             message=f"{conn.name}: {detail}"[:2000])
+    if alert_kind:  # one open "number down" alert per number, whatever the latest reason (inbox.alerts)
+        do_raise_alert(connection_down_cause(conn.pk), kind=alert_kind, message=f"{conn.name}: {detail}",
+                       tenant_id=conn.tenant_id, connection_id=conn.pk)
+    elif status == Status.CONNECTED:
+        do_resolve_alert(connection_down_cause(conn.pk))
     publish_connection_on_commit(conn.tenant_id, conn.pk)
     transaction.on_commit(lambda: logger.info("connections.status", extra={
         "connection_id": conn.pk, "status": status, "event_kind": event_kind, "detail": detail, "runner_id": runner_id}))
@@ -402,3 +405,90 @@ def do_retry_failed_connections() -> list[int]:
             for i in _bulk_set_status(group, status, event_kind=Kind.RECONNECT_ATTEMPT,
                                       detail_for=lambda c: "slow retry by beat", status_detail="slow retry by beat",
                                       reconnect_attempts=0, next_retry_at=None)]
+
+
+# --- self-service (tenant owners and admins; views validate, these write) --------------------------
+
+
+class NumberLimitReached(Exception):
+    """The tenant already has settings.TENANT_MAX_NUMBERS numbers (archived ones do not count)."""
+
+
+FILTER_FIELDS = ("skip_status_broadcasts", "skip_newsletters", "skip_broadcast_lists", "skip_groups")
+
+
+def check_create_connection(tenant, *, name: str, transport: str, user=None) -> Connection:
+    """Add a number if the tenant is under its limit. The count is taken with the tenant's row locked,
+    so two admins adding at once cannot both pass the last free place."""
+    from inbox.models import Tenant
+
+    with transaction.atomic():
+        Tenant.objects.select_for_update().get(pk=tenant.pk)
+        count = Connection.objects.for_tenant(tenant).filter(archived_at__isnull=True).count()
+        if count >= settings.TENANT_MAX_NUMBERS:
+            raise NumberLimitReached(f"This workspace already has {count} numbers, the most allowed "
+                                     f"({settings.TENANT_MAX_NUMBERS}). Delete one or ask the platform team for more.")
+        conn = Connection.objects.create(tenant=tenant, name=name, transport=transport, status=Status.NEW,
+                                         desired_state=Connection.DesiredState.CONNECTED)
+        do_record_event(conn, Kind.ADDED, f"added ({transport})" + (f" by {user.get_username()}" if user else ""))
+        publish_connection_on_commit(conn.tenant_id, conn.pk)
+    logger.info("connections.added", extra={"connection_id": conn.pk, "tenant_id": tenant.pk, "transport": transport,
+                                            "user_id": getattr(user, "pk", None)})
+    return conn
+
+
+def do_rename_connection(connection: Connection, name: str, user=None) -> None:
+    with transaction.atomic():
+        old = connection.name
+        Connection.objects.unscoped().filter(pk=connection.pk).update(name=name, updated_at=timezone.now())
+        connection.name = name
+        do_record_event(connection, Kind.RENAMED, f"{old} → {name}")
+        publish_connection_on_commit(connection.tenant_id, connection.pk)
+    logger.info("connections.renamed", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})
+
+
+def do_set_filters(connection: Connection, user=None, **filters) -> list[str]:
+    """Change the skip filters (only FILTER_FIELDS); returns the names that changed. The runner and the
+    journal processor read them from the row, so new events follow at once; older ones only on a replay."""
+    changed = [f for f in FILTER_FIELDS if f in filters and bool(filters[f]) != getattr(connection, f)]
+    if not changed:
+        return []
+    with transaction.atomic():
+        values = {f: bool(filters[f]) for f in changed}
+        Connection.objects.unscoped().filter(pk=connection.pk).update(**values, updated_at=timezone.now())
+        for f, v in values.items():
+            setattr(connection, f, v)
+        do_record_event(connection, Kind.FILTERS_CHANGED, ", ".join(f"{f}={'on' if v else 'off'}" for f, v in values.items()))
+        publish_connection_on_commit(connection.tenant_id, connection.pk)
+    logger.info("connections.filters_changed", extra={"connection_id": connection.pk, "changed": changed,
+                                                      "user_id": getattr(user, "pk", None)})
+    return changed
+
+
+def do_archive_connection(connection: Connection, user=None) -> None:
+    """Delete a number but keep its history: logged out (the runner unlinks the session), hidden from the
+    numbers page, no longer counted against the limit; conversations and messages stay."""
+    with transaction.atomic():
+        now = timezone.now()
+        Connection.objects.unscoped().filter(pk=connection.pk).update(
+            archived_at=now, desired_state=Connection.DesiredState.LOGGED_OUT, pairing_code="", updated_at=now)
+        do_record_event(connection, Kind.ARCHIVED, "deleted, history kept" + (f" by {user.get_username()}" if user else ""))
+        publish_connection_on_commit(connection.tenant_id, connection.pk)
+        nudge_on_commit(connection.pk, "logout")
+    logger.info("connections.archived", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})
+
+
+def do_purge_connection(connection: Connection, user=None) -> dict:
+    """Delete a number with everything it holds (conversations, messages, journal, history). The runner
+    holding it notices on its next reconcile (the row is gone) and stops the session."""
+    from inbox.models import Conversation, Message
+
+    pk, tenant_id = connection.pk, connection.tenant_id
+    with transaction.atomic():
+        counts = {"conversations": Conversation.objects.for_tenant(tenant_id).filter(connection_id=pk).count(),
+                  "messages": Message.objects.for_tenant(tenant_id).filter(connection_id=pk).count()}
+        Connection.objects.unscoped().filter(pk=pk).delete()
+        nudge_on_commit(pk, "logout")
+    logger.warning("connections.purged", extra={"connection_id": pk, "tenant_id": tenant_id, **counts,
+                                                "user_id": getattr(user, "pk", None)})
+    return counts

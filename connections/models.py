@@ -56,6 +56,9 @@ class Connection(TenantOwned):
     skip_newsletters = models.BooleanField(default=True, help_text="@newsletter channels")
     skip_broadcast_lists = models.BooleanField(default=False, help_text="@broadcast lists")
     skip_groups = models.BooleanField(default=False, help_text="@g.us groups")
+    # Deleted by its tenant with its history kept: logged out, hidden from the numbers page, not counted
+    # against the tenant's limit; its conversations stay in the inbox. Purging deletes the row instead.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -97,6 +100,10 @@ class ConnectionEvent(TenantOwned):
         LEASE_RELEASED = "lease_released", "Lease released"
         HEARTBEAT_STALE = "heartbeat_stale", "Heartbeat stale"
         RUNNER_LOST = "runner_lost", "Runner lost"
+        ADDED = "added", "Added"
+        RENAMED = "renamed", "Renamed"
+        FILTERS_CHANGED = "filters_changed", "Filters changed"
+        ARCHIVED = "archived", "Deleted (history kept)"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError
 
+from config import heartbeats
 from config.db import drop_broken_connections
 from connections import actions
 from connections.models import Connection
@@ -134,6 +135,7 @@ class Runner:
         if now >= self.heartbeat_due:
             self.heartbeat_due = now + settings.RUNNER_HEARTBEAT_SECONDS
             self.guard(self.heartbeat)
+            self.guard(self.mark_alive)
         self.guard(self.check_children)
         self.guard(self.check_connect_deadlines)
         self.guard(self.start_due_sessions)
@@ -182,6 +184,10 @@ class Runner:
             actions.release_leases(self.runner_id, ids)
         except Exception:  # noqa: BLE001 - the leases then simply expire
             logger.exception("runner.release_failed", extra={"runner_id": self.runner_id})
+        try:
+            heartbeats.forget_runner(self.runner_id)
+        except Exception:  # noqa: BLE001 - Redis down: the mark goes stale, the health check says so
+            logger.warning("runner.forget_failed", extra={"runner_id": self.runner_id})
         logger.info("runner.stopped", extra={"runner_id": self.runner_id, "released": ids})
 
     # --- nudges -----------------------------------------------------------------------------------
@@ -345,6 +351,15 @@ class Runner:
         for child in self.children.values():
             child.send({"op": "heartbeat", "seq": self.heartbeat_seq,
                         "lease_until": self.child_lease_until(child)})
+
+    def mark_alive(self) -> None:
+        """The runner's mark in Redis for /health/detailed and the watchdog (config/heartbeats.py)."""
+        try:
+            hosts = {child.index: sorted(cid for cid in child.sessions if cid in self.held)
+                     for child in self.children.values()}
+            heartbeats.mark_runner(self.runner_id, children=len(self.children), sessions=len(self.held), hosts=hosts)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the mark goes stale and the health check says why
+            logger.warning("runner.mark_failed", extra={"runner_id": self.runner_id, "error": exc.__class__.__name__})
 
     def renew(self, ids, heartbeat_ids=()) -> None:
         still, expires = actions.renew_leases(self.runner_id, ids, heartbeat_ids=heartbeat_ids)

@@ -37,7 +37,16 @@ def access_contact(tenant, contact_id) -> Contact:
 
 
 def access_connection(tenant, connection_id) -> Connection:
-    return _get(Connection.objects.all(), tenant, connection_id)
+    """A number of the tenant's numbers page: a deleted (archived) one is gone for its pages (404)."""
+    return _get(Connection.objects.filter(archived_at__isnull=True), tenant, connection_id)
+
+
+def access_membership(tenant, membership_id) -> Membership:
+    """A membership of this tenant, with its user; another tenant's is the same 404 as none."""
+    try:
+        return Membership.objects.select_related("user").get(tenant=tenant, pk=int(membership_id))
+    except (ValueError, TypeError, OverflowError, Membership.DoesNotExist):
+        raise Http404 from None
 
 
 def access_message(tenant, message_id) -> Message:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -9,6 +9,7 @@ from inbox import actions
 from inbox.exports import export_as_csv
 from inbox.models import (
     Alert,
+    AlertEmailOptOut,
     Contact,
     ContactIdentity,
     Conversation,
@@ -45,7 +46,8 @@ def _member_ids(tenants) -> list[int]:
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "alert_webhook_url", "created_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
@@ -251,11 +253,20 @@ def acknowledge_alerts(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{updated} alert(s) acknowledged.")
 
 
+@admin.register(AlertEmailOptOut)
+class AlertEmailOptOutAdmin(admin.ModelAdmin):
+    list_display = ["user", "created_at"]
+    search_fields = ["user__username", "user__email"]
+    raw_id_fields = ["user"]
+
+
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "message", "tenant", "connection", "created_at", "acknowledged_at", "acknowledged_by"]
-    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter), "tenant"]
-    search_fields = ["message"]
+    list_display = ["id", "kind", "message", "tenant", "connection", "cause", "times_raised", "created_at",
+                    "last_raised_at", "resolved_at", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter), ("acknowledged_at", admin.EmptyFieldListFilter),
+                   ("tenant", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["message", "cause"]
     list_select_related = ["tenant", "connection", "acknowledged_by"]
     raw_id_fields = ["acknowledged_by"]
     autocomplete_fields = ["tenant", "connection"]

@@ -105,6 +105,15 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
     transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
 
 
+def publish_alerts(tenant_id: int) -> None:
+    """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
+    from inbox.selectors import open_alerts
+
+    html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
+                                                           "slug": _tenant_slug(tenant_id)})
+    _send_many([(connections_group(tenant_id), html)])
+
+
 def publish_access_changed_on_commit(user_ids) -> None:
     """These users' access changed (logged out, a membership removed, a role changed, the account
     changed): on commit, each of their open sockets re-checks its session and membership and closes
@@ -361,11 +370,18 @@ def publish_connection(tenant_id, connection_id):
     connection = Connection.objects.for_tenant(tenant_id).filter(pk=connection_id).first()
     if connection is None:
         return
+    from inbox.selectors import connection_history
+
     runs = active_sync_runs(tenant_id, [connection_id])
-    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id)}
+    events = connection_history(tenant_id, [connection_id]).get(connection_id, [])
+    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id),
+           "events": events}
+    # The numbers page's summary and its latest state changes (one message: both swap out of band).
+    numbers_html = (render_to_string("inbox/partials/connection_summary.html", ctx)
+                    + render_to_string("inbox/partials/connection_events.html", ctx))
     _send_many(
         [
             (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),
-            (connections_group(tenant_id), render_to_string("inbox/partials/connection_summary.html", ctx)),
+            (connections_group(tenant_id), numbers_html),
         ]
     )

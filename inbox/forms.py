@@ -94,3 +94,87 @@ class PairForm(forms.Form):
         regex=r"^\+?[0-9]{8,15}$", required=False, strip=True,
         error_messages={"invalid": "Enter the number in international format, digits only (e.g. +5511987654321)."},
     )
+
+
+class AlertEmailsForm(forms.Form):
+    enabled = forms.ChoiceField(choices=[("on", "on"), ("off", "off")],
+                                error_messages={"invalid_choice": "Choose on or off for alert e-mails."})
+
+
+class AlertWebhookForm(forms.Form):
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         error_messages={"invalid": "Enter a full http:// or https:// URL, or leave it empty to stop."})
+
+
+class AddNumberForm(forms.Form):
+    name = forms.CharField(max_length=120, strip=True, error_messages={"required": "Give the number a name."})
+    transport = forms.ChoiceField(choices=[])
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        allowed = [t for t in Connection.Transport if t.value in settings.NUMBER_TRANSPORTS]
+        self.fields["transport"].choices = [(t.value, t.label) for t in allowed]
+        self.fields["transport"].error_messages["invalid_choice"] = (
+            "Choose one of: " + ", ".join(t.label for t in allowed) + ".")
+        if allowed:
+            self.fields["transport"].initial = allowed[0].value
+
+
+class RenameNumberForm(forms.Form):
+    name = forms.CharField(max_length=120, strip=True, error_messages={"required": "Give the number a name."})
+
+
+class NumberFiltersForm(forms.Form):
+    skip_status_broadcasts = forms.BooleanField(required=False, label="Skip status updates (status@broadcast)")
+    skip_newsletters = forms.BooleanField(required=False, label="Skip newsletters (@newsletter)")
+    skip_broadcast_lists = forms.BooleanField(required=False, label="Skip broadcast lists (@broadcast)")
+    skip_groups = forms.BooleanField(required=False, label="Skip groups (@g.us)")
+    replay = forms.BooleanField(required=False, label="Replay the journal with the new filters")
+
+
+class DeleteNumberForm(forms.Form):
+    """Deleting keeps the history; purging it needs the number's name typed exactly."""
+
+    purge = forms.BooleanField(required=False)
+    confirm = forms.CharField(required=False, strip=True, max_length=120)
+
+    def __init__(self, *args, connection=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connection = connection
+
+    def clean(self):
+        data = super().clean()
+        if data.get("purge") and data.get("confirm") != self.connection.name:
+            self.add_error("confirm", f"To delete the history too, type the number's name exactly: {self.connection.name}")
+        return data
+
+
+class AddMemberForm(forms.Form):
+    username = forms.RegexField(regex=r"^[\w.@+-]{3,150}$", max_length=150,
+                                error_messages={"invalid": "3-150 letters, digits and @ . + - _ only."})
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=[("agent", "Agent"), ("admin", "Admin"), ("owner", "Owner")])
+    password = forms.CharField(min_length=10, max_length=128, strip=False, widget=forms.PasswordInput,
+                               help_text="Their first password; they can change it later.")
+
+    def clean_username(self):
+        from django.contrib.auth import get_user_model
+
+        username = self.cleaned_data["username"]
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("That username is taken; choose another.")
+        return username
+
+    def clean_password(self):
+        from django.contrib.auth.password_validation import validate_password
+
+        password = self.cleaned_data["password"]
+        validate_password(password)
+        return password
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[("agent", "Agent"), ("admin", "Admin"), ("owner", "Owner")],
+                             error_messages={"invalid_choice": "Choose agent, admin or owner."})

@@ -258,8 +258,8 @@ def connection_history(tenant, connection_ids, per_connection: int = 10) -> dict
 
 
 def open_alerts(tenant, limit: int = 20) -> list:
-    """Alerts nobody acknowledged yet, newest first, with their number."""
+    """Alerts still open (not resolved) that nobody acknowledged yet, newest first, with their number."""
     from inbox.models import Alert
 
-    return list(Alert.objects.for_tenant(tenant).filter(acknowledged_at__isnull=True)
+    return list(Alert.objects.for_tenant(tenant).filter(acknowledged_at__isnull=True, resolved_at__isnull=True)
                 .select_related("connection").order_by("-created_at")[:limit])

@@ -18,3 +18,34 @@ def publish_connection_task(tenant_id: int, connection_id: int) -> None:
     from inbox.events import publish_connection
 
     publish_connection(tenant_id, connection_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def send_alert_emails_task(alert_id: int) -> int:
+    """E-mail a new alert to its tenant's owners/admins (inbox.alerts)."""
+    from inbox.alerts import send_alert_emails
+
+    return send_alert_emails(alert_id)
+
+
+@shared_task(bind=True, ignore_result=True, soft_time_limit=30, time_limit=60, max_retries=6)
+def send_alert_webhook_task(self, alert_id: int, event: str) -> int | None:
+    """POST an alert to its tenant's webhook; a network error or a non-2xx answer is retried with
+    exponential backoff (ALERT_WEBHOOK_RETRY_SECONDS doubling, six times), then logged and dropped."""
+    import logging
+
+    from inbox.alerts import post_alert_webhook
+
+    try:
+        return post_alert_webhook(alert_id, event)
+    except Exception as exc:  # noqa: BLE001 - urllib raises URLError, HTTPError, TimeoutError, ...
+        from django.conf import settings
+
+        if self.request.retries >= self.max_retries:
+            logging.getLogger(__name__).error("alert.webhook_failed", extra={
+                "alert_id": alert_id, "event": event, "error": repr(exc)[:300]})
+            return None
+        countdown = settings.ALERT_WEBHOOK_RETRY_SECONDS * (2 ** self.request.retries)
+        logging.getLogger(__name__).warning("alert.webhook_retry", extra={
+            "alert_id": alert_id, "event": event, "attempt": self.request.retries + 1, "error": repr(exc)[:300]})
+        raise self.retry(exc=exc, countdown=countdown)

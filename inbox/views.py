@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
+from django.db import transaction
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,14 +16,23 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from connections import actions as connection_actions
+from connections.models import ConnectionEvent
 from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
 from inbox.events import render_message
 from inbox.forms import (
+    AddMemberForm,
+    AddNumberForm,
+    AlertEmailsForm,
+    AlertWebhookForm,
     AssignForm,
     ConnectionActionForm,
+    DeleteNumberForm,
     FilterForm,
+    MemberRoleForm,
+    NumberFiltersForm,
     PairForm,
+    RenameNumberForm,
     ReplyForm,
     StatusForm,
     ThreadPageForm,
@@ -96,6 +106,38 @@ def health(request):
     body = {"status": "ok" if healthy else "error"}
     if _health_token_ok(request.headers.get("Authorization", ""), settings.HEALTH_TOKEN):
         body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@never_cache
+@require_GET
+def health_detailed(request):
+    """Every part of the platform (inbox/health.py), 503 when a required one is down or stale. Staff
+    sessions and the HEALTH_TOKEN bearer see everything; a tenant owner/admin sees the platform's parts
+    with only their own tenants' numbers; anybody else is refused."""
+    from inbox import health as health_checks
+
+    header = request.headers.get("Authorization", "")
+    if settings.HEALTH_TOKEN and header and _health_token_ok(header, settings.HEALTH_TOKEN):
+        tenant_ids = None
+    elif request.user.is_authenticated and request.user.is_staff:
+        tenant_ids = None
+    elif request.user.is_authenticated:
+        tenant_ids = list(Membership.objects.filter(user=request.user, role__in=Membership.MANAGER_ROLES)
+                          .values_list("tenant_id", flat=True))
+        if not tenant_ids:
+            return JsonResponse({"error": "Only platform staff and tenant owners/admins may see this."}, status=403)
+    else:
+        response = JsonResponse({"error": "Log in as staff or send the HEALTH_TOKEN as a bearer token."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="health"'
+        return response
+    healthy, body = health_checks.detailed_health(tenant_ids)
+    if tenant_ids is not None:  # a tenant learns how many workers answer, not the platform's host names
+        body["scope"] = {"tenant_ids": tenant_ids}
+        workers = body["checks"]["workers"]
+        workers["workers"] = len(workers.get("workers") or [])
+    if not healthy:
+        logger.warning("health.unhealthy", extra={"failing": [k for k, v in body["checks"].items() if v["status"] != "ok"]})
     return JsonResponse(body, status=200 if healthy else 503)
 
 
@@ -297,19 +339,247 @@ def connections_page(request, slug):
 
 def _connections_context(request, slug, pair_form, **extra) -> dict:
     """The numbers page: each number with its recent history and running sync, plus open alerts."""
-    conns = selectors.tenant_connections(request.tenant)
+    conns = [c for c in selectors.tenant_connections(request.tenant) if c.archived_at is None]
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
-    cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk)} for c in conns]
+    from inbox import dashboard
+    from inbox.models import AlertEmailOptOut
+
+    stats = dashboard.number_stats([request.tenant.pk], ids, dashboard.runner_children())
+    cards = [{"conn": c, "events": history.get(c.pk, []), "run": runs.get(c.pk), "stats": stats[c.pk]} for c in conns]
+
+    extra.setdefault("webhook_form", AlertWebhookForm(initial={"url": request.tenant.alert_webhook_url}))
+    extra.setdefault("add_form", AddNumberForm())
+    extra.setdefault("card_error", {})
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
-            "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant), **extra}
+            "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
+            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS,
+            "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
+            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
 
 
 @tenant_view(manager_only=True)
 @require_POST
 def acknowledge_alert(request, slug, alert_id):
     actions.do_acknowledge_alert(access_alert(request.tenant, alert_id), request.user)
+    return redirect("connections", slug=slug)
+
+
+def _numbers_page_error(request, slug, *, status=422, **extra):
+    """The numbers page again with a form's errors shown where the form is."""
+    return render(request, "inbox/connections.html", _connections_context(request, slug, PairForm(), **extra), status=status)
+
+
+def _form_errors(form) -> list[str]:
+    return [str(e) for errors in form.errors.values() for e in errors]
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_add(request, slug):
+    form = AddNumberForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, add_form=form)
+    try:
+        conn = connection_actions.check_create_connection(request.tenant, name=form.cleaned_data["name"],
+                                                          transport=form.cleaned_data["transport"], user=request.user)
+    except connection_actions.NumberLimitReached as exc:
+        form.add_error(None, str(exc))
+        return _numbers_page_error(request, slug, add_form=form)
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_rename(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = RenameNumberForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "rename",
+                                                              "errors": _form_errors(form)})
+    connection_actions.do_rename_connection(conn, form.cleaned_data["name"], request.user)
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_filters(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = NumberFiltersForm(request.POST)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "filters",
+                                                              "errors": _form_errors(form)})
+    data = form.cleaned_data
+    connection_actions.do_set_filters(conn, request.user, **{f: data[f] for f in connection_actions.FILTER_FIELDS})
+    if data["replay"]:
+        from sync.tasks import replay_journal_task
+
+        transaction.on_commit(lambda: replay_journal_task.delay(conn.pk))
+        logger.info("connections.replay_requested", extra={"connection_id": conn.pk, "user_id": request.user.pk})
+    return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def connection_delete(request, slug, pk):
+    conn = access_connection(request.tenant, pk)
+    form = DeleteNumberForm(request.POST, connection=conn)
+    if not form.is_valid():
+        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "delete",
+                                                              "errors": _form_errors(form)})
+    if form.cleaned_data["purge"]:
+        connection_actions.do_purge_connection(conn, request.user)
+    else:
+        connection_actions.do_archive_connection(conn, request.user)
+    return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def connection_history_page(request, slug, pk):
+    """A number's whole state history, newest first, 50 a page, by kind; lease hand-overs folded away
+    unless asked for."""
+    from inbox import dashboard
+
+    conn = access_connection(request.tenant, pk)
+    kind = request.GET.get("kind", "")
+    if kind and kind not in ConnectionEvent.Kind.values:
+        return HttpResponseBadRequest("Unknown kind of state change.")
+    before = request.GET.get("before", "")
+    before_id = selectors.parse_id(before) if before else None
+    if before and before_id is None:
+        return HttpResponseBadRequest("This link to older history is malformed; reload the page.")
+    leases = request.GET.get("leases") == "1"
+    events, next_before = dashboard.history_page(request.tenant, conn.pk, kind=kind, include_leases=leases,
+                                                 before_id=before_id)
+    query = {k: v for k, v in {"kind": kind, "leases": "1" if leases else ""}.items() if v}
+    return render(request, "inbox/connection_history.html", {
+        "slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "connections", "conn": conn,
+        "events": events, "kinds": ConnectionEvent.Kind.choices, "kind": kind, "leases": leases,
+        "next_url": f"?{urlencode({**query, 'before': next_before})}" if next_before else "",
+    })
+
+
+# --- staff: /ops/ across tenants ---------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def ops_page(request):
+    """Every tenant's numbers, the runners, workers, beat and backlogs, for platform staff (others: 404,
+    as for any page that is not theirs; anonymous users go to the login)."""
+    from django.contrib.auth.views import redirect_to_login
+
+    from inbox import dashboard
+    from inbox import health as health_checks
+
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        raise Http404
+    healthy, body = health_checks.detailed_health(None)
+    conns = dashboard.ops_numbers()
+    stats = dashboard.number_stats(sorted({c.tenant_id for c in conns}), [c.pk for c in conns],
+                                   dashboard.runner_children())
+    numbers = {n["id"]: n for n in body.get("numbers", [])}
+    rows = [{"conn": c, "stats": stats[c.pk], "health": numbers.get(c.pk, {})} for c in conns]
+    template = "inbox/partials/ops_body.html" if request.headers.get("HX-Request") else "inbox/ops.html"
+    return render(request, template, {"healthy": healthy, "health": body, "rows": rows, "nav": "ops"},
+                  status=200)
+
+
+# --- members (owners and admins) --------------------------------------------------------------------
+
+
+def _members_context(request, slug, **extra) -> dict:
+    members = list(Membership.objects.filter(tenant=request.tenant).select_related("user")
+                   .order_by("role", "user__username"))
+    extra.setdefault("add_form", AddMemberForm())
+    extra.setdefault("member_error", {})
+    return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "members": members,
+            "nav": "members", "roles": Membership.Role.choices, **extra}
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def members_page(request, slug):
+    return render(request, "inbox/members.html", _members_context(request, slug))
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_add(request, slug):
+    from inbox.members import MemberRuleError, check_add_member
+
+    form = AddMemberForm(request.POST)
+    if form.is_valid():
+        try:
+            check_add_member(request.membership, **form.cleaned_data)
+            return redirect("members", slug=slug)
+        except MemberRuleError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "inbox/members.html", _members_context(request, slug, add_form=form), status=422)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_role(request, slug, membership_id):
+    from inbox.access import access_membership
+    from inbox.members import MemberRuleError, check_change_role
+
+    member = access_membership(request.tenant, membership_id)
+    form = MemberRoleForm(request.POST)
+    errors = _form_errors(form) if not form.is_valid() else []
+    if not errors:
+        try:
+            check_change_role(request.membership, member, form.cleaned_data["role"])
+            return redirect("members", slug=slug)
+        except MemberRuleError as exc:
+            errors = [str(exc)]
+    return render(request, "inbox/members.html",
+                  _members_context(request, slug, member_error={"id": member.pk, "errors": errors}), status=422)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def member_remove(request, slug, membership_id):
+    from inbox.access import access_membership
+    from inbox.members import MemberRuleError, check_remove_member
+
+    member = access_membership(request.tenant, membership_id)
+    try:
+        check_remove_member(request.membership, member)
+    except MemberRuleError as exc:
+        return render(request, "inbox/members.html",
+                      _members_context(request, slug, member_error={"id": member.pk, "errors": [str(exc)]}), status=422)
+    if member.user_id == request.user.pk:
+        return redirect("tenant_picker")
+    return redirect("members", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def alert_emails(request, slug):
+    """The user's own opt-out of alert e-mails (all tenants and platform alerts alike)."""
+    from inbox.alerts import do_set_alert_emails
+
+    enabled = cleaned(AlertEmailsForm(request.POST))["enabled"] == "on"  # BadParameters -> 400 with the error
+    do_set_alert_emails(request.user, enabled)
+    return redirect("connections", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def alert_webhook(request, slug):
+    """The tenant's alert webhook URL (empty: none)."""
+    from inbox.alerts import do_set_alert_webhook
+
+    form = AlertWebhookForm(request.POST)
+    if not form.is_valid():
+        return render(request, "inbox/connections.html",
+                      _connections_context(request, slug, PairForm(), webhook_form=form), status=422)
+    do_set_alert_webhook(request.tenant, form.cleaned_data["url"], request.user)
     return redirect("connections", slug=slug)
 
 

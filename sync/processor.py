@@ -32,6 +32,7 @@ from django.utils import timezone
 from config.backoff import backoff
 from config.scope import database_scope
 from connections.models import Connection
+from inbox.alerts import do_raise_alert, journal_cause
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
 from sync.decode import Decoded, DecodeError, decode_event
@@ -576,10 +577,10 @@ def _fail_rows(conn, failures, router: _RunRouter, summary: Summary) -> None:
         summary.run_ids.append(run.pk)
     summary.failed += len(failures)
     summary.quarantined += len(quarantined)
-    for row in quarantined:
-        Alert.objects.create(tenant_id=conn.tenant_id, connection_id=conn.pk, kind=Alert.Kind.JOURNAL_QUARANTINE,
-                             message=f"Journal event #{row.pk} ({row.event_name}) quarantined after "
-                                     f"{row.attempts} attempts: {row.error[:300]}")
+    for row in quarantined:  # one open journal alert per number, updated with the latest row (inbox.alerts)
+        do_raise_alert(journal_cause(conn.pk), kind=Alert.Kind.JOURNAL_QUARANTINE, tenant_id=conn.tenant_id,
+                       connection_id=conn.pk, message=f"Journal event #{row.pk} ({row.event_name}) quarantined after "
+                                                      f"{row.attempts} attempts: {row.error[:300]}")
 
 
 def requeue(queryset) -> int:

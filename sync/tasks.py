@@ -94,3 +94,13 @@ def journal_safety_net_task() -> dict:
     if due or closed:
         logger.info("sync.safety_net", extra={"connections": sorted(due), "runs_closed": closed})
     return {"connections": sorted(due), "runs_closed": closed}
+
+
+@shared_task(acks_late=True, soft_time_limit=30 * 60, time_limit=31 * 60)
+def replay_journal_task(connection_id: int) -> dict | None:
+    """Replay a number's whole journal (its filters changed): idempotent, so a retry is harmless."""
+    from connections.models import Connection
+    from sync.actions import do_replay
+
+    conn = Connection.objects.unscoped().filter(pk=connection_id).first()
+    return do_replay(conn) if conn is not None else None

@@ -94,9 +94,9 @@ def celery_worker(env: dict | None = None, concurrency: int = 2) -> Proc:
 
 
 def celery_beat(env: dict | None = None) -> Proc:
-    """Beat with django-celery-beat's database scheduler, as `make run` starts it (schedules in the DB)."""
+    """Beat with the Procfile's scheduler (django-celery-beat's database scheduler marking its ticks)."""
     return Proc("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "--scheduler",
-                         "django_celery_beat.schedulers:DatabaseScheduler"], env or process_env())
+                         "config.beat:Scheduler"], env or process_env())
 
 
 def daphne(port: int, env: dict | None = None) -> Proc:

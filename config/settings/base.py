@@ -159,7 +159,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # Keep Django's LOGGING (JSON lines) in workers instead of Celery's own text format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"  # the database scheduler, marking its ticks (config/heartbeats.py)
 CELERY_TIMEZONE = "UTC"
 # Queue names are prefixed so the test suite can use its own queues on the same Redis.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
@@ -237,6 +237,26 @@ SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)
 
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+# Self-service numbers: how many (not deleted) numbers a tenant may add, and which transports it may pick.
+TENANT_MAX_NUMBERS = env.int("TENANT_MAX_NUMBERS", default=10)
+NUMBER_TRANSPORTS = env.list("NUMBER_TRANSPORTS", default=["simulator", "neonize"])
+# /health/detailed (docs/operations.md): how long a worker has to answer a ping, and when beat's last tick
+# or a runner's last mark counts as stale (a runner's default: two lease periods).
+HEALTH_WORKER_PING_SECONDS = env.float("HEALTH_WORKER_PING_SECONDS", default=1.0)
+HEALTH_BEAT_STALE_SECONDS = env.float("HEALTH_BEAT_STALE_SECONDS", default=60.0)
+HEALTH_RUNNER_STALE_SECONDS = env.float("HEALTH_RUNNER_STALE_SECONDS", default=0.0) or None
+# Alerts (docs/operations.md): e-mail through Django's mail backend (console unless EMAIL_URL says otherwise),
+# the tenant's webhook with retries, and the watchdog's thresholds.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@inbox.localhost")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+ALERT_WEBHOOK_RETRY_SECONDS = env.float("ALERT_WEBHOOK_RETRY_SECONDS", default=10.0)
+WATCHDOG_INTERVAL_SECONDS = env.float("WATCHDOG_INTERVAL_SECONDS", default=30.0)
+WATCHDOG_NUMBER_DOWN_SECONDS = env.float("WATCHDOG_NUMBER_DOWN_SECONDS", default=300.0)
+# A number whose heartbeat is older than this while it should be connected is reported stale.
+HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", default=90.0)
 # A live socket re-checks its session and membership before delivering a fragment when its last check is
 # older than this (inbox/consumers.py; logout and membership changes also make it re-check at once).
 LIVE_ACCESS_RECHECK_SECONDS = env.float("LIVE_ACCESS_RECHECK_SECONDS", default=5.0)

@@ -1,10 +1,11 @@
-from .alerts import Alert
+from .alerts import Alert, AlertEmailOptOut
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
 from .tenants import Membership, Tenant
 
 __all__ = [
     "Alert",
+    "AlertEmailOptOut",
     "Contact",
     "ContactIdentity",
     "Conversation",

@@ -7,6 +7,8 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
+    # Alerts are POSTed here as JSON (inbox.tasks.send_alert_webhook_task) when set.
+    alert_webhook_url = models.URLField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

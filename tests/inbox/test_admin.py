@@ -11,6 +11,7 @@ from django.utils import timezone
 from connections.models import Connection, ConnectionEvent
 from inbox.models import (
     Alert,
+    AlertEmailOptOut,
     Contact,
     ContactIdentity,
     Conversation,
@@ -59,6 +60,7 @@ BUILDERS = {
     ),
     MessageSearchEntry: lambda n: MessageFactory().search_entry,
     Alert: lambda n: Alert.objects.create(tenant=(c := ConnectionFactory()).tenant, connection=c, kind="other", message="x"),
+    AlertEmailOptOut: lambda n: AlertEmailOptOut.objects.create(user=UserFactory()),
     RawEvent: _raw_event,
     SyncRun: lambda n: SyncRun.objects.create(
         tenant=(c := ConnectionFactory()).tenant, connection=c, kind="history", started_at=timezone.now()

@@ -200,7 +200,7 @@ def test_a_flush_of_more_conversations_than_a_list_shows_makes_lists_reload(clie
 
 
 def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agent, acme_connection):
-    from connections.models import Connection
+    from connections.models import Connection, ConnectionEvent
 
     owner_cookie = session_cookie(client, acme_owner)
     agent_cookie = session_cookie(client, acme_agent)
@@ -208,6 +208,8 @@ def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agen
     def change():
         with transaction.atomic():
             Connection.objects.filter(pk=acme_connection.pk).update(status="disconnected", status_detail="phone offline")
+            ConnectionEvent.objects.create(tenant=acme_connection.tenant, connection=acme_connection, kind="disconnected",
+                                           detail="stream error 503")
             events.publish_connection_on_commit(acme_connection.tenant_id, acme_connection.pk)
 
     async def scenario():
@@ -219,6 +221,8 @@ def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agen
         assert "phone offline" in banner and "outbox" in banner
         card = await receive_until(owner, f'id="conn-summary-{acme_connection.pk}"')
         assert "Disconnected" in card
+        # The new state change comes along, for the history list under the card.
+        assert f'id="conn-history-{acme_connection.pk}"' in card and "stream error 503" in card
         # Agents never get the managers' card.
         while not await agent.receive_nothing(timeout=0.5):
             assert "conn-summary-" not in await agent.receive_from()

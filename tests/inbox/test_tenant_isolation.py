@@ -12,11 +12,11 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from inbox.models import Alert
-from tests.factories import ConversationFactory, MessageFactory
+from tests.factories import ConversationFactory, MembershipFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 
-ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id"}
+ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id", "membership_id"}
 # Routes that name their id "pk": the path segment before it says which object it is.
 PK_SEGMENTS = {"c": "conversation_id", "conversations": "conversation_id", "contacts": "contact_id",
                "connections": "connection_id", "messages": "message_id"}
@@ -59,6 +59,7 @@ def acme_objects(acme, acme_connection):
         "connection_id": acme_connection.pk,
         "message_id": message.pk,
         "alert_id": Alert.objects.create(tenant=acme, connection=acme_connection, kind="other", message="x").pk,
+        "membership_id": MembershipFactory(tenant=acme).pk,
     }
 
 
