@@ -16,7 +16,6 @@ Causes are strings an operator can read: ``connection:<id>:down``, ``connection:
 
 import json
 import logging
-import urllib.request
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inbox.models import Alert, AlertEmailOptOut, Membership, Tenant
+from inbox.outbound import post_json
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +201,7 @@ def post_alert_webhook(alert_id: int, event: str) -> int | None:
     if not url:
         return None
     data = json.dumps(webhook_payload(alert, event)).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "inbox-alerts/1"})
-    with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - an http(s) URLField
-        status = response.status
+    status = post_json(url, data, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS,
+                       headers={"User-Agent": "inbox-alerts/1"})
     logger.info("alert.webhook_sent", extra={"alert_id": alert_id, "event": event, "status": status})
     return status

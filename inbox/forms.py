@@ -105,6 +105,17 @@ class AlertWebhookForm(forms.Form):
     url = forms.URLField(required=False, max_length=500, assume_scheme="https",
                          error_messages={"invalid": "Enter a full http:// or https:// URL, or leave it empty to stop."})
 
+    def clean_url(self):
+        from inbox.outbound import RefusedURL, check_public_url
+
+        url = self.cleaned_data["url"]
+        if url:
+            try:
+                check_public_url(url)
+            except RefusedURL as exc:
+                raise forms.ValidationError(f"This URL cannot receive alerts: {exc}.") from None
+        return url
+
 
 class AddNumberForm(forms.Form):
     name = forms.CharField(max_length=120, strip=True, error_messages={"required": "Give the number a name."})

@@ -46,7 +46,7 @@ class Receiver:
 
 def test_webhook_is_retried_by_the_worker_until_the_receiver_accepts(settings):
     receiver = Receiver(fail_first=1, delay=0.5)
-    worker = procs.celery_worker(procs.process_env(ALERT_WEBHOOK_RETRY_SECONDS=0.2))
+    worker = procs.celery_worker(procs.process_env(ALERT_WEBHOOK_RETRY_SECONDS=0.2, OUTBOUND_ALLOW_PRIVATE_ADDRESSES=True))
     try:
         tenant = TenantFactory(alert_webhook_url=receiver.url)
         started = time.monotonic()

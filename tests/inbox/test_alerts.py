@@ -158,11 +158,14 @@ def test_the_tenant_webhook_url_is_validated_and_saved(client, acme, acme_owner)
     client.force_login(acme_owner)
     bad = client.post(reverse("alert_webhook", args=["acme"]), {"url": "not a url"})
     assert bad.status_code == 422 and b"Enter a full http" in bad.content
-    assert client.post(reverse("alert_webhook", args=["acme"]), {"url": "https://hooks.example.com/x"}).status_code == 302
+    inward = client.post(reverse("alert_webhook", args=["acme"]), {"url": "http://169.254.169.254/latest/meta-data/"})
+    assert inward.status_code == 422 and b"private or reserved network" in inward.content  # no SSRF
+    public = "https://93.184.215.14/x"  # a literal public address: no DNS on this machine
+    assert client.post(reverse("alert_webhook", args=["acme"]), {"url": public}).status_code == 302
     acme.refresh_from_db()
-    assert acme.alert_webhook_url == "https://hooks.example.com/x"
+    assert acme.alert_webhook_url == public
     page = client.get(reverse("connections", args=["acme"]))
-    assert b"https://hooks.example.com/x" in page.content and b"Alert e-mails to you" in page.content
+    assert public.encode() in page.content and b"Alert e-mails to you" in page.content
 
 
 def test_watch_platform_command_runs_a_round_and_refuses_a_bad_interval(acme, settings):
