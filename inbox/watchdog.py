@@ -16,6 +16,7 @@ process (Celery may be what is down); tenant alerts go through Celery as usual.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from inbox.models import Alert
 
 logger = logging.getLogger(__name__)
 PLATFORM_PARTS = ("redis", "workers", "beat", "runners")
+_failing_since: dict[str, float] = {}  # part -> monotonic time this process first saw it down
 
 
 def watch_numbers() -> dict:
@@ -84,16 +86,24 @@ def watch_platform_parts() -> dict:
     from connections.models import Connection
 
     checks["runners"] = health.check_runners(list(Connection.objects.unscoped().only("pk", "runner_id")))
-    failing = []
+    failing, waiting = [], []
+    now = time.monotonic()
     for part in PLATFORM_PARTS:
         cause = alerts.platform_cause(part)
         if checks[part]["status"] != health.OK:
             failing.append(part)
+            # A part must stay down for the grace period: the platform starting up (a worker not ready
+            # yet, beat's first tick to come) or a restart is not worth waking anyone.
+            since = _failing_since.setdefault(part, now)
+            if now - since < settings.WATCHDOG_PLATFORM_GRACE_SECONDS:
+                waiting.append(part)
+                continue
             alerts.do_raise_alert(cause, kind=Alert.Kind.PLATFORM, deliver_now=True,
                                   message=f"{part}: {checks[part].get('error', 'down')}")
         else:
+            _failing_since.pop(part, None)
             alerts.do_resolve_alert(cause)
-    return {"failing": failing}
+    return {"failing": failing, "within_grace": waiting}
 
 
 def watch_once() -> dict:

@@ -258,6 +258,8 @@ ALERT_WEBHOOK_RETRY_SECONDS = env.float("ALERT_WEBHOOK_RETRY_SECONDS", default=1
 OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env.bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", default=False)
 WATCHDOG_INTERVAL_SECONDS = env.float("WATCHDOG_INTERVAL_SECONDS", default=30.0)
 WATCHDOG_NUMBER_DOWN_SECONDS = env.float("WATCHDOG_NUMBER_DOWN_SECONDS", default=300.0)
+# How long Redis/workers/beat/runners must stay down before staff are alerted (start-up, restarts).
+WATCHDOG_PLATFORM_GRACE_SECONDS = env.float("WATCHDOG_PLATFORM_GRACE_SECONDS", default=60.0)
 # A number whose heartbeat is older than this while it should be connected is reported stale.
 HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", default=90.0)
 # A live socket re-checks its session and membership before delivering a fragment when its last check is

@@ -129,9 +129,16 @@ def test_watchdog_tells_staff_when_redis_is_down_even_with_celery_down(acme, set
     UserFactory(username="ops-quiet", is_staff=True)
     AlertEmailOptOut.objects.create(user=UserFactory(username="ops-quiet"))
     settings.REDIS_URL = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
+    settings.WATCHDOG_PLATFORM_GRACE_SECONDS = 60
+    watchdog._failing_since.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = watchdog.watch_platform_parts()  # down, but maybe just starting: nobody woken yet
+    assert set(first["within_grace"]) == {"redis", "workers", "beat", "runners"}
+    assert not Alert.objects.exists() and not mail.outbox
+    settings.WATCHDOG_PLATFORM_GRACE_SECONDS = 0  # ...and still down once the grace is over
     with django_capture_on_commit_callbacks(execute=True):
         result = watchdog.watch_platform_parts()
-    assert set(result["failing"]) == {"redis", "workers", "beat", "runners"}
+    assert set(result["failing"]) == {"redis", "workers", "beat", "runners"} and not result["within_grace"]
     platform = Alert.objects.filter(tenant__isnull=True, resolved_at__isnull=True)
     assert sorted(platform.values_list("cause", flat=True)) == [
         "platform:beat", "platform:redis", "platform:runners", "platform:workers"]
