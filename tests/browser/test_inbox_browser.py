@@ -149,7 +149,8 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
         page.fill("#reply-body", "On its way today!")
         page.press("#reply-body", "Enter")
         tick = page.locator(".msg-out", has_text="On its way today!").locator(".tick")
-        expect(tick).to_have_attribute("data-status", "queued", timeout=2000)
+        # The reply shows at once with its status tick (queued, or already further: the runner is quick).
+        expect(tick).to_have_count(1, timeout=2000)
         # (A selector, not wait_for_function: Playwright evals a predicate in the page, which the CSP refuses.)
         expect(tick.and_(page.locator(".tick[data-status=delivered], .tick[data-status=read]"))).to_have_count(1, timeout=15000)
         screenshot(page, "e2e-thread")
