@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
+from inbox.purge import do_purge_conversations
 from inbox.search import index_messages, move_entries, reindex_messages
 from sync.decode import Decoded, MessageRecord
 from sync.identity import is_group, is_lid, is_pn, normalize_jid, phone_of, skip_reason
@@ -433,7 +434,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
         target.contact_id = contact_id
         target.save(update_fields=["unread_count", "last_message_at", "last_message_preview", "oldest_synced_at",
                                    "newest_synced_at", "assignee", "contact", "updated_at"])
-        conv.delete()
+        do_purge_conversations([conv.pk])  # its messages moved just above: deletes the row alone
         result.merges += 1
         result.conversation_ids.add(target.pk)
         result.conversation_ids.discard(conv.pk)
