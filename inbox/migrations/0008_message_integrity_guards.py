@@ -25,21 +25,36 @@ CHECK_MESSAGES = """
 CREATE OR REPLACE FUNCTION inbox_message_rows_match_conversation() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    conversation_ids bigint[];
+    connection_ids bigint[];
+    tenant_ids bigint[];
     bad record;
 BEGIN
-    -- Lock the named conversations as a foreign-key check would (ordered, against deadlocks).
-    PERFORM 1 FROM inbox_conversation c
-     WHERE c.id IN (SELECT n.conversation_id FROM new_messages n)
-     ORDER BY c.id
-       FOR KEY SHARE OF c;
-    SELECT n.id, n.external_id, n.conversation_id, n.connection_id, n.tenant_id INTO bad
-      FROM new_messages n
-     WHERE NOT EXISTS (SELECT 1 FROM inbox_conversation c
-                        WHERE c.id = n.conversation_id
-                          AND c.connection_id = n.connection_id
-                          AND c.tenant_id = n.tenant_id)
+    -- The distinct (conversation, connection, tenant) triples, in one pass over the statement's rows
+    -- (a history chunk: thousands of rows, a few hundred triples).
+    SELECT array_agg(t.conversation_id ORDER BY t.conversation_id),
+           array_agg(t.connection_id ORDER BY t.conversation_id),
+           array_agg(t.tenant_id ORDER BY t.conversation_id)
+      INTO conversation_ids, connection_ids, tenant_ids
+      FROM (SELECT DISTINCT n.conversation_id, n.connection_id, n.tenant_id FROM new_messages n) t;
+    IF conversation_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Lock them as a foreign-key check locks its parent (in id order, against deadlocks).
+    PERFORM 1 FROM inbox_conversation c WHERE c.id = ANY(conversation_ids) ORDER BY c.id FOR KEY SHARE OF c;
+    -- Each triple must be a conversation's own. Joined on the primary key alone (the other columns are
+    -- compared after), so the plan is a primary-key probe per triple whatever the table's statistics.
+    SELECT t.conversation_id, t.connection_id, t.tenant_id INTO bad
+      FROM unnest(conversation_ids, connection_ids, tenant_ids) AS t(conversation_id, connection_id, tenant_id)
+      LEFT JOIN inbox_conversation c ON c.id = t.conversation_id
+     WHERE c.id IS NULL OR c.connection_id <> t.connection_id OR c.tenant_id <> t.tenant_id
      LIMIT 1;
     IF FOUND THEN
+        SELECT n.id, n.external_id, n.conversation_id, n.connection_id, n.tenant_id INTO bad
+          FROM new_messages n
+         WHERE n.conversation_id = bad.conversation_id AND n.connection_id = bad.connection_id
+           AND n.tenant_id = bad.tenant_id
+         LIMIT 1;
         RAISE EXCEPTION 'message % (%) names conversation % with connection % and tenant %, '
                         'and no such conversation exists', bad.id, bad.external_id, bad.conversation_id,
                         bad.connection_id, bad.tenant_id
