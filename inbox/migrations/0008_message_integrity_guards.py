@@ -3,13 +3,16 @@
 PostgreSQL only (``connection.vendor``): SQLite, the embedded laptop default, keeps ADR-6's app-kept
 relations and ``sync_report``'s orphan count.
 
-- ``message_conversation_insert`` / ``message_conversation_update``: statement-level AFTER triggers over
-  the inserted or updated rows (transition table ``new_messages``). One check per statement, not per row:
-  every row must name a conversation whose (id, connection_id, tenant_id) are the row's own, so a wrong
-  tenant or connection copy and a dangling conversation id are refused (SQLSTATE 23503, IntegrityError).
-  The named conversations are locked ``FOR KEY SHARE`` first, as a foreign-key check locks its parent:
-  a concurrent delete of one waits for this transaction (and is then refused by the guard below), and
-  a check that waited for a committed delete sees the conversation gone (READ COMMITTED).
+- ``message_conversation_insert``: a statement-level AFTER INSERT trigger over the inserted rows
+  (transition table ``new_messages``). One check per statement, not per row: every row must name a
+  conversation whose (id, connection_id, tenant_id) are the row's own, so a wrong tenant or connection
+  copy and a dangling conversation id are refused (SQLSTATE 23503, IntegrityError). The distinct triples
+  are collected in one pass and joined on the conversation's primary key. The named conversations are
+  locked ``FOR KEY SHARE`` first, as a foreign-key check locks its parent: a concurrent delete of one
+  waits for this transaction (and is then refused by the guard below), and a check that waited for a
+  committed delete sees the conversation gone (READ COMMITTED).
+- ``message_conversation_update``: the same rule for an UPDATE that changes a row's conversation,
+  connection or tenant (a row-level trigger with a WHEN clause: other updates do not fire it).
 - ``conversation_refuse_delete_with_messages``: a conversation that still has messages cannot be deleted
   (a raw ``DELETE`` would orphan them); ``inbox.purge.purge_conversations`` deletes messages first.
   The ORM's cascades delete messages before their conversation, so ``Model.delete()`` keeps working.
@@ -68,9 +71,31 @@ $$;
 CREATE TRIGGER message_conversation_insert AFTER INSERT ON inbox_message
     REFERENCING NEW TABLE AS new_messages
     FOR EACH STATEMENT EXECUTE FUNCTION inbox_message_rows_match_conversation();
+
+-- Updates: only a row whose conversation, connection or tenant changes is checked (a merge moving messages);
+-- receipts, edits and the outbox's status changes do not fire it (the WHEN clause is evaluated in C).
+CREATE OR REPLACE FUNCTION inbox_message_row_matches_conversation() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM inbox_conversation c
+     WHERE c.id = NEW.conversation_id AND c.connection_id = NEW.connection_id AND c.tenant_id = NEW.tenant_id
+       FOR KEY SHARE OF c;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'message % (%) names conversation % with connection % and tenant %, '
+                        'and no such conversation exists', NEW.id, NEW.external_id, NEW.conversation_id,
+                        NEW.connection_id, NEW.tenant_id
+              USING ERRCODE = 'foreign_key_violation', TABLE = 'inbox_message',
+                    CONSTRAINT = 'message_conversation_connection_tenant';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER message_conversation_update AFTER UPDATE ON inbox_message
-    REFERENCING NEW TABLE AS new_messages
-    FOR EACH STATEMENT EXECUTE FUNCTION inbox_message_rows_match_conversation();
+    FOR EACH ROW
+    WHEN (OLD.conversation_id IS DISTINCT FROM NEW.conversation_id OR OLD.connection_id IS DISTINCT FROM NEW.connection_id
+          OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
+    EXECUTE FUNCTION inbox_message_row_matches_conversation();
 
 CREATE OR REPLACE FUNCTION inbox_conversation_refuse_orphaning() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -103,6 +128,7 @@ DROP TRIGGER IF EXISTS conversation_refuse_delete_with_messages ON inbox_convers
 DROP FUNCTION IF EXISTS inbox_conversation_refuse_orphaning();
 DROP TRIGGER IF EXISTS message_conversation_update ON inbox_message;
 DROP TRIGGER IF EXISTS message_conversation_insert ON inbox_message;
+DROP FUNCTION IF EXISTS inbox_message_row_matches_conversation();
 DROP FUNCTION IF EXISTS inbox_message_rows_match_conversation();
 """
 
