@@ -6,15 +6,15 @@ relations and ``sync_report``'s orphan count.
 - ``message_conversation_insert``: a statement-level AFTER INSERT trigger over the inserted rows
   (transition table ``new_messages``). One check per statement, not per row: every row must name a
   conversation whose (id, connection_id, tenant_id) are the row's own, so a wrong tenant or connection
-  copy and a dangling conversation id are refused (SQLSTATE 23503, IntegrityError). The distinct triples
-  are collected in one pass and joined on the conversation's primary key. The named conversations are
-  locked ``FOR KEY SHARE`` first, as a foreign-key check locks its parent: a concurrent delete of one
+  copy and a dangling conversation id are refused (SQLSTATE 23503, IntegrityError). One query: the
+  distinct triples, each looked up by the conversation's primary key. The named conversations are
+  locked ``FOR KEY SHARE``, as a foreign-key check locks its parent: a concurrent delete of one
   waits for this transaction (and is then refused by the guard below), and a check that waited for a
   committed delete sees the conversation gone (READ COMMITTED).
 - ``message_conversation_update``: the same rule for an UPDATE that changes a row's conversation,
   connection or tenant (a row-level trigger with a WHEN clause: other updates do not fire it).
 - ``conversation_refuse_delete_with_messages``: a conversation that still has messages cannot be deleted
-  (a raw ``DELETE`` would orphan them); ``inbox.purge.purge_conversations`` deletes messages first.
+  (a raw ``DELETE`` would orphan them); ``inbox.purge.do_purge_conversations`` deletes messages first.
   The ORM's cascades delete messages before their conversation, so ``Model.delete()`` keeps working.
 - ``conversation_refuse_rekey_with_messages``: a conversation's id, connection or tenant cannot change
   while it has messages (their copies would no longer match).
@@ -28,28 +28,16 @@ CHECK_MESSAGES = """
 CREATE OR REPLACE FUNCTION inbox_message_rows_match_conversation() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    conversation_ids bigint[];
-    connection_ids bigint[];
-    tenant_ids bigint[];
     bad record;
 BEGIN
-    -- The distinct (conversation, connection, tenant) triples, in one pass over the statement's rows
-    -- (a history chunk: thousands of rows, a few hundred triples).
-    SELECT array_agg(t.conversation_id ORDER BY t.conversation_id),
-           array_agg(t.connection_id ORDER BY t.conversation_id),
-           array_agg(t.tenant_id ORDER BY t.conversation_id)
-      INTO conversation_ids, connection_ids, tenant_ids
-      FROM (SELECT DISTINCT n.conversation_id, n.connection_id, n.tenant_id FROM new_messages n) t;
-    IF conversation_ids IS NULL THEN
-        RETURN NULL;
-    END IF;
-    -- Lock them as a foreign-key check locks its parent (in id order, against deadlocks).
-    PERFORM 1 FROM inbox_conversation c WHERE c.id = ANY(conversation_ids) ORDER BY c.id FOR KEY SHARE OF c;
-    -- Each triple must be a conversation's own. Joined on the primary key alone (the other columns are
-    -- compared after), so the plan is a primary-key probe per triple whatever the table's statistics.
+    -- One query: the statement's distinct (conversation, connection, tenant) triples (a history chunk:
+    -- thousands of rows, a few hundred triples), each looked up by the conversation's primary key alone
+    -- (whatever the table's statistics) and locked FOR KEY SHARE as a foreign-key check locks its parent.
     SELECT t.conversation_id, t.connection_id, t.tenant_id INTO bad
-      FROM unnest(conversation_ids, connection_ids, tenant_ids) AS t(conversation_id, connection_id, tenant_id)
-      LEFT JOIN inbox_conversation c ON c.id = t.conversation_id
+      FROM (SELECT DISTINCT n.conversation_id, n.connection_id, n.tenant_id FROM new_messages n) t
+      LEFT JOIN LATERAL (SELECT c.id, c.connection_id, c.tenant_id FROM inbox_conversation c
+                          WHERE c.id = t.conversation_id
+                            FOR KEY SHARE) c ON true
      WHERE c.id IS NULL OR c.connection_id <> t.connection_id OR c.tenant_id <> t.tenant_id
      LIMIT 1;
     IF FOUND THEN
@@ -102,7 +90,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM inbox_message m WHERE m.conversation_id = OLD.id) THEN
         RAISE EXCEPTION 'conversation % still has messages: % would leave them without it '
-                        '(delete through inbox.purge.purge_conversations)', OLD.id, lower(TG_OP)
+                        '(delete through inbox.purge.do_purge_conversations)', OLD.id, lower(TG_OP)
               USING ERRCODE = 'foreign_key_violation', TABLE = 'inbox_conversation',
                     CONSTRAINT = 'message_conversation_connection_tenant';
     END IF;
