@@ -151,8 +151,8 @@ def do_resend_message(message, user):
     from inbox.models import Message
 
     with transaction.atomic():
-        Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(status=Message.Status.QUEUED, send_attempts=0,
-                                                     next_attempt_at=None, error="")
+        Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(
+            status=Message.Status.QUEUED, send_attempts=0, next_attempt_at=None, error="")
         message.refresh_from_db()
         events.publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
         _nudge_on_commit(message.connection_id, "send", message_id=message.pk)
