@@ -67,8 +67,10 @@ def main():
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username="bench-agent"))
-    big_conv = Conversation.objects.filter(tenant__slug="big").order_by("-last_message_at").values_list("pk", flat=True)[5]
-    small_conv = Conversation.objects.filter(tenant__slug="small").order_by("-last_message_at").values_list("pk", flat=True)[5]
+    big_conv = Conversation.objects.unscoped().filter(
+        tenant__slug="big").order_by("-last_message_at").values_list("pk", flat=True)[5]
+    small_conv = Conversation.objects.unscoped().filter(
+        tenant__slug="small").order_by("-last_message_at").values_list("pk", flat=True)[5]
 
     def pages(slug, conv):
         return {

@@ -132,18 +132,19 @@ def main() -> dict:
         summary = process_pending(conn.pk, batch_size=args.batch_size, wait=True)
         ingest_s = time.perf_counter() - t
         phases = {k: round(v, 3) for k, v in TIMINGS.items()}
-        messages = Message.objects.filter(connection=conn).count()
+        messages = Message.objects.unscoped().filter(connection=conn).count()
         assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
         history_run = SyncRun.objects.get(kind="history")
-        counts = {"contacts": Contact.objects.count(), "conversations": Conversation.objects.count(), "messages": messages}
+        counts = {"contacts": Contact.objects.unscoped().count(),
+                  "conversations": Conversation.objects.unscoped().count(), "messages": messages}
 
         # --- search: the history batches' search entries, added after the ingest (ADR-10) --------
         backlog = SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0
         t = time.perf_counter()
         indexed = index_search_backlog(conn.pk, wait=True, yield_to_journal=False)
         search_s = time.perf_counter() - t
-        searchable = Message.objects.filter(connection=conn).exclude(body="").count()
-        assert indexed.indexed == searchable == MessageSearchEntry.objects.count(), (indexed, searchable)
+        searchable = Message.objects.unscoped().filter(connection=conn).exclude(body="").count()
+        assert indexed.indexed == searchable == MessageSearchEntry.objects.unscoped().count(), (indexed, searchable)
 
         # --- replay: the whole journal again; must create nothing --------------------------------
         with transaction.atomic():
@@ -154,9 +155,9 @@ def main() -> dict:
         replay_s = time.perf_counter() - t
         with transaction.atomic():
             run = finish_run(run)
-        new_rows = Message.objects.filter(connection=conn).count() - messages
-        after = {"contacts": Contact.objects.count(), "conversations": Conversation.objects.count(),
-                 "messages": Message.objects.count()}
+        new_rows = Message.objects.unscoped().filter(connection=conn).count() - messages
+        after = {"contacts": Contact.objects.unscoped().count(), "conversations": Conversation.objects.unscoped().count(),
+                 "messages": Message.objects.unscoped().count()}
 
         # --- COPY baseline: the same rows into a scratch table with the unique index --------------
         table = Message._meta.db_table

@@ -91,7 +91,8 @@ def main():
         contact = Contact.objects.create(tenant=tenant, display_name="c")
         for i in range(min(args.nudges, 20)):
             conn = conns[i % len(conns)]
-            conv, _ = Conversation.objects.get_or_create(tenant=tenant, connection=conn, chat_jid="5511999990001@s.whatsapp.net",
+            conv, _ = Conversation.objects.unscoped().get_or_create(
+                tenant=tenant, connection=conn, chat_jid="5511999990001@s.whatsapp.net",
                                                          defaults={"contact": contact})
             from django.utils import timezone
 
@@ -99,8 +100,8 @@ def main():
                                        external_id=f"local-{uuid.uuid4().hex}", body="reply", sent_at=timezone.now())
             t = time.monotonic()
             nudge(conn.pk, "send")
-            while Message.objects.filter(pk=m.pk, status="queued").exists() or \
-                    Message.objects.filter(pk=m.pk, status="sending").exists():
+            while Message.objects.unscoped().filter(pk=m.pk, status="queued").exists() or \
+                    Message.objects.unscoped().filter(pk=m.pk, status="sending").exists():
                 time.sleep(0.005)
             send_latency.append(time.monotonic() - t)
             close_old_connections()

@@ -21,24 +21,25 @@ def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
     return membership.tenant, membership
 
 
-def _get(queryset, tenant, pk):
+def _get(queryset, pk):
+    """``queryset`` is already one tenant's (``for_tenant``)."""
     try:
-        return queryset.for_tenant(tenant).get(pk=int(pk))
+        return queryset.get(pk=int(pk))
     except (ValueError, TypeError, queryset.model.DoesNotExist):
         raise Http404 from None
 
 
 def access_conversation(tenant, conversation_id) -> Conversation:
-    return _get(Conversation.objects.select_related("contact", "connection", "assignee"), tenant, conversation_id)
+    return _get(Conversation.objects.for_tenant(tenant).select_related("contact", "connection", "assignee"), conversation_id)
 
 
 def access_contact(tenant, contact_id) -> Contact:
-    return _get(Contact.objects.all(), tenant, contact_id)
+    return _get(Contact.objects.for_tenant(tenant), contact_id)
 
 
 def access_connection(tenant, connection_id) -> Connection:
     """A number of the tenant's numbers page: a deleted (archived) one is gone for its pages (404)."""
-    return _get(Connection.objects.filter(archived_at__isnull=True), tenant, connection_id)
+    return _get(Connection.objects.for_tenant(tenant).filter(archived_at__isnull=True), connection_id)
 
 
 def access_membership(tenant, membership_id) -> Membership:
@@ -50,11 +51,11 @@ def access_membership(tenant, membership_id) -> Membership:
 
 
 def access_message(tenant, message_id) -> Message:
-    return _get(Message.objects.select_related("conversation"), tenant, message_id)
+    return _get(Message.objects.for_tenant(tenant).select_related("conversation"), message_id)
 
 
 def access_alert(tenant, alert_id) -> Alert:
-    return _get(Alert.objects.all(), tenant, alert_id)
+    return _get(Alert.objects.for_tenant(tenant), alert_id)
 
 
 def session_membership(session_key: str | None, tenant_id: int) -> Membership | None:

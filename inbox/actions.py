@@ -18,7 +18,7 @@ def get_or_create_conversation(connection, chat_jid: str, contact: Contact, *, i
     Two callers racing on the same chat both get the one row: the loser's INSERT hits the unique
     constraint inside a savepoint and it reads the winner's row instead. Never looks up by contact.
     """
-    existing = Conversation.objects.filter(connection=connection, chat_jid=chat_jid).first()
+    existing = Conversation.objects.for_tenant(connection.tenant_id).filter(connection=connection, chat_jid=chat_jid).first()
     if existing is not None:
         return existing
     try:
@@ -31,7 +31,7 @@ def get_or_create_conversation(connection, chat_jid: str, contact: Contact, *, i
                 is_group=is_group,
             )
     except IntegrityError:
-        return Conversation.objects.get(connection=connection, chat_jid=chat_jid)
+        return Conversation.objects.for_tenant(connection.tenant_id).get(connection=connection, chat_jid=chat_jid)
 
 
 def identity_kind_for_jid(jid: str) -> str:
@@ -47,7 +47,7 @@ def identity_kind_for_jid(jid: str) -> str:
 def get_or_create_contact_for_jid(tenant, jid: str, **defaults) -> Contact:
     """The contact owning this JID in the tenant, created with one identity if missing; race-safe."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
-    identity = ContactIdentity.objects.select_related("contact").filter(tenant_id=tenant_id, jid=jid).first()
+    identity = ContactIdentity.objects.for_tenant(tenant_id).select_related("contact").filter(jid=jid).first()
     if identity is not None:
         return identity.contact
     kind = identity_kind_for_jid(jid)
@@ -61,7 +61,7 @@ def get_or_create_contact_for_jid(tenant, jid: str, **defaults) -> Contact:
             ContactIdentity.objects.create(tenant_id=tenant_id, contact=contact, jid=jid, kind=kind)
             return contact
     except IntegrityError:
-        return ContactIdentity.objects.select_related("contact").get(tenant_id=tenant_id, jid=jid).contact
+        return ContactIdentity.objects.for_tenant(tenant_id).select_related("contact").get(jid=jid).contact
 
 
 # --- Inbox work: replies, assignment, status, read state, older history (issue 5) -------------------
@@ -119,7 +119,8 @@ def do_queue_reply(conversation, user, body: str):
         )
         index_messages([message.pk])  # searchable at once (inbox.search)
         preview = preview_text(body, 200)
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, last_message_preview=preview, updated_at=now)
+        Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
+            last_message_at=now, last_message_preview=preview, updated_at=now)
         conversation.last_message_at, conversation.last_message_preview = now, preview
         events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
         _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
@@ -150,8 +151,8 @@ def do_resend_message(message, user):
     from inbox.models import Message
 
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.QUEUED, send_attempts=0,
-                                                     next_attempt_at=None, error="")
+        Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(
+            status=Message.Status.QUEUED, send_attempts=0, next_attempt_at=None, error="")
         message.refresh_from_db()
         events.publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
         _nudge_on_commit(message.connection_id, "send", message_id=message.pk)
@@ -183,7 +184,7 @@ def do_assign_conversation(conversation, assignee, *, acting_user=None):
     from inbox import events
 
     with transaction.atomic():
-        Conversation.objects.filter(pk=conversation.pk).update(assignee=assignee)
+        Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(assignee=assignee)
         conversation.assignee = assignee
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
     logger.info("inbox.assigned", extra={"conversation_id": conversation.pk, "assignee_id": getattr(assignee, "pk", None),
@@ -195,7 +196,7 @@ def do_set_conversation_status(conversation, status: str, *, acting_user=None):
     from inbox import events
 
     with transaction.atomic():
-        Conversation.objects.filter(pk=conversation.pk).update(status=status)
+        Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(status=status)
         conversation.status = status
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
     logger.info("inbox.status_changed", extra={"conversation_id": conversation.pk, "status": status,
@@ -213,15 +214,17 @@ def do_mark_conversation_read(conversation) -> int:
     from inbox.models import Message
 
     with transaction.atomic():
-        row = Conversation.objects.select_for_update().filter(pk=conversation.pk).values("unread_count").first()
+        row = (Conversation.objects.for_tenant(conversation.tenant_id).select_for_update().filter(pk=conversation.pk)
+               .values("unread_count").first())
         unread = row["unread_count"] if row else 0
         if not unread:
             conversation.unread_count = 0
             return 0
-        Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+        Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(unread_count=0)
         conversation.unread_count = 0
         latest = list(
-            Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND)
+            Message.objects.for_tenant(conversation.tenant_id)
+            .filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND)
             .order_by("-sent_at", "-id")
             .values_list("external_id", "sender_jid")[:unread]
         )

@@ -20,6 +20,7 @@ from inbox.models import (
     MessageSearchEntry,
     Tenant,
 )
+from inbox.purge import do_purge_conversations
 
 
 @admin.display(description="body")
@@ -175,6 +176,14 @@ class ConversationAdmin(admin.ModelAdmin):
     date_hierarchy = "last_message_at"
     actions = [export_as_csv]
     show_full_result_count = False
+
+    # The database refuses to delete a conversation that still has messages (ADR-11): the purge action
+    # deletes its messages, revisions and search entries first, in one transaction.
+    def delete_model(self, request, obj):
+        do_purge_conversations([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        do_purge_conversations(queryset.values_list("pk", flat=True))
 
 
 class MessageRevisionInline(admin.TabularInline):

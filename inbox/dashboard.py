@@ -59,7 +59,7 @@ def number_stats(tenant_ids, connection_ids, runner_children: dict | None = None
                                        created_at__gte=since)
         .annotate(hour=TruncHour("created_at")).values("connection_id", "hour").annotate(n=Count("id")), ids, since)
     messages = _hour_series(
-        Message.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids, sent_at__gte=since)
+        Message.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids, sent_at__gte=since)
         .annotate(hour=TruncHour("sent_at")).values("connection_id", "hour").annotate(n=Count("id")), ids, since)
     for row in (ConnectionEvent.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids, kind__in=RECONNECT_KINDS,
                                                created_at__gte=day_ago)

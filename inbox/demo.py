@@ -79,7 +79,7 @@ def do_seed_demo() -> None:
                                                     phone_number=f"+{number}")
             conversation = get_or_create_conversation(connection, chat_jid, contact)
             existing = set(
-                Message.objects.filter(connection=connection, external_id__startswith=f"DEMO-{slug}-{index}-")
+                Message.objects.for_tenant(tenant).filter(connection=connection, external_id__startswith=f"DEMO-{slug}-{index}-")
                 .values_list("external_id", flat=True)
             )
             base = now - timedelta(hours=len(spec["chats"]) - index)
@@ -101,7 +101,8 @@ def do_seed_demo() -> None:
             ]
             if new:
                 Message.objects.bulk_create(new, ignore_conflicts=True)
-                index_messages(Message.objects.filter(connection=connection, external_id__in=[m.external_id for m in new])
+                index_messages(Message.objects.for_tenant(tenant)
+                               .filter(connection=connection, external_id__in=[m.external_id for m in new])
                                .values_list("id", flat=True))
                 last = new[-1]
                 conversation.last_message_at = last.sent_at

@@ -229,7 +229,8 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
     if message_ids:
         # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
         # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead.
-        counts = Counter(Message.objects.filter(pk__in=message_ids).values_list("conversation_id", flat=True))
+        counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+                         .values_list("conversation_id", flat=True))
         small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
         stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
         by_conversation = defaultdict(list)

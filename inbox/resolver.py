@@ -2,7 +2,8 @@
 
 ``tenant_view`` wraps a view taking ``(request, slug, ...)``: it sends anonymous users to login,
 answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
-403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``.
+403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``; the view
+runs in ``tenant_scope(tenant)`` (plain queries of tenant-scoped models see only this tenant's rows).
 A view's request parameters that do not validate (``inbox.forms.BadParameters``) are answered here
 with a 400 page that says which value is wrong, never a 500. Every answer is marked
 ``Cache-Control: no-store, private`` (Django's never_cache): a tenant's pages must not be kept by a
@@ -19,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from inbox.access import access_tenant
 from inbox.forms import BadParameters
 from inbox.models import Membership
+from inbox.tenancy import tenant_scope
 
 
 def tenant_view(view=None, *, manager_only=False):
@@ -34,7 +36,8 @@ def tenant_view(view=None, *, manager_only=False):
             request.tenant = tenant
             request.membership = membership
             try:
-                return fn(request, slug, *args, **kwargs)
+                with tenant_scope(tenant):
+                    return fn(request, slug, *args, **kwargs)
             except BadParameters as bad:
                 return render(request, "inbox/bad_request.html",
                               {"errors": bad.form.errors, "slug": slug, "tenant": tenant, "membership": membership},

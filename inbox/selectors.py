@@ -96,7 +96,8 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
         rows = list(qs.select_related(*related).order_by(*ordered)[: limit + 1])
     elif db_connection.vendor == "postgresql":
         candidates = _search_candidates(tenant, qs, search, limit + 1)
-        rows = list(Conversation.objects.filter(pk__in=candidates).select_related(*related).order_by(*ordered)[: limit + 1])
+        rows = list(Conversation.objects.for_tenant(tenant).filter(pk__in=candidates)
+                    .select_related(*related).order_by(*ordered)[: limit + 1])
     else:
         # SQLite (a laptop's first run): the same predicates OR-ed in one query; no trigram indexes there.
         branches = _search_branches(tenant, search)
@@ -178,7 +179,7 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
 
 def thread_page(conversation, before: str | None = None, limit: int = THREAD_PAGE_SIZE) -> Page:
     """Messages of a conversation, the newest ``limit`` before the cursor, returned oldest first."""
-    qs = Message.objects.filter(conversation_id=conversation.pk).select_related("sender_user")
+    qs = Message.objects.for_tenant(conversation.tenant_id).filter(conversation_id=conversation.pk).select_related("sender_user")
     position = decode_cursor(before)
     if position:
         at, pk = position

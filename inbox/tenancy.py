@@ -1,28 +1,146 @@
-"""Tenant scoping, in one place.
+"""Tenant scoping, in one place, failing closed for the most sensitive models.
 
-Every tenant-owned model uses ``TenantManager``: ``Model.objects.for_tenant(tenant)`` is the way in.
-Code that really must see every tenant (Django admin, the runner, Celery tasks working on an id they
-were handed) says so with ``Model.objects.unscoped()``, a name meant to make a reviewer look twice.
-A plain ``Model.objects.filter(...)`` still works (Django itself needs it: admin, related managers),
-but application code goes through ``for_tenant`` or the ``access_*`` helpers in ``inbox.access``.
+Every tenant-owned model carries a ``tenant`` foreign key (``TenantOwned``). Its ``objects`` manager has
+two doors that say what they do:
+
+- ``Model.objects.for_tenant(tenant)``: the rows of one tenant (a ``Tenant`` or its id);
+- ``Model.objects.unscoped()``: every tenant's rows, a name meant to make a reviewer look twice. For
+  code handed an id it trusts (a Celery task, the runner, the sync engine holding a connection's journal
+  lock: the id already names one tenant's row), and for staff in the Django admin.
+
+The models holding what customers said and who they are (``SCOPED_MODELS``: Message, Conversation,
+Contact, ContactIdentity, MessageRevision, MessageSearchEntry) use ``ScopedTenantManager``: a plain
+``Model.objects.filter(...)`` (or ``.all()``, ``.get()``, ``.count()``...) outside a scope raises
+``UnscopedQueryError`` instead of reading every tenant (PostHog's pattern). Inside
+``with tenant_scope(tenant):`` it returns only that tenant's rows; ``tenant_view`` (the request
+resolver) sets that scope for every tenant page, and ``StaffAdminScopeMiddleware`` sets the unscoped one
+for staff in the admin. Related managers (``conversation.messages``) are scoped by their parent row and
+work anywhere; ``create``/``bulk_create``/``bulk_update`` write rows that carry their own tenant (one in
+another tenant than the current scope is refused). The other tenant-owned models (connections, journal,
+runs, alerts) still use the permissive ``TenantManager``, whose plain queries are allowed.
+
+The scope is a ``contextvars.ContextVar``: it follows a request through sync and async code (asgiref
+copies the context into ``sync_to_async`` threads) and never leaks between requests or tasks.
 """
 
-from django.db import models
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import models, router
+
+_UNSCOPED = object()
+_scope: ContextVar = ContextVar("inbox_tenant_scope", default=None)
+
+
+class UnscopedQueryError(RuntimeError):
+    """A query of a tenant-scoped model with no tenant named: a bug, never a reason to read everything."""
+
+
+def _tenant_id(tenant) -> int:
+    if tenant is None or isinstance(tenant, bool):
+        raise ValueError("a tenant scope needs a tenant; use unscoped() only where every tenant is meant")
+    tenant_id = tenant if isinstance(tenant, int) else getattr(tenant, "pk", None)
+    if not isinstance(tenant_id, int):
+        raise ValueError(f"a tenant scope needs a Tenant or its integer id, not {tenant!r}")
+    return tenant_id
+
+
+@contextmanager
+def tenant_scope(tenant):
+    """Plain queries of scoped models inside this block read and write only this tenant's rows."""
+    token = _scope.set(_tenant_id(tenant))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def unscoped_scope():
+    """Plain queries of scoped models inside this block read every tenant (staff in the Django admin)."""
+    token = _scope.set(_UNSCOPED)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def current_tenant_id() -> int | None:
+    """The tenant of the current scope; None outside one or inside an unscoped one."""
+    scope = _scope.get()
+    return None if scope is _UNSCOPED else scope
 
 
 class TenantQuerySet(models.QuerySet):
     def for_tenant(self, tenant):
-        if tenant is None:
-            raise ValueError("for_tenant() needs a tenant; use unscoped() only where every tenant is meant")
-        tenant_id = tenant if isinstance(tenant, int) else tenant.pk
-        return self.filter(tenant_id=tenant_id)
+        return self.filter(tenant_id=_tenant_id(tenant))
 
     def unscoped(self):
         return self.all()
 
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
-    pass
+    """Permissive: plain queries read every tenant (models not yet in ``SCOPED_MODELS``)."""
+
+
+class ScopedTenantManager(TenantManager):
+    """Fails closed: a plain query outside ``tenant_scope``/``unscoped_scope`` raises UnscopedQueryError."""
+
+    def _all_tenants(self):
+        return TenantQuerySet(self.model, using=self._db, hints=self._hints)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "instance", None) is not None:
+            return queryset  # a related manager (conversation.messages): the rows of one parent row
+        scope = _scope.get()
+        if scope is _UNSCOPED:
+            return queryset
+        if scope is None:
+            name = self.model.__name__
+            raise UnscopedQueryError(
+                f"{name}.objects queried outside a tenant scope: use {name}.objects.for_tenant(tenant), "
+                f"`with tenant_scope(tenant):`, or {name}.objects.unscoped() where every tenant is meant")
+        return queryset.filter(tenant_id=scope)
+
+    def for_tenant(self, tenant):
+        return self._all_tenants().for_tenant(tenant)
+
+    def unscoped(self):
+        return self._all_tenants()
+
+    # Writes of rows that carry their tenant: allowed outside a scope, refused across one.
+    def _check_scope(self, objs):
+        scope = _scope.get()
+        if scope is None or scope is _UNSCOPED:
+            return
+        for obj in objs:
+            if obj.tenant_id != scope:
+                raise UnscopedQueryError(
+                    f"{self.model.__name__} of tenant {obj.tenant_id} written inside the scope of tenant {scope}")
+
+    def create(self, **kwargs):
+        obj = self.model(**kwargs)
+        self._check_scope([obj])
+        obj.save(force_insert=True, using=self._db or router.db_for_write(self.model, **self._hints))
+        return obj
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        self._check_scope(objs)
+        return self._all_tenants().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, *args, **kwargs):
+        objs = list(objs)
+        self._check_scope(objs)
+        return self._all_tenants().bulk_update(objs, *args, **kwargs)
+
+
+# The models whose default manager fails closed (item 11 of issue 10; the others follow as their query
+# sites are moved to for_tenant/unscoped).
+SCOPED_MODELS = ("Message", "Conversation", "Contact", "ContactIdentity", "MessageRevision", "MessageSearchEntry")
 
 
 class TenantOwned(models.Model):

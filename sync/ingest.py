@@ -30,6 +30,7 @@ from django.utils import timezone
 from config.batching import chunks
 from inbox.events import publish_messages_on_commit
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message, MessageRevision
+from inbox.purge import do_purge_conversations
 from inbox.search import index_messages, move_entries, reindex_messages
 from sync.decode import Decoded, MessageRecord
 from sync.identity import is_group, is_lid, is_pn, normalize_jid, phone_of, skip_reason
@@ -185,7 +186,7 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
             elif all(contact_of[j] != cid for j in jids):
                 orphans.append(cid)
         if orphans:
-            Contact.objects.filter(pk__in=orphans, identities__isnull=True).delete()
+            Contact.objects.for_tenant(tenant_id).filter(pk__in=orphans, identities__isnull=True).delete()
     return Identities(contact_of, canonical, created)
 
 
@@ -261,7 +262,8 @@ def _identities_of_contacts_of(tenant_id: int, jids: set[str]) -> dict[str, int]
     if db.vendor != "postgresql":
         contact_of = _identities_of(tenant_id, list(jids))
         for chunk in chunks(set(contact_of.values()), 1000):
-            contact_of.update(ContactIdentity.objects.filter(contact_id__in=chunk).values_list("jid", "contact_id"))
+            contact_of.update(ContactIdentity.objects.for_tenant(tenant_id).filter(contact_id__in=chunk)
+                              .values_list("jid", "contact_id"))
         return contact_of
     identity = ContactIdentity._meta.db_table
     with db.cursor() as cursor:
@@ -328,7 +330,7 @@ def _identities_of(tenant_id: int, jids: list[str]) -> dict[str, int]:
     if db.vendor != "postgresql":
         out: dict[str, int] = {}
         for chunk in chunks(jids, 1000):
-            out.update(ContactIdentity.objects.filter(tenant_id=tenant_id, jid__in=chunk).values_list("jid", "contact_id"))
+            out.update(ContactIdentity.objects.for_tenant(tenant_id).filter(jid__in=chunk).values_list("jid", "contact_id"))
         return out
     with db.cursor() as cursor:
         cursor.execute(f"SELECT jid, contact_id FROM {ContactIdentity._meta.db_table} "  # noqa: S608
@@ -353,7 +355,7 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
     connection are merged by ``reconcile_conversations`` afterwards. Call inside a transaction.
     """
     survivor, others = contact_ids[0], contact_ids[1:]
-    contacts = {c.pk: c for c in Contact.objects.filter(pk__in=contact_ids)}
+    contacts = {c.pk: c for c in Contact.objects.for_tenant(tenant_id).filter(pk__in=contact_ids)}
     keep = contacts[survivor]
     for oid in others:
         other = contacts.get(oid)
@@ -363,8 +365,8 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
         keep.push_name = keep.push_name or other.push_name
         keep.phone_number = keep.phone_number or other.phone_number
     keep.save(update_fields=["display_name", "push_name", "phone_number", "updated_at"])
-    ContactIdentity.objects.filter(contact_id__in=others).update(contact_id=survivor)
-    Conversation.objects.filter(contact_id__in=others).update(contact_id=survivor)
+    ContactIdentity.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
+    Conversation.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
     # Group memberships: keep one row per (group, survivor).
     existing_groups = set(GroupParticipant.objects.filter(member_id=survivor).values_list("group_id", flat=True))
     GroupParticipant.objects.filter(member_id__in=others, group_id__in=existing_groups).delete()
@@ -377,7 +379,7 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
         seen.add(gp.group_id)
     GroupParticipant.objects.filter(pk__in=dup_ids).delete()
     GroupParticipant.objects.filter(member_id__in=others).update(member_id=survivor)
-    Contact.objects.filter(pk__in=others).delete()
+    Contact.objects.for_tenant(tenant_id).filter(pk__in=others).delete()
     logger.info("sync.contacts.merged", extra={"tenant_id": tenant_id, "survivor": survivor, "merged": others})
     return survivor
 
@@ -396,14 +398,14 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
             cursor.execute(f"SELECT id FROM {Conversation._meta.db_table} "  # noqa: S608
                            "WHERE tenant_id = %s AND chat_jid = ANY(%s::text[])", [tenant_id, _pg_array(stale)])
             ids = [r[0] for r in cursor.fetchall()]
-        found = list(Conversation.objects.filter(pk__in=ids)) if ids else []
+        found = list(Conversation.objects.for_tenant(tenant_id).filter(pk__in=ids)) if ids else []
     else:
-        found = list(Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=stale))
+        found = list(Conversation.objects.for_tenant(tenant_id).filter(chat_jid__in=stale))
     if not found:
         return
     targets = {identities.canonical[c.chat_jid] for c in found}
     canon = {(c.connection_id, c.chat_jid): c for c in
-             Conversation.objects.filter(tenant_id=tenant_id, chat_jid__in=targets)}
+             Conversation.objects.for_tenant(tenant_id).filter(chat_jid__in=targets)}
     for conv in found:
         want = identities.canonical[conv.chat_jid]
         contact_id = identities.contact_of.get(want, conv.contact_id)
@@ -417,7 +419,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
             logger.info("sync.conversation.rekeyed", extra={"conversation_id": conv.pk, "from": old, "to": want})
             result.conversation_ids.add(conv.pk)
             continue
-        Message.objects.filter(conversation_id=conv.pk).update(conversation_id=target.pk)
+        Message.objects.for_tenant(tenant_id).filter(conversation_id=conv.pk).update(conversation_id=target.pk)
         move_entries([conv.pk], target.pk)
         target.unread_count += conv.unread_count
         if conv.last_message_at > target.last_message_at:
@@ -428,7 +430,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
         target.contact_id = contact_id
         target.save(update_fields=["unread_count", "last_message_at", "last_message_preview", "oldest_synced_at",
                                    "newest_synced_at", "assignee", "contact", "updated_at"])
-        conv.delete()
+        do_purge_conversations([conv.pk])  # its messages moved just above: deletes the row alone
         result.merges += 1
         result.conversation_ids.add(target.pk)
         result.conversation_ids.discard(conv.pk)
@@ -802,7 +804,7 @@ def _message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
             by_conn[cid].append(ext)
         for cid, exts in by_conn.items():
             for chunk in chunks(exts, 500):
-                for ext, mid in Message.objects.filter(connection_id=cid, external_id__in=chunk).values_list(
+                for ext, mid in Message.objects.unscoped().filter(connection_id=cid, external_id__in=chunk).values_list(
                         "external_id", "id"):
                     out[(cid, ext)] = mid
         return out
@@ -860,7 +862,7 @@ def _conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]
             by_conn[cid].append(key)
         for cid, jids in by_conn.items():
             for chunk in chunks(jids, 1000):
-                for jid, conv_id in Conversation.objects.filter(connection_id=cid, chat_jid__in=chunk).values_list(
+                for jid, conv_id in Conversation.objects.unscoped().filter(connection_id=cid, chat_jid__in=chunk).values_list(
                         "chat_jid", "id"):
                     out[(cid, jid)] = conv_id
         return out
@@ -1131,7 +1133,7 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
     targets = {op.target for op in all_ops}
     msgs: dict[str, Message] = {}
     for chunk in chunks(targets, 1000):
-        for m in Message.objects.filter(connection_id=conn.pk, external_id__in=chunk).select_related(
+        for m in Message.objects.for_tenant(conn.tenant_id).filter(connection_id=conn.pk, external_id__in=chunk).select_related(
                 "conversation").only(
                 "id", "external_id", "conversation_id", "body", "status", "reactions", "edited_at", "deleted_at",
                 "tenant_id", "direction", "sender_jid", "conversation__chat_jid", "conversation__contact_id",
@@ -1233,7 +1235,8 @@ def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int
     qs = PendingOperation.objects.filter(connection_id=conn.pk)
     if external_ids is not None:
         qs = qs.filter(target_external_id__in=external_ids)
-    existing = Message.objects.filter(connection_id=conn.pk, external_id__in=qs.values("target_external_id"))
+    existing = Message.objects.for_tenant(conn.tenant_id).filter(connection_id=conn.pk,
+                                                                 external_id__in=qs.values("target_external_id"))
     arrived = list(existing.values_list("external_id", flat=True).distinct())
     if not arrived:
         return 0
@@ -1270,8 +1273,9 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
         return
     created = identities.created
     current = [(cid, *created[cid]) for cid in want if cid in created]
-    for chunk in chunks([cid for cid in want if cid not in created], 1000):
-        current.extend(Contact.objects.filter(pk__in=chunk).values_list("id", "push_name", "display_name", "phone_number"))
+    for chunk in chunks([cid for cid in want if cid not in created], 1000):  # ids of this batch's tenant
+        current.extend(Contact.objects.unscoped().filter(pk__in=chunk)
+                       .values_list("id", "push_name", "display_name", "phone_number"))
     changed = []
     for cid, push_name, display_name, phone_number in current:
         w = want[cid]

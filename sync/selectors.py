@@ -11,11 +11,12 @@ from sync.models import PendingOperation, RawEvent, SearchBacklog, SyncRun
 
 def sync_report(conn: Connection, runs: int = 20) -> dict:
     """What the database holds for one connection (``manage.py sync_report``)."""
-    conversations = Conversation.objects.filter(connection=conn)
+    conversations = Conversation.objects.for_tenant(conn.tenant_id).filter(connection=conn)
     conv_contacts = conversations.values("contact_id")
     group_members = GroupParticipant.objects.filter(group_id__in=conversations.filter(is_group=True).values("contact_id"))
-    contacts = Contact.objects.filter(Q(pk__in=conv_contacts) | Q(pk__in=group_members.values("member_id"))).count()
-    msgs = Message.objects.filter(connection=conn).aggregate(
+    contacts = (Contact.objects.for_tenant(conn.tenant_id)
+                .filter(Q(pk__in=conv_contacts) | Q(pk__in=group_members.values("member_id"))).count())
+    msgs = Message.objects.for_tenant(conn.tenant_id).filter(connection=conn).aggregate(
         total=Count("id"),
         deleted=Count("id", filter=Q(deleted_at__isnull=False)),
         edited=Count("id", filter=Q(edited_at__isnull=False)),
@@ -55,9 +56,11 @@ def sync_report(conn: Connection, runs: int = 20) -> dict:
         "pending_operations": PendingOperation.objects.filter(connection=conn).count(),
         # Messages of large history batches not in the message-text search yet (sync.search_index).
         "search_backlog": SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0,
-        # The message row's relations are kept by the application, not FK constraints (ADR-6): must be 0.
-        "orphaned_messages": Message.objects.filter(connection=conn).exclude(
-            Exists(Conversation.objects.filter(pk=OuterRef("conversation_id")))).count(),
+        # Messages whose conversation, connection and tenant do not match a conversation row: must be 0.
+        # On PostgreSQL the database refuses them (ADR-11); on SQLite the application keeps them (ADR-6).
+        "orphaned_messages": Message.objects.unscoped().filter(connection=conn).exclude(
+            Exists(Conversation.objects.unscoped().filter(pk=OuterRef("conversation_id"), connection_id=OuterRef("connection_id"),
+                                                          tenant_id=OuterRef("tenant_id")))).count(),
         "skipped": skipped,
         # Edits, revokes, reactions and receipts not applied: their sender may not make them.
         "refused_operations": refused,

@@ -67,7 +67,7 @@ class ContactFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def identity(obj, create, extracted, **kwargs):
         if create and obj.phone_number:
-            ContactIdentity.objects.get_or_create(
+            ContactIdentity.objects.unscoped().get_or_create(
                 tenant=obj.tenant,
                 jid=f"{obj.phone_number.lstrip('+')}@s.whatsapp.net",
                 defaults={"contact": obj, "kind": ContactIdentity.Kind.PN},

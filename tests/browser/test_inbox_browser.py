@@ -69,7 +69,7 @@ def test_reply_box_enter_sends_and_refuses_empty(web, new_page, acme_agent, acme
     expect(bubble).to_have_text("first line\nsecond line")
     expect(page.locator(".msg-out .tick")).to_have_attribute("data-status", "queued")
     close_old_connections()
-    assert Message.objects.get(conversation=conv).body == "first line\nsecond line"
+    assert Message.objects.unscoped().get(conversation=conv).body == "first line\nsecond line"
 
 
 def test_globex_user_gets_404_and_no_socket_on_acme(web, new_page, globex_owner, acme_connection):
@@ -125,7 +125,7 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
 
         def conversation():
             close_old_connections()
-            return Conversation.objects.filter(connection=conn, chat_jid=jid).first()
+            return Conversation.objects.unscoped().filter(connection=conn, chat_jid=jid).first()
 
         conv = procs.wait_for(conversation, 20, message=f"conversation created\n{worker.output()[-3000:]}")
         page = new_page()
@@ -169,7 +169,7 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
         assert conn.status == Connection.Status.CONNECTED
         assert ConnectionEvent.objects.filter(connection=conn).count() == events_before
         simulate("still here after the browser closed")
-        procs.wait_for(lambda: (close_old_connections(), Message.objects.filter(
+        procs.wait_for(lambda: (close_old_connections(), Message.objects.unscoped().filter(
             connection=conn, body="still here after the browser closed").exists())[1], 10, message="message after close")
     finally:
         runner.stop()

@@ -22,7 +22,7 @@ def outbound(conversation, body, **kw):
 
 def msg(pk):
     close_old_connections()
-    return Message.objects.get(pk=pk)
+    return Message.objects.unscoped().get(pk=pk)
 
 
 @pytest.mark.smoke

@@ -41,7 +41,7 @@ def claimed_reply(conn, body="Your order left today"):
 
 
 def status(pk):
-    return Message.objects.values_list("status", flat=True).get(pk=pk)
+    return Message.objects.unscoped().values_list("status", flat=True).get(pk=pk)
 
 
 @pytest.mark.smoke
@@ -58,7 +58,7 @@ def test_a_receipt_that_beat_the_send_commit_applies_the_moment_the_reply_is_mar
     assert outbox.do_mark_sent(reply, wa_id, datetime(2026, 11, 25, 10, 0, tzinfo=UTC)) is True
 
     # Applied in the same transaction: no safety-net wait, no journal processing in between.
-    stored = Message.objects.get(pk=reply.pk)
+    stored = Message.objects.unscoped().get(pk=reply.pk)
     assert stored.status == Message.Status.DELIVERED and stored.external_id == wa_id
     assert not PendingOperation.objects.filter(connection=conn, target_external_id=wa_id).exists()
 

@@ -101,7 +101,7 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
     one = _changelist_queries(admin_client, model)
     for n in range(1, 50):
         BUILDERS[model](n)
-    assert model.objects.count() >= 50
+    assert model._base_manager.count() >= 50
     fifty = _changelist_queries(admin_client, model)
     assert fifty == one, f"{model._meta.label}: {one} queries with 1 row, {fifty} with 50"
 

@@ -17,7 +17,7 @@ def test_duplicate_message_is_rejected():
     message = MessageFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         MessageFactory(conversation=message.conversation, external_id=message.external_id)
-    assert Message.objects.filter(external_id=message.external_id).count() == 1
+    assert Message.objects.unscoped().filter(external_id=message.external_id).count() == 1
 
 
 @pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_empty_external_id_is_rejected():
     conversation = ConversationFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         MessageFactory(conversation=conversation, external_id="")
-    assert not Message.objects.exists()
+    assert not Message.objects.unscoped().exists()
 
 
 @pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_duplicate_conversation_is_rejected():
             contact=conversation.contact,
             chat_jid=conversation.chat_jid,
         )
-    assert Conversation.objects.count() == 1
+    assert Conversation.objects.unscoped().count() == 1
 
 
 @pytest.mark.django_db
@@ -62,7 +62,7 @@ def test_duplicate_contact_identity_is_rejected():
     jid = contact.identities.get().jid
     with pytest.raises(IntegrityError), transaction.atomic():
         ContactIdentity.objects.create(tenant=contact.tenant, contact=other, jid=jid, kind="pn")
-    assert ContactIdentity.objects.filter(jid=jid).count() == 1
+    assert ContactIdentity.objects.unscoped().filter(jid=jid).count() == 1
 
 
 @pytest.mark.django_db
@@ -70,7 +70,7 @@ def test_same_jid_in_two_tenants_is_two_identities():
     contact = ContactFactory()
     other = ContactFactory(phone_number=contact.phone_number)
     assert other.tenant_id != contact.tenant_id
-    assert ContactIdentity.objects.filter(jid=contact.identities.get().jid).count() == 2
+    assert ContactIdentity.objects.unscoped().filter(jid=contact.identities.get().jid).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,4 +97,4 @@ def test_concurrent_get_or_create_conversation_makes_one_row():
         t.join()
     assert errors == []
     assert len(set(results)) == 1
-    assert Conversation.objects.filter(connection=connection_obj, chat_jid=chat_jid).count() == 1
+    assert Conversation.objects.unscoped().filter(connection=connection_obj, chat_jid=chat_jid).count() == 1

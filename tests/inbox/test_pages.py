@@ -79,9 +79,9 @@ def test_tenant_isolation_every_url(client, acme_agent, acme_owner, globex_owner
 def test_list_filters_and_search(client, acme_agent, acme_owner, acme_connection, make_conversations):
     other_number = ConnectionFactory(tenant=acme_connection.tenant, name="Sales")
     mine, unassigned, pending, elsewhere = make_conversations(4)
-    Conversation.objects.filter(pk=mine.pk).update(assignee=acme_agent)
-    Conversation.objects.filter(pk=pending.pk).update(status="pending")
-    Conversation.objects.filter(pk=elsewhere.pk).update(connection=other_number, chat_jid="x@s.whatsapp.net")
+    Conversation.objects.unscoped().filter(pk=mine.pk).update(assignee=acme_agent)
+    Conversation.objects.unscoped().filter(pk=pending.pk).update(status="pending")
+    Conversation.objects.unscoped().filter(pk=elsewhere.pk).update(connection=other_number, chat_jid="x@s.whatsapp.net")
     special = ContactFactory(tenant=acme_connection.tenant, display_name="Zélia Quintana", phone_number="+5521999990000")
     by_name = ConversationFactory(connection=acme_connection, contact=special)
     by_text = make_conversations(1)[0]
@@ -197,7 +197,7 @@ def test_reply_is_queued_and_nudges_send(client, acme_agent, acme_connection, nu
         resp = client.post(reverse("reply", args=["acme", conv.pk]), {"body": "  Hello *there*\nsecond line "},
                            HTTP_HX_REQUEST="true")
     assert resp.status_code == 200
-    msg = Message.objects.get(conversation=conv)
+    msg = Message.objects.unscoped().get(conversation=conv)
     assert (msg.direction, msg.status, msg.body, msg.sender_user) == ("out", "queued", "Hello *there*\nsecond line", acme_agent)
     assert msg.external_id.startswith("local-")
     conv.refresh_from_db()
@@ -217,7 +217,7 @@ def test_empty_and_overlong_replies_are_refused_and_kept(client, acme_agent, acm
     too_long = client.post(url, {"body": long_text}, HTTP_HX_REQUEST="true")
     assert too_long.status_code == 422 and b"at most 4096" in too_long.content
     assert long_text.encode() in too_long.content  # the agent's text is given back, not lost
-    assert not Message.objects.filter(conversation=conv).exists()
+    assert not Message.objects.unscoped().filter(conversation=conv).exists()
 
 
 def test_assign_status_and_read(client, acme_agent, acme_owner, acme_connection, globex_owner, nudges,

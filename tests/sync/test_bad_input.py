@@ -29,7 +29,7 @@ def test_corrupt_unknown_and_wrong_type_payloads_fail_alone(acme_connection):
     ]
     summary = feed(acme_connection, ("MessageEv", _bytes(incoming("OK-1", "antes"))), *bad,
                    ("MessageEv", _bytes(incoming("OK-2", "depois"))))
-    assert set(Message.objects.values_list("external_id", flat=True)) == {"OK-1", "OK-2"}
+    assert set(Message.objects.unscoped().values_list("external_id", flat=True)) == {"OK-1", "OK-2"}
     assert summary.processed == 2 and summary.failed == 4
     rows = list(RawEvent.objects.filter(state="failed").order_by("id"))
     # nothing lost: the exact bytes stay in the journal for a fix and a replay
@@ -49,7 +49,7 @@ def test_invalid_utf8_is_replaced_and_noted_on_the_row(acme_connection):
     data = _bytes(incoming("UTF", "XXXX-texto"))
     data = data.replace(b"XXXX", b"\xff\xfe\xfdX")
     feed(acme_connection, ("MessageEv", data))
-    msg = Message.objects.get(external_id="UTF")
+    msg = Message.objects.unscoped().get(external_id="UTF")
     assert msg.body == "\ufffd\ufffd\ufffdX-texto"
     row = RawEvent.objects.get()
     assert row.state == "processed" and "invalid UTF-8" in row.error
@@ -57,19 +57,19 @@ def test_invalid_utf8_is_replaced_and_noted_on_the_row(acme_connection):
 
 def test_one_megabyte_text_is_stored_cut_with_a_clear_note(acme_connection):
     feed(acme_connection, incoming("BIG", "a" * 1_000_000), incoming("AFTER", "ok"))
-    big = Message.objects.get(external_id="BIG")
+    big = Message.objects.unscoped().get(external_id="BIG")
     assert len(big.body) == 65_536 and big.extra["truncated_from"] == 1_000_000
     assert len(big.conversation.last_message_preview) <= 200
     row = RawEvent.objects.get(digest__isnull=False, payload__isnull=False, error__contains="cut")
     assert "1000000 characters cut" in row.error and row.state == "processed"
-    assert Message.objects.filter(external_id="AFTER").exists()
+    assert Message.objects.unscoped().filter(external_id="AFTER").exists()
 
 
 def test_a_row_that_breaks_ingestion_is_isolated_from_its_batch(acme_connection):
     # A chat JID longer than the column: the database refuses it; only that row fails.
     too_long = "9" * 200 + "@s.whatsapp.net"
     summary = feed(acme_connection, incoming("BAD", "x", chat=too_long), incoming("A1", "um"), incoming("A2", "dois"))
-    assert set(Message.objects.values_list("external_id", flat=True)) == {"A1", "A2"}
+    assert set(Message.objects.unscoped().values_list("external_id", flat=True)) == {"A1", "A2"}
     assert summary.failed == 1
     row = RawEvent.objects.get(state="failed")
     assert row.error.startswith("ingest error:")
@@ -90,7 +90,7 @@ def test_failed_row_is_retried_then_quarantined_with_an_alert(acme_connection):
     assert f"#{row.pk}" in alert.message
     # later events keep flowing
     feed(acme_connection, incoming("LATER"))
-    assert Message.objects.filter(external_id="LATER").exists()
+    assert Message.objects.unscoped().filter(external_id="LATER").exists()
     report = sync_report(acme_connection)
     assert report["journal"]["quarantined"] == 1 and report["quarantined_events"][0]["id"] == row.pk
     # a failed row counts once in its run, not once per attempt

@@ -25,17 +25,18 @@ def _report(conn) -> dict:
 def _snapshot(conn):
     """Everything ingestion writes, in a comparable form (ids excluded)."""
     return {
-        "contacts": sorted(Contact.objects.filter(tenant=conn.tenant).values_list("kind", "display_name", "push_name",
+        "contacts": sorted(Contact.objects.unscoped().filter(tenant=conn.tenant).values_list("kind", "display_name", "push_name",
                                                                                   "phone_number")),
-        "identities": sorted(ContactIdentity.objects.filter(tenant=conn.tenant).values_list("jid", "kind",
+        "identities": sorted(ContactIdentity.objects.unscoped().filter(tenant=conn.tenant).values_list("jid", "kind",
                                                                                             "contact__phone_number")),
-        "conversations": sorted(Conversation.objects.filter(connection=conn).values_list(
+        "conversations": sorted(Conversation.objects.unscoped().filter(connection=conn).values_list(
             "chat_jid", "is_group", "unread_count", "last_message_at", "last_message_preview", "oldest_synced_at",
             "newest_synced_at")),
-        "messages": sorted(Message.objects.filter(connection=conn).values_list(
+        "messages": sorted(Message.objects.unscoped().filter(connection=conn).values_list(
             "external_id", "conversation__chat_jid", "direction", "status", "type", "body", "sender_jid", "sender_name",
             "quoted_external_id", "reactions", "sent_at", "edited_at", "deleted_at", "media_size", "media_filename")),
-        "revisions": sorted(MessageRevision.objects.filter(tenant=conn.tenant).values_list("message__external_id", "body")),
+        "revisions": sorted(MessageRevision.objects.unscoped().filter(tenant=conn.tenant)
+                            .values_list("message__external_id", "body")),
         "participants": sorted(GroupParticipant.objects.filter(tenant=conn.tenant).values_list(
             "group__display_name", "member__phone_number", "is_admin")),
     }
@@ -67,12 +68,12 @@ def test_same_capture_imported_three_times_gives_identical_rows(acme_connection)
     assert report["skipped"]["status_broadcast"] == 1 and report["skipped"]["newsletter"] == 1
     assert report["skipped"]["undecryptable"] == 1
     assert report["contacts"] == 4  # Ana, Carla, Bruno, the group
-    ana = Conversation.objects.get(chat_jid="5511987654321@s.whatsapp.net")
+    ana = Conversation.objects.unscoped().get(chat_jid="5511987654321@s.whatsapp.net")
     assert set(ana.messages.values_list("external_id", flat=True)) == {"H-ANA-1", "H-ANA-2", "LIVE-ANA-1", "LIVE-ME-1"}
-    live_me = Message.objects.get(external_id="LIVE-ME-1")
+    live_me = Message.objects.unscoped().get(external_id="LIVE-ME-1")
     assert (live_me.status, live_me.body, live_me.reactions) == (
         "read", "Saiu para entrega hoje de manhã", {"5511987654321@s.whatsapp.net": "🙏"})
-    carla = Conversation.objects.get(chat_jid="5531988887777@s.whatsapp.net")
+    carla = Conversation.objects.unscoped().get(chat_jid="5531988887777@s.whatsapp.net")
     assert carla.messages.count() == 3 and carla.contact.identities.count() == 2
     run = SyncRun.objects.get(pk=first["run"])
     assert run.kind == "import" and run.finished_at and not run.discrepancy
@@ -100,9 +101,9 @@ def test_four_processes_import_one_capture_at_once(acme):
     summaries = [json.loads(next(line for line in t.splitlines() if line.startswith("{\"connection\""))) for t in outputs]
     assert sum(s["journaled"] for s in summaries) == 21
     assert sum(s["saved"] for s in summaries) == 12
-    assert Message.objects.filter(connection=conn).count() == 12
-    assert Conversation.objects.filter(connection=conn).count() == 4
-    assert Contact.objects.filter(tenant=acme).count() == 4
+    assert Message.objects.unscoped().filter(connection=conn).count() == 12
+    assert Conversation.objects.unscoped().filter(connection=conn).count() == 4
+    assert Contact.objects.unscoped().filter(tenant=acme).count() == 4
     assert RawEvent.objects.filter(connection=conn, state="processed").count() == 21
 
 
@@ -141,4 +142,4 @@ def test_import_reports_bad_lines_and_keeps_the_good_ones(acme_connection, tmp_p
     with pytest.raises(CommandError, match="2 bad lines"):
         call_command("import_events", "--connection", str(acme_connection.pk), str(bad), stdout=StringIO(), stderr=err)
     assert "line 2" in err.getvalue() and "line 3" in err.getvalue()
-    assert set(Message.objects.values_list("external_id", flat=True)) == {"LIVE-ANA-1", "LIVE-ME-1"}
+    assert set(Message.objects.unscoped().values_list("external_id", flat=True)) == {"LIVE-ANA-1", "LIVE-ME-1"}

@@ -47,7 +47,7 @@ def _refused_total():
 @pytest.mark.smoke
 def test_a_customer_cannot_edit_the_agents_reply(acme_connection, acme_agent, caplog):
     feed(acme_connection, incoming("A1", "Can I get a refund?"))
-    conv = Conversation.objects.get()
+    conv = Conversation.objects.unscoped().get()
     with transaction.atomic():
         reply = do_queue_reply(conv, acme_agent, "Refund approved: 10 USD")
     [claimed] = outbox.claim_outbound(acme_connection.pk)
@@ -59,7 +59,7 @@ def test_a_customer_cannot_edit_the_agents_reply(acme_connection, acme_agent, ca
 
     reply.refresh_from_db()
     assert reply.body == "Refund approved: 10 USD" and reply.edited_at is None
-    assert not MessageRevision.objects.exists()
+    assert not MessageRevision.objects.unscoped().exists()
     row = _row("E-FORGED")
     assert row.state == RawEvent.State.PROCESSED
     assert row.error == (f"refused edit of message 3EB0REFUND01 by {PN_ANA} in {PN_ANA}: not the original sender")
@@ -75,7 +75,7 @@ def test_a_customer_cannot_edit_the_agents_reply(acme_connection, acme_agent, ca
                                 from_me=True))
     reply.refresh_from_db()
     assert reply.body == "Refund approved: 12 USD"
-    assert list(MessageRevision.objects.values_list("body", flat=True)) == ["Refund approved: 10 USD"]
+    assert list(MessageRevision.objects.unscoped().values_list("body", flat=True)) == ["Refund approved: 10 USD"]
 
 
 def test_a_stranger_cannot_revoke_or_edit_another_customers_message_in_a_one_to_one_chat(acme_connection):
@@ -83,13 +83,13 @@ def test_a_stranger_cannot_revoke_or_edit_another_customers_message_in_a_one_to_
     # Bruno, in his own chat with us, names Ana's message (and Ana's chat in the key).
     feed(acme_connection, _from(PN_BRUNO, PN_BRUNO, "R-FORGED", b.revoke("A1", target_chat=PN_ANA)),
          _from(PN_BRUNO, PN_BRUNO, "E-FORGED", b.edit("A1", "rua Y", target_chat=PN_ANA, target_from_me=False)))
-    a1 = Message.objects.get(external_id="A1")
+    a1 = Message.objects.unscoped().get(external_id="A1")
     assert a1.deleted_at is None and a1.body == "meu endereço é rua X"
     assert "claimed chat is not the message's chat" in _row("R-FORGED").error
     assert _refused_total() == {"refused_revoke": 1, "refused_edit": 1}
     # Ana herself may.
     feed(acme_connection, _from(PN_ANA, PN_ANA, "R-ANA", b.revoke("A1", target_chat=ME)))
-    assert Message.objects.get(external_id="A1").deleted_at is not None
+    assert Message.objects.unscoped().get(external_id="A1").deleted_at is not None
 
 
 def _group_with(conn, *participants):
@@ -102,11 +102,11 @@ def test_a_group_member_cannot_revoke_another_members_message_but_an_admin_can(a
          incoming("G2", "da Ana de novo", chat=GROUP, sender=PN_ANA))
     feed(acme_connection, _from(GROUP, PN_BRUNO, "R-BRUNO", b.revoke("G1", GROUP)),
          _from(GROUP, PN_CARLA, "E-CARLA", b.edit("G2", "editado pela admin", GROUP, target_from_me=False)))
-    g1, g2 = Message.objects.get(external_id="G1"), Message.objects.get(external_id="G2")
+    g1, g2 = Message.objects.unscoped().get(external_id="G1"), Message.objects.unscoped().get(external_id="G2")
     assert g1.deleted_at is None and g2.body == "da Ana de novo"  # an admin may delete, not rewrite
     assert _row("R-BRUNO").error.endswith("not the original sender nor a group admin")
     feed(acme_connection, _from(GROUP, PN_CARLA, "R-CARLA", b.revoke("G1", GROUP)))
-    assert Message.objects.get(external_id="G1").deleted_at is not None
+    assert Message.objects.unscoped().get(external_id="G1").deleted_at is not None
     assert _refused_total() == {"refused_revoke": 1, "refused_edit": 1}
 
 
@@ -116,10 +116,10 @@ def test_our_own_account_revokes_in_a_group_only_as_a_recorded_admin(acme_connec
     feed(acme_connection, incoming("G1", "um", chat=GROUP, sender=PN_ANA), incoming("G2", "dois", chat=GROUP, sender=PN_ANA))
     # Nothing is known about the group's admins yet: only the original sender may revoke.
     feed(acme_connection, _from(GROUP, ME, "R-ME-1", b.revoke("G1", GROUP), from_me=True))
-    assert Message.objects.get(external_id="G1").deleted_at is None
+    assert Message.objects.unscoped().get(external_id="G1").deleted_at is None
     _group_with(acme_connection, (PN_ANA, False), (ME, True))
     feed(acme_connection, _from(GROUP, ME, "R-ME-2", b.revoke("G2", GROUP), from_me=True))
-    assert Message.objects.get(external_id="G2").deleted_at is not None
+    assert Message.objects.unscoped().get(external_id="G2").deleted_at is not None
 
 
 def test_a_reaction_is_its_reactors_own(acme_connection):
@@ -127,15 +127,15 @@ def test_a_reaction_is_its_reactors_own(acme_connection):
     feed(acme_connection, incoming("G1", "votem", chat=GROUP, sender=PN_ANA))
     feed(acme_connection, _from(GROUP, PN_ANA, "X-ANA", b.reaction("G1", "👍", GROUP)),
          _from(GROUP, PN_BRUNO, "X-BRUNO", b.reaction("G1", "❤️", GROUP)))
-    assert Message.objects.get(external_id="G1").reactions == {PN_ANA: "👍", PN_BRUNO: "❤️"}
+    assert Message.objects.unscoped().get(external_id="G1").reactions == {PN_ANA: "👍", PN_BRUNO: "❤️"}
     # Bruno replacing, then removing, his reaction leaves Ana's alone.
     feed(acme_connection, _from(GROUP, PN_BRUNO, "X-BRUNO-2", b.reaction("G1", "😂", GROUP, target_participant=PN_ANA)),
          _from(GROUP, PN_BRUNO, "X-BRUNO-3", b.reaction("G1", "", GROUP), T0 + 61))
-    assert Message.objects.get(external_id="G1").reactions == {PN_ANA: "👍"}
+    assert Message.objects.unscoped().get(external_id="G1").reactions == {PN_ANA: "👍"}
     # Carla is not in the group; a stranger in a 1:1 chat cannot react to a message of another chat either.
     feed(acme_connection, _from(GROUP, PN_CARLA, "X-CARLA", b.reaction("G1", "👎", GROUP)),
          _from(PN_CARLA, PN_CARLA, "X-CARLA-2", b.reaction("G1", "👎", GROUP)))
-    assert Message.objects.get(external_id="G1").reactions == {PN_ANA: "👍"}
+    assert Message.objects.unscoped().get(external_id="G1").reactions == {PN_ANA: "👍"}
     assert _refused_total() == {"refused_reaction": 2}
 
 
@@ -143,7 +143,7 @@ def test_a_reaction_from_either_jid_of_one_person_is_one_reaction(acme_connectio
     feed(acme_connection, incoming("A1", "oi", sender_alt=LID_ANA), from_phone("O1", "olá"))
     feed(acme_connection, _from(LID_ANA, LID_ANA, "X1", b.reaction("O1", "👍", ME, target_from_me=True)))
     feed(acme_connection, _from(PN_ANA, PN_ANA, "X2", b.reaction("O1", "🙏", ME, target_from_me=True), T0 + 61))
-    assert Message.objects.get(external_id="O1").reactions == {PN_ANA: "🙏"}
+    assert Message.objects.unscoped().get(external_id="O1").reactions == {PN_ANA: "🙏"}
 
 
 def test_a_receipt_from_a_third_party_does_not_mark_our_message_read(acme_connection):
@@ -151,8 +151,8 @@ def test_a_receipt_from_a_third_party_does_not_mark_our_message_read(acme_connec
     feed(acme_connection, b.receipt_ev(PN_BRUNO, ["O1"], "read"),  # Bruno, in his chat, names our message to Ana
          b.receipt_ev(PN_ANA, ["O1"], "read", sender=PN_BRUNO),  # claims Ana's chat with Bruno as sender
          b.receipt_ev(PN_ANA, ["A1"], "read"))  # Ana "reads" her own message: not ours
-    assert Message.objects.get(external_id="O1").status == "sent"
-    assert Message.objects.get(external_id="A1").status == "received"
+    assert Message.objects.unscoped().get(external_id="O1").status == "sent"
+    assert Message.objects.unscoped().get(external_id="A1").status == "received"
     assert _refused_total() == {"refused_receipt": 3}
     notes = sorted(r.error for r in RawEvent.objects.filter(event_name="ReceiptEv"))
     assert notes == [
@@ -162,15 +162,15 @@ def test_a_receipt_from_a_third_party_does_not_mark_our_message_read(acme_connec
         f"{PN_ANA}",
     ]
     feed(acme_connection, b.receipt_ev(PN_ANA, ["O1"], "read", ts=T0 + 200))
-    assert Message.objects.get(external_id="O1").status == "read"
+    assert Message.objects.unscoped().get(external_id="O1").status == "read"
 
 
 def test_a_receipt_from_the_lid_of_the_chat_is_its_partys(acme_connection):
     feed(acme_connection, from_phone("O1", "olá"))  # Ana's chat is known by her phone JID only
     feed(acme_connection, b.receipt_ev(LID_ANA, ["O1"], "delivered"))  # her LID, never mapped: cannot be told apart
-    assert Message.objects.get(external_id="O1").status == "sent"
+    assert Message.objects.unscoped().get(external_id="O1").status == "sent"
     feed(acme_connection, b.receipt_ev(LID_ANA, ["O1"], "read", ts=T0 + 300, sender_alt=PN_ANA))
-    assert Message.objects.get(external_id="O1").status == "read"
+    assert Message.objects.unscoped().get(external_id="O1").status == "read"
     assert _refused_total() == {"refused_receipt": 1}
 
 
@@ -178,19 +178,19 @@ def test_group_receipts_only_from_participants(acme_connection):
     _group_with(acme_connection, (PN_ANA, False), (PN_BRUNO, False))
     feed(acme_connection, from_phone("GO1", "aviso", chat=GROUP))
     feed(acme_connection, b.receipt_ev(GROUP, ["GO1"], "read", sender=PN_CARLA))
-    assert Message.objects.get(external_id="GO1").status == "sent"
+    assert Message.objects.unscoped().get(external_id="GO1").status == "sent"
     feed(acme_connection, b.receipt_ev(GROUP, ["GO1"], "delivered", sender=PN_BRUNO))
-    assert Message.objects.get(external_id="GO1").status == "delivered"
+    assert Message.objects.unscoped().get(external_id="GO1").status == "delivered"
 
 
 @pytest.mark.smoke
 def test_the_original_sender_edits_and_revokes_from_her_lid(acme_connection):
     # Ana's messages are stored under her phone-number JID; WhatsApp tells us her LID beside it.
     feed(acme_connection, incoming("A1", "texto original", sender_alt=LID_ANA), incoming("A2", "vai sumir"))
-    assert Message.objects.get(external_id="A1").sender_jid == PN_ANA
+    assert Message.objects.unscoped().get(external_id="A1").sender_jid == PN_ANA
     feed(acme_connection, _from(LID_ANA, LID_ANA, "E1", b.edit("A1", "texto corrigido", ME, target_from_me=False)),
          _from(LID_ANA, LID_ANA, "R1", b.revoke("A2", ME)))
-    a1, a2 = Message.objects.get(external_id="A1"), Message.objects.get(external_id="A2")
+    a1, a2 = Message.objects.unscoped().get(external_id="A1"), Message.objects.unscoped().get(external_id="A2")
     assert a1.body == "texto corrigido" and a2.deleted_at is not None
     assert _refused_total() == {}
     assert not RawEvent.objects.exclude(error="").exists()
@@ -200,7 +200,7 @@ def test_the_original_sender_in_a_group_edits_from_her_lid(acme_connection):
     feed(acme_connection, incoming("G1", "oi grupo", chat=GROUP, sender=PN_ANA, sender_alt=LID_ANA))
     feed(acme_connection, _from(GROUP, LID_ANA, "E1", b.edit("G1", "oi, grupo", GROUP, target_from_me=False),
                                 sender_alt=PN_ANA))
-    assert Message.objects.get(external_id="G1").body == "oi, grupo"
+    assert Message.objects.unscoped().get(external_id="G1").body == "oi, grupo"
 
 
 def test_operations_waiting_for_their_target_are_checked_when_it_arrives(acme_connection):
@@ -215,9 +215,9 @@ def test_operations_waiting_for_their_target_are_checked_when_it_arrives(acme_co
     assert pending.raw_event_id == _row("E-FORGED").pk
 
     feed(acme_connection, from_phone("O1", "original 1"), from_phone("O2", "original 2"))
-    assert Message.objects.get(external_id="O1").body == "original 1"
-    assert Message.objects.get(external_id="O1").status == "sent"
-    assert Message.objects.get(external_id="O2").body == "corrigido"
+    assert Message.objects.unscoped().get(external_id="O1").body == "original 1"
+    assert Message.objects.unscoped().get(external_id="O1").status == "sent"
+    assert Message.objects.unscoped().get(external_id="O2").body == "corrigido"
     assert not PendingOperation.objects.exists()
     # The refusals are noted on the rows that brought them and counted on the run that applied them.
     assert "refused edit of message O1" in _row("E-FORGED").error
@@ -227,14 +227,14 @@ def test_operations_waiting_for_their_target_are_checked_when_it_arrives(acme_co
 
 def test_a_receipt_waiting_for_an_outbox_reply_is_checked_when_the_reply_gets_its_id(acme_connection, acme_agent):
     feed(acme_connection, incoming("A1", "oi"))
-    conv = Conversation.objects.get()
+    conv = Conversation.objects.unscoped().get()
     with transaction.atomic():
         do_queue_reply(conv, acme_agent, "resposta")
     [claimed] = outbox.claim_outbound(acme_connection.pk)
     feed(acme_connection, b.receipt_ev(PN_BRUNO, ["3EB0REPLY01"], "read"),
          b.receipt_ev(PN_ANA, ["3EB0REPLY01"], "delivered"))
     outbox.do_mark_sent(claimed, "3EB0REPLY01", datetime(2025, 10, 9, 9, 0, tzinfo=UTC))
-    assert Message.objects.get(pk=claimed.pk).status == "delivered"
+    assert Message.objects.unscoped().get(pk=claimed.pk).status == "delivered"
     assert not PendingOperation.objects.exists()
     bruno_row = RawEvent.objects.filter(event_name="ReceiptEv").order_by("id").first()
     assert bruno_row.error == (f"refused receipt of message 3EB0REPLY01 by {PN_BRUNO} in {PN_BRUNO}: claimed chat is "
@@ -247,7 +247,7 @@ def test_a_pending_operation_recorded_before_senders_were_checked_is_refused(acm
                                     target_external_id="O1", data={"body": "antigo", "at": "2025-10-09T09:00:00+00:00"},
                                     digest="legacy-1")
     feed(acme_connection, from_phone("O1", "original"))
-    assert Message.objects.get(external_id="O1").body == "original"
+    assert Message.objects.unscoped().get(external_id="O1").body == "original"
     assert not PendingOperation.objects.exists()
     assert _refused_total() == {"refused_edit": 1}
     with transaction.atomic():
@@ -269,5 +269,5 @@ def test_checking_operations_costs_the_same_queries_for_two_or_twenty(acme_conne
         return len(ctx)
 
     assert queries(0, 2) == queries(2, 20)
-    assert Message.objects.filter(reactions__has_key=members[21]).count() == 1
+    assert Message.objects.unscoped().filter(reactions__has_key=members[21]).count() == 1
     assert _refused_total() == {}

@@ -23,7 +23,7 @@ def _history(n, *, prefix="H", chat=PN_ANA, text="histórico número {i}"):
 
 
 def _entries():
-    return dict(MessageSearchEntry.objects.values_list("message__external_id", "body"))
+    return dict(MessageSearchEntry.objects.unscoped().values_list("message__external_id", "body"))
 
 
 @pytest.mark.smoke
@@ -39,10 +39,10 @@ def test_a_large_history_batch_waits_in_the_backlog_then_every_body_is_indexed_o
     assert summary.saved == n
     backlog = SearchBacklog.objects.get()
     assert backlog.messages == n and backlog.connection_id == acme_connection.pk
-    assert not MessageSearchEntry.objects.exists()
+    assert not MessageSearchEntry.objects.unscoped().exists()
     assert sync_report(acme_connection)["search_backlog"] == n
     # Every inserted id is inside the recorded range.
-    ids = list(Message.objects.filter(connection=acme_connection).values_list("id", flat=True))
+    ids = list(Message.objects.unscoped().filter(connection=acme_connection).values_list("id", flat=True))
     assert backlog.after_id < min(ids) and max(ids) <= backlog.through_id
 
     indexed = index_search_backlog(acme_connection.pk)
@@ -50,15 +50,15 @@ def test_a_large_history_batch_waits_in_the_backlog_then_every_body_is_indexed_o
     assert indexed.indexed == len(with_body) and not indexed.more and not indexed.busy
     assert _entries() == {f"H{i:05d}": f"histórico número {i}" for i in with_body}
     assert not SearchBacklog.objects.exists() and sync_report(acme_connection)["search_backlog"] == 0
-    conv = Conversation.objects.get()
-    assert set(MessageSearchEntry.objects.values_list("conversation_id", flat=True)) == {conv.pk}
+    conv = Conversation.objects.unscoped().get()
+    assert set(MessageSearchEntry.objects.unscoped().values_list("conversation_id", flat=True)) == {conv.pk}
 
     # A replay inserts nothing, so it queues nothing and indexes nothing.
     feed(acme_connection, _history(n), process=False)  # same digest: not journaled twice
     from sync.actions import do_replay
 
     out = do_replay(acme_connection)
-    assert out["saved"] == 0 and out["search_indexed"] == 0 and MessageSearchEntry.objects.count() == len(with_body)
+    assert out["saved"] == 0 and out["search_indexed"] == 0 and MessageSearchEntry.objects.unscoped().count() == len(with_body)
 
 
 def test_backlog_slices_give_way_to_due_journal_rows_and_to_a_lock_holder(acme_connection, monkeypatch):
@@ -82,7 +82,7 @@ def test_backlog_slices_give_way_to_due_journal_rows_and_to_a_lock_holder(acme_c
     done = index_search_backlog(acme_connection.pk)
     assert done.slices >= 4 and not done.more  # 200 ids a slice
     assert not SearchBacklog.objects.exists()
-    assert MessageSearchEntry.objects.count() == 1 + sum(1 for i in range(INLINE_LIMIT + 300) if i % 10 != 9)
+    assert MessageSearchEntry.objects.unscoped().count() == 1 + sum(1 for i in range(INLINE_LIMIT + 300) if i % 10 != 9)
 
 
 def _index_in_thread(connection_id):
@@ -104,8 +104,8 @@ def test_edits_revokes_and_merges_keep_search_entries_right(acme_connection, cli
     assert _entries() == {"E1": "texto corrigido", "P1": "pelo número", "B1": "outra pessoa"}
     # The LID <-> phone mapping merges the two conversations: the entries follow their messages.
     feed(acme_connection, b.history_sync_ev([], "PUSH_NAME", mappings=[(PN_ANA, LID_ANA)]))
-    ana = Conversation.objects.get(chat_jid=PN_ANA)
-    assert set(MessageSearchEntry.objects.filter(message__external_id__in=["E1", "P1"])
+    ana = Conversation.objects.unscoped().get(chat_jid=PN_ANA)
+    assert set(MessageSearchEntry.objects.unscoped().filter(message__external_id__in=["E1", "P1"])
                .values_list("conversation_id", flat=True)) == {ana.pk}
     client.force_login(acme_agent)
     slug = acme_connection.tenant.slug

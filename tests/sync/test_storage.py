@@ -4,7 +4,7 @@ import gc
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from connections.models import Connection
@@ -18,20 +18,28 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.smoke
-def test_message_relations_are_kept_by_the_app_and_orphans_are_reported(acme_connection):
-    """ADR-6: a message's foreign keys have no database constraint; Django's cascades still remove a
-    deleted connection's or conversation's messages, and sync_report counts any orphan a raw write left."""
+def test_message_relations_are_kept_by_the_database_or_orphans_are_reported(acme_connection):
+    """ADR-6/ADR-11: a message's foreign keys are ORM relations; Django's cascades remove a deleted
+    connection's or conversation's messages. On PostgreSQL the database refuses a message whose
+    conversation does not exist (inbox/0008); on SQLite sync_report counts any orphan a raw write left."""
     feed(acme_connection, incoming("FK1"), incoming("FK2"), incoming("FK3", chat=PN_BRUNO))
     assert sync_report(acme_connection)["orphaned_messages"] == 0
-    msg = Message.objects.get(external_id="FK1")
-    Message.objects.create(tenant_id=msg.tenant_id, connection_id=msg.connection_id, conversation_id=10**9,
-                           external_id="FK-orphan", direction="in", sent_at=timezone.now())
-    assert sync_report(acme_connection)["orphaned_messages"] == 1
-    Message.objects.filter(external_id="FK-orphan").delete()
-    Conversation.objects.filter(pk=msg.conversation_id).delete()
-    assert list(Message.objects.filter(connection=acme_connection).values_list("external_id", flat=True)) == ["FK3"]
+    msg = Message.objects.unscoped().get(external_id="FK1")
+    orphan = {"tenant_id": msg.tenant_id, "connection_id": msg.connection_id, "conversation_id": 10**9,
+              "external_id": "FK-orphan", "direction": "in", "sent_at": timezone.now()}
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError, match="no such conversation"), transaction.atomic():
+            Message.objects.create(**orphan)
+        assert sync_report(acme_connection)["orphaned_messages"] == 0
+    else:
+        Message.objects.create(**orphan)
+        assert sync_report(acme_connection)["orphaned_messages"] == 1
+        Message.objects.unscoped().filter(external_id="FK-orphan").delete()
+    Conversation.objects.unscoped().filter(pk=msg.conversation_id).delete()
+    assert list(Message.objects.unscoped().filter(connection=acme_connection)
+                .values_list("external_id", flat=True)) == ["FK3"]
     Connection.objects.filter(pk=acme_connection.pk).delete()
-    assert not Message.objects.filter(external_id__startswith="FK").exists()
+    assert not Message.objects.unscoped().filter(external_id__startswith="FK").exists()
 
 
 def test_journal_payloads_are_lz4_compressed_on_postgresql(acme_connection):
@@ -79,8 +87,8 @@ def test_an_id_already_stored_elsewhere_in_a_new_conversation_is_a_duplicate_not
         "RECENT", chunk_order=1)
     summary = feed(acme_connection, history)
     assert summary.failed == 0 and summary.saved == 1 and summary.duplicates == 1
-    assert Message.objects.get(external_id="SAME1").body == "primeira"
-    bruno = Message.objects.get(external_id="NEW1").conversation
+    assert Message.objects.unscoped().get(external_id="SAME1").body == "primeira"
+    bruno = Message.objects.unscoped().get(external_id="NEW1").conversation
     assert bruno.chat_jid == PN_BRUNO
     # The new conversation was created counting both messages; it is recomputed from the one stored.
     at = datetime.fromtimestamp(T0 + 2, UTC)

@@ -39,7 +39,7 @@ def test_every_numbers_live_messages_go_in_together_with_their_books():
     assert summary.processed == 18 and summary.saved == 18 and summary.connections == 6
     assert summary.handed_over == set()
     for c in conns:
-        assert Message.objects.filter(connection=c).count() == 3
+        assert Message.objects.unscoped().filter(connection=c).count() == 3
         run = SyncRun.objects.get(connection=c, kind=SyncRun.Kind.LIVE)
         assert (run.received, run.saved, run.duplicates, run.failed) == (3, 3, 0, 0) and run.balanced
         assert set(RawEvent.objects.filter(connection=c).values_list("state", "sync_run_id")) == {("processed", run.pk)}
@@ -62,10 +62,11 @@ def test_a_history_chunk_and_what_follows_it_are_left_to_the_connections_process
     assert summary.handed_over == {syncing.pk}
     # Order kept: the message before the chunk went in, the chunk and the one after it wait for the
     # per-connection processor.
-    assert set(Message.objects.filter(connection=syncing).values_list("external_id", flat=True)) == {f"SW{syncing.pk}x1"}
-    assert Message.objects.filter(connection=live).count() == 1
+    assert set(Message.objects.unscoped().filter(connection=syncing)
+               .values_list("external_id", flat=True)) == {f"SW{syncing.pk}x1"}
+    assert Message.objects.unscoped().filter(connection=live).count() == 1
     process_pending(syncing.pk, wait=True)
-    assert Message.objects.filter(connection=syncing).count() == 3000 + 2
+    assert Message.objects.unscoped().filter(connection=syncing).count() == 3000 + 2
 
 
 def test_a_busy_connection_is_skipped_and_a_row_that_does_not_decode_stops_its_connection():
@@ -76,14 +77,14 @@ def test_a_busy_connection_is_skipped_and_a_row_that_does_not_decode_stops_its_c
     feed(fine, message(fine, 1), process=False)
     with _held_elsewhere(busy.pk):
         summary = sweep_live()
-    assert Message.objects.filter(connection=fine).count() == 1
-    assert not Message.objects.filter(connection=busy).exists()  # its holder processes it
-    assert broken.pk in summary.handed_over and not Message.objects.filter(connection=broken).exists()
+    assert Message.objects.unscoped().filter(connection=fine).count() == 1
+    assert not Message.objects.unscoped().filter(connection=busy).exists()  # its holder processes it
+    assert broken.pk in summary.handed_over and not Message.objects.unscoped().filter(connection=broken).exists()
     process_pending(broken.pk, wait=True)  # the per-connection processor fails the bad row alone
     assert RawEvent.objects.filter(connection=broken, state=RawEvent.State.FAILED).count() == 1
-    assert Message.objects.filter(connection=broken).count() == 1
+    assert Message.objects.unscoped().filter(connection=broken).count() == 1
     sweep_live()
-    assert Message.objects.filter(connection=busy).count() == 1
+    assert Message.objects.unscoped().filter(connection=busy).count() == 1
 
 
 def test_one_customer_writing_to_two_numbers_is_one_contact_with_two_conversations():
@@ -95,8 +96,8 @@ def test_one_customer_writing_to_two_numbers_is_one_contact_with_two_conversatio
     assert sweep_live().saved == 2
     from inbox.models import Contact, Conversation
 
-    assert Contact.objects.filter(tenant=tenant, kind="person").count() == 1
-    convs = Conversation.objects.filter(tenant=tenant)
+    assert Contact.objects.unscoped().filter(tenant=tenant, kind="person").count() == 1
+    convs = Conversation.objects.unscoped().filter(tenant=tenant)
     assert sorted(convs.values_list("connection_id", flat=True)) == sorted([a.pk, b_.pk])
     assert {c.last_message_preview for c in convs} == {"to a", "to b"} and all(c.unread_count == 1 for c in convs)
 

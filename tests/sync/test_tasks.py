@@ -27,14 +27,14 @@ def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(a
     try:
         # The runner's path: journal, and the task is enqueued when the row is committed.
         journal_events(conn.pk, [b.serialize(incoming("W1", "pelo worker")) + (None,)])
-        procs.wait_for(lambda: Message.objects.filter(external_id="W1").exists(), timeout=60,
+        procs.wait_for(lambda: Message.objects.unscoped().filter(external_id="W1").exists(), timeout=60,
                        message="worker processing W1\n" + worker.output())
         # A row journaled without scheduling (say the broker was down) and older than 30 s.
         old = timezone.now() - timedelta(minutes=2)
         journal_events(conn.pk, [b.serialize(incoming("W2", "atrasada")) + (old,)], schedule=False)
         RawEvent.objects.filter(connection=conn, state="pending").update(created_at=old)
         assert journal_safety_net_task()["connections"] == [conn.pk]
-        procs.wait_for(lambda: Message.objects.filter(external_id="W2").exists(), timeout=60,
+        procs.wait_for(lambda: Message.objects.unscoped().filter(external_id="W2").exists(), timeout=60,
                        message="safety net processing W2\n" + worker.output())
         assert not RawEvent.objects.filter(connection=conn).exclude(state="processed").exists()
     finally:
@@ -48,7 +48,7 @@ def test_only_one_processor_per_connection(acme_connection):
     with _held_elsewhere(acme_connection.pk):
         busy = process_pending(acme_connection.pk)
         assert busy.busy and busy.processed == 0
-        assert not Message.objects.exists()
+        assert not Message.objects.unscoped().exists()
     done = process_pending(acme_connection.pk)
     assert not done.busy and done.processed == 1
 

@@ -1,0 +1,46 @@
+"""Deleting conversations: the one way, messages first, in one transaction (ADR-11).
+
+On PostgreSQL the database refuses to delete a conversation that still has messages
+(``conversation_refuse_delete_with_messages``, migration ``inbox/0008``): a raw ``DELETE`` would orphan
+them, since a message's conversation is not a database foreign key (ADR-6). Everything that deletes
+conversations on purpose (the Django admin, a merge of two conversations) calls
+``do_purge_conversations``; Django's own cascades (deleting a connection or a tenant through the ORM)
+also delete messages before their conversation and keep working.
+"""
+
+from dataclasses import dataclass
+
+from django.db import router, transaction
+
+from inbox.models import Conversation, Message, MessageRevision, MessageSearchEntry
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    conversations: int
+    messages: int
+
+
+def do_purge_conversations(conversation_ids) -> PurgeResult:
+    """Delete these conversations with their messages, revisions and search entries, atomically.
+
+    Locks the conversations first (``FOR UPDATE``): a message written for one of them meanwhile waits
+    and is then refused by the database (its conversation is gone) instead of being left behind.
+    Ids that do not exist are ignored. Validates nothing (callers resolve access first).
+    """
+    ids = sorted({int(pk) for pk in conversation_ids})
+    if not ids:
+        return PurgeResult(conversations=0, messages=0)
+    using = router.db_for_write(Conversation)
+    with transaction.atomic(using=using):
+        ids = list(Conversation.objects.unscoped().using(using).select_for_update().filter(pk__in=ids)
+                   .order_by("pk").values_list("pk", flat=True))
+        if not ids:
+            return PurgeResult(conversations=0, messages=0)
+        MessageSearchEntry.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
+        MessageRevision.objects.unscoped().using(using).filter(message__conversation_id__in=ids).delete()
+        # Nothing else refers to these messages now (revisions and search entries are gone just above),
+        # so one DELETE statement instead of the ORM collector loading every message of the conversations.
+        messages = Message.objects.unscoped().using(using).filter(conversation_id__in=ids)._raw_delete(using)
+        conversations = Conversation.objects.unscoped().using(using).filter(pk__in=ids)._raw_delete(using)
+    return PurgeResult(conversations=conversations, messages=messages)
