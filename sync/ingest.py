@@ -489,12 +489,6 @@ PUBLISH_HISTORY_MESSAGES = 200
 TIMINGS: dict[str, float] = defaultdict(float)
 
 
-def _phase(timings, name, since):
-    now = time.perf_counter()
-    timings[name] += now - since
-    return now
-
-
 def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True) -> IngestResult:
     """Apply decoded events of one connection (journal order). Call inside transaction.atomic().
 
@@ -527,9 +521,18 @@ class _Part:
 
 
 def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) -> _Part:
+    """One connection's events, after its filters (status broadcasts, newsletters, groups... per its
+    settings), counted; the names and LID mappings they carry go to the batch's ``names``/``mappings``."""
     part = _Part(conn, IngestResult())
     result = part.result
     reasons: dict[str, str] = {}  # chat jid -> skip reason, worked out once per chat
+
+    def skipped(chat_jid: str) -> str:
+        reason = reasons.get(chat_jid)
+        if reason is None:
+            reason = reasons[chat_jid] = skip_reason(chat_jid, conn)
+        return reason
+
     for ev in events:
         result.received += ev.received
         if ev.failures:
@@ -537,9 +540,7 @@ def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) 
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
         for m in ev.messages:
-            reason = reasons.get(m.chat_jid)
-            if reason is None:
-                reason = reasons[m.chat_jid] = skip_reason(m.chat_jid, conn)
+            reason = skipped(m.chat_jid)
             if reason:
                 result.skip(reason)
             else:
@@ -547,33 +548,29 @@ def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) 
         mappings.update(ev.mappings)
         names.update(ev.push_names)
         for c in ev.chats:
-            if skip_reason(c.chat_jid, conn):
-                continue
-            part.chats[c.chat_jid] = c
-            if c.name:
-                part.chat_names[c.chat_jid] = c.name
-        for g in ev.groups:
-            if not skip_reason(g.group_jid, conn):
-                part.groups.append(g)
-        row = ev.raw_event_id
-        ops = part.ops
-        for r in ev.reactions:
-            if not skip_reason(r.chat_jid, conn):
-                ops.append(Operation("reaction", r.target_id, {"emoji": r.emoji}, r.chat_jid, r.sender_jid,
-                                     r.from_me, row))
-        for e in ev.edits:
-            if not skip_reason(e.chat_jid, conn):
-                ops.append(Operation("edit", e.target_id, {"body": e.new_body, "at": e.timestamp.isoformat()},
-                                     e.chat_jid, e.sender_jid, e.from_me, row))
-        for r in ev.revokes:
-            if not skip_reason(r.chat_jid, conn):
-                ops.append(Operation("revoke", r.target_id, {"at": r.timestamp.isoformat()}, r.chat_jid,
-                                     r.sender_jid, r.from_me, row))
-        for rc in ev.receipts:
-            for mid in rc.message_ids:
-                ops.append(Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me,
-                                     row))
+            if not skipped(c.chat_jid):
+                part.chats[c.chat_jid] = c
+                if c.name:
+                    part.chat_names[c.chat_jid] = c.name
+        part.groups.extend(g for g in ev.groups if not skipped(g.group_jid))
+        part.ops.extend(op for op in _operations_of(ev) if op.kind == "receipt" or not skipped(op.chat))
     return part
+
+
+def _operations_of(ev: Decoded):
+    """The operations an event carries, in the order they are applied: reactions, edits, revokes, receipts."""
+    row = ev.raw_event_id
+    for r in ev.reactions:
+        yield Operation("reaction", r.target_id, {"emoji": r.emoji}, r.chat_jid, r.sender_jid, r.from_me, row)
+    for e in ev.edits:
+        yield Operation("edit", e.target_id, {"body": e.new_body, "at": e.timestamp.isoformat()}, e.chat_jid,
+                        e.sender_jid, e.from_me, row)
+    for r in ev.revokes:
+        yield Operation("revoke", r.target_id, {"at": r.timestamp.isoformat()}, r.chat_jid, r.sender_jid,
+                        r.from_me, row)
+    for rc in ev.receipts:
+        for mid in rc.message_ids:
+            yield Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me, row)
 
 
 def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], alongside=None, *,
@@ -584,18 +581,46 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
 
     The number of statements depends on the batch's shape (history or live, operations or groups
     present), not on how many connections or messages it carries."""
-    timings = TIMINGS
-    tick = time.perf_counter()
+    lap = _Laps(TIMINGS)
     mappings: set[tuple[str, str]] = set()
     names: dict[str, str] = {}
     parts = [_collect(conn, events, names, mappings) for conn, events in batch]
-    tick = _phase(timings, "collect", tick)
+    lap("collect")
+    identities = _resolve_batch_identities(tenant_id, parts, mappings, names)
+    lap("identities")
+    _plan_conversations(parts, identities.canonical)
+    ensure_conversations(parts, identities)
+    lap("conversations")
+    _write_messages(tenant_id, parts, identities.canonical, alongside, lap)
+    _update_aggregates(parts)
+    lap("aggregates")
+    _apply_batch_operations(parts)
+    lap("operations")
+    _update_names_and_groups(tenant_id, parts, identities, names)
+    lap("names_groups")
+    results = [part.result for part in parts]
+    if publish:
+        _publish(tenant_id, results)
+    return results
 
-    # 1. Who is who.
-    # One pass over the messages (each external id once per connection): their senders, and per chat
-    # the aggregates its conversation gets from them (first and last message, preview, live unread). A
-    # conversation created by this batch is inserted with those values; an existing one is updated
-    # afterwards with those of the messages the COPY actually inserted (a replay changes nothing).
+
+class _Laps:
+    """Adds the time since the previous lap to ``timings[name]`` (the benchmarks read TIMINGS)."""
+
+    def __init__(self, timings):
+        self.timings, self.since = timings, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] += now - self.since
+        self.since = now
+
+
+def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, names) -> Identities:
+    """Who is who. One pass over the messages (each external id once per connection): their senders, and
+    per chat the aggregates its conversation gets from them (first and last message, preview, live
+    unread). A conversation created by this batch is inserted with those values; an existing one is
+    updated afterwards with those of the messages the COPY actually inserted (a replay changes nothing)."""
     needed: set[str] = set()
     group_jids: set[str] = set()
     display_names: dict[str, str] = {}
@@ -634,11 +659,12 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
     identities = resolve_identities(tenant_id, needed, mappings, names, group_jids, first, display_names) \
         if needed or mappings else Identities({}, {})
     reconcile_conversations(tenant_id, identities, first)
-    canon = identities.canonical
-    tick = _phase(timings, "identities", tick)
+    return identities
 
-    # 2. Conversations: one per canonical chat (a person's LID and phone chats are one) and connection.
-    # ``batch_aggs``: what this batch's messages would give each conversation if they are all new.
+
+def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
+    """One conversation per canonical chat (a person's LID and phone chats are one) and connection.
+    ``batch_aggs``: what this batch's messages would give each conversation if they are all new."""
     for part in parts:
         batch_aggs = part.batch_aggs
         for chat_group, per_chat in zip((False, True), part.chat_aggs, strict=True):
@@ -657,60 +683,67 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
                 part.listed_at.setdefault(key, c.last_message_at)
         for g in part.groups:
             batch_aggs.setdefault(g.group_jid, _ConvAgg())
-    ensure_conversations(parts, identities)
 
-    # 3. Messages.
-    tick = _phase(timings, "conversations", tick)
+
+def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], alongside, lap: _Laps) -> None:
+    """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted."""
     rows = []
-    append = rows.append
-    now = timezone.now()
-    canon_get = canon.get
-    dumps = json.dumps
     created_ids: set[int] = set()
+    now = timezone.now()
     for part in parts:
-        conv_ids, by_ext, conn_id = part.conv_ids, part.by_ext, part.conn.pk
-        created_ids.update(conv_ids[key] for key in part.created)
-        conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
-        for m in part.unique:
-            ext = m.external_id
-            chat = m.chat_jid
-            cid = conv_of.get(chat)
-            if cid is None:
-                cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
-            by_ext[ext] = (m, cid)
-            sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-            from_me = m.from_me
-            append((
-                tenant_id, cid, conn_id, ext, "out" if from_me else "in",
-                m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
-                m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
-                "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
-            ))
-    tick = _phase(timings, "message_rows", tick)
+        created_ids.update(part.conv_ids[key] for key in part.created)
+        rows.extend(_message_rows(tenant_id, part, canon, now))
+    lap("message_rows")
     id_range: list[int] = []
-    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"), timings=timings,
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"), timings=lap.timings,
                           alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
-    tick = _phase(timings, "message_copy", tick)
+    lap("message_copy")
     by_conn = {part.conn.pk: part for part in parts}
     for conn_id, ext in inserted:
         by_conn[conn_id].inserted.append(ext)
     _index_and_find_published(parts, inserted, tuple(id_range) if id_range else None)
-    tick = _phase(timings, "search", tick)
+    lap("search")
 
+
+def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datetime) -> list[tuple]:
+    """The COPY rows of one part's unique messages (MESSAGE_COLUMNS order); fills ``part.by_ext``."""
+    conv_ids, by_ext, conn_id = part.conv_ids, part.by_ext, part.conn.pk
+    canon_get = canon.get
+    dumps = json.dumps
+    rows = []
+    append = rows.append
+    conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
+    for m in part.unique:
+        ext = m.external_id
+        chat = m.chat_jid
+        cid = conv_of.get(chat)
+        if cid is None:
+            cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
+        by_ext[ext] = (m, cid)
+        sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
+        from_me = m.from_me
+        append((
+            tenant_id, cid, conn_id, ext, "out" if from_me else "in",
+            m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+            m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
+            "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+        ))
+    return rows
+
+
+def _update_aggregates(parts: list[_Part]) -> None:
+    """Counts, and each existing conversation's aggregates from the messages the COPY inserted (new
+    conversations were created with theirs)."""
     aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
     recount_listed: dict[int, datetime] = {}
     recount_unread: dict[int, int] = {}
+    now = timezone.now()
     for part in parts:
         result = part.result
         result.saved = len(part.inserted)
         result.duplicates += len(part.unique) - len(part.inserted)
         part_created = {part.conv_ids[key] for key in part.created}
-        # A message of a new conversation that was stored already (another chat's id: the COPY's fallback)
-        # means the values it was created with counted it: those conversations are recomputed below.
-        recount = set()
-        if len(part.inserted) < len(part.unique):
-            stored = set(part.inserted)
-            recount = {cid for ext, (_, cid) in part.by_ext.items() if cid in part_created and ext not in stored}
+        recount = _conversations_to_recount(part, part_created)
         part_aggs = set()
         for ext in part.inserted:
             m, cid = part.by_ext[ext]
@@ -732,16 +765,26 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
             recount_unread.update({part.conv_ids[k]: n for k, n in part.unread_set.items()})
             reset_conversation_aggregates(recount, recount_listed, recount_unread)
     update_conversation_aggregates(aggs)
-    tick = _phase(timings, "aggregates", tick)
 
-    # 4. Operations on existing messages (and the ones waiting for the messages just stored).
+
+def _conversations_to_recount(part: _Part, part_created: set[int]) -> set[int]:
+    """A message of a new conversation that was stored already (another chat's id: the COPY's fallback)
+    means the values it was created with counted it: those conversations are recomputed."""
+    if len(part.inserted) >= len(part.unique):
+        return set()
+    stored = set(part.inserted)
+    return {cid for ext, (_, cid) in part.by_ext.items() if cid in part_created and ext not in stored}
+
+
+def _apply_batch_operations(parts: list[_Part]) -> None:
+    """Operations on existing messages, and the ones that were waiting for the messages just stored."""
     waiting = _connections_with_pending_operations([p.conn.pk for p in parts if p.inserted and not p.ops])
     for part in parts:
         if part.ops or part.conn.pk in waiting:
             apply_operations(part.conn, part.ops, part.inserted, part.result)
-    tick = _phase(timings, "operations", tick)
 
-    # 5. Names, phone numbers, groups.
+
+def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Identities, names) -> None:
     chat_names = {}
     for part in parts:
         chat_names.update(part.chat_names)
@@ -749,15 +792,15 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
     for part in parts:
         if part.groups:
             apply_groups(tenant_id, part.groups, identities, part.conv_ids, part.result)
-    _phase(timings, "names_groups", tick)
-    results = [part.result for part in parts]
+
+
+def _publish(tenant_id: int, results: list[IngestResult]) -> None:
     conversation_ids = {c for r in results for c in r.conversation_ids}
-    if publish and conversation_ids:
+    if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
         # rendering them here cost ~7 us per ingested message (docs/live-updates.md).
         publish_messages_on_commit(tenant_id, sorted(conversation_ids),
                                    sorted({m for r in results for m in r.message_ids}), background=True)
-    return results
 
 
 def _connections_with_pending_operations(connection_ids: list[int]) -> set[int]:
