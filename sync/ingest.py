@@ -1157,13 +1157,7 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
 
     Each is checked by ``OperationAuthority`` against its target first; a refused one changes nothing,
     is counted in ``result.refused``, noted on its journal row and logged (``sync.operation.refused``)."""
-    pending = []
-    if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
-        arrived = []
-    for chunk in chunks(arrived, 5000):
-        pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
-                       .order_by("id").values_list("id", "kind", "target_external_id", "data", "chat_jid",
-                                                   "sender_jid", "from_me", "raw_event_id", "digest"))
+    pending = _pending_operations_for(conn, arrived)
     if pending and ops:
         # A replayed row brings its operations again: the copy waiting from its first pass is the same one.
         current = {op.digest for op in ops}
@@ -1173,7 +1167,38 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
     all_ops = pending_ops + ops
     if not all_ops:
         return
-    targets = {op.target for op in all_ops}
+    msgs = _operation_targets(conn, {op.target for op in all_ops})
+    checks = [(op, msgs[op.target]) for op in all_ops if op.target in msgs]
+    changes = _Changes(OperationAuthority(conn, checks) if checks else None)
+    for op in all_ops:
+        m = msgs.get(op.target)
+        if m is None:
+            changes.waiting.append(PendingOperation(
+                tenant_id=conn.tenant_id, connection_id=conn.pk, kind=op.kind, target_external_id=op.target,
+                data=op.data, chat_jid=op.chat, sender_jid=op.sender, from_me=op.from_me,
+                raw_event_id=op.raw_event_id, digest=op.digest))
+        else:
+            changes.apply(op, m)
+    changes.save(result)
+    if pending:
+        PendingOperation.objects.filter(pk__in=[p[0] for p in pending]).delete()
+    if changes.refused:
+        _record_refusals(conn, changes.refused, {op.raw_event_id for op in ops}, result)
+
+
+def _pending_operations_for(conn, arrived: list[str]) -> list[tuple]:
+    """The waiting operations whose target is among the messages that just ``arrived``."""
+    pending = []
+    if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
+        return pending
+    for chunk in chunks(arrived, 5000):
+        pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
+                       .order_by("id").values_list("id", "kind", "target_external_id", "data", "chat_jid",
+                                                   "sender_jid", "from_me", "raw_event_id", "digest"))
+    return pending
+
+
+def _operation_targets(conn, targets: set[str]) -> dict[str, Message]:
     msgs: dict[str, Message] = {}
     for chunk in chunks(targets, 1000):
         for m in Message.objects.for_tenant(conn.tenant_id).filter(connection_id=conn.pk, external_id__in=chunk).select_related(
@@ -1182,68 +1207,71 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
                 "tenant_id", "direction", "sender_jid", "conversation__chat_jid", "conversation__contact_id",
                 "conversation__is_group"):
             msgs[m.external_id] = m
-    checks = [(op, msgs[op.target]) for op in all_ops if op.target in msgs]
-    authority = OperationAuthority(conn, checks) if checks else None
-    changed: dict[int, Message] = {}
-    retexted: set[int] = set()  # edited or revoked: their search entries follow
-    revisions = []
-    waiting = []
-    refused: list[tuple[Operation, str]] = []
-    for op in all_ops:
-        kind, target, data = op.kind, op.target, op.data
-        m = msgs.get(target)
-        if m is None:
-            waiting.append(PendingOperation(
-                tenant_id=conn.tenant_id, connection_id=conn.pk, kind=kind, target_external_id=target, data=data,
-                chat_jid=op.chat, sender_jid=op.sender, from_me=op.from_me, raw_event_id=op.raw_event_id,
-                digest=op.digest))
-            continue
-        reason = authority.refusal(op, m)
+    return msgs
+
+
+class _Changes:
+    """What a batch of operations does to its target messages, saved set-wise at the end."""
+
+    def __init__(self, authority):
+        self.authority = authority
+        self.changed: dict[int, Message] = {}
+        self.retexted: set[int] = set()  # edited or revoked: their search entries follow
+        self.revisions: list[MessageRevision] = []
+        self.waiting: list[PendingOperation] = []
+        self.refused: list[tuple[Operation, str]] = []
+
+    def apply(self, op: Operation, m: Message) -> None:
+        reason = self.authority.refusal(op, m)
         if reason:
-            refused.append((op, reason))
-            continue
-        if kind == "receipt":
-            new, cur = data["status"], m.status
-            if cur in STATUS_RANK and STATUS_RANK.get(new, -1) > STATUS_RANK[cur]:
-                m.status = new
-                changed[m.pk] = m
-        elif kind == "reaction":
-            key, aliases = authority.reactor(op)
-            reactions = {k: v for k, v in (m.reactions or {}).items() if k not in aliases}
-            if data["emoji"]:
-                reactions[key] = data["emoji"]
-            if reactions != m.reactions:
-                m.reactions = reactions
-                changed[m.pk] = m
-        elif kind == "edit":
-            if data["body"] != m.body:
-                at = datetime.fromisoformat(data["at"])
-                revisions.append(MessageRevision(tenant_id=m.tenant_id, message_id=m.pk, body=m.body, replaced_at=at))
-                m.body, m.edited_at = data["body"], at
-                changed[m.pk] = m
-                retexted.add(m.pk)
-        elif kind == "revoke":
-            if m.deleted_at is None:
-                m.deleted_at = datetime.fromisoformat(data["at"])
-                changed[m.pk] = m
-                retexted.add(m.pk)
-    if changed:
-        for m in changed.values():
-            m.updated_at = timezone.now()
-        Message.objects.bulk_update(list(changed.values()), ["status", "reactions", "body", "edited_at", "deleted_at",
-                                                             "updated_at"], batch_size=500)
-        if retexted:
-            reindex_messages(retexted)  # an edit's new body, a revoke's removal (inbox.search)
-        result.message_ids.update(changed)
-        result.conversation_ids.update(m.conversation_id for m in changed.values())
-    if revisions:
-        MessageRevision.objects.bulk_create(revisions, batch_size=500)
-    if waiting:
-        PendingOperation.objects.bulk_create(waiting, ignore_conflicts=True, batch_size=500)
-    if pending:
-        PendingOperation.objects.filter(pk__in=[p[0] for p in pending]).delete()
-    if refused:
-        _record_refusals(conn, refused, {op.raw_event_id for op in ops}, result)
+            self.refused.append((op, reason))
+            return
+        getattr(self, f"_{op.kind}")(op, m)
+
+    def _receipt(self, op, m):
+        new, cur = op.data["status"], m.status
+        if cur in STATUS_RANK and STATUS_RANK.get(new, -1) > STATUS_RANK[cur]:
+            m.status = new
+            self.changed[m.pk] = m
+
+    def _reaction(self, op, m):
+        key, aliases = self.authority.reactor(op)
+        reactions = {k: v for k, v in (m.reactions or {}).items() if k not in aliases}
+        if op.data["emoji"]:
+            reactions[key] = op.data["emoji"]
+        if reactions != m.reactions:
+            m.reactions = reactions
+            self.changed[m.pk] = m
+
+    def _edit(self, op, m):
+        if op.data["body"] != m.body:
+            at = datetime.fromisoformat(op.data["at"])
+            self.revisions.append(MessageRevision(tenant_id=m.tenant_id, message_id=m.pk, body=m.body, replaced_at=at))
+            m.body, m.edited_at = op.data["body"], at
+            self.changed[m.pk] = m
+            self.retexted.add(m.pk)
+
+    def _revoke(self, op, m):
+        if m.deleted_at is None:
+            m.deleted_at = datetime.fromisoformat(op.data["at"])
+            self.changed[m.pk] = m
+            self.retexted.add(m.pk)
+
+    def save(self, result: IngestResult) -> None:
+        changed = self.changed
+        if changed:
+            for m in changed.values():
+                m.updated_at = timezone.now()
+            Message.objects.bulk_update(list(changed.values()), ["status", "reactions", "body", "edited_at",
+                                                                 "deleted_at", "updated_at"], batch_size=500)
+            if self.retexted:
+                reindex_messages(self.retexted)  # an edit's new body, a revoke's removal (inbox.search)
+            result.message_ids.update(changed)
+            result.conversation_ids.update(m.conversation_id for m in changed.values())
+        if self.revisions:
+            MessageRevision.objects.bulk_create(self.revisions, batch_size=500)
+        if self.waiting:
+            PendingOperation.objects.bulk_create(self.waiting, ignore_conflicts=True, batch_size=500)
 
 
 def _record_refusals(conn, refused: list[tuple[Operation, str]], batch_rows: set, result: IngestResult) -> None:
