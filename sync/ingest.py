@@ -133,29 +133,11 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
     now = timezone.now()
     if mappings:
         _record_mappings(tenant_id, mappings, now)
-    uf = _UnionFind()
-    for j in needed:
-        uf.find(j)
-    # Mappings learned earlier (any connection of the tenant) for the JIDs at hand.
-    known = mappings | _stored_mappings(tenant_id, [j for j in needed if not is_group(j)])
-    for pn, lid in known:
-        uf.union(pn, lid)
-    # The contacts of all those JIDs with every identity of each, so a contact known by its PN
-    # resolves to the PN even when this batch only shows its LID.
-    contact_of = _identities_of_contacts_of(tenant_id, set(uf.parent))
-    by_contact: dict[int, str] = {}
-    for jid, cid in contact_of.items():
-        first = by_contact.setdefault(cid, jid)
-        if first != jid:
-            uf.union(jid, first)
-    components: dict[str, set[str]] = defaultdict(set)
-    for j in list(uf.parent):
-        components[uf.find(j)].add(j)
-
+    components, contact_of = _people(tenant_id, needed, mappings)
     canonical: dict[str, str] = {}
     new_contacts: list[tuple[set[str], str, tuple[str, str, str, str]]] = []  # (jids, canonical, contact row)
     claims: list[tuple[str, int]] = []  # (jid, contact id) identities of existing contacts to add
-    for jids in components.values():
+    for jids in components:
         canon = _canonical_of(jids)
         for j in jids:
             canonical[j] = canon
@@ -172,22 +154,53 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
             claims.extend((j, cid) for j in jids if j not in contact_of)
         elif jids & needed:
             new_contacts.append((jids, canon, _new_contact_row(jids, canon, names, display_names or {})))
+    created = _create_and_claim(tenant_id, new_contacts, claims, contact_of, now)
+    return Identities(contact_of, canonical, created)
+
+
+def _people(tenant_id: int, needed: set[str], mappings: set[tuple[str, str]]) -> tuple[list[set[str]], dict[str, int]]:
+    """The JIDs at hand grouped by person (mappings learned now or earlier by any connection of the
+    tenant, and the identities their contacts already have), and jid -> contact id of the known ones."""
+    uf = _UnionFind()
+    for j in needed:
+        uf.find(j)
+    known = mappings | _stored_mappings(tenant_id, [j for j in needed if not is_group(j)])
+    for pn, lid in known:
+        uf.union(pn, lid)
+    # The contacts of all those JIDs with every identity of each, so a contact known by its PN
+    # resolves to the PN even when this batch only shows its LID.
+    contact_of = _identities_of_contacts_of(tenant_id, set(uf.parent))
+    by_contact: dict[int, str] = {}
+    for jid, cid in contact_of.items():
+        first = by_contact.setdefault(cid, jid)
+        if first != jid:
+            uf.union(jid, first)
+    components: dict[str, set[str]] = defaultdict(set)
+    for j in list(uf.parent):
+        components[uf.find(j)].add(j)
+    return list(components.values()), contact_of
+
+
+def _create_and_claim(tenant_id: int, new_contacts: list, claims: list[tuple[str, int]], contact_of: dict[str, int],
+                      now: datetime) -> dict[int, ContactNames]:
+    """Insert the new contacts and claim the identities; another process may have claimed some JIDs
+    first: its contact wins and ours, left without identities, is removed. The created contacts' names."""
     new_ids = _create_contacts(tenant_id, [row for _, _, row in new_contacts], now) if new_contacts else []
     for (jids, _, _), cid in zip(new_contacts, new_ids, strict=True):
         claims.extend((j, cid) for j in jids)
     created: dict[int, ContactNames] = {}
-    if claims:
-        # Another process may have claimed some JIDs first: their contact wins.
-        contact_of.update(_claim_identities(tenant_id, claims, now))
-        orphans = []
-        for (jids, canon, (_, display_name, push_name, phone_number)), cid in zip(new_contacts, new_ids, strict=True):
-            if contact_of[canon] == cid:
-                created[cid] = ContactNames(push_name, display_name, phone_number)
-            elif all(contact_of[j] != cid for j in jids):
-                orphans.append(cid)
-        if orphans:
-            Contact.objects.for_tenant(tenant_id).filter(pk__in=orphans, identities__isnull=True).delete()
-    return Identities(contact_of, canonical, created)
+    if not claims:
+        return created
+    contact_of.update(_claim_identities(tenant_id, claims, now))
+    orphans = []
+    for (jids, canon, (_, display_name, push_name, phone_number)), cid in zip(new_contacts, new_ids, strict=True):
+        if contact_of[canon] == cid:
+            created[cid] = ContactNames(push_name, display_name, phone_number)
+        elif all(contact_of[j] != cid for j in jids):
+            orphans.append(cid)
+    if orphans:
+        Contact.objects.for_tenant(tenant_id).filter(pk__in=orphans, identities__isnull=True).delete()
+    return created
 
 
 def _new_contact_row(jids: set[str], canon: str, names: dict[str, str], display_names: dict[str, str]) \
@@ -1322,6 +1335,21 @@ def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int
 def update_contact_names(identities: Identities, names: dict[str, str], chat_names: dict[str, str], groups) -> None:
     """Push names (latest wins), address-book names from history (only where none is set), group
     subjects, phone numbers learned from PN identities. One read, one bulk update."""
+    want = _wanted_names(identities, names, chat_names, groups)
+    if not want:
+        return
+    created = identities.created
+    current = [(cid, *created[cid]) for cid in want if cid in created]
+    for chunk in chunks([cid for cid in want if cid not in created], 1000):  # ids of this batch's tenant
+        current.extend(Contact.objects.unscoped().filter(pk__in=chunk)
+                       .values_list("id", "push_name", "display_name", "phone_number"))
+    changed = [contact for row in current if (contact := _renamed(row, want[row[0]])) is not None]
+    if changed:
+        Contact.objects.bulk_update(changed, ["push_name", "display_name", "phone_number", "updated_at"], batch_size=500)
+
+
+def _wanted_names(identities: Identities, names, chat_names, groups) -> dict[int, dict]:
+    """contact id -> the names and phone number this batch teaches about it."""
     want: dict[int, dict] = defaultdict(dict)
     contact_of = identities.contact_of
     for jid, name in names.items():
@@ -1340,30 +1368,25 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
         phone = phone_of(jid)
         if phone and identities.canonical.get(jid) == jid:
             want[cid].setdefault("phone_number", phone)
-    if not want:
-        return
-    created = identities.created
-    current = [(cid, *created[cid]) for cid in want if cid in created]
-    for chunk in chunks([cid for cid in want if cid not in created], 1000):  # ids of this batch's tenant
-        current.extend(Contact.objects.unscoped().filter(pk__in=chunk)
-                       .values_list("id", "push_name", "display_name", "phone_number"))
-    changed = []
-    for cid, push_name, display_name, phone_number in current:
-        w = want[cid]
-        dirty = False
-        if w.get("push_name") and push_name != w["push_name"][:255]:
-            push_name, dirty = w["push_name"][:255], True
-        if w.get("subject") and display_name != w["subject"][:255]:
-            display_name, dirty = w["subject"][:255], True
-        if w.get("display_name") and not display_name:
-            display_name, dirty = w["display_name"][:255], True
-        if w.get("phone_number") and phone_number != w["phone_number"]:
-            phone_number, dirty = w["phone_number"], True
-        if dirty:
-            changed.append(Contact(pk=cid, push_name=push_name, display_name=display_name, phone_number=phone_number,
-                                   updated_at=timezone.now()))
-    if changed:
-        Contact.objects.bulk_update(changed, ["push_name", "display_name", "phone_number", "updated_at"], batch_size=500)
+    return want
+
+
+def _renamed(row: tuple, w: dict) -> Contact | None:
+    """The contact with what ``w`` changes in its current ``row`` (id, push name, display name, phone);
+    None when nothing changes."""
+    cid, push_name, display_name, phone_number = row
+    new = {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}
+    if w.get("push_name"):
+        new["push_name"] = w["push_name"][:255]
+    if w.get("subject"):
+        new["display_name"] = w["subject"][:255]
+    elif w.get("display_name") and not display_name:
+        new["display_name"] = w["display_name"][:255]
+    if w.get("phone_number"):
+        new["phone_number"] = w["phone_number"]
+    if new == {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}:
+        return None
+    return Contact(pk=cid, updated_at=timezone.now(), **new)
 
 
 def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[str, int], result: IngestResult) -> None:
