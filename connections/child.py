@@ -178,68 +178,85 @@ class Child:
     def handle(self, cmd: dict) -> None:
         op, cid = cmd["op"], cmd.get("id")
         if op == "probe":
-            self.alive = {i for i, s in list(self.sessions.items()) if s.transport.is_alive()}
-            due = time.monotonic() - STORE_MAPPINGS_SECONDS
-            for i in self.alive:
-                if self.sessions[i].mappings_read_at < due:
-                    self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
-                    self.commands.put({"op": "store_mappings", "id": i})
-            return
+            return self.probe()
         if op == "start":
-            self.replay_orphaned_spool(cid)
-            session = self.sessions.get(cid)
-            if session is None:
-                session = self.sessions[cid] = Session(self, cmd)
-            elif cmd.get("jid"):
-                session.transport.config.jid = cmd["jid"]
-            self.connect_attempts += 1
-            session.transport.connect()
-            if cmd.get("pair_method") == "phone" and cmd.get("phone"):
-                code = session.transport.pair_phone(cmd["phone"])
-                session.on_state(State.PAIR_CODE, "enter the code on the phone", code=code, expires_in=160)
-            return
+            return self.start(cmd)
         session = self.sessions.get(cid)
         if session is None:
             if op not in ("stop", "halt", "recover", "send", "store_mappings"):
                 self.reply({"type": "error", "id": cid, "op": op, "error": "no live session for this connection here"})
-            return
-        transport = session.transport
-        if op == "halt":
-            self.alive.discard(cid)
-            transport.disconnect()
-        elif op == "stop":
-            self.alive.discard(cid)
-            transport.disconnect()
-            self.sessions.pop(cid, None)
-            if hasattr(transport, "close"):
-                transport.close()
-        elif op == "logout":
-            self.alive.discard(cid)
-            try:
-                transport.logout()
-                self.reply({"type": "state", "id": cid, "kind": "logged_out_here", "detail": "logged out from the inbox"})
-            except TransportError as exc:
-                self.reply({"type": "error", "id": cid, "op": op, "error": str(exc)})
-            self.sessions.pop(cid, None)
-        elif op == "recover":
-            self.recover_sends(session)
-            self.drain_outbox(session)
-        elif op == "send":
-            self.drain_outbox(session)
-        elif op == "store_mappings":
-            self.record_store_mappings(session)
-        elif op == "mark_read":
-            transport.mark_read(cmd["chat_jid"], cmd.get("external_ids") or cmd.get("message_ids") or [],
-                                cmd.get("sender_jid") or "")
-        elif op == "request_history":
-            try:
-                transport.request_history(cmd["chat_jid"], datetime.fromisoformat(cmd["before"]))
-            except NotSupported as exc:
-                self.reply({"type": "error", "id": cid, "op": op, "error": str(exc)})
-        elif op == "simulate":
-            transport.simulate(cmd.get("command") or {})
-        else:
+            return None
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
             raise ValueError(f"unknown op {op!r}")
+        return handler(session, cmd)
+
+    def probe(self) -> None:
+        self.alive = {i for i, s in list(self.sessions.items()) if s.transport.is_alive()}
+        due = time.monotonic() - STORE_MAPPINGS_SECONDS
+        for i in self.alive:
+            if self.sessions[i].mappings_read_at < due:
+                self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
+                self.commands.put({"op": "store_mappings", "id": i})
+
+    def start(self, cmd: dict) -> None:
+        cid = cmd["id"]
+        self.replay_orphaned_spool(cid)
+        session = self.sessions.get(cid)
+        if session is None:
+            session = self.sessions[cid] = Session(self, cmd)
+        elif cmd.get("jid"):
+            session.transport.config.jid = cmd["jid"]
+        self.connect_attempts += 1
+        session.transport.connect()
+        if cmd.get("pair_method") == "phone" and cmd.get("phone"):
+            code = session.transport.pair_phone(cmd["phone"])
+            session.on_state(State.PAIR_CODE, "enter the code on the phone", code=code, expires_in=160)
+
+    # --- commands for a session hosted here (op_<name>) ----------------------------------------------
+    def op_halt(self, session: Session, cmd: dict) -> None:
+        self.alive.discard(session.connection_id)
+        session.transport.disconnect()
+
+    def op_stop(self, session: Session, cmd: dict) -> None:
+        self.alive.discard(session.connection_id)
+        session.transport.disconnect()
+        self.sessions.pop(session.connection_id, None)
+        if hasattr(session.transport, "close"):
+            session.transport.close()
+
+    def op_logout(self, session: Session, cmd: dict) -> None:
+        cid = session.connection_id
+        self.alive.discard(cid)
+        try:
+            session.transport.logout()
+            self.reply({"type": "state", "id": cid, "kind": "logged_out_here", "detail": "logged out from the inbox"})
+        except TransportError as exc:
+            self.reply({"type": "error", "id": cid, "op": "logout", "error": str(exc)})
+        self.sessions.pop(cid, None)
+
+    def op_recover(self, session: Session, cmd: dict) -> None:
+        self.recover_sends(session)
+        self.drain_outbox(session)
+
+    def op_send(self, session: Session, cmd: dict) -> None:
+        self.drain_outbox(session)
+
+    def op_store_mappings(self, session: Session, cmd: dict) -> None:
+        self.record_store_mappings(session)
+
+    def op_mark_read(self, session: Session, cmd: dict) -> None:
+        session.transport.mark_read(cmd["chat_jid"], cmd.get("external_ids") or cmd.get("message_ids") or [],
+                                    cmd.get("sender_jid") or "")
+
+    def op_request_history(self, session: Session, cmd: dict) -> None:
+        try:
+            session.transport.request_history(cmd["chat_jid"], datetime.fromisoformat(cmd["before"]))
+        except NotSupported as exc:
+            self.reply({"type": "error", "id": session.connection_id, "op": "request_history", "error": str(exc)})
+
+    def op_simulate(self, session: Session, cmd: dict) -> None:
+        session.transport.simulate(cmd.get("command") or {})
 
     def replay_orphaned_spool(self, connection_id: int) -> None:
         """Before a session starts here, what a dead process spooled for it goes into the journal, so its
