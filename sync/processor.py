@@ -77,6 +77,20 @@ class Summary:
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def add(self, rows: int, result, run_id: int) -> None:
+        """Count ``rows`` journal rows processed into run ``run_id`` with what ingesting them did."""
+        self.processed += rows
+        self.received += result.received
+        self.saved += result.saved
+        self.duplicates += result.duplicates
+        self.items_failed += result.failed
+        for reason, n in result.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+        for reason, n in result.refused.items():
+            self.refused[reason] = self.refused.get(reason, 0) + n
+        if run_id not in self.run_ids:
+            self.run_ids.append(run_id)
+
 
 # --- the per-connection lock --------------------------------------------------------------------
 
@@ -447,21 +461,9 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
     segments: list[tuple[SyncRun, list[tuple[RawEvent, Decoded]]]] = []
     finish_after: list[SyncRun] = []
     for row in rows:
-        started = time.perf_counter()
-        pre = predecoded.get(row.pk)
-        try:
-            if isinstance(pre, Decoded):
-                decoded = pre
-            elif isinstance(pre, str):
-                raise DecodeError(pre)
-            else:
-                decoded = decode_event(row.event_name, row.payload, row.received_at)
-        except DecodeError as exc:
-            failures.append((row, str(exc)))
+        decoded = _decoded(row, predecoded.get(row.pk), failures)
+        if decoded is None:
             continue
-        finally:
-            TIMINGS["decode"] += time.perf_counter() - started
-        decoded.raw_event_id = row.pk
         run = router.run_for(decoded)
         if segments and segments[-1][0].pk == run.pk:
             segments[-1][1].append((row, decoded))
@@ -482,17 +484,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             if decoded.failures:
                 log_item_failures(conn, row, decoded)
         _mark_processed(run, [r for r, _ in items], now)
-        summary.processed += len(items)
-        summary.received += result.received
-        summary.saved += result.saved
-        summary.duplicates += result.duplicates
-        summary.items_failed += result.failed
-        for reason, n in result.skipped.items():
-            summary.skipped[reason] = summary.skipped.get(reason, 0) + n
-        for reason, n in result.refused.items():
-            summary.refused[reason] = summary.refused.get(reason, 0) + n
-        if run.pk not in summary.run_ids:
-            summary.run_ids.append(run.pk)
+        summary.add(len(items), result, run.pk)
         refreshed = SyncRun.objects.get(pk=run.pk)
         if (router.explicit is None and refreshed.kind in (SyncRun.Kind.HISTORY, SyncRun.Kind.ON_DEMAND)
                 and refreshed.progress is not None and refreshed.progress >= 100):
@@ -501,6 +493,26 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
         _fail_rows(conn, failures, router, summary)
     for run in finish_after:
         finish_run(run)
+
+
+def _decoded(row: RawEvent, pre, failures: list) -> Decoded | None:
+    """The row's events: decoded ahead (``pre``: a Decoded, or the error it gave) or now; None (and the
+    row with its error in ``failures``) when it cannot be decoded."""
+    started = time.perf_counter()
+    try:
+        if isinstance(pre, Decoded):
+            decoded = pre
+        elif isinstance(pre, str):
+            raise DecodeError(pre)
+        else:
+            decoded = decode_event(row.event_name, row.payload, row.received_at)
+    except DecodeError as exc:
+        failures.append((row, str(exc)))
+        return None
+    finally:
+        TIMINGS["decode"] += time.perf_counter() - started
+    decoded.raw_event_id = row.pk
+    return decoded
 
 
 ROW_NOTE_LIMIT = 5000
