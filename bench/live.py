@@ -239,7 +239,7 @@ def run(args, port, started) -> dict:
     return result
 
 
-async def drive(args, url, port, cookies, texts, marker, send_one):
+async def drive(args, url, port, cookies, texts, marker, send_one):  # noqa: C901 - a benchmark's script
     """Connect the clients, inject the messages at the rate, collect arrivals; returns per-client dicts."""
     import websockets
 
