@@ -22,7 +22,7 @@ from django.utils import timezone
 from config.backoff import backoff
 from inbox.events import publish_messages_on_commit
 from inbox.models import Message
-from sync.ingest import apply_pending_operations
+from sync.operations import apply_pending_operations
 
 logger = logging.getLogger(__name__)
 Status = Message.Status

@@ -101,7 +101,7 @@ class PendingOperation(TenantOwned):
     the connection, and by the journal safety net for targets written by other paths (the outbox).
     ``digest`` makes recording the same operation twice (a replay) a no-op. ``chat_jid``, ``sender_jid``
     and ``from_me`` are who claimed the operation, checked against the target when it arrives
-    (``sync.ingest.OperationAuthority``); rows from before they were recorded have an empty chat and
+    (``sync.operations.OperationAuthority``); rows from before they were recorded have an empty chat and
     are refused. ``raw_event``: the journal row that brought it (a refusal is noted there).
     """
 

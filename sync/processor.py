@@ -36,8 +36,10 @@ from inbox.alerts import do_raise_alert, journal_cause
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
 from sync.decode import Decoded, DecodeError, decode_event
-from sync.ingest import TIMINGS, IngestResult, apply_pending_operations, ingest
+from sync.ingest import TIMINGS, ingest
 from sync.models import RawEvent, SyncRun
+from sync.operations import apply_pending_operations
+from sync.results import IngestResult
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from django.db import transaction
 
 from inbox.models import Contact, ContactIdentity, Conversation, Message, MessageRevision
 from sync import events_builder as b
-from sync.ingest import apply_pending_operations
 from sync.models import PendingOperation, RawEvent
+from sync.operations import apply_pending_operations
 from sync.processor import process_pending, requeue
 from tests.factories import ConversationFactory, MessageFactory
 from tests.sync.helpers import LID_ANA, PN_ANA, T0, feed, from_phone, incoming

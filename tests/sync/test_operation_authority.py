@@ -14,8 +14,8 @@ from connections import outbox
 from inbox.actions import do_queue_reply
 from inbox.models import Conversation, Message, MessageRevision
 from sync import events_builder as b
-from sync.ingest import apply_pending_operations
 from sync.models import PendingOperation, RawEvent, SyncRun
+from sync.operations import apply_pending_operations
 from sync.selectors import sync_report
 from tests.sync.helpers import GROUP, LID_ANA, ME, PN_ANA, PN_BRUNO, T0, feed, from_phone, incoming
 

@@ -1,0 +1,25 @@
+"""What ingesting a batch did, per connection: the counts a SyncRun keeps and what to publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    saved: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # items of the events that failed on their own (``Decoded.failures``)
+    # Operations not applied because their sender may not make them: {"refused_edit": n, ...}. Not part
+    # of received = saved + duplicates + skipped + failed: operations are not counted as received.
+    refused: dict[str, int] = field(default_factory=dict)
+    # Notes for the journal rows of this batch (raw event id -> notes): refused operations.
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    conversation_ids: set[int] = field(default_factory=set)
+    message_ids: set[int] = field(default_factory=set)
+    merges: int = 0
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
