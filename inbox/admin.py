@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -194,8 +195,23 @@ class MessageRevisionInline(admin.TabularInline):
     can_delete = False
 
 
+class MessageAdminForm(forms.ModelForm):
+    """A message stays in its conversation's tenant and number (the database refuses it otherwise,
+    ADR-11): said here as a form error instead of a failed save. (The admin supplies model and fields.)"""
+
+    def clean(self):
+        cleaned = super().clean()
+        conversation = cleaned.get("conversation")
+        tenant, connection = cleaned.get("tenant"), cleaned.get("connection")
+        if conversation and tenant and connection and (
+                conversation.tenant_id != tenant.pk or conversation.connection_id != connection.pk):
+            raise forms.ValidationError("The conversation belongs to another tenant or number than this message.")
+        return cleaned
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    form = MessageAdminForm
     list_display = ["id", "external_id", "conversation", "direction", "status", "type", short_body, "sent_at", "deleted_at"]
     list_filter = ["direction", "status", "type", "tenant", "connection"]
     # The search box's fields; get_search_results says how each is searched.

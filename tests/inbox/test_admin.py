@@ -133,3 +133,27 @@ def test_admin_export_action_writes_the_selected_rows_as_csv(admin_client):
     lines = response.content.decode().strip().splitlines()
     assert lines[0].startswith("id,chat_jid") and len(lines) == 3
     assert {line.split(",")[1] for line in lines[1:]} == {c.chat_jid for c in conversations[:2]}
+
+
+def test_message_admin_refuses_moving_a_message_to_another_tenants_conversation(rf, admin_user):
+    """Said as a form error; the database would refuse the save anyway (ADR-11)."""
+    from django.forms.models import model_to_dict
+
+    message = MessageFactory()
+    elsewhere = ConversationFactory()  # another tenant's
+    from inbox.tenancy import unscoped_scope
+
+    request = rf.get("/")
+    request.user = admin_user
+    with unscoped_scope():  # what the admin's middleware gives staff
+        form_class = admin.site._registry[Message].get_form(request, message)
+        data = model_to_dict(message)
+        for name in ("sent_at", "edited_at", "deleted_at", "next_attempt_at"):  # the admin's split widgets
+            value = data.pop(name)
+            data[f"{name}_0"], data[f"{name}_1"] = (value.strftime("%Y-%m-%d"), value.strftime("%H:%M:%S")) \
+                if value else ("", "")
+        form = form_class(dict(data, conversation=elsewhere.pk), instance=message)
+        assert not form.is_valid()
+        assert "another tenant or number" in str(form.non_field_errors())
+        same = form_class(data, instance=message)
+        assert same.is_valid(), same.errors
