@@ -99,7 +99,7 @@ def do_queue_reply(conversation, user, body: str):
     from django.utils import timezone
 
     from inbox import events
-    from inbox.formatting import preview_text
+    from inbox.formatting import message_preview
     from inbox.models import Message
     from inbox.search import index_messages
 
@@ -118,7 +118,7 @@ def do_queue_reply(conversation, user, body: str):
             sent_at=now,
         )
         index_messages([message.pk])  # searchable at once (inbox.search)
-        preview = preview_text(body, 200)
+        preview = message_preview(body)
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
             last_message_at=now, last_message_preview=preview, updated_at=now)
         conversation.last_message_at, conversation.last_message_preview = now, preview

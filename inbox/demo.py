@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 from inbox.actions import get_or_create_contact_for_jid, get_or_create_conversation
+from inbox.formatting import message_preview
 from inbox.models import Membership, Message, Tenant
 from inbox.search import index_messages
 
@@ -106,7 +107,7 @@ def do_seed_demo() -> None:
                                .values_list("id", flat=True))
                 last = new[-1]
                 conversation.last_message_at = last.sent_at
-                conversation.last_message_preview = last.body[:200]
+                conversation.last_message_preview = message_preview(last.body, last.type)
                 conversation.unread_count += len(new)
                 conversation.oldest_synced_at = conversation.oldest_synced_at or new[0].sent_at
                 conversation.newest_synced_at = last.sent_at

@@ -67,7 +67,18 @@ def format_whatsapp(text: str | None) -> SafeString:
     return mark_safe("".join(out))  # noqa: S308 - every piece above is escaped or a fixed tag
 
 
-def preview_text(text: str, limit: int = 120) -> str:
-    """A one-line plain-text preview for the conversation list (escaped when rendered)."""
-    flat = " ".join((text or "").split())
+PREVIEW_LEN = 200  # Conversation.last_message_preview's length
+_TYPE_LABELS = {
+    "image": "[image]", "video": "[video]", "audio": "[audio]", "document": "[document]", "sticker": "[sticker]",
+    "contact": "[contact]", "location": "[location]", "unsupported": "[unsupported message]",
+}
+
+
+def message_preview(body: str, type_: str = "text", limit: int = PREVIEW_LEN) -> str:
+    """The one-line plain-text preview of a message for the conversation list (escaped when rendered):
+    a label first for what is not text ("[image] caption"), whitespace flattened, cut with an ellipsis.
+    The one way every writer (sync, replies, demo data) makes it."""
+    flat = " ".join((body or "").split())
+    if type_ != "text":
+        flat = f"{_TYPE_LABELS.get(type_, f'[{type_}]')} {flat}".strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

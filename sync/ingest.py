@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from config.batching import chunks
 from inbox.events import publish_messages_on_commit
+from inbox.formatting import message_preview
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
 from sync.decode import Decoded, MessageRecord
@@ -38,19 +39,6 @@ from sync.upsert import insert_new
 
 logger = logging.getLogger(__name__)
 
-PREVIEW_LEN = 200
-_TYPE_PREVIEW = {
-    "image": "[image]", "video": "[video]", "audio": "[audio]", "document": "[document]", "sticker": "[sticker]",
-    "contact": "[contact]", "location": "[location]", "unsupported": "[unsupported message]",
-}
-
-
-def preview_of(body: str, type_: str) -> str:
-    text = body.strip().replace("\n", " ") if body else ""
-    if type_ != "text":
-        label = _TYPE_PREVIEW.get(type_, f"[{type_}]")
-        text = f"{label} {text}".strip()
-    return text[:PREVIEW_LEN]
 
 
 # --- identities ---------------------------------------------------------------------------------
@@ -98,7 +86,7 @@ class _ConvAgg:
 
     @property
     def preview(self) -> str:
-        return preview_of(self._last.body, self._last.type) if self._last is not None else ""
+        return message_preview(self._last.body, self._last.type) if self._last is not None else ""
 
 
 MESSAGE_COLUMNS = (

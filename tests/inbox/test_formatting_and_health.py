@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from inbox.formatting import format_whatsapp, preview_text
+from inbox.formatting import format_whatsapp, message_preview
 
 
 @pytest.mark.smoke
@@ -28,8 +28,9 @@ def test_whatsapp_formatting_is_safe(text, html):
 
 
 def test_preview_is_one_line_and_bounded():
-    assert preview_text("a\n\n b   c") == "a b c"
-    assert preview_text("x" * 300, 120) == "x" * 119 + "…"
+    assert message_preview("a\n\n b   c") == "a b c"
+    assert message_preview("x" * 300, limit=120) == "x" * 119 + "…"
+    assert message_preview("look", "image") == "[image] look" and message_preview("", "sticker") == "[sticker]"
 
 
 @pytest.mark.smoke
