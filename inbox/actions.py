@@ -34,14 +34,18 @@ def get_or_create_conversation(connection, chat_jid: str, contact: Contact, *, i
         return Conversation.objects.for_tenant(connection.tenant_id).get(connection=connection, chat_jid=chat_jid)
 
 
+_KIND_OF_SERVER = {
+    "s.whatsapp.net": ContactIdentity.Kind.PN,
+    "c.us": ContactIdentity.Kind.PN,
+    "lid": ContactIdentity.Kind.LID,
+    "g.us": ContactIdentity.Kind.GROUP,
+}
+
+
 def identity_kind_for_jid(jid: str) -> str:
-    server = jid.rpartition("@")[2]
-    return {
-        "s.whatsapp.net": ContactIdentity.Kind.PN,
-        "c.us": ContactIdentity.Kind.PN,
-        "lid": ContactIdentity.Kind.LID,
-        "g.us": ContactIdentity.Kind.GROUP,
-    }.get(server, ContactIdentity.Kind.OTHER)
+    """What kind of identity a JID is, by its server: a phone number, a LID, a group, or other. The one
+    place this is decided (the sync's bulk inserts call it too)."""
+    return _KIND_OF_SERVER.get(jid.rpartition("@")[2], ContactIdentity.Kind.OTHER)
 
 
 def get_or_create_contact_for_jid(tenant, jid: str, **defaults) -> Contact:

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.batching import chunks
+from inbox.actions import identity_kind_for_jid
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message
 from inbox.purge import do_purge_conversations
 from inbox.search import move_entries
@@ -260,7 +261,7 @@ def _claim_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
     that holds each JID now (ours, or another process's that got there first)."""
     if db.vendor != "postgresql":
         ContactIdentity.objects.bulk_create(
-            [ContactIdentity(tenant_id=tenant_id, contact_id=cid, jid=j, kind=_identity_kind(j)) for j, cid in claims],
+            [ContactIdentity(tenant_id=tenant_id, contact_id=cid, jid=j, kind=identity_kind_for_jid(j)) for j, cid in claims],
             ignore_conflicts=True, batch_size=1000,
         )
         return _identities_of(tenant_id, [j for j, _ in claims])
@@ -272,7 +273,7 @@ def _claim_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
     """  # noqa: S608 - table name from model meta, values are parameters
     with db.cursor() as cursor:
         cursor.execute(sql, [tenant_id, now, pg_array([cid for _, cid in claims]), pg_array(jids),
-                             pg_array([_identity_kind(j) for j in jids])])
+                             pg_array([identity_kind_for_jid(j) for j in jids])])
         holders = dict(cursor.fetchall())
     if len(holders) < len(claims):
         holders.update(_identities_of(tenant_id, [j for j in jids if j not in holders]))
@@ -290,16 +291,6 @@ def _identities_of(tenant_id: int, jids: list[str]) -> dict[str, int]:
         cursor.execute(f"SELECT jid, contact_id FROM {ContactIdentity._meta.db_table} "  # noqa: S608
                        "WHERE tenant_id = %s AND jid = ANY(%s::text[])", [tenant_id, pg_array(jids)])
         return dict(cursor.fetchall())
-
-
-def _identity_kind(jid: str) -> str:
-    if is_pn(jid):
-        return ContactIdentity.Kind.PN
-    if is_lid(jid):
-        return ContactIdentity.Kind.LID
-    if is_group(jid):
-        return ContactIdentity.Kind.GROUP
-    return ContactIdentity.Kind.OTHER
 
 
 def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
