@@ -4,7 +4,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from inbox import actions
 from inbox.exports import export_as_csv
@@ -272,9 +271,10 @@ class MessageSearchEntryAdmin(admin.ModelAdmin):
 
 @admin.action(description="Acknowledge selected alerts")
 def acknowledge_alerts(modeladmin, request, queryset):
-    updated = queryset.filter(acknowledged_at__isnull=True).update(
-        acknowledged_at=timezone.now(), acknowledged_by=request.user
-    )
+    pending = list(queryset.filter(acknowledged_at__isnull=True))
+    for alert in pending:
+        actions.do_acknowledge_alert(alert, request.user)
+    updated = len(pending)
     modeladmin.message_user(request, f"{updated} alert(s) acknowledged.")
 
 

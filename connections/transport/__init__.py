@@ -15,7 +15,8 @@ __all__ = [
     "get_transport_class", "supports_history_requests",
 ]
 
-# Whether the transport can fetch older history on demand (the UI shows "load older" accordingly).
+# Whether the transport can fetch older history on demand (the UI shows "load older" accordingly). Here,
+# not on the classes: the web process must not load neonize's Go library to ask.
 _HISTORY_REQUESTS = {"simulator": True, "neonize": False}
 
 

@@ -100,7 +100,6 @@ def jid_to_str(j) -> str:
 
 class Transport(abc.ABC):
     name: str = ""
-    supports_history_requests: bool = False
 
     def __init__(self, config: SessionConfig, callbacks: SessionCallbacks):
         self.config = config

@@ -136,7 +136,6 @@ def store_lid_mappings() -> list[tuple[str, str]]:
 
 class NeonizeTransport(Transport):
     name = "neonize"
-    supports_history_requests = False
     can_tell_sent = False
 
     def __init__(self, config, callbacks):

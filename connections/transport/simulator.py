@@ -116,7 +116,6 @@ def _pn(number: str) -> str:
 
 class SimulatorTransport(Transport):
     name = "simulator"
-    supports_history_requests = True
     can_tell_sent = True
 
     def __init__(self, config, callbacks):

@@ -157,3 +157,14 @@ def test_message_admin_refuses_moving_a_message_to_another_tenants_conversation(
         assert "another tenant or number" in str(form.non_field_errors())
         same = form_class(data, instance=message)
         assert same.is_valid(), same.errors
+
+
+def test_admin_acknowledges_alerts_through_the_action(admin_client, admin_user, caplog):
+    conn = ConnectionFactory()
+    alert = Alert.objects.create(tenant=conn.tenant, connection=conn, kind="other", message="x")
+    url = reverse("admin:inbox_alert_changelist")
+    response = admin_client.post(url, {"action": "acknowledge_alerts", "_selected_action": [alert.pk]}, follow=True)
+    assert b"1 alert(s) acknowledged." in response.content
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is not None and alert.acknowledged_by == admin_user
+    assert any(r.msg == "inbox.alert_acknowledged" for r in caplog.records)  # the action's log line
