@@ -352,7 +352,7 @@ def flush_list_updates(tenant_id) -> int:
         return 0
     if len(ids) > MAX_LIST_ROWS_PUSHED:
         # A history chunk moved hundreds of conversations: rendering them all for every open inbox
-        # costs ~0.3 ms a row and more than a page is never on screen. The lists reload themselves.
+        # costs per row (docs/measurements.md) and more than a page is never on screen. The lists reload themselves.
         _send(inbox_group(tenant_id), render_to_string("inbox/partials/list_stale.html"))
         return len(ids)
     conversations = conversations_by_ids(tenant_id, ids)

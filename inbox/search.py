@@ -1,7 +1,7 @@
 """The message-text search entries (``MessageSearchEntry``), written in one place (ADR-10).
 
 The inbox's message-text search reads ``inbox_messagesearchentry`` (trigram GIN on its body, migration
-inbox 0006), not ``inbox_message``: the trigram index costs ~7 us per row it indexes, which history
+inbox 0006), not ``inbox_message``: the trigram index's cost per row it indexes (ADR-10), which history
 syncs would otherwise pay on every message they insert. Every write path calls these functions:
 
 - ``index_messages(ids)`` / ``index_connection_messages(connection_id, external_ids)``: agent replies,

@@ -409,7 +409,7 @@ def _publish(tenant_id: int, results: list[IngestResult]) -> None:
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
-        # rendering them here cost ~7 us per ingested message (docs/live-updates.md).
+        # rendering them here would cost every ingested message (docs/measurements.md, docs/live-updates.md).
         publish_messages_on_commit(tenant_id, sorted(conversation_ids),
                                    sorted({m for r in results for m in r.message_ids}), background=True)
 
