@@ -123,15 +123,15 @@ def main() -> dict:
         payload_mb = sum(len(c) for c in chunks) / 1e6
 
         # --- ingest: journal + process, as the runner and the worker do ---------------------------
-        from sync.ingest import TIMINGS
+        from sync.timing import phase_timings
 
-        TIMINGS.clear()
-        t = time.perf_counter()
-        journal_events(conn.pk, [("HistorySyncEv", c, None) for c in chunks], schedule=False)
-        journal_s = time.perf_counter() - t
-        summary = process_pending(conn.pk, batch_size=args.batch_size, wait=True)
-        ingest_s = time.perf_counter() - t
-        phases = {k: round(v, 3) for k, v in TIMINGS.items()}
+        with phase_timings() as totals:
+            t = time.perf_counter()
+            journal_events(conn.pk, [("HistorySyncEv", c, None) for c in chunks], schedule=False)
+            journal_s = time.perf_counter() - t
+            summary = process_pending(conn.pk, batch_size=args.batch_size, wait=True)
+            ingest_s = time.perf_counter() - t
+        phases = {k: round(v, 3) for k, v in totals.items()}
         messages = Message.objects.unscoped().filter(connection=conn).count()
         assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
         history_run = SyncRun.objects.get(kind="history")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +28,7 @@ from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
+from sync import timing
 from sync.decode import Decoded, MessageRecord
 from sync.identities import Identities, pg_array, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
@@ -97,7 +97,6 @@ MESSAGE_COLUMNS = (
 PUBLISH_HISTORY_MESSAGES = 200
 
 # Cumulative seconds per ingestion phase (read by bench/ingest.py); cheap enough to keep always on.
-TIMINGS: dict[str, float] = defaultdict(float)
 
 
 def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True) -> IngestResult:
@@ -192,7 +191,7 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
 
     The number of statements depends on the batch's shape (history or live, operations or groups
     present), not on how many connections or messages it carries."""
-    lap = _Laps(TIMINGS)
+    lap = timing.Laps()
     mappings: set[tuple[str, str]] = set()
     names: dict[str, str] = {}
     parts = [_collect(conn, events, names, mappings) for conn, events in batch]
@@ -213,18 +212,6 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
     if publish:
         _publish(tenant_id, results)
     return results
-
-
-class _Laps:
-    """Adds the time since the previous lap to ``timings[name]`` (the benchmarks read TIMINGS)."""
-
-    def __init__(self, timings):
-        self.timings, self.since = timings, time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] += now - self.since
-        self.since = now
 
 
 def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, names) -> Identities:
@@ -296,7 +283,7 @@ def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
             batch_aggs.setdefault(g.group_jid, _ConvAgg())
 
 
-def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], alongside, lap: _Laps) -> None:
+def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], alongside, lap: timing.Laps) -> None:
     """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted."""
     rows = []
     created_ids: set[int] = set()
@@ -306,7 +293,7 @@ def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], a
         rows.extend(_message_rows(tenant_id, part, canon, now))
     lap("message_rows")
     id_range: list[int] = []
-    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"), timings=lap.timings,
+    inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"),
                           alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
     lap("message_copy")
     by_conn = {part.conn.pk: part for part in parts}

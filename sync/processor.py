@@ -35,8 +35,9 @@ from connections.models import Connection
 from inbox.alerts import do_raise_alert, journal_cause
 from inbox.events import publish_connection_on_commit
 from inbox.models import Alert
+from sync import timing
 from sync.decode import Decoded, DecodeError, decode_event
-from sync.ingest import TIMINGS, ingest
+from sync.ingest import ingest
 from sync.models import RawEvent, SyncRun
 from sync.operations import apply_pending_operations
 from sync.results import IngestResult
@@ -362,7 +363,7 @@ class _Ahead:
             except Exception:  # noqa: BLE001 - decoded again inline, where the failure is recorded
                 out[row_id] = None
         self.decoded = out
-        TIMINGS["decode_beside_copy"] += time.perf_counter() - started
+        timing.add("decode_beside_copy", time.perf_counter() - started)
 
 
 def _next_batch_ahead(connection_id: int, batch_size: int, after: int) -> _Ahead | None:
@@ -402,13 +403,13 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
         marks = {}
         with transaction.atomic():
             asynchronous_commit()
-            # The first on-commit hook runs right after COMMIT: splits commit time from publishing.
-            transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
+            if timing.enabled():  # the first on-commit hook runs right after COMMIT: commit vs publishing
+                transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
             _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded, ahead=ahead)
             marks["commit"] = time.perf_counter()
         done = time.perf_counter()
-        TIMINGS["commit"] += marks.get("committed", done) - marks["commit"]
-        TIMINGS["publish"] += done - marks.get("committed", done)
+        timing.add("commit", marks.get("committed", done) - marks["commit"])
+        timing.add("publish", done - marks.get("committed", done))
     except Exception as exc:
         if _is_time_limit(exc):
             raise  # the worker is being stopped: the batch rolled back and stays pending, not failed
@@ -512,7 +513,7 @@ def _decoded(row: RawEvent, pre, failures: list) -> Decoded | None:
         failures.append((row, str(exc)))
         return None
     finally:
-        TIMINGS["decode"] += time.perf_counter() - started
+        timing.add("decode", time.perf_counter() - started)
     decoded.raw_event_id = row.pk
     return decoded
 

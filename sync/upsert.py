@@ -33,6 +33,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from config.batching import chunks
+from sync import timing
 
 
 def existing_keys(model, scope: dict, key: str | tuple[str, ...], values) -> set:
@@ -171,7 +172,7 @@ logger = logging.getLogger(__name__)
 
 def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], scope: dict,
                key: str | tuple[str, ...],
-               timings: dict | None = None, alongside=None, id_range: list | None = None,
+               alongside=None, id_range: list | None = None,
                fresh: tuple[str, set] | None = None) -> list:
     """Insert rows whose ``key`` (a column, or a tuple of columns: values are then tuples) is new within
     ``scope``; returns the inserted key values in order.
@@ -198,8 +199,7 @@ def insert_new(model: type[models.Model], columns: Sequence[str], rows: Sequence
         probed = [r for r in rows if r[f] not in values]
         unprobed = [r for r in rows if r[f] in values]
     present = existing_keys(model, scope, key, (k(r) for r in probed)) if probed else set()
-    if timings is not None:
-        timings["message_probe"] += time.perf_counter() - started
+    timing.add("message_probe", time.perf_counter() - started)
     new_rows = [r for r in rows if k(r) not in present] if present else list(rows)  # in the rows' order
     if connection.vendor != "postgresql":
         return _bulk_create(model, columns, new_rows, k)
