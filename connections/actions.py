@@ -6,6 +6,7 @@ Alert. The runner and the Celery tasks call these; they hold no rules of their o
 """
 
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
 from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
-from inbox.events import publish_connection_on_commit
+from inbox.events import publish_connection_on_commit, publish_heartbeats_on_commit
 from inbox.models import Alert
 
 logger = logging.getLogger(__name__)
@@ -270,6 +271,10 @@ def renew_leases(runner_id: str, connection_ids, *, heartbeat_ids=()) -> tuple[s
         alive = [i for i in heartbeat_ids if i in held]
         if alive:
             mine.filter(pk__in=alive).update(last_heartbeat_at=now)
+            beats = defaultdict(list)
+            for cid, tenant_id in mine.filter(pk__in=alive).values_list("id", "tenant_id"):
+                beats[tenant_id].append(cid)
+            publish_heartbeats_on_commit(dict(beats), now)  # the numbers pages' ages, without waiting
             stale = list(mine.filter(pk__in=alive).exclude(status=Status.CONNECTED))
             if stale:
                 for conn in stale:

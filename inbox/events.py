@@ -105,6 +105,24 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
     transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
 
 
+def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
+    """Live numbers' heartbeats (tenant id -> connection ids, all at ``at``): on commit, each tenant's
+    numbers pages get the new time, and their heartbeat ages start again from it (static/inbox/live.js).
+    Never waits: the runner's supervisor calls this on every heartbeat."""
+    if beats:
+        transaction.on_commit(lambda: _guarded("heartbeat", _send_heartbeats, beats, at))
+
+
+def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
+    stamp = at.isoformat()
+    shown = at.strftime("%d %b %H:%M:%S")
+    sends = [(connections_group(tenant_id), "".join(
+        f'<time id="conn-hb-{cid}" data-age datetime="{stamp}" data-testid="conn-heartbeat" hx-swap-oob="true">'
+        f'{shown}</time>' for cid in ids))  # the same element as connection_summary.html's
+        for tenant_id, ids in beats.items()]
+    _send_many(sends, wait=False)
+
+
 def publish_alerts(tenant_id: int) -> None:
     """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
     from inbox.selectors import open_alerts
@@ -194,8 +212,9 @@ def _sender_loop():
         return _sender["loop"]
 
 
-def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_EVENT) -> None:
-    """Several group sends, in order, on the process's publisher loop; returns when they are sent.
+def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_EVENT, *, wait: bool = True) -> None:
+    """Several group sends, in order, on the process's publisher loop; returns when they are sent, or
+    at once with ``wait=False`` (the runner's loop must never wait on Redis; a failure is logged).
     Fragments (``live.fragment``) carry their HTML; other event types carry nothing."""
     import asyncio
 
@@ -213,11 +232,19 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
             await layer.group_send(group, message)
 
     future = asyncio.run_coroutine_threadsafe(run(), _sender_loop())
+    if not wait:
+        future.add_done_callback(_log_failed_send)
+        return
     try:
         future.result(timeout=SEND_TIMEOUT)
     except BaseException:
         future.cancel()
         raise
+
+
+def _log_failed_send(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("live.publish_failed", extra={"kind": "background send", "error": repr(future.exception())[:300]})
 
 
 def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):

@@ -212,4 +212,25 @@
     input.value = token;
     form.appendChild(input);
   }, true);
+  // Ages tick: a <time data-age datetime="..."> shows how long ago it was ("12 s ago"), its absolute
+  // time in the tooltip. The runner pushes each live number's heartbeat (inbox.events), which restarts it.
+  function age(seconds) {
+    if (seconds < 5) { return "just now"; }
+    if (seconds < 120) { return Math.floor(seconds) + " s ago"; }
+    if (seconds < 7200) { return Math.floor(seconds / 60) + " min ago"; }
+    if (seconds < 172800) { return Math.floor(seconds / 3600) + " h ago"; }
+    return Math.floor(seconds / 86400) + " days ago";
+  }
+  function tickAges() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-age]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) { return; }
+      if (!el.title) { el.title = el.textContent; }
+      el.textContent = age(Math.max(0, (now - at) / 1000));
+      el.setAttribute("data-age", String(Math.round((now - at) / 1000)));
+    });
+  }
+  tickAges();
+  setInterval(tickAges, 1000);
 })();

@@ -2,6 +2,8 @@
 number, pairs it by QR (the code rotates on screen), sees it connect, then sees a pause made elsewhere
 change its status and history without reloading the page."""
 
+import re
+
 import pytest
 from django.db import close_old_connections
 from playwright.sync_api import expect
@@ -53,6 +55,11 @@ def test_add_pair_by_qr_and_see_status_live(web, new_page, acme_owner, acme_agen
         expect(card.locator("[data-testid=conn-status]")).to_have_text("Connected", timeout=15000)
         expect(card.locator("[data-testid=conn-runner]")).to_have_text("browser")
         expect(card.locator("[data-testid=conn-history]")).to_contain_text("Paired")
+        # Its heartbeat age ticks, and the runner's next heartbeats arrive without a reload.
+        heartbeat = card.locator("[data-testid=conn-heartbeat]")
+        expect(heartbeat).to_have_text(re.compile(r"^(just now|\d+ s ago)$"), timeout=5000)
+        beat = heartbeat.get_attribute("datetime")
+        expect(heartbeat).not_to_have_attribute("datetime", beat, timeout=10000)
 
         # A pause made elsewhere (another admin, Django admin) reaches this page without a reload.
         close_old_connections()

@@ -359,3 +359,31 @@ def test_two_deployments_on_one_redis_do_not_receive_each_others_groups(client, 
         await viewer.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, acme_agent, acme_owner, acme_connection):
+    """Each heartbeat the runner writes restarts the number's age on the owners' and admins' pages
+    (static/inbox/live.js ticks it); an agent's socket gets nothing."""
+    from connections import actions as connection_actions
+    from connections.models import Connection
+
+    Connection.objects.filter(pk=acme_connection.pk).update(runner_id="r-live", status="connected")
+    owner_cookie = session_cookie(client, acme_owner)
+    agent_cookie = session_cookie(client, acme_agent)
+
+    async def scenario():
+        owner = socket("/ws/t/acme/", owner_cookie)
+        agent = socket("/ws/t/acme/", agent_cookie)
+        assert (await owner.connect())[0] and (await agent.connect())[0]
+        held, _ = await sync_to_async(connection_actions.renew_leases)(
+            "r-live", [acme_connection.pk], heartbeat_ids=[acme_connection.pk])
+        assert held == {acme_connection.pk}
+        beat = await receive_until(owner, f'id="conn-hb-{acme_connection.pk}"')
+        written = await sync_to_async(lambda: Connection.objects.get(pk=acme_connection.pk).last_heartbeat_at)()
+        assert f'datetime="{written.isoformat()}"' in beat and "data-age" in beat and 'hx-swap-oob="true"' in beat
+        while not await agent.receive_nothing(timeout=0.5):
+            assert "conn-hb-" not in await agent.receive_from()
+        await owner.disconnect()
+        await agent.disconnect()
+
+    async_to_sync(scenario)()
