@@ -117,8 +117,8 @@ def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
     stamp = at.isoformat()
     shown = at.strftime("%d %b %H:%M:%S")
     sends = [(connections_group(tenant_id), "".join(
-        f'<time id="conn-hb-{cid}" data-age datetime="{stamp}" data-testid="conn-heartbeat" hx-swap-oob="true">'
-        f'{shown}</time>' for cid in ids))  # the same element as connection_summary.html's
+        f'<time id="conn-hb-{cid}" data-age datetime="{stamp}" data-testid="conn-heartbeat" title="{shown}" '
+        f'hx-swap-oob="true">just now</time>' for cid in ids))  # connection_summary.html's element, fresh
         for tenant_id, ids in beats.items()]
     _send_many(sends, wait=False)
 
@@ -208,7 +208,7 @@ def _sender_loop():
         if _sender["pid"] != os.getpid():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
-            _sender.update(pid=os.getpid(), loop=loop)
+            _sender.update(pid=os.getpid(), loop=loop, lock=None)
         return _sender["loop"]
 
 
@@ -227,9 +227,15 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
     layer = get_channel_layer()
 
     async def run():
-        for group, html in sends:
-            message = {"type": event_type, "html": html} if event_type == FRAGMENT_EVENT else {"type": event_type}
-            await layer.group_send(group, message)
+        # One send at a time on this loop: a send that nobody waits for (wait=False) must not interleave
+        # with the next one on the layer's connection, or a fragment can be lost.
+        lock = _sender.get("lock")
+        if lock is None:
+            lock = _sender["lock"] = asyncio.Lock()
+        async with lock:
+            for group, html in sends:
+                message = {"type": event_type, "html": html} if event_type == FRAGMENT_EVENT else {"type": event_type}
+                await layer.group_send(group, message)
 
     future = asyncio.run_coroutine_threadsafe(run(), _sender_loop())
     if not wait:
