@@ -470,6 +470,16 @@ def do_set_filters(connection: Connection, user=None, **filters) -> list[str]:
     return changed
 
 
+def do_request_replay(connection: Connection, user=None) -> None:
+    """Replay the number's whole journal with its current filters, by a Celery task after commit
+    (idempotent: what is stored stays, what the new filters let through is added)."""
+    from sync.tasks import replay_journal_task
+
+    transaction.on_commit(lambda: replay_journal_task.delay(connection.pk))
+    logger.info("connections.replay_requested", extra={"connection_id": connection.pk,
+                                                       "user_id": getattr(user, "pk", None)})
+
+
 def do_archive_connection(connection: Connection, user=None) -> None:
     """Delete a number but keep its history: logged out (the runner unlinks the session), hidden from the
     numbers page, no longer counted against the limit; conversations and messages stay."""

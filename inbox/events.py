@@ -114,11 +114,8 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
 
 
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
-    stamp = at.isoformat()
-    shown = at.strftime("%d %b %H:%M:%S")
     sends = [(connections_group(tenant_id), "".join(
-        f'<time id="conn-hb-{cid}" data-age datetime="{stamp}" data-testid="conn-heartbeat" title="{shown}" '
-        f'hx-swap-oob="true">just now</time>' for cid in ids))  # connection_summary.html's element, fresh
+        render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids))
         for tenant_id, ids in beats.items()]
     _send_many(sends, wait=False)
 

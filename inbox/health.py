@@ -4,7 +4,7 @@ Required parts (any one down or stale makes the answer 503): the database, Redis
 worker answering a ping, beat's last tick, and the runners (every runner mark fresh, and a live runner
 whenever a number wants to be connected). Numbers, the journal and the search backlog are reported with
 their ages; a stale number or an old journal backlog is a warning (one tenant's phone is not the
-platform being down), and the watchdog (connections/watchdog.py) turns warnings into alerts.
+platform being down), and the watchdog (inbox/watchdog.py) turns warnings into alerts.
 
 A tenant admin gets the same platform parts without other tenants' numbers or runners' other leases.
 """

@@ -223,8 +223,13 @@ def tenant_member(tenant, user_id):
     return get_user_model().objects.filter(pk=user_id, memberships__tenant=tenant).first()
 
 
-def tenant_connections(tenant) -> list[Connection]:
-    return list(Connection.objects.for_tenant(tenant).order_by("name"))
+def tenant_connections(tenant, *, include_archived: bool = True) -> list[Connection]:
+    """The tenant's numbers by name; a deleted (archived) number's conversations stay in the inbox, so
+    its filters list it unless ``include_archived`` is off (the numbers page)."""
+    qs = Connection.objects.for_tenant(tenant)
+    if not include_archived:
+        qs = qs.filter(archived_at__isnull=True)
+    return list(qs.order_by("name"))
 
 
 def active_sync_runs(tenant, connection_ids) -> dict[int, SyncRun]:

@@ -41,11 +41,13 @@ def send_alert_webhook_task(self, alert_id: int, event: str) -> int | None:
     except Exception as exc:  # noqa: BLE001 - urllib raises URLError, HTTPError, TimeoutError, ...
         from django.conf import settings
 
+        from config.backoff import backoff
+
         if self.request.retries >= self.max_retries:
             logging.getLogger(__name__).error("alert.webhook_failed", extra={
                 "alert_id": alert_id, "event": event, "error": repr(exc)[:300]})
             return None
-        countdown = settings.ALERT_WEBHOOK_RETRY_SECONDS * (2 ** self.request.retries)
+        countdown = backoff(self.request.retries + 1, base=settings.ALERT_WEBHOOK_RETRY_SECONDS, cap=3600.0)
         logging.getLogger(__name__).warning("alert.webhook_retry", extra={
             "alert_id": alert_id, "event": event, "attempt": self.request.retries + 1, "error": repr(exc)[:300]})
         raise self.retry(exc=exc, countdown=countdown)

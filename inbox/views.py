@@ -7,8 +7,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection as db_connection
-from django.db import transaction
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -87,21 +85,12 @@ def tenant_picker(request):
 @require_GET
 def health(request):
     """Liveness for load balancers; details (which check failed) only with the bearer token when set."""
-    checks = {}
-    try:
-        with db_connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        checks["database"] = "ok"
-    except Exception as exc:  # a health check reports, it does not raise
-        checks["database"] = f"error: {exc.__class__.__name__}"
-    try:
-        import redis
+    from inbox import health as health_checks
 
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"error: {exc.__class__.__name__}"
+    checks = {}
+    for name, check in (("database", health_checks.check_database), ("redis", health_checks.check_redis)):
+        result = check()  # the same checks as /health/detailed; here only their verdict and exception class
+        checks[name] = "ok" if result["status"] == health_checks.OK else f"error: {result['error'].split(':')[0]}"
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "error"}
     if _health_token_ok(request.headers.get("Authorization", ""), settings.HEALTH_TOKEN):
@@ -339,7 +328,7 @@ def connections_page(request, slug):
 
 def _connections_context(request, slug, pair_form, **extra) -> dict:
     """The numbers page: each number with its recent history and running sync, plus open alerts."""
-    conns = [c for c in selectors.tenant_connections(request.tenant) if c.archived_at is None]
+    conns = selectors.tenant_connections(request.tenant, include_archived=False)
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
     runs = selectors.active_sync_runs(request.tenant, ids)
@@ -375,6 +364,11 @@ def _form_errors(form) -> list[str]:
     return [str(e) for errors in form.errors.values() for e in errors]
 
 
+def _card_form_error(request, slug, conn, which: str, form):
+    """The numbers page again, with ``form``'s errors shown on the number's card under ``which`` form."""
+    return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": which, "errors": _form_errors(form)})
+
+
 @tenant_view(manager_only=True)
 @require_POST
 def connection_add(request, slug):
@@ -396,8 +390,7 @@ def connection_rename(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     form = RenameNumberForm(request.POST)
     if not form.is_valid():
-        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "rename",
-                                                              "errors": _form_errors(form)})
+        return _card_form_error(request, slug, conn, "rename", form)
     connection_actions.do_rename_connection(conn, form.cleaned_data["name"], request.user)
     return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
 
@@ -408,15 +401,11 @@ def connection_filters(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     form = NumberFiltersForm(request.POST)
     if not form.is_valid():
-        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "filters",
-                                                              "errors": _form_errors(form)})
+        return _card_form_error(request, slug, conn, "filters", form)
     data = form.cleaned_data
     connection_actions.do_set_filters(conn, request.user, **{f: data[f] for f in connection_actions.FILTER_FIELDS})
     if data["replay"]:
-        from sync.tasks import replay_journal_task
-
-        transaction.on_commit(lambda: replay_journal_task.delay(conn.pk))
-        logger.info("connections.replay_requested", extra={"connection_id": conn.pk, "user_id": request.user.pk})
+        connection_actions.do_request_replay(conn, request.user)
     return redirect(reverse("connections", kwargs={"slug": slug}) + f"#connection-{conn.pk}")
 
 
@@ -426,8 +415,7 @@ def connection_delete(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     form = DeleteNumberForm(request.POST, connection=conn)
     if not form.is_valid():
-        return _numbers_page_error(request, slug, card_error={"conn": conn.pk, "form": "delete",
-                                                              "errors": _form_errors(form)})
+        return _card_form_error(request, slug, conn, "delete", form)
     if form.cleaned_data["purge"]:
         connection_actions.do_purge_connection(conn, request.user)
     else:
