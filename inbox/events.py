@@ -57,6 +57,9 @@ MAX_CONVERSATIONS_NOTIFIED = 1000
 MAX_LIST_ROWS_PUSHED = 100  # conversations per list flush; above this the open lists are told to reload
 
 FRAGMENT_EVENT = "live.fragment"
+# Sent to the numbers pages with every heartbeat, status change and alert change: an open page fetches its
+# numbers' figures again (inbox.views.connection_stats; the page throttles it to once per 5 s).
+NUMBERS_STATS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:numbers-stats"></div>'
 
 
 def inbox_group(tenant_id: int) -> str:
@@ -115,7 +118,8 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
 
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
     sends = [(connections_group(tenant_id), "".join(
-        render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids))
+        render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids)
+        + NUMBERS_STATS_MAY_HAVE_MOVED)
         for tenant_id, ids in beats.items()]
     _send_many(sends, wait=False)
 
@@ -126,7 +130,7 @@ def publish_alerts(tenant_id: int) -> None:
 
     html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
                                                            "slug": _tenant_slug(tenant_id)})
-    _send_many([(connections_group(tenant_id), html)])
+    _send_many([(connections_group(tenant_id), html + NUMBERS_STATS_MAY_HAVE_MOVED)])
 
 
 def publish_access_changed_on_commit(user_ids) -> None:
@@ -409,7 +413,7 @@ def publish_connection(tenant_id, connection_id):
            "events": events}
     # The numbers page's summary and its latest state changes (one message: both swap out of band).
     numbers_html = (render_to_string("inbox/partials/connection_summary.html", ctx)
-                    + render_to_string("inbox/partials/connection_events.html", ctx))
+                    + render_to_string("inbox/partials/connection_events.html", ctx) + NUMBERS_STATS_MAY_HAVE_MOVED)
     _send_many(
         [
             (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),

@@ -25,6 +25,7 @@ urlpatterns = [
     path("t/<slug:slug>/c/<int:pk>/m/<int:message_id>/resend/", views.resend_message, name="resend_message"),
     path("t/<slug:slug>/connections/", views.connections_page, name="connections"),
     path("t/<slug:slug>/alerts/<int:alert_id>/acknowledge/", views.acknowledge_alert, name="acknowledge_alert"),
+    path("t/<slug:slug>/connections/stats/", views.connection_stats, name="connection_stats"),
     path("t/<slug:slug>/connections/add/", views.connection_add, name="connection_add"),
     path("t/<slug:slug>/connections/<int:pk>/rename/", views.connection_rename, name="connection_rename"),
     path("t/<slug:slug>/connections/<int:pk>/filters/", views.connection_filters, name="connection_filters"),

@@ -326,6 +326,19 @@ def connections_page(request, slug):
     return render(request, "inbox/connections.html", _connections_context(request, slug, PairForm()))
 
 
+@tenant_view(manager_only=True)
+@require_GET
+def connection_stats(request, slug):
+    """Every number's figures (reconnects, journal backlog, runs, charts), swapped into an open numbers
+    page whenever the server says they may have moved (a heartbeat, a status change, an alert)."""
+    from inbox import dashboard
+
+    conns = selectors.tenant_connections(request.tenant, include_archived=False)
+    stats = dashboard.number_stats([request.tenant.pk], [c.pk for c in conns], dashboard.runner_children())
+    return render(request, "inbox/partials/connection_stats_all.html",
+                  {"cards": [{"conn": c, "stats": stats[c.pk]} for c in conns]})
+
+
 def _connections_context(request, slug, pair_form, **extra) -> dict:
     """The numbers page: each number with its recent history and running sync, plus open alerts."""
     conns = selectors.tenant_connections(request.tenant, include_archived=False)

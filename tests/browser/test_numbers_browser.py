@@ -1,6 +1,6 @@
 """Self-service numbers in a real browser against a real runner (simulator transport): an owner adds a
-number, pairs it by QR (the code rotates on screen), sees it connect, then sees a pause made elsewhere
-change its status and history without reloading the page."""
+number, pairs it by QR (the code rotates on screen), sees it connect, then sees its journal backlog and a pause made
+elsewhere change its figures, status and history without reloading the page."""
 
 import re
 
@@ -10,8 +10,17 @@ from playwright.sync_api import expect
 
 from connections import actions as connection_actions
 from connections.models import Connection
+from connections.nudge import nudge
+from sync.models import RawEvent
+from tests import procs
 from tests.browser.conftest import login, screenshot, wait_online
 from tests.connections.helpers import runner_env, start_runner
+
+
+def pending_in_journal(connection_id) -> int:
+    close_old_connections()
+    return RawEvent.objects.unscoped().filter(connection_id=connection_id, state=RawEvent.State.PENDING).count()
+
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
@@ -60,6 +69,14 @@ def test_add_pair_by_qr_and_see_status_live(web, new_page, acme_owner, acme_agen
         expect(heartbeat).to_have_text(re.compile(r"^(just now|\d+ s ago)$"), timeout=5000)
         beat = heartbeat.get_attribute("datetime")
         expect(heartbeat).not_to_have_attribute("datetime", beat, timeout=10000)
+
+        # Its figures move without a reload: a customer writes while no worker runs, so the event waits in
+        # the journal; the next heartbeat tells the page, which fetches the figures again.
+        journal = card.locator("[data-testid=journal]")
+        before = pending_in_journal(conn.pk)
+        assert nudge(conn.pk, "simulate", kind="text", text="still in the journal", count=2) == 1
+        now = procs.wait_for(lambda: (n := pending_in_journal(conn.pk)) >= before + 2 and n, 10, 0.1, "journaled")
+        expect(journal).to_contain_text(f"{now} pending", timeout=10000)
 
         # A pause made elsewhere (another admin, Django admin) reaches this page without a reload.
         close_old_connections()

@@ -70,6 +70,26 @@ def test_numbers_page_queries_do_not_grow_with_numbers(client, acme, acme_owner)
     assert many == few, f"{few} queries for 2 numbers, {many} for 7"
 
 
+def test_the_figures_refresh_alone_for_managers_of_the_tenant_only(client, acme, acme_owner, acme_agent, globex):
+    path = reverse("connection_stats", args=["acme"])
+    ours, theirs = busy_number(acme, 1), busy_number(globex, 2)
+    client.force_login(acme_owner)
+    few, html = queries_for(client, path)
+    # Only the figures, each swapped into its own card; nothing of the other tenant.
+    assert html.count('hx-swap-oob="true"') == 1 and f'id="conn-stats-{ours.pk}"' in html
+    assert f"conn-stats-{theirs.pk}" not in html
+    assert "1 pending · 1 failing · 0 quarantined" in html
+    RawEvent.objects.create(tenant=acme, connection=ours, event_name="MessageEv", payload=b"x", digest="p-more",
+                            received_at=timezone.now())
+    busy_number(acme, 3)
+    many, html = queries_for(client, path)
+    assert "2 pending · 1 failing" in html and html.count('hx-swap-oob="true"') == 2
+    assert many == few, f"{few} queries for 1 number, {many} for 2"
+    client.force_login(acme_agent)
+    assert client.get(path).status_code == 403
+    assert client.get(reverse("connection_stats", args=["globex"])).status_code == 404
+
+
 def test_history_is_paged_filterable_and_folds_lease_noise(client, acme, acme_owner):
     conn = ConnectionFactory(tenant=acme, name="Paged")
     ConnectionEvent.objects.bulk_create([ConnectionEvent(tenant=acme, connection=conn, kind=k, detail=f"#{i}")

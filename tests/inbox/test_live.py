@@ -363,7 +363,8 @@ def test_two_deployments_on_one_redis_do_not_receive_each_others_groups(client, 
 
 def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, acme_agent, acme_owner, acme_connection):
     """Each heartbeat the runner writes restarts the number's age on the owners' and admins' pages
-    (static/inbox/live.js ticks it); an agent's socket gets nothing."""
+    (static/inbox/live.js ticks it) and has them fetch the numbers' figures again; an agent's socket
+    gets nothing."""
     from connections import actions as connection_actions
     from connections.models import Connection
 
@@ -381,6 +382,8 @@ def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, ac
         beat = await receive_until(owner, f'id="conn-hb-{acme_connection.pk}"')
         written = await sync_to_async(lambda: Connection.objects.get(pk=acme_connection.pk).last_heartbeat_at)()
         assert f'datetime="{written.isoformat()}"' in beat and "data-age" in beat and 'hx-swap-oob="true"' in beat
+        # ... and tells the page its figures (journal backlog, reconnects, runs) may have moved.
+        assert 'data-upsert="trigger" data-event="live:numbers-stats"' in beat
         while not await agent.receive_nothing(timeout=0.5):
             assert "conn-hb-" not in await agent.receive_from()
         await owner.disconnect()
