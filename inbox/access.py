@@ -58,13 +58,9 @@ def access_alert(tenant, alert_id) -> Alert:
     return _get(Alert.objects.for_tenant(tenant), alert_id)
 
 
-def session_membership(session_key: str | None, tenant_id: int) -> Membership | None:
-    """The membership in this tenant of the user this session is still logged in as, else None.
-
-    What a live socket re-checks (inbox.consumers): None once the session ended (logout, expiry), once
-    Django would refuse the session (user deactivated or deleted, password changed: the session's auth
-    hash), or once the membership is gone. Three queries: session, user, membership.
-    """
+def session_user(session_key: str | None):
+    """The user this session is still logged in as (Django's checks: session not ended or expired, user
+    active, password unchanged: the session's auth hash), else None. Two queries: session, user."""
     from importlib import import_module
     from types import SimpleNamespace
 
@@ -75,6 +71,17 @@ def session_membership(session_key: str | None, tenant_id: int) -> Membership | 
         return None
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = get_user(SimpleNamespace(session=session))  # the same checks as an HTTP request's user
-    if not user.is_authenticated:
+    return user if user.is_authenticated else None
+
+
+def session_membership(session_key: str | None, tenant_id: int) -> Membership | None:
+    """The membership in this tenant of the user this session is still logged in as, else None.
+
+    What a live socket re-checks (inbox.consumers): None once the session ended (logout, expiry), once
+    Django would refuse the session (user deactivated or deleted, password changed: the session's auth
+    hash), or once the membership is gone. Three queries: session, user, membership.
+    """
+    user = session_user(session_key)
+    if user is None:
         return None
     return Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id).first()

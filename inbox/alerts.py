@@ -113,8 +113,7 @@ def _on_raised(alert_id: int, deliver_now: bool) -> None:
                                           "alert_message": alert.message[:300]})
     from inbox.tasks import send_alert_emails_task, send_alert_webhook_task
 
-    if alert.tenant_id:
-        _push_live(alert.tenant_id)
+    _push_live(alert.tenant_id)
     if deliver_now:
         send_alert_emails(alert_id)
     else:
@@ -127,14 +126,14 @@ def _on_resolved(alert: Alert) -> None:
     logger.info("alert.resolved", extra={"alert_id": alert.pk, "cause": alert.cause, "tenant_id": alert.tenant_id})
     from inbox.tasks import send_alert_webhook_task
 
-    if alert.tenant_id:
-        _push_live(alert.tenant_id)
+    _push_live(alert.tenant_id)
     if alert.tenant_id and webhook_url(alert.tenant_id):
         _enqueue(send_alert_webhook_task, alert.pk, "alert.resolved")
 
 
-def _push_live(tenant_id: int) -> None:
-    """The open numbers pages of the tenant get the new list of open alerts."""
+def _push_live(tenant_id: int | None) -> None:
+    """The open numbers pages of the tenant get the new list of open alerts; /ops/ is told (platform
+    alerts too: ``tenant_id`` None)."""
     from inbox.events import publish_alerts
 
     try:

@@ -1,4 +1,8 @@
-"""The inbox websocket: pushes server-rendered fragments; never writes anything.
+"""The live websockets: push server-rendered fragments; never write anything.
+
+``/ws/ops/`` (``OpsConsumer``): platform staff only (others are refused with 4403); joins the ops group,
+on which heartbeats, status changes and alerts say "the platform's figures may have moved" (the /ops/
+page then fetches its body again). Its re-check asks whether the session still logs in a staff user.
 
 ``/ws/t/<slug>/`` joins the tenant's inbox group (and, for owners/admins, its connections group);
 ``?conversation=<id>`` also joins that thread's group. The session user is authenticated by
@@ -30,7 +34,7 @@ from django.conf import settings
 from django.http import Http404
 
 from inbox import events
-from inbox.access import access_conversation, access_tenant, session_membership
+from inbox.access import access_conversation, access_tenant, session_membership, session_user
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +55,70 @@ def _still_allowed(session_key, user_id, tenant_id, role) -> bool:
     return membership is not None and membership.user_id == user_id and membership.role == role
 
 
-class InboxConsumer(AsyncWebsocketConsumer):
-    async def connect(self):
-        self.groups_joined = []
+@database_sync_to_async
+def _still_staff(session_key, user_id) -> bool:
+    user = session_user(session_key)
+    return user is not None and user.pk == user_id and user.is_staff
+
+
+class _LiveConsumer(AsyncWebsocketConsumer):
+    """A push-only socket that does not outlive the access it was opened with (the module's docstring):
+    subclasses join their groups in ``connect`` through ``_join`` and say in ``_allowed`` what is re-checked."""
+
+    async def _join(self, groups) -> None:
         self.revoked = False
+        self.checked_at = time.monotonic()
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = groups
+        await self.accept()
+
+    async def _allowed(self) -> bool:
+        raise NotImplementedError
+
+    async def disconnect(self, code):
+        await self._leave_groups()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        # The socket is push-only; writes go through the pages' forms (actions, CSRF, access checks).
+        return
+
+    async def live_fragment(self, event):
+        if getattr(self, "revoked", True):
+            return
+        if time.monotonic() - self.checked_at >= settings.LIVE_ACCESS_RECHECK_SECONDS and not await self._recheck():
+            return
+        await self.send(text_data=event["html"])
+
+    async def access_changed(self, event):
+        if not getattr(self, "revoked", True):
+            await self._recheck()
+
+    async def _recheck(self) -> bool:
+        """True if the socket may go on; else it is closed (and delivers nothing more)."""
+        allowed = await self._allowed()
+        self.checked_at = time.monotonic()
+        if not allowed:
+            self.revoked = True
+            logger.info("live.socket_revoked", extra={"user_id": self.access[1], "path": self.scope.get("path", "")})
+            await self._leave_groups()
+            await self.close(code=CLOSE_ACCESS_CHANGED)
+        return allowed
+
+    async def _leave_groups(self):
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    def _session_key(self):
+        session = self.scope.get("session")
+        return session.session_key if session is not None else None
+
+
+class InboxConsumer(_LiveConsumer):
+    """``/ws/t/<slug>/[?conversation=<id>]``: a member's inbox, thread and (managers) numbers page."""
+
+    async def connect(self):
         user = self.scope.get("user")
         slug = self.scope["url_route"]["kwargs"]["slug"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -68,50 +132,29 @@ class InboxConsumer(AsyncWebsocketConsumer):
             logger.info("live.socket_refused", extra={"user_id": user.pk, "slug": slug, "conversation_id": conversation_id})
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        session = self.scope.get("session")
-        self.access = (session.session_key if session is not None else None, user.pk, tenant.pk, membership.role)
-        self.checked_at = time.monotonic()
+        self.access = (self._session_key(), user.pk, tenant.pk, membership.role)
         groups = [events.user_group(user.pk), events.inbox_group(tenant.pk)]
         if membership.is_manager:
             groups.append(events.connections_group(tenant.pk))
         if conversation is not None:
             groups.append(events.conversation_group(conversation.pk))
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined = groups
-        await self.accept()
+        await self._join(groups)
 
-    async def disconnect(self, code):
-        await self._leave_groups()
+    async def _allowed(self) -> bool:
+        return await _still_allowed(*self.access)
 
-    async def receive(self, text_data=None, bytes_data=None):
-        # The socket is push-only; writes go through the pages' forms (actions, CSRF, access checks).
-        return
 
-    async def live_fragment(self, event):
-        if self.revoked:
+class OpsConsumer(_LiveConsumer):
+    """``/ws/ops/``: platform staff on /ops/; told when the platform's figures may have moved."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_staff:
+            logger.info("live.socket_refused", extra={"user_id": getattr(user, "pk", None), "path": "/ws/ops/"})
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        if time.monotonic() - self.checked_at >= settings.LIVE_ACCESS_RECHECK_SECONDS and not await self._recheck():
-            return
-        await self.send(text_data=event["html"])
+        self.access = (self._session_key(), user.pk)
+        await self._join([events.user_group(user.pk), events.ops_group()])
 
-    async def access_changed(self, event):
-        if not self.revoked:
-            await self._recheck()
-
-    async def _recheck(self) -> bool:
-        """True if the socket may go on; else it is closed (and delivers nothing more)."""
-        allowed = await _still_allowed(*self.access)
-        self.checked_at = time.monotonic()
-        if not allowed:
-            self.revoked = True
-            session_key, user_id, tenant_id, role = self.access
-            logger.info("live.socket_revoked", extra={"user_id": user_id, "tenant_id": tenant_id})
-            await self._leave_groups()
-            await self.close(code=CLOSE_ACCESS_CHANGED)
-        return allowed
-
-    async def _leave_groups(self):
-        groups, self.groups_joined = getattr(self, "groups_joined", []), []
-        for group in groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+    async def _allowed(self) -> bool:
+        return await _still_staff(*self.access)

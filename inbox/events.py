@@ -60,6 +60,8 @@ FRAGMENT_EVENT = "live.fragment"
 # Sent to the numbers pages with every heartbeat, status change and alert change: an open page fetches its
 # numbers' figures again (inbox.views.connection_stats; the page throttles it to once per 5 s).
 NUMBERS_STATS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:numbers-stats"></div>'
+# The same for staff's /ops/ pages (every tenant's numbers, runners, backlogs): they fetch the page's body again.
+OPS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:ops"></div>'
 
 
 def inbox_group(tenant_id: int) -> str:
@@ -76,6 +78,11 @@ def connections_group(tenant_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"{database_scope()}.user-{user_id}"
+
+
+def ops_group() -> str:
+    """Platform staff's /ops/ pages (inbox.consumers.OpsConsumer)."""
+    return f"{database_scope()}.ops"
 
 
 ACCESS_CHANGED_EVENT = "access.changed"
@@ -121,16 +128,20 @@ def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
         render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids)
         + NUMBERS_STATS_MAY_HAVE_MOVED)
         for tenant_id, ids in beats.items()]
-    _send_many(sends, wait=False)
+    _send_many([*sends, (ops_group(), OPS_MAY_HAVE_MOVED)], wait=False)
 
 
-def publish_alerts(tenant_id: int) -> None:
-    """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
+def publish_alerts(tenant_id: int | None) -> None:
+    """Send the tenant's open alerts to its numbers pages now, and tell /ops/ (called on commit by
+    inbox.alerts; ``None``: a platform alert, for /ops/ only)."""
     from inbox.selectors import open_alerts
 
-    html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
-                                                           "slug": _tenant_slug(tenant_id)})
-    _send_many([(connections_group(tenant_id), html + NUMBERS_STATS_MAY_HAVE_MOVED)])
+    sends = [(ops_group(), OPS_MAY_HAVE_MOVED)]
+    if tenant_id is not None:
+        html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
+                                                               "slug": _tenant_slug(tenant_id)})
+        sends.append((connections_group(tenant_id), html + NUMBERS_STATS_MAY_HAVE_MOVED))
+    _send_many(sends)
 
 
 def publish_access_changed_on_commit(user_ids) -> None:
@@ -418,5 +429,6 @@ def publish_connection(tenant_id, connection_id):
         [
             (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),
             (connections_group(tenant_id), numbers_html),
+            (ops_group(), OPS_MAY_HAVE_MOVED),
         ]
     )

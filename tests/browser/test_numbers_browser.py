@@ -95,3 +95,23 @@ def test_add_pair_by_qr_and_see_status_live(web, new_page, acme_owner, acme_agen
         raise
     finally:
         runner.stop()
+
+
+def test_ops_page_follows_the_platform_live(web, new_page, acme_connection):
+    """Staff's /ops/ page over its socket: a number's status changed by its runner shows without a reload
+    (well before the page's 30 s fallback refresh)."""
+    from tests.factories import UserFactory
+
+    UserFactory(username="ops-staff", is_staff=True)
+    Connection.objects.filter(pk=acme_connection.pk).update(runner_id="r-ops", status="connecting")
+    page = new_page()
+    login(page, web, "ops-staff")
+    page.goto(f"{web}/ops/")
+    wait_online(page)
+    row = page.locator("[data-testid=ops-number]", has_text=acme_connection.name)
+    expect(row).to_contain_text("Connecting")
+    page.evaluate("() => { window.__sameDocument = 1 }")
+    connection_actions.do_mark_connected(acme_connection.pk, "r-ops")
+    expect(row).to_contain_text("Connected", timeout=10000)
+    expect(row).not_to_contain_text("Connecting")
+    assert page.evaluate("() => window.__sameDocument") == 1
