@@ -42,7 +42,7 @@ def _conn_id(connection) -> int:
 
 def do_record_event(connection, kind: str, detail: str = "", runner_id: str = "") -> ConnectionEvent:
     tenant_id = connection.tenant_id if isinstance(connection, Connection) else (
-        Connection.objects.values_list("tenant_id", flat=True).get(pk=connection))
+        Connection.objects.unscoped().values_list("tenant_id", flat=True).get(pk=connection))
     return ConnectionEvent.objects.create(tenant_id=tenant_id, connection_id=_conn_id(connection), kind=kind,
                                           detail=detail[:2000], runner_id=runner_id)
 

@@ -255,7 +255,7 @@ def do_acknowledge_alert(alert, user) -> None:
 
     from inbox.models import Alert
 
-    Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now(),
+    Alert.objects.unscoped().filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now(),
                                                                           acknowledged_by=user)
     logger.info("inbox.alert_acknowledged", extra={"alert_id": alert.pk, "user_id": user.pk})
 

@@ -63,9 +63,9 @@ def do_raise_alert(cause: str, *, kind: str, message: str, tenant_id: int | None
 
 
 def _update_open(cause: str, kind: str, message: str) -> Alert | None:
-    updated = Alert.objects.filter(cause=cause, resolved_at__isnull=True).update(
+    updated = Alert.objects.unscoped().filter(cause=cause, resolved_at__isnull=True).update(
         message=message, kind=kind, last_raised_at=timezone.now(), times_raised=F("times_raised") + 1)
-    return Alert.objects.filter(cause=cause, resolved_at__isnull=True).first() if updated else None
+    return Alert.objects.unscoped().filter(cause=cause, resolved_at__isnull=True).first() if updated else None
 
 
 def _raised_hook(alert_id: int, deliver_now: bool):
@@ -75,7 +75,7 @@ def _raised_hook(alert_id: int, deliver_now: bool):
 def do_resolve_alert(cause: str) -> Alert | None:
     """The cause cleared: close its open alert (if any) and tell the webhook on commit."""
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().filter(cause=cause, resolved_at__isnull=True).first()
+        alert = Alert.objects.unscoped().select_for_update().filter(cause=cause, resolved_at__isnull=True).first()
         if alert is None:
             return None
         alert.resolved_at = timezone.now()
@@ -85,7 +85,8 @@ def do_resolve_alert(cause: str) -> Alert | None:
 
 
 def open_causes(prefix: str) -> set[str]:
-    return set(Alert.objects.filter(cause__startswith=prefix, resolved_at__isnull=True).values_list("cause", flat=True))
+    return set(Alert.objects.unscoped().filter(cause__startswith=prefix, resolved_at__isnull=True)
+               .values_list("cause", flat=True))
 
 
 def do_set_alert_emails(user, enabled: bool) -> None:
@@ -107,7 +108,7 @@ def do_set_alert_webhook(tenant, url: str, user=None) -> None:
 
 
 def _on_raised(alert_id: int, deliver_now: bool) -> None:
-    alert = Alert.objects.select_related("connection").get(pk=alert_id)
+    alert = Alert.objects.unscoped().select_related("connection").get(pk=alert_id)
     logger.warning("alert.raised", extra={"alert_id": alert.pk, "cause": alert.cause, "kind": alert.kind,
                                           "tenant_id": alert.tenant_id, "connection_id": alert.connection_id,
                                           "alert_message": alert.message[:300]})
@@ -166,7 +167,7 @@ def alert_recipients(alert: Alert) -> list[str]:
 
 def send_alert_emails(alert_id: int) -> int:
     """E-mail one alert to its recipients through Django's mail backend; returns how many were sent."""
-    alert = Alert.objects.select_related("connection").filter(pk=alert_id).first()
+    alert = Alert.objects.unscoped().select_related("connection").filter(pk=alert_id).first()
     if alert is None or alert.resolved_at is not None:
         return 0
     to = alert_recipients(alert)
@@ -195,7 +196,7 @@ def webhook_payload(alert: Alert, event: str) -> dict:
 def post_alert_webhook(alert_id: int, event: str) -> int | None:
     """POST the alert as JSON to its tenant's webhook URL; returns the HTTP status, None when there is no
     URL any more. Raises on a network error or a non-2xx answer (the task retries)."""
-    alert = Alert.objects.filter(pk=alert_id).first()
+    alert = Alert.objects.unscoped().filter(pk=alert_id).first()
     url = webhook_url(alert.tenant_id) if alert and alert.tenant_id else ""
     if not url:
         return None

@@ -55,29 +55,29 @@ def number_stats(tenant_ids, connection_ids, runner_children: dict | None = None
     day_ago = now - timedelta(hours=24)
 
     reconnects = _hour_series(
-        ConnectionEvent.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids, kind__in=RECONNECT_KINDS,
-                                       created_at__gte=since)
+        ConnectionEvent.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids,
+                                                  kind__in=RECONNECT_KINDS, created_at__gte=since)
         .annotate(hour=TruncHour("created_at")).values("connection_id", "hour").annotate(n=Count("id")), ids, since)
     messages = _hour_series(
         Message.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids, sent_at__gte=since)
         .annotate(hour=TruncHour("sent_at")).values("connection_id", "hour").annotate(n=Count("id")), ids, since)
-    for row in (ConnectionEvent.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids, kind__in=RECONNECT_KINDS,
-                                               created_at__gte=day_ago)
+    for row in (ConnectionEvent.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids,
+                                                          kind__in=RECONNECT_KINDS, created_at__gte=day_ago)
                 .values("connection_id").annotate(n=Count("id"))):
         stats[row["connection_id"]].reconnects_24h = row["n"]
     states = RawEvent.State
-    for row in (RawEvent.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids,
-                                        state__in=[states.PENDING, states.FAILED, states.QUARANTINED])
+    for row in (RawEvent.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids,
+                                                   state__in=[states.PENDING, states.FAILED, states.QUARANTINED])
                 .values("connection_id")
                 .annotate(pending=Count("id", filter=Q(state=states.PENDING)),
                           failed=Count("id", filter=Q(state=states.FAILED)),
                           quarantined=Count("id", filter=Q(state=states.QUARANTINED)))):
         s = stats[row["connection_id"]]
         s.journal_pending, s.journal_failed, s.journal_quarantined = row["pending"], row["failed"], row["quarantined"]
-    for row in (Alert.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids, resolved_at__isnull=True)
+    for row in (Alert.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids, resolved_at__isnull=True)
                 .values("connection_id").annotate(n=Count("id"))):
         stats[row["connection_id"]].open_alerts = row["n"]
-    runs = (SyncRun.objects.filter(tenant_id__in=tenant_ids, connection_id__in=ids)
+    runs = (SyncRun.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids)
             .annotate(rank=Window(RowNumber(), partition_by=[F("connection_id")], order_by=[F("started_at").desc()]))
             .filter(rank__lte=3).order_by("connection_id", "-started_at"))
     for run in runs:

@@ -63,7 +63,7 @@ def do_seed_demo() -> None:
         tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": spec["name"]})
         for username, role in spec["users"]:
             Membership.objects.get_or_create(user=_user(username), tenant=tenant, defaults={"role": role})
-        connection, _ = Connection.objects.get_or_create(
+        connection, _ = Connection.objects.for_tenant(tenant).get_or_create(
             tenant=tenant,
             name=f"{spec['name']} support",
             defaults={

@@ -78,7 +78,7 @@ def do_import_capture(conn: Connection, path: str | Path, *, on_progress: Callab
 def do_replay(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
               failed_only: bool = False, batch_size: int = 50) -> dict:
     """Put a range of the connection's journal back to pending and process it (idempotent)."""
-    qs = RawEvent.objects.filter(connection=conn)
+    qs = RawEvent.objects.unscoped().filter(connection=conn)
     if since is not None:
         qs = qs.filter(received_at__gte=since)
     if until is not None:

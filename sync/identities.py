@@ -199,7 +199,7 @@ def stored_mappings(tenant_id: int, jids: list[str]) -> set[tuple[str, str]]:
     if db.vendor != "postgresql":
         known: set[tuple[str, str]] = set()
         for chunk in chunks(jids, 1000):
-            known.update(JidMapping.objects.filter(tenant_id=tenant_id)
+            known.update(JidMapping.objects.for_tenant(tenant_id)
                          .filter(Q(lid_jid__in=chunk) | Q(pn_jid__in=chunk)).values_list("pn_jid", "lid_jid"))
         return known
     # Arrays are passed as plain parameters (constants the planner hashes or probes an index with),
@@ -313,17 +313,17 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
     ContactIdentity.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
     Conversation.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
     # Group memberships: keep one row per (group, survivor).
-    existing_groups = set(GroupParticipant.objects.filter(member_id=survivor).values_list("group_id", flat=True))
-    GroupParticipant.objects.filter(member_id__in=others, group_id__in=existing_groups).delete()
-    moved = GroupParticipant.objects.filter(member_id__in=others).order_by("group_id", "-is_admin")
+    existing_groups = set(GroupParticipant.objects.unscoped().filter(member_id=survivor).values_list("group_id", flat=True))
+    GroupParticipant.objects.unscoped().filter(member_id__in=others, group_id__in=existing_groups).delete()
+    moved = GroupParticipant.objects.unscoped().filter(member_id__in=others).order_by("group_id", "-is_admin")
     seen = set()
     dup_ids = []
     for gp in moved.only("id", "group_id"):
         if gp.group_id in seen:
             dup_ids.append(gp.id)
         seen.add(gp.group_id)
-    GroupParticipant.objects.filter(pk__in=dup_ids).delete()
-    GroupParticipant.objects.filter(member_id__in=others).update(member_id=survivor)
+    GroupParticipant.objects.unscoped().filter(pk__in=dup_ids).delete()
+    GroupParticipant.objects.unscoped().filter(member_id__in=others).update(member_id=survivor)
     Contact.objects.for_tenant(tenant_id).filter(pk__in=others).delete()
     logger.info("sync.contacts.merged", extra={"tenant_id": tenant_id, "survivor": survivor, "merged": others})
     return survivor

@@ -626,7 +626,7 @@ def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[
                 mid = member_id(jid)
                 if mid:
                     members[mid] = members.get(mid, False) or admin
-            GroupParticipant.objects.filter(group_id=group_id).exclude(member_id__in=members).delete()
+            GroupParticipant.objects.unscoped().filter(group_id=group_id).exclude(member_id__in=members).delete()
             GroupParticipant.objects.bulk_create(
                 [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid, is_admin=adm)
                  for mid, adm in members.items()],
@@ -640,8 +640,8 @@ def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[
             )
         leaves = {member_id(j) for j in g.leave} - {None}
         if leaves:
-            GroupParticipant.objects.filter(group_id=group_id, member_id__in=leaves).delete()
+            GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=leaves).delete()
         for jids, admin in ((g.promote, True), (g.demote, False)):
             ids = {member_id(j) for j in jids} - {None}
             if ids:
-                GroupParticipant.objects.filter(group_id=group_id, member_id__in=ids).update(is_admin=admin)
+                GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=ids).update(is_admin=admin)

@@ -31,7 +31,7 @@ def connections_with_pending_operations(connection_ids: list[int]) -> set[int]:
     """Of these connections, the ones with operations waiting for a message (one query for all)."""
     if not connection_ids:
         return set()
-    return set(PendingOperation.objects.filter(connection_id__in=connection_ids)
+    return set(PendingOperation.objects.unscoped().filter(connection_id__in=connection_ids)
                .values_list("connection_id", flat=True).distinct())
 
 
@@ -99,7 +99,7 @@ class OperationAuthority:
             self.identities[cid].add(jid)
         self.members: dict[int, dict[int, bool]] = defaultdict(dict)  # group contact -> {member: is_admin}
         if groups:
-            for group_id, member_id, admin in GroupParticipant.objects.filter(group_id__in=groups).values_list(
+            for group_id, member_id, admin in GroupParticipant.objects.unscoped().filter(group_id__in=groups).values_list(
                     "group_id", "member_id", "is_admin"):
                 self.members[group_id][member_id] = admin
 
@@ -198,7 +198,7 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
             changes.apply(op, m)
     changes.save(result)
     if pending:
-        PendingOperation.objects.filter(pk__in=[p[0] for p in pending]).delete()
+        PendingOperation.objects.unscoped().filter(pk__in=[p[0] for p in pending]).delete()
     if changes.refused:
         _record_refusals(conn, changes.refused, {op.raw_event_id for op in ops}, result)
 
@@ -206,10 +206,10 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
 def _pending_operations_for(conn, arrived: list[str]) -> list[tuple]:
     """The waiting operations whose target is among the messages that just ``arrived``."""
     pending = []
-    if arrived and not PendingOperation.objects.filter(connection_id=conn.pk).exists():
+    if arrived and not PendingOperation.objects.unscoped().filter(connection_id=conn.pk).exists():
         return pending
     for chunk in chunks(arrived, 5000):
-        pending.extend(PendingOperation.objects.filter(connection_id=conn.pk, target_external_id__in=chunk)
+        pending.extend(PendingOperation.objects.unscoped().filter(connection_id=conn.pk, target_external_id__in=chunk)
                        .order_by("id").values_list("id", "kind", "target_external_id", "data", "chat_jid",
                                                    "sender_jid", "from_me", "raw_event_id", "digest"))
     return pending
@@ -309,7 +309,7 @@ def _record_refusals(conn, refused: list[tuple[Operation, str]], batch_rows: set
             "target_id": op.target, "claimed_sender": op.sender, "from_me": op.from_me, "chat": op.chat,
             "reason": reason})
     if earlier:
-        rows = list(RawEvent.objects.filter(pk__in=earlier).only("id", "error"))
+        rows = list(RawEvent.objects.unscoped().filter(pk__in=earlier).only("id", "error"))
         for row in rows:
             row.error = "; ".join(filter(None, [row.error, *earlier[row.pk]]))[:5000]
         RawEvent.objects.bulk_update(rows, ["error"])
@@ -320,7 +320,7 @@ def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int
     its WhatsApp id from the runner). Returns how many were applied or refused (they are checked like
     any operation; a refusal is noted on the operation's journal row and logged, outside any run).
     Call inside a transaction."""
-    qs = PendingOperation.objects.filter(connection_id=conn.pk)
+    qs = PendingOperation.objects.unscoped().filter(connection_id=conn.pk)
     if external_ids is not None:
         qs = qs.filter(target_external_id__in=external_ids)
     existing = Message.objects.for_tenant(conn.tenant_id).filter(connection_id=conn.pk,
@@ -328,9 +328,9 @@ def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int
     arrived = list(existing.values_list("external_id", flat=True).distinct())
     if not arrived:
         return 0
-    before = PendingOperation.objects.filter(connection_id=conn.pk).count()
+    before = PendingOperation.objects.unscoped().filter(connection_id=conn.pk).count()
     result = IngestResult()
     apply_operations(conn, [], arrived, result)
     if result.conversation_ids:
         publish_messages_on_commit(conn.tenant_id, sorted(result.conversation_ids), sorted(result.message_ids))
-    return before - PendingOperation.objects.filter(connection_id=conn.pk).count()
+    return before - PendingOperation.objects.unscoped().filter(connection_id=conn.pk).count()

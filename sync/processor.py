@@ -169,7 +169,7 @@ def finish_run(run: SyncRun) -> SyncRun:
 
 
 def open_run(conn: Connection, kind: str, sync_type: str = "") -> SyncRun:
-    run = (SyncRun.objects.filter(connection=conn, kind=kind, finished_at__isnull=True)
+    run = (SyncRun.objects.unscoped().filter(connection=conn, kind=kind, finished_at__isnull=True)
            .order_by("-started_at").first())
     if run is not None and kind == SyncRun.Kind.LIVE and timezone.now() - run.started_at > LIVE_RUN_SPAN:
         finish_run(run)
@@ -180,7 +180,7 @@ def open_run(conn: Connection, kind: str, sync_type: str = "") -> SyncRun:
 def finish_idle_runs(connection_id: int | None = None) -> int:
     """Close history/catch-up runs that saw nothing for a while and live runs past their span."""
     now = timezone.now()
-    qs = SyncRun.objects.filter(finished_at__isnull=True).filter(
+    qs = SyncRun.objects.unscoped().filter(finished_at__isnull=True).filter(
         Q(kind=SyncRun.Kind.LIVE, started_at__lt=now - LIVE_RUN_SPAN)
         | Q(~Q(kind=SyncRun.Kind.LIVE), last_activity_at__lt=now - IDLE_RUN_TIMEOUT)
     )
@@ -220,12 +220,13 @@ class _RunRouter:
                 cache[kind] = open_run(self.conn, kind, decoded.history.sync_type)
             return cache[kind]
         if decoded is not None and decoded.catchup_started:
-            for old in SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP, finished_at__isnull=True):
+            for old in SyncRun.objects.unscoped().filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
+                                                         finished_at__isnull=True):
                 finish_run(old)
             cache[SyncRun.Kind.CATCHUP] = start_run(self.conn, SyncRun.Kind.CATCHUP)
             return cache[SyncRun.Kind.CATCHUP]
         if SyncRun.Kind.CATCHUP not in cache:
-            cache[SyncRun.Kind.CATCHUP] = (SyncRun.objects.filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
+            cache[SyncRun.Kind.CATCHUP] = (SyncRun.objects.unscoped().filter(connection=self.conn, kind=SyncRun.Kind.CATCHUP,
                                                                   finished_at__isnull=True).order_by("-started_at").first())
         catchup = cache[SyncRun.Kind.CATCHUP]
         if catchup is not None and catchup.pk not in self.closed:
@@ -237,7 +238,7 @@ class _RunRouter:
 
 def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], failed: int) -> None:
     """Add a segment's figures to its run (row locked: several processes may import at once)."""
-    run = SyncRun.objects.select_for_update().get(pk=run.pk)
+    run = SyncRun.objects.unscoped().select_for_update().get(pk=run.pk)
     if result is not None:
         run.received += result.received
         run.saved += result.saved
@@ -276,7 +277,7 @@ def _account(run: SyncRun, result: IngestResult | None, decoded: list[Decoded], 
 
 def _due_rows(connection_id: int):
     now = timezone.now()
-    return RawEvent.objects.filter(connection_id=connection_id).filter(
+    return RawEvent.objects.unscoped().filter(connection_id=connection_id).filter(
         Q(state=RawEvent.State.PENDING) | Q(state=RawEvent.State.FAILED, next_attempt_at__lte=now)
     )
 
@@ -295,7 +296,7 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
     taking new batches after this many seconds (``summary.more`` tells the caller to come back).
     """
     summary = Summary(connection_id)
-    conn = Connection.objects.get(pk=connection_id)
+    conn = Connection.objects.unscoped().get(pk=connection_id)
     deadline = None if time_budget is None else time.monotonic() + time_budget
     while True:
         with journal_lock(connection_id, wait) as got:
@@ -372,7 +373,7 @@ def _next_batch_ahead(connection_id: int, batch_size: int, after: int) -> _Ahead
     nxt, size = _plan_batch(connection_id, batch_size, after)
     if not nxt or size < DECODE_AHEAD_BYTES:
         return None
-    return _Ahead(list(RawEvent.objects.filter(pk__in=nxt).order_by("id")
+    return _Ahead(list(RawEvent.objects.unscoped().filter(pk__in=nxt).order_by("id")
                        .values_list("id", "event_name", "payload", "received_at")))
 
 
@@ -424,7 +425,7 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
                     raise
                 with transaction.atomic():
                     router.begin_batch()  # runs cached by the rolled-back attempt may not exist
-                    row = RawEvent.objects.select_for_update().get(pk=row_id)
+                    row = RawEvent.objects.unscoped().select_for_update().get(pk=row_id)
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
 
 
@@ -452,7 +453,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
     None are decoded here); ``ahead``: the next batch, decoded during this one's COPY. The row-by-row
     retry after a failed batch passes neither."""
     predecoded = predecoded or {}
-    qs = RawEvent.objects.select_for_update(skip_locked=db.vendor == "postgresql").filter(pk__in=ids).order_by("id")
+    qs = RawEvent.objects.unscoped().select_for_update(skip_locked=db.vendor == "postgresql").filter(pk__in=ids).order_by("id")
     if predecoded and all(predecoded.get(i) is not None for i in ids):
         qs = qs.defer("payload")  # already decoded: do not ship the bytes again
     rows = list(qs)
@@ -488,7 +489,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
                 log_item_failures(conn, row, decoded)
         _mark_processed(run, [r for r, _ in items], now)
         summary.add(len(items), result, run.pk)
-        refreshed = SyncRun.objects.get(pk=run.pk)
+        refreshed = SyncRun.objects.unscoped().get(pk=run.pk)
         if (router.explicit is None and refreshed.kind in (SyncRun.Kind.HISTORY, SyncRun.Kind.ON_DEMAND)
                 and refreshed.progress is not None and refreshed.progress >= 100):
             finish_after.append(refreshed)
@@ -556,7 +557,7 @@ def log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
 def _mark_processed(run: SyncRun, rows: list[RawEvent], now) -> None:
     """Rows processed into ``run``: one UPDATE for all (Django's bulk_update builds a CASE per row and
     column: docs/measurements.md), plus one for the few rows that carry a note."""
-    RawEvent.objects.filter(pk__in=[r.pk for r in rows]).update(
+    RawEvent.objects.unscoped().filter(pk__in=[r.pk for r in rows]).update(
         state=RawEvent.State.PROCESSED, processed_at=now, sync_run=run, error="")
     noted = [r for r in rows if r.error]
     if noted:

@@ -58,7 +58,7 @@ class IndexSummary:
 
 
 def has_backlog(connection_id: int) -> bool:
-    return SearchBacklog.objects.filter(connection_id=connection_id).exists()
+    return SearchBacklog.objects.unscoped().filter(connection_id=connection_id).exists()
 
 
 def index_search_backlog(connection_id: int, *, wait: bool = False, time_budget: float | None = None,
@@ -84,7 +84,7 @@ def index_search_backlog(connection_id: int, *, wait: bool = False, time_budget:
                 summary.more = has_backlog(connection_id)
                 break
             with transaction.atomic():
-                item = (SearchBacklog.objects.select_for_update().filter(connection_id=connection_id)
+                item = (SearchBacklog.objects.unscoped().select_for_update().filter(connection_id=connection_id)
                         .order_by("id").first())
                 if item is None:
                     break

@@ -11,23 +11,26 @@ from sync.models import PendingOperation, RawEvent, SearchBacklog, SyncRun
 
 def sync_report(conn: Connection, runs: int = 20) -> dict:
     """What the database holds for one connection (``manage.py sync_report``)."""
-    conversations = Conversation.objects.for_tenant(conn.tenant_id).filter(connection=conn)
+    tenant = conn.tenant_id
+    conversations = Conversation.objects.for_tenant(tenant).filter(connection=conn)
     conv_contacts = conversations.values("contact_id")
-    group_members = GroupParticipant.objects.filter(group_id__in=conversations.filter(is_group=True).values("contact_id"))
-    contacts = (Contact.objects.for_tenant(conn.tenant_id)
+    group_members = GroupParticipant.objects.for_tenant(tenant).filter(
+        group_id__in=conversations.filter(is_group=True).values("contact_id"))
+    contacts = (Contact.objects.for_tenant(tenant)
                 .filter(Q(pk__in=conv_contacts) | Q(pk__in=group_members.values("member_id"))).count())
-    msgs = Message.objects.for_tenant(conn.tenant_id).filter(connection=conn).aggregate(
+    msgs = Message.objects.for_tenant(tenant).filter(connection=conn).aggregate(
         total=Count("id"),
         deleted=Count("id", filter=Q(deleted_at__isnull=False)),
         edited=Count("id", filter=Q(edited_at__isnull=False)),
         inbound=Count("id", filter=Q(direction=Message.Direction.INBOUND)),
         outbound=Count("id", filter=Q(direction=Message.Direction.OUTBOUND)),
     )
-    journal = dict(RawEvent.objects.filter(connection=conn).values_list("state").annotate(n=Count("id")).order_by())
-    run_rows = list(SyncRun.objects.filter(connection=conn).order_by("-started_at", "-id")[:runs])
+    journal = dict(RawEvent.objects.for_tenant(tenant).filter(connection=conn)
+                   .values_list("state").annotate(n=Count("id")).order_by())
+    run_rows = list(SyncRun.objects.for_tenant(tenant).filter(connection=conn).order_by("-started_at", "-id")[:runs])
     skipped: dict[str, int] = {}
     refused: dict[str, int] = {}
-    for run in SyncRun.objects.filter(connection=conn).only("skipped", "refused"):
+    for run in SyncRun.objects.for_tenant(tenant).filter(connection=conn).only("skipped", "refused"):
         for reason, n in run.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + n
         for reason, n in run.refused.items():
@@ -50,12 +53,13 @@ def sync_report(conn: Connection, runs: int = 20) -> dict:
             "quarantined": journal.get(RawEvent.State.QUARANTINED, 0),
         },
         "quarantined_events": list(
-            RawEvent.objects.filter(connection=conn, state=RawEvent.State.QUARANTINED).order_by("id")
+            RawEvent.objects.for_tenant(tenant).filter(connection=conn, state=RawEvent.State.QUARANTINED).order_by("id")
             .values("id", "event_name", "attempts", "error")[:50]
         ),
-        "pending_operations": PendingOperation.objects.filter(connection=conn).count(),
+        "pending_operations": PendingOperation.objects.for_tenant(tenant).filter(connection=conn).count(),
         # Messages of large history batches not in the message-text search yet (sync.search_index).
-        "search_backlog": SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0,
+        "search_backlog": (SearchBacklog.objects.for_tenant(tenant).filter(connection=conn)
+                           .aggregate(n=Sum("messages"))["n"] or 0),
         # Messages whose conversation, connection and tenant do not match a conversation row: must be 0.
         # On PostgreSQL the database refuses them (ADR-11); on SQLite the application keeps them (ADR-6).
         "orphaned_messages": Message.objects.unscoped().filter(connection=conn).exclude(

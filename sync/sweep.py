@@ -153,7 +153,7 @@ def _hand_over(connection_ids: set[int]) -> None:
 def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: SweepSummary) -> int:
     now = timezone.now()
     conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=locked)}
-    open_runs = list(SyncRun.objects.filter(connection_id__in=locked, finished_at__isnull=True,
+    open_runs = list(SyncRun.objects.unscoped().filter(connection_id__in=locked, finished_at__isnull=True,
                                             kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
     in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
     live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
@@ -162,8 +162,8 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
     summary.handed_over.update(cid for cid in locked if cid in in_catchup)
     with transaction.atomic():
         asynchronous_commit()
-        rows = list(RawEvent.objects.select_for_update(skip_locked=True).filter(pk__in=ids, state=RawEvent.State.PENDING)
-                    .order_by("id"))
+        rows = list(RawEvent.objects.unscoped().select_for_update(skip_locked=True)
+                    .filter(pk__in=ids, state=RawEvent.State.PENDING).order_by("id"))
         work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
         stopped: set[int] = set()
         for row in rows:
@@ -225,7 +225,7 @@ def _account_many(run_rows: list[tuple], now) -> None:
 def _account_dicts(run: SyncRun, result) -> None:
     """The per-reason counters (skipped, refused) of one run, merged under its row lock (rare in live
     traffic: a status broadcast, a refused operation)."""
-    run = SyncRun.objects.select_for_update().get(pk=run.pk)
+    run = SyncRun.objects.unscoped().select_for_update().get(pk=run.pk)
     for name in ("skipped", "refused"):
         merged = dict(getattr(run, name))
         for reason, n in getattr(result, name).items():
