@@ -134,12 +134,12 @@ def main() -> dict:
         phases = {k: round(v, 3) for k, v in totals.items()}
         messages = Message.objects.unscoped().filter(connection=conn).count()
         assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
-        history_run = SyncRun.objects.get(kind="history")
+        history_run = SyncRun.objects.unscoped().get(kind="history")
         counts = {"contacts": Contact.objects.unscoped().count(),
                   "conversations": Conversation.objects.unscoped().count(), "messages": messages}
 
         # --- search: the history batches' search entries, added after the ingest (ADR-10) --------
-        backlog = SearchBacklog.objects.filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0
+        backlog = SearchBacklog.objects.unscoped().filter(connection=conn).aggregate(n=Sum("messages"))["n"] or 0
         t = time.perf_counter()
         indexed = index_search_backlog(conn.pk, wait=True, yield_to_journal=False)
         search_s = time.perf_counter() - t
@@ -148,7 +148,7 @@ def main() -> dict:
 
         # --- replay: the whole journal again; must create nothing --------------------------------
         with transaction.atomic():
-            requeue(RawEvent.objects.filter(connection=conn))
+            requeue(RawEvent.objects.unscoped().filter(connection=conn))
             run = start_run(conn, SyncRun.Kind.REPLAY)
         t = time.perf_counter()
         replay = process_pending(conn.pk, batch_size=args.batch_size, run=run, wait=True)

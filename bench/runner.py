@@ -70,7 +70,7 @@ def main():
                               env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t0 = time.monotonic()
-        while Connection.objects.filter(status="connected").count() < len(conns):
+        while Connection.objects.unscoped().filter(status="connected").count() < len(conns):
             if time.monotonic() - t0 > 120:
                 raise SystemExit("not all connected after 120 s")
             time.sleep(0.05)
@@ -80,10 +80,10 @@ def main():
         for i in range(args.nudges):
             conn = conns[i % len(conns)]
             text = f"bench-{uuid.uuid4().hex[:8]}"
-            before = RawEvent.objects.filter(connection=conn, event_name="MessageEv").count()
+            before = RawEvent.objects.unscoped().filter(connection=conn, event_name="MessageEv").count()
             t = time.monotonic()
             nudge(conn.pk, "simulate", kind="text", text=text, **{"from": "+5511999990001"})
-            while RawEvent.objects.filter(connection=conn, event_name="MessageEv").count() == before:
+            while RawEvent.objects.unscoped().filter(connection=conn, event_name="MessageEv").count() == before:
                 time.sleep(0.005)
             nudge_latency.append(time.monotonic() - t)
 

@@ -158,16 +158,16 @@ def test_end_to_end_simulated_message_and_reply_through_the_runner(web, new_page
 
         # Closing every browser changes nothing about the WhatsApp session: it lives in the runner.
         close_old_connections()
-        events_before = ConnectionEvent.objects.filter(connection=conn).count()
+        events_before = ConnectionEvent.objects.unscoped().filter(connection=conn).count()
         page.context.close()
         closed_at = timezone.now()
         # The marker: the session's heartbeats go on, a second and more after the browser was gone.
-        procs.wait_for(lambda: (close_old_connections(), Connection.objects.filter(
+        procs.wait_for(lambda: (close_old_connections(), Connection.objects.unscoped().filter(
             pk=conn.pk, last_heartbeat_at__gt=closed_at + timedelta(seconds=1)).exists())[1], 15,
             message="a heartbeat after the close")
         conn.refresh_from_db()
         assert conn.status == Connection.Status.CONNECTED
-        assert ConnectionEvent.objects.filter(connection=conn).count() == events_before
+        assert ConnectionEvent.objects.unscoped().filter(connection=conn).count() == events_before
         simulate("still here after the browser closed")
         procs.wait_for(lambda: (close_old_connections(), Message.objects.unscoped().filter(
             connection=conn, body="still here after the browser closed").exists())[1], 10, message="message after close")

@@ -41,7 +41,7 @@ def test_add_pair_by_qr_and_see_status_live(web, new_page, acme_owner, acme_agen
         page.click("text=Add number")
         page.wait_for_load_state("networkidle")
         close_old_connections()
-        conn = Connection.objects.get(name="Browser line")
+        conn = Connection.objects.unscoped().get(name="Browser line")
         card = page.locator(f"#connection-{conn.pk}")
         expect(card.locator("[data-testid=conn-status]")).to_have_text("New")
 
@@ -80,7 +80,7 @@ def test_add_pair_by_qr_and_see_status_live(web, new_page, acme_owner, acme_agen
 
         # A pause made elsewhere (another admin, Django admin) reaches this page without a reload.
         close_old_connections()
-        connection_actions.do_set_desired_state(Connection.objects.get(pk=conn.pk), Connection.DesiredState.STOPPED)
+        connection_actions.do_set_desired_state(Connection.objects.unscoped().get(pk=conn.pk), Connection.DesiredState.STOPPED)
         expect(card.locator("[data-testid=conn-status]")).to_have_text("Disconnected", timeout=10000)
         expect(card.locator("[data-testid=conn-history]")).to_contain_text("Stopped")
         expect(card.locator("button[value=resume]")).to_be_visible()

@@ -27,7 +27,7 @@ def test_an_inline_script_is_blocked_and_reported(web, new_page, csp_violations,
 
 
 def test_unlinking_a_number_asks_first_without_inline_handlers(web, new_page, acme_owner, acme_connection):
-    Connection.objects.filter(pk=acme_connection.pk).update(jid="5511900000001:1@s.whatsapp.net",
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(jid="5511900000001:1@s.whatsapp.net",
                                                             status=Connection.Status.CONNECTED)
     page = new_page()
     login(page, web, "acme-admin")

@@ -35,17 +35,17 @@ def test_claims_never_overlap_and_expired_leases_are_taken_over(acme):
     assert unpaired.pk not in a | b and paused.pk not in a | b
     assert actions.claim_connections("c", 10) == []
     # a's leases run out: c takes them; a's renewal then reports it lost them.
-    Connection.objects.filter(pk__in=a).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Connection.objects.unscoped().filter(pk__in=a).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     c = {x.pk for x in actions.claim_connections("c", 10)}
     assert c == a
     assert actions.renew_leases("a", list(a))[0] == set()
     assert actions.renew_leases("c", list(c), heartbeat_ids=list(c))[0] == c
     # The history says why the numbers moved.
-    lost = ConnectionEvent.objects.filter(connection_id__in=c, kind="runner_lost")
+    lost = ConnectionEvent.objects.unscoped().filter(connection_id__in=c, kind="runner_lost")
     assert lost.count() == 3 and all("runner a stopped renewing" in e.detail for e in lost)
-    assert all(x.last_heartbeat_at for x in Connection.objects.filter(pk__in=c))
+    assert all(x.last_heartbeat_at for x in Connection.objects.unscoped().filter(pk__in=c))
     actions.release_leases("c", list(c))
-    assert set(Connection.objects.filter(runner_id="").values_list("pk", flat=True)) >= c
+    assert set(Connection.objects.unscoped().filter(runner_id="").values_list("pk", flat=True)) >= c
     assert {x.pk for x in conns} == a | b
 
 
@@ -64,11 +64,11 @@ def test_after_the_last_attempt_it_is_failed_with_an_alert_and_beat_retries_it_s
     assert delays[0] is not None and delays[1] is not None and delays[2] is None
     conn.refresh_from_db()
     assert conn.status == Connection.Status.FAILED and conn.reconnect_attempts == 3
-    assert Alert.objects.filter(connection=conn, kind=Alert.Kind.CONNECTION_FAILED).count() == 1
-    assert ConnectionEvent.objects.filter(connection=conn, kind="failed").exists()
+    assert Alert.objects.unscoped().filter(connection=conn, kind=Alert.Kind.CONNECTION_FAILED).count() == 1
+    assert ConnectionEvent.objects.unscoped().filter(connection=conn, kind="failed").exists()
     assert actions.claim_connections("r", 10) == []  # runners leave it alone ...
     assert retry_failed_connections_task() == []  # ... and beat waits for next_retry_at
-    Connection.objects.filter(pk=conn.pk).update(next_retry_at=timezone.now() - timedelta(seconds=1))
+    Connection.objects.unscoped().filter(pk=conn.pk).update(next_retry_at=timezone.now() - timedelta(seconds=1))
     assert retry_failed_connections_task() == [conn.pk]
     conn.refresh_from_db()
     assert conn.status == Connection.Status.DISCONNECTED and conn.reconnect_attempts == 0
@@ -85,7 +85,7 @@ def test_terminal_states_stop_reconnecting_record_why_and_alert(acme):
     assert out.status == "logged_out" and out.jid is None
     assert ban.status == "failed" and ban.next_retry_at > timezone.now() + timedelta(minutes=59)
     assert replaced.status == "failed" and replaced.next_retry_at is None
-    assert set(Alert.objects.values_list("kind", flat=True)) == {"logged_out", "banned", "stream_replaced"}
+    assert set(Alert.objects.unscoped().values_list("kind", flat=True)) == {"logged_out", "banned", "stream_replaced"}
     assert actions.claim_connections("r", 10) == []
 
 
@@ -97,7 +97,7 @@ def test_supervise_marks_stale_heartbeats_disconnected(acme, settings):
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == "disconnected" and fresh.status == "connected"
-    assert ConnectionEvent.objects.get(connection=stale).kind == "heartbeat_stale"
+    assert ConnectionEvent.objects.unscoped().get(connection=stale).kind == "heartbeat_stale"
 
 
 def test_beat_schedules_exist_in_django_celery_beat():
@@ -120,7 +120,7 @@ def test_spooled_events_are_journaled_when_the_database_is_back(acme_connection,
     from sync.journal import journal_events
 
     replay_spool(journal=lambda cid, events: journal_events(cid, events, schedule=False))
-    assert bytes(RawEvent.objects.get(connection=acme_connection).payload) == data
+    assert bytes(RawEvent.objects.unscoped().get(connection=acme_connection).payload) == data
 
 
 def test_a_torn_spool_file_is_journaled_up_to_the_tear_and_kept_for_an_operator(acme_connection, tmp_path, settings):

@@ -37,7 +37,7 @@ def dsn():
 
 
 def journaled_ids(connection_id):
-    return list(RawEvent.objects.filter(connection_id=connection_id).order_by("id").values_list("payload", flat=True))
+    return list(RawEvent.objects.unscoped().filter(connection_id=connection_id).order_by("id").values_list("payload", flat=True))
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ def test_a_burst_from_many_sessions_is_journaled_in_batches(settings, tmp_path, 
         t.start()
     for t in threads:
         t.join(30)
-    assert RawEvent.objects.filter(connection=acme_connection).count() == 50
-    assert RawEvent.objects.filter(connection=other).count() == 50
-    assert {r.tenant_id for r in RawEvent.objects.filter(connection=other)} == {globex.pk}
+    assert RawEvent.objects.unscoped().filter(connection=acme_connection).count() == 50
+    assert RawEvent.objects.unscoped().filter(connection=other).count() == 50
+    assert {r.tenant_id for r in RawEvent.objects.unscoped().filter(connection=other)} == {globex.pk}
     assert pending_spool_files() == [] and writer.spooled_total == 0
     writer.stop()
 
@@ -83,7 +83,8 @@ def test_a_hung_database_spools_within_the_wait_and_keeps_each_connections_order
         assert len(spooled) == 2  # both made durable in the spool while the journal hung
         blocker.rollback()  # the database answers again
     writer.submit(acme_connection.pk, *event(4))
-    procs.wait_for(lambda: RawEvent.objects.filter(connection=acme_connection).count() == 4, 10, message="all four journaled")
+    procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=acme_connection).count() == 4, 10,
+                   message="all four journaled")
     bodies = [eb.EVENT_CLASSES["MessageEv"].FromString(bytes(p)).Message.conversation for p in journaled_ids(acme_connection.pk)]
     assert bodies == ["message 1", "message 2", "message 3", "message 4"]  # once each, in order
     procs.wait_for(lambda: pending_spool_files() == [], 5, message="spool emptied")
@@ -94,7 +95,7 @@ def test_redis_being_down_never_touches_the_journal(writer, acme_connection, set
     caplog.set_level(logging.WARNING, logger="sync.journal")
     for n in range(5):
         assert timed_submit(writer, acme_connection.pk, *event(10 + n)) < 1.0
-    assert RawEvent.objects.filter(connection=acme_connection, state=RawEvent.State.PENDING).count() == 5
+    assert RawEvent.objects.unscoped().filter(connection=acme_connection, state=RawEvent.State.PENDING).count() == 5
     procs.wait_for(lambda: any(r.getMessage() == "sync.journal.enqueue_failed" for r in caplog.records), 10,
                    message="the failed enqueue is logged")
     assert writer.health()["alive"] and pending_spool_files() == []
@@ -109,7 +110,8 @@ def test_events_of_a_deleted_connection_are_set_aside_and_do_not_block_the_other
     writer.submit(gone_id, *event(30))  # cannot be journaled: spooled, then set aside on replay
     writer.submit(acme_connection.pk, *event(31))
     writer.submit(acme_connection.pk, *event(32))
-    procs.wait_for(lambda: RawEvent.objects.filter(connection=acme_connection).count() == 2, 10, message="others journaled")
+    procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=acme_connection).count() == 2, 10,
+                   message="others journaled")
     procs.wait_for(lambda: pending_spool_files() == [], 10, message="nothing left to replay")
     from pathlib import Path
 

@@ -42,7 +42,8 @@ def children_of(proc) -> list[int]:
 def journaled_ids(connection_id, prefix):
     close_old_connections()
     ids = [MessageEv.FromString(bytes(p)).Info.ID for p in
-           RawEvent.objects.filter(connection_id=connection_id, event_name="MessageEv").values_list("payload", flat=True)]
+           RawEvent.objects.unscoped().filter(connection_id=connection_id, event_name="MessageEv")
+           .values_list("payload", flat=True)]
     return [i for i in ids if i.startswith(prefix)]
 
 
@@ -64,7 +65,7 @@ def test_a_frozen_child_is_killed_and_its_number_moves_without_two_hosts():
         os.kill(child, signal.SIGSTOP)
         procs.wait_for(lambda: not pid_alive(child), 10, 0.1, "frozen child killed")
         procs.wait_for(lambda: event_kinds(conn.pk).count("connected") >= 2, 15, 0.1, "reconnected in a new child")
-        detail = ConnectionEvent.objects.filter(connection=conn, kind="disconnected").latest("id").detail
+        detail = ConnectionEvent.objects.unscoped().filter(connection=conn, kind="disconnected").latest("id").detail
         assert "did not answer heartbeats" in detail
         wait_all_journaled(conn.pk, "SIMFRZ", 30)
         assert overlaps(conn.pk) == 0
@@ -91,7 +92,8 @@ def test_a_frozen_supervisors_children_leave_before_its_lease_ends_and_another_r
         procs.wait_for(lambda: not pid_alive(child), 5, 0.05, "child exits on its own")
         assert time.monotonic() - frozen_at < 3.0
         second = start_runner("awake")
-        procs.wait_for(lambda: ConnectionEvent.objects.filter(connection=conn, kind="connected", runner_id="awake").exists(),
+        procs.wait_for(lambda: ConnectionEvent.objects.unscoped().filter(connection=conn, kind="connected",
+                                                                         runner_id="awake").exists(),
                        40, 0.1, "connected by the second runner")
         assert "runner_lost" in event_kinds(conn.pk)
         first.popen.send_signal(signal.SIGCONT)  # the first one wakes up: it must let go quietly
@@ -119,7 +121,8 @@ def test_a_connect_that_hangs_times_out_and_is_retried():
         wait_status(conn.pk, Connection.Status.CONNECTED, 40, runner)
         nudge(conn.pk, "simulate", kind="hang_connects", count=1)
         nudge(conn.pk, "simulate", kind="disconnect")
-        procs.wait_for(lambda: ConnectionEvent.objects.filter(connection=conn, detail__contains="connect timed out").exists(),
+        procs.wait_for(lambda: ConnectionEvent.objects.unscoped().filter(connection=conn,
+                                                                         detail__contains="connect timed out").exists(),
                        15, 0.1, "the hung connect timed out")
         procs.wait_for(lambda: event_kinds(conn.pk).count("connected") >= 2, 15, 0.1, "connected again")
     except Exception:
@@ -177,9 +180,9 @@ def test_a_stale_status_is_corrected_by_the_holder_of_a_live_session():
     runner = start_runner("correct")
     try:
         wait_status(conn.pk, Connection.Status.CONNECTED, 40, runner)
-        Connection.objects.filter(pk=conn.pk).update(status=Connection.Status.DISCONNECTED)  # what beat writes
+        Connection.objects.unscoped().filter(pk=conn.pk).update(status=Connection.Status.DISCONNECTED)  # what beat writes
         wait_status(conn.pk, Connection.Status.CONNECTED, 10, runner)
-        assert ConnectionEvent.objects.filter(connection=conn, detail__startswith="status corrected").exists()
+        assert ConnectionEvent.objects.unscoped().filter(connection=conn, detail__startswith="status corrected").exists()
     finally:
         runner.stop()
 
@@ -199,7 +202,8 @@ def test_a_child_reporting_a_dead_journal_thread_is_killed_and_its_sessions_resc
                                             "busy": 0.0, "journal": {"alive": False, "busy": 0.0}})
         assert child.popen.poll() is not None and child.index not in supervisor.children
         assert held.state == "waiting" and held.child is None
-        assert "journal thread died" in ConnectionEvent.objects.filter(connection=conn, kind="disconnected").latest("id").detail
+        last = ConnectionEvent.objects.unscoped().filter(connection=conn, kind="disconnected").latest("id")
+        assert "journal thread died" in last.detail
         # Stuck is judged the same way.
         other = supervisor.spawn_child()
         other.ready = True

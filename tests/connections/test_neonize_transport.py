@@ -48,7 +48,7 @@ def test_events_from_neonizes_dispatcher_reach_the_journal_byte_for_byte(acme_co
     sent_msg, sent_hist = dispatch(client, msg), dispatch(client, hist)
     sent_out = dispatch(client, LoggedOutEv(OnConnect=False, Reason=LOGGED_OUT_REASON))
 
-    rows = {r.event_name: bytes(r.payload) for r in RawEvent.objects.filter(connection=acme_connection)}
+    rows = {r.event_name: bytes(r.payload) for r in RawEvent.objects.unscoped().filter(connection=acme_connection)}
     assert rows["MessageEv"] == sent_msg and MessageEv.FromString(rows["MessageEv"]) == msg
     assert rows["HistorySyncEv"] == sent_hist
     assert rows["LoggedOutEv"] == sent_out
@@ -91,11 +91,11 @@ def test_runner_records_the_dial_error_and_backs_off(tmp_path):
     runner = start_runner("neonize", env)
     try:
         procs.wait_for(lambda: event_kinds(conn.pk).count("connect_failed") >= 2, 20, message="two failed attempts")
-        failures = list(ConnectionEvent.objects.filter(connection=conn, kind="connect_failed").order_by("id"))
+        failures = list(ConnectionEvent.objects.unscoped().filter(connection=conn, kind="connect_failed").order_by("id"))
         assert "failed to dial whatsapp web websocket" in failures[0].detail
         assert "attempt 1" in failures[0].detail and "attempt 2" in failures[1].detail
         # Backoff: the second attempt waited at least the jittered first delay (0.25-0.5 s).
-        attempts = list(ConnectionEvent.objects.filter(connection=conn, kind="reconnect_attempt").order_by("id"))
+        attempts = list(ConnectionEvent.objects.unscoped().filter(connection=conn, kind="reconnect_attempt").order_by("id"))
         assert attempts and (attempts[0].created_at - failures[0].created_at).total_seconds() >= 0.2
         current = row(conn.pk)
         assert current.reconnect_attempts >= 2 and current.status in ("pairing", "connecting")
@@ -127,7 +127,7 @@ def test_store_connections_stay_bounded_however_many_connect_attempts_fail():
     try:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             def attempts():
-                return ConnectionEvent.objects.filter(connection__in=conns, kind="connect_failed").count()
+                return ConnectionEvent.objects.unscoped().filter(connection__in=conns, kind="connect_failed").count()
 
             deadline = time.monotonic() + 90
             while attempts() < 8 * budget and time.monotonic() < deadline:

@@ -30,14 +30,14 @@ def test_runner_connects_journals_simulated_messages_and_reconnects_after_a_drop
         held = row(conn.pk)
         assert held.runner_id == "r1" and held.lease_expires_at is not None and held.last_heartbeat_at is not None
         # The initial HistorySyncEv reached the journal.
-        procs.wait_for(lambda: RawEvent.objects.filter(connection=conn, event_name="HistorySyncEv").exists(), 5)
+        procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=conn, event_name="HistorySyncEv").exists(), 5)
 
         # manage.py simulate -> Redis -> runner -> child -> simulator -> journal, within a second or so.
         out = procs.manage("simulate", "simulate", "--connection", str(conn.pk), "--from", "+5511999990001",
                            "--text", "hello from the test", env=runner_env())
         out.popen.wait(20)
         assert out.popen.returncode == 0, out.output()
-        procs.wait_for(lambda: RawEvent.objects.filter(connection=conn, event_name="MessageEv").exists(), 5,
+        procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=conn, event_name="MessageEv").exists(), 5,
                        message="MessageEv journaled")
 
         # A simulated drop: recorded, then reconnected with the backoff written down.
@@ -46,7 +46,7 @@ def test_runner_connects_journals_simulated_messages_and_reconnects_after_a_drop
         wait_status(conn.pk, Connection.Status.CONNECTED, 10, runner)
         kinds = event_kinds(conn.pk)
         assert kinds.index("reconnect_attempt") > kinds.index("disconnected")
-        detail = ConnectionEvent.objects.filter(connection=conn, kind="disconnected").latest("id").detail
+        detail = ConnectionEvent.objects.unscoped().filter(connection=conn, kind="disconnected").latest("id").detail
         assert "retry in" in detail and "attempt 1" in detail
         assert row(conn.pk).reconnect_attempts == 0  # reset once connected again
     finally:
@@ -72,7 +72,8 @@ def test_killed_child_is_restarted_and_only_its_numbers_reconnect():
         os.kill(min(pids), signal.SIGKILL)
         procs.wait_for(lambda: event_kinds(a.pk).count("connected") >= 2, 15, message="a reconnected")
         assert row(a.pk).status == "connected"
-        assert "session host exited" in ConnectionEvent.objects.filter(connection=a, kind="disconnected").latest("id").detail
+        last = ConnectionEvent.objects.unscoped().filter(connection=a, kind="disconnected").latest("id")
+        assert "session host exited" in last.detail
         # b never noticed.
         assert event_kinds(b.pk).count("connected") == connected_events_b
         assert "disconnected" not in event_kinds(b.pk)
@@ -123,7 +124,7 @@ def test_two_runners_started_together_never_hold_the_same_connection():
     try:
         procs.wait_for(lambda: all(row(c.pk).status == "connected" for c in conns), 25, message="all connected")
         close_old_connections()
-        acquired = ConnectionEvent.objects.filter(connection__in=conns, kind="lease_acquired")
+        acquired = ConnectionEvent.objects.unscoped().filter(connection__in=conns, kind="lease_acquired")
         holders = {}
         for ev in acquired:
             holders.setdefault(ev.connection_id, set()).add(ev.runner_id)

@@ -52,7 +52,7 @@ def test_a_receipt_that_beat_the_send_commit_applies_the_moment_the_reply_is_mar
     wa_id = "3EB0EA51EE0001"
     # The phone's DELIVERED receipt is journaled and processed before the runner recorded WhatsApp's id.
     journal_and_process(conn, eb.receipt_ev(conv.chat_jid, wa_id, "delivered"))
-    assert PendingOperation.objects.filter(connection=conn, target_external_id=wa_id, kind="receipt").count() == 1
+    assert PendingOperation.objects.unscoped().filter(connection=conn, target_external_id=wa_id, kind="receipt").count() == 1
     assert status(reply.pk) == Message.Status.SENDING
 
     assert outbox.do_mark_sent(reply, wa_id, datetime(2026, 11, 25, 10, 0, tzinfo=UTC)) is True
@@ -60,7 +60,7 @@ def test_a_receipt_that_beat_the_send_commit_applies_the_moment_the_reply_is_mar
     # Applied in the same transaction: no safety-net wait, no journal processing in between.
     stored = Message.objects.unscoped().get(pk=reply.pk)
     assert stored.status == Message.Status.DELIVERED and stored.external_id == wa_id
-    assert not PendingOperation.objects.filter(connection=conn, target_external_id=wa_id).exists()
+    assert not PendingOperation.objects.unscoped().filter(connection=conn, target_external_id=wa_id).exists()
 
 
 @pytest.mark.django_db
@@ -71,14 +71,14 @@ def test_early_receipts_never_move_the_reply_backward():
     # READ arrives first, then a late DELIVERED for the same id: both wait for the id.
     journal_and_process(conn, eb.receipt_ev(conv.chat_jid, wa_id, "read", ts=1_760_000_200),
                         eb.receipt_ev(conv.chat_jid, wa_id, "delivered", ts=1_760_000_100))
-    assert PendingOperation.objects.filter(connection=conn, target_external_id=wa_id).count() == 2
+    assert PendingOperation.objects.unscoped().filter(connection=conn, target_external_id=wa_id).count() == 2
 
     outbox.do_mark_sent(reply, wa_id, datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     assert status(reply.pk) == Message.Status.READ
     # Another late DELIVERED after the fact changes nothing either.
     journal_and_process(conn, eb.receipt_ev(conv.chat_jid, wa_id, "delivered", ts=1_760_000_300))
     assert status(reply.pk) == Message.Status.READ
-    assert not PendingOperation.objects.filter(connection=conn).exists()
+    assert not PendingOperation.objects.unscoped().filter(connection=conn).exists()
 
 
 @pytest.mark.django_db
@@ -88,7 +88,7 @@ def test_marking_sent_leaves_other_messages_pending_operations_alone():
     journal_and_process(conn, eb.receipt_ev(conv.chat_jid, "3EB0OTHER00001", "delivered"))
     outbox.do_mark_sent(reply, "3EB0EA51EE0003", datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     assert status(reply.pk) == Message.Status.SENT
-    assert PendingOperation.objects.filter(connection=conn, target_external_id="3EB0OTHER00001").count() == 1
+    assert PendingOperation.objects.unscoped().filter(connection=conn, target_external_id="3EB0OTHER00001").count() == 1
 
 
 # --- LID <-> phone pairs from whatsmeow's session store ---------------------------------------------

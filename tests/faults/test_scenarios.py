@@ -118,7 +118,7 @@ def all_connected(conns, timeout=60, runners=None):
             if c.status != Connection.Status.CONNECTED:
                 return False
             if runners is not None:
-                last = ConnectionEvent.objects.filter(connection=c, kind="connected").order_by("-id").first()
+                last = ConnectionEvent.objects.unscoped().filter(connection=c, kind="connected").order_by("-id").first()
                 if c.runner_id not in runners or last is None or last.runner_id not in runners:
                     return False
         return True
@@ -147,7 +147,7 @@ def state_of(conns, tag):
     out = []
     for i, c in enumerate(conns):
         row = Connection.objects.unscoped().get(pk=c.pk)
-        states = dict(RawEvent.objects.filter(connection_id=c.pk).values_list("state").annotate(n=Count("id")))
+        states = dict(RawEvent.objects.unscoped().filter(connection_id=c.pk).values_list("state").annotate(n=Count("id")))
         out.append(f"number {i}: stored {stored(c, tag, i)}, on the server {pending_inbound(c.pk)}, journal {states}, "
                    f"{row.status} by {row.runner_id or '-'}")
     return "; ".join(out)
@@ -163,7 +163,7 @@ def check_books(conns, tag, count, timeout=90):
             raise AssertionError(f"{exc}: {state_of(conns, tag)}") from None
         assert stored(c, tag, i) == count
         ids = [MessageEv.FromString(bytes(p)).Info.ID for p in
-               RawEvent.objects.filter(connection_id=c.pk, event_name="MessageEv").values_list("payload", flat=True)]
+               RawEvent.objects.unscoped().filter(connection_id=c.pk, event_name="MessageEv").values_list("payload", flat=True)]
         ours = [x for x in ids if x.startswith(f"SIM{tag}{i}")]
         assert len(ours) == len(set(ours)) == count  # journaled once each
         assert overlaps(c.pk) == 0

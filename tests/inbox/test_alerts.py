@@ -80,7 +80,7 @@ def test_a_number_that_gives_up_alerts_once_and_its_reconnect_resolves_it(acme, 
         for _ in range(2):
             connection_actions.do_record_connect_failure(conn.pk, "r", "dial error")
         connection_actions.do_mark_terminal(conn.pk, "r", "banned", "temporarily banned", retry_after=60)
-    alert = Alert.objects.get(cause=alerts.connection_down_cause(conn.pk), resolved_at__isnull=True)
+    alert = Alert.objects.unscoped().get(cause=alerts.connection_down_cause(conn.pk), resolved_at__isnull=True)
     assert alert.kind == "banned" and alert.times_raised == 2 and "Sales" in alert.message
     assert len(mail.outbox) == 2  # owner + admin, once
 
@@ -108,7 +108,7 @@ def test_watchdog_alerts_numbers_down_for_long_and_failing_journal_rows(acme, ma
         assert watchdog.watch_journal()["failing"] == [down.pk]
         watchdog.watch_numbers()
         watchdog.watch_journal()
-    open_alerts = {a.cause: a for a in Alert.objects.filter(resolved_at__isnull=True)}
+    open_alerts = {a.cause: a for a in Alert.objects.unscoped().filter(resolved_at__isnull=True)}
     assert set(open_alerts) == {f"connection:{down.pk}:down", f"connection:{down.pk}:journal"}
     assert open_alerts[f"connection:{down.pk}:down"].times_raised == 2
     assert "1 quarantined" in open_alerts[f"connection:{down.pk}:journal"].message
@@ -117,10 +117,10 @@ def test_watchdog_alerts_numbers_down_for_long_and_failing_journal_rows(acme, ma
 
     down.status = "connected"
     down.save(update_fields=["status"])
-    RawEvent.objects.filter(pk=row.pk).update(state=RawEvent.State.PROCESSED, processed_at=timezone.now())
+    RawEvent.objects.unscoped().filter(pk=row.pk).update(state=RawEvent.State.PROCESSED, processed_at=timezone.now())
     assert watchdog.watch_numbers()["resolved"] == 1
     watchdog.watch_journal()
-    assert not Alert.objects.filter(resolved_at__isnull=True).exists()
+    assert not Alert.objects.unscoped().filter(resolved_at__isnull=True).exists()
 
 
 def test_watchdog_tells_staff_when_redis_is_down_even_with_celery_down(acme, settings,
@@ -134,12 +134,12 @@ def test_watchdog_tells_staff_when_redis_is_down_even_with_celery_down(acme, set
     with django_capture_on_commit_callbacks(execute=True):
         first = watchdog.watch_platform_parts()  # down, but maybe just starting: nobody woken yet
     assert set(first["within_grace"]) == {"redis", "workers", "beat", "runners"}
-    assert not Alert.objects.exists() and not mail.outbox
+    assert not Alert.objects.unscoped().exists() and not mail.outbox
     settings.WATCHDOG_PLATFORM_GRACE_SECONDS = 0  # ...and still down once the grace is over
     with django_capture_on_commit_callbacks(execute=True):
         result = watchdog.watch_platform_parts()
     assert set(result["failing"]) == {"redis", "workers", "beat", "runners"} and not result["within_grace"]
-    platform = Alert.objects.filter(tenant__isnull=True, resolved_at__isnull=True)
+    platform = Alert.objects.unscoped().filter(tenant__isnull=True, resolved_at__isnull=True)
     assert sorted(platform.values_list("cause", flat=True)) == [
         "platform:beat", "platform:redis", "platform:runners", "platform:workers"]
     assert recipients() == [staff.email] * 4  # sent from this process: Celery may be what is down
@@ -183,6 +183,6 @@ def test_watch_platform_command_runs_a_round_and_refuses_a_bad_interval(acme, se
                              last_heartbeat_at=timezone.now() - timedelta(minutes=5))
     settings.REDIS_URL = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # delivery may fail: no matter
     call_command("watch_platform", "--once")
-    assert Alert.objects.filter(cause=f"connection:{down.pk}:down", resolved_at__isnull=True).exists()
+    assert Alert.objects.unscoped().filter(cause=f"connection:{down.pk}:down", resolved_at__isnull=True).exists()
     with pytest.raises(CommandError, match="positive"):
         call_command("watch_platform", "--interval", "0")

@@ -207,7 +207,8 @@ def test_connection_changes_update_banner_and_card(client, acme_owner, acme_agen
 
     def change():
         with transaction.atomic():
-            Connection.objects.filter(pk=acme_connection.pk).update(status="disconnected", status_detail="phone offline")
+            Connection.objects.unscoped().filter(pk=acme_connection.pk).update(status="disconnected",
+                                                                               status_detail="phone offline")
             ConnectionEvent.objects.create(tenant=acme_connection.tenant, connection=acme_connection, kind="disconnected",
                                            detail="stream error 503")
             events.publish_connection_on_commit(acme_connection.tenant_id, acme_connection.pk)
@@ -368,7 +369,7 @@ def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, ac
     from connections import actions as connection_actions
     from connections.models import Connection
 
-    Connection.objects.filter(pk=acme_connection.pk).update(runner_id="r-live", status="connected")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(runner_id="r-live", status="connected")
     owner_cookie = session_cookie(client, acme_owner)
     agent_cookie = session_cookie(client, acme_agent)
 
@@ -380,7 +381,7 @@ def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, ac
             "r-live", [acme_connection.pk], heartbeat_ids=[acme_connection.pk])
         assert held == {acme_connection.pk}
         beat = await receive_until(owner, f'id="conn-hb-{acme_connection.pk}"')
-        written = await sync_to_async(lambda: Connection.objects.get(pk=acme_connection.pk).last_heartbeat_at)()
+        written = await sync_to_async(lambda: Connection.objects.unscoped().get(pk=acme_connection.pk).last_heartbeat_at)()
         assert f'datetime="{written.isoformat()}"' in beat and "data-age" in beat and 'hx-swap-oob="true"' in beat
         # ... and tells the page its figures (journal backlog, reconnects, runs) may have moved.
         assert 'data-upsert="trigger" data-event="live:numbers-stats"' in beat

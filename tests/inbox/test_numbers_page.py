@@ -58,14 +58,14 @@ def test_pair_by_qr_starts_pairing_and_the_pairing_view_renders_the_qr(
     assert acme_connection.status == Connection.Status.PAIRING
     assert ("pair", "qr") in [(n["action"], n["payload"].get("method")) for n in nudges()]
     # The runner stores the rotating QR string; the page renders it server-side as SVG.
-    Connection.objects.filter(pk=acme_connection.pk).update(pairing_code="2@abc,def,ghi,jkl")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(pairing_code="2@abc,def,ghi,jkl")
     html = client.get(reverse("connection_pairing", args=["acme", acme_connection.pk])).content.decode()
     assert "<svg" in html
 
 
 def test_pair_by_phone_code_shows_the_code(client, acme_owner, acme_connection):
     client.force_login(acme_owner)
-    Connection.objects.filter(pk=acme_connection.pk).update(status="pairing", pairing_code="ABCD-EFGH")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(status="pairing", pairing_code="ABCD-EFGH")
     html = client.get(reverse("connection_pairing", args=["acme", acme_connection.pk])).content.decode()
     assert "ABCD-EFGH" in html and "<svg" not in html
 

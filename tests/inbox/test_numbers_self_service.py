@@ -27,7 +27,7 @@ def test_agents_get_403_on_every_management_page_and_write(client, acme_agent, a
                          ("post", url("connection_delete", acme_connection.pk)), ("post", url("member_add")),
                          ("post", url("member_role", member.pk)), ("post", url("member_remove", member.pk))]:
         assert getattr(client, method)(path, {"name": "x", "role": "agent"}).status_code == 403, path
-    assert Connection.objects.count() == 1 and Membership.objects.get(pk=member.pk).role == "owner"
+    assert Connection.objects.unscoped().count() == 1 and Membership.objects.get(pk=member.pk).role == "owner"
 
 
 @pytest.mark.smoke
@@ -36,9 +36,9 @@ def test_add_a_number_within_the_tenant_limit(client, acme, acme_owner, settings
     client.force_login(acme_owner)
     response = client.post(url("connection_add"), {"name": "Sales", "transport": "simulator"})
     assert response.status_code == 302
-    conn = Connection.objects.get(tenant=acme, name="Sales")
+    conn = Connection.objects.unscoped().get(tenant=acme, name="Sales")
     assert conn.transport == "simulator" and conn.status == "new" and conn.desired_state == "connected"
-    assert ConnectionEvent.objects.filter(connection=conn, kind="added").exists()
+    assert ConnectionEvent.objects.unscoped().filter(connection=conn, kind="added").exists()
 
     bad = client.post(url("connection_add"), {"name": "  ", "transport": "carrier-pigeon"})
     assert bad.status_code == 422
@@ -47,7 +47,7 @@ def test_add_a_number_within_the_tenant_limit(client, acme, acme_owner, settings
     client.post(url("connection_add"), {"name": "Support", "transport": "simulator"})
     full = client.post(url("connection_add"), {"name": "Third", "transport": "simulator"})
     assert full.status_code == 422 and "the most allowed (2)" in full.content.decode()
-    assert Connection.objects.filter(tenant=acme).count() == 2
+    assert Connection.objects.unscoped().filter(tenant=acme).count() == 2
     assert b'data-testid="number-limit"' in client.get(url("connections")).content
 
     # A deleted number (history kept) frees its place.
@@ -61,7 +61,8 @@ def test_rename_and_filters_with_a_replay(client, acme_owner, acme_connection, d
     client.post(url("connection_rename", acme_connection.pk), {"name": "Front desk"})
     acme_connection.refresh_from_db()
     assert acme_connection.name == "Front desk"
-    assert ConnectionEvent.objects.get(connection=acme_connection, kind="renamed").detail == "Acme support → Front desk"
+    renamed = ConnectionEvent.objects.unscoped().get(connection=acme_connection, kind="renamed")
+    assert renamed.detail == "Acme support → Front desk"
 
     app.conf.task_always_eager = True  # the replay task runs here, on commit (it is idempotent)
     try:
@@ -72,8 +73,8 @@ def test_rename_and_filters_with_a_replay(client, acme_owner, acme_connection, d
         app.conf.task_always_eager = False
     acme_connection.refresh_from_db()
     assert acme_connection.skip_groups and not acme_connection.skip_newsletters
-    assert "skip_groups=on" in ConnectionEvent.objects.get(connection=acme_connection, kind="filters_changed").detail
-    assert SyncRun.objects.filter(connection=acme_connection, kind="replay", finished_at__isnull=False).count() == 1
+    assert "skip_groups=on" in ConnectionEvent.objects.unscoped().get(connection=acme_connection, kind="filters_changed").detail
+    assert SyncRun.objects.unscoped().filter(connection=acme_connection, kind="replay", finished_at__isnull=False).count() == 1
     bad = client.post(url("connection_filters", acme_connection.pk), {"skip_groups": "on", "bogus": "1"})
     assert bad.status_code == 302  # unknown fields are ignored; checkboxes are all optional
 
@@ -97,9 +98,9 @@ def test_delete_keeps_history_unless_the_name_is_typed(client, acme_owner, acme,
     ConversationFactory(connection=purge)
     wrong = client.post(url("connection_delete", purge.pk), {"purge": "on", "confirm": "spam line"})
     assert wrong.status_code == 422 and "type the number&#x27;s name exactly: Spam line" in wrong.content.decode()
-    assert Connection.objects.filter(pk=purge.pk, archived_at__isnull=True).exists()
+    assert Connection.objects.unscoped().filter(pk=purge.pk, archived_at__isnull=True).exists()
     assert client.post(url("connection_delete", purge.pk), {"purge": "on", "confirm": "Spam line"}).status_code == 302
-    assert not Connection.objects.filter(pk=purge.pk).exists()
+    assert not Connection.objects.unscoped().filter(pk=purge.pk).exists()
     assert not Conversation.objects.unscoped().filter(connection_id=purge.pk).exists()
 
 
@@ -147,7 +148,7 @@ def test_members_added_roles_changed_and_removed_under_the_owner_rules(client, a
 
 
 def test_an_expired_qr_says_so_and_offers_pairing_again(client, acme_owner, acme_connection):
-    Connection.objects.filter(pk=acme_connection.pk).update(status="pairing", runner_id="r", pairing_code="2@x,y")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(status="pairing", runner_id="r", pairing_code="2@x,y")
     from connections import actions as connection_actions
 
     connection_actions.do_mark_terminal(acme_connection.pk, "r", "qr_expired", "nobody scanned the QR code within 60 s")

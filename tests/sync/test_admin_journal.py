@@ -14,15 +14,15 @@ pytestmark = pytest.mark.django_db
 
 def test_reprocess_action_retries_failed_rows(admin_client, acme_connection):
     feed(acme_connection, ("MessageEv", b"\x0a\x03bad"), incoming("OK1"))
-    bad = RawEvent.objects.get(state="failed")
+    bad = RawEvent.objects.unscoped().get(state="failed")
     url = reverse("admin:sync_rawevent_changelist")
     listing = admin_client.get(url, {"has_error": "yes"})
     assert listing.status_code == 200
     assert list(listing.context["cl"].queryset) == [bad]
-    detail = admin_client.get(reverse("admin:sync_rawevent_change", args=[RawEvent.objects.get(state="processed").pk]))
+    detail = admin_client.get(reverse("admin:sync_rawevent_change", args=[RawEvent.objects.unscoped().get(state="processed").pk]))
     assert b"OK1" in detail.content  # the decoded protobuf is shown
     # The operator fixes nothing but reprocesses a processed row: idempotent, no duplicate message.
-    ok = RawEvent.objects.get(state="processed")
+    ok = RawEvent.objects.unscoped().get(state="processed")
     response = admin_client.post(url, {"action": "reprocess", "_selected_action": [ok.pk, bad.pk]}, follow=True)
     assert response.status_code == 200
     assert b"2 event(s) requeued and processed" in response.content
@@ -35,7 +35,7 @@ def test_reprocess_action_retries_failed_rows(admin_client, acme_connection):
 
 def test_unknown_event_names_are_shown_not_raised(admin_client, acme_connection):
     feed(acme_connection, ("MysteryEv", b"\x01"), b.connected_ev())
-    row = RawEvent.objects.get(event_name="MysteryEv")
+    row = RawEvent.objects.unscoped().get(event_name="MysteryEv")
     page = admin_client.get(reverse("admin:sync_rawevent_change", args=[row.pk]))
     assert page.status_code == 200 and b"unknown event name" in page.content
 
@@ -49,12 +49,12 @@ def test_search_backlog_is_listed_and_indexed_on_demand(admin_client, acme_conne
     n = INLINE_LIMIT + 1
     msgs = [b.web_message(PN_ANA, f"AB{i:04d}", f"antigo {i}", T0 + i) for i in range(n)]
     feed(acme_connection, b.history_sync_ev([b.history_conversation(PN_ANA, msgs)], "FULL", chunk_order=1))
-    item = SearchBacklog.objects.get()
+    item = SearchBacklog.objects.unscoped().get()
     url = reverse("admin:sync_searchbacklog_changelist")
     assert list(admin_client.get(url).context["cl"].queryset) == [item]
     response = admin_client.post(url, {"action": "index_now", "_selected_action": [item.pk]}, follow=True)
     assert f"{n} message(s) added to the search.".encode() in response.content
-    assert MessageSearchEntry.objects.unscoped().count() == n and not SearchBacklog.objects.exists()
+    assert MessageSearchEntry.objects.unscoped().count() == n and not SearchBacklog.objects.unscoped().exists()
 
 
 def test_a_requeued_quarantined_row_gets_its_attempts_back(admin_client, acme_connection):
@@ -63,9 +63,9 @@ def test_a_requeued_quarantined_row_gets_its_attempts_back(admin_client, acme_co
     from sync.processor import MAX_ATTEMPTS, process_pending
 
     feed(acme_connection, ("MessageEv", b"\x0a\x03bad"))
-    bad = RawEvent.objects.get()
+    bad = RawEvent.objects.unscoped().get()
     for _ in range(MAX_ATTEMPTS - 1):  # the retries, made due at once
-        RawEvent.objects.filter(pk=bad.pk).update(next_attempt_at=timezone.now())
+        RawEvent.objects.unscoped().filter(pk=bad.pk).update(next_attempt_at=timezone.now())
         process_pending(acme_connection.pk)
     bad.refresh_from_db()
     assert bad.state == "quarantined" and bad.attempts == MAX_ATTEMPTS

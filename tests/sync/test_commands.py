@@ -37,7 +37,7 @@ def _snapshot(conn):
             "quoted_external_id", "reactions", "sent_at", "edited_at", "deleted_at", "media_size", "media_filename")),
         "revisions": sorted(MessageRevision.objects.unscoped().filter(tenant=conn.tenant)
                             .values_list("message__external_id", "body")),
-        "participants": sorted(GroupParticipant.objects.filter(tenant=conn.tenant).values_list(
+        "participants": sorted(GroupParticipant.objects.unscoped().filter(tenant=conn.tenant).values_list(
             "group__display_name", "member__phone_number", "is_admin")),
     }
 
@@ -75,7 +75,7 @@ def test_same_capture_imported_three_times_gives_identical_rows(acme_connection)
         "read", "Saiu para entrega hoje de manhã", {"5511987654321@s.whatsapp.net": "🙏"})
     carla = Conversation.objects.unscoped().get(chat_jid="5531988887777@s.whatsapp.net")
     assert carla.messages.count() == 3 and carla.contact.identities.count() == 2
-    run = SyncRun.objects.get(pk=first["run"])
+    run = SyncRun.objects.unscoped().get(pk=first["run"])
     assert run.kind == "import" and run.finished_at and not run.discrepancy
     assert run.received == run.saved + run.duplicates + run.skipped_total + run.failed
     assert run.progress == 100 and run.chunks == 2
@@ -104,7 +104,7 @@ def test_four_processes_import_one_capture_at_once(acme):
     assert Message.objects.unscoped().filter(connection=conn).count() == 12
     assert Conversation.objects.unscoped().filter(connection=conn).count() == 4
     assert Contact.objects.unscoped().filter(tenant=acme).count() == 4
-    assert RawEvent.objects.filter(connection=conn, state="processed").count() == 21
+    assert RawEvent.objects.unscoped().filter(connection=conn, state="processed").count() == 21
 
 
 @pytest.mark.django_db

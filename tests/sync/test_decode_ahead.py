@@ -34,11 +34,11 @@ def test_big_batches_decoded_ahead_keep_order_failures_and_replay(acme_connectio
         summary = process_pending(acme_connection.pk, batch_size=1, wait=True)  # one row per batch
     assert totals["decode_beside_copy"] > 0  # the next batches were decoded during a COPY
     assert summary.processed == 3 and summary.failed == 1 and summary.saved == 25_500
-    bad = RawEvent.objects.get(connection=acme_connection, state="failed")
+    bad = RawEvent.objects.unscoped().get(connection=acme_connection, state="failed")
     assert bad.attempts == 1 and "HistorySyncEv: payload is not a valid" in bad.error
     assert Message.objects.unscoped().filter(connection=acme_connection).count() == 25_500
     # Replay of everything processed: nothing new.
-    requeue(RawEvent.objects.filter(connection=acme_connection, state="processed"))
+    requeue(RawEvent.objects.unscoped().filter(connection=acme_connection, state="processed"))
     again = process_pending(acme_connection.pk, batch_size=1, wait=True)
     assert again.saved == 0 and again.duplicates == 25_500
     assert Message.objects.unscoped().filter(connection=acme_connection).count() == 25_500

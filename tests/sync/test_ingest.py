@@ -28,7 +28,7 @@ def test_incoming_text_creates_contact_conversation_and_message(acme_connection)
     contact = conv.contact
     assert contact.push_name == "Ana" and contact.phone_number == "+5511987654321"
     assert list(contact.identities.values_list("jid", "kind")) == [(PN_ANA, "pn")]
-    assert RawEvent.objects.get().state == "processed"
+    assert RawEvent.objects.unscoped().get().state == "processed"
 
 
 def test_message_sent_from_the_phone_is_outbound_sent(acme_connection):
@@ -76,7 +76,7 @@ def test_timestamps_in_seconds_milliseconds_zero_and_future(acme_connection):
          b.message_ev(PN_ANA, PN_ANA, "FUT", "f", future_ms))
     m = {x.external_id: x for x in Message.objects.unscoped().all()}
     assert m["SEC"].sent_at == datetime.fromtimestamp(T0, UTC)
-    raw = RawEvent.objects.order_by("id")
+    raw = RawEvent.objects.unscoped().order_by("id")
     assert m["ZERO"].sent_at == raw[1].received_at
     assert m["FUT"].sent_at == raw[2].received_at
 
@@ -103,7 +103,7 @@ def test_history_sync_conversations_messages_names_and_progress(acme_connection)
     assert g.is_group and g.contact.kind == "group" and g.contact.display_name == "Equipe"
     g1 = Message.objects.unscoped().get(external_id="G1")
     assert (g1.sender_jid, g1.sender_name) == (PN_BRUNO, "Bruno")
-    run = SyncRun.objects.get(kind="history")
+    run = SyncRun.objects.unscoped().get(kind="history")
     assert (run.progress, run.last_chunk_order, run.chunks, run.finished_at) == (45, 1, 1, None)
     assert (run.received, run.saved) == (3, 3)
     feed(acme_connection, b.history_sync_ev([], "INITIAL_BOOTSTRAP", chunk_order=2, progress=100))
@@ -124,7 +124,7 @@ def test_filters_skip_status_and_newsletters_by_exact_server_and_count_them(acme
     )
     assert set(Message.objects.unscoped().values_list("external_id", flat=True)) == {"GR1", "BL1", "OK1"}
     assert summary.skipped == {"status_broadcast": 1, "newsletter": 1}
-    run = SyncRun.objects.get(pk=summary.run_ids[0])
+    run = SyncRun.objects.unscoped().get(pk=summary.run_ids[0])
     assert run.skipped == {"status_broadcast": 1, "newsletter": 1} and run.received == 5 and run.saved == 3
     acme_connection.skip_broadcast_lists = True
     acme_connection.save()
@@ -141,7 +141,7 @@ def test_groups_subject_participants_and_sender(acme_connection):
     group = Contact.objects.unscoped().get(kind="group")
     assert group.display_name == "Suporte VIP"
     assert ContactIdentity.objects.unscoped().get(jid=GROUP).kind == "group"
-    members = dict(GroupParticipant.objects.filter(group=group).values_list("member__phone_number", "is_admin"))
+    members = dict(GroupParticipant.objects.unscoped().filter(group=group).values_list("member__phone_number", "is_admin"))
     assert members == {"+5511987654321": True, "+5521999998888": False}
     # The LID of a participant is the same person.
     identities = ContactIdentity.objects.unscoped()
@@ -150,7 +150,7 @@ def test_groups_subject_participants_and_sender(acme_connection):
          b.message_ev(GROUP, LID_ANA, "GM1", "oi grupo", push_name="Ana"))
     group.refresh_from_db()
     assert group.display_name == "Suporte"
-    assert list(GroupParticipant.objects.filter(group=group).values_list("member__phone_number", "is_admin")) == [
+    assert list(GroupParticipant.objects.unscoped().filter(group=group).values_list("member__phone_number", "is_admin")) == [
         ("+5511987654321", False)]
     gm = Message.objects.unscoped().get(external_id="GM1")
     assert gm.sender_jid == PN_ANA and gm.conversation.chat_jid == GROUP

@@ -37,13 +37,13 @@ def test_a_history_chunk_with_a_message_without_an_id_stores_the_other_three(acm
     assert sorted(Message.objects.unscoped().values_list("external_id", flat=True)) == ["H1", "H2", "H3"]
     assert (summary.processed, summary.failed, summary.items_failed) == (1, 0, 1)
 
-    row = RawEvent.objects.get()
+    row = RawEvent.objects.unscoped().get()
     assert row.state == RawEvent.State.PROCESSED and row.attempts == 0 and row.next_attempt_at is None
     assert row.error == f"item failed: message without an id (chat {PN_ANA}, message order 3)"
-    run = SyncRun.objects.get(pk=row.sync_run_id)
+    run = SyncRun.objects.unscoped().get(pk=row.sync_run_id)
     assert (run.received, run.saved, run.duplicates, run.skipped_total, run.failed) == (4, 3, 0, 0, 1)
     assert run.balanced and run.finished_at is not None and not run.discrepancy
-    assert not Alert.objects.exists()
+    assert not Alert.objects.unscoped().exists()
 
     [line] = _item_failures(caplog)
     assert line.levelname == "WARNING"
@@ -51,7 +51,7 @@ def test_a_history_chunk_with_a_message_without_an_id_stores_the_other_three(acm
         acme_connection.pk, row.pk, "message without an id", PN_ANA, "HistorySyncEv")
 
     # Nothing comes back to it later: the row is not due (no retry, no quarantine 14 minutes on).
-    RawEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(hours=1))
+    RawEvent.objects.unscoped().filter(pk=row.pk).update(received_at=timezone.now() - timedelta(hours=1))
     assert process_pending(acme_connection.pk, wait=True).processed == 0
     row.refresh_from_db()
     assert row.state == RawEvent.State.PROCESSED and row.attempts == 0
@@ -59,8 +59,8 @@ def test_a_history_chunk_with_a_message_without_an_id_stores_the_other_three(acm
 
 def test_a_replay_of_that_row_changes_nothing(acme_connection):
     feed(acme_connection, _chunk_with_one_message_without_an_id())
-    first_run = SyncRun.objects.get()
-    row = RawEvent.objects.get()
+    first_run = SyncRun.objects.unscoped().get()
+    row = RawEvent.objects.unscoped().get()
     note = row.error
     books = (first_run.received, first_run.saved, first_run.duplicates, first_run.failed)
 
@@ -71,7 +71,7 @@ def test_a_replay_of_that_row_changes_nothing(acme_connection):
     assert sorted(Message.objects.unscoped().values_list("external_id", flat=True)) == ["H1", "H2", "H3"]
     first_run.refresh_from_db()
     assert (first_run.received, first_run.saved, first_run.duplicates, first_run.failed) == books
-    replay = SyncRun.objects.get(pk=out["run"])
+    replay = SyncRun.objects.unscoped().get(pk=out["run"])
     assert (replay.received, replay.saved, replay.duplicates, replay.failed) == (4, 0, 3, 1) and replay.balanced
     row.refresh_from_db()
     assert row.state == RawEvent.State.PROCESSED and row.error == note  # not noted twice
@@ -90,11 +90,11 @@ def test_a_conversation_without_an_id_fails_its_messages_and_not_the_others(acme
         summary = feed(acme_connection, chunk)
     assert sorted(Message.objects.unscoped().values_list("external_id", flat=True)) == ["B1", "G2"]
     assert summary.items_failed == 4 and summary.failed == 0
-    row = RawEvent.objects.get()
+    row = RawEvent.objects.unscoped().get()
     assert row.state == RawEvent.State.PROCESSED
     assert "3 items failed: history conversation without an ID (conversation #0)" in row.error
     assert "item failed: sender JID longer than 128 characters" in row.error
-    run = SyncRun.objects.get()
+    run = SyncRun.objects.unscoped().get()
     assert (run.received, run.saved, run.failed) == (6, 2, 4) and run.balanced and not run.discrepancy
     assert [(r.reason, r.count) for r in _item_failures(caplog)] == [
         ("history conversation without an ID", 3), ("sender JID longer than 128 characters", 1)]
@@ -106,10 +106,10 @@ def test_a_receipt_with_one_over_long_id_still_moves_the_others(acme_connection)
     feed(acme_connection, b.receipt_ev(conv.chat_jid, ["WA-OUT-1", "X" * 129], "read"))
     out.refresh_from_db()
     assert out.status == "read"
-    row = RawEvent.objects.get()
+    row = RawEvent.objects.unscoped().get()
     assert row.state == RawEvent.State.PROCESSED
     assert row.error == f"item failed: receipt target id longer than 128 characters (chat {conv.chat_jid}, message id #1)"
-    run = SyncRun.objects.get()
+    run = SyncRun.objects.unscoped().get()
     assert (run.received, run.failed) == (1, 1) and run.balanced
 
 
@@ -118,9 +118,9 @@ def test_a_group_with_one_over_long_participant_keeps_the_others(acme_connection
         b.group_participant(PN_ANA, is_admin=True), b.group_participant("8" * 200 + "@s.whatsapp.net"),
         b.group_participant(PN_BRUNO),
     ]))
-    row = RawEvent.objects.get()
+    row = RawEvent.objects.unscoped().get()
     assert row.state == RawEvent.State.PROCESSED
     assert row.error.startswith(f"item failed: group participant JID longer than 128 characters (chat {GROUP}, 888")
     group = Contact.objects.unscoped().get(identities__jid=GROUP)
-    members = GroupParticipant.objects.filter(group=group)
+    members = GroupParticipant.objects.unscoped().filter(group=group)
     assert sorted(members.values_list("member__identities__jid", "is_admin")) == [(PN_ANA, True), (PN_BRUNO, False)]

@@ -36,12 +36,12 @@ def _refusals(caplog):
 
 def _row(external_id):
     """The journal row of the MessageEv with this id."""
-    return next(r for r in RawEvent.objects.filter(event_name="MessageEv")
+    return next(r for r in RawEvent.objects.unscoped().filter(event_name="MessageEv")
                 if b.EVENT_CLASSES["MessageEv"].FromString(bytes(r.payload)).Info.ID == external_id)
 
 
 def _refused_total():
-    return {k: v for run in SyncRun.objects.all() for k, v in run.refused.items()}
+    return {k: v for run in SyncRun.objects.unscoped().all() for k, v in run.refused.items()}
 
 
 @pytest.mark.smoke
@@ -63,7 +63,7 @@ def test_a_customer_cannot_edit_the_agents_reply(acme_connection, acme_agent, ca
     row = _row("E-FORGED")
     assert row.state == RawEvent.State.PROCESSED
     assert row.error == (f"refused edit of message 3EB0REFUND01 by {PN_ANA} in {PN_ANA}: not the original sender")
-    run = SyncRun.objects.get(pk=row.sync_run_id)
+    run = SyncRun.objects.unscoped().get(pk=row.sync_run_id)
     assert run.refused == {"refused_edit": 1} and run.balanced
     [line] = _refusals(caplog)
     assert (line.connection_id, line.raw_event_id, line.kind, line.target_id, line.claimed_sender, line.chat,
@@ -154,7 +154,7 @@ def test_a_receipt_from_a_third_party_does_not_mark_our_message_read(acme_connec
     assert Message.objects.unscoped().get(external_id="O1").status == "sent"
     assert Message.objects.unscoped().get(external_id="A1").status == "received"
     assert _refused_total() == {"refused_receipt": 3}
-    notes = sorted(r.error for r in RawEvent.objects.filter(event_name="ReceiptEv"))
+    notes = sorted(r.error for r in RawEvent.objects.unscoped().filter(event_name="ReceiptEv"))
     assert notes == [
         f"refused receipt of message A1 by {PN_ANA} in {PN_ANA}: receipt for a message we did not send",
         f"refused receipt of message O1 by {PN_BRUNO} in {PN_ANA}: sender is not a party of the chat",
@@ -193,7 +193,7 @@ def test_the_original_sender_edits_and_revokes_from_her_lid(acme_connection):
     a1, a2 = Message.objects.unscoped().get(external_id="A1"), Message.objects.unscoped().get(external_id="A2")
     assert a1.body == "texto corrigido" and a2.deleted_at is not None
     assert _refused_total() == {}
-    assert not RawEvent.objects.exclude(error="").exists()
+    assert not RawEvent.objects.unscoped().exclude(error="").exists()
 
 
 def test_the_original_sender_in_a_group_edits_from_her_lid(acme_connection):
@@ -209,8 +209,8 @@ def test_operations_waiting_for_their_target_are_checked_when_it_arrives(acme_co
     feed(acme_connection, _from(PN_ANA, PN_ANA, "E-FORGED", b.edit("O1", "forjado", ME, target_from_me=True)),
          _from(PN_ANA, ME, "E-OURS", b.edit("O2", "corrigido", PN_ANA), from_me=True),
          b.receipt_ev(PN_BRUNO, ["O1"], "read"))
-    assert PendingOperation.objects.count() == 3
-    pending = PendingOperation.objects.get(target_external_id="O1", kind="edit")
+    assert PendingOperation.objects.unscoped().count() == 3
+    pending = PendingOperation.objects.unscoped().get(target_external_id="O1", kind="edit")
     assert (pending.chat_jid, pending.sender_jid, pending.from_me) == (PN_ANA, PN_ANA, False)
     assert pending.raw_event_id == _row("E-FORGED").pk
 
@@ -218,11 +218,11 @@ def test_operations_waiting_for_their_target_are_checked_when_it_arrives(acme_co
     assert Message.objects.unscoped().get(external_id="O1").body == "original 1"
     assert Message.objects.unscoped().get(external_id="O1").status == "sent"
     assert Message.objects.unscoped().get(external_id="O2").body == "corrigido"
-    assert not PendingOperation.objects.exists()
+    assert not PendingOperation.objects.unscoped().exists()
     # The refusals are noted on the rows that brought them and counted on the run that applied them.
     assert "refused edit of message O1" in _row("E-FORGED").error
-    assert "refused receipt of message O1" in RawEvent.objects.get(event_name="ReceiptEv").error
-    assert SyncRun.objects.get(pk=_row("O1").sync_run_id).refused == {"refused_edit": 1, "refused_receipt": 1}
+    assert "refused receipt of message O1" in RawEvent.objects.unscoped().get(event_name="ReceiptEv").error
+    assert SyncRun.objects.unscoped().get(pk=_row("O1").sync_run_id).refused == {"refused_edit": 1, "refused_receipt": 1}
 
 
 def test_a_receipt_waiting_for_an_outbox_reply_is_checked_when_the_reply_gets_its_id(acme_connection, acme_agent):
@@ -235,8 +235,8 @@ def test_a_receipt_waiting_for_an_outbox_reply_is_checked_when_the_reply_gets_it
          b.receipt_ev(PN_ANA, ["3EB0REPLY01"], "delivered"))
     outbox.do_mark_sent(claimed, "3EB0REPLY01", datetime(2025, 10, 9, 9, 0, tzinfo=UTC))
     assert Message.objects.unscoped().get(pk=claimed.pk).status == "delivered"
-    assert not PendingOperation.objects.exists()
-    bruno_row = RawEvent.objects.filter(event_name="ReceiptEv").order_by("id").first()
+    assert not PendingOperation.objects.unscoped().exists()
+    bruno_row = RawEvent.objects.unscoped().filter(event_name="ReceiptEv").order_by("id").first()
     assert bruno_row.error == (f"refused receipt of message 3EB0REPLY01 by {PN_BRUNO} in {PN_BRUNO}: claimed chat is "
                                f"not the message's chat {PN_ANA}")
 
@@ -248,7 +248,7 @@ def test_a_pending_operation_recorded_before_senders_were_checked_is_refused(acm
                                     digest="legacy-1")
     feed(acme_connection, from_phone("O1", "original"))
     assert Message.objects.unscoped().get(external_id="O1").body == "original"
-    assert not PendingOperation.objects.exists()
+    assert not PendingOperation.objects.unscoped().exists()
     assert _refused_total() == {"refused_edit": 1}
     with transaction.atomic():
         assert apply_pending_operations(acme_connection) == 0

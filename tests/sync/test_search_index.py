@@ -30,14 +30,14 @@ def _entries():
 def test_live_messages_are_searchable_once_committed(acme_connection):
     feed(acme_connection, incoming("LV1", "meu pedido XK-7781 não chegou"), incoming("LV2", "obrigado"))
     assert _entries() == {"LV1": "meu pedido XK-7781 não chegou", "LV2": "obrigado"}
-    assert not SearchBacklog.objects.exists()
+    assert not SearchBacklog.objects.unscoped().exists()
 
 
 def test_a_large_history_batch_waits_in_the_backlog_then_every_body_is_indexed_once(acme_connection):
     n = INLINE_LIMIT + 100
     summary = feed(acme_connection, _history(n))
     assert summary.saved == n
-    backlog = SearchBacklog.objects.get()
+    backlog = SearchBacklog.objects.unscoped().get()
     assert backlog.messages == n and backlog.connection_id == acme_connection.pk
     assert not MessageSearchEntry.objects.unscoped().exists()
     assert sync_report(acme_connection)["search_backlog"] == n
@@ -49,7 +49,7 @@ def test_a_large_history_batch_waits_in_the_backlog_then_every_body_is_indexed_o
     with_body = [i for i in range(n) if i % 10 != 9]
     assert indexed.indexed == len(with_body) and not indexed.more and not indexed.busy
     assert _entries() == {f"H{i:05d}": f"histórico número {i}" for i in with_body}
-    assert not SearchBacklog.objects.exists() and sync_report(acme_connection)["search_backlog"] == 0
+    assert not SearchBacklog.objects.unscoped().exists() and sync_report(acme_connection)["search_backlog"] == 0
     conv = Conversation.objects.unscoped().get()
     assert set(MessageSearchEntry.objects.unscoped().values_list("conversation_id", flat=True)) == {conv.pk}
 
@@ -81,7 +81,7 @@ def test_backlog_slices_give_way_to_due_journal_rows_and_to_a_lock_holder(acme_c
     assert "LIVE1" in _entries()
     done = index_search_backlog(acme_connection.pk)
     assert done.slices >= 4 and not done.more  # 200 ids a slice
-    assert not SearchBacklog.objects.exists()
+    assert not SearchBacklog.objects.unscoped().exists()
     assert MessageSearchEntry.objects.unscoped().count() == 1 + sum(1 for i in range(INLINE_LIMIT + 300) if i % 10 != 9)
 
 
@@ -123,5 +123,5 @@ def test_the_journal_task_indexes_the_backlog_once_the_journal_is_drained(acme_c
     feed(acme_connection, _history(n), process=False)
     out = process_journal_task(acme_connection.pk)  # what the worker runs for the runner's nudge
     assert out["processed"] == 1 and out["search"]["indexed"] == sum(1 for i in range(n) if i % 10 != 9)
-    assert not SearchBacklog.objects.exists()
+    assert not SearchBacklog.objects.unscoped().exists()
     assert process_journal_task(acme_connection.pk).get("search") is None  # nothing left: no search pass

@@ -38,7 +38,7 @@ def test_message_relations_are_kept_by_the_database_or_orphans_are_reported(acme
     Conversation.objects.unscoped().filter(pk=msg.conversation_id).delete()
     assert list(Message.objects.unscoped().filter(connection=acme_connection)
                 .values_list("external_id", flat=True)) == ["FK3"]
-    Connection.objects.filter(pk=acme_connection.pk).delete()
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).delete()
     assert not Message.objects.unscoped().filter(external_id__startswith="FK").exists()
 
 
@@ -49,7 +49,7 @@ def test_journal_payloads_are_lz4_compressed_on_postgresql(acme_connection):
                                              for i in range(40)])]
     summary = feed(acme_connection, b.history_sync_ev(convs, "INITIAL_BOOTSTRAP", chunk_order=1, progress=100))
     assert summary.saved == 40
-    row = RawEvent.objects.get(connection=acme_connection)
+    row = RawEvent.objects.unscoped().get(connection=acme_connection)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_column_compression(payload), length(payload) FROM sync_rawevent WHERE id = %s",
                        [row.pk])
@@ -74,7 +74,7 @@ def test_journal_keeps_payload_bytes_exactly_and_stays_idempotent(acme_connectio
     payload = b"\x00\xff\x80" + os.urandom(200_000) + b"\\x00'\""  # NULs, invalid UTF-8, quote/escape lookalikes
     assert journal_events(acme_connection.pk, [("MessageEv", payload, None)], schedule=False) == 1
     assert journal_events(acme_connection.pk, [("MessageEv", payload, None)], schedule=False) == 0
-    row = RawEvent.objects.get(connection=acme_connection)
+    row = RawEvent.objects.unscoped().get(connection=acme_connection)
     assert bytes(row.payload) == payload
 
 
@@ -94,4 +94,4 @@ def test_an_id_already_stored_elsewhere_in_a_new_conversation_is_a_duplicate_not
     at = datetime.fromtimestamp(T0 + 2, UTC)
     assert (bruno.oldest_synced_at, bruno.newest_synced_at, bruno.last_message_at) == (at, at, at)
     assert bruno.last_message_preview == "nova" and bruno.messages.count() == 1
-    assert not RawEvent.objects.exclude(state="processed").exists()
+    assert not RawEvent.objects.unscoped().exclude(state="processed").exists()

@@ -40,15 +40,16 @@ def test_every_numbers_live_messages_go_in_together_with_their_books():
     assert summary.handed_over == set()
     for c in conns:
         assert Message.objects.unscoped().filter(connection=c).count() == 3
-        run = SyncRun.objects.get(connection=c, kind=SyncRun.Kind.LIVE)
+        run = SyncRun.objects.unscoped().get(connection=c, kind=SyncRun.Kind.LIVE)
         assert (run.received, run.saved, run.duplicates, run.failed) == (3, 3, 0, 0) and run.balanced
-        assert set(RawEvent.objects.filter(connection=c).values_list("state", "sync_run_id")) == {("processed", run.pk)}
+        journal = RawEvent.objects.unscoped().filter(connection=c)
+        assert set(journal.values_list("state", "sync_run_id")) == {("processed", run.pk)}
     # The same bytes journaled again change nothing; a new copy of a stored message is a duplicate.
     feed(conns[0], incoming(f"SW{conns[0].pk}x0", "hello 0", chat=customer(conns[0].pk % 50), ts=1_760_000_001),
          process=False)
     again = sweep_live()
     assert (again.processed, again.saved, again.duplicates) == (1, 0, 1)
-    run = SyncRun.objects.get(connection=conns[0], kind=SyncRun.Kind.LIVE)
+    run = SyncRun.objects.unscoped().get(connection=conns[0], kind=SyncRun.Kind.LIVE)
     assert (run.received, run.saved, run.duplicates) == (4, 3, 1) and run.balanced
 
 
@@ -81,7 +82,7 @@ def test_a_busy_connection_is_skipped_and_a_row_that_does_not_decode_stops_its_c
     assert not Message.objects.unscoped().filter(connection=busy).exists()  # its holder processes it
     assert broken.pk in summary.handed_over and not Message.objects.unscoped().filter(connection=broken).exists()
     process_pending(broken.pk, wait=True)  # the per-connection processor fails the bad row alone
-    assert RawEvent.objects.filter(connection=broken, state=RawEvent.State.FAILED).count() == 1
+    assert RawEvent.objects.unscoped().filter(connection=broken, state=RawEvent.State.FAILED).count() == 1
     assert Message.objects.unscoped().filter(connection=broken).count() == 1
     sweep_live()
     assert Message.objects.unscoped().filter(connection=busy).count() == 1

@@ -32,11 +32,11 @@ def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(a
         # A row journaled without scheduling (say the broker was down) and older than 30 s.
         old = timezone.now() - timedelta(minutes=2)
         journal_events(conn.pk, [b.serialize(incoming("W2", "atrasada")) + (old,)], schedule=False)
-        RawEvent.objects.filter(connection=conn, state="pending").update(created_at=old)
+        RawEvent.objects.unscoped().filter(connection=conn, state="pending").update(created_at=old)
         assert journal_safety_net_task()["connections"] == [conn.pk]
         procs.wait_for(lambda: Message.objects.unscoped().filter(external_id="W2").exists(), timeout=60,
                        message="safety net processing W2\n" + worker.output())
-        assert not RawEvent.objects.filter(connection=conn).exclude(state="processed").exists()
+        assert not RawEvent.objects.unscoped().filter(connection=conn).exclude(state="processed").exists()
     finally:
         worker.stop()
 
