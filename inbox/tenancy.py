@@ -1,23 +1,32 @@
-"""Tenant scoping, in one place, failing closed for the most sensitive models.
+"""Tenant scoping, in one place, failing closed for every tenant-owned model.
 
 Every tenant-owned model carries a ``tenant`` foreign key (``TenantOwned``). Its ``objects`` manager has
 two doors that say what they do:
 
 - ``Model.objects.for_tenant(tenant)``: the rows of one tenant (a ``Tenant`` or its id);
 - ``Model.objects.unscoped()``: every tenant's rows, a name meant to make a reviewer look twice. For
-  code handed an id it trusts (a Celery task, the runner, the sync engine holding a connection's journal
-  lock: the id already names one tenant's row), and for staff in the Django admin.
+  code handed an id it trusts (a Celery task, the runner and its children, the sync engine holding a
+  connection's journal lock, the watchdog, the health checks: the id already names one tenant's row, or
+  the code works across tenants by design), and for staff in the Django admin.
 
-The models holding what customers said and who they are (``SCOPED_MODELS``: Message, Conversation,
-Contact, ContactIdentity, MessageRevision, MessageSearchEntry) use ``ScopedTenantManager``: a plain
-``Model.objects.filter(...)`` (or ``.all()``, ``.get()``, ``.count()``...) outside a scope raises
-``UnscopedQueryError`` instead of reading every tenant (PostHog's pattern). Inside
-``with tenant_scope(tenant):`` it returns only that tenant's rows; ``tenant_view`` (the request
-resolver) sets that scope for every tenant page, and ``StaffAdminScopeMiddleware`` sets the unscoped one
-for staff in the admin. Related managers (``conversation.messages``) are scoped by their parent row and
-work anywhere; ``create``/``bulk_create``/``bulk_update`` write rows that carry their own tenant (one in
-another tenant than the current scope is refused). The other tenant-owned models (connections, journal,
-runs, alerts) still use the permissive ``TenantManager``, whose plain queries are allowed.
+The default manager of every ``TenantOwned`` model (``SCOPED_MODELS``: what customers said and who they
+are, and the numbers, their history, alerts, the journal, sync runs and the sync's bookkeeping) is
+``ScopedTenantManager``: a plain ``Model.objects.filter(...)`` (or ``.all()``, ``.get()``,
+``.count()``...) outside a scope raises ``UnscopedQueryError`` instead of reading every tenant (PostHog's
+pattern). Inside ``with tenant_scope(tenant):`` it returns only that tenant's rows; ``tenant_view`` (the
+request resolver) sets that scope for every tenant page, and ``StaffAdminScopeMiddleware`` sets the
+unscoped one for staff in the admin. Related managers (``conversation.messages``, ``connection.events``)
+are scoped by their parent row and work anywhere; ``create``/``bulk_create``/``bulk_update`` write rows
+that carry their own tenant (one in another tenant than the current scope is refused). Django's base
+manager (forward relations, ``save``, ``refresh_from_db``, deletion cascades) is untouched.
+
+Platform alerts (``Alert`` with no tenant: a dead runner, worker or beat) belong to no tenant: no tenant
+scope shows them, and they are read only through ``Alert.objects.unscoped()`` (the watchdog, the staff
+pages, the admin); raising one inside a tenant scope is refused like any other tenant's row.
+
+Not covered, by design: ``Tenant`` itself and ``Membership`` (how a user reaches a tenant at all:
+``inbox.access.access_tenant`` reads memberships by user, before any scope exists), users, and
+``AlertEmailOptOut`` (a user's own setting, no tenant).
 
 The scope is a ``contextvars.ContextVar``: it follows a request through sync and async code (asgiref
 copies the context into ``sync_to_async`` threads) and never leaks between requests or tasks.
@@ -81,11 +90,7 @@ class TenantQuerySet(models.QuerySet):
         return self.all()
 
 
-class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
-    """Permissive: plain queries read every tenant (models not yet in ``SCOPED_MODELS``)."""
-
-
-class ScopedTenantManager(TenantManager):
+class ScopedTenantManager(models.Manager.from_queryset(TenantQuerySet)):
     """Fails closed: a plain query outside ``tenant_scope``/``unscoped_scope`` raises UnscopedQueryError."""
 
     def _all_tenants(self):
@@ -138,17 +143,21 @@ class ScopedTenantManager(TenantManager):
         return self._all_tenants().bulk_update(objs, *args, **kwargs)
 
 
-# The models whose default manager fails closed (item 11 of issue 10; the others follow as their query
-# sites are moved to for_tenant/unscoped).
-SCOPED_MODELS = ("Message", "Conversation", "Contact", "ContactIdentity", "MessageRevision", "MessageSearchEntry")
+# The models whose default manager fails closed (item 11 of issue 10): every TenantOwned model, which
+# tests/inbox/test_tenant_scoping.py checks against the registry.
+SCOPED_MODELS = (
+    "Message", "Conversation", "Contact", "ContactIdentity", "GroupParticipant", "MessageRevision", "MessageSearchEntry",
+    "Alert", "Connection", "ConnectionEvent", "RawEvent", "SyncRun", "PendingOperation", "JidMapping", "SearchBacklog",
+)
 
 
 class TenantOwned(models.Model):
-    """Abstract base: a ``tenant`` foreign key on every tenant-owned row."""
+    """Abstract base: a ``tenant`` foreign key on every tenant-owned row, and a default manager that fails
+    closed outside a tenant scope (a new tenant-owned model is scoped from its first line)."""
 
     tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+")
 
-    objects = TenantManager()
+    objects = ScopedTenantManager()
 
     class Meta:
         abstract = True

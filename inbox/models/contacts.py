@@ -1,13 +1,11 @@
 from django.db import models
 from django.db.models import Q
 
-from inbox.tenancy import ScopedTenantManager, TenantOwned
+from inbox.tenancy import TenantOwned
 
 
 class Contact(TenantOwned):
     """A person (or a group) as the tenant knows it, whatever WhatsApp ids it shows up under."""
-
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     class Kind(models.TextChoices):
         PERSON = "person", "Person"
@@ -41,8 +39,6 @@ class ContactIdentity(TenantOwned):
     Unique per (tenant, jid): the same JID can never belong to two contacts of one tenant, so a
     person seen once as ``...@lid`` and once as ``...@s.whatsapp.net`` is one contact with two rows.
     """
-
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     class Kind(models.TextChoices):
         PN = "pn", "Phone number"

@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from inbox.tenancy import ScopedTenantManager, TenantOwned
+from inbox.tenancy import TenantOwned
 
 
 class Conversation(TenantOwned):
@@ -12,8 +12,6 @@ class Conversation(TenantOwned):
     ``chat_jid`` is the canonical JID of the chat: the contact's phone-number JID for a 1:1 chat when
     it is known (its LID otherwise), the group JID for a group.
     """
-
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -66,8 +64,6 @@ class Message(TenantOwned):
     Outbound replies start as ``status=queued`` with a local ``external_id`` ("local-<uuid>") and get
     WhatsApp's id from the send response; receipts then move the status forward, never backward.
     """
-
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     class Direction(models.TextChoices):
         INBOUND = "in", "Inbound"
@@ -179,8 +175,6 @@ class Message(TenantOwned):
 class MessageRevision(TenantOwned):
     """A previous body of an edited message (newest edit last)."""
 
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
-
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
     body = models.TextField(blank=True)
     replaced_at = models.DateTimeField()
@@ -198,8 +192,6 @@ class MessageSearchEntry(TenantOwned):
     the sync's search backlog for history batches (``sync.search_index``). Only messages with a body that
     are not deleted have an entry; ``conversation`` follows merges.
     """
-
-    objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="search_entry")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
