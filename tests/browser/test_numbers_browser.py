@@ -103,7 +103,7 @@ def test_ops_page_follows_the_platform_live(web, new_page, acme_connection):
     from tests.factories import UserFactory
 
     UserFactory(username="ops-staff", is_staff=True)
-    Connection.objects.filter(pk=acme_connection.pk).update(runner_id="r-ops", status="connecting")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(runner_id="r-ops", status="connecting")
     page = new_page()
     login(page, web, "ops-staff")
     page.goto(f"{web}/ops/")

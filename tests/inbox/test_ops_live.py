@@ -22,7 +22,7 @@ OPS_TRIGGER = 'data-event="live:ops"'
 def test_staff_sockets_hear_heartbeats_status_changes_and_platform_alerts(acme_connection):
     UserFactory(username="ops-staff", is_staff=True)
     _, cookie = logged_in("ops-staff")
-    Connection.objects.filter(pk=acme_connection.pk).update(runner_id="r-ops", status="connected")
+    Connection.objects.unscoped().filter(pk=acme_connection.pk).update(runner_id="r-ops", status="connected")
 
     async def scenario():
         ops = socket("/ws/ops/", cookie)
