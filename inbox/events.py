@@ -73,6 +73,8 @@ ACCESS_CHANGED_EVENT = "access.changed"
 # numbers' figures again (inbox.views.connection_stats; the page throttles it to once per 5 s).
 NUMBERS_STATS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:numbers-stats"></div>'
 
+PUBLISH_FAILED = "live.publish_failed"  # log event: a publish failed; the write stands
+
 
 def inbox_group(tenant_id: int) -> str:
     return f"{database_scope()}.tenant-{tenant_id}.inbox"
@@ -235,7 +237,7 @@ def _guarded(kind, fn, *args):
     try:
         fn(*args)
     except Exception:  # never into the caller: the write committed; browsers catch up on reconnect
-        logger.exception("live.publish_failed", extra={"kind": kind, "detail": repr(args)[:300]})
+        logger.exception(PUBLISH_FAILED, extra={"kind": kind, "detail": repr(args)[:300]})
 
 
 _off_thread = {"on": False, "pid": None, "jobs": None}
@@ -342,4 +344,4 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
 
 def _log_failed_send(future) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.error("live.publish_failed", extra={"kind": "background send", "error": repr(future.exception())[:300]})
+        logger.error(PUBLISH_FAILED, extra={"kind": "background send", "error": repr(future.exception())[:300]})

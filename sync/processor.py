@@ -433,8 +433,7 @@ def asynchronous_commit() -> None:
     off, for this transaction only). Safe because of the journal: the rows were committed durably when
     they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
     a crash can only lose both (the last ~0.6 s of batches at most, never half of one): the rows are
-    still pending and are processed again. Saves the WAL flush of every batch (~20 ms for a history
-    batch of ~28,000 messages, ~1 ms for a live message)."""
+    still pending and are processed again. Saves the WAL flush of every batch (docs/measurements.md)."""
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO off")
@@ -606,13 +605,3 @@ def requeue(queryset) -> int:
         attempts=Case(When(state=RawEvent.State.QUARANTINED, then=Value(0)), default=F("attempts"),
                       output_field=RawEvent._meta.get_field("attempts")),
     )
-
-
-def wait_until_idle(connection_id: int, timeout: float = 30.0) -> bool:
-    """For commands: True once the connection has no due rows (another process may be processing)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not has_due_rows(connection_id):
-            return True
-        time.sleep(0.1)
-    return False
