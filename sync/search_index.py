@@ -67,7 +67,8 @@ def index_search_backlog(connection_id: int, *, wait: bool = False, time_budget:
 
     ``wait``: block on the journal lock instead of returning ``busy``. ``yield_to_journal``: stop (with
     ``more``) when journal rows are due, so live messages are not held up behind a history backlog."""
-    from sync.processor import has_due_rows, journal_lock
+    from sync.processor import has_due_rows
+    from sync.statements import journal_lock
 
     summary = IndexSummary(connection_id)
     deadline = None if time_budget is None else time.monotonic() + time_budget
