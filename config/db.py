@@ -8,7 +8,7 @@ def drop_broken_connections() -> None:
 
     Long-running loops call this instead of ``close_old_connections``: with CONN_MAX_AGE = 0 that one
     closes every connection on every call, and a loop that runs many times a second would reconnect
-    each time (~5-10 ms, and a backend started per loop on the server). A healthy connection stays
+    each time (docs/measurements.md), and a backend started per loop on the server. A healthy connection stays
     open; a broken one (server restarted, partition timed out) is replaced once it has failed.
     """
     for conn in connections.all(initialized_only=True):

@@ -22,6 +22,9 @@ from inbox.events import publish_connection_on_commit, publish_heartbeats_on_com
 from inbox.models import Alert
 
 logger = logging.getLogger(__name__)
+# Log event names written from more than one place.
+STATUS_LOGGED = "connections.status"  # a status change committed
+STATUS_REFUSED = "connections.status_refused"  # a runner wrote a connection whose lease it no longer holds
 
 Kind = ConnectionEvent.Kind
 Status = Connection.Status
@@ -74,7 +77,7 @@ def do_set_status(connection, status: str, *, event_kind: str | None = None, det
             return _write_status(conn, status, event_kind=event_kind, detail=detail, runner_id=runner_id,
                                  alert_kind=alert_kind, **fields)
     except NotHolder as exc:
-        logger.warning("connections.status_refused", extra={"connection_id": _conn_id(connection), "status": status,
+        logger.warning(STATUS_REFUSED, extra={"connection_id": _conn_id(connection), "status": status,
                                                             "event_kind": event_kind, "runner_id": runner_id,
                                                             "error": str(exc)})
         return None
@@ -97,7 +100,7 @@ def _write_status(conn: Connection, status: str, *, event_kind: str | None, deta
     elif status == Status.CONNECTED:
         do_resolve_alert(connection_down_cause(conn.pk))
     publish_connection_on_commit(conn.tenant_id, conn.pk)
-    transaction.on_commit(lambda: logger.info("connections.status", extra={
+    transaction.on_commit(lambda: logger.info(STATUS_LOGGED, extra={
         "connection_id": conn.pk, "status": status, "event_kind": event_kind, "detail": detail, "runner_id": runner_id}))
     return conn
 
@@ -125,7 +128,7 @@ def do_mark_pairing(connection_id: int, runner_id: str, *, code: str = "", expir
             publish_connection_on_commit(conn.tenant_id, conn.pk)
         return conn
     except NotHolder as exc:
-        logger.warning("connections.status_refused", extra={"connection_id": connection_id, "status": Status.PAIRING,
+        logger.warning(STATUS_REFUSED, extra={"connection_id": connection_id, "status": Status.PAIRING,
                                                             "runner_id": runner_id, "error": str(exc)})
         return None
 
@@ -170,7 +173,7 @@ def do_record_connect_failure(connection_id: int, runner_id: str, detail: str, *
                                  reconnect_attempts=attempts, next_retry_at=now + timedelta(seconds=delay))
             return conn, delay
     except NotHolder as exc:
-        logger.warning("connections.status_refused", extra={"connection_id": connection_id, "event_kind": kind,
+        logger.warning(STATUS_REFUSED, extra={"connection_id": connection_id, "event_kind": kind,
                                                             "runner_id": runner_id, "error": str(exc)})
         return None, None
 
@@ -356,7 +359,7 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
         for c in conns:
             publish_connection_on_commit(c.tenant_id, c.pk)
             nudge_on_commit(c.pk, "reconcile")
-    logger.info("connections.status", extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
+    logger.info(STATUS_LOGGED, extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
                                              "runner_id": BEAT})
     return ids
 

@@ -36,8 +36,9 @@ from django.conf import settings
 
 from config.db import drop_broken_connections
 from connections import outbox
-from connections.journal_writer import JournalWriter
+from connections.journal_writer import SPOOL_REPLAY_FAILED, JournalWriter
 from connections.models import Connection
+from connections.protocol import LOGGED_OUT_HERE, OPS_WITHOUT_SESSION_IGNORED, Op, Reply
 from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
 from inbox.models import ContactIdentity
 from sync.actions import do_record_jid_mappings
@@ -76,13 +77,13 @@ class Session:
             self.child.alive.add(self.connection_id)
         elif kind != State.QR and kind != State.PAIR_CODE and kind != State.PAIRED:
             self.child.alive.discard(self.connection_id)
-        self.child.reply({"type": "state", "id": self.connection_id, "kind": kind, "detail": detail, "data": data})
+        self.child.reply({"type": Reply.STATE, "id": self.connection_id, "kind": kind, "detail": detail, "data": data})
         if kind == State.CONNECTED:
-            self.child.commands.put({"op": "recover", "id": self.connection_id})
-            self.child.commands.put({"op": "store_mappings", "id": self.connection_id})
+            self.child.commands.put({"op": Op.RECOVER, "id": self.connection_id})
+            self.child.commands.put({"op": Op.STORE_MAPPINGS, "id": self.connection_id})
         elif kind in State.TERMINAL or kind in (State.DISCONNECTED, State.CONNECT_FAILED):
             # After these whatsmeow's connect() stays blocked or reconnects on its own; the runner decides.
-            self.child.commands.put({"op": "halt", "id": self.connection_id})
+            self.child.commands.put({"op": Op.HALT, "id": self.connection_id})
 
 
 class Child:
@@ -116,17 +117,17 @@ class Child:
             cmd = json.loads(line)
             if cmd.get("lease_until"):
                 self.lease_until = float(cmd["lease_until"])
-            if cmd.get("op") == "heartbeat":
+            if cmd.get("op") == Op.HEARTBEAT:
                 self.answer_heartbeat(cmd)
-                self.commands.put({"op": "probe"})
-            elif cmd.get("op") != "lease":  # a lease renewal only moves lease_until (above)
+                self.commands.put({"op": Op.PROBE})
+            elif cmd.get("op") != Op.LEASE:  # a lease renewal only moves lease_until (above)
                 self.commands.put(cmd)
         os._exit(0)  # EOF: the supervisor died or closed us; never keep a number connected alone
 
     def answer_heartbeat(self, cmd: dict) -> None:
         """Answered from the stdin thread: a child whose command loop is busy still answers, and says so."""
         busy = time.monotonic() - self.busy_since if self.busy_since else 0.0
-        self.reply({"type": "heartbeat", "seq": cmd.get("seq"), "alive": sorted(self.alive & set(self.sessions)),
+        self.reply({"type": Reply.HEARTBEAT, "seq": cmd.get("seq"), "alive": sorted(self.alive & set(self.sessions)),
                     "attempts": self.connect_attempts, "busy": round(busy, 3), "busy_op": self.busy_op,
                     "journal": self.journal.health()})
 
@@ -147,13 +148,13 @@ class Child:
 
     def run(self) -> None:
         die_with_parent()
-        signal.signal(signal.SIGTERM, lambda *_: self.commands.put({"op": "exit"}))
+        signal.signal(signal.SIGTERM, lambda *_: self.commands.put({"op": Op.EXIT}))
         threading.Thread(target=self._read_stdin, name="stdin", daemon=True).start()
         threading.Thread(target=self._watch_lease, name="lease", daemon=True).start()
-        self.reply({"type": "ready", "pid": os.getpid()})
+        self.reply({"type": Reply.READY, "pid": os.getpid()})
         while True:
             cmd = self.commands.get()
-            if cmd.get("op") == "exit":
+            if cmd.get("op") == Op.EXIT:
                 for session in list(self.sessions.values()):
                     self._quiet(session.transport.disconnect)
                 self.journal.stop()
@@ -164,7 +165,7 @@ class Child:
                 self.handle(cmd)
             except Exception as exc:  # noqa: BLE001 - one bad command must not end the other sessions
                 logger.exception("child.command_failed", extra={"op": cmd.get("op"), "connection_id": cmd.get("id")})
-                self.reply({"type": "error", "id": cmd.get("id"), "op": cmd.get("op"), "error": str(exc)[:500]})
+                self.reply({"type": Reply.ERROR, "id": cmd.get("id"), "op": cmd.get("op"), "error": str(exc)[:500]})
             finally:
                 self.busy_since, self.busy_op = 0.0, ""
 
@@ -177,14 +178,14 @@ class Child:
 
     def handle(self, cmd: dict) -> None:
         op, cid = cmd["op"], cmd.get("id")
-        if op == "probe":
+        if op == Op.PROBE:
             return self.probe()
-        if op == "start":
+        if op == Op.START:
             return self.start(cmd)
         session = self.sessions.get(cid)
         if session is None:
-            if op not in ("stop", "halt", "recover", "send", "store_mappings"):
-                self.reply({"type": "error", "id": cid, "op": op, "error": "no live session for this connection here"})
+            if op not in OPS_WITHOUT_SESSION_IGNORED:
+                self.reply({"type": Reply.ERROR, "id": cid, "op": op, "error": "no live session for this connection here"})
             return None
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
@@ -197,7 +198,7 @@ class Child:
         for i in self.alive:
             if self.sessions[i].mappings_read_at < due:
                 self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
-                self.commands.put({"op": "store_mappings", "id": i})
+                self.commands.put({"op": Op.STORE_MAPPINGS, "id": i})
 
     def start(self, cmd: dict) -> None:
         cid = cmd["id"]
@@ -230,9 +231,9 @@ class Child:
         self.alive.discard(cid)
         try:
             session.transport.logout()
-            self.reply({"type": "state", "id": cid, "kind": "logged_out_here", "detail": "logged out from the inbox"})
+            self.reply({"type": Reply.STATE, "id": cid, "kind": LOGGED_OUT_HERE, "detail": "logged out from the inbox"})
         except TransportError as exc:
-            self.reply({"type": "error", "id": cid, "op": "logout", "error": str(exc)})
+            self.reply({"type": Reply.ERROR, "id": cid, "op": Op.LOGOUT, "error": str(exc)})
         self.sessions.pop(cid, None)
 
     def op_recover(self, session: Session, cmd: dict) -> None:
@@ -253,7 +254,7 @@ class Child:
         try:
             session.transport.request_history(cmd["chat_jid"], datetime.fromisoformat(cmd["before"]))
         except NotSupported as exc:
-            self.reply({"type": "error", "id": session.connection_id, "op": "request_history", "error": str(exc)})
+            self.reply({"type": Reply.ERROR, "id": session.connection_id, "op": Op.REQUEST_HISTORY, "error": str(exc)})
 
     def op_simulate(self, session: Session, cmd: dict) -> None:
         session.transport.simulate(cmd.get("command") or {})
@@ -264,7 +265,7 @@ class Child:
         try:
             self.journal.replay(connection_id)
         except Exception as exc:  # noqa: BLE001 - the journal thread and the supervisor replay later
-            logger.warning("child.spool_replay_failed", extra={"connection_id": connection_id, "error": repr(exc)[:300]})
+            logger.warning(SPOOL_REPLAY_FAILED, extra={"connection_id": connection_id, "error": repr(exc)[:300]})
 
     def recover_sends(self, session: Session) -> None:
         """Rows left in ``sending`` by a crash: complete them if the transport can tell, else fail them."""

@@ -35,11 +35,12 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from config.db import drop_broken_connections
-from connections.spool import pending_spool_files, replay_spool, spool_events, spool_owner
+from connections.spool import EVENT_SPOOLED, pending_spool_files, replay_spool, spool_events, spool_owner
 from sync.capture import CaptureWriter
 from sync.journal import journal_many, schedule_new_events
 
 logger = logging.getLogger(__name__)
+SPOOL_REPLAY_FAILED = "child.spool_replay_failed"  # log event: a spool replay failed (the files stay for later)
 BATCH_EVENTS = 500
 BATCH_BYTES = 8_000_000
 # After a failed database write the thread spools without touching the database for this long
@@ -200,7 +201,7 @@ class JournalWriter:
             self.replay()
             self._db_backoff = RETRY_DB_AFTER
         except Exception as exc:  # noqa: BLE001 - still down: try again later
-            logger.warning("child.spool_replay_failed", extra={"error": repr(exc)[:500]})
+            logger.warning(SPOOL_REPLAY_FAILED, extra={"error": repr(exc)[:500]})
             self._close_db()
             self._db_retry_at = time.monotonic() + self._db_backoff
             self._db_backoff = min(RETRY_DB_CAP, self._db_backoff * 2)
@@ -239,7 +240,7 @@ class JournalWriter:
         self._spooled.add(connection_id)
         path = spool_events(connection_id, [i.event for i in items])
         self.spooled_total += len(items)
-        logger.warning("connections.event_spooled", extra={"connection_id": connection_id, "events": len(items),
+        logger.warning(EVENT_SPOOLED, extra={"connection_id": connection_id, "events": len(items),
                                                            "reason": reason, "spool_file": str(path)})
 
     def _record(self, batch: list[Pending]) -> None:

@@ -2,10 +2,11 @@
 
 "Never sent twice": a row is claimed (status ``sending``, send_attempts + 1) and COMMITTED before the
 transport is called. If the process dies between the send and ``do_mark_sent``, the row is found in
-``sending`` when the session starts again (``recover_interrupted_sends``): a transport that can tell
-(the simulator remembers what it sent) completes it without sending again; one that cannot (neonize:
-WhatsApp does not let us choose the message id) marks it ``failed`` with an explanation instead of
-risking a duplicate. An agent can resend it by hand. See docs/runner.md.
+``sending`` when the session connects again (``interrupted_sends``, called by the child's
+``recover_sends``): a transport that can tell (the simulator remembers what it sent) completes it
+without sending again; one that cannot (neonize: WhatsApp does not let us choose the message id)
+marks it ``failed`` with an explanation instead of risking a duplicate. An agent can resend it by hand.
+See docs/runner.md.
 
 Order per conversation: only the oldest unsent message of a conversation is claimed, and not while an
 earlier one of the same conversation is sending or waiting for its retry.
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from config.backoff import backoff
@@ -111,11 +112,3 @@ def interrupted_sends(connection_id: int) -> list[Message]:
     """Rows left in ``sending`` by a process that died (call only while holding the connection's lease)."""
     return list(Message.objects.unscoped().filter(connection_id=connection_id, direction=Message.Direction.OUTBOUND,
                                                   status=Status.SENDING).select_related("conversation", "connection"))
-
-
-def next_due_at(connection_id: int):
-    """When the earliest queued retry of this connection is due (None if nothing waits)."""
-    return (Message.objects.unscoped()
-            .filter(connection_id=connection_id, direction=Message.Direction.OUTBOUND, status=Status.QUEUED)
-            .filter(Q(next_attempt_at__isnull=False))
-            .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())

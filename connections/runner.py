@@ -34,6 +34,7 @@ from config.db import drop_broken_connections
 from connections import actions
 from connections.models import Connection
 from connections.nudge import nudge_channel, redis_client
+from connections.protocol import LOGGED_OUT_HERE, Op, Reply, SessionState
 from connections.spool import pending_spool_files, replay_spool
 from connections.transport import State
 
@@ -81,10 +82,10 @@ class Held:
     jid: str
     phone_number: str
     child: ChildProc | None = None
-    state: str = "idle"  # idle, connecting, connected, waiting (retry_at), stopping
+    state: str = SessionState.WAITING  # connections.protocol.SessionState
     retry_at: float = 0.0
     pair: dict = field(default_factory=dict)
-    connect_deadline: float = 0.0  # monotonic: "connecting" past this is a failed attempt
+    connect_deadline: float = 0.0  # monotonic: CONNECTING past this is a failed attempt
     lease_until: float = 0.0  # wall clock (epoch seconds): the lease expiry last written
 
 
@@ -140,7 +141,7 @@ class Runner:
         self.guard(self.check_connect_deadlines)
         self.guard(self.start_due_sessions)
         timeout = 0.0 if self.more_due else max(0.0, min([self.reconcile_due, self.heartbeat_due, now + 0.5,
-                                *[h.retry_at for h in self.held.values() if h.state == "waiting"]]) - time.monotonic())
+                                *[h.retry_at for h in self.held.values() if h.state == SessionState.WAITING]]) - time.monotonic())
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 try:
@@ -170,7 +171,7 @@ class Runner:
     def shutdown(self) -> None:
         """SIGTERM: disconnect every session cleanly, then release the leases for another runner."""
         for child in list(self.children.values()):
-            child.send({"op": "exit"})
+            child.send({"op": Op.EXIT})
         deadline = time.monotonic() + 5
         for child in list(self.children.values()):
             try:
@@ -220,18 +221,18 @@ class Runner:
                 if action == "pair":
                     self.pair_requests[cid] = payload
                 self.reconcile_due = 0.0
-                if action == "resume" and held is not None and held.state == "waiting":
+                if action == "resume" and held is not None and held.state == SessionState.WAITING:
                     held.retry_at = 0.0
             elif held is None or held.child is None:
                 continue
             elif action == "send":
-                held.child.send({"op": "send", "id": cid})
+                held.child.send({"op": Op.SEND, "id": cid})
             elif action == "mark_read":
-                held.child.send({"op": "mark_read", "id": cid, **payload})
+                held.child.send({"op": Op.MARK_READ, "id": cid, **payload})
             elif action == "request_history":
-                held.child.send({"op": "request_history", "id": cid, **payload})
+                held.child.send({"op": Op.REQUEST_HISTORY, "id": cid, **payload})
             elif action == "simulate":
-                held.child.send({"op": "simulate", "id": cid, "command": payload})
+                held.child.send({"op": Op.SIMULATE, "id": cid, "command": payload})
 
     # --- reconcile --------------------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -248,21 +249,21 @@ class Runner:
                     actions.do_mark_stopped(cid, self.runner_id, "paused")
                     self.drop(cid)
                 elif row.desired_state == Connection.DesiredState.LOGGED_OUT:
-                    if held.state == "connected" and held.child is not None:
-                        held.child.send({"op": "logout", "id": cid})
-                        held.state = "stopping"
-                    elif held.state != "stopping":
+                    if held.state == SessionState.CONNECTED and held.child is not None:
+                        held.child.send({"op": Op.LOGOUT, "id": cid})
+                        held.state = SessionState.STOPPING
+                    elif held.state != SessionState.STOPPING:
                         self.stop_session(cid)
                         actions.do_mark_terminal(cid, self.runner_id, "logged_out",
                                                  "credentials forgotten here; unlink the device on the phone too")
                         self.drop(cid)
-                elif held.state == "connected" and held.child is not None:
-                    held.child.send({"op": "send", "id": cid})  # outbox retries that came due
+                elif held.state == SessionState.CONNECTED and held.child is not None:
+                    held.child.send({"op": Op.SEND, "id": cid})  # outbox retries that came due
         for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
             if conn.pk in self.held:  # our own lease had run out and nobody took it: we hold it again
                 self.held[conn.pk].lease_until = conn.lease_expires_at.timestamp()
                 continue
-            self.held[conn.pk] = Held(conn.pk, conn.transport, conn.jid or "", conn.phone_number, state="waiting",
+            self.held[conn.pk] = Held(conn.pk, conn.transport, conn.jid or "", conn.phone_number, state=SessionState.WAITING,
                                       retry_at=0.0, pair=self.pair_requests.pop(conn.pk, {}),
                                       lease_until=conn.lease_expires_at.timestamp())
 
@@ -270,7 +271,7 @@ class Runner:
         """Start due sessions, a few per tick: a runner taking over a hundred numbers keeps answering
         its children (heartbeats, leases) between starts."""
         now = time.monotonic()
-        due = [h for h in self.held.values() if h.state == "waiting" and h.retry_at <= now]
+        due = [h for h in self.held.values() if h.state == SessionState.WAITING and h.retry_at <= now]
         for held in due[:STARTS_PER_TICK]:
             self.start_session(held)
         self.more_due = len(due) > STARTS_PER_TICK
@@ -291,10 +292,10 @@ class Runner:
         held.child = child
         child.sessions.add(held.id)
         held.jid = row.jid or ""
-        held.state = "connecting"
+        held.state = SessionState.CONNECTING
         timeout = settings.RUNNER_CONNECT_TIMEOUT_SECONDS if held.jid else settings.RUNNER_PAIRING_TIMEOUT_SECONDS
         held.connect_deadline = time.monotonic() + timeout
-        spec = {"op": "start", "id": held.id, "transport": held.transport, "jid": held.jid,
+        spec = {"op": Op.START, "id": held.id, "transport": held.transport, "jid": held.jid,
                 "phone_number": row.phone_number, "options": {}, "lease_until": self.child_lease_until(child, held)}
         if not held.jid:
             pair = held.pair or self.pair_requests.pop(held.id, {})
@@ -309,14 +310,14 @@ class Runner:
 
     def move_off(self, child: ChildProc, cid: int) -> None:
         """The session ``cid`` leaves ``child`` (stopped there); a retiring child exits once it hosts none."""
-        child.send({"op": "stop", "id": cid})
+        child.send({"op": Op.STOP, "id": cid})
         child.sessions.discard(cid)
         self.retire_if_empty(child)
 
     def retire_if_empty(self, child: ChildProc) -> None:
         if child.retiring and not child.sessions and child.index in self.children:
             logger.info("runner.child_retired", extra={"runner_id": self.runner_id, "child": child.index})
-            child.send({"op": "exit"})
+            child.send({"op": Op.EXIT})
             self.remove_child(child)
 
     def drop(self, cid: int, release: bool = True) -> None:
@@ -349,7 +350,7 @@ class Runner:
             self.renew(ids)
         self.heartbeat_seq += 1
         for child in self.children.values():
-            child.send({"op": "heartbeat", "seq": self.heartbeat_seq,
+            child.send({"op": Op.HEARTBEAT, "seq": self.heartbeat_seq,
                         "lease_until": self.child_lease_until(child)})
 
     def mark_alive(self) -> None:
@@ -394,9 +395,9 @@ class Runner:
             return
         alive = set(message.get("alive") or [])
         hosted = [cid for cid in child.sessions if cid in self.held]
-        connected = [cid for cid in hosted if self.held[cid].state == "connected"]
+        connected = [cid for cid in hosted if self.held[cid].state == SessionState.CONNECTED]
         self.renew(hosted, heartbeat_ids=[c for c in connected if c in alive])
-        child.send({"op": "lease", "lease_until": self.child_lease_until(child)})
+        child.send({"op": Op.LEASE, "lease_until": self.child_lease_until(child)})
         for cid in connected:
             if cid not in alive and cid in self.held:
                 self.on_lost(cid, "heartbeat: the session is not connected")
@@ -408,9 +409,9 @@ class Runner:
         child and retried with the usual backoff, never left "connecting" forever."""
         now = time.monotonic()
         for cid, held in list(self.held.items()):
-            if held.state == "connecting" and held.connect_deadline and now > held.connect_deadline:
+            if held.state == SessionState.CONNECTING and held.connect_deadline and now > held.connect_deadline:
                 if held.child is not None:
-                    held.child.send({"op": "halt", "id": cid})
+                    held.child.send({"op": Op.HALT, "id": cid})
                 timeout = settings.RUNNER_CONNECT_TIMEOUT_SECONDS if held.jid else settings.RUNNER_PAIRING_TIMEOUT_SECONDS
                 self.on_lost(cid, f"connect timed out after {timeout:.0f} s")
 
@@ -488,7 +489,7 @@ class Runner:
             return
         child.retiring = True
         moving = [cid for cid in sorted(child.sessions)
-                  if cid not in self.held or self.held[cid].state not in ("connected", "stopping")]
+                  if cid not in self.held or self.held[cid].state not in (SessionState.CONNECTED, SessionState.STOPPING)]
         logger.info("runner.child_recycled", extra={"runner_id": self.runner_id, "child": child.index,
                                                     "attempts": child.attempts, "moved": moving,
                                                     "staying": sorted(set(child.sessions) - set(moving))})
@@ -496,8 +497,8 @@ class Runner:
             held = self.held.get(cid)
             if held is not None:
                 held.child = None
-                if held.state == "connecting":
-                    held.state, held.retry_at = "waiting", 0.0
+                if held.state == SessionState.CONNECTING:
+                    held.state, held.retry_at = SessionState.WAITING, 0.0
             self.move_off(child, cid)
         self.retire_if_empty(child)
         self.drain_oldest_retiring()
@@ -516,7 +517,7 @@ class Runner:
                 held = self.held.get(cid)
                 if held is not None:
                     held.child = None
-                    held.state, held.retry_at = "waiting", 0.0
+                    held.state, held.retry_at = SessionState.WAITING, 0.0
                 self.move_off(oldest, cid)
             self.retire_if_empty(oldest)
 
@@ -540,21 +541,21 @@ class Runner:
 
     def on_child_message(self, child: ChildProc, message: dict) -> None:
         kind = message.get("type")
-        if kind == "ready":
+        if kind == Reply.READY:
             child.ready, child.last_answer = True, time.monotonic()
-        elif kind == "heartbeat":
+        elif kind == Reply.HEARTBEAT:
             self.on_heartbeat(child, message)
-        elif kind == "state":
+        elif kind == Reply.STATE:
             if message["id"] not in child.sessions:
                 return  # from a session this child no longer hosts (moved or stopped): stale
             self.on_state(message["id"], message["kind"], message.get("detail", ""), message.get("data") or {})
-        elif kind == "error":
+        elif kind == Reply.ERROR:
             logger.warning("runner.child_error", extra={"runner_id": self.runner_id, **message})
 
     # --- session state changes ----------------------------------------------------------------------
     def on_state(self, cid: int, kind: str, detail: str, data: dict) -> None:
         held = self.held.get(cid)
-        if held is None or held.state == "stopping" and kind != "logged_out_here":
+        if held is None or held.state == SessionState.STOPPING and kind != LOGGED_OUT_HERE:
             return
         written = True
         if kind == State.QR or kind == State.PAIR_CODE:
@@ -565,12 +566,12 @@ class Runner:
             written = actions.do_mark_paired(cid, self.runner_id, jid=held.jid, push_name=data.get("push_name", ""))
             held.connect_deadline = time.monotonic() + settings.RUNNER_CONNECT_TIMEOUT_SECONDS
         elif kind == State.CONNECTED:
-            held.state = "connected"
+            held.state = SessionState.CONNECTED
             written = actions.do_mark_connected(cid, self.runner_id)
         elif kind in (State.DISCONNECTED, State.CONNECT_FAILED):
-            if held.state in ("connected", "connecting"):
+            if held.state in (SessionState.CONNECTED, SessionState.CONNECTING):
                 self.on_lost(cid, detail, kind="disconnected" if kind == State.DISCONNECTED else "connect_failed")
-        elif kind == "logged_out_here":
+        elif kind == LOGGED_OUT_HERE:
             actions.do_set_status(cid, Connection.Status.LOGGED_OUT, event_kind="logged_out", detail=detail,
                                   runner_id=self.runner_id, jid=None)
             self.drop(cid)
@@ -588,7 +589,7 @@ class Runner:
         # Locally first: whatever the database says, the session no longer runs here. Without a database
         # (the usual reason a child died) the failure is not recorded and the session is retried soon;
         # otherwise it would stay attached to nothing, its lease renewed and never restarted.
-        held.state = "waiting"
+        held.state = SessionState.WAITING
         held.retry_at = time.monotonic() + RETRY_WITHOUT_DATABASE_SECONDS
         try:
             conn, delay = actions.do_record_connect_failure(cid, self.runner_id, detail, kind=kind)
@@ -603,7 +604,7 @@ class Runner:
         if delay is None:
             self.drop(cid)  # gave up: failed + alert; beat's slow retry brings it back
             return
-        held.state = "waiting"
+        held.state = SessionState.WAITING
         held.retry_at = time.monotonic() + delay
         logger.info("runner.reconnect_scheduled", extra={"runner_id": self.runner_id, "connection_id": cid,
                                                          "delay": round(delay, 2), "reason": detail})

@@ -29,6 +29,7 @@ from config.processes import pid_alive
 from sync.capture import CaptureError, decode_line, encode_line
 
 logger = logging.getLogger(__name__)
+EVENT_SPOOLED = "connections.event_spooled"  # log event: events written to the spool, not the journal
 _lock = threading.Lock()
 
 
@@ -56,7 +57,7 @@ def spool_events(connection_id: int, events: Iterable[tuple[str, bytes, object]]
 def spool_event(connection_id: int, event_name: str, payload: bytes, received_at) -> Path:
     """Append one event durably; raises only if the disk itself fails."""
     path = spool_events(connection_id, [(event_name, payload, received_at)])
-    logger.warning("connections.event_spooled", extra={"connection_id": connection_id, "event_name": event_name,
+    logger.warning(EVENT_SPOOLED, extra={"connection_id": connection_id, "event_name": event_name,
                                                        "spool_file": str(path)})
     return path
 

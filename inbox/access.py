@@ -6,7 +6,7 @@ Each helper returns the same 404 for "does not exist" and "belongs to another te
 from django.http import Http404
 
 from connections.models import Connection
-from inbox.models import Alert, Contact, Conversation, Membership, Message, Tenant
+from inbox.models import Alert, Conversation, Membership, Message, Tenant
 
 
 def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
@@ -31,10 +31,6 @@ def _get(queryset, pk):
 
 def access_conversation(tenant, conversation_id) -> Conversation:
     return _get(Conversation.objects.for_tenant(tenant).select_related("contact", "connection", "assignee"), conversation_id)
-
-
-def access_contact(tenant, contact_id) -> Contact:
-    return _get(Contact.objects.for_tenant(tenant), contact_id)
 
 
 def access_connection(tenant, connection_id) -> Connection:

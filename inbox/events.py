@@ -2,7 +2,8 @@
 
 Callers (actions in inbox, sync and connections) call these inside their transaction; the send
 happens on commit, so a rolled-back write never shows up in a browser. Payloads are re-rendered
-from the latest database state at send time, so out-of-order commits cannot show stale data.
+from the latest database state at send time (``inbox.rendering``), so out-of-order commits cannot
+show stale data.
 
 Group names (ASCII letters, digits, hyphens and periods, < 100 chars), each led by the deployment's
 scope (``config.scope.database_scope``: 12 hex digits naming this deployment's database). Redis pub/sub
@@ -19,49 +20,60 @@ their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.
 appended to its thread if new, a conversation row is moved to its place in the list if it matches
 the page's filters).
 
-Coalescing: list rows are not sent per call. Conversation ids are added to a Redis set per tenant;
-the first caller after a quiet period flushes at once (leading edge) and arms a trailing flush
-``LIST_FLUSH_INTERVAL`` later in its own process, so a tenant gets at most a few list updates per
-second however many messages a history sync commits. If the process holding the trailing flush
-dies, the ids wait in the set (with a TTL) for the next update of that tenant or the page's
-refresh-on-reconnect.
+List rows are coalesced per tenant by ``inbox.list_coalescer`` (at most a few list sends a second).
 
-Background mode (``background=True``, what the sync engine's batches use): the ingesting process only
-adds the ids to the set; the list rows are rendered and sent by ``inbox.tasks.flush_live_updates_task``
-in a Celery worker, enqueued at once by the caller that takes the tenant's gate (at most one per
-``LIST_FLUSH_INTERVAL``) and, while the gate is held, once more ``LIST_FLUSH_INTERVAL`` later by the
-caller that takes the tenant's trailing key (at most one outstanding). Rendering thousands of list rows
-and timer threads never compete with ingestion for the GIL. Thread fragments of the batch's live
-messages are still sent from the committing process (they are what an open conversation waits for).
+Background mode (``background=True``, what the sync engine's batches use, ADR-7): the list rows and the
+connection banner are rendered and sent by Celery tasks (``inbox.tasks``), not by the ingesting process.
+Thread fragments of the batch's live messages are still sent from the committing process (they are what
+an open conversation waits for).
+
+Off-thread mode (``publish_off_thread()``, what the runner's processes turn on, run_connections): every
+on-commit publish of the process runs, in order, on the process's publisher thread instead of the
+committing thread, so a Redis stall or a slow render never holds the runner's loop or a child's command
+loop (docs/runner.md); at most ``OFF_THREAD_BACKLOG`` publishes wait, more are dropped and logged
+(``live.publish_dropped``).
 
 Nothing here raises into the caller: a Redis or rendering failure is logged (``live.publish_failed``)
 and the database write stands; open pages catch up when their socket reconnects and refreshes.
 """
 
+import asyncio
+import atexit
 import logging
+import os
+import queue
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.db import transaction
-from django.template.loader import render_to_string
 
-from config.redis import redis_client
 from config.scope import database_scope
+from inbox.list_coalescer import queue_list_update
+from inbox.rendering import (
+    render_alerts,
+    render_connection,
+    render_conversation_header,
+    render_heartbeats,
+    render_message,
+    render_thread_stale,
+    tenant_slug,
+)
 
 logger = logging.getLogger(__name__)
 
-LIST_FLUSH_INTERVAL = 0.25  # seconds: at most ~4 list flushes per second per tenant (plus a leading one)
-PENDING_TTL = 120  # seconds an un-flushed id may wait in Redis
 MAX_MESSAGES_RENDERED = 50  # per conversation per call; above this the open thread is told to reload
 MAX_CONVERSATIONS_NOTIFIED = 1000
-MAX_LIST_ROWS_PUSHED = 100  # conversations per list flush; above this the open lists are told to reload
+SEND_TIMEOUT = 5.0  # seconds; a stuck Redis must not hold a worker forever
+OFF_THREAD_BACKLOG = 1000  # publishes waiting for the publisher thread (off-thread mode) before new ones are dropped
 
+# Channel-layer event types (the consumer's handler names: ``live.fragment`` -> ``live_fragment``).
 FRAGMENT_EVENT = "live.fragment"
+ACCESS_CHANGED_EVENT = "access.changed"
 # Sent to the numbers pages with every heartbeat, status change and alert change: an open page fetches its
 # numbers' figures again (inbox.views.connection_stats; the page throttles it to once per 5 s).
 NUMBERS_STATS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:numbers-stats"></div>'
-# The same for staff's /ops/ pages (every tenant's numbers, runners, backlogs): they fetch the page's body again.
-OPS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:ops"></div>'
+
+PUBLISH_FAILED = "live.publish_failed"  # log event: a publish failed; the write stands
 
 
 def inbox_group(tenant_id: int) -> str:
@@ -80,14 +92,6 @@ def user_group(user_id: int) -> str:
     return f"{database_scope()}.user-{user_id}"
 
 
-def ops_group() -> str:
-    """Platform staff's /ops/ pages (inbox.consumers.OpsConsumer)."""
-    return f"{database_scope()}.ops"
-
-
-ACCESS_CHANGED_EVENT = "access.changed"
-
-
 # --- public API: call inside the writing transaction -------------------------------------------------
 
 
@@ -96,14 +100,12 @@ def publish_messages_on_commit(tenant_id: int, conversation_ids, message_ids=(),
 
     ``background``: the list rows are flushed by a Celery task instead of this process (sync batches)."""
     conversation_ids, message_ids = sorted(set(conversation_ids)), sorted(set(message_ids))
-    transaction.on_commit(lambda: _guarded("messages", _publish_messages, tenant_id, conversation_ids, message_ids,
-                                           background))
+    _on_commit("messages", _publish_messages, tenant_id, conversation_ids, message_ids, background)
 
 
 def publish_conversations_on_commit(tenant_id: int, conversation_ids) -> None:
     """Conversation row changes: assignment, status, unread count, position in the list."""
-    conversation_ids = sorted(set(conversation_ids))
-    transaction.on_commit(lambda: _guarded("conversations", _publish_conversations, tenant_id, conversation_ids))
+    _on_commit("conversations", _publish_conversations, tenant_id, sorted(set(conversation_ids)))
 
 
 def publish_connection_on_commit(tenant_id: int, connection_id: int, *, background: bool = False) -> None:
@@ -111,8 +113,7 @@ def publish_connection_on_commit(tenant_id: int, connection_id: int, *, backgrou
 
     ``background``: a Celery task renders and sends it (sync batches: the banner's templates are not the
     ingesting process's work, ADR-7)."""
-    fn = _enqueue_connection if background else publish_connection
-    transaction.on_commit(lambda: _guarded("connection", fn, tenant_id, connection_id))
+    _on_commit("connection", _enqueue_connection if background else publish_connection, tenant_id, connection_id)
 
 
 def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
@@ -120,28 +121,7 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
     numbers pages get the new time, and their heartbeat ages start again from it (static/inbox/live.js).
     Never waits: the runner's supervisor calls this on every heartbeat."""
     if beats:
-        transaction.on_commit(lambda: _guarded("heartbeat", _send_heartbeats, beats, at))
-
-
-def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
-    sends = [(connections_group(tenant_id), "".join(
-        render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids)
-        + NUMBERS_STATS_MAY_HAVE_MOVED)
-        for tenant_id, ids in beats.items()]
-    _send_many([*sends, (ops_group(), OPS_MAY_HAVE_MOVED)], wait=False)
-
-
-def publish_alerts(tenant_id: int | None) -> None:
-    """Send the tenant's open alerts to its numbers pages now, and tell /ops/ (called on commit by
-    inbox.alerts; ``None``: a platform alert, for /ops/ only)."""
-    from inbox.selectors import open_alerts
-
-    sends = [(ops_group(), OPS_MAY_HAVE_MOVED)]
-    if tenant_id is not None:
-        html = render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
-                                                               "slug": _tenant_slug(tenant_id)})
-        sends.append((connections_group(tenant_id), html + NUMBERS_STATS_MAY_HAVE_MOVED))
-    _send_many(sends)
+        _on_commit("heartbeat", _send_heartbeats, beats, at)
 
 
 def publish_access_changed_on_commit(user_ids) -> None:
@@ -150,11 +130,71 @@ def publish_access_changed_on_commit(user_ids) -> None:
     if either no longer allows it (inbox.consumers). Call inside the writing transaction."""
     user_ids = sorted({int(u) for u in user_ids if u})
     if user_ids:
-        transaction.on_commit(lambda: _guarded("access", _send_access_changed, user_ids))
+        _on_commit("access", _send_access_changed, user_ids)
 
 
-def _send_access_changed(user_ids) -> None:
-    _send_many([(user_group(u), None) for u in user_ids], event_type=ACCESS_CHANGED_EVENT)
+def publish_alerts(tenant_id: int) -> None:
+    """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
+    _dispatch("alerts", _send_alerts, tenant_id)
+
+
+def publish_connection(tenant_id: int, connection_id: int) -> None:
+    """Send the connection's banner and summary now (on commit, or from ``inbox.tasks.publish_connection_task``)."""
+    fragments = render_connection(tenant_id, connection_id)
+    if fragments is not None:
+        banner, numbers = fragments
+        send_fragments([(inbox_group(tenant_id), banner),
+                        (connections_group(tenant_id), numbers + NUMBERS_STATS_MAY_HAVE_MOVED)])
+
+
+def publish_off_thread() -> None:
+    """From now on this process publishes on its publisher thread, never on the committing thread (the
+    runner's supervisor and session hosts, whose loops must never wait on Redis). For the whole process."""
+    _off_thread["on"] = True
+
+
+# --- what each publish renders and sends -------------------------------------------------------------
+
+
+def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
+    from inbox.models import Message
+
+    sends = []
+    if message_ids:
+        # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
+        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead.
+        counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+                         .values_list("conversation_id", flat=True))
+        small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
+        stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
+        by_conversation = defaultdict(list)
+        if small:
+            rows = (
+                Message.objects.for_tenant(tenant_id)
+                .filter(pk__in=message_ids, conversation_id__in=small)
+                .select_related("sender_user", "conversation")
+                .order_by("sent_at", "id")
+            )
+            for m in rows:
+                by_conversation[m.conversation_id].append(m)
+        for cid, rows in by_conversation.items():
+            sends.append((conversation_group(cid), "".join(render_message(m, live=True) for m in rows)))
+        for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
+            sends.append((conversation_group(cid), render_thread_stale(cid)))
+    send_fragments(sends)
+    queue_list_update(tenant_id, conversation_ids, background)
+
+
+def _publish_conversations(tenant_id, conversation_ids):
+    from inbox.selectors import conversations_by_ids, tenant_members
+
+    conversations = conversations_by_ids(tenant_id, conversation_ids[:MAX_CONVERSATIONS_NOTIFIED])
+    if conversations:
+        members = tenant_members(tenant_id)
+        slug = tenant_slug(tenant_id)
+        send_fragments([(conversation_group(c.pk), render_conversation_header(c, slug, members))
+                        for c in conversations])
+    queue_list_update(tenant_id, conversation_ids)
 
 
 def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
@@ -163,45 +203,88 @@ def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
     publish_connection_task.delay(tenant_id, connection_id)
 
 
-# --- rendering (also used by the views, so a page and a live update show the same markup) ------------
+def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
+    send_fragments([(connections_group(tenant_id), render_heartbeats(ids, at) + NUMBERS_STATS_MAY_HAVE_MOVED)
+                    for tenant_id, ids in beats.items()], wait=False)
 
 
-def render_message(message, *, live: bool = False) -> str:
-    """Needs ``message.conversation`` loaded (select_related) for the group sender names."""
-    return render_to_string("inbox/partials/message.html",
-                            {"m": message, "live": live, "is_group": message.conversation.is_group})
+def _send_alerts(tenant_id: int) -> None:
+    send_fragments([(connections_group(tenant_id), render_alerts(tenant_id) + NUMBERS_STATS_MAY_HAVE_MOVED)])
 
 
-def render_conversation_row(conversation, slug: str, *, live: bool = False) -> str:
-    return render_to_string("inbox/partials/conversation_row.html", {"c": conversation, "slug": slug, "live": live})
+def _send_access_changed(user_ids) -> None:
+    _send_many([(user_group(u), None) for u in user_ids], event_type=ACCESS_CHANGED_EVENT)
 
 
-def render_conversation_header(conversation, slug: str, members) -> str:
-    return render_to_string("inbox/partials/conversation_header.html",
-                            {"conversation": conversation, "slug": slug, "members": members, "oob": True})
+# --- dispatch: on commit, guarded, on this thread or the publisher thread ----------------------------
 
 
-def _tenant_slug(tenant_id: int) -> str:
-    from inbox.models import Tenant
-
-    return Tenant.objects.values_list("slug", flat=True).get(pk=tenant_id)
+def _on_commit(kind, fn, *args) -> None:
+    transaction.on_commit(lambda: _dispatch(kind, fn, *args))
 
 
-# --- internals ---------------------------------------------------------------------------------------
+def _dispatch(kind, fn, *args) -> None:
+    if not _off_thread["on"]:
+        _guarded(kind, fn, *args)
+        return
+    try:
+        _publish_jobs().put_nowait((kind, fn, args))
+    except queue.Full:
+        logger.error("live.publish_dropped", extra={"kind": kind, "detail": repr(args)[:300]})
 
 
 def _guarded(kind, fn, *args):
     try:
         fn(*args)
     except Exception:  # never into the caller: the write committed; browsers catch up on reconnect
-        logger.exception("live.publish_failed", extra={"kind": kind, "detail": repr(args)[:300]})
+        logger.exception(PUBLISH_FAILED, extra={"kind": kind, "detail": repr(args)[:300]})
 
 
-def _send(group: str, html: str) -> None:
-    _send_many([(group, html)])
+_off_thread = {"on": False, "pid": None, "jobs": None}
+_off_thread_lock = threading.Lock()
 
 
-SEND_TIMEOUT = 5.0  # seconds; a stuck Redis must not hold a worker forever
+def _publish_jobs() -> queue.Queue:
+    """The process's queue of off-thread publishes and its thread (re-created after a fork)."""
+    with _off_thread_lock:
+        if _off_thread["pid"] != os.getpid():
+            jobs = queue.Queue(maxsize=OFF_THREAD_BACKLOG)
+            threading.Thread(target=_run_publish_jobs, args=(jobs,), name="live-publish-jobs", daemon=True).start()
+            _off_thread.update(pid=os.getpid(), jobs=jobs)
+        return _off_thread["jobs"]
+
+
+def _run_publish_jobs(jobs: queue.Queue) -> None:
+    from django.db import connection
+
+    from config.db import drop_broken_connections
+
+    while True:
+        kind, fn, args = jobs.get()
+        try:
+            drop_broken_connections()
+            _guarded(kind, fn, *args)
+        finally:
+            jobs.task_done()
+            if jobs.empty():
+                connection.close()  # this thread's own connection: not held open between bursts
+
+
+@atexit.register
+def _drain_publish_jobs() -> None:
+    """A process that exits normally (the supervisor after SIGTERM) still sends what it committed last,
+    waiting at most ``SEND_TIMEOUT``."""
+    jobs = _off_thread["jobs"] if _off_thread["pid"] == os.getpid() else None
+    if jobs is None:
+        return
+    done = threading.Event()
+    threading.Thread(target=lambda: (jobs.join(), done.set()), daemon=True).start()
+    done.wait(SEND_TIMEOUT)
+
+
+# --- sending: one event loop per process ---------------------------------------------------------------
+
+
 _sender = {"pid": None, "loop": None}
 _sender_lock = threading.Lock()
 
@@ -210,12 +293,10 @@ def _sender_loop():
     """One event loop per process, in a daemon thread, for every group send from sync code.
 
     ``async_to_sync`` would start a fresh loop per call, and the pub/sub channel layer keeps its Redis
-    connection per loop: every publish paid a new connection (~2.4 ms vs ~0.1 ms measured). Keyed by
-    pid so a forked Celery worker child starts its own loop instead of inheriting a dead thread's.
+    connection per loop: every publish paid a new connection (docs/live-updates.md, "Sending from sync
+    code"). Keyed by pid so a forked Celery worker child starts its own loop instead of inheriting a dead
+    thread's.
     """
-    import asyncio
-    import os
-
     with _sender_lock:
         if _sender["pid"] != os.getpid():
             loop = asyncio.new_event_loop()
@@ -224,16 +305,17 @@ def _sender_loop():
         return _sender["loop"]
 
 
+def send_fragments(sends: list[tuple[str, str]], *, wait: bool = True) -> None:
+    """HTML fragments to groups, in order (empty fragments are left out). See ``_send_many``."""
+    _send_many([(g, h) for g, h in sends if h.strip()], wait=wait)
+
+
 def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_EVENT, *, wait: bool = True) -> None:
     """Several group sends, in order, on the process's publisher loop; returns when they are sent, or
-    at once with ``wait=False`` (the runner's loop must never wait on Redis; a failure is logged).
-    Fragments (``live.fragment``) carry their HTML; other event types carry nothing."""
-    import asyncio
-
+    at once with ``wait=False`` (a failure is then logged). Fragments (``live.fragment``) carry their
+    HTML; other event types carry nothing."""
     from channels.layers import get_channel_layer
 
-    if event_type == FRAGMENT_EVENT:
-        sends = [(g, h) for g, h in sends if h.strip()]
     if not sends:
         return
     layer = get_channel_layer()
@@ -262,173 +344,4 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
 
 def _log_failed_send(future) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.error("live.publish_failed", extra={"kind": "background send", "error": repr(future.exception())[:300]})
-
-
-def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
-    from collections import Counter
-
-    from inbox.models import Message
-
-    sends = []
-    if message_ids:
-        # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
-        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead.
-        counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
-                         .values_list("conversation_id", flat=True))
-        small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
-        stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
-        by_conversation = defaultdict(list)
-        if small:
-            rows = (
-                Message.objects.for_tenant(tenant_id)
-                .filter(pk__in=message_ids, conversation_id__in=small)
-                .select_related("sender_user", "conversation")
-                .order_by("sent_at", "id")
-            )
-            for m in rows:
-                by_conversation[m.conversation_id].append(m)
-        for cid, rows in by_conversation.items():
-            sends.append((conversation_group(cid), "".join(render_message(m, live=True) for m in rows)))
-        for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
-            sends.append((conversation_group(cid),
-                          render_to_string("inbox/partials/thread_stale.html", {"conversation_id": cid})))
-    _send_many(sends)
-    _queue_list_update(tenant_id, conversation_ids, background)
-
-
-def _publish_conversations(tenant_id, conversation_ids):
-    from inbox.selectors import conversations_by_ids, tenant_members
-
-    conversations = conversations_by_ids(tenant_id, conversation_ids[:MAX_CONVERSATIONS_NOTIFIED])
-    if conversations:
-        members = tenant_members(tenant_id)
-        slug = _tenant_slug(tenant_id)
-        _send_many([(conversation_group(c.pk), render_conversation_header(c, slug, members)) for c in conversations])
-    _queue_list_update(tenant_id, conversation_ids)
-
-
-def _key(kind: str, tenant_id) -> str:
-    """Redis key of a tenant's coalescing state, named after the database: tenant ids are per database,
-    and two deployments (or a test run beside `make run`) may share one Redis."""
-    return f"live:{database_scope()}:{kind}:{tenant_id}"
-
-
-def _queue_list_update(tenant_id, conversation_ids, background=False):
-    if not conversation_ids:
-        return
-    r = redis_client()
-    key = _key("pending", tenant_id)
-    pipe = r.pipeline()
-    pipe.sadd(key, *conversation_ids)
-    pipe.expire(key, PENDING_TTL)
-    pipe.set(_key("gate", tenant_id), "1", nx=True, px=int(LIST_FLUSH_INTERVAL * 1000))
-    _, _, leading = pipe.execute()
-    if background:
-        _enqueue_flush(r, tenant_id, leading)
-    elif leading:
-        flush_list_updates(tenant_id)
-        _arm_trailing_flush(tenant_id)
-
-
-TRAILING_KEY_TTL = 10_000  # ms; a trailing task lost with its worker blocks trailing flushes at most this long
-
-
-def _enqueue_flush(r, tenant_id, leading):
-    """Background mode: a flush task now for the gate's holder; else one ``LIST_FLUSH_INTERVAL`` later,
-    unless one is already waiting (the trailing key). The ids are in the set before either key is
-    tried, and the task clears the trailing key before it reads the set, so no id is left behind."""
-    from inbox.tasks import flush_live_updates_task
-
-    if leading:
-        flush_live_updates_task.delay(tenant_id)
-    elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
-        flush_live_updates_task.apply_async((tenant_id,), countdown=LIST_FLUSH_INTERVAL)
-
-
-def flush_queued_list_updates(tenant_id) -> int:
-    """The flush task's body: clear the trailing key, re-arm the gate (so callers in the next
-    ``LIST_FLUSH_INTERVAL`` wait for one trailing task instead of starting a leading one: ~4 flushes a
-    second per tenant at most, as in-process), then send every pending list row of the tenant."""
-    pipe = redis_client().pipeline()
-    pipe.delete(_key("trailing", tenant_id))
-    pipe.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
-    pipe.execute()
-    return flush_list_updates(tenant_id)
-
-
-def _arm_trailing_flush(tenant_id):
-    # Not a daemon: a short-lived process (a management command) still delivers its last update.
-    timer = threading.Timer(LIST_FLUSH_INTERVAL, _trailing_flush_in_thread, args=(tenant_id,))
-    timer.daemon = False
-    timer.start()
-
-
-def _trailing_flush_in_thread(tenant_id):
-    from django.db import connection
-
-    try:
-        _guarded("trailing", _trailing_flush, tenant_id)
-    finally:
-        connection.close()  # this thread's own connection; never leave it open
-
-
-def _trailing_flush(tenant_id):
-    r = redis_client()
-    if not r.scard(_key("pending", tenant_id)):
-        return
-    r.set(_key("gate", tenant_id), "1", px=int(LIST_FLUSH_INTERVAL * 1000))
-    flush_list_updates(tenant_id)
-    _arm_trailing_flush(tenant_id)
-
-
-def flush_list_updates(tenant_id) -> int:
-    """Send the list rows of every pending conversation of the tenant (one query, one send)."""
-    from inbox.selectors import conversations_by_ids
-
-    r = redis_client()
-    key = _key("pending", tenant_id)
-    pipe = r.pipeline()
-    pipe.smembers(key)
-    pipe.delete(key)
-    members, _ = pipe.execute()
-    ids = sorted(int(x) for x in members)
-    if not ids:
-        return 0
-    if len(ids) > MAX_LIST_ROWS_PUSHED:
-        # A history chunk moved hundreds of conversations: rendering them all for every open inbox
-        # costs per row (docs/measurements.md) and more than a page is never on screen. The lists reload themselves.
-        _send(inbox_group(tenant_id), render_to_string("inbox/partials/list_stale.html"))
-        return len(ids)
-    conversations = conversations_by_ids(tenant_id, ids)
-    conversations.sort(key=lambda c: (c.last_message_at, c.pk))
-    slug = _tenant_slug(tenant_id)
-    html = "".join(render_conversation_row(c, slug, live=True) for c in conversations)
-    _send(inbox_group(tenant_id), html)
-    return len(conversations)
-
-
-def publish_connection(tenant_id, connection_id):
-    """Send the connection's banner and summary now (on commit, or from ``inbox.tasks.publish_connection_task``)."""
-    from connections.models import Connection
-    from inbox.selectors import active_sync_runs
-
-    connection = Connection.objects.for_tenant(tenant_id).filter(pk=connection_id).first()
-    if connection is None:
-        return
-    from inbox.selectors import connection_history
-
-    runs = active_sync_runs(tenant_id, [connection_id])
-    events = connection_history(tenant_id, [connection_id]).get(connection_id, [])
-    ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": _tenant_slug(tenant_id),
-           "events": events}
-    # The numbers page's summary and its latest state changes (one message: both swap out of band).
-    numbers_html = (render_to_string("inbox/partials/connection_summary.html", ctx)
-                    + render_to_string("inbox/partials/connection_events.html", ctx) + NUMBERS_STATS_MAY_HAVE_MOVED)
-    _send_many(
-        [
-            (inbox_group(tenant_id), render_to_string("inbox/partials/connection_banner.html", ctx)),
-            (connections_group(tenant_id), numbers_html),
-            (ops_group(), OPS_MAY_HAVE_MOVED),
-        ]
-    )
+        logger.error(PUBLISH_FAILED, extra={"kind": "background send", "error": repr(future.exception())[:300]})

@@ -5,9 +5,10 @@ from celery import shared_task
 
 @shared_task(ignore_result=True, soft_time_limit=30, time_limit=60)
 def flush_live_updates_task(tenant_id: int) -> int:
-    """Send the tenant's pending conversation-list rows (queued by ``inbox.events`` in background mode,
-    i.e. by sync batches), so the ingesting process never renders them. Returns how many were sent."""
-    from inbox.events import flush_queued_list_updates
+    """Send the tenant's pending conversation-list rows (``inbox.list_coalescer``: the leading flush of
+    background mode, i.e. of sync batches, so the ingesting process never renders them, and every trailing
+    flush). Returns how many were sent."""
+    from inbox.list_coalescer import flush_queued_list_updates
 
     return flush_queued_list_updates(tenant_id)
 

@@ -17,7 +17,6 @@ from connections import actions as connection_actions
 from connections.models import ConnectionEvent
 from inbox import actions, selectors
 from inbox.access import access_alert, access_connection, access_conversation, access_message
-from inbox.events import render_message
 from inbox.forms import (
     AddMemberForm,
     AddNumberForm,
@@ -37,6 +36,7 @@ from inbox.forms import (
     cleaned,
 )
 from inbox.models import Membership
+from inbox.rendering import render_message
 from inbox.resolver import tenant_view
 
 logger = logging.getLogger(__name__)

@@ -121,9 +121,9 @@ def _summary_fields(summary) -> dict:
 def do_record_jid_mappings(conn: Connection, pairs) -> dict:
     """LID <-> phone-number pairs read from whatsmeow's store (``get_pn_from_lid``) by the runner:
     stored, and contacts/conversations already split across the two merged, in one transaction."""
-    from sync.decode import Decoded
     from sync.identity import is_lid, is_pn, normalize_jid
     from sync.ingest import ingest
+    from sync.records import Decoded
 
     mappings = []
     for pn, lid in pairs:

@@ -5,7 +5,6 @@
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,14 +39,6 @@ def decode_line(line: str, line_no: int = 0) -> CapturedEvent:
     if not isinstance(event_name, str) or not event_name:
         raise CaptureError(f"line {line_no}: 'event' must be a non-empty string")
     return CapturedEvent(event_name, payload, received_at, line_no)
-
-
-def read_capture(path) -> Iterator[CapturedEvent]:
-    """Yield the events of a capture file in order; blank lines are ignored."""
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                yield decode_line(line, line_no)
 
 
 class CaptureWriter:

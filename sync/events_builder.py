@@ -71,10 +71,6 @@ def jid_str(j: N.JID | str | None) -> str:
     return f"{user}@{j.Server}" if user else j.Server
 
 
-def _server(j) -> str:
-    return jid(j).Server
-
-
 # --- Message content ----------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Who is who: contacts and their identities (phone JIDs, LIDs, groups), merged when a mapping proves two
-are one person, and the names and phone numbers a batch teaches about them. Set-wise statements on
-PostgreSQL (arrays), the ORM on SQLite."""
+are one person, and the names and phone numbers a batch teaches about them. The set-wise statements
+(PostgreSQL arrays, the ORM on SQLite) are in ``sync.statements``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection as db
-from django.db.models import Q
 from django.utils import timezone
 
 from config.batching import chunks
-from inbox.actions import identity_kind_for_jid
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message
 from inbox.purge import do_purge_conversations
 from inbox.search import move_entries
+from sync import statements
 from sync.identity import is_group, is_lid, is_pn, phone_of
-from sync.models import JidMapping
 from sync.results import IngestResult
 
 logger = logging.getLogger(__name__)
@@ -78,7 +75,7 @@ def resolve_identities(tenant_id: int, needed: set[str], mappings: set[tuple[str
     claimed first, and the merges, which are rare)."""
     now = timezone.now()
     if mappings:
-        _record_mappings(tenant_id, mappings, now)
+        statements.insert_jid_mappings(tenant_id, mappings, now)
     components, contact_of = _people(tenant_id, needed, mappings)
     canonical: dict[str, str] = {}
     new_contacts: list[tuple[set[str], str, tuple[str, str, str, str]]] = []  # (jids, canonical, contact row)
@@ -110,12 +107,12 @@ def _people(tenant_id: int, needed: set[str], mappings: set[tuple[str, str]]) ->
     uf = _UnionFind()
     for j in needed:
         uf.find(j)
-    known = mappings | stored_mappings(tenant_id, [j for j in needed if not is_group(j)])
+    known = mappings | statements.stored_mappings(tenant_id, [j for j in needed if not is_group(j)])
     for pn, lid in known:
         uf.union(pn, lid)
     # The contacts of all those JIDs with every identity of each, so a contact known by its PN
     # resolves to the PN even when this batch only shows its LID.
-    contact_of = identities_of_contacts_of(tenant_id, set(uf.parent))
+    contact_of = statements.identities_of_contacts_of(tenant_id, set(uf.parent))
     by_contact: dict[int, str] = {}
     for jid, cid in contact_of.items():
         first = by_contact.setdefault(cid, jid)
@@ -131,13 +128,13 @@ def _create_and_claim(tenant_id: int, new_contacts: list, claims: list[tuple[str
                       now: datetime) -> dict[int, ContactNames]:
     """Insert the new contacts and claim the identities; another process may have claimed some JIDs
     first: its contact wins and ours, left without identities, is removed. The created contacts' names."""
-    new_ids = _create_contacts(tenant_id, [row for _, _, row in new_contacts], now) if new_contacts else []
+    new_ids = statements.insert_contacts(tenant_id, [row for _, _, row in new_contacts], now) if new_contacts else []
     for (jids, _, _), cid in zip(new_contacts, new_ids, strict=True):
         claims.extend((j, cid) for j in jids)
     created: dict[int, ContactNames] = {}
     if not claims:
         return created
-    contact_of.update(_claim_identities(tenant_id, claims, now))
+    contact_of.update(statements.insert_identities(tenant_id, claims, now))
     orphans = []
     for (jids, canon, (_, display_name, push_name, phone_number)), cid in zip(new_contacts, new_ids, strict=True):
         if contact_of[canon] == cid:
@@ -163,134 +160,6 @@ def _new_contact_row(jids: set[str], canon: str, names: dict[str, str], display_
         "" if group else names.get(canon, "") or next((names[j] for j in jids if j in names), ""),
         next(filter(None, map(phone_of, ordered)), ""),
     )
-
-
-def pg_array(values) -> str:
-    """``values`` (str, int, bool, aware datetime; None = NULL) as one PostgreSQL array literal, to
-    pass as a single parameter cast in SQL (``%s::text[]``, ``%s::bigint[]``...). psycopg adapts a
-    list element by element in Python (docs/measurements.md); one
-    string goes through in C, and the planner still sees a constant array (hashed in filters)."""
-    return "{" + ",".join([
-        "NULL" if v is None else '"' + (v if isinstance(v, str) else str(v)).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        for v in values
-    ]) + "}"
-
-
-def _record_mappings(tenant_id: int, mappings: set[tuple[str, str]], now: datetime) -> None:
-    if db.vendor != "postgresql":
-        JidMapping.objects.bulk_create(
-            [JidMapping(tenant_id=tenant_id, pn_jid=pn, lid_jid=lid) for pn, lid in mappings],
-            ignore_conflicts=True, batch_size=1000,
-        )
-        return
-    pns, lids = zip(*mappings, strict=True)
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {JidMapping._meta.db_table} (tenant_id, pn_jid, lid_jid, created_at) "  # noqa: S608
-            "SELECT %s, pn, lid, %s FROM unnest(%s::text[], %s::text[]) AS v(pn, lid) ON CONFLICT DO NOTHING",
-            [tenant_id, now, pg_array(pns), pg_array(lids)],
-        )
-
-
-def stored_mappings(tenant_id: int, jids: list[str]) -> set[tuple[str, str]]:
-    """(pn, lid) mappings of the tenant that name any of ``jids``."""
-    if not jids:
-        return set()
-    if db.vendor != "postgresql":
-        known: set[tuple[str, str]] = set()
-        for chunk in chunks(jids, 1000):
-            known.update(JidMapping.objects.for_tenant(tenant_id)
-                         .filter(Q(lid_jid__in=chunk) | Q(pn_jid__in=chunk)).values_list("pn_jid", "lid_jid"))
-        return known
-    # Arrays are passed as plain parameters (constants the planner hashes or probes an index with),
-    # never computed in SQL: the plans stay linear even before the tables have statistics.
-    array = pg_array(jids)
-    with db.cursor() as cursor:
-        cursor.execute(f"SELECT pn_jid, lid_jid FROM {JidMapping._meta.db_table} "  # noqa: S608
-                       "WHERE tenant_id = %s AND (lid_jid = ANY(%s::text[]) OR pn_jid = ANY(%s::text[]))",
-                       [tenant_id, array, array])
-        return set(cursor.fetchall())
-
-
-def identities_of_contacts_of(tenant_id: int, jids: set[str]) -> dict[str, int]:
-    """jid -> contact id for every identity of the contacts that hold any of ``jids``."""
-    if db.vendor != "postgresql":
-        contact_of = _identities_of(tenant_id, list(jids))
-        for chunk in chunks(set(contact_of.values()), 1000):
-            contact_of.update(ContactIdentity.objects.for_tenant(tenant_id).filter(contact_id__in=chunk)
-                              .values_list("jid", "contact_id"))
-        return contact_of
-    identity = ContactIdentity._meta.db_table
-    with db.cursor() as cursor:
-        cursor.execute(f"""
-            SELECT jid, contact_id FROM {identity} WHERE contact_id IN (
-                SELECT contact_id FROM {identity} WHERE tenant_id = %s AND jid = ANY(%s::text[]))
-        """, [tenant_id, pg_array(jids)])  # noqa: S608 - table name from model meta, values are parameters
-        return dict(cursor.fetchall())
-
-
-def _create_contacts(tenant_id: int, rows: list[tuple[str, str, str, str]], now: datetime) -> list[int]:
-    """Insert contacts from (kind, display_name, push_name, phone_number) rows; their ids, in order."""
-    if db.vendor != "postgresql":
-        contacts = [Contact(tenant_id=tenant_id, kind=kind, display_name=display, push_name=push, phone_number=phone)
-                    for kind, display, push, phone in rows]
-        Contact.objects.bulk_create(contacts, batch_size=1000)
-        return [c.pk for c in contacts]
-    table = Contact._meta.db_table
-    # Ids are drawn from the table's sequence first, so each row's id is known without relying on
-    # the order of RETURNING. (The sequence is looked up once: per row it cost ~2.5 us.)
-    sql = f"""
-        WITH fresh AS MATERIALIZED (
-            SELECT nextval((SELECT pg_get_serial_sequence(%s, 'id')::regclass)) AS id, v.*
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])
-                 WITH ORDINALITY AS v(kind, display_name, push_name, phone_number, ord)
-        ), ins AS (
-            INSERT INTO {table} (id, tenant_id, kind, display_name, push_name, phone_number, created_at, updated_at)
-            SELECT id, %s, kind, display_name, push_name, phone_number, %s, %s FROM fresh
-        )
-        SELECT id FROM fresh ORDER BY ord
-    """  # noqa: S608 - table name from model meta, values are parameters
-    kinds, displays, pushes, phones = zip(*rows, strict=True)
-    with db.cursor() as cursor:
-        cursor.execute(sql, [table, *map(pg_array, (kinds, displays, pushes, phones)), tenant_id, now, now])
-        return [r[0] for r in cursor.fetchall()]
-
-
-def _claim_identities(tenant_id: int, claims: list[tuple[str, int]], now: datetime) -> dict[str, int]:
-    """Insert the (jid, contact id) identities that no contact holds yet; returns jid -> the contact
-    that holds each JID now (ours, or another process's that got there first)."""
-    if db.vendor != "postgresql":
-        ContactIdentity.objects.bulk_create(
-            [ContactIdentity(tenant_id=tenant_id, contact_id=cid, jid=j, kind=identity_kind_for_jid(j)) for j, cid in claims],
-            ignore_conflicts=True, batch_size=1000,
-        )
-        return _identities_of(tenant_id, [j for j, _ in claims])
-    jids = [j for j, _ in claims]
-    sql = f"""
-        INSERT INTO {ContactIdentity._meta.db_table} (tenant_id, contact_id, jid, kind, created_at)
-        SELECT %s, cid, jid, kind, %s FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(cid, jid, kind)
-        ON CONFLICT DO NOTHING RETURNING jid, contact_id
-    """  # noqa: S608 - table name from model meta, values are parameters
-    with db.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, now, pg_array([cid for _, cid in claims]), pg_array(jids),
-                             pg_array([identity_kind_for_jid(j) for j in jids])])
-        holders = dict(cursor.fetchall())
-    if len(holders) < len(claims):
-        holders.update(_identities_of(tenant_id, [j for j in jids if j not in holders]))
-    return holders
-
-
-def _identities_of(tenant_id: int, jids: list[str]) -> dict[str, int]:
-    """jid -> contact id of the identities among ``jids`` (a fresh read: sees other processes' commits)."""
-    if db.vendor != "postgresql":
-        out: dict[str, int] = {}
-        for chunk in chunks(jids, 1000):
-            out.update(ContactIdentity.objects.for_tenant(tenant_id).filter(jid__in=chunk).values_list("jid", "contact_id"))
-        return out
-    with db.cursor() as cursor:
-        cursor.execute(f"SELECT jid, contact_id FROM {ContactIdentity._meta.db_table} "  # noqa: S608
-                       "WHERE tenant_id = %s AND jid = ANY(%s::text[])", [tenant_id, pg_array(jids)])
-        return dict(cursor.fetchall())
 
 
 def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
@@ -337,15 +206,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
     stale = [j for j, c in identities.canonical.items() if j != c and not is_group(j)]
     if not stale:
         return
-    if db.vendor == "postgresql":
-        # Probe with one array parameter; rows are loaded only when there is something to re-key.
-        with db.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {Conversation._meta.db_table} "  # noqa: S608
-                           "WHERE tenant_id = %s AND chat_jid = ANY(%s::text[])", [tenant_id, pg_array(stale)])
-            ids = [r[0] for r in cursor.fetchall()]
-        found = list(Conversation.objects.for_tenant(tenant_id).filter(pk__in=ids)) if ids else []
-    else:
-        found = list(Conversation.objects.for_tenant(tenant_id).filter(chat_jid__in=stale))
+    found = statements.conversations_of_chats(tenant_id, stale)
     if not found:
         return
     targets = {identities.canonical[c.chat_jid] for c in found}

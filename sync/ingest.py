@@ -7,9 +7,8 @@ VALUES for existing ones, bulk updates for message changes); the number of queri
 batch's shape, not on how many messages it carries. Identity merges (a LID and
 a phone JID found to be one person) are the rare exception and do a few queries per merge.
 
-On PostgreSQL, contacts, identities, JID mappings and conversations go in as arrays (INSERT ...
-SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING), without a model instance per row; SQLite
-(the embedded default, small batches) uses the ORM for the same statements.
+The statements themselves, PostgreSQL and the SQLite fallback side by side, are in ``sync.statements``
+(the COPY in ``sync.upsert``).
 """
 
 from __future__ import annotations
@@ -20,32 +19,23 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection as db
 from django.utils import timezone
 
-from config.batching import chunks
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
-from sync import timing
-from sync.decode import Decoded, MessageRecord
-from sync.identities import Identities, pg_array, reconcile_conversations, resolve_identities, update_contact_names
+from sync import statements, timing
+from sync.identities import Identities, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
 from sync.operations import Operation, apply_operations, connections_with_pending_operations
+from sync.records import Decoded, MessageRecord
 from sync.results import IngestResult
 from sync.search_index import INLINE_LIMIT, index_new_messages
 from sync.upsert import insert_new
 
 logger = logging.getLogger(__name__)
 
-
-
-# --- identities ---------------------------------------------------------------------------------
-
-
-# The statements of resolve_identities: set-based SQL over arrays on PostgreSQL, the ORM elsewhere
-# (SQLite, the embedded default, where batches are small).
 
 
 # --- the batch ----------------------------------------------------------------------------------
@@ -362,7 +352,7 @@ def _update_aggregates(parts: list[_Part]) -> None:
             recount_listed.update((cid, aggs[cid].oldest) for cid in recount if cid in aggs)
             recount_unread.update({part.conv_ids[k]: n for k, n in part.unread_set.items()})
             reset_conversation_aggregates(recount, recount_listed, recount_unread)
-    update_conversation_aggregates(aggs)
+    statements.update_conversation_aggregates(aggs)
 
 
 def _conversations_to_recount(part: _Part, part_created: set[int]) -> set[int]:
@@ -420,36 +410,12 @@ def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]
     wanted = inserted if small else publish
     if not wanted:
         return
-    ids = _message_ids(wanted)
+    ids = statements.message_ids(wanted)
     if small:
         index_messages(list(ids.values()))
     by_conn = {part.conn.pk: part for part in parts}
     for key in publish:
         by_conn[key[0]].result.message_ids.add(ids[key])
-
-
-def _message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, external id) -> message id, in one statement per 5,000 keys."""
-    out: dict[tuple[int, str], int] = {}
-    if db.vendor != "postgresql":
-        by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, ext in keys:
-            by_conn[cid].append(ext)
-        for cid, exts in by_conn.items():
-            for chunk in chunks(exts, 500):
-                for ext, mid in Message.objects.unscoped().filter(connection_id=cid, external_id__in=chunk).values_list(
-                        "external_id", "id"):
-                    out[(cid, ext)] = mid
-        return out
-    with db.cursor() as cursor:
-        for chunk in chunks(keys, 5000):
-            cursor.execute(
-                f"SELECT m.connection_id, m.external_id, m.id FROM {Message._meta.db_table} m "  # noqa: S608
-                "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, e) ON m.connection_id = k.c AND m.external_id = k.e",
-                [[c for c, _ in chunk], pg_array(e for _, e in chunk)])
-            for cid, ext, mid in cursor.fetchall():
-                out[(cid, ext)] = mid
-    return out
 
 
 def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
@@ -461,7 +427,7 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
     wanted = [(part.conn.pk, key) for part in parts for key in part.batch_aggs]
     if not wanted:
         return
-    ids = _conversation_ids(wanted)
+    ids = statements.conversation_ids(wanted)
     by_conn = {part.conn.pk: part for part in parts}
     missing = [k for k in wanted if k not in ids]
     if missing:
@@ -474,70 +440,16 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
                          a.last_at or part.listed_at.get(key, now), a.preview, a.oldest, a.newest,
                          part.unread_set.get(key, 0) + a.unread_add))
             part.created.add(key)
-        ids.update(_create_conversations(rows, now))
+        ids.update(statements.insert_conversations(rows, now))
         late = [k for k in wanted if k not in ids]
         if late:
             # Created meanwhile by another process (ON CONFLICT DO NOTHING skipped them): read them.
-            ids.update(_conversation_ids(late))
+            ids.update(statements.conversation_ids(late))
             for cid, key in late:
                 by_conn[cid].created.discard(key)
     for (cid, key), conv_id in ids.items():
         if cid in by_conn:
             by_conn[cid].conv_ids[key] = conv_id
-
-
-def _conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, chat jid) -> conversation id of the ones that exist."""
-    out: dict[tuple[int, str], int] = {}
-    if db.vendor != "postgresql":
-        by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, key in keys:
-            by_conn[cid].append(key)
-        for cid, jids in by_conn.items():
-            for chunk in chunks(jids, 1000):
-                for jid, conv_id in Conversation.objects.unscoped().filter(connection_id=cid, chat_jid__in=chunk).values_list(
-                        "chat_jid", "id"):
-                    out[(cid, jid)] = conv_id
-        return out
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.connection_id, c.chat_jid, c.id FROM {Conversation._meta.db_table} c "  # noqa: S608
-            "JOIN unnest(%s::bigint[], %s::text[]) AS k(conn, jid) ON c.connection_id = k.conn AND c.chat_jid = k.jid",
-            [[c for c, _ in keys], pg_array(j for _, j in keys)])
-        for cid, jid, conv_id in cursor.fetchall():
-            out[(cid, jid)] = conv_id
-    return out
-
-
-def _create_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, str], int]:
-    """Insert conversations from (tenant id, connection id, chat_jid, is_group, contact id, last_message_at,
-    preview, oldest synced, newest synced, unread count) rows, skipping chats that exist; (connection id,
-    chat_jid) -> id of the ones inserted (on SQLite: of all of them, read back)."""
-    if db.vendor != "postgresql":
-        Conversation.objects.bulk_create(
-            [Conversation(tenant_id=tenant_id, connection_id=conn_id, chat_jid=key, is_group=group,
-                          contact_id=contact_id, last_message_at=at, last_message_preview=preview,
-                          oldest_synced_at=oldest, newest_synced_at=newest, unread_count=unread)
-             for tenant_id, conn_id, key, group, contact_id, at, preview, oldest, newest, unread in rows],
-            ignore_conflicts=True, batch_size=1000,
-        )
-        return _conversation_ids([(r[1], r[2]) for r in rows])
-    # The model's default for the status; everything else from the rows.
-    sql = f"""
-        INSERT INTO {Conversation._meta.db_table} (
-            tenant_id, connection_id, chat_jid, is_group, contact_id, last_message_at, last_message_preview,
-            oldest_synced_at, newest_synced_at, unread_count, status, created_at, updated_at)
-        SELECT tenant_id, connection_id, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread,
-               %s, %s, %s
-        FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::boolean[], %s::bigint[], %s::timestamptz[],
-                    %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])
-             AS v(tenant_id, connection_id, chat_jid, is_group, contact_id, last_at, preview, oldest, newest, unread)
-        ON CONFLICT DO NOTHING RETURNING connection_id, chat_jid, id
-    """  # noqa: S608 - table name from model meta, values are parameters
-    columns = list(zip(*rows, strict=True))
-    with db.cursor() as cursor:
-        cursor.execute(sql, [Conversation.Status.OPEN, now, now, *map(pg_array, columns)])
-        return {(cid, jid): conv_id for cid, jid, conv_id in cursor.fetchall()}
 
 
 def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetime], unread_set: dict[int, int]) -> None:
@@ -552,60 +464,6 @@ def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetim
          for cid in conversation_ids],
         ["last_message_at", "last_message_preview", "oldest_synced_at", "newest_synced_at", "unread_count",
          "updated_at"])
-
-
-def update_conversation_aggregates(aggs: dict[int, _ConvAgg]) -> None:
-    """One UPDATE ... FROM (VALUES ...) per 500 conversations: last message, preview, unread, window.
-
-    Values only ever move forward (GREATEST/LEAST), so replays and out-of-order batches are safe, and
-    concurrent changes by agents (marking read) are not overwritten except by an explicit history
-    unread count."""
-    if not aggs:
-        return
-    table = Conversation._meta.db_table
-    pg = db.vendor == "postgresql"
-    greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
-    items = list(aggs.items())
-    for chunk in chunks(items, 400):
-        params = []
-        values = []
-        for cid, a in chunk:
-            values.append("(%s, %s, %s, %s, %s, %s, %s)")
-            params += [cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set]
-        if pg:
-            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
-            cast = ("v.id::bigint", "v.last_at::timestamptz", "v.preview::text", "v.oldest::timestamptz",
-                    "v.newest::timestamptz", "v.unread_add::int", "v.unread_set::int")
-        else:
-            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
-            cast = ("v.id", "v.last_at", "v.preview", "v.oldest", "v.newest", "v.unread_add", "v.unread_set")
-        vid, last_at, preview, oldest, newest, unread_add, unread_set = cast
-        value_sql = ", ".join(values)
-        if not pg:
-            # SQLite names VALUES columns column1..N; alias them through a CTE.
-            cte = "(WITH v(id, last_at, preview, oldest, newest, unread_add, unread_set) AS (VALUES "
-            from_sql = cte + value_sql + ") SELECT * FROM v) AS v"  # noqa: S608
-        else:
-            from_sql = f"(VALUES {value_sql}) AS {cols}"
-        sql = f"""
-            UPDATE {table} SET
-              last_message_preview = CASE WHEN {last_at} IS NOT NULL AND {last_at} >= {table}.last_message_at
-                                          THEN {preview} ELSE {table}.last_message_preview END,
-              last_message_at = CASE WHEN {last_at} IS NULL THEN {table}.last_message_at
-                                     ELSE {greatest}({table}.last_message_at, {last_at}) END,
-              oldest_synced_at = CASE WHEN {oldest} IS NULL THEN {table}.oldest_synced_at
-                                      WHEN {table}.oldest_synced_at IS NULL THEN {oldest}
-                                      ELSE {least}({table}.oldest_synced_at, {oldest}) END,
-              newest_synced_at = CASE WHEN {newest} IS NULL THEN {table}.newest_synced_at
-                                      WHEN {table}.newest_synced_at IS NULL THEN {newest}
-                                      ELSE {greatest}({table}.newest_synced_at, {newest}) END,
-              unread_count = COALESCE({unread_set}, {table}.unread_count) + {unread_add},
-              updated_at = %s
-            FROM {from_sql}
-            WHERE {table}.id = {vid}
-        """  # noqa: S608 - table name from model meta, values are parameters
-        with db.cursor() as cursor:
-            cursor.execute(sql, [timezone.now(), *params])
 
 
 def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[str, int], result: IngestResult) -> None:

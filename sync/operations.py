@@ -16,10 +16,11 @@ from config.batching import chunks
 from inbox.events import publish_messages_on_commit
 from inbox.models import Conversation, GroupParticipant, Message, MessageRevision
 from inbox.search import reindex_messages
-from sync.identities import canonical_of, identities_of_contacts_of, stored_mappings
+from sync.identities import canonical_of
 from sync.identity import is_group, normalize_jid
 from sync.models import PendingOperation, RawEvent
 from sync.results import IngestResult
+from sync.statements import identities_of_contacts_of, stored_mappings
 
 logger = logging.getLogger(__name__)
 

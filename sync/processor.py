@@ -13,11 +13,8 @@ the processed row and logged (``sync.item.failed``), like a refused operation
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import logging
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +27,6 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from config.backoff import backoff
-from config.scope import database_scope
 from connections.models import Connection
 from inbox.alerts import do_raise_alert, journal_cause
 from inbox.events import publish_connection_on_commit
@@ -41,6 +37,7 @@ from sync.ingest import ingest
 from sync.models import RawEvent, SyncRun
 from sync.operations import apply_pending_operations
 from sync.results import IngestResult
+from sync.statements import asynchronous_commit, journal_lock
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +49,6 @@ BATCH_BYTES = 4_000_000  # about 30,000 history messages per transaction
 DECODE_AHEAD_BYTES = 1_000_000
 LIVE_RUN_SPAN = timedelta(hours=1)
 IDLE_RUN_TIMEOUT = timedelta(minutes=15)
-LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -93,42 +89,6 @@ class Summary:
             self.refused[reason] = self.refused.get(reason, 0) + n
         if run_id not in self.run_ids:
             self.run_ids.append(run_id)
-
-
-# --- the per-connection lock --------------------------------------------------------------------
-
-
-@contextmanager
-def journal_lock(connection_id: int, wait: bool):
-    """Only one processor per connection at a time. Yields True when held, False when busy."""
-    if db.vendor == "postgresql":
-        fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-        with db.cursor() as cursor:
-            cursor.execute(f"SELECT {fn}(%s, %s)", [LOCK_NAMESPACE, connection_id])
-            got = True if wait else cursor.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with db.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, connection_id])
-        return
-    # SQLite lives on one machine: an exclusive lock on a file named after the database and connection.
-    path = os.path.join(tempfile.gettempdir(), f"inbox-journal-{database_scope()}-{connection_id}.lock")
-    fh = open(path, "a+")  # noqa: SIM115 - closed below
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            got = True
-        except BlockingIOError:
-            got = False
-        try:
-            yield got
-        finally:
-            if got:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-    finally:
-        fh.close()
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -429,18 +389,6 @@ def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, s
                     _fail_rows(conn, [(row, f"ingest error: {type(exc).__name__}: {exc}")], router, summary)
 
 
-def asynchronous_commit() -> None:
-    """This batch's COMMIT returns before its WAL is flushed to disk (PostgreSQL ``synchronous_commit``
-    off, for this transaction only). Safe because of the journal: the rows were committed durably when
-    they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
-    a crash can only lose both (the last ~0.6 s of batches at most, never half of one): the rows are
-    still pending and are processed again. Saves the WAL flush of every batch (~20 ms for a history
-    batch of ~28,000 messages, ~1 ms for a live message)."""
-    if db.vendor == "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
-
-
 def _is_time_limit(exc: BaseException) -> bool:
     # Celery's SoftTimeLimitExceeded derives from Exception; matched by name so this module stays
     # free of Celery.
@@ -607,13 +555,3 @@ def requeue(queryset) -> int:
         attempts=Case(When(state=RawEvent.State.QUARANTINED, then=Value(0)), default=F("attempts"),
                       output_field=RawEvent._meta.get_field("attempts")),
     )
-
-
-def wait_until_idle(connection_id: int, timeout: float = 30.0) -> bool:
-    """For commands: True once the connection has no due rows (another process may be processing)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not has_due_rows(connection_id):
-            return True
-        time.sleep(0.1)
-    return False

@@ -3,8 +3,8 @@
 ``index_new_messages`` runs inside each batch's transaction: a batch that inserted at most
 ``INLINE_LIMIT`` messages (live traffic, small backfills, the row-by-row retry) gets its search entries
 at once, so live messages are searchable when they appear; a larger one (a history chunk) only records a
-``SearchBacklog`` row with the primary-key range its COPY took, which costs one insert instead of ~7 us
-of trigram indexing per message on the ingest path.
+``SearchBacklog`` row with the primary-key range its COPY took, which costs one insert instead of the
+trigram indexing of every message on the ingest path (its cost: docs/measurements.md).
 
 ``index_search_backlog`` works the backlog off afterwards, ``SLICE`` ids per transaction, under the
 connection's journal lock (so it never interleaves with the edits, revokes and merges of that
@@ -27,7 +27,7 @@ from sync.models import SearchBacklog
 logger = logging.getLogger(__name__)
 
 INLINE_LIMIT = 500  # a live batch is a handful of messages; a history chunk thousands
-SLICE = 20_000  # primary-key ids per transaction: ~0.3 s of trigram indexing on a small machine
+SLICE = 20_000  # primary-key ids per transaction: a fraction of a second of trigram indexing (docs/measurements.md)
 
 
 def index_new_messages(conn, inserted_external_ids: list[str], id_range: tuple[int, int] | None) -> None:
@@ -67,7 +67,8 @@ def index_search_backlog(connection_id: int, *, wait: bool = False, time_budget:
 
     ``wait``: block on the journal lock instead of returning ``busy``. ``yield_to_journal``: stop (with
     ``more``) when journal rows are due, so live messages are not held up behind a history backlog."""
-    from sync.processor import has_due_rows, journal_lock
+    from sync.processor import has_due_rows
+    from sync.statements import journal_lock
 
     summary = IndexSummary(connection_id)
     deadline = None if time_budget is None else time.monotonic() + time_budget

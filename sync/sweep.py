@@ -35,15 +35,8 @@ from connections.models import Connection
 from sync.decode import Decoded, DecodeError, decode_event
 from sync.ingest import ingest_many
 from sync.models import RawEvent, SyncRun
-from sync.processor import (
-    DECODE_AHEAD_BYTES,
-    LIVE_RUN_SPAN,
-    LOCK_NAMESPACE,
-    asynchronous_commit,
-    log_item_failures,
-    open_run,
-    row_note,
-)
+from sync.processor import DECODE_AHEAD_BYTES, LIVE_RUN_SPAN, log_item_failures, open_run, row_note
+from sync.statements import LOCK_NAMESPACE, asynchronous_commit
 
 logger = logging.getLogger(__name__)
 SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)

@@ -1,9 +1,11 @@
-"""Reusable event scenarios built from real neonize protobufs (tests, fixtures, benchmark, demo).
+"""An event scenario built from real neonize protobufs: the generator of the tests' capture fixture.
 
 ``scenario_events()`` is a small but complete day of a support number: a history sync with a LID/PN
 mapping, live messages of every kind, a group, receipts, an edit, a revoke, a reaction, status and
 newsletter noise, an undecryptable message and a reconnect catch-up. ``write_capture(path)`` writes it
-as a capture file.
+as a capture file: tests/fixtures/capture_day.jsonl is its output, byte for byte (regenerate it with
+``python -c "from sync.testing import write_capture; write_capture('tests/fixtures/capture_day.jsonl')"``).
+Nothing else imports this module.
 """
 
 from __future__ import annotations

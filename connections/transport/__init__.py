@@ -25,7 +25,8 @@ def supports_history_requests(transport_name: str) -> bool:
 
 
 def get_transport_class(transport_name: str) -> type[Transport]:
-    """Imported lazily: loading neonize's Go library costs ~60 MiB, only sessions that need it pay."""
+    """Imported lazily: loading neonize's Go library costs memory (docs/measurements.md); only sessions
+    that need it pay."""
     if transport_name == "simulator":
         from connections.transport.simulator import SimulatorTransport
 

@@ -105,7 +105,7 @@ class Message(TenantOwned):
     # unique (connection, external_id) constraint leads with connection; every extra index is paid on
     # each of the hundreds of thousands of rows a history sync inserts.
     # The message's foreign keys are ORM relations without database FK constraints (ADR-6): a deferred
-    # FK check is an extra query per row at commit (~4 us of each history message). ``tenant`` and
+    # FK check is an extra query per row at commit (its cost: ADR-6). ``tenant`` and
     # ``connection`` are denormalised copies of the conversation's; all three are written from a
     # conversation row the writer just read or created in the same transaction (sync.ingest, the
     # outbox), conversations are only deleted through the ORM (cascades are Django's) or by a merge that
@@ -115,7 +115,7 @@ class Message(TenantOwned):
                                      db_constraint=False)
     # No index of its own either: every read of messages goes through a conversation (msg_thread), a
     # primary key or (connection, external_id), with the tenant as an extra filter; the index cost
-    # ~0.8 us of every inserted row (bench/ingest.py). A tenant's ORM delete scans the table once.
+    # every inserted row (docs/measurements.md). A tenant's ORM delete scans the table once.
     tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False,
                                db_index=False)
     connection = models.ForeignKey(

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from config.asgi import application
-from inbox import actions, events
+from inbox import actions, events, list_coalescer
 from tests.factories import ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,8 +137,13 @@ def test_rolled_back_writes_are_never_published(client, acme_owner, acme_connect
     async_to_sync(scenario)()
 
 
+@pytest.mark.processes
 def test_big_batches_are_coalesced_and_bounded(client, acme_owner, acme_connection, make_conversations):
-    """A history chunk touching many conversations: the list gets few sends, the thread a reload hint."""
+    """A history chunk touching many conversations: the list gets few sends, the thread a reload hint.
+    The first commit flushes the list at once in its own process; the rest wait for one trailing flush
+    task (inbox.list_coalescer), here run by a real Celery worker."""
+    from tests import procs
+
     convs = make_conversations(30)
     busy = convs[0]
     msgs = [MessageFactory(conversation=busy) for _ in range(events.MAX_MESSAGES_RENDERED + 5)]
@@ -152,23 +157,27 @@ def test_big_batches_are_coalesced_and_bounded(client, acme_owner, acme_connecti
     async def scenario():
         viewer = socket(f"/ws/t/acme/?conversation={busy.pk}", cookie)
         assert (await viewer.connect())[0]
-        await sync_to_async(publish_many)()
-        stale = await receive_until(viewer, f"live:stale-{busy.pk}")
-        assert "msg-" not in stale  # not 55 rendered messages
-        rows_seen, sends = set(), 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2.0
-        while loop.time() < deadline and len(rows_seen) < len(convs):
-            try:
-                text = await viewer.receive_from(timeout=max(0.05, deadline - loop.time()))
-            except TimeoutError:
-                break
-            ids = {c.pk for c in convs if f'id="conv-{c.pk}"' in text}
-            if ids:
-                sends += 1
-                rows_seen |= ids
-        assert rows_seen == {c.pk for c in convs}  # nothing missed
-        assert sends <= 4  # leading + a few trailing flushes, not 30
+        worker = await sync_to_async(procs.celery_worker)(concurrency=1)
+        try:
+            await sync_to_async(publish_many)()
+            stale = await receive_until(viewer, f"live:stale-{busy.pk}")
+            assert "msg-" not in stale  # not 55 rendered messages
+            rows_seen, sends = set(), 0
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30.0
+            while loop.time() < deadline and len(rows_seen) < len(convs):
+                try:
+                    text = await viewer.receive_from(timeout=max(0.05, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                ids = {c.pk for c in convs if f'id="conv-{c.pk}"' in text}
+                if ids:
+                    sends += 1
+                    rows_seen |= ids
+            assert rows_seen == {c.pk for c in convs}, worker.output()[-3000:]  # nothing missed
+            assert sends <= 4  # leading + a few trailing flushes, not 30
+        finally:
+            await sync_to_async(worker.stop)()
         await viewer.disconnect()
 
     async_to_sync(scenario)()
@@ -178,7 +187,7 @@ def test_a_flush_of_more_conversations_than_a_list_shows_makes_lists_reload(clie
                                                                             make_conversations):
     """More than MAX_LIST_ROWS_PUSHED conversations at once (a history chunk): one small "reload" hint
     instead of hundreds of rendered rows; the list template reloads on it."""
-    convs = make_conversations(events.MAX_LIST_ROWS_PUSHED + 1)
+    convs = make_conversations(list_coalescer.MAX_LIST_ROWS_PUSHED + 1)
     cookie = session_cookie(client, acme_owner)
 
     def publish():
@@ -337,8 +346,8 @@ def _publish_from_another_deployment(ours: str, tenant_id: int) -> None:
     env = procs.process_env()
     env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{ours}_other_deployment"  # only the name is used
     code = (f"from config.scope import database_scope; from inbox import events; "
-            f"events._send(events.inbox_group({tenant_id}), '<p>from-the-other-deployment</p>'); "
-            f"events._send(database_scope({ours!r}) + '.tenant-{tenant_id}.inbox', '<p>control</p>')")
+            f"events.send_fragments([(events.inbox_group({tenant_id}), '<p>from-the-other-deployment</p>')]); "
+            f"events.send_fragments([(database_scope({ours!r}) + '.tenant-{tenant_id}.inbox', '<p>control</p>')])")
     done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=procs.ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -391,3 +400,68 @@ def test_heartbeats_reach_the_numbers_page_live_and_only_its_managers(client, ac
         await agent.disconnect()
 
     async_to_sync(scenario)()
+
+
+# --- the runner's processes: off-thread publishing ------------------------------------------------------
+
+
+@pytest.fixture
+def off_thread():
+    """This process publishes as the runner's processes do (run_connections turns it on), for one test."""
+    events.publish_off_thread()
+    yield
+    events._off_thread["on"] = False
+    jobs = events._off_thread["jobs"]
+    if jobs is not None:
+        jobs.join()  # nothing of this test left running against the next one's database
+
+
+def test_off_thread_publishes_reach_the_thread_and_the_list(client, acme_owner, acme_connection, off_thread):
+    conv = ConversationFactory(connection=acme_connection)
+    cookie = session_cookie(client, acme_owner)
+
+    async def scenario():
+        thread = socket(f"/ws/t/acme/?conversation={conv.pk}", cookie)
+        assert (await thread.connect())[0]
+        await sync_to_async(actions.do_queue_reply)(conv, acme_owner, "sent by the publisher thread")
+        await receive_until(thread, 'data-upsert="thread"')
+        row_html = await receive_until(thread, f'id="conv-{conv.pk}"')
+        assert "sent by the publisher thread" in row_html
+        await thread.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_redis_stall_never_holds_an_off_thread_caller(acme_connection, settings, caplog, off_thread):
+    """A Redis that accepts connections and never answers (frozen, partitioned): what a child's command loop
+    calls after a send (the outbox action) returns at once; the publisher thread waits out its timeouts and
+    logs the failure."""
+    import socket as sockets
+    import time
+
+    from channels.layers import channel_layers
+    from django.utils import timezone
+
+    from connections import outbox
+    from inbox.models import Message
+
+    conv = ConversationFactory(connection=acme_connection)
+    message = MessageFactory(conversation=conv, direction=Message.Direction.OUTBOUND, status=Message.Status.SENDING)
+    stalled = sockets.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(16)  # connections complete in the kernel's backlog; nothing is ever read or answered
+    url = f"redis://127.0.0.1:{stalled.getsockname()[1]}/0"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": [url]}}}
+    settings.REDIS_URL = url
+    channel_layers.backends.clear()
+    try:
+        started = time.monotonic()
+        assert outbox.do_mark_sent(message, "3EB0STALLED", timezone.now())
+        assert time.monotonic() - started < 1.0
+        assert Message.objects.unscoped().filter(pk=message.pk, status="sent").exists()
+        events._off_thread["jobs"].join()  # the publisher thread gives up after its timeouts
+        assert any(r.msg == "live.publish_failed" for r in caplog.records)
+    finally:
+        channel_layers.backends.clear()
+        stalled.close()

@@ -7,9 +7,9 @@ from django.urls import reverse
 from inbox.models import Conversation, Message, MessageSearchEntry
 from sync import events_builder as b
 from sync.models import SearchBacklog
-from sync.processor import journal_lock
 from sync.search_index import INLINE_LIMIT, index_search_backlog
 from sync.selectors import sync_report
+from sync.statements import journal_lock
 from tests.sync.helpers import LID_ANA, PN_ANA, PN_BRUNO, T0, feed, incoming
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ from inbox.models import Message
 from sync import events_builder as b
 from sync.journal import journal_events
 from sync.models import RawEvent
-from sync.processor import LOCK_NAMESPACE, journal_lock, process_pending
+from sync.processor import process_pending
+from sync.statements import LOCK_NAMESPACE, journal_lock
 from sync.tasks import journal_safety_net_task
 from tests import procs
 from tests.factories import ConnectionFactory

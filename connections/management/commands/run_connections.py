@@ -17,6 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args, runner_id, record, max_connections, child, **options):
+        from inbox.events import publish_off_thread
+
+        # The supervisor's loop and a child's command loop must never wait on Redis or on rendering: the
+        # live updates of the actions they call are published on this process's publisher thread
+        # (docs/live-updates.md). The runner's modules themselves never import the publisher.
+        publish_off_thread()
         if child:
             from connections.child import run_child
 
