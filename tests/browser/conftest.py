@@ -38,6 +38,15 @@ def web(django_db_setup, django_db_blocker):
     proc.stop()
 
 
+@pytest.fixture
+def worker():
+    """A Celery worker beside the web process, as in production: a conversation-list update that comes
+    within 250 ms of another is flushed by a Celery task (inbox/list_coalescer.py)."""
+    proc = procs.celery_worker(concurrency=1)
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
