@@ -14,6 +14,7 @@ ignores the db number and ids are per database, so two deployments (or the test 
     <scope>.tenant-<id>.connections  connection cards on the managers' connections page
     <scope>.user-<id>                every open socket of a user: told when their access changed
                                      (logout, membership removed or role changed), see inbox/consumers.py
+    <scope>.ops                      platform staff's /ops/ pages
 
 Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
 their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
@@ -72,6 +73,8 @@ ACCESS_CHANGED_EVENT = "access.changed"
 # Sent to the numbers pages with every heartbeat, status change and alert change: an open page fetches its
 # numbers' figures again (inbox.views.connection_stats; the page throttles it to once per 5 s).
 NUMBERS_STATS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:numbers-stats"></div>'
+# The same for staff's /ops/ pages (every tenant's numbers, runners, backlogs): they fetch the page's body again.
+OPS_MAY_HAVE_MOVED = '<div data-upsert="trigger" data-event="live:ops"></div>'
 
 PUBLISH_FAILED = "live.publish_failed"  # log event: a publish failed; the write stands
 
@@ -90,6 +93,11 @@ def connections_group(tenant_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"{database_scope()}.user-{user_id}"
+
+
+def ops_group() -> str:
+    """Platform staff's /ops/ pages (inbox.consumers.OpsConsumer)."""
+    return f"{database_scope()}.ops"
 
 
 # --- public API: call inside the writing transaction -------------------------------------------------
@@ -133,8 +141,9 @@ def publish_access_changed_on_commit(user_ids) -> None:
         _on_commit("access", _send_access_changed, user_ids)
 
 
-def publish_alerts(tenant_id: int) -> None:
-    """Send the tenant's open alerts to its numbers pages now (called on commit by inbox.alerts)."""
+def publish_alerts(tenant_id: int | None) -> None:
+    """Send the tenant's open alerts to its numbers pages now, and tell /ops/ (called on commit by
+    inbox.alerts; ``None``: a platform alert, for /ops/ only)."""
     _dispatch("alerts", _send_alerts, tenant_id)
 
 
@@ -144,7 +153,8 @@ def publish_connection(tenant_id: int, connection_id: int) -> None:
     if fragments is not None:
         banner, numbers = fragments
         send_fragments([(inbox_group(tenant_id), banner),
-                        (connections_group(tenant_id), numbers + NUMBERS_STATS_MAY_HAVE_MOVED)])
+                        (connections_group(tenant_id), numbers + NUMBERS_STATS_MAY_HAVE_MOVED),
+                        (ops_group(), OPS_MAY_HAVE_MOVED)])
 
 
 def publish_off_thread() -> None:
@@ -204,12 +214,15 @@ def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
 
 
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
-    send_fragments([(connections_group(tenant_id), render_heartbeats(ids, at) + NUMBERS_STATS_MAY_HAVE_MOVED)
-                    for tenant_id, ids in beats.items()], wait=False)
+    send_fragments([*((connections_group(tenant_id), render_heartbeats(ids, at) + NUMBERS_STATS_MAY_HAVE_MOVED)
+                      for tenant_id, ids in beats.items()), (ops_group(), OPS_MAY_HAVE_MOVED)], wait=False)
 
 
-def _send_alerts(tenant_id: int) -> None:
-    send_fragments([(connections_group(tenant_id), render_alerts(tenant_id) + NUMBERS_STATS_MAY_HAVE_MOVED)])
+def _send_alerts(tenant_id: int | None) -> None:
+    sends = [(ops_group(), OPS_MAY_HAVE_MOVED)]
+    if tenant_id is not None:
+        sends.append((connections_group(tenant_id), render_alerts(tenant_id) + NUMBERS_STATS_MAY_HAVE_MOVED))
+    send_fragments(sends)
 
 
 def _send_access_changed(user_ids) -> None:
