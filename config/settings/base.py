@@ -234,6 +234,10 @@ RUNNER_PAIRING_TIMEOUT_SECONDS = env.float("RUNNER_PAIRING_TIMEOUT_SECONDS", def
 RUNNER_MAX_RETIRING_CHILDREN = env.int("RUNNER_MAX_RETIRING_CHILDREN", default=2)
 # Beat's journal safety net enqueues rows pending longer than this (their enqueue failed or was lost).
 JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.0)
+# Journal retention (sync/retention.py): processed raw events older than this many days are pruned by beat,
+# JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
+JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)
+JOURNAL_PRUNE_BATCH = env.int("JOURNAL_PRUNE_BATCH", default=5000)
 # The simulator's fake WhatsApp server keeps its state (what it sent, what is waiting for an ack) here.
 SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)

@@ -283,3 +283,46 @@ def test_export_memory_does_not_grow_with_the_messages(tmp_path):
     large = peak("large")
     # Five times the messages: the peak is the same two chunks of rows plus noise, not five times anything.
     assert large < small * 1.3 + 256 * 1024, (small, large)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_committed_during_the_export_are_in_no_member(tmp_path, monkeypatch):
+    """The export's transaction is the outermost one here, so it is the REPEATABLE READ snapshot: a
+    conversation and its message committed between the conversations and the messages members are in
+    neither (READ COMMITTED would write the message without its conversation)."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    from inbox.snapshot import export as export_module
+
+    acme = build_tenant("acme", messages=6)
+    original = export_module.tenant_members
+
+    def write_meanwhile():
+        try:
+            conv = ConversationFactory(connection=Connection.objects.for_tenant(acme).get(name="Sales"),
+                                       contact=ContactFactory(tenant=acme))
+            MessageFactory(conversation=conv, body="committed during the export")
+        finally:
+            db_connection.close()
+
+    def members(tenant, chunk_size):
+        for name, rows in original(tenant, chunk_size):
+            if name == "messages.jsonl.gz":
+                writer = threading.Thread(target=write_meanwhile)
+                writer.start()
+                writer.join()
+            yield name, rows
+
+    monkeypatch.setattr(export_module, "tenant_members", members)
+    path = tmp_path / "acme.zip"
+    manifest = export_tenant(acme, path)
+    assert manifest["snapshot"] == "repeatable_read"
+    assert manifest["files"]["messages.jsonl.gz"]["rows"] == 9
+    assert Message.objects.for_tenant(acme).count() == 10  # it was committed
+    with ArchiveReader(path) as reader:
+        conversations = {r["id"] for r in reader.rows("conversations.jsonl.gz")}
+        assert {r["conversation_id"] for r in reader.rows("messages.jsonl.gz")} <= conversations
+    content = canonical(path)
+    assert not any("committed during the export" in line for line in content["messages.jsonl.gz"])
