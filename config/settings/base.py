@@ -238,6 +238,14 @@ JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.
 # JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
 JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)
 JOURNAL_PRUNE_BATCH = env.int("JOURNAL_PRUNE_BATCH", default=5000)
+# Scheduled backups (inbox/snapshot/backups.py, docs/backups.md): beat exports every tenant daily into
+# BACKUP_DIR/<slug>/, keeping the newest BACKUP_KEEP files of each; a tenant whose last good backup is older
+# than BACKUP_MAX_AGE_HOURS (or whose last backup failed) is a warning on /health/detailed and /ops/ and a
+# staff alert. BACKUPS_ENABLED=false stops the schedule's work (and the warnings) without editing beat.
+BACKUPS_ENABLED = env.bool("BACKUPS_ENABLED", default=True)
+BACKUP_DIR = env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
+BACKUP_MAX_AGE_HOURS = env.float("BACKUP_MAX_AGE_HOURS", default=26.0)
 # The simulator's fake WhatsApp server keeps its state (what it sent, what is waiting for an ack) here.
 SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)
