@@ -115,6 +115,13 @@ class ArchiveWriter:
             self.files[name] = member.close()
         return self.files[name]
 
+    def write_blob(self, name: str, data: bytes, **meta) -> dict:
+        """A member of raw bytes (the encrypted sessions), with its sha256 like any other."""
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        self._zf.writestr(info, data)
+        self.files[name] = {**meta, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        return self.files[name]
+
     def finish(self, **fields) -> dict:
         manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **fields, "files": self.files}
         info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
@@ -188,6 +195,9 @@ class ArchiveReader:
             if digest.hexdigest() != meta.get("sha256") or size != meta.get("bytes"):
                 raise ArchiveError(f"{self.path}: {name} does not match its checksum (corrupted or altered)")
         # Counting the rows needs reading them: the loader checks each member's count as it reads.
+
+    def blob(self, name: str) -> bytes | None:
+        return self._zf.read(name) if name in self.files else None
 
     def rows(self, name: str) -> Iterator[dict]:
         """The member's rows, one at a time; an absent optional member reads as empty."""

@@ -25,7 +25,7 @@ Users carry their password hashes, so logins survive a restore (the file is as s
 Rows carry their own primary keys (``id``) and name their parents by those ids (``connection_id``...);
 the loader maps them to the ids of the database it writes into. Users are named by username.
 Not exported: the raw event journal, sync runs, state history (ConnectionEvent), pending operations and
-search entries (rebuilt on import), whatsmeow session keys (see docs/backups.md).
+search entries (rebuilt on import); whatsmeow session keys unless asked, then encrypted (``sessions.py``).
 
 Media: messages carry ``media_mimetype``, ``media_size`` and ``media_filename``; the media files
 themselves are not stored by this version of the product. When a media model exists, it is exported as
@@ -133,12 +133,18 @@ def tenant_members(tenant: Tenant, chunk_size: int = CHUNK):
     yield "alerts.jsonl.gz", _stream(Alert.objects.for_tenant(t), ALERT_FIELDS, chunk_size)
 
 
-def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK) -> dict:
+def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_sessions: bool = False,
+                  passphrase: str = "") -> dict:
     """Write ``tenant``'s snapshot to ``path`` (replaced atomically when complete); returns the manifest.
 
     Opens its own transaction; on PostgreSQL it must be the outermost one (a REPEATABLE READ snapshot is
     set by the transaction's first statement). Inside an outer transaction (tests) the snapshot is that
-    transaction's, and ``snapshot`` in the manifest says so."""
+    transaction's, and ``snapshot`` in the manifest says so. ``with_sessions``: the paired numbers'
+    whatsmeow keys too, encrypted with ``passphrase`` (inbox/snapshot/sessions.py)."""
+    if with_sessions and not passphrase:
+        from inbox.snapshot.archive import ArchiveError
+
+        raise ArchiveError("session keys are only exported encrypted: a passphrase is required")
     started = time.monotonic()
     using = router.db_for_read(Message)
     db = connections[using]
@@ -153,8 +159,17 @@ def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK) -> dict:
         with ArchiveWriter(path) as out:
             for name, rows in tenant_members(tenant, chunk_size):
                 out.write_member(name, rows)
+            if with_sessions:
+                from django.conf import settings
+
+                from inbox.snapshot.sessions import export_sessions
+
+                jids = sorted(Connection.objects.for_tenant(tenant).exclude(jid__isnull=True).exclude(jid="")
+                              .values_list("jid", flat=True))
+                blob, rows = export_sessions(jids, passphrase, settings.WHATSMEOW_STORE)
+                out.write_blob("sessions.bin", blob, rows=rows, encrypted="aes-256-gcm+scrypt")
             manifest = out.finish(tenant=tenant.slug, created_at=snapshot_at, database=db.vendor, snapshot=snapshot,
-                                  sessions=False)
+                                  sessions=with_sessions)
     logger.info("snapshot.exported", extra={
         "tenant": tenant.slug, "path": str(path), "seconds": round(time.monotonic() - started, 2),
         "rows": {name: meta["rows"] for name, meta in manifest["files"].items()}})

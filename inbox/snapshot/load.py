@@ -379,16 +379,27 @@ def _group(pairs) -> dict:
     return out
 
 
-def import_tenant(path, *, dry_run: bool = False) -> dict:
+def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, passphrase: str = "") -> dict:
     """Verify ``path``, then write its rows in one transaction; returns {"tenant", "counts", "manifest"}.
 
     Raises ArchiveError (nothing written) for a file that is corrupt, cut short, of a newer format, or that
-    cannot go into this database. ``dry_run``: everything is written and then rolled back (a rehearsal)."""
+    cannot go into this database. ``dry_run``: everything is written and then rolled back (a rehearsal).
+    ``with_sessions``: the file's encrypted session keys too, opened with ``passphrase`` before anything is
+    written, and added to the whatsmeow store after the project's rows are committed."""
+    from django.conf import settings
+
+    from inbox.snapshot import sessions
     from sync.models import JidMapping
 
     started = time.monotonic()
     with ArchiveReader(path) as reader:
         reader.verify()
+        session_rows = None
+        if with_sessions:
+            blob = reader.blob("sessions.bin")
+            if blob is None:
+                raise ArchiveError(f"{path}: no session keys in this export (it was made without --with-sessions)")
+            session_rows = sessions.open_sessions(blob, passphrase)
         loader = Loader(reader)
         try:
             with transaction.atomic(), kept_timestamps(Tenant, get_user_model(), Connection, Contact,
@@ -399,7 +410,12 @@ def import_tenant(path, *, dry_run: bool = False) -> dict:
                     transaction.set_rollback(True)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArchiveError(f"{path}: a row does not fit this installation ({exc.__class__.__name__}: {exc})") from exc
+        restored = None
+        if session_rows is not None and not dry_run:
+            restored = sessions.restore_sessions(session_rows, settings.WHATSMEOW_STORE)
         result = {"tenant": loader.tenant.slug, "counts": loader.counts.as_dict(), "dry_run": dry_run,
+                  "sessions": restored if restored is not None else ("in the file, not asked for"
+                                                                      if "sessions.bin" in reader.files else "none"),
                   "format_version": reader.manifest["version"], "seconds": round(time.monotonic() - started, 2)}
     logger.info("snapshot.imported", extra={**result, "path": str(path), "database": connection.vendor})
     return result

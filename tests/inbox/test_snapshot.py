@@ -326,3 +326,111 @@ def test_rows_committed_during_the_export_are_in_no_member(tmp_path, monkeypatch
         assert {r["conversation_id"] for r in reader.rows("messages.jsonl.gz")} <= conversations
     content = canonical(path)
     assert not any("committed during the export" in line for line in content["messages.jsonl.gz"])
+
+
+class StoreKit:
+    """whatsmeow stores of this test's own, SQLite files or PostgreSQL databases beside the test database, with
+    two of whatsmeow's device tables (their real key columns) and the shared LID map."""
+
+    def __init__(self, kind, tmp_path):
+        self.kind, self.tmp_path, self.databases = kind, tmp_path, []
+
+    def url(self, name):
+        if self.kind == "sqlite":
+            return str(self.tmp_path / f"{name}.sqlite3")
+        import psycopg
+        from django.db import connection
+
+        db = connection.settings_dict
+        server = f"postgres://postgres@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+        database = f"{db['NAME']}_{name}"
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{database}"')
+        self.databases.append((server, database))
+        return f"{server}/{database}?sslmode=disable"
+
+    def execute(self, url, statements):
+        if self.kind == "sqlite":
+            import sqlite3
+
+            with sqlite3.connect(url) as c:
+                return [c.execute(sql, params).fetchall() for sql, params in statements]
+        import psycopg
+
+        with psycopg.connect(url.split("?")[0], autocommit=True) as c:
+            out = []
+            for sql, params in statements:
+                cur = c.execute(sql.replace("?", "%s"), params)
+                out.append(cur.fetchall() if cur.description else [])
+            return out
+
+    def make(self, url, device_jid=None):
+        blob = "BLOB" if self.kind == "sqlite" else "BYTEA"
+        statements = [
+            (f"CREATE TABLE whatsmeow_device (jid TEXT PRIMARY KEY, registration_id BIGINT, noise_key {blob})", []),
+            (f"CREATE TABLE whatsmeow_sessions (our_jid TEXT, their_id TEXT, session {blob}, PRIMARY KEY (our_jid, their_id))",
+             []),
+            ("CREATE TABLE whatsmeow_lid_map (lid TEXT PRIMARY KEY, pn TEXT)", []),
+        ]
+        if device_jid:
+            statements += [("INSERT INTO whatsmeow_device VALUES (?, 42, ?)", [device_jid, b"\x00secret-noise\xff"])]
+            statements += [("INSERT INTO whatsmeow_sessions VALUES (?, ?, ?)", row) for row in
+                           [(device_jid, "5511987650001.0", b"\x01session-a"), (device_jid, "5511987650002.0", b"\x02b"),
+                            ("5599000000000:1@s.whatsapp.net", "x", b"another number's")]]
+            statements += [("INSERT INTO whatsmeow_lid_map VALUES ('1', '2')", [])]
+        self.execute(url, statements)
+
+    def rows(self, url):
+        devices, sessions = self.execute(url, [("SELECT jid, registration_id, noise_key FROM whatsmeow_device", []),
+                                               ("SELECT our_jid, their_id, session FROM whatsmeow_sessions", [])])
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in devices], sorted(
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in sessions)
+
+    def drop(self):
+        import psycopg
+
+        for server, database in self.databases:
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request, tmp_path):
+    kit = StoreKit(request.param, tmp_path)
+    yield kit
+    kit.drop()
+
+
+@pytest.mark.django_db
+def test_session_keys_travel_encrypted_only_when_asked(tmp_path, settings, stores):
+    acme = build_tenant("acme", messages=3)
+    jid = Connection.objects.for_tenant(acme).get(name="Support").jid
+    settings.WHATSMEOW_STORE = stores.url("source")
+    stores.make(settings.WHATSMEOW_STORE, jid)
+    plain, secret = tmp_path / "plain.zip", tmp_path / "secret.zip"
+    export_tenant(acme, plain)
+    manifest = export_tenant(acme, secret, with_sessions=True, passphrase="correct horse battery")
+    assert manifest["sessions"] and manifest["files"]["sessions.bin"]["rows"] == 3  # the device and its 2 sessions
+    assert b"secret-noise" not in secret.read_bytes() and jid.encode() not in secret.read_bytes()
+    with pytest.raises(ArchiveError, match="passphrase is required"):
+        export_tenant(acme, tmp_path / "x.zip", with_sessions=True)
+
+    delete_tenant(acme)
+    settings.WHATSMEOW_STORE = stores.url("fresh")
+    with pytest.raises(ArchiveError, match="made without --with-sessions"):
+        import_tenant(plain, with_sessions=True, passphrase="correct horse battery")
+    with pytest.raises(ArchiveError, match="do not open with this passphrase"):
+        import_tenant(secret, with_sessions=True, passphrase="wrong horse")
+    assert not Tenant.objects.filter(slug="acme").exists()  # refused before anything was written
+    with pytest.raises(ArchiveError, match="has no whatsmeow_device, whatsmeow_sessions table"):
+        import_tenant(secret, with_sessions=True, passphrase="correct horse battery")
+    stores.make(settings.WHATSMEOW_STORE)
+    result = import_tenant(secret, with_sessions=True, passphrase="correct horse battery")
+    assert result["sessions"] == {"whatsmeow_device": 1, "whatsmeow_sessions": 2}
+    devices, sessions = stores.rows(settings.WHATSMEOW_STORE)
+    assert devices == [(jid, 42, b"\x00secret-noise\xff")]
+    assert sessions == [(jid, "5511987650001.0", b"\x01session-a"), (jid, "5511987650002.0", b"\x02b")]
+    again = import_tenant(secret, with_sessions=True, passphrase="correct horse battery")
+    assert again["sessions"] == {"whatsmeow_device": 0, "whatsmeow_sessions": 0}
+    assert import_tenant(secret)["sessions"] == "in the file, not asked for"
