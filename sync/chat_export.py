@@ -70,16 +70,26 @@ def _clean(line: str) -> str:
 
 def read_export(path) -> str:
     """The text of a .txt export, or of the chat inside a .zip (``_chat.txt`` on iOS, ``WhatsApp Chat ...txt``
-    on Android: the one .txt in it)."""
-    path = Path(path)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            texts = [n for n in zf.namelist() if n.lower().endswith(".txt") and not n.startswith("__MACOSX")]
-            if len(texts) != 1:
-                raise ChatExportError(f"{path.name}: expected one .txt chat in the zip, found {len(texts)}")
-            data = zf.read(texts[0])
+    on Android: the one .txt in it). ``path``: a file name or an open binary file (an upload)."""
+    fileobj = path if hasattr(path, "read") else None  # an uploaded file
+    name = getattr(path, "name", None) or "export"
+    source = fileobj if fileobj is not None else Path(path)
+    if zipfile.is_zipfile(source):
+        if fileobj is not None:
+            fileobj.seek(0)
+        try:
+            with zipfile.ZipFile(source) as zf:
+                texts = [n for n in zf.namelist() if n.lower().endswith(".txt") and not n.startswith("__MACOSX")]
+                if len(texts) != 1:
+                    raise ChatExportError(f"{Path(name).name}: expected one .txt chat in the zip, found {len(texts)}")
+                data = zf.read(texts[0])
+        except zipfile.BadZipFile as exc:
+            raise ChatExportError(f"{Path(name).name}: a damaged zip ({exc})") from exc
+    elif fileobj is not None:
+        fileobj.seek(0)
+        data = fileobj.read()
     else:
-        data = path.read_bytes()
+        data = source.read_bytes()
     return data.decode("utf-8-sig", errors="replace")
 
 

@@ -180,3 +180,14 @@ def _update_window(conv: Conversation) -> None:
     if last is not None:
         Conversation.objects.for_tenant(conv.tenant_id).filter(pk=conv.pk).update(
             last_message_at=last.sent_at, last_message_preview=(last.body or f"[{last.type}]")[:200])
+
+
+def check_import_chat_export(conv: Conversation, upload, *, me: str, tz, date_order: str | None = None) -> ChatImportResult:
+    """An uploaded export into this conversation (the conversation page): parse, then import. Raises
+    ChatExportError (nothing written) for a file that is not an export or whose date order must be chosen.
+    Call with the conversation already resolved through the tenant gate (``access_conversation``)."""
+    from sync.chat_export import parse_chat_export, read_export
+
+    messages = parse_chat_export(read_export(upload), tz=tz, date_order=date_order or None)
+    conn = conv.connection
+    return do_import_chat_export(conn, conv.chat_jid, messages, me=me or conn.push_name)

@@ -246,6 +246,8 @@ BACKUPS_ENABLED = env.bool("BACKUPS_ENABLED", default=True)
 BACKUP_DIR = env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 BACKUP_MAX_AGE_HOURS = env.float("BACKUP_MAX_AGE_HOURS", default=26.0)
+# The largest "Export chat" file (.txt or .zip) the conversation page accepts (manage.py import_chat_export has no limit).
+CHAT_EXPORT_MAX_BYTES = env.int("CHAT_EXPORT_MAX_BYTES", default=64_000_000)
 # The simulator's fake WhatsApp server keeps its state (what it sent, what is waiting for an ack) here.
 SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)

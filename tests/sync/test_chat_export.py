@@ -148,3 +148,36 @@ def test_the_command_creates_a_new_chat_and_reports(acme_connection, tmp_path, c
     ambiguous.write_text("01/02/21, 10:00 - Ana: hi\n", encoding="utf-8")
     with pytest.raises(CommandError, match="--date-order"):
         call_command("import_chat_export", str(ambiguous), "--connection", str(acme_connection.pk), "--chat", CHAT)
+
+
+@pytest.mark.django_db
+def test_the_conversation_page_takes_an_upload_for_owners_and_admins_only(client, acme_connection, acme_owner, acme_agent,
+                                                                         globex_owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    conv = ConversationFactory(connection=acme_connection, chat_jid=CHAT)
+    url = reverse("import_chat_export", args=["acme", conv.pk])
+
+    def upload(text, **fields):
+        return client.post(url, {"file": SimpleUploadedFile("chat.txt", text.encode()), "me": "Me Support",
+                                 "timezone": "UTC", **fields})
+
+    client.force_login(acme_owner)
+    page = client.get(reverse("conversation", args=["acme", conv.pk])).content.decode()
+    assert "Import the phone&#x27;s chat export" in page or "Import the phone's chat export" in page
+    response = upload(ANDROID_GB)
+    assert response.status_code == 200
+    assert "Imported 3 of 3 messages" in response.content.decode()
+    assert "Imported 0 of 3 messages; 0 were already synced and 3 imported before" in upload(ANDROID_GB).content.decode()
+    ambiguous = upload("01/02/21, 10:00 - Ana: hi\n")
+    assert ambiguous.status_code == 422 and "choose the date order" in ambiguous.content.decode()
+    assert upload("01/02/21, 10:00 - Ana: hi\n", date_order="mdy").status_code == 200
+    assert upload("not a chat").status_code == 422
+
+    client.force_login(acme_agent)
+    assert "chat export" not in client.get(reverse("conversation", args=["acme", conv.pk])).content.decode()
+    assert upload(ANDROID_GB).status_code == 403
+    client.force_login(globex_owner)
+    assert client.post(reverse("import_chat_export", args=["globex", conv.pk]),
+                       {"file": SimpleUploadedFile("c.txt", ANDROID_GB.encode())}).status_code == 404
