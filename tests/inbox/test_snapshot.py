@@ -124,6 +124,7 @@ def delete_tenant(tenant):
 
 
 @pytest.mark.django_db
+@pytest.mark.smoke
 def test_round_trip_into_an_emptied_database_gives_the_same_content(tmp_path):
     acme = build_tenant("acme")
     build_tenant("globex", messages=5)  # another tenant: nothing of it in acme's file
@@ -155,6 +156,7 @@ def test_round_trip_into_an_emptied_database_gives_the_same_content(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.smoke
 def test_a_second_import_and_an_import_into_the_same_install_change_nothing(tmp_path):
     acme = build_tenant("acme")
     path = tmp_path / "acme.zip"

@@ -97,6 +97,7 @@ CHAT = "5511987650001@s.whatsapp.net"
 
 
 @pytest.mark.django_db
+@pytest.mark.smoke
 def test_imported_twice_and_overlapping_synced_history_never_duplicates(acme_connection):
     conv = ConversationFactory(connection=acme_connection, chat_jid=CHAT)
     # What the sync already stored: Ana's first message (to the second) and our reply, one second off.
