@@ -11,7 +11,7 @@
    | rows | natural key |
    | --- | --- |
    | tenant | slug |
-   | users | username (created without staff rights; an existing user is not changed) |
+   | users | username, same e-mail (created without staff rights; never changed; another e-mail refuses) |
    | memberships | (user, tenant) |
    | numbers | the JID when paired (one on another tenant here refuses the import), else the name |
    | contacts | any of its identities' JIDs; without identities: names, phone, creation time |
@@ -148,7 +148,16 @@ class Loader:
         User = get_user_model()
         for batch in chunks(self.rows("users.jsonl.gz"), BATCH):
             names = [r["username"] for r in batch]
-            have = dict(User.objects.filter(username__in=names).values_list("username", "id"))
+            existing = {u: (pk, email) for u, pk, email in
+                        User.objects.filter(username__in=names).values_list("username", "id", "email")}
+            # A username here that belongs to someone else (another e-mail address) would hand them the
+            # tenant's membership: refused, so an operator renames one of them first.
+            clashes = sorted(r["username"] for r in batch if r["username"] in existing and r.get("email")
+                             and existing[r["username"]][1] and existing[r["username"]][1].lower() != r["email"].lower())
+            if clashes:
+                raise ImportRefused(f"user(s) {', '.join(clashes)} exist here with another e-mail address: rename them "
+                                    "here (or in the source install) before importing")
+            have = {u: pk for u, (pk, _) in existing.items()}
             new = []
             for r in batch:
                 if r["username"] not in have:

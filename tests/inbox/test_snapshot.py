@@ -246,6 +246,18 @@ def test_a_number_linked_to_another_tenant_here_refuses_the_import(tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_username_of_someone_else_here_refuses_the_import(tmp_path):
+    acme = build_tenant("acme", messages=3)
+    path = tmp_path / "acme.zip"
+    export_tenant(acme, path)
+    delete_tenant(acme)
+    UserFactory._meta.model.objects.filter(username="acme-agent").update(email="somebody.else@example.org")
+    with pytest.raises(CommandError, match="acme-agent exist here with another e-mail address"):
+        call_command("import_tenant", str(path))
+    assert not Tenant.objects.filter(slug="acme").exists()
+
+
+@pytest.mark.django_db
 def test_commands_print_json(tmp_path, capsys):
     build_tenant("acme", messages=3)
     path = tmp_path / "out" / "acme.zip"
