@@ -10,6 +10,7 @@ from inbox.exports import export_as_csv
 from inbox.models import (
     Alert,
     AlertEmailOptOut,
+    BackupRun,
     Contact,
     ContactIdentity,
     Conversation,
@@ -296,3 +297,19 @@ class AlertAdmin(admin.ModelAdmin):
     raw_id_fields = ["acknowledged_by"]
     autocomplete_fields = ["tenant", "connection"]
     actions = [acknowledge_alerts, export_as_csv]
+
+
+@admin.register(BackupRun)
+class BackupRunAdmin(admin.ModelAdmin):
+    """Scheduled and asked-for backups (inbox.snapshot.backups); read-only: runs are records."""
+
+    list_display = ["id", "tenant_slug", "status", "started_at", "finished_at", "size", "path", "error"]
+    list_filter = ["status", "tenant_slug"]
+    search_fields = ["tenant_slug", "path", "error"]
+    readonly_fields = [f.name for f in BackupRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -189,3 +189,32 @@ class AddMemberForm(forms.Form):
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=[("agent", "Agent"), ("admin", "Admin"), ("owner", "Owner")],
                              error_messages={"invalid_choice": "Choose agent, admin or owner."})
+
+
+class ChatExportForm(forms.Form):
+    """The phone's "Export chat" file for a conversation (sync/chat_import.py)."""
+
+    file = forms.FileField()
+    me = forms.CharField(max_length=255, required=False, strip=True)
+    date_order = forms.ChoiceField(choices=[("", "Find out from the file"), ("dmy", "Day first (31/12)"),
+                                            ("mdy", "Month first (12/31)"), ("ymd", "Year first")], required=False)
+    timezone = forms.CharField(max_length=64, required=False, strip=True)
+
+    def clean_file(self):
+        from django.conf import settings
+
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.CHAT_EXPORT_MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {settings.CHAT_EXPORT_MAX_BYTES // 1_000_000} MB.")
+        return upload
+
+    def clean_timezone(self):
+        import zoneinfo
+
+        from django.conf import settings
+
+        name = self.cleaned_data["timezone"] or settings.TIME_ZONE
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError(f"Unknown time zone {name!r} (e.g. America/Sao_Paulo).") from exc

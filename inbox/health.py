@@ -2,7 +2,7 @@
 
 Required parts (any one down or stale makes the answer 503): the database, Redis, at least one Celery
 worker answering a ping, beat's last tick, and the runners (every runner mark fresh, and a live runner
-whenever a number wants to be connected). Numbers, the journal and the search backlog are reported with
+whenever a number wants to be connected). Numbers, the journal, the search backlog and backups are reported with
 their ages; a stale number or an old journal backlog is a warning (one tenant's phone is not the
 platform being down), and the watchdog (inbox/watchdog.py) turns warnings into alerts.
 
@@ -171,6 +171,21 @@ def search_backlog(tenant_ids=None) -> dict:
     return agg
 
 
+def backups(tenant_ids=None) -> dict:
+    """Each tenant's last backups (inbox.snapshot.backups); a late or failed one is a warning."""
+    from inbox.snapshot.backups import backup_status
+
+    try:
+        status = backup_status(tenant_ids)
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+        return {**_error(exc), "warnings": [f"backups: {exc.__class__.__name__}"]}
+    if tenant_ids is not None:  # a tenant admin sees their tenants' backups, not where the platform keeps them
+        status.pop("directory", None)
+        for t in status["tenants"]:
+            t.pop("last_path", None)
+    return status
+
+
 def detailed_health(tenant_ids=None) -> tuple[bool, dict]:
     """(healthy, body). ``tenant_ids``: None for staff (everything), else the tenants whose numbers and
     backlogs the caller may see."""
@@ -195,11 +210,13 @@ def detailed_health(tenant_ids=None) -> tuple[bool, dict]:
         body["numbers"] = numbers(conns)
         body["journal"] = journal(tenant_ids)
         body["search_backlog"] = search_backlog(tenant_ids)
+        body["backups"] = backups(tenant_ids)
         warnings = [f"number {n['id']} ({n['name']}): heartbeat stale" for n in body["numbers"] if n["stale"]]
         warnings += [f"number {n['id']} ({n['name']}): {n['status']}" for n in body["numbers"] if n["down"]]
         age = body["journal"]["oldest_pending_age_seconds"]
         if age is not None and age > settings.JOURNAL_SAFETY_NET_SECONDS * 10:
             warnings.append(f"journal: oldest pending row is {age:.0f} s old")
+        warnings += body["backups"].get("warnings", [])
         body["warnings"] = warnings
     return healthy, body
 

@@ -52,3 +52,30 @@ def send_alert_webhook_task(self, alert_id: int, event: str) -> int | None:
         logging.getLogger(__name__).warning("alert.webhook_retry", extra={
             "alert_id": alert_id, "event": event, "attempt": self.request.retries + 1, "error": repr(exc)[:300]})
         raise self.retry(exc=exc, countdown=countdown)
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=120)
+def backup_tenants_task() -> list[int]:
+    """Beat, daily: one backup task per tenant (inbox.snapshot.backups), so a large tenant does not hold
+    up the others and each has its own time limit. A no-op when BACKUPS_ENABLED is false."""
+    from django.conf import settings
+
+    from inbox.models import Tenant
+
+    if not settings.BACKUPS_ENABLED:
+        return []
+    ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+    for tenant_id in ids:
+        backup_tenant_task.delay(tenant_id)
+    return ids
+
+
+@shared_task(ignore_result=True, acks_late=False, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 300)
+def backup_tenant_task(tenant_id: int) -> int | None:
+    """Export one tenant into BACKUP_DIR; returns the BackupRun id. Not acked late: a worker that dies
+    mid-backup leaves a failed-looking gap the watchdog reports, not a backup retried forever."""
+    from inbox.models import Tenant
+    from inbox.snapshot.backups import backup_tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    return backup_tenant(tenant).pk if tenant is not None else None

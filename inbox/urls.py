@@ -22,6 +22,7 @@ urlpatterns = [
     path("t/<slug:slug>/c/<int:pk>/status/", views.set_status, name="set_status"),
     path("t/<slug:slug>/c/<int:pk>/read/", views.mark_read, name="mark_read"),
     path("t/<slug:slug>/c/<int:pk>/history/", views.request_history, name="request_history"),
+    path("t/<slug:slug>/c/<int:pk>/import-chat/", views.import_chat_export, name="import_chat_export"),
     path("t/<slug:slug>/c/<int:pk>/m/<int:message_id>/resend/", views.resend_message, name="resend_message"),
     path("t/<slug:slug>/connections/", views.connections_page, name="connections"),
     path("t/<slug:slug>/alerts/<int:alert_id>/acknowledge/", views.acknowledge_alert, name="acknowledge_alert"),

@@ -23,6 +23,7 @@ from inbox.forms import (
     AlertEmailsForm,
     AlertWebhookForm,
     AssignForm,
+    ChatExportForm,
     ConnectionActionForm,
     DeleteNumberForm,
     FilterForm,
@@ -315,6 +316,34 @@ def request_history(request, slug, pk):
         actions.do_request_older_history(conv, oldest_at)
         html_status = "requested"
     return render(request, "inbox/partials/history_notice.html", {"state": html_status, "conversation": conv})
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def import_chat_export(request, slug, pk):
+    """The phone's "Export chat" file into this conversation (owners and admins); the page again with what
+    was imported, or why not."""
+    from sync.chat_export import AmbiguousDates, ChatExportError
+    from sync.chat_import import check_import_chat_export
+
+    conv = access_conversation(request.tenant, pk)
+    form = ChatExportForm(request.POST, request.FILES)
+    result, error = None, None
+    if not form.is_valid():
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)
+    else:
+        data = form.cleaned_data
+        try:
+            result = check_import_chat_export(conv, data["file"], me=data["me"], tz=data["timezone"],
+                                              date_order=data["date_order"])
+        except AmbiguousDates:
+            error = "Every date in this file reads both day-first and month-first: choose the date order and upload it again."
+        except ChatExportError as exc:
+            error = str(exc)
+    ctx = _page_context(request, slug, conv)
+    ctx.update(_thread_context(request, slug, conv))
+    ctx.update(chat_import_form=form, chat_import_error=error, chat_import_result=result)
+    return render(request, "inbox/inbox.html", ctx, status=422 if error else 200)
 
 
 # --- connections (owners and admins) ---------------------------------------------------------------

@@ -7,6 +7,8 @@
   (the runner raises it at once for failed/logged out/banned; the watchdog catches the slow cases and
   resolves it when the number is back or paused);
 * ``connection:<id>:journal`` while a number has journal rows that failed or are quarantined;
+* ``backup:<slug>`` (tenant-less, to staff) while a tenant's last good backup is older than
+  BACKUP_MAX_AGE_HOURS (inbox.snapshot.backups; a failed backup raises it at once);
 * ``platform:<part>`` (tenant-less, to staff) while the database-independent parts are down: Redis,
   the Celery workers, beat, the runners.
 
@@ -106,10 +108,17 @@ def watch_platform_parts() -> dict:
     return {"failing": failing, "within_grace": waiting}
 
 
+def watch_backups() -> dict:
+    from inbox.snapshot.backups import watch_backups as watch
+
+    return watch()
+
+
 def watch_once() -> dict:
     """One round; each part guarded so one failing check does not hide the others."""
     result = {}
-    for name, fn in (("platform", watch_platform_parts), ("numbers", watch_numbers), ("journal", watch_journal)):
+    for name, fn in (("platform", watch_platform_parts), ("numbers", watch_numbers), ("journal", watch_journal),
+                     ("backups", watch_backups)):
         try:
             result[name] = fn()
         except Exception as exc:  # noqa: BLE001 - e.g. the database is down: logged, next round retries

@@ -104,3 +104,15 @@ def replay_journal_task(connection_id: int) -> dict | None:
 
     conn = Connection.objects.unscoped().filter(pk=connection_id).first()
     return do_replay(conn) if conn is not None else None
+
+
+@shared_task(acks_late=True)
+def prune_journal_task() -> dict:
+    """Beat, hourly: delete processed journal rows older than JOURNAL_RETENTION_DAYS (sync.retention);
+    failed and quarantined rows are kept. Comes back at once if its time budget ran out."""
+    from sync.retention import prune_processed_events
+
+    summary = prune_processed_events(time_budget=TASK_TIME_BUDGET)
+    if summary.more:
+        prune_journal_task.apply_async(countdown=1)
+    return summary.as_dict()

@@ -234,6 +234,20 @@ RUNNER_PAIRING_TIMEOUT_SECONDS = env.float("RUNNER_PAIRING_TIMEOUT_SECONDS", def
 RUNNER_MAX_RETIRING_CHILDREN = env.int("RUNNER_MAX_RETIRING_CHILDREN", default=2)
 # Beat's journal safety net enqueues rows pending longer than this (their enqueue failed or was lost).
 JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.0)
+# Journal retention (sync/retention.py): processed raw events older than this many days are pruned by beat,
+# JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
+JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)
+JOURNAL_PRUNE_BATCH = env.int("JOURNAL_PRUNE_BATCH", default=5000)
+# Scheduled backups (inbox/snapshot/backups.py, docs/backups.md): beat exports every tenant daily into
+# BACKUP_DIR/<slug>/, keeping the newest BACKUP_KEEP files of each; a tenant whose last good backup is older
+# than BACKUP_MAX_AGE_HOURS (or whose last backup failed) is a warning on /health/detailed and /ops/ and a
+# staff alert. BACKUPS_ENABLED=false stops the schedule's work (and the warnings) without editing beat.
+BACKUPS_ENABLED = env.bool("BACKUPS_ENABLED", default=True)
+BACKUP_DIR = env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
+BACKUP_MAX_AGE_HOURS = env.float("BACKUP_MAX_AGE_HOURS", default=26.0)
+# The largest "Export chat" file (.txt or .zip) the conversation page accepts (manage.py import_chat_export has no limit).
+CHAT_EXPORT_MAX_BYTES = env.int("CHAT_EXPORT_MAX_BYTES", default=64_000_000)
 # The simulator's fake WhatsApp server keeps its state (what it sent, what is waiting for an ack) here.
 SIMULATOR_REDIS_URL = env("SIMULATOR_REDIS_URL", default=REDIS_URL)
 SIMULATOR_QR_SECONDS = env.float("SIMULATOR_QR_SECONDS", default=0.6)

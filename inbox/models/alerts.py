@@ -25,6 +25,7 @@ class Alert(TenantOwned):
         NUMBER_DOWN = "number_down", "Number down"
         JOURNAL_FAILED = "journal_failed", "Journal rows failed"
         PLATFORM = "platform", "Platform process down"
+        BACKUP = "backup", "Backup failed or late"
         OTHER = "other", "Other"
 
     tenant = models.ForeignKey("inbox.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",

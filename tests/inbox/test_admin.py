@@ -12,6 +12,7 @@ from connections.models import Connection, ConnectionEvent
 from inbox.models import (
     Alert,
     AlertEmailOptOut,
+    BackupRun,
     Contact,
     ContactIdentity,
     Conversation,
@@ -70,6 +71,9 @@ BUILDERS = {
     ),
     SearchBacklog: lambda n: SearchBacklog.objects.create(
         tenant=(c := ConnectionFactory()).tenant, connection=c, after_id=n, through_id=n + 5000, messages=4000
+    ),
+    BackupRun: lambda n: BackupRun.objects.create(
+        tenant=TenantFactory(), tenant_slug=f"t{n}", status="ok", started_at=timezone.now(), path=f"/b/{n}.zip"
     ),
     JidMapping: lambda n: JidMapping.objects.create(
         tenant=TenantFactory(), lid_jid=f"{n}@lid", pn_jid=f"55119{n:08d}@s.whatsapp.net"

@@ -1,0 +1,40 @@
+"""``manage.py export_tenant --tenant SLUG --out PATH``: one tenant's consistent snapshot (inbox/snapshot)."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inbox.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Export a tenant (members, numbers, contacts, conversations, messages, revisions, alerts) to a file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", required=True, help="the tenant's slug")
+        parser.add_argument("--out", required=True, help="the file to write (a .zip; replaced when complete)")
+        parser.add_argument("--with-sessions", action="store_true",
+                            help="the paired numbers' whatsmeow session keys too, encrypted with the passphrase in "
+                                 "the environment variable named by --passphrase-env")
+        parser.add_argument("--passphrase-env", default="EXPORT_PASSPHRASE",
+                            help="the variable holding the passphrase (never on the command line, where ps shows it)")
+
+    def handle(self, *args, tenant, out, with_sessions=False, passphrase_env="EXPORT_PASSPHRASE", **options):
+        import os
+
+        from inbox.snapshot.archive import ArchiveError
+        from inbox.snapshot.export import export_tenant
+
+        passphrase = os.environ.get(passphrase_env, "")
+        if with_sessions and len(passphrase) < 12:
+            raise CommandError(f"--with-sessions needs a passphrase of at least 12 characters in ${passphrase_env}")
+        t = Tenant.objects.filter(slug=tenant).first()
+        if t is None:
+            raise CommandError(f"no tenant with slug {tenant!r}")
+        try:
+            manifest = export_tenant(t, out, with_sessions=with_sessions, passphrase=passphrase)
+        except ArchiveError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(json.dumps({"path": out, "tenant": t.slug, "version": manifest["version"],
+                                      "snapshot": manifest["snapshot"], "sessions": manifest["sessions"],
+                                      "rows": {n: m["rows"] for n, m in manifest["files"].items()}}))

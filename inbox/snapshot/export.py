@@ -1,0 +1,176 @@
+"""``export_tenant``: one tenant's rows as one consistent snapshot in an export file (``archive.py``).
+
+Consistency: every member is read inside one transaction; on PostgreSQL it is ``REPEATABLE READ, READ
+ONLY``, so all members see the database as of the transaction's first query, whatever the runner and the
+workers write meanwhile (a message committed during the export is in no member, never half in). SQLite
+(the embedded default) reads inside one transaction too (WAL: a reader's snapshot is fixed at its first
+read). Rows are read with server-side cursors (``iterator(chunk_size=...)``) and written as they come,
+so memory does not grow with the tenant's size (``tests/inbox/test_snapshot.py`` measures it).
+
+What is in it (one member each, in this order; the loader reads them in the same order):
+
+| member | rows |
+| --- | --- |
+| ``tenant.jsonl.gz`` | the tenant (name, slug, alert webhook URL) |
+| ``users.jsonl.gz`` | members with their role; users named by conversations or replies (``role`` null) |
+| ``connections.jsonl.gz`` | numbers without their runtime state (leases, pairing codes, heartbeats, reconnect counters) |
+| ``contacts.jsonl.gz``, ``identities.jsonl.gz`` | contacts and their WhatsApp ids |
+| ``group_participants.jsonl.gz``, ``jid_mappings.jsonl.gz`` | group members; LID <-> phone pairs learned |
+| ``conversations.jsonl.gz`` | chats with status, assignee (username), counters, synced window |
+| ``messages.jsonl.gz`` | messages with reactions, receipt status, edit/delete marks, quoted ids, outbox state |
+| ``revisions.jsonl.gz`` | previous bodies of edited messages, named by (connection, WhatsApp id) |
+| ``alerts.jsonl.gz`` | the tenant's alerts, open and resolved |
+
+Users carry their password hashes, so logins survive a restore (the file is as sensitive as the database).
+Rows carry their own primary keys (``id``) and name their parents by those ids (``connection_id``...);
+the loader maps them to the ids of the database it writes into. Users are named by username.
+Not exported: the raw event journal, sync runs, state history (ConnectionEvent), pending operations and
+search entries (rebuilt on import); whatsmeow session keys unless asked, then encrypted (``sessions.py``).
+
+Media: messages carry ``media_mimetype``, ``media_size`` and ``media_filename``; the media files
+themselves are not stored by this version of the product. When a media model exists, it is exported as
+``media.jsonl.gz`` (message key, storage path, sha256, size) in ``tenant_members`` below, the files
+themselves under ``media/`` only when asked, and the loader learns the member: a new optional member
+does not need a new format version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.contrib.auth import get_user_model
+from django.db import connections, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.models import Connection
+from inbox.models import (
+    Alert,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    GroupParticipant,
+    Membership,
+    Message,
+    MessageRevision,
+    Tenant,
+)
+from inbox.snapshot.archive import ArchiveWriter
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 2000
+
+CONNECTION_FIELDS = [
+    "id", "name", "transport", "status", "desired_state", "jid", "phone_number", "push_name", "paired_at",
+    "last_connected_at", "status_detail", "skip_status_broadcasts", "skip_newsletters", "skip_broadcast_lists",
+    "skip_groups", "archived_at", "created_at", "updated_at",
+]
+CONTACT_FIELDS = ["id", "kind", "display_name", "push_name", "phone_number", "created_at", "updated_at"]
+IDENTITY_FIELDS = ["id", "contact_id", "jid", "kind", "created_at"]
+PARTICIPANT_FIELDS = ["id", "group_id", "member_id", "is_admin"]
+JID_MAPPING_FIELDS = ["id", "lid_jid", "pn_jid", "created_at"]
+CONVERSATION_FIELDS = [
+    "id", "connection_id", "contact_id", "chat_jid", "is_group", "status", "assignee__username", "last_message_at",
+    "last_message_preview", "unread_count", "oldest_synced_at", "newest_synced_at", "created_at", "updated_at",
+]
+MESSAGE_FIELDS = [
+    "id", "conversation_id", "connection_id", "external_id", "direction", "status", "type", "raw_type", "body",
+    "media_mimetype", "media_size", "media_filename", "extra", "sender_jid", "sender_name", "sender_user__username",
+    "quoted_external_id", "quoted_body", "reactions", "sent_at", "edited_at", "deleted_at", "send_attempts",
+    "next_attempt_at", "error", "created_at", "updated_at",
+]
+REVISION_FIELDS = ["id", "message__connection_id", "message__external_id", "body", "replaced_at", "created_at"]
+ALERT_FIELDS = [
+    "id", "cause", "connection_id", "kind", "message", "created_at", "last_raised_at", "times_raised", "resolved_at",
+    "acknowledged_at", "acknowledged_by__username",
+]
+USER_FIELDS = ["id", "username", "email", "first_name", "last_name", "is_active", "password", "date_joined"]
+
+
+def _renamed(field: str) -> str:
+    """``assignee__username`` -> ``assignee``; ``message__external_id`` -> ``message_external_id``."""
+    if field.endswith("__username"):
+        return field[: -len("__username")]
+    return field.replace("__", "_")
+
+
+def _stream(queryset, fields: list[str], chunk_size: int):
+    names = [_renamed(f) for f in fields]
+    for values in queryset.order_by("id").values_list(*fields).iterator(chunk_size=chunk_size):
+        yield dict(zip(names, values, strict=True))
+
+
+def _users(tenant: Tenant, chunk_size: int):
+    User = get_user_model()
+    roles = dict(Membership.objects.filter(tenant=tenant).values_list("user_id", "role"))
+    named = (Q(pk__in=Message.objects.for_tenant(tenant).filter(sender_user__isnull=False).values("sender_user_id"))
+             | Q(pk__in=Conversation.objects.for_tenant(tenant).filter(assignee__isnull=False).values("assignee_id"))
+             | Q(pk__in=Alert.objects.for_tenant(tenant).filter(acknowledged_by__isnull=False).values("acknowledged_by_id")))
+    users = User.objects.filter(Q(pk__in=list(roles)) | named)
+    for row in _stream(users, USER_FIELDS, chunk_size):
+        row["role"] = roles.get(row["id"])
+        yield row
+
+
+def tenant_members(tenant: Tenant, chunk_size: int = CHUNK):
+    """(member name, rows) in the order the loader reads them. Call inside the snapshot transaction."""
+    t = tenant
+    yield "tenant.jsonl.gz", iter([{"name": t.name, "slug": t.slug, "alert_webhook_url": t.alert_webhook_url,
+                                    "created_at": t.created_at}])
+    yield "users.jsonl.gz", _users(t, chunk_size)
+    yield "connections.jsonl.gz", _stream(Connection.objects.for_tenant(t), CONNECTION_FIELDS, chunk_size)
+    yield "contacts.jsonl.gz", _stream(Contact.objects.for_tenant(t), CONTACT_FIELDS, chunk_size)
+    yield "identities.jsonl.gz", _stream(ContactIdentity.objects.for_tenant(t), IDENTITY_FIELDS, chunk_size)
+    yield "group_participants.jsonl.gz", _stream(GroupParticipant.objects.for_tenant(t), PARTICIPANT_FIELDS, chunk_size)
+    from sync.models import JidMapping
+
+    yield "jid_mappings.jsonl.gz", _stream(JidMapping.objects.for_tenant(t), JID_MAPPING_FIELDS, chunk_size)
+    yield "conversations.jsonl.gz", _stream(Conversation.objects.for_tenant(t), CONVERSATION_FIELDS, chunk_size)
+    yield "messages.jsonl.gz", _stream(Message.objects.for_tenant(t), MESSAGE_FIELDS, chunk_size)
+    yield "revisions.jsonl.gz", _stream(MessageRevision.objects.for_tenant(t), REVISION_FIELDS, chunk_size)
+    yield "alerts.jsonl.gz", _stream(Alert.objects.for_tenant(t), ALERT_FIELDS, chunk_size)
+
+
+def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_sessions: bool = False,
+                  passphrase: str = "") -> dict:
+    """Write ``tenant``'s snapshot to ``path`` (replaced atomically when complete); returns the manifest.
+
+    Opens its own transaction; on PostgreSQL it must be the outermost one (a REPEATABLE READ snapshot is
+    set by the transaction's first statement). Inside an outer transaction (tests) the snapshot is that
+    transaction's, and ``snapshot`` in the manifest says so. ``with_sessions``: the paired numbers'
+    whatsmeow keys too, encrypted with ``passphrase`` (inbox/snapshot/sessions.py)."""
+    if with_sessions and not passphrase:
+        from inbox.snapshot.archive import ArchiveError
+
+        raise ArchiveError("session keys are only exported encrypted: a passphrase is required")
+    started = time.monotonic()
+    using = router.db_for_read(Message)
+    db = connections[using]
+    outer = db.in_atomic_block
+    with transaction.atomic(using=using):
+        snapshot = "transaction"
+        if db.vendor == "postgresql" and not outer:
+            with db.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = "repeatable_read"
+        snapshot_at = timezone.now()
+        with ArchiveWriter(path) as out:
+            for name, rows in tenant_members(tenant, chunk_size):
+                out.write_member(name, rows)
+            if with_sessions:
+                from django.conf import settings
+
+                from inbox.snapshot.sessions import export_sessions
+
+                jids = sorted(Connection.objects.for_tenant(tenant).exclude(jid__isnull=True).exclude(jid="")
+                              .values_list("jid", flat=True))
+                blob, rows = export_sessions(jids, passphrase, settings.WHATSMEOW_STORE)
+                out.write_blob("sessions.bin", blob, rows=rows, encrypted="aes-256-gcm+scrypt")
+            manifest = out.finish(tenant=tenant.slug, created_at=snapshot_at, database=db.vendor, snapshot=snapshot,
+                                  sessions=with_sessions)
+    logger.info("snapshot.exported", extra={
+        "tenant": tenant.slug, "path": str(path), "seconds": round(time.monotonic() - started, 2),
+        "rows": {name: meta["rows"] for name, meta in manifest["files"].items()}})
+    return manifest

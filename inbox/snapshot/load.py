@@ -1,0 +1,430 @@
+"""``import_tenant``: an export file (``archive.py``) into this database: verified, all or nothing, idempotent.
+
+1. Verified first: the format and its version (a newer one is refused, saying so), then every member's
+   sha256 against the manifest, before a single row is read. Row counts are checked as members are read.
+2. All or nothing: everything is written in one transaction; any error (a corrupt row, a number whose
+   WhatsApp id belongs to another tenant here) rolls it all back.
+3. Idempotent: every row is matched by its natural key and written only if missing; rows that exist are
+   left as they are (an import never overwrites), so importing the same file twice changes nothing the
+   second time, and importing into the install it came from only adds what was deleted since.
+
+   | rows | natural key |
+   | --- | --- |
+   | tenant | slug |
+   | users | username, same e-mail (created without staff rights; never changed; another e-mail refuses) |
+   | memberships | (user, tenant) |
+   | numbers | the JID when paired (one on another tenant here refuses the import), else the name |
+   | contacts | any of its identities' JIDs; without identities: names, phone, creation time |
+   | identities | (tenant, JID) |
+   | conversations | (number, chat JID) |
+   | messages | (number, WhatsApp message id) |
+   | revisions | (message, replaced_at, body) |
+   | group participants | (group, member) |
+   | JID mappings | (tenant, LID) |
+   | alerts | (cause, kind, created_at) |
+
+Writes go through the database's constraints and triggers (migration inbox 0008), never around them:
+messages through ``sync.upsert.insert_new`` (the sync engine's binary COPY on PostgreSQL, which the
+statement-level triggers check), search entries added for the new messages (``inbox.search``).
+Timestamps (``created_at``/``updated_at``) are kept as exported: their ``auto_now`` is switched off for
+the import's duration (this process only; imports run from a management command).
+
+Memory: messages and revisions stream in batches; the maps from exported ids to this database's ids
+(numbers, contacts, conversations, users) and the identities by contact are held, so memory grows with
+the count of contacts and conversations (about 100 bytes each), not with messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+
+from config.batching import chunks
+from connections.models import Connection
+from inbox import search
+from inbox.models import (
+    Alert,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    GroupParticipant,
+    Membership,
+    Message,
+    MessageRevision,
+    Tenant,
+)
+from inbox.snapshot import export as spec
+from inbox.snapshot.archive import ArchiveError, ArchiveReader
+
+logger = logging.getLogger(__name__)
+
+BATCH = 2000
+
+
+class ImportRefused(ArchiveError):
+    """The file is fine but cannot go into this database as it is (e.g. a number's JID is another tenant's)."""
+
+
+@dataclass
+class Counts:
+    """Per member: rows read, rows created (the rest already existed)."""
+
+    read: dict = field(default_factory=lambda: defaultdict(int))
+    created: dict = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, name: str, read: int, created: int) -> None:
+        self.read[name] += read
+        self.created[name] += created
+
+    def as_dict(self) -> dict:
+        return {name: {"read": self.read[name], "created": self.created[name],
+                       "existing": self.read[name] - self.created[name]} for name in self.read}
+
+
+@contextmanager
+def kept_timestamps(*models):
+    """``auto_now``/``auto_now_add`` off for these models' fields: imported rows keep their exported times."""
+    fields = [f for m in models for f in m._meta.concrete_fields if getattr(f, "auto_now", False)
+              or getattr(f, "auto_now_add", False)]
+    saved = [(f, f.auto_now, f.auto_now_add) for f in fields]
+    for f in fields:
+        f.auto_now = f.auto_now_add = False
+    try:
+        yield
+    finally:
+        for f, auto_now, auto_now_add in saved:
+            f.auto_now, f.auto_now_add = auto_now, auto_now_add
+
+
+def _dt(value):
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+def _dates(row: dict, *names) -> dict:
+    for name in names:
+        if name in row:
+            row[name] = _dt(row[name])
+    return row
+
+
+def _fields(names: list[str], skip=("id",)) -> list[str]:
+    return [spec._renamed(n) for n in names if n not in skip]
+
+
+class Loader:
+    def __init__(self, reader: ArchiveReader):
+        self.reader = reader
+        self.counts = Counts()
+        self.users: dict[str, int] = {}  # username -> id here
+        self.connections: dict[int, int] = {}  # exported id -> id here
+        self.contacts: dict[int, int] = {}
+        self.conversations: dict[int, int] = {}
+        self.tenant: Tenant | None = None
+
+    def rows(self, name):
+        return self.reader.rows(name)
+
+    # --- tenant, users, memberships ---------------------------------------------------------------
+    def load_tenant(self):
+        rows = list(self.rows("tenant.jsonl.gz"))
+        if len(rows) != 1:
+            raise ArchiveError(f"tenant.jsonl.gz holds {len(rows)} rows, one expected")
+        row = _dates(rows[0], "created_at")
+        self.tenant = Tenant.objects.filter(slug=row["slug"]).first()
+        created = self.tenant is None
+        if created:
+            self.tenant = Tenant.objects.create(**row)
+        self.counts.add("tenant", 1, int(created))
+
+    def load_users(self):
+        User = get_user_model()
+        for batch in chunks(self.rows("users.jsonl.gz"), BATCH):
+            names = [r["username"] for r in batch]
+            existing = {u: (pk, email) for u, pk, email in
+                        User.objects.filter(username__in=names).values_list("username", "id", "email")}
+            # A username here that belongs to someone else (another e-mail address) would hand them the
+            # tenant's membership: refused, so an operator renames one of them first.
+            clashes = sorted(r["username"] for r in batch if r["username"] in existing and r.get("email")
+                             and existing[r["username"]][1] and existing[r["username"]][1].lower() != r["email"].lower())
+            if clashes:
+                raise ImportRefused(f"user(s) {', '.join(clashes)} exist here with another e-mail address: rename them "
+                                    "here (or in the source install) before importing")
+            have = {u: pk for u, (pk, _) in existing.items()}
+            new = []
+            for r in batch:
+                if r["username"] not in have:
+                    fields = {k: v for k, v in r.items() if k not in ("id", "role")}
+                    new.append(User(**_dates(fields, "date_joined"), is_staff=False, is_superuser=False))
+            User.objects.bulk_create(new)
+            have.update(User.objects.filter(username__in=names).values_list("username", "id"))
+            self.users.update(have)
+            self.counts.add("users", len(batch), len(new))
+            members = {r["username"]: r["role"] for r in batch if r.get("role")}
+            existing = set(Membership.objects.filter(tenant=self.tenant, user_id__in=[have[n] for n in members])
+                           .values_list("user_id", flat=True))
+            new_members = [Membership(tenant=self.tenant, user_id=have[n], role=role) for n, role in members.items()
+                           if have[n] not in existing]
+            Membership.objects.bulk_create(new_members)
+            self.counts.add("memberships", len(members), len(new_members))
+
+    def user_id(self, username):
+        return self.users.get(username) if username else None
+
+    # --- numbers -----------------------------------------------------------------------------------
+    def load_connections(self):
+        for r in self.rows("connections.jsonl.gz"):
+            old = r.pop("id")
+            _dates(r, "paired_at", "last_connected_at", "archived_at", "created_at", "updated_at")
+            if r.get("jid"):
+                conn = Connection.objects.unscoped().filter(jid=r["jid"]).first()
+                if conn is not None and conn.tenant_id != self.tenant.pk:
+                    raise ImportRefused(
+                        f"number {r['name']!r} ({r['jid']}) is linked to another tenant here (tenant id "
+                        f"{conn.tenant_id}); a WhatsApp number belongs to one tenant")
+            else:
+                conn = (Connection.objects.for_tenant(self.tenant).filter(name=r["name"])
+                        .filter(jid__isnull=True).order_by("pk").first()
+                        or Connection.objects.for_tenant(self.tenant).filter(name=r["name"], jid="").order_by("pk").first())
+            created = conn is None
+            if created:
+                conn = Connection(tenant=self.tenant, **r)
+                conn.save(force_insert=True)
+            self.connections[old] = conn.pk
+            self.counts.add("connections", 1, int(created))
+
+    # --- contacts and identities ------------------------------------------------------------------
+    def load_contacts(self):
+        identities: dict[int, list[dict]] = defaultdict(list)
+        for r in self.rows("identities.jsonl.gz"):
+            identities[r["contact_id"]].append(_dates(r, "created_at"))
+        t = self.tenant
+        for batch in chunks(self.rows("contacts.jsonl.gz"), BATCH):
+            jids = [i["jid"] for r in batch for i in identities.get(r["id"], [])]
+            owner = dict(ContactIdentity.objects.for_tenant(t).filter(jid__in=jids).values_list("jid", "contact_id"))
+            new, new_old_ids, ident_rows = [], [], []
+            for r in batch:
+                old = r["id"]
+                mine = identities.get(old, [])
+                found = next((owner[i["jid"]] for i in mine if i["jid"] in owner), None)
+                if found is None and not mine:
+                    found = (Contact.objects.for_tenant(t).filter(
+                        identities__isnull=True, kind=r["kind"], display_name=r["display_name"], push_name=r["push_name"],
+                        phone_number=r["phone_number"], created_at=_dt(r["created_at"])).values_list("pk", flat=True)
+                        .order_by("pk").first())
+                if found is not None:
+                    self.contacts[old] = found
+                    continue
+                fields = _dates({k: v for k, v in r.items() if k != "id"}, "created_at", "updated_at")
+                new.append(Contact(tenant=t, **fields))
+                new_old_ids.append(old)
+            Contact.objects.bulk_create(new)
+            for old, contact in zip(new_old_ids, new, strict=True):
+                self.contacts[old] = contact.pk
+            self.counts.add("contacts", len(batch), len(new))
+            for r in batch:
+                for i in identities.get(r["id"], []):
+                    if i["jid"] not in owner:
+                        ident_rows.append(ContactIdentity(tenant=t, contact_id=self.contacts[r["id"]], jid=i["jid"],
+                                                          kind=i["kind"], created_at=i["created_at"]))
+            ContactIdentity.objects.bulk_create(ident_rows)
+            self.counts.add("identities", sum(len(identities.get(r["id"], [])) for r in batch), len(ident_rows))
+
+    def load_group_participants(self):
+        for batch in chunks(self.rows("group_participants.jsonl.gz"), BATCH):
+            pairs = [(self.contacts[r["group_id"]], self.contacts[r["member_id"]], r["is_admin"]) for r in batch]
+            have = set(GroupParticipant.objects.for_tenant(self.tenant)
+                       .filter(group_id__in={g for g, _, _ in pairs}).values_list("group_id", "member_id"))
+            new = [GroupParticipant(tenant=self.tenant, group_id=g, member_id=m, is_admin=a) for g, m, a in pairs
+                   if (g, m) not in have]
+            GroupParticipant.objects.bulk_create(new)
+            self.counts.add("group_participants", len(batch), len(new))
+
+    def load_jid_mappings(self):
+        from sync.models import JidMapping
+
+        for batch in chunks(self.rows("jid_mappings.jsonl.gz"), BATCH):
+            have = set(JidMapping.objects.for_tenant(self.tenant).filter(lid_jid__in=[r["lid_jid"] for r in batch])
+                       .values_list("lid_jid", flat=True))
+            new = [JidMapping(tenant=self.tenant, lid_jid=r["lid_jid"], pn_jid=r["pn_jid"], created_at=_dt(r["created_at"]))
+                   for r in batch if r["lid_jid"] not in have]
+            JidMapping.objects.bulk_create(new)
+            self.counts.add("jid_mappings", len(batch), len(new))
+
+    # --- conversations, messages, revisions -------------------------------------------------------
+    def load_conversations(self):
+        t = self.tenant
+        for batch in chunks(self.rows("conversations.jsonl.gz"), BATCH):
+            keys = {(self.connections[r["connection_id"]], r["chat_jid"]) for r in batch}
+            have = {}
+            for cid, jids in _group(keys).items():
+                have.update({(cid, jid): pk for jid, pk in Conversation.objects.for_tenant(t)
+                             .filter(connection_id=cid, chat_jid__in=jids).values_list("chat_jid", "pk")})
+            new, new_old_ids = [], []
+            for r in batch:
+                key = (self.connections[r["connection_id"]], r["chat_jid"])
+                if key in have:
+                    self.conversations[r["id"]] = have[key]
+                    continue
+                fields = _dates({k: v for k, v in r.items() if k not in ("id", "connection_id", "contact_id", "assignee")},
+                                "last_message_at", "oldest_synced_at", "newest_synced_at", "created_at", "updated_at")
+                new.append(Conversation(tenant=t, connection_id=key[0], contact_id=self.contacts[r["contact_id"]],
+                                        assignee_id=self.user_id(r["assignee"]), **fields))
+                new_old_ids.append(r["id"])
+            Conversation.objects.bulk_create(new)
+            for old, conv in zip(new_old_ids, new, strict=True):
+                self.conversations[old] = conv.pk
+            self.counts.add("conversations", len(batch), len(new))
+
+    MESSAGE_COLUMNS = ["tenant_id", "conversation_id", "connection_id", "sender_user_id"] + [
+        c for c in _fields(spec.MESSAGE_FIELDS, skip=("id", "conversation_id", "connection_id", "sender_user__username"))]
+    MESSAGE_DATES = ("sent_at", "edited_at", "deleted_at", "next_attempt_at", "created_at", "updated_at")
+
+    def load_messages(self):
+        from sync.upsert import insert_new
+
+        cols = self.MESSAGE_COLUMNS
+        rest = cols[4:]
+        for batch in chunks(self.rows("messages.jsonl.gz"), BATCH):
+            by_connection: dict[int, list[tuple]] = defaultdict(list)
+            for r in batch:
+                _dates(r, *self.MESSAGE_DATES)
+                cid = self.connections[r["connection_id"]]
+                by_connection[cid].append((self.tenant.pk, self.conversations[r["conversation_id"]], cid,
+                                           self.user_id(r["sender_user"]), *(r[c] for c in rest)))
+            created = 0
+            for cid, rows in by_connection.items():
+                id_range: list = []
+                inserted = insert_new(Message, cols, rows, scope={"connection_id": cid}, key="external_id",
+                                      id_range=id_range)
+                created += len(inserted)
+                if not inserted:
+                    continue
+                if id_range:
+                    search.index_message_range(cid, *id_range)
+                else:
+                    search.index_connection_messages(cid, inserted)
+            self.counts.add("messages", len(batch), created)
+
+    def load_revisions(self):
+        t = self.tenant
+        for batch in chunks(self.rows("revisions.jsonl.gz"), BATCH):
+            wanted = defaultdict(set)
+            for r in batch:
+                wanted[self.connections[r["message_connection_id"]]].add(r["message_external_id"])
+            ids = {}
+            for cid, ext in wanted.items():
+                ids.update({(cid, e): pk for e, pk in Message.objects.for_tenant(t)
+                            .filter(connection_id=cid, external_id__in=ext).values_list("external_id", "pk")})
+            have = set(MessageRevision.objects.for_tenant(t).filter(message_id__in=ids.values())
+                       .values_list("message_id", "replaced_at", "body"))
+            new = []
+            for r in batch:
+                mid = ids.get((self.connections[r["message_connection_id"]], r["message_external_id"]))
+                if mid is None:
+                    raise ArchiveError(f"revision {r['id']} names message {r['message_external_id']}, not in the file")
+                key = (mid, _dt(r["replaced_at"]), r["body"])
+                if key not in have:
+                    have.add(key)
+                    new.append(MessageRevision(tenant=t, message_id=mid, body=r["body"], replaced_at=key[1],
+                                               created_at=_dt(r["created_at"])))
+            MessageRevision.objects.bulk_create(new)
+            self.counts.add("revisions", len(batch), len(new))
+
+    # --- alerts ------------------------------------------------------------------------------------
+    def _cause(self, cause: str) -> str:
+        """Causes name numbers by id (``connection:12:down``): renamed to this database's ids."""
+        m = re.fullmatch(r"connection:(\d+):(.+)", cause or "")
+        if m and int(m.group(1)) in self.connections:
+            return f"connection:{self.connections[int(m.group(1))]}:{m.group(2)}"
+        return cause
+
+    def load_alerts(self):
+        t = self.tenant
+        for batch in chunks(self.rows("alerts.jsonl.gz"), BATCH):
+            for r in batch:
+                _dates(r, "created_at", "last_raised_at", "resolved_at", "acknowledged_at")
+                r["cause"] = self._cause(r["cause"])
+            have = set(Alert.objects.for_tenant(t).filter(created_at__in=[r["created_at"] for r in batch])
+                       .values_list("cause", "kind", "created_at"))
+            open_causes = set(Alert.objects.unscoped().filter(resolved_at__isnull=True, cause__in=[
+                r["cause"] for r in batch if r["cause"] and r["resolved_at"] is None]).values_list("cause", flat=True))
+            new = []
+            for r in batch:
+                if (r["cause"], r["kind"], r["created_at"]) in have:
+                    continue
+                if r["cause"] and r["resolved_at"] is None and r["cause"] in open_causes:
+                    continue  # one open alert per cause: the one open here stands for it
+                fields = {k: v for k, v in r.items() if k not in ("id", "connection_id", "acknowledged_by")}
+                new.append(Alert(tenant=t, connection_id=self.connections.get(r["connection_id"]),
+                                 acknowledged_by_id=self.user_id(r["acknowledged_by"]), **fields))
+            Alert.objects.bulk_create(new)
+            self.counts.add("alerts", len(batch), len(new))
+
+    def load(self):
+        self.load_tenant()
+        self.load_users()
+        self.load_connections()
+        self.load_contacts()
+        self.load_group_participants()
+        self.load_jid_mappings()
+        self.load_conversations()
+        self.load_messages()
+        self.load_revisions()
+        self.load_alerts()
+
+
+def _group(pairs) -> dict:
+    out = defaultdict(list)
+    for a, b in pairs:
+        out[a].append(b)
+    return out
+
+
+def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, passphrase: str = "") -> dict:
+    """Verify ``path``, then write its rows in one transaction; returns {"tenant", "counts", "manifest"}.
+
+    Raises ArchiveError (nothing written) for a file that is corrupt, cut short, of a newer format, or that
+    cannot go into this database. ``dry_run``: everything is written and then rolled back (a rehearsal).
+    ``with_sessions``: the file's encrypted session keys too, opened with ``passphrase`` before anything is
+    written, and added to the whatsmeow store after the project's rows are committed."""
+    from django.conf import settings
+
+    from inbox.snapshot import sessions
+    from sync.models import JidMapping
+
+    started = time.monotonic()
+    with ArchiveReader(path) as reader:
+        reader.verify()
+        session_rows = None
+        if with_sessions:
+            blob = reader.blob("sessions.bin")
+            if blob is None:
+                raise ArchiveError(f"{path}: no session keys in this export (it was made without --with-sessions)")
+            session_rows = sessions.open_sessions(blob, passphrase)
+        loader = Loader(reader)
+        try:
+            with transaction.atomic(), kept_timestamps(Tenant, get_user_model(), Connection, Contact,
+                                                       ContactIdentity, Conversation, Message, MessageRevision,
+                                                       Alert, JidMapping):
+                loader.load()
+                if dry_run:
+                    transaction.set_rollback(True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchiveError(f"{path}: a row does not fit this installation ({exc.__class__.__name__}: {exc})") from exc
+        restored = None
+        if session_rows is not None and not dry_run:
+            restored = sessions.restore_sessions(session_rows, settings.WHATSMEOW_STORE)
+        result = {"tenant": loader.tenant.slug, "counts": loader.counts.as_dict(), "dry_run": dry_run,
+                  "sessions": restored if restored is not None else ("in the file, not asked for"
+                                                                      if "sessions.bin" in reader.files else "none"),
+                  "format_version": reader.manifest["version"], "seconds": round(time.monotonic() - started, 2)}
+    logger.info("snapshot.imported", extra={**result, "path": str(path), "database": connection.vendor})
+    return result
