@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Staff in /admin/ see every tenant; other plain queries of tenant-scoped models fail closed (inbox.tenancy).
     "inbox.middleware.StaffAdminScopeMiddleware",
+    # The viewer's time zone for every page (inbox.timezones); tenant pages get theirs from tenant_view.
+    "inbox.timezones.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -305,6 +307,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# The zone of a tenant that has not chosen one (inbox.timezones); users may override their tenant's.
+TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE",
+                               default="America/Sao_Paulo" if LANGUAGE_CODE.lower() == "pt-br" else TIME_ZONE)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

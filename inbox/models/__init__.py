@@ -1,6 +1,7 @@
 from .alerts import Alert, AlertEmailOptOut
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
+from .profiles import UserProfile
 from .tenants import Membership, Tenant
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "MessageRevision",
     "MessageSearchEntry",
     "Tenant",
+    "UserProfile",
 ]
