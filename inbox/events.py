@@ -123,6 +123,12 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
         transaction.on_commit(lambda: _guarded("heartbeat", _send_heartbeats, beats, at))
 
 
+def publish_on_commit(kind: str, build) -> None:
+    """For the agent tools (inbox.notes, inbox.labels, inbox.snooze): on commit, ``build()`` re-reads and
+    renders and returns ``[(group, html)]``, which are sent in order. ``kind`` names it in failure logs."""
+    transaction.on_commit(lambda: _guarded(kind, lambda: _send_many(build())))
+
+
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
     sends = [(connections_group(tenant_id), "".join(
         render_to_string("inbox/partials/heartbeat.html", {"conn_id": cid, "at": at, "oob": True}) for cid in ids)

@@ -64,6 +64,11 @@ class ReplyForm(forms.Form):
     body = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class NoteForm(forms.Form):
+    # Length and content are checked by inbox.notes.check_add_note.
+    body = forms.CharField(required=False, strip=False)
+
+
 class AssignForm(forms.Form):
     """``assignee`` is "me", "" (unassign) or a user id; membership is checked by check_assign_conversation."""
 

@@ -50,6 +50,12 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     return at, pk
 
 
+def before_at(cursor: str | None) -> datetime | None:
+    """The timestamp a ``before`` cursor pages back from (None: the newest page)."""
+    position = decode_cursor(cursor)
+    return position[0] if position else None
+
+
 @dataclass
 class ConversationFilters:
     status: str = "open"  # open / pending / resolved / all

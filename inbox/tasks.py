@@ -51,3 +51,11 @@ def send_alert_webhook_task(self, alert_id: int, event: str) -> int | None:
         logging.getLogger(__name__).warning("alert.webhook_retry", extra={
             "alert_id": alert_id, "event": event, "attempt": self.request.retries + 1, "error": repr(exc)[:300]})
         raise self.retry(exc=exc, countdown=countdown)
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def send_mention_emails_task(note_id: int) -> int:
+    """E-mail the members @mentioned in a private note (inbox.notes)."""
+    from inbox.notes import send_mention_emails
+
+    return send_mention_emails(note_id)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from inbox import views
+from inbox import views, views_tools
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,4 +40,9 @@ urlpatterns = [
     path("t/<slug:slug>/connections/<int:pk>/action/", views.connection_action, name="connection_action"),
     path("t/<slug:slug>/connections/<int:pk>/pair/", views.connection_pair, name="connection_pair"),
     path("t/<slug:slug>/connections/<int:pk>/pairing/", views.connection_pairing, name="connection_pairing"),
+    # The agent's tools (issue 15): inbox/views_tools.py.
+    path("t/<slug:slug>/c/<int:pk>/notes/", views_tools.add_note, name="add_note"),
+    path("t/<slug:slug>/mentions/", views_tools.mentions_page, name="mentions"),
+    path("t/<slug:slug>/mentions/badge/", views_tools.mentions_badge, name="mentions_badge"),
+    path("t/<slug:slug>/mentions/read/", views_tools.mentions_read, name="mentions_read"),
 ]

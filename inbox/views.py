@@ -193,12 +193,13 @@ def conversation(request, slug, pk):
 
 def _thread_context(request, slug, conv, before=None):
     from connections.transport import supports_history_requests
+    from inbox.notes import thread_with_notes
 
     page = selectors.thread_page(conv, before=before)
     return {
         "slug": slug,
         "conversation": conv,
-        "messages": page.items,
+        "messages": thread_with_notes(conv, page, selectors.before_at(before)),  # private notes among them
         "older_cursor": page.next_cursor,
         "exhausted": page.extra["exhausted"],
         "can_request_history": supports_history_requests(conv.connection.transport),

@@ -255,6 +255,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@inbox.localhost")
+# The site's address for links in e-mails (mention notifications), e.g. https://inbox.example.com; empty: paths only.
+SITE_URL = env("SITE_URL", default="")
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 ALERT_WEBHOOK_RETRY_SECONDS = env.float("ALERT_WEBHOOK_RETRY_SECONDS", default=10.0)
 # URLs a tenant typed are called only on public addresses (inbox/outbound.py); true for development and

@@ -1,6 +1,7 @@
 from .alerts import Alert, AlertEmailOptOut
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
+from .notes import Note, NoteMention
 from .profiles import UserProfile
 from .tenants import Membership, Tenant
 
@@ -15,6 +16,8 @@ __all__ = [
     "Message",
     "MessageRevision",
     "MessageSearchEntry",
+    "Note",
+    "NoteMention",
     "Tenant",
     "UserProfile",
 ]

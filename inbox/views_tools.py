@@ -1,0 +1,64 @@
+"""Pages of the agent's tools (issue 15): private notes and mentions, labels, snooze, canned responses.
+
+Kept apart from inbox/views.py (shared with other work); the same shape: parse input, resolve access
+(``tenant_view`` + ``inbox.access``), call one action or selector, render the shared partials.
+"""
+
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inbox import notes
+from inbox.access import access_conversation
+from inbox.forms import NoteForm
+from inbox.resolver import tenant_view
+
+
+@tenant_view
+@require_POST
+def add_note(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    form = NoteForm(request.POST)
+    error, note = None, None
+    if not form.is_valid():
+        error = " ".join(form.errors.get("body", []))
+    else:
+        try:
+            note = notes.check_add_note(conv, request.user, form.cleaned_data["body"])
+        except notes.NoteRefused as refused:
+            error = str(refused)
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk) if error is None else HttpResponse(error, status=422)
+    ctx = {"slug": slug, "conversation": conv, "new_note": note, "note_error": error,
+           "note_body": request.POST.get("body", "")}
+    return render(request, "inbox/partials/note_form.html", ctx, status=422 if error else 200)
+
+
+@tenant_view
+@require_GET
+def mentions_page(request, slug):
+    mentions = notes.recent_mentions(request.tenant, request.user)
+    return render(request, "inbox/mentions.html", {
+        "slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "mentions",
+        "mentions": mentions, "unread": any(m.read_at is None for m in mentions)})
+
+
+@tenant_view
+@require_GET
+def mentions_badge(request, slug):
+    return HttpResponse(notes.render_mentions_badge(slug, notes.unread_mention_count(request.tenant, request.user)))
+
+
+@tenant_view
+@require_POST
+def mentions_read(request, slug):
+    """Mark one mention (``mention``: then open its conversation) or all of the user's mentions read."""
+    from inbox.selectors import parse_id
+
+    mention_id = parse_id(request.POST.get("mention"))
+    if mention_id is None:
+        notes.do_mark_mentions_read(request.tenant, request.user)
+        return redirect("mentions", slug=slug)
+    mention = notes.access_mention(request.tenant, request.user, mention_id)
+    notes.do_mark_mentions_read(request.tenant, request.user, [mention.pk])
+    return redirect("conversation", slug=slug, pk=mention.note.conversation_id)
