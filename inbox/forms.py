@@ -42,6 +42,7 @@ class FilterForm(forms.Form):
     scope = forms.ChoiceField(choices=[(s, s) for s in ConversationFilters.SCOPES], required=False)
     connection = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     q = forms.CharField(required=False, max_length=100, strip=True)
+    label = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     cursor = CursorField()
 
     def filters(self) -> ConversationFilters:
@@ -52,6 +53,7 @@ class FilterForm(forms.Form):
             scope=data.get("scope") or "all",
             connection_id=data.get("connection"),
             q=data.get("q") or "",
+            label_id=data.get("label"),
         )
 
 

@@ -36,6 +36,7 @@ from inbox.forms import (
     ThreadPageForm,
     cleaned,
 )
+from inbox.labels import tenant_labels
 from inbox.models import Membership
 from inbox.resolver import tenant_view
 
@@ -148,7 +149,8 @@ def _list_context(request, slug):
     filters = form.filters()
     page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=cursor)
     query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
-                                         "connection": filters.connection_id or "", "q": filters.q}.items() if v})
+                                         "connection": filters.connection_id or "", "q": filters.q,
+                                         "label": filters.label_id or ""}.items() if v})
     return {"filters": filters, "page": page, "filter_query": query}
 
 
@@ -161,6 +163,8 @@ def _page_context(request, slug, conversation=None):
         "connections": connections,
         "sync_runs": selectors.active_sync_runs(request.tenant, [c.pk for c in connections]),
         "conversation": conversation,
+        # The list's label filter and (each saying if it is on the conversation) the thread's label bar.
+        "labels": tenant_labels(request.tenant, conversation),
     }
     ctx.update(_list_context(request, slug))
     return ctx
@@ -216,6 +220,8 @@ def thread_messages(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     before = cleaned(ThreadPageForm(request.GET))["before"]
     ctx = _thread_context(request, slug, conv, before=before)
+    if not before:
+        ctx["labels"] = tenant_labels(request.tenant, conv)  # the label bar
     template = "inbox/partials/older_messages.html" if before else "inbox/partials/thread_body.html"
     return render(request, template, ctx)
 

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inbox import notes
+from inbox import labels, notes
 from inbox.access import access_conversation
 from inbox.forms import NoteForm
 from inbox.resolver import tenant_view
@@ -62,3 +62,64 @@ def mentions_read(request, slug):
     mention = notes.access_mention(request.tenant, request.user, mention_id)
     notes.do_mark_mentions_read(request.tenant, request.user, [mention.pk])
     return redirect("conversation", slug=slug, pk=mention.note.conversation_id)
+
+
+# --- labels ------------------------------------------------------------------------------------------
+
+
+def _labels_bar_response(request, slug, conv):
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk)
+    return HttpResponse(labels.render_labels_bar(conv, slug, labels.tenant_labels(request.tenant, conv)))
+
+
+@tenant_view
+@require_POST
+def conversation_label_add(request, slug, pk):
+    from inbox.selectors import parse_id
+
+    conv = access_conversation(request.tenant, pk)
+    label_id = parse_id(request.POST.get("label"))
+    if label_id is None:
+        return _labels_bar_response(request, slug, conv)  # the empty choice: nothing to add
+    labels.do_add_label(conv, labels.access_label(request.tenant, label_id), acting_user=request.user)
+    return _labels_bar_response(request, slug, conv)
+
+
+@tenant_view
+@require_POST
+def conversation_label_remove(request, slug, pk, label_id):
+    conv = access_conversation(request.tenant, pk)
+    labels.do_remove_label(conv, labels.access_label(request.tenant, label_id), acting_user=request.user)
+    return _labels_bar_response(request, slug, conv)
+
+
+def _labels_page(request, slug, status=200, **extra):
+    from inbox.models import Label
+
+    return render(request, "inbox/labels.html", {
+        "slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "labels",
+        "labels": labels.tenant_labels(request.tenant), "colors": Label.Color.choices, **extra}, status=status)
+
+
+@tenant_view
+@require_GET
+def labels_page(request, slug):
+    return _labels_page(request, slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def label_create(request, slug):
+    try:
+        labels.check_create_label(request.tenant, request.POST.get("name", "")[:200], request.POST.get("color", ""))
+    except labels.LabelRefused as refused:
+        return _labels_page(request, slug, status=422, label_error=str(refused), label_name=request.POST.get("name", ""))
+    return redirect("labels", slug=slug)
+
+
+@tenant_view(manager_only=True)
+@require_POST
+def label_delete(request, slug, label_id):
+    labels.do_delete_label(labels.access_label(request.tenant, label_id))
+    return redirect("labels", slug=slug)

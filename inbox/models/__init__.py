@@ -1,6 +1,7 @@
 from .alerts import Alert, AlertEmailOptOut
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
+from .labels import ConversationLabel, Label
 from .notes import Note, NoteMention
 from .profiles import UserProfile
 from .tenants import Membership, Tenant
@@ -9,9 +10,11 @@ __all__ = [
     "Alert",
     "AlertEmailOptOut",
     "Contact",
+    "ConversationLabel",
     "ContactIdentity",
     "Conversation",
     "GroupParticipant",
+    "Label",
     "Membership",
     "Message",
     "MessageRevision",

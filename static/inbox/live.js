@@ -150,6 +150,8 @@
     if (scope === "unassigned" && assignee !== "") { return false; }
     var connection = list.getAttribute("data-connection");
     if (connection && el.getAttribute("data-connection") !== connection) { return false; }
+    var label = list.getAttribute("data-label");
+    if (label && (el.getAttribute("data-labels") || "").indexOf(" " + label + " ") === -1) { return false; }
     return true;
   }
 

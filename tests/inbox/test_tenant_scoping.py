@@ -13,6 +13,8 @@ from inbox.models import (
     Contact,
     ContactIdentity,
     Conversation,
+    ConversationLabel,
+    Label,
     Message,
     MessageRevision,
     MessageSearchEntry,
@@ -28,7 +30,8 @@ from inbox.tenancy import (
 )
 from tests.factories import ConnectionFactory, MessageFactory
 
-SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry, Note, NoteMention]
+SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry, Note, NoteMention, Label,
+          ConversationLabel]
 
 
 @pytest.fixture
