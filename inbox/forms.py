@@ -84,7 +84,23 @@ class AssignForm(forms.Form):
 
 
 class StatusForm(forms.Form):
-    status = forms.ChoiceField(choices=Conversation.Status.choices)
+    # Snoozing needs a time: inbox.views_tools.snooze, not this form.
+    status = forms.ChoiceField(choices=[c for c in Conversation.Status.choices if c[0] != Conversation.Status.SNOOZED])
+
+
+class SnoozeForm(forms.Form):
+    """A preset (``in_1h``, ``tomorrow``, ``next_week``) or a local date and time (``until``, in the
+    viewer's zone: the form is read inside the request's active zone)."""
+
+    PRESETS = ("in_1h", "tomorrow", "next_week")
+    preset = forms.ChoiceField(choices=[(p, p) for p in PRESETS], required=False)
+    until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("preset") and not data.get("until") and not self.errors:
+            raise forms.ValidationError("Choose when the conversation should come back.")
+        return data
 
 
 class ConnectionActionForm(forms.Form):

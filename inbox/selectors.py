@@ -65,7 +65,7 @@ class ConversationFilters:
     q: str = ""
     label_id: int | None = None  # conversations carrying this label (inbox.labels)
 
-    STATUSES = ("open", "pending", "resolved", "all")
+    STATUSES = ("open", "pending", "resolved", "snoozed", "all")
     SCOPES = ("all", "mine", "unassigned")
 
 

@@ -59,3 +59,19 @@ def send_mention_emails_task(note_id: int) -> int:
     from inbox.notes import send_mention_emails
 
     return send_mention_emails(note_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=30, time_limit=60)
+def wake_snoozed_conversation_task(snooze_id: int) -> bool:
+    """Enqueued with the snooze's time as ETA (inbox.snooze): open the conversation again if still due."""
+    from inbox.snooze import wake_snooze
+
+    return wake_snooze(snooze_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def wake_due_snoozes_task() -> int:
+    """Beat, every minute: wake the snoozes whose ETA task was lost (inbox.snooze)."""
+    from inbox.snooze import wake_due_snoozes
+
+    return wake_due_snoozes()

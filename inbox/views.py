@@ -39,6 +39,7 @@ from inbox.forms import (
 from inbox.labels import tenant_labels
 from inbox.models import Membership
 from inbox.resolver import tenant_view
+from inbox.snooze import snooze_of
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def _thread_context(request, slug, conv, before=None):
         "can_request_history": supports_history_requests(conv.connection.transport),
         "members": selectors.tenant_members(request.tenant),
         "panel": selectors.contact_panel(conv),
+        "snooze": snooze_of(conv),  # no query unless the conversation is snoozed
         "reply_form": ReplyForm(),
     }
 

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inbox import labels, notes
+from inbox import labels, notes, snooze
 from inbox.access import access_conversation
 from inbox.forms import NoteForm
 from inbox.resolver import tenant_view
@@ -123,3 +123,46 @@ def label_create(request, slug):
 def label_delete(request, slug, label_id):
     labels.do_delete_label(labels.access_label(request.tenant, label_id))
     return redirect("labels", slug=slug)
+
+
+# --- snooze ------------------------------------------------------------------------------------------
+
+
+def _snooze_bar_response(request, slug, conv, error=None):
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=conv.pk) if error is None else HttpResponse(error, status=422)
+    html = snooze.render_snooze_bar(conv, slug, snooze.snooze_of(conv))
+    if error:
+        from django.template.loader import render_to_string
+
+        html = render_to_string("inbox/partials/snooze_bar.html", {"conversation": conv, "slug": slug, "snooze": None,
+                                                                   "snooze_error": error}, request=request)
+    return HttpResponse(html, status=422 if error else 200)
+
+
+@tenant_view
+@require_POST
+def snooze_conversation(request, slug, pk):
+    """Snooze until a preset or a typed local time (read in the viewer's zone, active in this request)."""
+    from inbox.forms import SnoozeForm
+
+    conv = access_conversation(request.tenant, pk)
+    form = SnoozeForm(request.POST)
+    if not form.is_valid():
+        return _snooze_bar_response(request, slug, conv, " ".join(e for errs in form.errors.values() for e in errs))
+    try:
+        data = form.cleaned_data
+        until = snooze.until_for_preset(data["preset"]) if data.get("preset") else data["until"]
+        snooze.check_snooze(conv, until, request.user)
+    except snooze.SnoozeRefused as refused:
+        return _snooze_bar_response(request, slug, conv, str(refused))
+    return _snooze_bar_response(request, slug, conv)
+
+
+@tenant_view
+@require_POST
+def unsnooze_conversation(request, slug, pk):
+    conv = access_conversation(request.tenant, pk)
+    snooze.do_unsnooze(conv, request.user)
+    conv.refresh_from_db(fields=["status"])
+    return _snooze_bar_response(request, slug, conv)

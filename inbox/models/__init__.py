@@ -4,6 +4,7 @@ from .conversations import Conversation, Message, MessageRevision, MessageSearch
 from .labels import ConversationLabel, Label
 from .notes import Note, NoteMention
 from .profiles import UserProfile
+from .snooze import Snooze
 from .tenants import Membership, Tenant
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MessageSearchEntry",
     "Note",
     "NoteMention",
+    "Snooze",
     "Tenant",
     "UserProfile",
 ]

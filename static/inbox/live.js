@@ -115,6 +115,19 @@
     }
   }
 
+  // <time data-fmt="datetime"> in swapped fragments (e.g. "snoozed until", pushed in UTC): the page's zone.
+  function localizeDateTimes(root) {
+    if (!root || !root.querySelectorAll) { return; }
+    root.querySelectorAll('time[data-fmt="datetime"]').forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      var p = isNaN(date.getTime()) ? null : partsOf(date, { weekday: "short", day: "2-digit", month: "short",
+                                                               hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      if (p) { time.textContent = p.weekday + " " + p.day + " " + p.month + ", " + p.hour + ":" + p.minute; }
+    });
+  }
+  // (the whole page: an outerHTML swap leaves the event its detached old target; these elements are few)
+  document.addEventListener("htmx:oobAfterSwap", function () { localizeDateTimes(document.body); });
+
   function upsertMessage(el) {
     localize(el);
     var existing = document.getElementById(el.id);

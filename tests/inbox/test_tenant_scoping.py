@@ -20,6 +20,7 @@ from inbox.models import (
     MessageSearchEntry,
     Note,
     NoteMention,
+    Snooze,
 )
 from inbox.tenancy import (
     SCOPED_MODELS,
@@ -31,7 +32,7 @@ from inbox.tenancy import (
 from tests.factories import ConnectionFactory, MessageFactory
 
 SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry, Note, NoteMention, Label,
-          ConversationLabel]
+          ConversationLabel, Snooze]
 
 
 @pytest.fixture
