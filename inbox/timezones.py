@@ -101,3 +101,23 @@ class TimeZoneMiddleware:
             if zone:
                 timezone.activate(zoneinfo.ZoneInfo(zone))
         return None
+
+
+def time_zone_choices() -> list[str]:
+    """Every IANA zone this machine knows, sorted (the preferences page's choices)."""
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+
+
+def do_set_user_time_zone(user, zone: str) -> None:
+    """The user's own zone ("" for their tenants' zones). The caller has validated it."""
+    from inbox.models import UserProfile
+
+    UserProfile.objects.update_or_create(user=user, defaults={"time_zone": zone})
+
+
+def do_set_tenant_time_zone(tenant, zone: str) -> None:
+    """The team's zone ("" for the deployment's default). The caller has validated it."""
+    from inbox.models import Tenant
+
+    Tenant.objects.filter(pk=tenant.pk).update(time_zone=zone)
+    tenant.time_zone = zone

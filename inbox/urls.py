@@ -50,6 +50,7 @@ urlpatterns = [
          name="conversation_label_remove"),
     path("t/<slug:slug>/c/<int:pk>/snooze/", views_tools.snooze_conversation, name="snooze"),
     path("t/<slug:slug>/c/<int:pk>/unsnooze/", views_tools.unsnooze_conversation, name="unsnooze"),
+    path("t/<slug:slug>/preferences/", views_tools.preferences, name="preferences"),
     path("t/<slug:slug>/labels/", views_tools.labels_page, name="labels"),
     path("t/<slug:slug>/labels/add/", views_tools.label_create, name="label_create"),
     path("t/<slug:slug>/labels/<int:label_id>/delete/", views_tools.label_delete, name="label_delete"),

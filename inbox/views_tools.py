@@ -166,3 +166,33 @@ def unsnooze_conversation(request, slug, pk):
     snooze.do_unsnooze(conv, request.user)
     conv.refresh_from_db(fields=["status"])
     return _snooze_bar_response(request, slug, conv)
+
+
+# --- preferences: time zones -------------------------------------------------------------------------
+
+
+@tenant_view
+def preferences(request, slug):
+    """The user's own time zone and, for owners/admins, the team's (inbox.timezones)."""
+    from inbox import timezones
+
+    ctx = {"slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "preferences",
+           "zones": timezones.time_zone_choices(), "default_zone": timezones.default_tenant_time_zone()}
+    if request.method == "POST":
+        user_zone = request.POST.get("user_time_zone", "").strip()
+        tenant_zone = request.POST.get("tenant_time_zone", "").strip() if request.membership.is_manager else None
+        bad = [z for z in (user_zone, tenant_zone) if z and not timezones.is_time_zone(z)]
+        if bad:
+            from django.utils.translation import gettext as _
+
+            ctx.update(error=_("Unknown time zone: %(name)s.") % {"name": bad[0]},
+                       user_zone=timezones.user_time_zone(request.user),
+                       tenant_zone=timezones.tenant_time_zone(request.tenant))
+            return render(request, "inbox/preferences.html", ctx, status=422)
+        timezones.do_set_user_time_zone(request.user, user_zone)
+        if tenant_zone is not None:
+            timezones.do_set_tenant_time_zone(request.tenant, tenant_zone)
+        return redirect(f"{request.path}?saved=1")
+    ctx.update(user_zone=timezones.user_time_zone(request.user),
+               tenant_zone=timezones.tenant_time_zone(request.tenant), saved=request.GET.get("saved") == "1")
+    return render(request, "inbox/preferences.html", ctx)

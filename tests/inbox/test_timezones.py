@@ -107,3 +107,19 @@ def test_profile_lookup_costs_no_extra_query(client, acme, acme_agent, acme_conn
         _thread(client, conv)
     assert len(with_profile) == len(without_profile)
     assert not any("inbox_userprofile" in q["sql"] and "membership" not in q["sql"] for q in with_profile.captured_queries)
+
+
+def test_preferences_page_sets_the_users_and_the_teams_zone(client, acme, acme_agent, acme_owner):
+    url = reverse("preferences", args=["acme"])
+    client.force_login(acme_agent)
+    assert client.post(url, {"user_time_zone": "Asia/Kolkata", "tenant_time_zone": "Asia/Tokyo"}).status_code == 302
+    acme.refresh_from_db()
+    assert UserProfile.objects.get(user=acme_agent).time_zone == "Asia/Kolkata"
+    assert acme.time_zone == ""  # an agent cannot change the team's zone
+    assert 'data-tz="Asia/Kolkata"' in client.get(url).content.decode()
+    assert client.post(url, {"user_time_zone": "Mars/Olympus"}).status_code == 422
+    client.force_login(acme_owner)
+    assert client.post(url, {"user_time_zone": "", "tenant_time_zone": "America/Sao_Paulo"}).status_code == 302
+    acme.refresh_from_db()
+    assert acme.time_zone == "America/Sao_Paulo"
+    assert 'data-tz="America/Sao_Paulo"' in client.get(reverse("inbox", args=["acme"])).content.decode()
