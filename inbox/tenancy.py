@@ -141,7 +141,8 @@ class ScopedTenantManager(TenantManager):
 # The models whose default manager fails closed (item 11 of issue 10; the others follow as their query
 # sites are moved to for_tenant/unscoped).
 SCOPED_MODELS = ("Message", "Conversation", "Contact", "ContactIdentity", "MessageRevision", "MessageSearchEntry",
-                 "Note", "NoteMention", "Label", "ConversationLabel", "Snooze")
+                 "Note", "NoteMention", "Label", "ConversationLabel", "Snooze",
+                 "CannedResponse")
 
 
 class TenantOwned(models.Model):

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inbox import labels, notes, snooze
+from inbox import canned, labels, notes, snooze
 from inbox.access import access_conversation
 from inbox.forms import NoteForm
 from inbox.resolver import tenant_view
@@ -196,3 +196,49 @@ def preferences(request, slug):
     ctx.update(user_zone=timezones.user_time_zone(request.user),
                tenant_zone=timezones.tenant_time_zone(request.tenant), saved=request.GET.get("saved") == "1")
     return render(request, "inbox/preferences.html", ctx)
+
+
+# --- canned responses --------------------------------------------------------------------------------
+
+
+def _canned_page(request, slug, status=200, **extra):
+    return render(request, "inbox/canned.html", {
+        "slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "canned",
+        "items": canned.tenant_canned_responses(request.tenant), **extra}, status=status)
+
+
+@tenant_view
+@require_GET
+def canned_page(request, slug):
+    return _canned_page(request, slug)
+
+
+@tenant_view
+@require_POST
+def canned_create(request, slug):
+    try:
+        canned.check_create_canned(request.tenant, request.POST.get("shortcut", "")[:100],
+                                   request.POST.get("body", ""), request.user)
+    except canned.CannedRefused as refused:
+        return _canned_page(request, slug, status=422, canned_error=str(refused),
+                            form_shortcut=request.POST.get("shortcut", ""), form_body=request.POST.get("body", ""))
+    return redirect("canned", slug=slug)
+
+
+@tenant_view
+@require_POST
+def canned_delete(request, slug, canned_id):
+    canned.do_delete_canned(canned.access_canned(request.tenant, canned_id))
+    return redirect("canned", slug=slug)
+
+
+@tenant_view
+@require_GET
+def canned_search(request, slug, pk):
+    """The reply box's ``/`` menu: matching responses with this conversation's variables filled in."""
+    conv = access_conversation(request.tenant, pk)
+    conv.tenant = request.tenant
+    variables = canned.variables_for(conv, request.user)
+    items = [{"canned": c, "text": canned.fill(c.body, variables)}
+             for c in canned.search(request.tenant, request.GET.get("q", "")[:100])]
+    return render(request, "inbox/partials/canned_menu.html", {"items": items})

@@ -1,4 +1,5 @@
 from .alerts import Alert, AlertEmailOptOut
+from .canned import CannedResponse
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
 from .labels import ConversationLabel, Label
@@ -10,6 +11,7 @@ from .tenants import Membership, Tenant
 __all__ = [
     "Alert",
     "AlertEmailOptOut",
+    "CannedResponse",
     "Contact",
     "ConversationLabel",
     "ContactIdentity",

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from connections.models import Connection
 from inbox.models import (
+    CannedResponse,
     Contact,
     ContactIdentity,
     Conversation,
@@ -32,7 +33,7 @@ from inbox.tenancy import (
 from tests.factories import ConnectionFactory, MessageFactory
 
 SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry, Note, NoteMention, Label,
-          ConversationLabel, Snooze]
+          ConversationLabel, Snooze, CannedResponse]
 
 
 @pytest.fixture
