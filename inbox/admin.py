@@ -296,3 +296,5 @@ class AlertAdmin(admin.ModelAdmin):
     raw_id_fields = ["acknowledged_by"]
     autocomplete_fields = ["tenant", "connection"]
     actions = [acknowledge_alerts, export_as_csv]
+
+from inbox import admin_tools  # noqa: E402, F401 - the agent tools' admins (issue 15)
