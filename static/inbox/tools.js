@@ -115,3 +115,77 @@
   });
   document.addEventListener("htmx:beforeSwap", function () { closeMenu(); });
 })();
+
+/* Keyboard shortcuts of the inbox (listed in the help overlay, "?"), and the unread count in the title. */
+(function () {
+  "use strict";
+
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  function click(selector) {
+    var el = document.querySelector(selector);
+    if (el) { el.click(); return true; }
+    return false;
+  }
+  function focus(selector) {
+    var el = document.querySelector(selector);
+    if (el) { el.focus(); return true; }
+    return false;
+  }
+  function go(step) {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("#conversation-list > .conv-row"));
+    if (!rows.length) { return; }
+    var i = rows.findIndex(function (r) { return r.classList.contains("is-active"); });
+    var next = i === -1 ? (step > 0 ? 0 : rows.length - 1) : Math.min(rows.length - 1, Math.max(0, i + step));
+    if (next === i) { return; }
+    var link = rows[next].querySelector("a.conv-link");
+    if (link) { window.location.assign(link.href); }
+  }
+  function help() {
+    var dialog = document.getElementById("shortcuts-help");
+    if (dialog && !dialog.open) { dialog.showModal(); }
+  }
+
+  var KEYS = {
+    "j": function () { go(1); },
+    "k": function () { go(-1); },
+    "r": function () { return focus("#reply-body"); },
+    "n": function () { return focus("#note-body"); },
+    "a": function () { return click(".thread-actions button[name=assign_to_me]"); },
+    "e": function () { return click(".thread-actions button[name=status][value=resolved]"); },
+    "o": function () { return click(".thread-actions button[name=status][value=open]"); },
+    "s": function () {
+      var menu = document.querySelector(".snooze-menu");
+      if (menu) { menu.open = true; var first = menu.querySelector("button"); if (first) { first.focus(); } }
+    },
+    "/": function () { return focus("#id_q"); },
+    "?": help
+  };
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.defaultPrevented || evt.ctrlKey || evt.metaKey || evt.altKey || evt.isComposing) { return; }
+    if (typing(evt.target)) {
+      if (evt.key === "Escape" && !document.getElementById("canned-menu")) { evt.target.blur(); }
+      return;
+    }
+    var action = KEYS[evt.key];
+    if (!action || document.querySelector("dialog[open]")) { return; }
+    evt.preventDefault();
+    action();
+  });
+
+  // The page title counts the unread conversations of the list on screen: "(3) Conversations · ...".
+  var baseTitle = null;
+  function updateTitle() {
+    var list = document.getElementById("conversation-list");
+    if (!list) { return; }
+    if (baseTitle === null) { baseTitle = document.title.replace(/^\(\d+\) /, ""); }
+    var unread = list.querySelectorAll(":scope > .conv-row.is-unread").length;
+    document.title = unread ? "(" + unread + ") " + baseTitle : baseTitle;
+    document.body.setAttribute("data-unread-conversations", String(unread));
+  }
+  document.addEventListener("DOMContentLoaded", updateTitle);
+  document.addEventListener("live:applied", updateTitle);
+  document.addEventListener("htmx:afterSettle", updateTitle);
+})();

@@ -112,3 +112,34 @@ def test_slash_in_the_reply_box_inserts_a_canned_response(web, new_page, acme, a
     expect(page.locator("#canned-menu")).to_have_count(0)
     close_old_connections()
     assert not conv.messages.exists()
+
+
+def test_keyboard_shortcuts_help_and_unread_count_in_the_title(web, new_page, acme, acme_agent, acme_connection):
+    first = ConversationFactory(connection=acme_connection, unread_count=2,
+                                last_message_at=timezone.now())
+    second = ConversationFactory(connection=acme_connection, unread_count=0,
+                                 last_message_at=timezone.now() - timezone.timedelta(minutes=1))
+    page = new_page()
+    login(page, web, "acme-agent")
+    page.goto(f"{web}/t/acme/")
+    wait_online(page)
+    assert page.title().startswith("(1) ")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts-help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts-help")).to_be_hidden()
+    page.keyboard.press("j")  # the first conversation of the list
+    page.wait_for_url(f"{web}/t/acme/c/{first.pk}/")
+    wait_online(page)
+    page.keyboard.press("j")
+    page.wait_for_url(f"{web}/t/acme/c/{second.pk}/")
+    wait_online(page)
+    page.keyboard.press("a")  # assign to me
+    expect(page.locator(f"#assignee-{second.pk}")).to_have_value(str(acme_agent.pk))
+    page.keyboard.press("r")
+    expect(page.locator("#reply-body")).to_be_focused()
+    page.keyboard.press("Escape")
+    page.keyboard.press("e")  # resolve
+    expect(page.locator("button[name=status][value=resolved]")).to_have_attribute("aria-pressed", "true")
+    close_old_connections()
+    assert Conversation.objects.unscoped().get(pk=second.pk).status == "resolved"
