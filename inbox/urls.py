@@ -51,6 +51,7 @@ urlpatterns = [
     path("t/<slug:slug>/c/<int:pk>/snooze/", views_tools.snooze_conversation, name="snooze"),
     path("t/<slug:slug>/c/<int:pk>/unsnooze/", views_tools.unsnooze_conversation, name="unsnooze"),
     path("t/<slug:slug>/preferences/", views_tools.preferences, name="preferences"),
+    path("t/<slug:slug>/new/", views_tools.new_conversation, name="new_conversation"),
     path("t/<slug:slug>/canned/", views_tools.canned_page, name="canned"),
     path("t/<slug:slug>/canned/add/", views_tools.canned_create, name="canned_create"),
     path("t/<slug:slug>/canned/<int:canned_id>/delete/", views_tools.canned_delete, name="canned_delete"),

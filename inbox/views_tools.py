@@ -6,6 +6,7 @@ Kept apart from inbox/views.py (shared with other work); the same shape: parse i
 
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from inbox import canned, labels, notes, snooze
@@ -183,8 +184,6 @@ def preferences(request, slug):
         tenant_zone = request.POST.get("tenant_time_zone", "").strip() if request.membership.is_manager else None
         bad = [z for z in (user_zone, tenant_zone) if z and not timezones.is_time_zone(z)]
         if bad:
-            from django.utils.translation import gettext as _
-
             ctx.update(error=_("Unknown time zone: %(name)s.") % {"name": bad[0]},
                        user_zone=timezones.user_time_zone(request.user),
                        tenant_zone=timezones.tenant_time_zone(request.tenant))
@@ -242,3 +241,30 @@ def canned_search(request, slug, pk):
     items = [{"canned": c, "text": canned.fill(c.body, variables)}
              for c in canned.search(request.tenant, request.GET.get("q", "")[:100])]
     return render(request, "inbox/partials/canned_menu.html", {"items": items})
+
+
+# --- new conversation by phone number ----------------------------------------------------------------
+
+
+@tenant_view
+def new_conversation(request, slug):
+    from inbox import new_conversation as starting
+    from inbox.access import access_connection
+    from inbox.selectors import parse_id, tenant_connections
+
+    connections = tenant_connections(request.tenant, include_archived=False)
+    ctx = {"slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "inbox",
+           "connections": connections}
+    if request.method != "POST":
+        return render(request, "inbox/new_conversation.html", ctx)
+    phone = request.POST.get("phone", "")[:60]
+    connection_id = parse_id(request.POST.get("connection"))
+    try:
+        if connection_id is None:
+            raise starting.NewConversationRefused(_("Choose the number to write from."))
+        connection = access_connection(request.tenant, connection_id)
+        conversation, _created = starting.check_start_conversation(request.tenant, connection, phone, request.user)
+    except starting.NewConversationRefused as refused:
+        ctx.update(error=str(refused), phone=phone, chosen_connection=connection_id)
+        return render(request, "inbox/new_conversation.html", ctx, status=422)
+    return redirect("conversation", slug=slug, pk=conversation.pk)

@@ -309,6 +309,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# A phone number typed without "+" and country code is read in this region (inbox.new_conversation).
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="BR")
 # The zone of a tenant that has not chosen one (inbox.timezones); users may override their tenant's.
 TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE",
                                default="America/Sao_Paulo" if LANGUAGE_CODE.lower() == "pt-br" else TIME_ZONE)
