@@ -14,7 +14,8 @@ def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
     if not user.is_authenticated:
         raise Http404
     membership = (
-        Membership.objects.select_related("tenant").filter(user=user, tenant__slug=slug).first()
+        # The user's profile in the same query: its time zone is the page's (inbox.timezones).
+        Membership.objects.select_related("tenant", "user__inbox_profile").filter(user=user, tenant__slug=slug).first()
     )
     if membership is None:
         raise Http404

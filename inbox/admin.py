@@ -313,3 +313,4 @@ class BackupRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+from inbox import admin_tools  # noqa: E402, F401 - the agent tools' admins (issue 15)

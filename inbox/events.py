@@ -132,6 +132,12 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
         _on_commit("heartbeat", _send_heartbeats, beats, at)
 
 
+def publish_on_commit(kind: str, build) -> None:
+    """For the agent tools (inbox.notes, inbox.labels, inbox.snooze): on commit, ``build()`` re-reads and
+    renders and returns ``[(group, html)]``, which are sent in order. ``kind`` names it in failure logs."""
+    _on_commit(kind, lambda: send_fragments(build()))
+
+
 def publish_access_changed_on_commit(user_ids) -> None:
     """These users' access changed (logged out, a membership removed, a role changed, the account
     changed): on commit, each of their open sockets re-checks its session and membership and closes

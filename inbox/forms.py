@@ -42,6 +42,7 @@ class FilterForm(forms.Form):
     scope = forms.ChoiceField(choices=[(s, s) for s in ConversationFilters.SCOPES], required=False)
     connection = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     q = forms.CharField(required=False, max_length=100, strip=True)
+    label = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     cursor = CursorField()
 
     def filters(self) -> ConversationFilters:
@@ -52,6 +53,7 @@ class FilterForm(forms.Form):
             scope=data.get("scope") or "all",
             connection_id=data.get("connection"),
             q=data.get("q") or "",
+            label_id=data.get("label"),
         )
 
 
@@ -62,6 +64,11 @@ class ThreadPageForm(forms.Form):
 class ReplyForm(forms.Form):
     # Length is checked by check_queue_reply so the refusal message is the same everywhere.
     body = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class NoteForm(forms.Form):
+    # Length and content are checked by inbox.notes.check_add_note.
+    body = forms.CharField(required=False, strip=False)
 
 
 class AssignForm(forms.Form):
@@ -77,7 +84,23 @@ class AssignForm(forms.Form):
 
 
 class StatusForm(forms.Form):
-    status = forms.ChoiceField(choices=Conversation.Status.choices)
+    # Snoozing needs a time: inbox.views_tools.snooze, not this form.
+    status = forms.ChoiceField(choices=[c for c in Conversation.Status.choices if c[0] != Conversation.Status.SNOOZED])
+
+
+class SnoozeForm(forms.Form):
+    """A preset (``in_1h``, ``tomorrow``, ``next_week``) or a local date and time (``until``, in the
+    viewer's zone: the form is read inside the request's active zone)."""
+
+    PRESETS = ("in_1h", "tomorrow", "next_week")
+    preset = forms.ChoiceField(choices=[(p, p) for p in PRESETS], required=False)
+    until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("preset") and not data.get("until") and not self.errors:
+            raise forms.ValidationError("Choose when the conversation should come back.")
+        return data
 
 
 class ConnectionActionForm(forms.Form):

@@ -3,7 +3,8 @@
 ``tenant_view`` wraps a view taking ``(request, slug, ...)``: it sends anonymous users to login,
 answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
 403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``; the view
-runs in ``tenant_scope(tenant)`` (plain queries of tenant-scoped models see only this tenant's rows).
+runs in ``tenant_scope(tenant)`` (plain queries of tenant-scoped models see only this tenant's rows)
+with the viewer's time zone active (``inbox.timezones``: the user's own zone, else the tenant's).
 A view's request parameters that do not validate (``inbox.forms.BadParameters``) are answered here
 with a 400 page that says which value is wrong, never a 500. Every answer is marked
 ``Cache-Control: no-store, private`` (Django's never_cache): a tenant's pages must not be kept by a
@@ -21,6 +22,7 @@ from inbox.access import access_tenant
 from inbox.forms import BadParameters
 from inbox.models import Membership
 from inbox.tenancy import tenant_scope
+from inbox.timezones import activate_for_tenant
 
 
 def tenant_view(view=None, *, manager_only=False):
@@ -35,6 +37,7 @@ def tenant_view(view=None, *, manager_only=False):
                 raise PermissionDenied("Only owners and admins may do this.")
             request.tenant = tenant
             request.membership = membership
+            request.time_zone = activate_for_tenant(tenant, membership.user)  # undone by TimeZoneMiddleware
             try:
                 with tenant_scope(tenant):
                     return fn(request, slug, *args, **kwargs)

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import connection as db_connection
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils.dateparse import parse_datetime
 
 from connections.models import Connection, ConnectionEvent
-from inbox.models import Contact, ContactIdentity, Conversation, Message, MessageSearchEntry
+from inbox.labels import labels_prefetch
+from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -50,14 +51,21 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     return at, pk
 
 
+def before_at(cursor: str | None) -> datetime | None:
+    """The timestamp a ``before`` cursor pages back from (None: the newest page)."""
+    position = decode_cursor(cursor)
+    return position[0] if position else None
+
+
 @dataclass
 class ConversationFilters:
     status: str = "open"  # open / pending / resolved / all
     scope: str = "all"  # mine / unassigned / all
     connection_id: int | None = None
     q: str = ""
+    label_id: int | None = None  # conversations carrying this label (inbox.labels)
 
-    STATUSES = ("open", "pending", "resolved", "all")
+    STATUSES = ("open", "pending", "resolved", "snoozed", "all")
     SCOPES = ("all", "mine", "unassigned")
 
 
@@ -84,6 +92,9 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
         qs = qs.filter(assignee__isnull=True)
     if filters.connection_id:
         qs = qs.filter(connection_id=filters.connection_id)
+    if filters.label_id:
+        qs = qs.filter(pk__in=ConversationLabel.objects.for_tenant(tenant).filter(label_id=filters.label_id)
+                       .values("conversation_id"))
     position = decode_cursor(cursor)
     if position:
         at, pk = position
@@ -106,7 +117,9 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
             predicate |= branch
         rows = list(qs.filter(predicate).select_related(*related).order_by(*ordered)[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1].last_message_at, rows[limit - 1].pk) if len(rows) > limit else None
-    return Page(items=rows[:limit], next_cursor=next_cursor, extra=extra)
+    rows = rows[:limit]
+    prefetch_related_objects(rows, labels_prefetch(tenant))  # the rows' labels: one query for the page
+    return Page(items=rows, next_cursor=next_cursor, extra=extra)
 
 
 # --- search ------------------------------------------------------------------------------------------
@@ -174,6 +187,7 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
     """For live updates: the latest state of these conversations (one query)."""
     return list(
         Conversation.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("contact", "connection", "assignee")
+        .prefetch_related(labels_prefetch(tenant_id))
     )
 
 

@@ -79,3 +79,27 @@ def backup_tenant_task(tenant_id: int) -> int | None:
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     return backup_tenant(tenant).pk if tenant is not None else None
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def send_mention_emails_task(note_id: int) -> int:
+    """E-mail the members @mentioned in a private note (inbox.notes)."""
+    from inbox.notes import send_mention_emails
+
+    return send_mention_emails(note_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=30, time_limit=60)
+def wake_snoozed_conversation_task(snooze_id: int) -> bool:
+    """Enqueued with the snooze's time as ETA (inbox.snooze): open the conversation again if still due."""
+    from inbox.snooze import wake_snooze
+
+    return wake_snooze(snooze_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def wake_due_snoozes_task() -> int:
+    """Beat, every minute: wake the snoozes whose ETA task was lost (inbox.snooze)."""
+    from inbox.snooze import wake_due_snoozes
+
+    return wake_due_snoozes()

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from inbox import views
+from inbox import views, views_tools
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -41,4 +41,23 @@ urlpatterns = [
     path("t/<slug:slug>/connections/<int:pk>/action/", views.connection_action, name="connection_action"),
     path("t/<slug:slug>/connections/<int:pk>/pair/", views.connection_pair, name="connection_pair"),
     path("t/<slug:slug>/connections/<int:pk>/pairing/", views.connection_pairing, name="connection_pairing"),
+    # The agent's tools (issue 15): inbox/views_tools.py.
+    path("t/<slug:slug>/c/<int:pk>/notes/", views_tools.add_note, name="add_note"),
+    path("t/<slug:slug>/mentions/", views_tools.mentions_page, name="mentions"),
+    path("t/<slug:slug>/mentions/badge/", views_tools.mentions_badge, name="mentions_badge"),
+    path("t/<slug:slug>/mentions/read/", views_tools.mentions_read, name="mentions_read"),
+    path("t/<slug:slug>/c/<int:pk>/labels/", views_tools.conversation_label_add, name="conversation_label_add"),
+    path("t/<slug:slug>/c/<int:pk>/labels/<int:label_id>/remove/", views_tools.conversation_label_remove,
+         name="conversation_label_remove"),
+    path("t/<slug:slug>/c/<int:pk>/snooze/", views_tools.snooze_conversation, name="snooze"),
+    path("t/<slug:slug>/c/<int:pk>/unsnooze/", views_tools.unsnooze_conversation, name="unsnooze"),
+    path("t/<slug:slug>/preferences/", views_tools.preferences, name="preferences"),
+    path("t/<slug:slug>/new/", views_tools.new_conversation, name="new_conversation"),
+    path("t/<slug:slug>/canned/", views_tools.canned_page, name="canned"),
+    path("t/<slug:slug>/canned/add/", views_tools.canned_create, name="canned_create"),
+    path("t/<slug:slug>/canned/<int:canned_id>/delete/", views_tools.canned_delete, name="canned_delete"),
+    path("t/<slug:slug>/c/<int:pk>/canned/", views_tools.canned_search, name="canned_search"),
+    path("t/<slug:slug>/labels/", views_tools.labels_page, name="labels"),
+    path("t/<slug:slug>/labels/add/", views_tools.label_create, name="label_create"),
+    path("t/<slug:slug>/labels/<int:label_id>/delete/", views_tools.label_delete, name="label_delete"),
 ]

@@ -36,9 +36,11 @@ from inbox.forms import (
     ThreadPageForm,
     cleaned,
 )
+from inbox.labels import tenant_labels
 from inbox.models import Membership
 from inbox.rendering import render_message
 from inbox.resolver import tenant_view
+from inbox.snooze import snooze_of
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +151,8 @@ def _list_context(request, slug):
     filters = form.filters()
     page = selectors.conversation_list_for_agent(request.tenant, request.user, filters, cursor=cursor)
     query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
-                                         "connection": filters.connection_id or "", "q": filters.q}.items() if v})
+                                         "connection": filters.connection_id or "", "q": filters.q,
+                                         "label": filters.label_id or ""}.items() if v})
     return {"filters": filters, "page": page, "filter_query": query}
 
 
@@ -162,6 +165,8 @@ def _page_context(request, slug, conversation=None):
         "connections": connections,
         "sync_runs": selectors.active_sync_runs(request.tenant, [c.pk for c in connections]),
         "conversation": conversation,
+        # The list's label filter and (each saying if it is on the conversation) the thread's label bar.
+        "labels": tenant_labels(request.tenant, conversation),
     }
     ctx.update(_list_context(request, slug))
     return ctx
@@ -194,17 +199,19 @@ def conversation(request, slug, pk):
 
 def _thread_context(request, slug, conv, before=None):
     from connections.transport import supports_history_requests
+    from inbox.notes import thread_with_notes
 
     page = selectors.thread_page(conv, before=before)
     return {
         "slug": slug,
         "conversation": conv,
-        "messages": page.items,
+        "messages": thread_with_notes(conv, page, selectors.before_at(before)),  # private notes among them
         "older_cursor": page.next_cursor,
         "exhausted": page.extra["exhausted"],
         "can_request_history": supports_history_requests(conv.connection.transport),
         "members": selectors.tenant_members(request.tenant),
         "panel": selectors.contact_panel(conv),
+        "snooze": snooze_of(conv),  # no query unless the conversation is snoozed
         "reply_form": ReplyForm(),
     }
 
@@ -216,6 +223,8 @@ def thread_messages(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     before = cleaned(ThreadPageForm(request.GET))["before"]
     ctx = _thread_context(request, slug, conv, before=before)
+    if not before:
+        ctx["labels"] = tenant_labels(request.tenant, conv)  # the label bar
     template = "inbox/partials/older_messages.html" if before else "inbox/partials/thread_body.html"
     return render(request, template, ctx)
 

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Staff in /admin/ see every tenant; other plain queries of tenant-scoped models fail closed (inbox.tenancy).
     "inbox.middleware.StaffAdminScopeMiddleware",
+    # The viewer's time zone for every page (inbox.timezones); tenant pages get theirs from tenant_view.
+    "inbox.timezones.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -267,6 +269,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@inbox.localhost")
+# The site's address for links in e-mails (mention notifications), e.g. https://inbox.example.com; empty: paths only.
+SITE_URL = env("SITE_URL", default="")
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 ALERT_WEBHOOK_RETRY_SECONDS = env.float("ALERT_WEBHOOK_RETRY_SECONDS", default=10.0)
 # URLs a tenant typed are called only on public addresses (inbox/outbound.py); true for development and
@@ -319,6 +323,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# A phone number typed without "+" and country code is read in this region (inbox.new_conversation).
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="BR")
+# The zone of a tenant that has not chosen one (inbox.timezones); users may override their tenant's.
+TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE",
+                               default="America/Sao_Paulo" if LANGUAGE_CODE.lower() == "pt-br" else TIME_ZONE)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

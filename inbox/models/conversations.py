@@ -17,6 +17,7 @@ class Conversation(TenantOwned):
         OPEN = "open", "Open"
         PENDING = "pending", "Pending"
         RESOLVED = "resolved", "Resolved"
+        SNOOZED = "snoozed", "Snoozed"  # until a time, then open again (inbox.snooze)
 
     connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="conversations")
     contact = models.ForeignKey("inbox.Contact", on_delete=models.PROTECT, related_name="conversations")

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from inbox.timezones import validate_time_zone
+
 
 class Tenant(models.Model):
     """A company using the inbox; owns its numbers, contacts, conversations and members."""
@@ -9,6 +11,9 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     # Alerts are POSTed here as JSON (inbox.tasks.send_alert_webhook_task) when set.
     alert_webhook_url = models.URLField(max_length=500, blank=True)
+    # IANA zone the team's pages show times in (a user may override it: UserProfile); empty: the
+    # deployment's default (inbox.timezones.default_tenant_time_zone).
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,7 +3,8 @@
 from collections import Counter
 
 from django import template
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.translation import gettext as _
 
 from inbox.formatting import format_whatsapp
 
@@ -85,27 +86,34 @@ def conversation_sort(c):
 
 @register.filter
 def short_time(dt):
-    """Time today, weekday this week, date otherwise (in the site's time zone)."""
+    """Time today, weekday this week, date otherwise, in the active time zone (inbox.timezones)."""
     if not dt:
         return ""
-    local = timezone.localtime(dt)
-    now = timezone.localtime()
-    if local.date() == now.date():
-        return local.strftime("%H:%M")
-    if (now.date() - local.date()).days < 7:
-        return local.strftime("%a")
-    return local.strftime("%d %b %Y") if local.year != now.year else local.strftime("%d %b")
+    return short_time_at(dt, timezone.now())
+
+
+def short_time_at(dt, now) -> str:
+    local, today = timezone.localtime(dt), timezone.localtime(now).date()
+    if local.date() == today:
+        return dateformat.format(local, "H:i")
+    if (today - local.date()).days < 7:
+        return dateformat.format(local, "D")
+    return dateformat.format(local, "d M Y" if local.year != today.year else "d M")
 
 
 @register.filter
 def day_label(dt):
-    local = timezone.localtime(dt)
-    today = timezone.localtime().date()
+    """The day separator's label in the active time zone: "Today", "Yesterday" or the date."""
+    return day_label_at(dt, timezone.now())
+
+
+def day_label_at(dt, now) -> str:
+    local, today = timezone.localtime(dt), timezone.localtime(now).date()
     if local.date() == today:
-        return "Today"
+        return _("Today")
     if (today - local.date()).days == 1:
-        return "Yesterday"
-    return local.strftime("%A, %d %B %Y")
+        return _("Yesterday")
+    return dateformat.format(local, "l, d F Y")  # month and weekday names are translated by Django
 
 
 @register.filter

@@ -54,7 +54,82 @@
     });
   }
 
+  // --- time zones: pushed fragments are rendered in UTC (no request, many viewers); show them in the
+  // page's zone (<body data-tz>, the zone the server rendered the page in: inbox/timezones.py) --------
+  function zone() { return document.body.getAttribute("data-tz") || undefined; }
+  function lang() { return document.documentElement.lang || undefined; }
+  function partsOf(date, opts) {
+    var out = {};
+    opts.timeZone = zone();
+    try {
+      new Intl.DateTimeFormat(lang(), opts).formatToParts(date).forEach(function (p) { out[p.type] = p.value; });
+    } catch (e) {  // an unknown zone: leave the server's text
+      return null;
+    }
+    return out;
+  }
+  function localDay(date) {
+    var p = partsOf(date, { year: "numeric", month: "2-digit", day: "2-digit", numberingSystem: "latn" });
+    return p ? p.year + "-" + p.month + "-" + p.day : null;
+  }
+  function daysBetween(a, b) {  // "YYYY-MM-DD" strings, calendar days from a to b
+    var pa = a.split("-"), pb = b.split("-");
+    return Math.round((Date.UTC(+pb[0], pb[1] - 1, +pb[2]) - Date.UTC(+pa[0], pa[1] - 1, +pa[2])) / 86400000);
+  }
+  function hourMinute(date) {
+    var p = partsOf(date, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    return p ? p.hour + ":" + p.minute : null;
+  }
+  function dayLabel(date, day) {
+    var diff = daysBetween(day, localDay(new Date()));
+    if (diff === 0) { return document.body.getAttribute("data-today-label") || "Today"; }
+    if (diff === 1) { return document.body.getAttribute("data-yesterday-label") || "Yesterday"; }
+    var p = partsOf(date, { weekday: "long", day: "2-digit", month: "long", year: "numeric" });
+    return p ? p.weekday + ", " + p.day + " " + p.month + " " + p.year : day;
+  }
+  function shortTime(date) {
+    var day = localDay(date);
+    var diff = daysBetween(day, localDay(new Date()));
+    if (diff === 0) { return hourMinute(date); }
+    var p = diff < 7 ? partsOf(date, { weekday: "short" }) : partsOf(date, { day: "2-digit", month: "short", year: "numeric" });
+    if (!p) { return null; }
+    if (diff < 7) { return p.weekday; }
+    return p.day + " " + p.month + (day.slice(0, 4) !== localDay(new Date()).slice(0, 4) ? " " + p.year : "");
+  }
+  // A pushed thread item (message, note) or list row, in place: its day, day label and time.
+  function localize(el) {
+    var time = el.querySelector("time[datetime]");
+    if (!time) { return; }
+    var date = new Date(time.getAttribute("datetime"));
+    if (isNaN(date.getTime())) { return; }
+    var day = localDay(date);
+    if (!day) { return; }
+    if (el.hasAttribute("data-day")) {
+      el.setAttribute("data-day", day);
+      el.setAttribute("data-day-label", dayLabel(date, day));
+      var hm = hourMinute(date);
+      if (hm) { time.textContent = hm; }
+    } else if (time.classList.contains("conv-time")) {
+      var text = shortTime(date);
+      if (text) { time.textContent = text; }
+    }
+  }
+
+  // <time data-fmt="datetime"> in swapped fragments (e.g. "snoozed until", pushed in UTC): the page's zone.
+  function localizeDateTimes(root) {
+    if (!root || !root.querySelectorAll) { return; }
+    root.querySelectorAll('time[data-fmt="datetime"]').forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      var p = isNaN(date.getTime()) ? null : partsOf(date, { weekday: "short", day: "2-digit", month: "short",
+                                                               hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      if (p) { time.textContent = p.weekday + " " + p.day + " " + p.month + ", " + p.hour + ":" + p.minute; }
+    });
+  }
+  // (the whole page: an outerHTML swap leaves the event its detached old target; these elements are few)
+  document.addEventListener("htmx:oobAfterSwap", function () { localizeDateTimes(document.body); });
+
   function upsertMessage(el) {
+    localize(el);
     var existing = document.getElementById(el.id);
     if (existing) {
       existing.replaceWith(el);
@@ -88,12 +163,15 @@
     if (scope === "unassigned" && assignee !== "") { return false; }
     var connection = list.getAttribute("data-connection");
     if (connection && el.getAttribute("data-connection") !== connection) { return false; }
+    var label = list.getAttribute("data-label");
+    if (label && (el.getAttribute("data-labels") || "").indexOf(" " + label + " ") === -1) { return false; }
     return true;
   }
 
   function upsertRow(el) {
     var list = document.getElementById("conversation-list");
     if (!list) { return false; }
+    localize(el);
     var existing = document.getElementById(el.id);
     if (list.getAttribute("data-open") === el.getAttribute("data-id")) {
       el.classList.add("is-active");

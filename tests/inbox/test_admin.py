@@ -13,15 +13,22 @@ from inbox.models import (
     Alert,
     AlertEmailOptOut,
     BackupRun,
+    CannedResponse,
     Contact,
     ContactIdentity,
     Conversation,
+    ConversationLabel,
     GroupParticipant,
+    Label,
     Membership,
     Message,
     MessageRevision,
     MessageSearchEntry,
+    Note,
+    NoteMention,
+    Snooze,
     Tenant,
+    UserProfile,
 )
 from sync.models import JidMapping, PendingOperation, RawEvent, SearchBacklog, SyncRun
 from tests.factories import (
@@ -63,6 +70,19 @@ BUILDERS = {
     Alert: lambda n: Alert.objects.create(tenant=(c := ConnectionFactory()).tenant, connection=c, kind="other", message="x"),
     AlertEmailOptOut: lambda n: AlertEmailOptOut.objects.create(user=UserFactory()),
     RawEvent: _raw_event,
+    # The agent's tools (issue 15).
+    UserProfile: lambda n: UserProfile.objects.create(user=UserFactory(), time_zone="America/Sao_Paulo"),
+    Note: lambda n: Note.objects.create(tenant=(c := ConversationFactory()).tenant, conversation=c,
+                                        author=UserFactory(), body="note"),
+    NoteMention: lambda n: NoteMention.objects.create(
+        tenant=(c := ConversationFactory()).tenant, user=UserFactory(),
+        note=Note.objects.create(tenant=c.tenant, conversation=c, body="@x")),
+    Label: lambda n: Label.objects.create(tenant=TenantFactory(), name=f"label {n}"),
+    ConversationLabel: lambda n: ConversationLabel.objects.create(
+        tenant=(c := ConversationFactory()).tenant, conversation=c, label=Label.objects.create(tenant=c.tenant, name="x")),
+    Snooze: lambda n: Snooze.objects.create(tenant=(c := ConversationFactory()).tenant, conversation=c,
+                                            until=timezone.now()),
+    CannedResponse: lambda n: CannedResponse.objects.create(tenant=TenantFactory(), shortcut=f"s{n}", body="hi"),
     SyncRun: lambda n: SyncRun.objects.create(
         tenant=(c := ConnectionFactory()).tenant, connection=c, kind="history", started_at=timezone.now()
     ),

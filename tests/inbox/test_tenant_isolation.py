@@ -11,12 +11,15 @@ import pytest
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from inbox.canned import do_create_canned
+from inbox.labels import do_create_label
 from inbox.models import Alert
 from tests.factories import ConversationFactory, MembershipFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 
-ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id", "membership_id"}
+ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id", "membership_id", "label_id",
+             "canned_id"}
 # Routes that name their id "pk": the path segment before it says which object it is.
 PK_SEGMENTS = {"c": "conversation_id", "conversations": "conversation_id", "contacts": "contact_id",
                "connections": "connection_id", "messages": "message_id"}
@@ -60,6 +63,8 @@ def acme_objects(acme, acme_connection):
         "message_id": message.pk,
         "alert_id": Alert.objects.create(tenant=acme, connection=acme_connection, kind="other", message="x").pk,
         "membership_id": MembershipFactory(tenant=acme).pk,
+        "label_id": do_create_label(acme, "VIP", "red").pk,
+        "canned_id": do_create_canned(acme, "hello", "Hello!").pk,
     }
 
 

@@ -14,13 +14,19 @@ from django.utils import timezone
 from connections.models import Connection, ConnectionEvent
 from inbox.models import (
     Alert,
+    CannedResponse,
     Contact,
     ContactIdentity,
     Conversation,
+    ConversationLabel,
     GroupParticipant,
+    Label,
     Message,
     MessageRevision,
     MessageSearchEntry,
+    Note,
+    NoteMention,
+    Snooze,
     Tenant,
 )
 from inbox.tenancy import (
@@ -33,10 +39,11 @@ from inbox.tenancy import (
     unscoped_scope,
 )
 from sync.models import JidMapping, PendingOperation, RawEvent, SearchBacklog, SyncRun
-from tests.factories import ContactFactory, MessageFactory
+from tests.factories import ContactFactory, MessageFactory, UserFactory
 
 SCOPED = [Message, Conversation, Contact, ContactIdentity, GroupParticipant, MessageRevision, MessageSearchEntry,
-          Alert, Connection, ConnectionEvent, RawEvent, SyncRun, PendingOperation, JidMapping, SearchBacklog]
+          Alert, Connection, ConnectionEvent, RawEvent, SyncRun, PendingOperation, JidMapping, SearchBacklog,
+          Note, NoteMention, Label, ConversationLabel, Snooze, CannedResponse]
 
 
 def one_row_of_each(message) -> Message:
@@ -56,6 +63,13 @@ def one_row_of_each(message) -> Message:
     JidMapping.objects.create(tenant=tenant, lid_jid=f"{conn.pk}@lid", pn_jid=f"55{conn.pk}@s.whatsapp.net")
     SearchBacklog.objects.create(tenant=tenant, connection=conn, after_id=0, through_id=message.pk, messages=1)
     MessageRevision.objects.create(tenant=tenant, message=message, body="before", replaced_at=now)
+    conversation, author = message.conversation, UserFactory()
+    note = Note.objects.create(tenant=tenant, conversation=conversation, author=author, body=f"{name} note")
+    NoteMention.objects.create(tenant=tenant, note=note, user=author)
+    label = Label.objects.create(tenant=tenant, name=f"{name} label")
+    ConversationLabel.objects.create(tenant=tenant, conversation=conversation, label=label)
+    Snooze.objects.create(tenant=tenant, conversation=conversation, until=now)
+    CannedResponse.objects.create(tenant=tenant, shortcut=f"{name[:30]}", body="Hello {{contact_name}}")
     return message
 
 

@@ -1,0 +1,149 @@
+"""Snooze (issue 15): a conversation leaves "open" until a time, then comes back to open, live.
+
+``do_snooze`` sets the status ``snoozed``, keeps the time in a ``Snooze`` row and, on commit, enqueues
+``wake_snoozed_conversation_task`` with that ETA. Beat runs ``wake_due_snoozes_task`` every minute as the
+safety net for an ETA task lost with its worker or its broker (the same shape as the journal's safety
+net), so a snooze wakes at most about a minute late whatever happens to Celery. Waking re-checks under a
+row lock, so the ETA task and the sweep cannot both publish, and a snooze moved later is not woken early.
+An agent who sets another status by hand ends the snooze (the row is then only cleaned up).
+
+Not done: an inbound message does not wake a snoozed conversation early (that is the sync engine's
+write path; see the report of issue 15).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inbox.models import Conversation, Snooze
+
+logger = logging.getLogger(__name__)
+
+MIN_SNOOZE = timedelta(minutes=1)
+MAX_SNOOZE = timedelta(days=366)
+MORNING = time(9, 0)
+WAKE_BATCH = 500
+
+
+class SnoozeRefused(ValueError):
+    """A time the conversation cannot be snoozed until; the message is shown to the agent."""
+
+
+def until_for_preset(preset: str, now: datetime | None = None) -> datetime:
+    """A preset's time, in the active zone (the viewer's): in an hour, tomorrow 09:00, next Monday 09:00."""
+    now = timezone.localtime(now or timezone.now())
+    if preset == "in_1h":
+        return now + timedelta(hours=1)
+    zone = timezone.get_current_timezone()
+    if preset == "tomorrow":
+        day = now.date() + timedelta(days=1)
+    elif preset == "next_week":
+        day = now.date() + timedelta(days=7 - now.weekday())
+    else:
+        raise SnoozeRefused(_("Unknown snooze choice."))
+    return datetime.combine(day, MORNING, tzinfo=zone)
+
+
+def check_snooze(conversation, until: datetime, user) -> Snooze:
+    now = timezone.now()
+    if timezone.is_naive(until):
+        until = timezone.make_aware(until)  # in the active zone: what the agent typed
+    if until < now + MIN_SNOOZE:
+        raise SnoozeRefused(_("Choose a time in the future."))
+    if until > now + MAX_SNOOZE:
+        raise SnoozeRefused(_("A conversation can be snoozed for a year at most."))
+    return do_snooze(conversation, until, user)
+
+
+def do_snooze(conversation, until: datetime, user=None) -> Snooze:
+    from inbox import events
+    from inbox.tasks import wake_snoozed_conversation_task
+
+    with transaction.atomic():
+        snooze, _ = Snooze.objects.for_tenant(conversation.tenant_id).update_or_create(
+            conversation_id=conversation.pk,
+            defaults={"tenant_id": conversation.tenant_id, "until": until, "snoozed_by": user})
+        Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
+            status=Conversation.Status.SNOOZED)
+        conversation.status = Conversation.Status.SNOOZED
+        events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
+        _publish_bar(conversation.tenant_id, conversation.pk)
+        snooze_id = snooze.pk
+        transaction.on_commit(lambda: wake_snoozed_conversation_task.apply_async((snooze_id,), eta=until))
+    logger.info("inbox.snoozed", extra={"conversation_id": conversation.pk, "until": until.isoformat(),
+                                        "user_id": getattr(user, "pk", None)})
+    return snooze
+
+
+def do_unsnooze(conversation, user=None) -> bool:
+    """Open a snoozed conversation now (an agent's "Unsnooze")."""
+    return _wake(conversation.tenant_id, conversation.pk, force=True, user=user)
+
+
+def wake_snooze(snooze_id: int) -> bool:
+    """The ETA task's body: wake this snooze if it is due (it may have been moved or cancelled)."""
+    row = Snooze.objects.unscoped().filter(pk=snooze_id).values("tenant_id", "conversation_id").first()
+    return bool(row) and _wake(row["tenant_id"], row["conversation_id"])
+
+
+def wake_due_snoozes(now: datetime | None = None) -> int:
+    """Beat's sweep: wake every snooze whose time has come (every tenant). Returns how many woke."""
+    now = now or timezone.now()
+    due = list(Snooze.objects.unscoped().filter(until__lte=now).order_by("until")
+               .values_list("tenant_id", "conversation_id")[:WAKE_BATCH])
+    return sum(_wake(tenant_id, conversation_id, now=now) for tenant_id, conversation_id in due)
+
+
+def _wake(tenant_id, conversation_id, *, force=False, now=None, user=None) -> bool:
+    from inbox import events
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        snooze = (Snooze.objects.for_tenant(tenant_id).select_for_update(skip_locked=not force)
+                  .filter(conversation_id=conversation_id).first())
+        if snooze is None or (not force and snooze.until > now):
+            return False
+        snooze.delete()
+        woke = (Conversation.objects.for_tenant(tenant_id)
+                .filter(pk=conversation_id, status=Conversation.Status.SNOOZED)
+                .update(status=Conversation.Status.OPEN))
+        if woke:
+            events.publish_conversations_on_commit(tenant_id, [conversation_id])
+            _publish_bar(tenant_id, conversation_id)
+    logger.info("inbox.snooze_woke", extra={"conversation_id": conversation_id, "reopened": bool(woke),
+                                            "by_hand": force, "user_id": getattr(user, "pk", None)})
+    return bool(woke)
+
+
+def snooze_of(conversation) -> Snooze | None:
+    """The conversation's snooze when it is snoozed (one query), else None without a query."""
+    if conversation.status != Conversation.Status.SNOOZED:
+        return None
+    return Snooze.objects.for_tenant(conversation.tenant_id).filter(conversation_id=conversation.pk).first()
+
+
+def render_snooze_bar(conversation, slug: str, snooze, *, oob: bool = False) -> str:
+    return render_to_string("inbox/partials/snooze_bar.html",
+                            {"conversation": conversation, "slug": slug, "snooze": snooze, "oob": oob})
+
+
+def _publish_bar(tenant_id: int, conversation_id: int) -> None:
+    from inbox import events
+
+    def build():
+        from inbox.models import Tenant
+
+        conversation = Conversation.objects.for_tenant(tenant_id).filter(pk=conversation_id).first()
+        if conversation is None:
+            return []
+        slug = Tenant.objects.values_list("slug", flat=True).get(pk=tenant_id)
+        return [(events.conversation_group(conversation_id),
+                 render_snooze_bar(conversation, slug, snooze_of(conversation), oob=True))]
+
+    events.publish_on_commit("snooze", build)
