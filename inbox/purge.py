@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from django.db import router, transaction
 
-from inbox.models import Conversation, Message, MessageRevision, MessageSearchEntry
+from inbox.models import (
+    Conversation,
+    ConversationLabel,
+    Message,
+    MessageRevision,
+    MessageSearchEntry,
+    Note,
+    NoteMention,
+    Snooze,
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,8 @@ class PurgeResult:
 
 
 def do_purge_conversations(conversation_ids) -> PurgeResult:
-    """Delete these conversations with their messages, revisions and search entries, atomically.
+    """Delete these conversations with their messages, revisions, search entries, notes, labels and
+    snoozes, atomically.
 
     Locks the conversations first (``FOR UPDATE``): a message written for one of them meanwhile waits
     and is then refused by the database (its conversation is gone) instead of being left behind.
@@ -39,6 +49,12 @@ def do_purge_conversations(conversation_ids) -> PurgeResult:
             return PurgeResult(conversations=0, messages=0)
         MessageSearchEntry.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
         MessageRevision.objects.unscoped().using(using).filter(message__conversation_id__in=ids).delete()
+        # The agents' own rows about these conversations (notes and their mentions, labels, snoozes): the raw
+        # DELETE of the conversations below does not cascade, and the database refuses the dangling keys.
+        NoteMention.objects.unscoped().using(using).filter(note__conversation_id__in=ids).delete()
+        Note.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
+        ConversationLabel.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
+        Snooze.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
         # Nothing else refers to these messages now (revisions and search entries are gone just above),
         # so one DELETE statement instead of the ORM collector loading every message of the conversations.
         messages = Message.objects.unscoped().using(using).filter(conversation_id__in=ids)._raw_delete(using)
