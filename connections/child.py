@@ -38,9 +38,19 @@ from config.db import drop_broken_connections
 from connections import outbox
 from connections.journal_writer import JournalWriter
 from connections.models import Connection
-from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
-from inbox.models import ContactIdentity
+from connections.transport import (
+    MediaGone,
+    NotSupported,
+    SessionCallbacks,
+    SessionConfig,
+    State,
+    TransportError,
+    get_transport_class,
+)
+from inbox import media
+from inbox.models import ContactIdentity, MediaFile
 from sync.actions import do_record_jid_mappings
+from sync.decode import media_ref_sha256
 from sync.identity import is_lid, is_pn, normalize_jid
 
 logger = logging.getLogger(__name__)
@@ -67,6 +77,7 @@ class Session:
         self.transport = get_transport_class(spec["transport"])(config, callbacks)
         self.recorded_mappings: set[tuple[str, str]] = set()  # store pairs already recorded from here
         self.mappings_read_at = 0.0
+        self.media_timer_pending = False  # the next media batch is scheduled (fetch_media's rate bound)
 
     def on_event(self, event_name: str, payload: bytes) -> None:
         self.child.journal.submit(self.connection_id, event_name, payload)
@@ -80,6 +91,7 @@ class Session:
         if kind == State.CONNECTED:
             self.child.commands.put({"op": "recover", "id": self.connection_id})
             self.child.commands.put({"op": "store_mappings", "id": self.connection_id})
+            self.child.commands.put({"op": "fetch_media", "id": self.connection_id})
         elif kind in State.TERMINAL or kind in (State.DISCONNECTED, State.CONNECT_FAILED):
             # After these whatsmeow's connect() stays blocked or reconnects on its own; the runner decides.
             self.child.commands.put({"op": "halt", "id": self.connection_id})
@@ -183,7 +195,7 @@ class Child:
             return self.start(cmd)
         session = self.sessions.get(cid)
         if session is None:
-            if op not in ("stop", "halt", "recover", "send", "store_mappings"):
+            if op not in ("stop", "halt", "recover", "send", "store_mappings", "fetch_media"):
                 self.reply({"type": "error", "id": cid, "op": op, "error": "no live session for this connection here"})
             return None
         handler = getattr(self, f"op_{op}", None)
@@ -242,6 +254,9 @@ class Child:
     def op_send(self, session: Session, cmd: dict) -> None:
         self.drain_outbox(session)
 
+    def op_fetch_media(self, session: Session, cmd: dict) -> None:
+        self.fetch_media(session)
+
     def op_store_mappings(self, session: Session, cmd: dict) -> None:
         self.record_store_mappings(session)
 
@@ -292,6 +307,29 @@ class Child:
         logger.info("child.store_mappings", extra={"connection_id": conn.pk, "read": len(fresh), **result})
         return result
 
+    def fetch_media(self, session: Session) -> None:
+        """Download a batch of the connection's due media, off the journal's path (docs/media.md). At most
+        MEDIA_FETCH_PER_SECOND on average: when a full batch was taken, the next one is queued after the
+        time this one was allowed, so other commands (sends) run in between."""
+        transport = session.transport
+        if not transport.is_alive() or session.media_timer_pending:
+            return
+        started = time.monotonic()
+        batch = media.claim_due_media(session.connection_id, settings.MEDIA_FETCH_BATCH)
+        for item in batch:
+            fetch_one_media(transport, item)
+        if len(batch) == settings.MEDIA_FETCH_BATCH:
+            wait = len(batch) / max(settings.MEDIA_FETCH_PER_SECOND, 0.01) - (time.monotonic() - started)
+            session.media_timer_pending = True
+
+            def again(cid=session.connection_id):
+                session.media_timer_pending = False
+                self.commands.put({"op": "fetch_media", "id": cid})
+
+            timer = threading.Timer(max(0.0, wait), again)
+            timer.daemon = True
+            timer.start()
+
     def drain_outbox(self, session: Session) -> None:
         transport = session.transport
         if not transport.is_alive():
@@ -302,9 +340,7 @@ class Child:
                 return
             for message in batch:
                 try:
-                    if message.type != message.Type.TEXT:
-                        raise NotSupported("sending media from the inbox is not wired to file storage yet")
-                    result = transport.send_text(message.conversation.chat_jid, message.body, local_id=message.external_id)
+                    result = send_outbound(transport, message)
                 except NotSupported as exc:
                     outbox.do_record_send_failure(message, str(exc), retryable=False)
                     continue
@@ -314,6 +350,31 @@ class Child:
                 outbox.do_mark_sent(message, result.external_id, result.timestamp)
             if not transport.is_alive():
                 return
+
+
+def send_outbound(transport, message):
+    """One claimed outbox row through the transport: text, or the stored file of a media message."""
+    if message.type == message.Type.TEXT:
+        return transport.send_text(message.conversation.chat_jid, message.body, local_id=message.external_id)
+    item = MediaFile.objects.unscoped().filter(message_id=message.pk, state=MediaFile.State.FETCHED).first()
+    if item is None:
+        raise NotSupported(f"this {message.type} has no stored file to send")
+    return transport.send_media(message.conversation.chat_jid, media.read_bytes(item), item.mimetype,
+                                filename=item.filename, caption=message.body, local_id=message.external_id)
+
+
+def fetch_one_media(transport, item) -> None:
+    """Download one claimed media row and store it, or record why not (expired, or retried later)."""
+    try:
+        data = transport.download_media(bytes(item.ref))
+    except MediaGone as exc:
+        media.do_record_fetch_failure(item, str(exc), expired=True)
+    except NotSupported as exc:
+        media.do_record_fetch_failure(item, str(exc), final=True)
+    except TransportError as exc:
+        media.do_record_fetch_failure(item, str(exc))
+    else:
+        media.do_store_media(item, data, expected_sha256=media_ref_sha256(bytes(item.ref)))
 
 
 def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -226,6 +226,8 @@ class Runner:
                 continue
             elif action == "send":
                 held.child.send({"op": "send", "id": cid})
+            elif action == "fetch_media":
+                held.child.send({"op": "fetch_media", "id": cid})
             elif action == "mark_read":
                 held.child.send({"op": "mark_read", "id": cid, **payload})
             elif action == "request_history":
@@ -258,6 +260,7 @@ class Runner:
                         self.drop(cid)
                 elif held.state == "connected" and held.child is not None:
                     held.child.send({"op": "send", "id": cid})  # outbox retries that came due
+                    held.child.send({"op": "fetch_media", "id": cid})  # media downloads that came due
         for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
             if conn.pk in self.held:  # our own lease had run out and nobody took it: we hold it again
                 self.held[conn.pk].lease_until = conn.lease_expires_at.timestamp()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from django.db import router, transaction
 
-from inbox.models import Conversation, Message, MessageRevision, MessageSearchEntry
+from inbox.media import delete_media_rows, delete_unreferenced_files_on_commit
+from inbox.models import Conversation, MediaFile, Message, MessageRevision, MessageSearchEntry
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class PurgeResult:
 
 
 def do_purge_conversations(conversation_ids) -> PurgeResult:
-    """Delete these conversations with their messages, revisions and search entries, atomically.
+    """Delete these conversations with their messages, revisions, search entries and media, atomically;
+    the media files no other message of their tenant uses are deleted from storage after the commit.
 
     Locks the conversations first (``FOR UPDATE``): a message written for one of them meanwhile waits
     and is then refused by the database (its conversation is gone) instead of being left behind.
@@ -39,6 +41,9 @@ def do_purge_conversations(conversation_ids) -> PurgeResult:
             return PurgeResult(conversations=0, messages=0)
         MessageSearchEntry.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
         MessageRevision.objects.unscoped().using(using).filter(message__conversation_id__in=ids).delete()
+        files = delete_media_rows(MediaFile.objects.unscoped().using(using).filter(message__conversation_id__in=ids),
+                                  using)
+        delete_unreferenced_files_on_commit(files)
         # Nothing else refers to these messages now (revisions and search entries are gone just above),
         # so one DELETE statement instead of the ORM collector loading every message of the conversations.
         messages = Message.objects.unscoped().using(using).filter(conversation_id__in=ids)._raw_delete(using)

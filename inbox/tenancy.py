@@ -9,7 +9,7 @@ two doors that say what they do:
   lock: the id already names one tenant's row), and for staff in the Django admin.
 
 The models holding what customers said and who they are (``SCOPED_MODELS``: Message, Conversation,
-Contact, ContactIdentity, MessageRevision, MessageSearchEntry) use ``ScopedTenantManager``: a plain
+Contact, ContactIdentity, MessageRevision, MessageSearchEntry, MediaFile) use ``ScopedTenantManager``: a plain
 ``Model.objects.filter(...)`` (or ``.all()``, ``.get()``, ``.count()``...) outside a scope raises
 ``UnscopedQueryError`` instead of reading every tenant (PostHog's pattern). Inside
 ``with tenant_scope(tenant):`` it returns only that tenant's rows; ``tenant_view`` (the request
@@ -140,7 +140,8 @@ class ScopedTenantManager(TenantManager):
 
 # The models whose default manager fails closed (item 11 of issue 10; the others follow as their query
 # sites are moved to for_tenant/unscoped).
-SCOPED_MODELS = ("Message", "Conversation", "Contact", "ContactIdentity", "MessageRevision", "MessageSearchEntry")
+SCOPED_MODELS = ("Message", "Conversation", "Contact", "ContactIdentity", "MessageRevision", "MessageSearchEntry",
+                 "MediaFile")
 
 
 class TenantOwned(models.Model):

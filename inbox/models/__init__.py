@@ -1,6 +1,7 @@
 from .alerts import Alert, AlertEmailOptOut
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
+from .media import MediaFile
 from .tenants import Membership, Tenant
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "ContactIdentity",
     "Conversation",
     "GroupParticipant",
+    "MediaFile",
     "Membership",
     "Message",
     "MessageRevision",

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from connections.models import Connection
-from inbox.models import Contact, ContactIdentity, Conversation, Message, MessageRevision, MessageSearchEntry
+from inbox.models import Contact, ContactIdentity, Conversation, MediaFile, Message, MessageRevision, MessageSearchEntry
 from inbox.tenancy import (
     SCOPED_MODELS,
     UnscopedQueryError,
@@ -19,7 +19,7 @@ from inbox.tenancy import (
 )
 from tests.factories import ConnectionFactory, MessageFactory
 
-SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry]
+SCOPED = [Message, Conversation, Contact, ContactIdentity, MessageRevision, MessageSearchEntry, MediaFile]
 
 
 @pytest.fixture
