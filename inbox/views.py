@@ -396,7 +396,7 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
     extra.setdefault("card_error", {})
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
             "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
-            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS,
+            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS, "media_bytes": media.tenant_media_bytes(request.tenant.pk),
             "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
             "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
 

@@ -314,3 +314,21 @@ def test_purging_a_conversation_removes_its_media_and_files_no_other_message_use
     assert (media_root / kept.thumbnail_name).exists()
     assert not (media_root / only.storage_name).exists()
     assert media.tenant_media_bytes(tenant_id) == len(shared)
+
+
+def test_the_numbers_page_shows_media_progress_per_number_and_storage_used(client, acme_owner, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    stored(conv, "image", samples.jpeg())
+    stored(conv, "document", samples.pdf())
+    for i, state in enumerate(["pending", "pending", "failed", "expired"]):
+        msg = MessageFactory(conversation=conv, type="image", external_id=f"S{i}")
+        MediaFile.objects.create(tenant=conv.tenant, message=msg, connection=acme_connection, kind="image", state=state)
+    other = ConversationFactory()  # another tenant's media is not counted
+    stored(other, "audio", samples.ogg_opus())
+    client.force_login(acme_owner)
+    html = client.get(reverse("connections", args=[conv.tenant.slug])).content.decode().replace("\xa0", " ")
+    from django.template.defaultfilters import filesizeformat
+
+    total = filesizeformat(len(samples.jpeg()) + len(samples.pdf())).replace("\xa0", " ")
+    assert f"Media stored for this workspace: {total}" in html
+    assert f"2 stored ({total}) · 2 downloading · 1 failed · 1 expired" in html
