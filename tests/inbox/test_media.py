@@ -332,3 +332,14 @@ def test_the_numbers_page_shows_media_progress_per_number_and_storage_used(clien
     total = filesizeformat(len(samples.jpeg()) + len(samples.pdf())).replace("\xa0", " ")
     assert f"Media stored for this workspace: {total}" in html
     assert f"2 stored ({total}) · 2 downloading · 1 failed · 1 expired" in html
+
+
+def test_purging_a_number_removes_its_media_files(acme_connection, media_root, django_capture_on_commit_callbacks):
+    from connections.actions import do_purge_connection
+
+    conv = ConversationFactory(connection=acme_connection)
+    item = stored(conv, "document", samples.pdf())
+    with django_capture_on_commit_callbacks(execute=True):
+        do_purge_connection(acme_connection)
+    assert not MediaFile.objects.unscoped().exists()
+    assert not (media_root / item.storage_name).exists()
