@@ -33,6 +33,7 @@ import time
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 
 from config.db import drop_broken_connections
 from connections import outbox
@@ -316,8 +317,13 @@ class Child:
             return
         started = time.monotonic()
         batch = media.claim_due_media(session.connection_id, settings.MEDIA_FETCH_BATCH)
+        changed: dict[int, list[int]] = {}
         for item in batch:
-            fetch_one_media(transport, item)
+            if fetch_one_media(transport, item):
+                changed.setdefault(item.tenant_id, []).append(item.message_id)
+        with transaction.atomic():  # one re-render of the batch's messages for open threads
+            for tenant_id, message_ids in changed.items():
+                media.publish_media_messages_on_commit(tenant_id, message_ids)
         if len(batch) == settings.MEDIA_FETCH_BATCH:
             wait = len(batch) / max(settings.MEDIA_FETCH_PER_SECOND, 0.01) - (time.monotonic() - started)
             session.media_timer_pending = True
@@ -363,18 +369,19 @@ def send_outbound(transport, message):
                                 filename=item.filename, caption=message.body, local_id=message.external_id)
 
 
-def fetch_one_media(transport, item) -> None:
-    """Download one claimed media row and store it, or record why not (expired, or retried later)."""
+def fetch_one_media(transport, item) -> bool:
+    """Download one claimed media row and store it, or record why not (expired, or retried later).
+    Returns whether the message's media changed in a way open pages should see (the caller publishes)."""
     try:
         data = transport.download_media(bytes(item.ref))
     except MediaGone as exc:
-        media.do_record_fetch_failure(item, str(exc), expired=True)
+        return media.do_record_fetch_failure(item, str(exc), expired=True, publish=False) != media.State.PENDING
     except NotSupported as exc:
-        media.do_record_fetch_failure(item, str(exc), final=True)
+        return media.do_record_fetch_failure(item, str(exc), final=True, publish=False) != media.State.PENDING
     except TransportError as exc:
-        media.do_record_fetch_failure(item, str(exc))
-    else:
-        media.do_store_media(item, data, expected_sha256=media_ref_sha256(bytes(item.ref)))
+        return media.do_record_fetch_failure(item, str(exc), publish=False) != media.State.PENDING
+    # A refused file (over the size limit, wrong checksum) is recorded, and published, by do_store_media.
+    return media.do_store_media(item, data, expected_sha256=media_ref_sha256(bytes(item.ref)), publish=False)
 
 
 def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

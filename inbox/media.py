@@ -149,8 +149,9 @@ def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
     return sha, mimetype, name, thumb_name
 
 
-def do_store_media(media: MediaFile, data: bytes, *, expected_sha256: str = "") -> bool:
-    """Store downloaded bytes and mark the media ``fetched`` (the message re-renders in open pages).
+def do_store_media(media: MediaFile, data: bytes, *, expected_sha256: str = "", publish: bool = True) -> bool:
+    """Store downloaded bytes and mark the media ``fetched`` (the message re-renders in open pages;
+    ``publish=False``: the caller publishes a batch at once with ``publish_media_messages_on_commit``).
 
     A file over its kind's size limit, or whose checksum is not the one WhatsApp's message announced,
     is not stored: the row fails with the reason. Returns True if stored."""
@@ -168,14 +169,15 @@ def do_store_media(media: MediaFile, data: bytes, *, expected_sha256: str = "") 
         updated = MediaFile.objects.unscoped().filter(pk=media.pk).exclude(state=State.FETCHED).update(
             state=State.FETCHED, sha256=sha, size=len(data), mimetype=mimetype, storage_name=name,
             thumbnail_name=thumb, error="", next_attempt_at=None, fetched_at=now, updated_at=now)
-        if updated:
-            _publish_media_message(media)
+        if updated and publish:
+            publish_media_messages_on_commit(media.tenant_id, [media.message_id])
     logger.info("media.stored", extra={"media_id": media.pk, "message_id": media.message_id, "bytes": len(data),
                                        "mimetype": mimetype, "connection_id": media.connection_id})
     return bool(updated)
 
 
-def do_record_fetch_failure(media: MediaFile, error: str, *, expired: bool = False, final: bool = False) -> str:
+def do_record_fetch_failure(media: MediaFile, error: str, *, expired: bool = False, final: bool = False,
+                            publish: bool = True) -> str:
     """After a failed download: ``expired`` (WhatsApp no longer has it), ``failed`` after the last attempt
     (or ``final``), else pending again at the retry time the claim set. Returns the new state."""
     if expired:
@@ -188,8 +190,8 @@ def do_record_fetch_failure(media: MediaFile, error: str, *, expired: bool = Fal
         MediaFile.objects.unscoped().filter(pk=media.pk).exclude(state=State.FETCHED).update(
             state=state, error=error[:2000], updated_at=timezone.now(),
             **({} if state == State.PENDING else {"next_attempt_at": None}))
-        if state != State.PENDING:
-            _publish_media_message(media)
+        if state != State.PENDING and publish:
+            publish_media_messages_on_commit(media.tenant_id, [media.message_id])
     logger.warning("media.fetch_failed", extra={"media_id": media.pk, "connection_id": media.connection_id,
                                                 "attempt": media.attempts, "state": state, "error": error[:300]})
     return state
@@ -206,18 +208,19 @@ def do_retry_media(media: MediaFile) -> MediaFile:
     with transaction.atomic():
         MediaFile.objects.unscoped().filter(pk=media.pk).update(
             state=State.PENDING, attempts=0, next_attempt_at=None, error="", updated_at=timezone.now())
-        _publish_media_message(media)
+        publish_media_messages_on_commit(media.tenant_id, [media.message_id])
         _nudge_fetch_on_commit([media.connection_id])
     media.refresh_from_db()
     return media
 
 
-def _publish_media_message(media: MediaFile) -> None:
+def publish_media_messages_on_commit(tenant_id: int, message_ids) -> None:
+    """Re-render these messages in open threads (their media changed). No conversation list update: a
+    file arriving does not change a conversation's row or its place in the list."""
     from inbox.events import publish_messages_on_commit
 
-    conv_id = Message.objects.unscoped().filter(pk=media.message_id).values_list("conversation_id", flat=True).first()
-    if conv_id is not None:
-        publish_messages_on_commit(media.tenant_id, [conv_id], [media.message_id])
+    if message_ids:
+        publish_messages_on_commit(tenant_id, [], message_ids)
 
 
 def download_name(media: MediaFile) -> str:
