@@ -4,7 +4,8 @@ What it does, all through ``emit`` (so the journal sees exactly what the real li
 over): a short fake QR step then PairStatusEv + ConnectedEv when not paired; ConnectedEv and an
 initial HistorySyncEv of a few demo chats on every connect (byte-identical within a day, so the
 journal's digest makes repeats no-ops); ReceiptEv DELIVERED then READ after a send; an ON_DEMAND
-HistorySyncEv answering ``request_history``; inbound messages, disconnects and failures on demand
+HistorySyncEv answering ``request_history``; inbound messages (text, or media from a fake media server
+that serves real files to the session's ``download_media``), disconnects and failures on demand
 (``simulate`` commands, sent by ``manage.py simulate`` over Redis through the runner).
 
 The simulator keeps a fake server's state in Redis (``SIMULATOR_REDIS_URL``, the product's Redis by
@@ -144,6 +145,18 @@ def media_spec(kind: str, data: bytes, mimetype: str, *, filename: str = "", cap
     return {"kind": kind, "path": upload_inbound_media(data), "mimetype": mimetype, "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "filename": filename, "caption": caption,
             "seconds": seconds, "ptt": ptt}
+
+
+def media_inbound_specs(sender: str, sample: str, *, caption: str = "", name: str = "", batch: str = "") -> list[dict]:
+    """A customer sends one of ``connections.transport.samples.SAMPLES``: the file goes on the fake media
+    server, the message waits in the inbox (``queue_inbound``)."""
+    from connections.transport import samples
+
+    kind, data, mimetype, filename = samples.sample(sample)
+    specs = inbound_specs(sender, "", name=name, batch=batch)
+    specs[0]["media"] = media_spec(kind, data, mimetype, filename=filename, caption=caption,
+                                   seconds=1 if kind in ("audio", "video") else 0, ptt=kind == "audio")
+    return specs
 
 
 def media_content(media: dict):
@@ -467,15 +480,9 @@ class SimulatorTransport(Transport):
 
     def _simulate_media(self, command: dict):
         """A customer sends a sample file: ``sample`` one of connections.transport.samples.SAMPLES."""
-        from connections.transport import samples
-
-        kind, data, mimetype, filename = samples.sample(command.get("sample") or "image")
-        media = media_spec(kind, data, mimetype, filename=filename, caption=command.get("caption", ""),
-                           seconds=1 if kind in ("audio", "video") else 0, ptt=kind == "audio")
-        specs = inbound_specs(command.get("from") or "+5511999990001", "", name=command.get("name", ""),
-                              batch=command.get("batch", ""))
-        specs[0]["media"] = media
-        queue_inbound(self.config.connection_id, specs)
+        queue_inbound(self.config.connection_id, media_inbound_specs(
+            command.get("from") or "+5511999990001", command.get("sample") or "image",
+            caption=command.get("caption", ""), name=command.get("name", ""), batch=command.get("batch", "")))
 
     def _simulate_text(self, command: dict):
         specs = inbound_specs(command.get("from") or "+5511999990001", command.get("text") or "hi",

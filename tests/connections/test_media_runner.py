@@ -51,7 +51,7 @@ def send_sample(conn, name, *, caption="", batch=""):
 
 
 def journal_and_process(conn, count):
-    procs.wait_for(lambda: RawEvent.objects.filter(connection=conn, event_name="MessageEv").count() >= count, 15,
+    procs.wait_for(lambda: RawEvent.objects.filter(connection=conn, event_name="MessageEv").count() >= count, 30,
                    message=f"{count} media messages journaled")
     process_pending(conn.pk, wait=True)
 
@@ -67,10 +67,17 @@ def test_every_kind_of_media_is_downloaded_by_the_runner_stored_and_sniffed(medi
     runner = media_runner("media", media_root)
     try:
         wait_status(conn.pk, "connected", 20, runner)
-        sent = {name: send_sample(conn, name, caption="look" if name == "image" else "") for name in EXPECTED}
+        sent = {name: send_sample(conn, name, caption="look" if name == "image" else "") for name in EXPECTED
+                if name != "audio"}
+        # The voice note through `manage.py simulate --media`, as an operator would drive the demo.
+        out = procs.manage("simulate", "simulate", "--connection", str(conn.pk), "--media", "audio", "--batch", "CMD",
+                           env=runner_env())
+        out.popen.wait(20)
+        assert out.popen.returncode == 0 and "queued a audio" in out.output(), out.output()
+        sent["audio"] = ({"id": "SIMCMD000000"}, samples.ogg_opus())
         journal_and_process(conn, len(EXPECTED))
         for name, (spec, data) in sent.items():
-            procs.wait_for(lambda spec=spec: media_of(spec["id"]).state == "fetched", 15,
+            procs.wait_for(lambda spec=spec: media_of(spec["id"]).state == "fetched", 30,
                            message=f"{name} fetched", interval=0.1)
             item = media_of(spec["id"])
             assert item.mimetype == EXPECTED[name], name
@@ -92,19 +99,19 @@ def test_failed_downloads_are_retried_with_backoff_then_marked_and_expired_media
         wait_status(conn.pk, "connected", 20, runner)
         # Two transient failures, then the file comes: fetched on the third attempt.
         nudge(conn.pk, "simulate", kind="fail_downloads", count=2)
-        procs.wait_for(lambda: '"kind": "fail_downloads"' in runner.output(), 20, message="failing downloads")
+        procs.wait_for(lambda: '"kind": "fail_downloads"' in runner.output(), 30, message="failing downloads")
         voice, voice_bytes = send_sample(conn, "audio", batch="V1")
         journal_and_process(conn, 1)
-        procs.wait_for(lambda: media_of(voice["id"]).state == "fetched", 20, message="voice note fetched")
+        procs.wait_for(lambda: media_of(voice["id"]).state == "fetched", 30, message="voice note fetched")
         assert media_of(voice["id"]).attempts == 3
         assert (media_root / media_of(voice["id"]).storage_name).read_bytes() == voice_bytes
 
         # Failing every time: failed after MEDIA_FETCH_MAX_ATTEMPTS, with the error.
         nudge(conn.pk, "simulate", kind="fail_downloads", count=50)
-        procs.wait_for(lambda: runner.output().count('"kind": "fail_downloads"') >= 2, 20, message="failing again")
+        procs.wait_for(lambda: runner.output().count('"kind": "fail_downloads"') >= 2, 30, message="failing again")
         doomed, _ = send_sample(conn, "png", batch="F1")
         journal_and_process(conn, 2)
-        procs.wait_for(lambda: media_of(doomed["id"]).state == "failed", 20, message="marked failed")
+        procs.wait_for(lambda: media_of(doomed["id"]).state == "failed", 30, message="marked failed")
         item = media_of(doomed["id"])
         assert item.attempts == 3 and "simulated download failure" in item.error and not item.storage_name
         nudge(conn.pk, "simulate", kind="fail_downloads", count=0)
@@ -114,15 +121,15 @@ def test_failed_downloads_are_retried_with_backoff_then_marked_and_expired_media
         procs.wait_for(lambda: RawEvent.objects.filter(connection=conn, event_name="MessageEv").count() >= 3, 15)
         assert expire_media(gone["media"]["path"])
         process_pending(conn.pk, wait=True)
-        procs.wait_for(lambda: media_of(gone["id"]).state == "expired", 20, message="marked expired")
+        procs.wait_for(lambda: media_of(gone["id"]).state == "expired", 30, message="marked expired")
         assert "404" in media_of(gone["id"]).error and media_of(gone["id"]).attempts == 1
         _redis().set(_media_key(gone["media"]["path"]), gone_bytes)
         media.check_retry_media(media_of(gone["id"]))
-        procs.wait_for(lambda: media_of(gone["id"]).state == "fetched", 20, message="fetched after retry")
+        procs.wait_for(lambda: media_of(gone["id"]).state == "fetched", 30, message="fetched after retry")
         # And the one that failed for good can be retried too, now that downloads work.
         procs.wait_for(lambda: '"kind": "fail_downloads"' in runner.output(), 1)
         media.check_retry_media(media_of(doomed["id"]))
-        procs.wait_for(lambda: media_of(doomed["id"]).state == "fetched", 20, message="failed one fetched on retry")
+        procs.wait_for(lambda: media_of(doomed["id"]).state == "fetched", 30, message="failed one fetched on retry")
     finally:
         runner.stop()
 
@@ -140,7 +147,7 @@ def test_a_pdf_and_an_image_from_the_reply_box_are_uploaded_once_by_the_runner(m
             close_old_connections()
             return Message.objects.unscoped().get(pk=pk).status
 
-        procs.wait_for(lambda: status(photo.pk) in ("sent", "delivered", "read"), 20, message="both sent")
+        procs.wait_for(lambda: status(photo.pk) in ("sent", "delivered", "read"), 30, message="both sent")
         assert status(doc.pk) in ("sent", "delivered", "read")
         got = sent_media(conn.pk)
         assert [(g["sha256"], g["mimetype"], g["filename"], g["caption"]) for g in got] == [
