@@ -103,11 +103,6 @@ def claim_due_media(connection_id: int, limit: int) -> list[MediaFile]:
     return rows
 
 
-def has_due_media(connection_id: int) -> bool:
-    return (MediaFile.objects.unscoped().filter(connection_id=connection_id, state=State.PENDING)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())).exists())
-
-
 def _thumbnail(data: bytes) -> tuple[bytes, str] | None:
     """A small JPEG (PNG when transparent) of an image, or None when Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
