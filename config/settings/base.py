@@ -321,7 +321,8 @@ WHITENOISE_USE_FINDERS = True
 # S3-compatible store is configuration only: django-storages' S3 backend as STORAGES["default"].
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 MEDIA_URL = "/media-is-never-served-directly/"
-# Size limits per kind, WhatsApp's own by default (received files over them are refused and marked).
+# Size limits per kind, close to WhatsApp's own by default (received files over them are marked failed;
+# attachments over them are refused with a form error). Bytes.
 MEDIA_MAX_BYTES = {
     "image": env.int("MEDIA_MAX_IMAGE_BYTES", default=16 * 1024 * 1024),
     "sticker": env.int("MEDIA_MAX_STICKER_BYTES", default=1024 * 1024),
