@@ -497,14 +497,18 @@ def do_archive_connection(connection: Connection, user=None) -> None:
 
 
 def do_purge_connection(connection: Connection, user=None) -> dict:
-    """Delete a number with everything it holds (conversations, messages, journal, history). The runner
+    """Delete a number with everything it holds (conversations, messages, media, journal, history). The runner
     holding it notices on its next reconcile (the row is gone) and stops the session."""
-    from inbox.models import Conversation, Message
+    from inbox.media import delete_media_rows, delete_unreferenced_files_on_commit
+    from inbox.models import Conversation, MediaFile, Message
 
     pk, tenant_id = connection.pk, connection.tenant_id
     with transaction.atomic():
         counts = {"conversations": Conversation.objects.for_tenant(tenant_id).filter(connection_id=pk).count(),
                   "messages": Message.objects.for_tenant(tenant_id).filter(connection_id=pk).count()}
+        # Media rows first, so their files can go after the commit (the ORM cascade would forget them).
+        delete_unreferenced_files_on_commit(delete_media_rows(MediaFile.objects.for_tenant(tenant_id)
+                                                              .filter(connection_id=pk)))
         Connection.objects.unscoped().filter(pk=pk).delete()
         nudge_on_commit(pk, "logout")
     logger.warning("connections.purged", extra={"connection_id": pk, "tenant_id": tenant_id, **counts,

@@ -33,15 +33,26 @@ import time
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 
 from config.db import drop_broken_connections
 from connections import outbox
 from connections.journal_writer import SPOOL_REPLAY_FAILED, JournalWriter
 from connections.models import Connection
 from connections.protocol import LOGGED_OUT_HERE, OPS_WITHOUT_SESSION_IGNORED, Op, Reply
-from connections.transport import NotSupported, SessionCallbacks, SessionConfig, State, TransportError, get_transport_class
-from inbox.models import ContactIdentity
+from connections.transport import (
+    MediaGone,
+    NotSupported,
+    SessionCallbacks,
+    SessionConfig,
+    State,
+    TransportError,
+    get_transport_class,
+)
+from inbox import media
+from inbox.models import ContactIdentity, MediaFile
 from sync.actions import do_record_jid_mappings
+from sync.decode import media_ref_sha256
 from sync.identity import is_lid, is_pn, normalize_jid
 
 logger = logging.getLogger(__name__)
@@ -68,6 +79,7 @@ class Session:
         self.transport = get_transport_class(spec["transport"])(config, callbacks)
         self.recorded_mappings: set[tuple[str, str]] = set()  # store pairs already recorded from here
         self.mappings_read_at = 0.0
+        self.media_timer_pending = False  # the next media batch is scheduled (fetch_media's rate bound)
 
     def on_event(self, event_name: str, payload: bytes) -> None:
         self.child.journal.submit(self.connection_id, event_name, payload)
@@ -81,6 +93,7 @@ class Session:
         if kind == State.CONNECTED:
             self.child.commands.put({"op": Op.RECOVER, "id": self.connection_id})
             self.child.commands.put({"op": Op.STORE_MAPPINGS, "id": self.connection_id})
+            self.child.commands.put({"op": Op.FETCH_MEDIA, "id": self.connection_id})
         elif kind in State.TERMINAL or kind in (State.DISCONNECTED, State.CONNECT_FAILED):
             # After these whatsmeow's connect() stays blocked or reconnects on its own; the runner decides.
             self.child.commands.put({"op": Op.HALT, "id": self.connection_id})
@@ -243,6 +256,9 @@ class Child:
     def op_send(self, session: Session, cmd: dict) -> None:
         self.drain_outbox(session)
 
+    def op_fetch_media(self, session: Session, cmd: dict) -> None:
+        self.fetch_media(session)
+
     def op_store_mappings(self, session: Session, cmd: dict) -> None:
         self.record_store_mappings(session)
 
@@ -293,6 +309,34 @@ class Child:
         logger.info("child.store_mappings", extra={"connection_id": conn.pk, "read": len(fresh), **result})
         return result
 
+    def fetch_media(self, session: Session) -> None:
+        """Download a batch of the connection's due media, off the journal's path (docs/media.md). At most
+        MEDIA_FETCH_PER_SECOND on average: when a full batch was taken, the next one is queued after the
+        time this one was allowed, so other commands (sends) run in between."""
+        transport = session.transport
+        if not transport.is_alive() or session.media_timer_pending:
+            return
+        started = time.monotonic()
+        batch = media.claim_due_media(session.connection_id, settings.MEDIA_FETCH_BATCH)
+        changed: dict[int, list[int]] = {}
+        for item in batch:
+            if fetch_one_media(transport, item):
+                changed.setdefault(item.tenant_id, []).append(item.message_id)
+        with transaction.atomic():  # one re-render of the batch's messages for open threads
+            for tenant_id, message_ids in changed.items():
+                media.publish_media_messages_on_commit(tenant_id, message_ids)
+        if len(batch) == settings.MEDIA_FETCH_BATCH:
+            wait = len(batch) / max(settings.MEDIA_FETCH_PER_SECOND, 0.01) - (time.monotonic() - started)
+            session.media_timer_pending = True
+
+            def again(cid=session.connection_id):
+                session.media_timer_pending = False
+                self.commands.put({"op": Op.FETCH_MEDIA, "id": cid})
+
+            timer = threading.Timer(max(0.0, wait), again)
+            timer.daemon = True
+            timer.start()
+
     def drain_outbox(self, session: Session) -> None:
         transport = session.transport
         if not transport.is_alive():
@@ -303,9 +347,7 @@ class Child:
                 return
             for message in batch:
                 try:
-                    if message.type != message.Type.TEXT:
-                        raise NotSupported("sending media from the inbox is not wired to file storage yet")
-                    result = transport.send_text(message.conversation.chat_jid, message.body, local_id=message.external_id)
+                    result = send_outbound(transport, message)
                 except NotSupported as exc:
                     outbox.do_record_send_failure(message, str(exc), retryable=False)
                     continue
@@ -315,6 +357,32 @@ class Child:
                 outbox.do_mark_sent(message, result.external_id, result.timestamp)
             if not transport.is_alive():
                 return
+
+
+def send_outbound(transport, message):
+    """One claimed outbox row through the transport: text, or the stored file of a media message."""
+    if message.type == message.Type.TEXT:
+        return transport.send_text(message.conversation.chat_jid, message.body, local_id=message.external_id)
+    item = MediaFile.objects.unscoped().filter(message_id=message.pk, state=MediaFile.State.FETCHED).first()
+    if item is None:
+        raise NotSupported(f"this {message.type} has no stored file to send")
+    return transport.send_media(message.conversation.chat_jid, media.read_bytes(item), item.mimetype,
+                                filename=item.filename, caption=message.body, local_id=message.external_id)
+
+
+def fetch_one_media(transport, item) -> bool:
+    """Download one claimed media row and store it, or record why not (expired, or retried later).
+    Returns whether the message's media changed in a way open pages should see (the caller publishes)."""
+    try:
+        data = transport.download_media(bytes(item.ref))
+    except MediaGone as exc:
+        return media.do_record_fetch_failure(item, str(exc), expired=True, publish=False) != media.State.PENDING
+    except NotSupported as exc:
+        return media.do_record_fetch_failure(item, str(exc), final=True, publish=False) != media.State.PENDING
+    except TransportError as exc:
+        return media.do_record_fetch_failure(item, str(exc), publish=False) != media.State.PENDING
+    # A refused file (over the size limit, wrong checksum) is recorded, and published, by do_store_media.
+    return media.do_store_media(item, data, expected_sha256=media_ref_sha256(bytes(item.ref)), publish=False)
 
 
 def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

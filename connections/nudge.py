@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 ACTIONS = frozenset({
     "reconcile", "pair", "logout", "pause", "resume", "send", "mark_read", "request_history", "simulate",
+    "fetch_media",
 })
 
 

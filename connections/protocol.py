@@ -26,11 +26,12 @@ class Op:
     PROBE = "probe"  # which sessions are alive (after a heartbeat)
     RECOVER = "recover"  # after a connect: sends a crash interrupted, then the outbox
     STORE_MAPPINGS = "store_mappings"  # record the session store's LID <-> phone pairs
+    FETCH_MEDIA = "fetch_media"  # download media that came due, a bounded batch (also from the supervisor)
 
 
 # Ops for a session that is not (or no longer) hosted here that are dropped silently; any other such op
 # is answered with an error.
-OPS_WITHOUT_SESSION_IGNORED = frozenset({Op.STOP, Op.HALT, Op.RECOVER, Op.SEND, Op.STORE_MAPPINGS})
+OPS_WITHOUT_SESSION_IGNORED = frozenset({Op.STOP, Op.HALT, Op.RECOVER, Op.SEND, Op.STORE_MAPPINGS, Op.FETCH_MEDIA})
 
 
 class Reply:

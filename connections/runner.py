@@ -227,6 +227,8 @@ class Runner:
                 continue
             elif action == "send":
                 held.child.send({"op": Op.SEND, "id": cid})
+            elif action == "fetch_media":
+                held.child.send({"op": Op.FETCH_MEDIA, "id": cid})
             elif action == "mark_read":
                 held.child.send({"op": Op.MARK_READ, "id": cid, **payload})
             elif action == "request_history":
@@ -259,6 +261,7 @@ class Runner:
                         self.drop(cid)
                 elif held.state == SessionState.CONNECTED and held.child is not None:
                     held.child.send({"op": Op.SEND, "id": cid})  # outbox retries that came due
+                    held.child.send({"op": Op.FETCH_MEDIA, "id": cid})  # media downloads that came due
         for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
             if conn.pk in self.held:  # our own lease had run out and nobody took it: we hold it again
                 self.held[conn.pk].lease_until = conn.lease_expires_at.timestamp()

@@ -6,7 +6,7 @@ Each helper returns the same 404 for "does not exist" and "belongs to another te
 from django.http import Http404
 
 from connections.models import Connection
-from inbox.models import Alert, Conversation, Membership, Message, Tenant
+from inbox.models import Alert, Conversation, MediaFile, Membership, Message, Tenant
 
 
 def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
@@ -49,6 +49,14 @@ def access_membership(tenant, membership_id) -> Membership:
 
 def access_message(tenant, message_id) -> Message:
     return _get(Message.objects.for_tenant(tenant).select_related("conversation"), message_id)
+
+
+def access_media(tenant, conversation_id, media_id) -> MediaFile:
+    """A media file of a message in this tenant's conversation ``conversation_id``; anything else is 404."""
+    media = _get(MediaFile.objects.for_tenant(tenant).defer("ref").select_related("message"), media_id)
+    if media.message.conversation_id != int(conversation_id):
+        raise Http404
+    return media
 
 
 def access_alert(tenant, alert_id) -> Alert:

@@ -15,6 +15,7 @@ from inbox.models import (
     ContactIdentity,
     Conversation,
     GroupParticipant,
+    MediaFile,
     Membership,
     Message,
     MessageRevision,
@@ -249,6 +250,37 @@ class MessageRevisionAdmin(admin.ModelAdmin):
     raw_id_fields = ["message"]
     autocomplete_fields = ["tenant"]
     show_full_result_count = False
+
+
+@admin.action(description="Download again (failed or expired media)")
+def retry_media(modeladmin, request, queryset):
+    from inbox.media import do_retry_media
+
+    retried = 0
+    for item in queryset.filter(state__in=[MediaFile.State.FAILED, MediaFile.State.EXPIRED]).defer("ref"):
+        do_retry_media(item)
+        retried += 1
+    modeladmin.message_user(request, f"{retried} media file(s) queued for another download.")
+
+
+@admin.register(MediaFile)
+class MediaFileAdmin(admin.ModelAdmin):
+    """Files of media messages (inbox.media): written by the runner and the reply box, read-only here."""
+
+    list_display = ["id", "kind", "state", "mimetype", "size", "attempts", "message", "tenant", "fetched_at"]
+    list_filter = ["state", "kind", "history", "tenant"]
+    search_fields = ["sha256", "message__external_id", "filename"]
+    list_select_related = ["message", "tenant"]
+    exclude = ["ref"]
+    readonly_fields = [f.name for f in MediaFile._meta.fields if f.name != "ref"]
+    actions = [retry_media]
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("ref")
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(MessageSearchEntry)

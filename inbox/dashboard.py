@@ -29,6 +29,7 @@ class NumberStats:
     reconnects_chart: str = ""
     messages_chart: str = ""
     child: str = ""
+    media: dict = field(default_factory=dict)  # {"fetched", "pending", "failed", "expired", "bytes"}
 
 
 def _hour_series(rows, ids, since) -> dict[int, list[int]]:
@@ -42,8 +43,11 @@ def _hour_series(rows, ids, since) -> dict[int, list[int]]:
 
 def number_stats(tenant_ids, connection_ids, runner_children: dict | None = None) -> dict[int, NumberStats]:
     """Per number: reconnects in 24 h, journal backlog and failures, open alerts, the last sync runs and
-    7-day hourly charts of reconnects and messages. Six queries whatever the count of numbers."""
-    from inbox.models import Alert, Message
+    7-day hourly charts of reconnects and messages, media downloads by state (the background fetch of a
+    history sync's files). Seven queries whatever the count of numbers."""
+    from django.db.models import Sum
+
+    from inbox.models import Alert, MediaFile, Message
     from sync.models import RawEvent, SyncRun
 
     ids = list(connection_ids)
@@ -82,6 +86,14 @@ def number_stats(tenant_ids, connection_ids, runner_children: dict | None = None
             .filter(rank__lte=3).order_by("connection_id", "-started_at"))
     for run in runs:
         stats[run.connection_id].runs.append(run)
+    ms = MediaFile.State
+    for row in (MediaFile.objects.unscoped().filter(tenant_id__in=tenant_ids, connection_id__in=ids)
+                .values("connection_id")
+                .annotate(fetched=Count("id", filter=Q(state=ms.FETCHED)), pending=Count("id", filter=Q(state=ms.PENDING)),
+                          failed=Count("id", filter=Q(state=ms.FAILED)), expired=Count("id", filter=Q(state=ms.EXPIRED)),
+                          bytes=Sum("size", filter=Q(state=ms.FETCHED)))):
+        cid = row.pop("connection_id")
+        stats[cid].media = {**row, "bytes": row["bytes"] or 0}
     for cid, s in stats.items():
         s.reconnects_chart = bar_chart_svg(reconnects[cid], label="Reconnects per hour, 7 days", color="#dc2626")
         s.messages_chart = bar_chart_svg(messages[cid], label="Messages per hour, 7 days")

@@ -188,7 +188,8 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
             rows = (
                 Message.objects.for_tenant(tenant_id)
                 .filter(pk__in=message_ids, conversation_id__in=small)
-                .select_related("sender_user", "conversation")
+                .select_related("sender_user", "conversation", "media")
+                .defer("media__ref")
                 .order_by("sent_at", "id")
             )
             for m in rows:

@@ -64,6 +64,8 @@ class ThreadPageForm(forms.Form):
 class ReplyForm(forms.Form):
     # Length is checked by check_queue_reply so the refusal message is the same everywhere.
     body = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
+    # Size and type are judged from the bytes by inbox.media.check_queue_media_reply (WhatsApp's limits).
+    attachment = forms.FileField(required=False, allow_empty_file=True)
 
 
 class NoteForm(forms.Form):

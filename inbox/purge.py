@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from django.db import router, transaction
 
+from inbox.media import delete_media_rows, delete_unreferenced_files_on_commit
 from inbox.models import (
     Conversation,
     ConversationLabel,
+    MediaFile,
     Message,
     MessageRevision,
     MessageSearchEntry,
@@ -31,8 +33,9 @@ class PurgeResult:
 
 
 def do_purge_conversations(conversation_ids) -> PurgeResult:
-    """Delete these conversations with their messages, revisions, search entries, notes, labels and
-    snoozes, atomically.
+    """Delete these conversations with their messages, revisions, search entries, media, notes, labels
+    and snoozes, atomically; the media files no other message of their tenant uses are deleted from
+    storage after the commit.
 
     Locks the conversations first (``FOR UPDATE``): a message written for one of them meanwhile waits
     and is then refused by the database (its conversation is gone) instead of being left behind.
@@ -55,6 +58,9 @@ def do_purge_conversations(conversation_ids) -> PurgeResult:
         Note.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
         ConversationLabel.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
         Snooze.objects.unscoped().using(using).filter(conversation_id__in=ids).delete()
+        files = delete_media_rows(MediaFile.objects.unscoped().using(using).filter(message__conversation_id__in=ids),
+                                  using)
+        delete_unreferenced_files_on_commit(files)
         # Nothing else refers to these messages now (revisions and search entries are gone just above),
         # so one DELETE statement instead of the ORM collector loading every message of the conversations.
         messages = Message.objects.unscoped().using(using).filter(conversation_id__in=ids)._raw_delete(using)

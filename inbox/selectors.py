@@ -193,7 +193,8 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
 
 def thread_page(conversation, before: str | None = None, limit: int = THREAD_PAGE_SIZE) -> Page:
     """Messages of a conversation, the newest ``limit`` before the cursor, returned oldest first."""
-    qs = Message.objects.for_tenant(conversation.tenant_id).filter(conversation_id=conversation.pk).select_related("sender_user")
+    qs = (Message.objects.for_tenant(conversation.tenant_id).filter(conversation_id=conversation.pk)
+          .select_related("sender_user", "media").defer("media__ref"))
     position = decode_cursor(before)
     if position:
         at, pk = position
@@ -208,7 +209,8 @@ def thread_page(conversation, before: str | None = None, limit: int = THREAD_PAG
 
 def messages_by_ids(tenant_id: int, ids) -> list[Message]:
     return list(
-        Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("sender_user").order_by("sent_at", "id")
+        Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("sender_user", "media")
+        .defer("media__ref").order_by("sent_at", "id")
     )
 
 

@@ -148,7 +148,7 @@ class ScopedTenantManager(models.Manager.from_queryset(TenantQuerySet)):
 SCOPED_MODELS = (
     "Message", "Conversation", "Contact", "ContactIdentity", "GroupParticipant", "MessageRevision", "MessageSearchEntry",
     "Alert", "Connection", "ConnectionEvent", "RawEvent", "SyncRun", "PendingOperation", "JidMapping", "SearchBacklog",
-    "Note", "NoteMention", "Label", "ConversationLabel", "Snooze", "CannedResponse",
+    "Note", "NoteMention", "Label", "ConversationLabel", "Snooze", "CannedResponse", "MediaFile",
 )
 
 

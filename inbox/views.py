@@ -7,16 +7,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from connections import actions as connection_actions
 from connections.models import ConnectionEvent
-from inbox import actions, selectors
-from inbox.access import access_alert, access_connection, access_conversation, access_message
+from inbox import actions, media, mediatypes, selectors
+from inbox.access import access_alert, access_connection, access_conversation, access_media, access_message
 from inbox.forms import (
     AddMemberForm,
     AddNumberForm,
@@ -233,14 +234,18 @@ def thread_messages(request, slug, pk):
 @require_POST
 def reply(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
-    form = ReplyForm(request.POST)
+    form = ReplyForm(request.POST, request.FILES)
     error, message = None, None
     if not form.is_valid():  # e.g. a NUL character: say so, not "type a message"
-        error = " ".join(form.errors.get("body", ["The reply could not be read."]))
+        error = " ".join(form.errors.get("body", []) + form.errors.get("attachment", [])) or "The reply could not be read."
     else:
         try:
-            message = actions.check_queue_reply(conv, request.user, form.cleaned_data["body"])
-        except actions.ReplyRefused as refused:
+            if form.cleaned_data.get("attachment"):
+                message = media.check_queue_media_reply(conv, request.user, form.cleaned_data["attachment"],
+                                                        form.cleaned_data["body"])
+            else:
+                message = actions.check_queue_reply(conv, request.user, form.cleaned_data["body"])
+        except (actions.ReplyRefused, media.MediaRefused) as refused:
             error = str(refused)
     if not request.htmx:  # a plain form post (no JavaScript): the page again, with the refusal shown
         if error is None:
@@ -268,6 +273,54 @@ def resend_message(request, slug, pk, message_id):
     if not request.htmx:
         return redirect("conversation", slug=slug, pk=conv.pk)
     return HttpResponse(render_message(selectors.messages_by_ids(request.tenant.pk, [message.pk])[0]))
+
+
+@tenant_view
+@require_GET
+def media_file(request, slug, pk, media_id, variant="file"):
+    """A stored media file, only to members of its tenant (404 otherwise, and for one not stored yet).
+
+    Served inert: images, audio and video of a type a browser plays safely are inline; anything else (SVG,
+    HTML, PDF, unknown bytes) is an attachment of type application/octet-stream. Always ``nosniff`` and a
+    sandboxing CSP, so a file that is really HTML never runs in the app's origin."""
+    item = access_media(request.tenant, pk, media_id)
+    name = item.thumbnail_name if variant == "thumb" else item.storage_name
+    if item.state != item.State.FETCHED or not name:
+        raise Http404
+    if variant == "thumb":
+        with media.storage().open(name, "rb") as f:
+            content_type = mediatypes.sniff(f.read(64))
+    else:
+        content_type = item.mimetype
+    inline = mediatypes.is_inline(content_type) and request.GET.get("download") != "1"
+    filename = media.download_name(item)
+    accel = settings.MEDIA_X_ACCEL_PREFIX
+    if accel:  # nginx serves the bytes (internal location), this view only decided who may have them
+        response = HttpResponse(content_type=content_type if inline else "application/octet-stream")
+        response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + name
+    else:
+        response = FileResponse(media.storage().open(name, "rb"), filename=filename, as_attachment=not inline,
+                                content_type=content_type if inline else "application/octet-stream")
+    if accel:
+        response["Content-Disposition"] = content_disposition_header(not inline, filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+@tenant_view
+@require_POST
+def media_retry(request, slug, pk, media_id):
+    """Try again to download media that failed or expired; answers the message re-rendered."""
+    item = access_media(request.tenant, pk, media_id)
+    try:
+        media.check_retry_media(item)
+    except media.MediaRefused as refused:
+        return HttpResponseBadRequest(str(refused))
+    if not request.htmx:
+        return redirect("conversation", slug=slug, pk=pk)
+    return HttpResponse(render_message(selectors.messages_by_ids(request.tenant.pk, [item.message_id])[0]))
 
 
 def _header_response(request, slug, conv):
@@ -394,7 +447,7 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
     extra.setdefault("card_error", {})
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "cards": cards,
             "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
-            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS,
+            "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS, "media_bytes": media.tenant_media_bytes(request.tenant.pk),
             "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
             "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
 

@@ -170,6 +170,7 @@ class _Content:
     target_id: str = ""
     ignored_reason: str = ""
     edit_timestamp_ms: int = 0
+    media_ref: bytes = b""
 
 
 def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
@@ -193,6 +194,31 @@ def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
     return _cut(stanza_id, MAX_ID), _cut(quoted, 300)
 
 
+def media_ref_of(field_name: str, media) -> bytes:
+    """The download locator of a media message: an E2E Message with just its media part, stripped of the
+    inline thumbnail and context (quoted message, mentions) that a download does not need."""
+    part = media.__class__()
+    part.CopyFrom(media)
+    for name in ("jpegThumbnail", "contextInfo", "pngThumbnail"):
+        if name in _MEDIA_FIELDS[field_name]:
+            part.ClearField(name)
+    ref = E.Message()
+    getattr(ref, field_name).CopyFrom(part)
+    return ref.SerializeToString()
+
+
+def media_ref_sha256(ref: bytes) -> str:
+    """The plaintext file's SHA-256 (hex) that a media locator announces; "" when it names none."""
+    try:
+        message = E.Message.FromString(ref)
+    except Exception:  # noqa: BLE001 - a locator we wrote ourselves; a broken one just skips the check
+        return ""
+    for _, part in message.ListFields():
+        digest = getattr(part, "fileSHA256", b"")
+        return digest.hex() if digest else ""
+    return ""
+
+
 def content_of(raw: E.Message, problems: list[str], listed: list | None = None) -> _Content:
     """Classify one (possibly wrapped) E2E message (``listed``: ``raw.ListFields()`` if already known)."""
     msg, f = unwrap_fields(raw, listed)
@@ -210,7 +236,7 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
             media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
             media_filename=_cut(_s(m.fileName, problems), 255) if "fileName" in has else "",
             extra={"seconds": m.seconds} if "seconds" in has and m.seconds else {},
-            quoted_external_id=qid, quoted_body=qbody,
+            quoted_external_id=qid, quoted_body=qbody, media_ref=media_ref_of(name, m),
         )
     if "contactMessage" in f:
         c = f["contactMessage"]
@@ -344,7 +370,7 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
         out.messages.append(MessageRecord(
             external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype,
             c.media_size, c.media_filename, extra, c.quoted_external_id, c.quoted_body, _cut(push_name, 255),
-            status, live,
+            status, live, c.media_ref,
         ))
         return
     if kind == "ignored":

@@ -150,6 +150,30 @@ def unsupported_poll(question: str) -> Message:
     return Message(pollCreationMessage=E.PollCreationMessage(name=question))
 
 
+_MEDIA_CLASSES = {"image": ("imageMessage", "ImageMessage"), "video": ("videoMessage", "VideoMessage"),
+                  "audio": ("audioMessage", "AudioMessage"), "document": ("documentMessage", "DocumentMessage"),
+                  "sticker": ("stickerMessage", "StickerMessage")}
+
+
+def media_message(kind: str, *, mimetype: str, size: int, direct_path: str, file_sha256: bytes = b"",
+                  media_key: bytes = b"", caption: str = "", file_name: str = "", seconds: int = 0,
+                  ptt: bool = False) -> Message:
+    """A media message as WhatsApp delivers it: where the file is (``directPath``), its key and hashes.
+    ``kind``: image, video, audio, document or sticker."""
+    field_name, class_name = _MEDIA_CLASSES[kind]
+    fields = {"mimetype": mimetype, "fileLength": size, "directPath": direct_path, "fileSHA256": file_sha256,
+              "mediaKey": media_key, "fileEncSHA256": file_sha256, "mediaKeyTimestamp": 1_760_000_000}
+    if caption and kind in ("image", "video", "document"):
+        fields["caption"] = caption
+    if kind == "document":
+        fields.update(fileName=file_name or "file", title=file_name or "file")
+    if seconds and kind in ("audio", "video"):
+        fields["seconds"] = seconds
+    if kind == "audio":
+        fields["PTT"] = ptt
+    return Message(**{field_name: getattr(E, class_name)(**fields)})
+
+
 def _content(body) -> Message:
     if body is None:
         return Message()

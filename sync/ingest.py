@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
+from inbox.media import ReceivedMedia, do_register_received_media
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
 from sync import statements, timing
@@ -291,6 +292,25 @@ def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], a
         by_conn[conn_id].inserted.append(ext)
     _index_and_find_published(parts, inserted, tuple(id_range) if id_range else None)
     lap("search")
+    _register_media(tenant_id, parts)
+    lap("media")
+
+
+def _register_media(tenant_id: int, parts: list[_Part]) -> None:
+    """A pending media row for each media message inserted (the runner fetches the files off this path).
+    Text-only batches cost nothing here; a batch with media costs one id lookup and one insert."""
+    keys = [(part.conn.pk, ext) for part in parts for ext in part.inserted if part.by_ext[ext][0].media_ref]
+    if not keys:
+        return
+    ids = statements.message_ids(keys)
+    by_conn = {part.conn.pk: part for part in parts}
+    items = []
+    for key in keys:
+        m = by_conn[key[0]].by_ext[key[1]][0]
+        if key in ids:
+            items.append(ReceivedMedia(ids[key], key[0], m.type, m.media_ref, m.media_mimetype, m.media_size,
+                                       m.media_filename, history=not m.live))
+    do_register_received_media(tenant_id, items)
 
 
 def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datetime) -> list[tuple]:

@@ -34,6 +34,9 @@ class MessageRecord:
     push_name: str = ""
     status: str = ""  # "" = default for the direction; history carries WhatsApp's own status
     live: bool = True  # False for history: unread counts come from the history conversation instead
+    # Media: a serialized E2E Message holding only the media part (direct path, key, hashes; no
+    # thumbnail or context), what a transport needs to download the file (``media_ref_of``).
+    media_ref: bytes = b""
 
 
 # Operations: ``chat_jid`` and ``sender_jid`` are those of the event that carried the operation (for a

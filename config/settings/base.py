@@ -338,6 +338,33 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# --- Media (docs/media.md) ------------------------------------------------------------------------
+# Received and sent files go through Django's default storage: files under MEDIA_ROOT by default, never
+# served from a public URL (MEDIA_URL is unused: every file goes through the access-checked view). An
+# S3-compatible store is configuration only: django-storages' S3 backend as STORAGES["default"].
+MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
+MEDIA_URL = "/media-is-never-served-directly/"
+# Size limits per kind, close to WhatsApp's own by default (received files over them are marked failed;
+# attachments over them are refused with a form error). Bytes.
+MEDIA_MAX_BYTES = {
+    "image": env.int("MEDIA_MAX_IMAGE_BYTES", default=16 * 1024 * 1024),
+    "sticker": env.int("MEDIA_MAX_STICKER_BYTES", default=1024 * 1024),
+    "audio": env.int("MEDIA_MAX_AUDIO_BYTES", default=16 * 1024 * 1024),
+    "video": env.int("MEDIA_MAX_VIDEO_BYTES", default=64 * 1024 * 1024),
+    "document": env.int("MEDIA_MAX_DOCUMENT_BYTES", default=100 * 1024 * 1024),
+}
+# The runner fetches received media in the background: at most this many files per second per child
+# process, retried with backoff (base doubling to cap) and given up after MEDIA_FETCH_MAX_ATTEMPTS.
+MEDIA_FETCH_PER_SECOND = env.float("MEDIA_FETCH_PER_SECOND", default=5.0)
+MEDIA_FETCH_BATCH = env.int("MEDIA_FETCH_BATCH", default=10)
+MEDIA_FETCH_MAX_ATTEMPTS = env.int("MEDIA_FETCH_MAX_ATTEMPTS", default=5)
+MEDIA_FETCH_BACKOFF_BASE_SECONDS = env.float("MEDIA_FETCH_BACKOFF_BASE_SECONDS", default=30.0)
+MEDIA_FETCH_BACKOFF_CAP_SECONDS = env.float("MEDIA_FETCH_BACKOFF_CAP_SECONDS", default=3600.0)
+MEDIA_THUMBNAIL_PIXELS = env.int("MEDIA_THUMBNAIL_PIXELS", default=320)
+# Set to nginx's internal location for MEDIA_ROOT (e.g. "/protected-media/") to have nginx send the bytes
+# (X-Accel-Redirect) after the access-checked view said yes; empty: the view streams them itself.
+MEDIA_X_ACCEL_PREFIX = env("MEDIA_X_ACCEL_PREFIX", default="")
+
 # --- Logging: JSON lines on stderr, one object per line, for operators to grep -------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {

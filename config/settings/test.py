@@ -10,6 +10,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("CELERY_QUEUE", "test-inbox")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", "test-asgi")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Media files of the test runs (runners started by the tests inherit it): never the dev server's.
+os.environ.setdefault("MEDIA_ROOT", str(Path(__file__).resolve().parents[2] / "var" / "test-media"))
 
 from .base import *  # noqa: E402,F403
 

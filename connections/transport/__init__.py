@@ -1,6 +1,7 @@
 """Transports: how a session talks to WhatsApp (see base.py for the interface)."""
 
 from connections.transport.base import (
+    MediaGone,
     NotSupported,
     SendResult,
     SessionCallbacks,
@@ -11,7 +12,7 @@ from connections.transport.base import (
 )
 
 __all__ = [
-    "NotSupported", "SendResult", "SessionCallbacks", "SessionConfig", "State", "Transport", "TransportError",
+    "MediaGone", "NotSupported", "SendResult", "SessionCallbacks", "SessionConfig", "State", "Transport", "TransportError",
     "get_transport_class", "supports_history_requests",
 ]
 

@@ -31,6 +31,10 @@ class NotSupported(TransportError):
     """The transport cannot do this at all (e.g. on-demand history with neonize 0.5.2)."""
 
 
+class MediaGone(TransportError):
+    """WhatsApp no longer has this file (expired or deleted on its servers): retrying will not help."""
+
+
 @dataclass(frozen=True)
 class SendResult:
     """What WhatsApp answered to a send: its message id and the server timestamp."""
@@ -179,6 +183,12 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def request_history(self, chat_jid: str, before: datetime) -> None:
         """Ask the phone for messages older than ``before``; they arrive as an ON_DEMAND HistorySyncEv."""
+
+    def download_media(self, ref: bytes) -> bytes:
+        """The decrypted bytes of a received media file. ``ref`` is the serialized E2E Message holding only
+        the media part (``sync.decode.media_ref_of``). Raises MediaGone when WhatsApp no longer has it,
+        TransportError for anything worth retrying."""
+        raise NotSupported(f"the {self.name} transport cannot download media")
 
     def find_sent(self, local_id: str) -> SendResult | None:
         """If the transport can tell that ``local_id`` was already sent, its result; None if unknown.

@@ -31,7 +31,7 @@ from neonize.client import NewClient
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 from neonize.utils.enum import ClientName, ReceiptType
 
-from connections.transport.base import NotSupported, SendResult, State, Transport, TransportError
+from connections.transport.base import MediaGone, NotSupported, SendResult, State, Transport, TransportError
 from sync import events_builder as eb
 
 logger = logging.getLogger(__name__)
@@ -289,6 +289,22 @@ class NeonizeTransport(Transport):
             except Exception as exc:  # noqa: BLE001
                 raise TransportError(str(exc)[:480])
         return SendResult(resp.ID, datetime.fromtimestamp(resp.Timestamp, UTC))
+
+    def download_media(self, ref: bytes) -> bytes:
+        """whatsmeow's download (it checks the file's hashes); its 404/410 mean the file is gone."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        message = Message.FromString(ref)
+        with NEONIZE_LOCK:
+            if self.client is None or not self._connected:
+                raise TransportError("not connected")
+            try:
+                return self.client.download_any(message)
+            except Exception as exc:  # noqa: BLE001
+                text = str(exc)[:480]
+                if "status code 404" in text or "status code 410" in text:
+                    raise MediaGone(f"the file is no longer on WhatsApp ({text})") from None
+                raise TransportError(text) from None
 
     def mark_read(self, chat_jid: str, external_ids: Sequence[str], sender_jid: str = "") -> None:
         with NEONIZE_LOCK:

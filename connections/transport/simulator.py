@@ -4,7 +4,8 @@ What it does, all through ``emit`` (so the journal sees exactly what the real li
 over): a short fake QR step then PairStatusEv + ConnectedEv when not paired; ConnectedEv and an
 initial HistorySyncEv of a few demo chats on every connect (byte-identical within a day, so the
 journal's digest makes repeats no-ops); ReceiptEv DELIVERED then READ after a send; an ON_DEMAND
-HistorySyncEv answering ``request_history``; inbound messages, disconnects and failures on demand
+HistorySyncEv answering ``request_history``; inbound messages (text, or media from a fake media server
+that serves real files to the session's ``download_media``), disconnects and failures on demand
 (``simulate`` commands, sent by ``manage.py simulate`` over Redis through the runner).
 
 The simulator keeps a fake server's state in Redis (``SIMULATOR_REDIS_URL``, the product's Redis by
@@ -41,7 +42,7 @@ from django.conf import settings
 from config.processes import pid_alive
 from config.redis import redis_client
 from config.scope import database_scope
-from connections.transport.base import LOGGED_OUT_REASON, SendResult, State, Transport, TransportError
+from connections.transport.base import LOGGED_OUT_REASON, MediaGone, SendResult, State, Transport, TransportError
 from sync import events_builder as eb
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,62 @@ def overlaps(connection_id: int) -> int:
     return int(_redis().get(_overlaps_key(connection_id)) or 0)
 
 
+def _sent_media_key(connection_id: int) -> str:
+    return f"simulator:sentmedia:{database_scope()}:{connection_id}"
+
+
+def sent_media(connection_id: int) -> list[dict]:
+    """The media files the fake server received from a connection, in order."""
+    return [json.loads(x) for x in _redis().lrange(_sent_media_key(connection_id), 0, -1)]
+
+
+def _media_key(direct_path: str) -> str:
+    return f"simulator:media:{database_scope()}:{direct_path}"
+
+
+MEDIA_TTL_SECONDS = 86_400  # the fake server keeps a file a day; WhatsApp keeps one for weeks
+
+
+def upload_inbound_media(data: bytes) -> str:
+    """The fake media server stores a file; returns its ``directPath`` (what a media message carries)."""
+    direct_path = f"/v/t62.7118-24/sim-{hashlib.sha256(data).hexdigest()[:24]}-{uuid.uuid4().hex[:8]}.enc"
+    _redis().set(_media_key(direct_path), data, ex=MEDIA_TTL_SECONDS)
+    return direct_path
+
+
+def expire_media(direct_path: str) -> bool:
+    """The fake server forgets a file, as WhatsApp does after a few weeks (a download then gets 404)."""
+    return bool(_redis().delete(_media_key(direct_path)))
+
+
+def media_spec(kind: str, data: bytes, mimetype: str, *, filename: str = "", caption: str = "",
+               seconds: int = 0, ptt: bool = False) -> dict:
+    """What ``inbound_specs(..., media=...)`` needs: the file uploaded, its announced metadata."""
+    return {"kind": kind, "path": upload_inbound_media(data), "mimetype": mimetype, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "filename": filename, "caption": caption,
+            "seconds": seconds, "ptt": ptt}
+
+
+def media_inbound_specs(sender: str, sample: str, *, caption: str = "", name: str = "", batch: str = "") -> list[dict]:
+    """A customer sends one of ``connections.transport.samples.SAMPLES``: the file goes on the fake media
+    server, the message waits in the inbox (``queue_inbound``)."""
+    from connections.transport import samples
+
+    kind, data, mimetype, filename = samples.sample(sample)
+    specs = inbound_specs(sender, "", name=name, batch=batch)
+    specs[0]["media"] = media_spec(kind, data, mimetype, filename=filename, caption=caption,
+                                   seconds=1 if kind in ("audio", "video") else 0, ptt=kind == "audio")
+    return specs
+
+
+def media_content(media: dict):
+    """The media message of a queued spec's ``media`` entry (``media_spec``)."""
+    return eb.media_message(media["kind"], mimetype=media["mimetype"], size=media["size"], direct_path=media["path"],
+                            file_sha256=bytes.fromhex(media["sha256"]), media_key=os.urandom(32),
+                            caption=media.get("caption", ""), file_name=media.get("filename", ""),
+                            seconds=int(media.get("seconds") or 0), ptt=bool(media.get("ptt")))
+
+
 def _pn(number: str) -> str:
     return f"{number.lstrip('+')}@s.whatsapp.net"
 
@@ -127,6 +184,7 @@ class SimulatorTransport(Transport):
         self.fail_connects = 0
         self.hang_connects = 0  # connects that never reach an outcome (a dial that hangs)
         self.fail_sends = 0
+        self.fail_downloads = 0
         self._alive = False
         self._generation = 0  # bumps on every connect/disconnect; stale timers check it
         self._queue: queue.Queue = queue.Queue()
@@ -270,7 +328,8 @@ class SimulatorTransport(Transport):
                     self._kick(spec["due"])
                     return
                 sender = _pn(spec["from"])
-                self._emit_ev(eb.message_ev(sender, sender, spec["id"], spec["text"], int(spec["due"] * 1000),
+                content = media_content(spec["media"]) if spec.get("media") else spec["text"]
+                self._emit_ev(eb.message_ev(sender, sender, spec["id"], content, int(spec["due"] * 1000),
                                             push_name=spec.get("name", "")))
                 r.lpop(key)  # the acknowledgement: only after emit() returned
                 heads.pop(0)
@@ -333,7 +392,29 @@ class SimulatorTransport(Transport):
         return self._sent(chat_jid, local_id)
 
     def send_media(self, chat_jid, data, mimetype, *, filename="", caption="", local_id="") -> SendResult:
-        return self._sent(chat_jid, local_id)
+        result = self._sent(chat_jid, local_id)
+        # What the fake server received, for tests to check the bytes that went out (sent_media()).
+        _redis().rpush(_sent_media_key(self.config.connection_id), json.dumps({
+            "external_id": result.external_id, "chat": chat_jid, "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data), "mimetype": mimetype, "filename": filename, "caption": caption}))
+        return result
+
+    def download_media(self, ref: bytes) -> bytes:
+        """The fake media server's bytes for the message's ``directPath``; a forgotten file is a 404."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        if not self._alive:
+            raise TransportError("not connected")
+        if self.fail_downloads > 0:
+            self.fail_downloads -= 1
+            raise TransportError("simulated download failure: media server returned 503")
+        message = Message.FromString(ref)
+        parts = [value for _, value in message.ListFields()]
+        direct_path = getattr(parts[0], "directPath", "") if parts else ""
+        data = _redis().get(_media_key(direct_path)) if direct_path else None
+        if data is None:
+            raise MediaGone("download failed with status code 404 (simulated: the file expired)")
+        return data
 
     def find_sent(self, local_id: str) -> SendResult | None:
         raw = _redis().hget(_sent_key(self.config.connection_id), local_id)
@@ -377,6 +458,10 @@ class SimulatorTransport(Transport):
             self.hang_connects = int(command.get("count", 1))
         elif kind == "fail_sends":
             self.fail_sends = int(command.get("count", 1))
+        elif kind == "fail_downloads":
+            self.fail_downloads = int(command.get("count", 1))
+        elif kind == "media":
+            self._simulate_media(command)
         elif kind == "logged_out":
             from neonize.proto import Neonize_pb2 as N
 
@@ -392,6 +477,12 @@ class SimulatorTransport(Transport):
 
         self._alive = False
         self._emit_ev(N.Disconnected(status=True))
+
+    def _simulate_media(self, command: dict):
+        """A customer sends a sample file: ``sample`` one of connections.transport.samples.SAMPLES."""
+        queue_inbound(self.config.connection_id, media_inbound_specs(
+            command.get("from") or "+5511999990001", command.get("sample") or "image",
+            caption=command.get("caption", ""), name=command.get("name", ""), batch=command.get("batch", "")))
 
     def _simulate_text(self, command: dict):
         specs = inbound_specs(command.get("from") or "+5511999990001", command.get("text") or "hi",

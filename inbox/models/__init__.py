@@ -4,6 +4,7 @@ from .canned import CannedResponse
 from .contacts import Contact, ContactIdentity, GroupParticipant
 from .conversations import Conversation, Message, MessageRevision, MessageSearchEntry
 from .labels import ConversationLabel, Label
+from .media import MediaFile
 from .notes import Note, NoteMention
 from .profiles import UserProfile
 from .snooze import Snooze
@@ -20,6 +21,7 @@ __all__ = [
     "Conversation",
     "GroupParticipant",
     "Label",
+    "MediaFile",
     "Membership",
     "Message",
     "MessageRevision",

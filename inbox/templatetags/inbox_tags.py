@@ -45,6 +45,21 @@ def media_icon(kind):
 
 
 @register.filter
+def media_display(f):
+    """How a message's media file shows: "image" (thumbnail), "audio", "video" (players) or "file" (name,
+    size, download or state). Decided by the type sniffed from the stored bytes, never the sender's."""
+    from inbox.mediatypes import INLINE_TYPES, THUMBNAIL_TYPES
+
+    if not f or getattr(f, "state", "") != "fetched":
+        return "file"
+    if f.kind in ("image", "sticker") and f.mimetype in THUMBNAIL_TYPES:
+        return "image"
+    if f.mimetype in INLINE_TYPES and f.kind in ("audio", "video") and f.mimetype.split("/")[0] == f.kind:
+        return f.kind
+    return "file"
+
+
+@register.filter
 def media_label(kind):
     return MEDIA_LABELS.get(kind, ("", kind))[1]
 

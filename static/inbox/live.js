@@ -255,6 +255,27 @@
     if (t.form) { t.form.requestSubmit(); }
   });
 
+  // --- reply box: a file dropped on it or pasted into it becomes the attachment (the file picker's input) ---
+  function attachTo(form, files) {
+    var input = form && form.querySelector("input[data-attachment]");
+    if (!input || !files || !files.length || typeof DataTransfer === "undefined") { return false; }
+    var dt = new DataTransfer();
+    dt.items.add(files[0]);
+    input.files = dt.files;
+    return true;
+  }
+  document.addEventListener("dragover", function (evt) {
+    if (evt.target.closest && evt.target.closest("#reply-form")) { evt.preventDefault(); }
+  });
+  document.addEventListener("drop", function (evt) {
+    var form = evt.target.closest && evt.target.closest("#reply-form");
+    if (form && evt.dataTransfer && attachTo(form, evt.dataTransfer.files)) { evt.preventDefault(); }
+  });
+  document.addEventListener("paste", function (evt) {
+    var form = evt.target.closest && evt.target.closest("#reply-form");
+    if (form && evt.clipboardData && evt.clipboardData.files.length && attachTo(form, evt.clipboardData.files)) { evt.preventDefault(); }
+  });
+
   function scrollThreadToBottom() {
     var scroller = document.getElementById("thread-scroll");
     if (scroller) { scroller.scrollTop = scroller.scrollHeight; }

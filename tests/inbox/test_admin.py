@@ -20,6 +20,7 @@ from inbox.models import (
     ConversationLabel,
     GroupParticipant,
     Label,
+    MediaFile,
     Membership,
     Message,
     MessageRevision,
@@ -67,6 +68,10 @@ BUILDERS = {
         tenant=(m := MessageFactory()).tenant, message=m, body="old", replaced_at=timezone.now()
     ),
     MessageSearchEntry: lambda n: MessageFactory().search_entry,
+    MediaFile: lambda n: MediaFile.objects.create(
+        tenant=(m := MessageFactory(type="image")).tenant, message=m, connection=m.connection, kind="image",
+        state="failed", ref=b"x" * 100,
+    ),
     Alert: lambda n: Alert.objects.create(tenant=(c := ConnectionFactory()).tenant, connection=c, kind="other", message="x"),
     AlertEmailOptOut: lambda n: AlertEmailOptOut.objects.create(user=UserFactory()),
     RawEvent: _raw_event,
@@ -192,3 +197,20 @@ def test_admin_acknowledges_alerts_through_the_action(admin_client, admin_user, 
     alert.refresh_from_db()
     assert alert.acknowledged_at is not None and alert.acknowledged_by == admin_user
     assert any(r.msg == "inbox.alert_acknowledged" for r in caplog.records)  # the action's log line
+
+
+@pytest.mark.django_db
+def test_admin_retries_failed_and_expired_media_and_nudges_its_runner(admin_client, nudges,
+                                                                      django_capture_on_commit_callbacks):
+    failed = MediaFile.objects.create(tenant=(m := MessageFactory(type="image")).tenant, message=m,
+                                      connection=m.connection, kind="image", state="expired", attempts=1, error="404")
+    fetched = MediaFile.objects.create(tenant=(m2 := MessageFactory(type="image")).tenant, message=m2,
+                                       connection=m2.connection, kind="image", state="fetched")
+    url = reverse("admin:inbox_mediafile_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, {"action": "retry_media", "_selected_action": [failed.pk, fetched.pk]})
+    failed.refresh_from_db()
+    fetched.refresh_from_db()
+    assert (failed.state, failed.attempts, failed.error) == ("pending", 0, "")
+    assert fetched.state == "fetched"
+    assert (failed.connection_id, "fetch_media") in {(n["connection_id"], n["action"]) for n in nudges()}

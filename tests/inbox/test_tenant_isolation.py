@@ -11,15 +11,17 @@ import pytest
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from connections.transport import samples
 from inbox.canned import do_create_canned
 from inbox.labels import do_create_label
-from inbox.models import Alert
+from inbox.media import do_store_media
+from inbox.models import Alert, MediaFile
 from tests.factories import ConversationFactory, MembershipFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 
 ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id", "membership_id", "label_id",
-             "canned_id"}
+             "canned_id", "media_id"}
 # Routes that name their id "pk": the path segment before it says which object it is.
 PK_SEGMENTS = {"c": "conversation_id", "conversations": "conversation_id", "contacts": "contact_id",
                "connections": "connection_id", "messages": "message_id"}
@@ -56,6 +58,9 @@ def _fill(route: str, slug: str, objects: dict) -> str:
 def acme_objects(acme, acme_connection):
     conversation = ConversationFactory(connection=acme_connection)
     message = MessageFactory(conversation=conversation)
+    photo = MessageFactory(conversation=conversation, type="image")
+    media = MediaFile.objects.create(tenant=acme, message=photo, connection=acme_connection, kind="image")
+    assert do_store_media(media, samples.jpeg())  # stored and thumbnailed: its members would get it
     return {
         "conversation_id": conversation.pk,
         "contact_id": conversation.contact_id,
@@ -65,6 +70,7 @@ def acme_objects(acme, acme_connection):
         "membership_id": MembershipFactory(tenant=acme).pk,
         "label_id": do_create_label(acme, "VIP", "red").pk,
         "canned_id": do_create_canned(acme, "hello", "Hello!").pk,
+        "media_id": media.pk,
     }
 
 

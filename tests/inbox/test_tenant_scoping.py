@@ -21,6 +21,7 @@ from inbox.models import (
     ConversationLabel,
     GroupParticipant,
     Label,
+    MediaFile,
     Message,
     MessageRevision,
     MessageSearchEntry,
@@ -43,7 +44,7 @@ from tests.factories import ContactFactory, MessageFactory, UserFactory
 
 SCOPED = [Message, Conversation, Contact, ContactIdentity, GroupParticipant, MessageRevision, MessageSearchEntry,
           Alert, Connection, ConnectionEvent, RawEvent, SyncRun, PendingOperation, JidMapping, SearchBacklog,
-          Note, NoteMention, Label, ConversationLabel, Snooze, CannedResponse]
+          Note, NoteMention, Label, ConversationLabel, Snooze, CannedResponse, MediaFile]
 
 
 def one_row_of_each(message) -> Message:
@@ -70,6 +71,7 @@ def one_row_of_each(message) -> Message:
     ConversationLabel.objects.create(tenant=tenant, conversation=conversation, label=label)
     Snooze.objects.create(tenant=tenant, conversation=conversation, until=now)
     CannedResponse.objects.create(tenant=tenant, shortcut=f"{name[:30]}", body="Hello {{contact_name}}")
+    MediaFile.objects.create(tenant=tenant, message=message, connection=conn, kind="image")
     return message
 
 
