@@ -235,6 +235,8 @@ def test_schema_and_docs_are_served_without_a_cdn(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui-bundle.js" in html and "//cdn" not in html and "https://" not in html
+    assert "<style" not in html and "<script>" not in html  # nothing inline: the CSP allows none
+    assert docs["Content-Security-Policy"]
     script = client.get("/api/v1/docs/", {"script": ""})
     assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
 
