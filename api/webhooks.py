@@ -277,6 +277,7 @@ def _deliver_due(endpoint_id: int, deadline: float, renew) -> int:
                     .order_by("id")[:PAGE])
         if not page:
             break
+        build_payloads(page)  # a page's bodies in a few queries, not one per delivery (kept once sent)
         for delivery in page:
             after = delivery.pk
             if delivery.ordering_key in blocked:
@@ -295,30 +296,45 @@ def _deliver_due(endpoint_id: int, deadline: float, renew) -> int:
     return attempts
 
 
-def build_payload(delivery: WebhookDelivery) -> dict:
-    """The event's JSON: the object as the API shows it now, plus what the event itself carried."""
+def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
+    """The API's representation of these objects of one kind, by id (one query)."""
     from api import serializers as s
     from connections.models import Connection
     from inbox.models import Alert, Conversation, Message
 
-    tenant_id = delivery.tenant_id
-    kind = delivery.event.split(".", 1)[0]
-    data: dict = dict(delivery.data)
     if kind == "message":
-        row = Message.objects.for_tenant(tenant_id).filter(pk=delivery.object_id).first()
-        data["message"] = s.MessageSerializer(row).data if row else {"id": delivery.object_id, "gone": True}
+        rows, serializer = Message.objects.for_tenant(tenant_id), s.MessageSerializer
     elif kind == "conversation":
-        row = (Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee")
-               .filter(pk=delivery.object_id).first())
-        data["conversation"] = s.ConversationSerializer(row).data if row else {"id": delivery.object_id, "gone": True}
+        rows, serializer = Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee"), \
+            s.ConversationSerializer
     elif kind == "number":
-        row = Connection.objects.for_tenant(tenant_id).filter(pk=delivery.object_id).first()
-        data["number"] = s.NumberSerializer(row).data if row else {"id": delivery.object_id, "gone": True}
+        rows, serializer = Connection.objects.for_tenant(tenant_id), s.NumberSerializer
     elif kind == "alert":
-        row = Alert.objects.for_tenant(tenant_id).filter(pk=delivery.object_id).first()
-        data["alert"] = s.AlertSerializer(row).data if row else {"id": delivery.object_id, "gone": True}
-    payload = {"id": f"evt_{delivery.pk}", "event": delivery.event, "created_at": delivery.created_at, "data": data}
-    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        rows, serializer = Alert.objects.for_tenant(tenant_id), s.AlertSerializer
+    else:
+        return {}
+    return {row.pk: serializer(row).data for row in rows.filter(pk__in=list(ids))}
+
+
+def build_payloads(deliveries: list[WebhookDelivery]) -> None:
+    """Set ``payload`` on those without one: the object as the API shows it now (one query per kind of
+    object for the whole list), plus what the event itself carried."""
+    missing = [d for d in deliveries if d.payload is None]
+    wanted: dict[tuple[int, str], set[int]] = {}
+    for d in missing:
+        wanted.setdefault((d.tenant_id, d.event.split(".", 1)[0]), set()).add(d.object_id)
+    found = {key: _objects(key[0], key[1], ids) for key, ids in wanted.items()}
+    for d in missing:
+        kind = d.event.split(".", 1)[0]
+        data = dict(d.data)
+        data[kind] = found[(d.tenant_id, kind)].get(d.object_id) or {"id": d.object_id, "gone": True}
+        payload = {"id": f"evt_{d.pk}", "event": d.event, "created_at": d.created_at, "data": data}
+        d.payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+
+
+def build_payload(delivery: WebhookDelivery) -> dict:
+    build_payloads([delivery])
+    return delivery.payload
 
 
 def _attempt(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> bool:
