@@ -6,7 +6,7 @@ Each helper returns the same 404 for "does not exist" and "belongs to another te
 from django.http import Http404
 
 from connections.models import Connection
-from inbox.models import Alert, Conversation, MediaFile, Membership, Message, Tenant
+from inbox.models import Alert, Contact, Conversation, MediaFile, Membership, Message, Tenant
 
 
 def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
@@ -28,6 +28,10 @@ def _get(queryset, pk):
         return queryset.get(pk=int(pk))
     except (ValueError, TypeError, queryset.model.DoesNotExist):
         raise Http404 from None
+
+
+def access_contact(tenant, contact_id) -> Contact:
+    return _get(Contact.objects.for_tenant(tenant), contact_id)
 
 
 def access_conversation(tenant, conversation_id) -> Conversation:

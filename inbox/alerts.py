@@ -55,6 +55,10 @@ def do_raise_alert(cause: str, *, kind: str, message: str, tenant_id: int | None
             with transaction.atomic():
                 alert = Alert.objects.create(cause=cause, kind=kind, message=message, tenant_id=tenant_id,
                                              connection_id=connection_id, last_raised_at=timezone.now())
+            if tenant_id:
+                from api import webhooks
+
+                webhooks.record_events(tenant_id, [webhooks.alert_event(alert.pk)])
         except IntegrityError:
             continue  # another process opened it meanwhile: update that one
         transaction.on_commit(_raised_hook(alert.pk, deliver_now), robust=True)  # a delivery error never breaks the caller

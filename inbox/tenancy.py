@@ -149,6 +149,7 @@ SCOPED_MODELS = (
     "Message", "Conversation", "Contact", "ContactIdentity", "GroupParticipant", "MessageRevision", "MessageSearchEntry",
     "Alert", "Connection", "ConnectionEvent", "RawEvent", "SyncRun", "PendingOperation", "JidMapping", "SearchBacklog",
     "Note", "NoteMention", "Label", "ConversationLabel", "Snooze", "CannedResponse", "MediaFile",
+    "ApiToken", "IdempotencyKey", "WebhookEndpoint", "WebhookDelivery",
 )
 
 

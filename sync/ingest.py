@@ -21,6 +21,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from api import webhooks
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
 from inbox.media import ReceivedMedia, do_register_received_media
@@ -403,6 +404,13 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
 
 
 def _publish(tenant_id: int, results: list[IngestResult]) -> None:
+    live = [m for r in results for m in r.live_messages]
+    if live:
+        # Two statements for the whole batch at most (the tenant's endpoints; their delivery rows): the
+        # HTTP requests are the delivery task's (api.webhooks).
+        webhooks.record_events(tenant_id, [
+            webhooks.message_event("message.sent" if from_me else "message.received", mid, cid)
+            for mid, cid, from_me in sorted(live)])
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
@@ -435,7 +443,11 @@ def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]
         index_messages(list(ids.values()))
     by_conn = {part.conn.pk: part for part in parts}
     for key in publish:
-        by_conn[key[0]].result.message_ids.add(ids[key])
+        part = by_conn[key[0]]
+        part.result.message_ids.add(ids[key])
+        m, cid = part.by_ext[key[1]]
+        if m.live:
+            part.result.live_messages.append((ids[key], cid, m.from_me))
 
 
 def ensure_conversations(parts: list[_Part], identities: Identities) -> None:

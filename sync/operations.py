@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from django.utils import timezone
 
+from api import webhooks
 from config.batching import chunks
 from inbox.events import publish_messages_on_commit
 from inbox.models import Conversation, GroupParticipant, Message, MessageRevision
@@ -238,6 +239,7 @@ class _Changes:
         self.revisions: list[MessageRevision] = []
         self.waiting: list[PendingOperation] = []
         self.refused: list[tuple[Operation, str]] = []
+        self.webhook_events: list[webhooks.Event] = []  # recorded with the changes (api.webhooks)
 
     def apply(self, op: Operation, m: Message) -> None:
         reason = self.authority.refusal(op, m)
@@ -251,6 +253,7 @@ class _Changes:
         if cur in STATUS_RANK and STATUS_RANK.get(new, -1) > STATUS_RANK[cur]:
             m.status = new
             self.changed[m.pk] = m
+            self.webhook_events.append(webhooks.message_event("message.status", m.pk, m.conversation_id, status=new))
 
     def _reaction(self, op, m):
         key, aliases = self.authority.reactor(op)
@@ -268,12 +271,14 @@ class _Changes:
             m.body, m.edited_at = op.data["body"], at
             self.changed[m.pk] = m
             self.retexted.add(m.pk)
+            self.webhook_events.append(webhooks.message_event("message.edited", m.pk, m.conversation_id))
 
     def _revoke(self, op, m):
         if m.deleted_at is None:
             m.deleted_at = datetime.fromisoformat(op.data["at"])
             self.changed[m.pk] = m
             self.retexted.add(m.pk)
+            self.webhook_events.append(webhooks.message_event("message.deleted", m.pk, m.conversation_id))
 
     def save(self, result: IngestResult) -> None:
         changed = self.changed
@@ -286,6 +291,8 @@ class _Changes:
                 reindex_messages(self.retexted)  # an edit's new body, a revoke's removal (inbox.search)
             result.message_ids.update(changed)
             result.conversation_ids.update(m.conversation_id for m in changed.values())
+            if self.webhook_events:
+                webhooks.record_events(next(iter(changed.values())).tenant_id, self.webhook_events)
         if self.revisions:
             MessageRevision.objects.bulk_create(self.revisions, batch_size=500)
         if self.waiting:

@@ -19,6 +19,8 @@ class IngestResult:
     notes: dict[int, list[str]] = field(default_factory=dict)
     conversation_ids: set[int] = field(default_factory=set)
     message_ids: set[int] = field(default_factory=set)
+    # Live messages stored by this batch, (message id, conversation id, from me): their webhook events.
+    live_messages: list[tuple[int, int, bool]] = field(default_factory=list)
     merges: int = 0
 
     def skip(self, reason: str, n: int = 1) -> None:

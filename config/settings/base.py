@@ -34,9 +34,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from our static files (no CDN)
     "inbox",
     "connections",
     "sync",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -286,6 +290,55 @@ HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", def
 # older than this (inbox/consumers.py; logout and membership changes also make it re-check at once).
 LIVE_ACCESS_RECHECK_SECONDS = env.float("LIVE_ACCESS_RECHECK_SECONDS", default=5.0)
 
+# --- REST API and webhooks (api app, docs/api.md) -------------------------------------------------
+# Token-authenticated only: DRF's views are exempt from session CSRF, and no session authentication is
+# configured, so a browser's cookies never authenticate an API call (nothing for a cross-site form to ride).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.HasApiToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "api.views.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Inbox API",
+    "DESCRIPTION": "A tenant's numbers, contacts, conversations, messages and alerts. Authenticate with "
+                   "`Authorization: Bearer <token>` (tokens: the tenant's API page). See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "inbox.models.Message.Status",
+        "ConversationStatusEnum": "inbox.models.Conversation.Status",
+        "NumberStatusEnum": "connections.models.Connection.Status",
+        "ContactKindEnum": "inbox.models.Contact.Kind",
+        "IdentityKindEnum": "inbox.models.ContactIdentity.Kind",
+        "AlertKindEnum": "inbox.models.Alert.Kind",
+    },
+}
+# Requests per token (DRF's rate syntax: "600/min"), counted in Redis so every web process shares them.
+API_TOKEN_RATE = env("API_TOKEN_RATE", default="600/min")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "api",
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2}},
+}
+# Outbound webhooks (api/webhooks.py): request timeout, retry delays (base doubling to the cap, config.backoff),
+# attempts before a delivery is given up, and consecutive failed attempts before an endpoint is disabled
+# (with an alert to the tenant).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+WEBHOOK_RETRY_CAP_SECONDS = env.float("WEBHOOK_RETRY_CAP_SECONDS", default=3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
+
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -377,6 +430,7 @@ LOGGING = {
         "inbox": {"level": LOG_LEVEL},
         "connections": {"level": LOG_LEVEL},
         "sync": {"level": LOG_LEVEL},
+        "api": {"level": LOG_LEVEL},
         "django.request": {"level": "WARNING"},
         "celery": {"level": "INFO"},
     },

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from api.models import ApiToken, IdempotencyKey, WebhookDelivery, WebhookEndpoint
 from connections.models import Connection, ConnectionEvent
 from inbox.models import (
     Alert,
@@ -103,13 +104,24 @@ BUILDERS = {
     JidMapping: lambda n: JidMapping.objects.create(
         tenant=TenantFactory(), lid_jid=f"{n}@lid", pn_jid=f"55119{n:08d}@s.whatsapp.net"
     ),
+    ApiToken: lambda n: ApiToken.objects.create(tenant=TenantFactory(), name="erp", prefix=f"inb_{n:08x}",
+                                                key_hash=f"{n:064x}"),
+    IdempotencyKey: lambda n: IdempotencyKey.objects.create(tenant=TenantFactory(), key=f"k{n}", request_hash="x"),
+    WebhookEndpoint: lambda n: _endpoint(),
+    WebhookDelivery: lambda n: WebhookDelivery.objects.create(
+        tenant=(e := _endpoint()).tenant, endpoint=e, event="alert.raised", ordering_key="alert:1", object_id=1),
 }
 
-OUR_ADMINS = [m for m in admin.site._registry if m._meta.app_label in ("inbox", "connections", "sync")]
+
+def _endpoint():
+    return WebhookEndpoint.objects.create(tenant=TenantFactory(), url="https://example.com/h", secret="s", events=[])
+
+OUR_APPS = ("inbox", "connections", "sync", "api")
+OUR_ADMINS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 
 
 def test_every_model_of_our_apps_has_an_admin():
-    ours = {m for app in ("inbox", "connections", "sync") for m in apps.get_app_config(app).get_models()}
+    ours = {m for app in OUR_APPS for m in apps.get_app_config(app).get_models()}
     missing = ours - set(admin.site._registry)
     assert not missing, f"models without an admin: {missing}"
     assert set(BUILDERS) >= ours, "add a builder for every model so its changelist is measured"

@@ -21,7 +21,7 @@ from tests.factories import ConversationFactory, MembershipFactory, MessageFacto
 pytestmark = pytest.mark.django_db
 
 ID_PARAMS = {"conversation_id", "contact_id", "connection_id", "message_id", "alert_id", "membership_id", "label_id",
-             "canned_id", "media_id"}
+             "canned_id", "media_id", "token_id", "endpoint_id", "delivery_id"}
 # Routes that name their id "pk": the path segment before it says which object it is.
 PK_SEGMENTS = {"c": "conversation_id", "conversations": "conversation_id", "contacts": "contact_id",
                "connections": "connection_id", "messages": "message_id"}
@@ -71,7 +71,22 @@ def acme_objects(acme, acme_connection):
         "label_id": do_create_label(acme, "VIP", "red").pk,
         "canned_id": do_create_canned(acme, "hello", "Hello!").pk,
         "media_id": media.pk,
+        **_api_objects(acme, conversation),
     }
+
+
+def _api_objects(acme, conversation) -> dict:
+    """A token, a webhook endpoint and one of its deliveries (the tenant's API page)."""
+    from api.models import WebhookDelivery, WebhookEndpoint
+    from api.tokens import do_create_token
+
+    endpoint = WebhookEndpoint.objects.create(tenant=acme, url="https://example.com/hook", secret="whsec_test",
+                                              events=["conversation.status"])
+    delivery = WebhookDelivery.objects.create(tenant=acme, endpoint=endpoint, event="conversation.status",
+                                              ordering_key=f"conversation:{conversation.pk}", object_id=conversation.pk,
+                                              status="succeeded")
+    return {"token_id": do_create_token(acme, name="erp", scope="read")[0].pk, "endpoint_id": endpoint.pk,
+            "delivery_id": delivery.pk}
 
 
 def _request(client, path):

@@ -11,6 +11,7 @@ from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
+from api.models import ApiToken, IdempotencyKey, WebhookDelivery, WebhookEndpoint
 from connections.models import Connection, ConnectionEvent
 from inbox.models import (
     Alert,
@@ -44,7 +45,8 @@ from tests.factories import ContactFactory, MessageFactory, UserFactory
 
 SCOPED = [Message, Conversation, Contact, ContactIdentity, GroupParticipant, MessageRevision, MessageSearchEntry,
           Alert, Connection, ConnectionEvent, RawEvent, SyncRun, PendingOperation, JidMapping, SearchBacklog,
-          Note, NoteMention, Label, ConversationLabel, Snooze, CannedResponse, MediaFile]
+          Note, NoteMention, Label, ConversationLabel, Snooze, CannedResponse, MediaFile,
+          ApiToken, IdempotencyKey, WebhookEndpoint, WebhookDelivery]
 
 
 def one_row_of_each(message) -> Message:
@@ -72,6 +74,11 @@ def one_row_of_each(message) -> Message:
     Snooze.objects.create(tenant=tenant, conversation=conversation, until=now)
     CannedResponse.objects.create(tenant=tenant, shortcut=f"{name[:30]}", body="Hello {{contact_name}}")
     MediaFile.objects.create(tenant=tenant, message=message, connection=conn, kind="image")
+    token = ApiToken.objects.create(tenant=tenant, name=f"{name} token", prefix=f"t{conn.pk}", key_hash=f"h{conn.pk}")
+    IdempotencyKey.objects.create(tenant=tenant, key=f"k{conn.pk}", request_hash="r", token=token, message=message)
+    endpoint = WebhookEndpoint.objects.create(tenant=tenant, url="https://example.com/hook", secret="s")
+    WebhookDelivery.objects.create(tenant=tenant, endpoint=endpoint, event="message.received",
+                                   ordering_key=f"conversation:{conversation.pk}", object_id=message.pk)
     return message
 
 

@@ -1,0 +1,275 @@
+"""Webhooks in one process: which changes record which events (and for whom), signing, and delivery to
+a real local HTTP receiver (order per conversation, retries, giving up, disabling, redelivery).
+tests/api/test_webhooks_worker.py runs the same path through a real Celery worker."""
+
+import time
+
+import pytest
+from django.db import transaction
+
+from api import webhooks
+from api.models import WebhookDelivery, WebhookEndpoint
+from connections import actions as connection_actions
+from connections.outbox import claim_outbound, do_mark_sent, do_record_send_failure
+from inbox import actions
+from inbox.alerts import do_raise_alert
+from inbox.models import Alert, Conversation
+from sync import events_builder as b
+from tests.api.receiver import Receiver
+from tests.factories import ConversationFactory, TenantFactory
+from tests.sync.helpers import PN_ANA, feed, from_phone, incoming
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch, settings):
+    """Delivery runs in the test (deliver_pending), not in a worker a later test might start."""
+    settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = True
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0.05
+    settings.WEBHOOK_RETRY_CAP_SECONDS = 0.2
+    enqueued = []
+    monkeypatch.setattr(webhooks, "enqueue_deliveries", lambda ids, countdown=None: enqueued.append(list(ids)))
+    return enqueued
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def endpoint_for(tenant, url="http://127.0.0.1:9/hook", events=tuple(webhooks.EVENTS)):
+    return webhooks.check_create_endpoint(tenant, url=url, events=list(events))
+
+
+def recorded(tenant) -> list[tuple[str, int]]:
+    return list(WebhookDelivery.objects.for_tenant(tenant).order_by("id").values_list("event", "object_id"))
+
+
+def deliver_all(endpoint, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while WebhookDelivery.objects.for_tenant(endpoint.tenant_id).filter(endpoint=endpoint, status="pending").exists():
+        assert time.monotonic() < deadline, "deliveries still pending"
+        webhooks.deliver_pending(endpoint.pk, budget_seconds=5)
+        endpoint.refresh_from_db()
+        if not endpoint.enabled:
+            break
+        time.sleep(0.02)
+
+
+# --- what records what ------------------------------------------------------------------------------
+
+def test_inbox_actions_record_conversation_events(acme, acme_agent, acme_connection, _no_broker,
+                                                  django_capture_on_commit_callbacks):
+    endpoint = endpoint_for(acme)
+    conversation = ConversationFactory(connection=acme_connection)
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_assign_conversation(conversation, acme_agent)
+        actions.do_set_conversation_status(conversation, "resolved")
+    assert recorded(acme) == [("conversation.assigned", conversation.pk), ("conversation.status", conversation.pk)]
+    deliveries = list(WebhookDelivery.objects.for_tenant(acme).order_by("id"))
+    assert deliveries[0].data == {"assignee_id": acme_agent.pk} and deliveries[1].data == {"status": "resolved"}
+    assert {d.ordering_key for d in deliveries} == {f"conversation:{conversation.pk}"}
+    assert _no_broker == [[endpoint.pk], [endpoint.pk]]  # one task per endpoint, on commit
+
+
+def test_nothing_is_recorded_without_an_endpoint_for_the_event_or_when_rolled_back(acme, globex, acme_connection):
+    conversation = ConversationFactory(connection=acme_connection)
+    actions.do_set_conversation_status(conversation, "pending")
+    assert recorded(acme) == []
+    endpoint_for(acme, events=["message.received"])
+    endpoint_for(globex)  # another tenant's endpoint hears nothing of Acme
+    actions.do_set_conversation_status(conversation, "resolved")
+    assert recorded(acme) == [] and recorded(globex) == []
+    disabled = endpoint_for(acme)
+    webhooks.do_set_endpoint_enabled(disabled, False)
+    actions.do_set_conversation_status(conversation, "open")
+    assert recorded(acme) == []
+    webhooks.do_set_endpoint_enabled(disabled, True)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        actions.do_set_conversation_status(conversation, "resolved")
+        raise RuntimeError("the writer's transaction rolls back")
+    assert recorded(acme) == []
+
+
+def test_the_sync_records_received_sent_status_edited_and_deleted(acme, acme_connection):
+    endpoint_for(acme)
+    feed(acme_connection, incoming("IN1", "hello"), from_phone("OUT1", "from the phone"))
+    events = recorded(acme)
+    assert [e for e, _ in events] == ["message.received", "message.sent"]
+    feed(acme_connection,
+         b.receipt_ev(PN_ANA, ["OUT1"], "delivered"),
+         b.message_ev(PN_ANA, PN_ANA, "ED1", b.edit("IN1", "hello, edited", PN_ANA, target_from_me=False),
+                      1_760_000_010_000),
+         b.message_ev(PN_ANA, PN_ANA, "RV1", b.revoke("IN1", PN_ANA, target_from_me=False), 1_760_000_020_000))
+    later = [e for e, _ in recorded(acme)[2:]]
+    assert later == ["message.status", "message.edited", "message.deleted"]
+    status = WebhookDelivery.objects.for_tenant(acme).get(event="message.status")
+    assert status.data == {"status": "delivered"}
+    # A history sync is not "received": its messages were received long ago.
+    feed(acme_connection, b.history_sync_ev([b.history_conversation(
+        PN_ANA, [b.web_message(PN_ANA, "OLD1", "old")])]))
+    assert len(recorded(acme)) == 5
+
+
+def test_the_outbox_records_sent_and_failed(acme, acme_connection):
+    endpoint_for(acme)
+    conversation = ConversationFactory(connection=acme_connection)
+    first = actions.do_queue_reply(conversation, None, "one")
+    [claimed] = claim_outbound(acme_connection.pk)
+    do_mark_sent(claimed, "WA-1", claimed.sent_at)
+    second = actions.do_queue_reply(conversation, None, "two")
+    [claimed] = claim_outbound(acme_connection.pk)
+    do_record_send_failure(claimed, "no route", retryable=False)
+    assert recorded(acme) == [("message.sent", first.pk), ("message.status", second.pk)]
+    assert WebhookDelivery.objects.for_tenant(acme).get(object_id=second.pk).data["status"] == "failed"
+
+
+def test_number_status_and_alerts_are_recorded(acme, acme_connection):
+    endpoint_for(acme)
+    connection_actions.do_set_status(acme_connection, "connected")
+    connection_actions.do_set_status(acme_connection, "connected")  # no change, no event
+    do_raise_alert(f"connection:{acme_connection.pk}:down", kind="number_down", message="down", tenant_id=acme.pk,
+                   connection_id=acme_connection.pk)
+    do_raise_alert(f"connection:{acme_connection.pk}:down", kind="number_down", message="still", tenant_id=acme.pk)
+    alert = Alert.objects.for_tenant(acme).get()
+    assert recorded(acme) == [("number.status", acme_connection.pk), ("alert.raised", alert.pk)]
+
+
+# --- signing ----------------------------------------------------------------------------------------
+
+def test_signatures_verify_and_refuse_tampering_and_replays():
+    body = b'{"event":"message.received"}'
+    now = int(time.time())
+    header = webhooks.sign("whsec_x", now, body)
+    assert webhooks.verify_signature("whsec_x", header, body)
+    assert not webhooks.verify_signature("whsec_y", header, body)
+    assert not webhooks.verify_signature("whsec_x", header, body + b" ")
+    assert not webhooks.verify_signature("whsec_x", header, body, now=now + 301)  # replayed later
+    assert not webhooks.verify_signature("whsec_x", "garbage", body)
+
+
+def test_endpoint_urls_go_through_the_ssrf_guard(acme, settings):
+    settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = False
+    for url in ["http://127.0.0.1:8000/hook", "http://169.254.169.254/latest", "ftp://example.com/x"]:
+        with pytest.raises(webhooks.EndpointRefused):
+            endpoint_for(acme, url=url)
+    with pytest.raises(webhooks.EndpointRefused):
+        webhooks.check_create_endpoint(acme, url="https://example.com/x", events=["no.such.event"])
+    assert not WebhookEndpoint.objects.for_tenant(acme).exists()
+
+
+# --- delivery ---------------------------------------------------------------------------------------
+
+def test_delivery_is_signed_retried_after_500s_and_in_order_per_conversation(acme, acme_connection, settings):
+    conv_a = ConversationFactory(connection=acme_connection)
+    conv_b = ConversationFactory(connection=acme_connection)
+    failing_a = {"left": 2}
+
+    def answer(n, body):
+        conversation = body["data"]["conversation"]["id"]
+        if conversation == conv_a.pk and failing_a["left"]:
+            failing_a["left"] -= 1
+            return 500
+        return 204
+
+    receiver = Receiver(answer)
+    try:
+        endpoint = endpoint_for(acme, url=receiver.url)
+        for status in ["pending", "resolved", "open"]:
+            actions.do_set_conversation_status(conv_a, status)
+            actions.do_set_conversation_status(conv_b, status)
+        deliver_all(endpoint)
+        for request in receiver.requests:
+            assert webhooks.verify_signature(endpoint.secret, request["headers"]["X-Inbox-Signature"], request["raw"])
+            assert request["headers"]["X-Inbox-Event"] == "conversation.status"
+        accepted = receiver.accepted()
+        for conv in (conv_a, conv_b):
+            statuses = [p["data"]["status"] for p in accepted if p["data"]["conversation"]["id"] == conv.pk]
+            assert statuses == ["pending", "resolved", "open"]
+        # B did not wait for A's retries; A's first event was retried with the same body and id.
+        bodies = [r["raw"] for r in receiver.requests]
+        assert receiver.requests[0]["body"]["data"]["conversation"]["id"] == conv_a.pk and receiver.answers[0] == 500
+        assert bodies.count(bodies[0]) == 3  # retried twice with the same bytes (and event id)
+        assert receiver.requests[1]["body"]["data"]["conversation"]["id"] == conv_b.pk  # B went on meanwhile
+        log = WebhookDelivery.objects.for_tenant(acme).order_by("id")
+        assert [d.status for d in log] == ["succeeded"] * 6
+        assert [(d.attempts, d.response_code) for d in log if d.object_id == conv_a.pk][0] == (3, 204)
+        assert WebhookEndpoint.objects.for_tenant(acme).get().consecutive_failures == 0
+    finally:
+        receiver.close()
+
+
+def test_a_delivery_is_given_up_after_the_last_attempt_and_can_be_redelivered(acme, acme_connection, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    answers = iter([500, 500, 204, 204])
+    receiver = Receiver(lambda n, body: next(answers))
+    try:
+        endpoint = endpoint_for(acme, url=receiver.url)
+        conversation = ConversationFactory(connection=acme_connection)
+        actions.do_set_conversation_status(conversation, "resolved")
+        actions.do_set_conversation_status(conversation, "open")
+        deliver_all(endpoint)
+        gave_up, delivered = WebhookDelivery.objects.for_tenant(acme).order_by("id")
+        assert (gave_up.status, gave_up.attempts, gave_up.response_code) == ("failed", 2, 500)
+        assert delivered.status == "succeeded"
+        again = webhooks.do_redeliver(gave_up)
+        deliver_all(endpoint)
+        again.refresh_from_db()
+        assert again.status == "succeeded" and again.redelivery_of_id == gave_up.pk
+        assert receiver.requests[-1]["raw"] == receiver.requests[0]["raw"]  # the same body, the same event id
+    finally:
+        receiver.close()
+
+
+def test_an_endpoint_failing_again_and_again_is_disabled_with_an_alert(acme, acme_connection, settings):
+    settings.WEBHOOK_DISABLE_AFTER_FAILURES = 3
+    receiver = Receiver(lambda n, body: 503)
+    try:
+        endpoint = endpoint_for(acme, url=receiver.url, events=["conversation.status"])
+        conversations = [ConversationFactory(connection=acme_connection) for _ in range(4)]
+        for conversation in conversations:
+            actions.do_set_conversation_status(conversation, "resolved")
+        deliver_all(endpoint)
+        endpoint.refresh_from_db()
+        assert not endpoint.enabled and "3 failed attempts" in endpoint.disabled_reason
+        assert len(receiver.requests) == 3  # nothing after the third failure
+        alert = Alert.objects.for_tenant(acme).get(cause=f"webhook:{endpoint.pk}:disabled")
+        assert endpoint.url in alert.message
+        # Disabled: new events are not recorded; the pending ones wait and go once it is enabled again.
+        actions.do_set_conversation_status(conversations[0], "open")
+        assert WebhookDelivery.objects.for_tenant(acme).count() == 4
+        receiver_ok = Receiver()
+        try:
+            WebhookEndpoint.objects.for_tenant(acme).filter(pk=endpoint.pk).update(url=receiver_ok.url)
+            endpoint.refresh_from_db()
+            webhooks.do_set_endpoint_enabled(endpoint, True)
+            deliver_all(endpoint)
+            assert len(receiver_ok.requests) == 4
+        finally:
+            receiver_ok.close()
+    finally:
+        receiver.close()
+
+
+def test_payloads_use_the_apis_shapes(acme, acme_connection, receiver):
+    endpoint = endpoint_for(acme, url=receiver.url)
+    feed(acme_connection, incoming("IN9", "where is my order?"))
+    deliver_all(endpoint)
+    [payload] = receiver.accepted()
+    message = payload["data"]["message"]
+    assert payload["event"] == "message.received" and payload["id"].startswith("evt_")
+    assert message["body"] == "where is my order?" and message["whatsapp_id"] == "IN9"
+    conversation = Conversation.objects.for_tenant(acme).get()
+    assert message["conversation_id"] == conversation.pk
+
+
+def test_another_tenants_endpoint_lock_and_rows_are_apart(acme, acme_connection):
+    other = TenantFactory()
+    endpoint_for(other)
+    endpoint = endpoint_for(acme)
+    actions.do_set_conversation_status(ConversationFactory(connection=acme_connection), "resolved")
+    assert WebhookDelivery.objects.for_tenant(other).count() == 0
+    assert WebhookDelivery.objects.for_tenant(acme).get().endpoint_id == endpoint.pk
