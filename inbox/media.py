@@ -46,7 +46,8 @@ def storage_name(tenant_id: int, sha256: str) -> str:
     return f"media/{int(tenant_id)}/{sha256[:2]}/{sha256}"
 
 
-def _nudge_fetch_on_commit(connection_ids) -> None:
+def nudge_fetch_on_commit(connection_ids) -> None:
+    """Tell the runners holding these numbers, on commit, that media waits to be fetched."""
     from connections.nudge import nudge_on_commit
 
     for cid in sorted(set(connection_ids)):
@@ -75,7 +76,7 @@ def do_register_received_media(tenant_id: int, items: list[ReceivedMedia]) -> in
                       ref=i.ref, declared_mimetype=i.mimetype, declared_size=i.size, filename=i.filename,
                       history=i.history) for i in items]
     MediaFile.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    _nudge_fetch_on_commit(i.connection_id for i in items)
+    nudge_fetch_on_commit(i.connection_id for i in items)
     return len(rows)
 
 
@@ -204,7 +205,7 @@ def do_retry_media(media: MediaFile) -> MediaFile:
         MediaFile.objects.unscoped().filter(pk=media.pk).update(
             state=State.PENDING, attempts=0, next_attempt_at=None, error="", updated_at=timezone.now())
         publish_media_messages_on_commit(media.tenant_id, [media.message_id])
-        _nudge_fetch_on_commit([media.connection_id])
+        nudge_fetch_on_commit([media.connection_id])
     media.refresh_from_db()
     return media
 

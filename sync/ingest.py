@@ -24,7 +24,7 @@ from django.utils import timezone
 from api import webhooks
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
-from inbox.media import ReceivedMedia, do_register_received_media
+from inbox.media import ReceivedMedia, do_register_received_media, nudge_fetch_on_commit
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
 from sync import statements, timing
@@ -302,6 +302,14 @@ def _register_media(tenant_id: int, parts: list[_Part]) -> None:
     Text-only batches cost nothing here; a batch with media costs one id lookup and one insert."""
     keys = [(part.conn.pk, ext) for part in parts for ext in part.inserted if part.by_ext[ext][0].media_ref]
     if not keys:
+        return
+    by_key = {part.conn.pk: part for part in parts}
+    rows = []
+    for key in keys:
+        m = by_key[key[0]].by_ext[key[1]][0]
+        rows.append((key[0], key[1], m.type, m.media_ref, m.media_mimetype, m.media_size, m.media_filename, not m.live))
+    if statements.insert_media_of_messages(tenant_id, rows):
+        nudge_fetch_on_commit(cid for cid, _ in keys)
         return
     ids = statements.message_ids(keys)
     by_conn = {part.conn.pk: part for part in parts}

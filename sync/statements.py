@@ -295,6 +295,33 @@ def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
     return out
 
 
+def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> bool:
+    """Pending media rows for messages just stored, from (connection id, external id, kind, ref, declared
+    mimetype, declared size, filename, history) tuples: on PostgreSQL one INSERT ... SELECT joined to the
+    messages (no id round trip, no ORM objects: a history batch registers thousands); a message already
+    registered is left. Returns False where the caller must use the ORM path (SQLite)."""
+    if db.vendor != "postgresql":
+        return False
+    from inbox.models import MediaFile
+
+    now = timezone.now()
+    with db.cursor() as cursor:
+        for chunk in chunks(rows, 5000):
+            conn_ids, exts, kinds, refs, mimes, sizes, names, history = (list(col) for col in zip(*chunk, strict=True))
+            cursor.execute(
+                f"INSERT INTO {MediaFile._meta.db_table} (tenant_id, message_id, connection_id, kind, history, ref, "  # noqa: S608
+                "declared_mimetype, declared_size, filename, state, attempts, error, sha256, mimetype, storage_name, "
+                "thumbnail_name, created_at, updated_at) "
+                "SELECT %s, m.id, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, 'pending', 0, '', '', '', '', '', "
+                "%s, %s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], "
+                "%s::bigint[], %s::text[]) AS k(c, e, kind, hist, ref, mime, size, fname) "
+                f"JOIN {Message._meta.db_table} m ON m.connection_id = k.c AND m.external_id = k.e "
+                "ON CONFLICT DO NOTHING",
+                [tenant_id, now, now, conn_ids, pg_array(exts), pg_array(kinds), history, refs, pg_array(mimes), sizes,
+                 pg_array(names)])
+    return True
+
+
 def conversations_of_chats(tenant_id: int, jids: list[str]) -> list[Conversation]:
     """The tenant's conversations whose chat_jid is one of ``jids`` (any connection)."""
     if db.vendor == "postgresql":
