@@ -161,27 +161,35 @@ def insert_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
 # --- conversations and messages -------------------------------------------------------------------
 
 
-def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, chat jid) -> conversation id of the ones that exist."""
+def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, sqlite_chunk: int,
+                           pg_chunk: int | None = None) -> dict[tuple[int, str], int]:
+    """(connection id, ``column`` value) -> id of ``model``'s rows that exist: on PostgreSQL one statement
+    joined to the keys as arrays (per ``pg_chunk`` keys, or all at once), elsewhere per connection and chunk."""
     out: dict[tuple[int, str], int] = {}
     if db.vendor != "postgresql":
         by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, key in keys:
-            by_conn[cid].append(key)
-        for cid, jids in by_conn.items():
-            for chunk in chunks(jids, 1000):
-                for jid, conv_id in Conversation.objects.unscoped().filter(connection_id=cid, chat_jid__in=chunk).values_list(
-                        "chat_jid", "id"):
-                    out[(cid, jid)] = conv_id
+        for cid, value in keys:
+            by_conn[cid].append(value)
+        for cid, values in by_conn.items():
+            for chunk in chunks(values, sqlite_chunk):
+                for value, pk in (model.objects.unscoped().filter(connection_id=cid, **{f"{column}__in": chunk})
+                                  .values_list(column, "id")):
+                    out[(cid, value)] = pk
         return out
     with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.connection_id, c.chat_jid, c.id FROM {Conversation._meta.db_table} c "  # noqa: S608
-            "JOIN unnest(%s::bigint[], %s::text[]) AS k(conn, jid) ON c.connection_id = k.conn AND c.chat_jid = k.jid",
-            [[c for c, _ in keys], pg_array(j for _, j in keys)])
-        for cid, jid, conv_id in cursor.fetchall():
-            out[(cid, jid)] = conv_id
+        for chunk in (chunks(keys, pg_chunk) if pg_chunk else [keys]):
+            cursor.execute(
+                f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
+                f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v",
+                [[c for c, _ in chunk], pg_array(v for _, v in chunk)])
+            for cid, value, pk in cursor.fetchall():
+                out[(cid, value)] = pk
     return out
+
+
+def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(connection id, chat jid) -> conversation id of the ones that exist."""
+    return _ids_by_connection_and(Conversation, "chat_jid", keys, sqlite_chunk=1000)
 
 
 def insert_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, str], int]:
@@ -273,26 +281,7 @@ def update_conversation_aggregates(aggs: dict) -> None:
 
 def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """(connection id, external id) -> message id, in one statement per 5,000 keys."""
-    out: dict[tuple[int, str], int] = {}
-    if db.vendor != "postgresql":
-        by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, ext in keys:
-            by_conn[cid].append(ext)
-        for cid, exts in by_conn.items():
-            for chunk in chunks(exts, 500):
-                for ext, mid in Message.objects.unscoped().filter(connection_id=cid, external_id__in=chunk).values_list(
-                        "external_id", "id"):
-                    out[(cid, ext)] = mid
-        return out
-    with db.cursor() as cursor:
-        for chunk in chunks(keys, 5000):
-            cursor.execute(
-                f"SELECT m.connection_id, m.external_id, m.id FROM {Message._meta.db_table} m "  # noqa: S608
-                "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, e) ON m.connection_id = k.c AND m.external_id = k.e",
-                [[c for c, _ in chunk], pg_array(e for _, e in chunk)])
-            for cid, ext, mid in cursor.fetchall():
-                out[(cid, ext)] = mid
-    return out
+    return _ids_by_connection_and(Message, "external_id", keys, sqlite_chunk=500, pg_chunk=5000)
 
 
 def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> bool:

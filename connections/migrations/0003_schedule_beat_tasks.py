@@ -6,6 +6,8 @@ retry of failed connections. Re-running is harmless (get_or_create on the task n
 
 from django.db import migrations
 
+from config.beat_migrations import interval_schedules
+
 SCHEDULES = [
     # (name, task, every seconds)
     ("connections: supervise heartbeats", "connections.tasks.supervise_connections_task", 30),
@@ -14,23 +16,10 @@ SCHEDULES = [
 ]
 
 
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds in SCHEDULES:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(name=name, defaults={"task": task, "interval": interval, "enabled": True})
-
-
-def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, _, _ in SCHEDULES]).delete()
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("connections", "0002_initial"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(create, remove)]
+    operations = [migrations.RunPython(*interval_schedules(SCHEDULES))]
