@@ -9,6 +9,8 @@ SCHEDULES = [
     ("api: webhook safety net", "api.tasks.webhook_safety_net_task", 60),
 ]
 
+create, remove = interval_schedules(SCHEDULES)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -16,4 +18,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(*interval_schedules(SCHEDULES))]
+    operations = [migrations.RunPython(create, remove)]

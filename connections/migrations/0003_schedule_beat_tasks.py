@@ -15,6 +15,8 @@ SCHEDULES = [
     ("connections: slow retry of failed connections", "connections.tasks.retry_failed_connections_task", 300),
 ]
 
+create, remove = interval_schedules(SCHEDULES)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -22,4 +24,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(*interval_schedules(SCHEDULES))]
+    operations = [migrations.RunPython(create, remove)]

@@ -10,6 +10,8 @@ SCHEDULES = [
     ("inbox: wake snoozed conversations", "inbox.tasks.wake_due_snoozes_task", 60),
 ]
 
+create, remove = interval_schedules(SCHEDULES)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -17,4 +19,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(*interval_schedules(SCHEDULES))]
+    operations = [migrations.RunPython(create, remove)]
