@@ -2,13 +2,19 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/inbox")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
-os.environ.setdefault("CELERY_QUEUE", "test-inbox")
-os.environ.setdefault("CHANNEL_LAYER_PREFIX", "test-asgi")
+# Two suites on one machine (two checkouts, or a helper's worktree beside CI) share Redis: the Celery
+# queue and the channel-layer prefix are named after the database, so one suite's workers never take
+# the other's tasks or pushes. The default database keeps the historical names.
+_db_name = Path(urlsplit(os.environ["DATABASE_URL"]).path).name or "inbox"
+_suffix = "" if _db_name == "inbox" else f"-{_db_name}"
+os.environ.setdefault("CELERY_QUEUE", f"test-inbox{_suffix}")
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-asgi{_suffix}")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 # Media files of the test runs (runners started by the tests inherit it): never the dev server's.
 os.environ.setdefault("MEDIA_ROOT", str(Path(__file__).resolve().parents[2] / "var" / "test-media"))
