@@ -26,12 +26,11 @@ def byte_range(header: str, size: int):
             return UNSATISFIABLE
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # syntactically invalid: ignored
     if start >= size:
         return UNSATISFIABLE
-    return start, min(end, size - 1)
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 def read_chunks(f, start: int, length: int, chunk_size: int = 64 * 1024):

@@ -63,7 +63,8 @@ def video_poster(data: bytes) -> bytes | None:
     """A JPEG poster of a video, within MEDIA_THUMBNAIL_PIXELS: the most representative of its first
     frames (ffmpeg's ``thumbnail`` filter, so a fade-in's black first frame is not the poster)."""
     box = int(settings.MEDIA_THUMBNAIL_PIXELS)
-    scale = f"thumbnail=25,scale=w={box}:h={box}:force_original_aspect_ratio=decrease"
+    # Within the box, never enlarged (a video smaller than the box keeps its size).
+    scale = f"thumbnail=25,scale=w='min({box},iw)':h='min({box},ih)':force_original_aspect_ratio=decrease"
     return _run(data, "video", "poster.jpg", ["-an", "-vf", scale, "-frames:v", "1", "-q:v", "4", "-f", "image2"])
 
 
