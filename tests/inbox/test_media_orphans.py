@@ -109,6 +109,7 @@ def test_files_a_row_names_and_names_that_are_not_ours_are_never_removed(media_r
     assert {video.storage_name, video.thumbnail_name} <= files(media_root) and stray.exists() and other.exists()
 
 
+@pytest.mark.smoke
 def test_the_command_and_the_beat_task_report_counts(media_root, acme_connection):
     conv = ConversationFactory(connection=acme_connection)
     item = stored(conv, "document", samples.pdf("cmd"), "CMD")
