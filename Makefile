@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/inbox
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg test-sqlite test-faults lint services fault-tools redis chromium bench migrate seed clean venv
+.PHONY: run test test-pg test-sqlite test-faults lint services fault-tools redis chromium ffmpeg ffmpeg-optional bench migrate seed clean venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,14 @@ run migrate seed: export DJANGO_SETTINGS_MODULE ?= config.settings.local
 redis:
 	@bash scripts/ensure-redis.sh
 
+# ffmpeg makes video posters and voice notes (inbox/transcode.py). The product runs without it (no posters,
+# audio sent unconverted: logged), so `make run` goes on if it cannot be installed; `make test` needs it.
+ffmpeg:
+	@bash scripts/ensure-ffmpeg.sh
+
+ffmpeg-optional:
+	@bash scripts/ensure-ffmpeg.sh || echo "  (going on without ffmpeg: videos show without a poster)" >&2
+
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
@@ -32,7 +40,7 @@ migrate: $(STAMP)
 seed: migrate
 	$(PY) manage.py seed_demo
 
-run: $(STAMP) redis seed
+run: $(STAMP) redis ffmpeg-optional seed
 	@echo ""
 	@echo "  Inbox:        http://127.0.0.1:8000"
 	@echo "  Django admin: http://127.0.0.1:8000/admin/"
@@ -54,7 +62,7 @@ fault-tools:
 # The fault kit's self-tests and the short fault scenarios (marker `faults`) are part of test-pg. Budget:
 # `make test` stays under 15 minutes, so the scenarios with 20-60 s outages (marker `slow_faults`, ~5 min)
 # run only in test-faults (docs/faults.md).
-test: $(STAMP) services chromium fault-tools test-pg test-sqlite lint
+test: $(STAMP) services chromium ffmpeg fault-tools test-pg test-sqlite lint
 
 test-pg:
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -m "not slow_faults" $(PYTEST_ARGS)

@@ -325,6 +325,8 @@ class Child:
         with transaction.atomic():  # one re-render of the batch's messages for open threads
             for tenant_id, message_ids in changed.items():
                 media.publish_media_messages_on_commit(tenant_id, message_ids)
+            # and of the numbers pages' download progress (stored / downloading / failed), live
+            media.publish_fetch_progress_on_commit({item.tenant_id for item in batch})
         if len(batch) == settings.MEDIA_FETCH_BATCH:
             wait = len(batch) / max(settings.MEDIA_FETCH_PER_SECOND, 0.01) - (time.monotonic() - started)
             session.media_timer_pending = True

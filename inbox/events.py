@@ -132,6 +132,14 @@ def publish_heartbeats_on_commit(beats: dict[int, list[int]], at) -> None:
         _on_commit("heartbeat", _send_heartbeats, beats, at)
 
 
+def publish_numbers_stats_on_commit(tenant_ids) -> None:
+    """Figures of these tenants' numbers moved without a heartbeat (a batch of media downloaded): on commit,
+    their open numbers pages fetch them again (each page throttles that to once per 5 s). Never waits."""
+    tenant_ids = sorted({int(t) for t in tenant_ids})
+    if tenant_ids:
+        _on_commit("numbers_stats", _send_numbers_stats, tenant_ids)
+
+
 def publish_on_commit(kind: str, build) -> None:
     """For the agent tools (inbox.notes, inbox.labels, inbox.snooze): on commit, ``build()`` re-reads and
     renders and returns ``[(group, html)]``, which are sent in order. ``kind`` names it in failure logs."""
@@ -223,6 +231,10 @@ def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
     send_fragments([*((connections_group(tenant_id), render_heartbeats(ids, at) + NUMBERS_STATS_MAY_HAVE_MOVED)
                       for tenant_id, ids in beats.items()), (ops_group(), OPS_MAY_HAVE_MOVED)], wait=False)
+
+
+def _send_numbers_stats(tenant_ids: list[int]) -> None:
+    send_fragments([(connections_group(t), NUMBERS_STATS_MAY_HAVE_MOVED) for t in tenant_ids], wait=False)
 
 
 def _send_alerts(tenant_id: int | None) -> None:

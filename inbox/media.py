@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,9 +25,11 @@ from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.backoff import backoff
-from inbox import mediatypes
+from inbox import mediatypes, transcode
 from inbox.models import Conversation, MediaFile, Message
 
 logger = logging.getLogger(__name__)
@@ -132,14 +135,15 @@ def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
         if saved != name:  # a concurrent save of the same bytes won the name: ours is a duplicate
             store.delete(saved)
     thumb_name = ""
-    if mimetype in mediatypes.THUMBNAIL_TYPES:
+    if mimetype in mediatypes.THUMBNAIL_TYPES or mimetype.startswith("video/"):
+        # An image's thumbnail, or a video's poster frame (ffmpeg; none without it: the video shows bare).
         thumb_name = f"{name}.thumb"
         if not store.exists(thumb_name):
-            thumb = _thumbnail(data)
+            thumb = _thumbnail(data) if mimetype in mediatypes.THUMBNAIL_TYPES else transcode.video_poster(data)
             if thumb is None:
                 thumb_name = ""
             else:
-                saved = store.save(thumb_name, ContentFile(thumb[0]))
+                saved = store.save(thumb_name, ContentFile(thumb[0] if isinstance(thumb, tuple) else thumb))
                 if saved != thumb_name:
                     store.delete(saved)
     return sha, mimetype, name, thumb_name
@@ -219,6 +223,13 @@ def publish_media_messages_on_commit(tenant_id: int, message_ids) -> None:
         publish_messages_on_commit(tenant_id, [], message_ids)
 
 
+def publish_fetch_progress_on_commit(tenant_ids) -> None:
+    """The numbers pages' media counts moved (a batch downloaded or given up): open pages refresh them."""
+    from inbox.events import publish_numbers_stats_on_commit
+
+    publish_numbers_stats_on_commit(tenant_ids)
+
+
 def download_name(media: MediaFile) -> str:
     """The file name a download gets: the sender's for documents, else ``<kind>-<id>.<ext>`` by sniffed type."""
     if media.filename:
@@ -248,16 +259,40 @@ def check_queue_media_reply(conversation: Conversation, user, upload, caption: s
     upload.seek(0)
     mimetype = mediatypes.sniff(upload.read(512))
     kind = mediatypes.SEND_KIND.get(mimetype, "document")
-    if size > mediatypes.max_bytes(kind):
-        raise MediaRefused(f"The {kind} is {_mb(size)}; WhatsApp accepts a {kind} up to {_mb(mediatypes.max_bytes(kind))}.")
     upload.seek(0)
     data = upload.read()
     filename = (getattr(upload, "name", "") or "file").replace("/", "_").replace("\\", "_")[:255]
+    if kind == "audio" and mimetype != "audio/ogg":
+        data, filename = voice_note_of(data, filename)
+    if len(data) > mediatypes.max_bytes(kind):
+        raise MediaRefused(_("The %(kind)s is %(size)s; WhatsApp accepts a %(kind)s up to %(limit)s.") % {
+            "kind": kind_label(kind), "size": _mb(len(data)), "limit": _mb(mediatypes.max_bytes(kind))})
     return do_queue_media_reply(conversation, user, data, kind=kind, filename=filename, caption=caption)
 
 
+def voice_note_of(data: bytes, filename: str) -> tuple[bytes, str]:
+    """Audio that is not OGG/Opus (an MP3, an M4A recording) as an OGG/Opus voice note, when ffmpeg can
+    convert it; else the audio as it came (sent as an audio file, not a voice note)."""
+    converted = transcode.to_ogg_opus(data)
+    if converted is None or mediatypes.sniff(converted) != "audio/ogg":
+        return data, filename
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    logger.info("inbox.voice_note_converted", extra={"bytes_in": len(data), "bytes_out": len(converted)})
+    return converted, f"{stem}.ogg"
+
+
+KIND_LABELS = {"image": gettext_lazy("photo"), "video": gettext_lazy("video"), "audio": gettext_lazy("audio file"),
+               "document": gettext_lazy("document"), "sticker": gettext_lazy("sticker")}
+
+
+def kind_label(kind: str) -> str:
+    return str(KIND_LABELS.get(kind, kind))
+
+
 def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    from django.template.defaultfilters import filesizeformat
+
+    return str(filesizeformat(size)).replace("\xa0", " ")
 
 
 def do_queue_media_reply(conversation: Conversation, user, data: bytes, *, kind: str, filename: str,
@@ -338,3 +373,79 @@ def delete_unreferenced_files(files: list[tuple[int, str, str]]) -> int:
                 store.delete(n)
                 deleted += 1
     return deleted
+
+
+# --- orphan files ---------------------------------------------------------------------------------------
+ORPHANS_SWEPT = "media.orphans_swept"
+_STORED_NAME = re.compile(r"^[0-9a-f]{64}(\.thumb)?$")
+
+
+@dataclass
+class OrphanSweep:
+    """What ``sweep_orphan_files`` found: files seen, orphans removed, orphans kept for their grace period,
+    and bytes removed (on a dry run, what would have been removed)."""
+    scanned: int = 0
+    removed: int = 0
+    in_grace: int = 0
+    removed_bytes: int = 0
+    tenants_gone: int = 0
+    dry_run: bool = False
+
+
+def sweep_orphan_files(grace_seconds: int | None = None, *, dry_run: bool = False) -> OrphanSweep:
+    """Remove stored files that no media row names, once older than the grace period.
+
+    Orphans come from deleting rows without their files: a whole tenant deleted by Django's cascade (its
+    rows go, its files stay), or a process that stored a file and died before committing its row. Purges
+    remove their files themselves (``delete_unreferenced_files``); this catches the rest. The grace period
+    (``MEDIA_ORPHAN_GRACE_SECONDS``) covers files stored moments before their row commits. Walks
+    ``media/<tenant>/<xx>/`` through the storage API (any backend with ``listdir``); names that are not
+    ours are left alone. Operator path: reads rows across tenants by tenant id. Logged as one JSON line."""
+    grace = settings.MEDIA_ORPHAN_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    store = storage()
+    report = OrphanSweep(dry_run=dry_run)
+    if not store.exists("media"):
+        return report
+    from inbox.models import Tenant
+
+    tenant_dirs = [d for d in store.listdir("media")[0] if d.isdigit()]
+    live_tenants = set(Tenant.objects.filter(pk__in=[int(d) for d in tenant_dirs]).values_list("pk", flat=True))
+    for tenant_dir in sorted(tenant_dirs, key=int):
+        tenant_id = int(tenant_dir)
+        names = _tenant_file_names(store, tenant_dir)
+        report.scanned += len(names)
+        referenced = _referenced_names(tenant_id) if tenant_id in live_tenants else set()
+        if tenant_id not in live_tenants and names:
+            report.tenants_gone += 1
+        for name in names:
+            if name in referenced:
+                continue
+            if store.get_modified_time(name) > cutoff:
+                report.in_grace += 1
+                continue
+            # Checked again just before deleting: a row may have been committed since the tenant was read.
+            if tenant_id in live_tenants and MediaFile.objects.for_tenant(tenant_id).filter(
+                    Q(storage_name=name) | Q(thumbnail_name=name)).exists():
+                continue
+            report.removed_bytes += store.size(name)
+            report.removed += 1
+            if not dry_run:
+                store.delete(name)
+    logger.info(ORPHANS_SWEPT, extra={**report.__dict__, "grace_seconds": grace})
+    return report
+
+
+def _tenant_file_names(store, tenant_dir: str) -> list[str]:
+    names = []
+    for prefix in store.listdir(f"media/{tenant_dir}")[0]:
+        for filename in store.listdir(f"media/{tenant_dir}/{prefix}")[1]:
+            if _STORED_NAME.match(filename) and filename.startswith(prefix):
+                names.append(f"media/{tenant_dir}/{prefix}/{filename}")
+    return names
+
+
+def _referenced_names(tenant_id: int) -> set[str]:
+    rows = MediaFile.objects.for_tenant(tenant_id).exclude(storage_name="").values_list("storage_name",
+                                                                                        "thumbnail_name")
+    return {n for pair in rows.iterator(chunk_size=5000) for n in pair if n}

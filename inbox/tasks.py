@@ -103,3 +103,11 @@ def wake_due_snoozes_task() -> int:
     from inbox.snooze import wake_due_snoozes
 
     return wake_due_snoozes()
+
+
+@shared_task(ignore_result=True, soft_time_limit=1700, time_limit=1800)
+def sweep_orphan_media_task() -> dict:
+    """Beat, daily: remove stored media files no row names, past their grace period (inbox.media)."""
+    from inbox.media import sweep_orphan_files
+
+    return sweep_orphan_files().__dict__

@@ -7,7 +7,14 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -287,25 +294,52 @@ def media_file(request, slug, pk, media_id, variant="file"):
     name = item.thumbnail_name if variant == "thumb" else item.storage_name
     if item.state != item.State.FETCHED or not name:
         raise Http404
-    if variant == "thumb":
-        with media.storage().open(name, "rb") as f:
+    store = media.storage()
+    if variant == "thumb":  # an image's thumbnail or a video's poster: JPEG or PNG, whatever the original is
+        with store.open(name, "rb") as f:
             content_type = mediatypes.sniff(f.read(64))
     else:
         content_type = item.mimetype
     inline = mediatypes.is_inline(content_type) and request.GET.get("download") != "1"
+    content_type = content_type if inline else "application/octet-stream"
     filename = media.download_name(item)
+    etag = f'"{item.sha256}{"-thumb" if variant == "thumb" else ""}"'
     accel = settings.MEDIA_X_ACCEL_PREFIX
-    if accel:  # nginx serves the bytes (internal location), this view only decided who may have them
-        response = HttpResponse(content_type=content_type if inline else "application/octet-stream")
+    if accel:  # nginx serves the bytes (internal location; it answers Range itself), this view decided who may
+        response = HttpResponse(content_type=content_type)
         response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + name
     else:
-        response = FileResponse(media.storage().open(name, "rb"), filename=filename, as_attachment=not inline,
-                                content_type=content_type if inline else "application/octet-stream")
-    if accel:
-        response["Content-Disposition"] = content_disposition_header(not inline, filename)
+        response = _media_bytes(request, store, name, content_type, etag)
+    response["Content-Disposition"] = content_disposition_header(not inline, filename)
+    response["ETag"] = etag
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+def _media_bytes(request, store, name: str, content_type: str, etag: str) -> HttpResponse:
+    """The stored file, whole (200) or the one byte range asked for (206; 416 when none of it exists), so
+    players can seek. ``If-Range`` naming another version (ETag) gets the whole file."""
+    from inbox.http_ranges import UNSATISFIABLE, byte_range, read_chunks
+
+    size = store.size(name)
+    wanted = request.headers.get("Range", "")
+    if_range = request.headers.get("If-Range")
+    span = byte_range(wanted, size) if wanted and (not if_range or if_range == etag) else None
+    if span == UNSATISFIABLE:
+        response = HttpResponse(status=416, content_type="text/plain")
+        response["Content-Range"] = f"bytes */{size}"
+    elif span is not None:
+        first, last = span
+        response = StreamingHttpResponse(read_chunks(store.open(name, "rb"), first, last - first + 1), status=206,
+                                         content_type=content_type)
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Content-Length"] = str(last - first + 1)
+    else:
+        response = FileResponse(store.open(name, "rb"), content_type=content_type)
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
     return response
 
 

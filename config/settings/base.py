@@ -417,6 +417,13 @@ MEDIA_THUMBNAIL_PIXELS = env.int("MEDIA_THUMBNAIL_PIXELS", default=320)
 # Set to nginx's internal location for MEDIA_ROOT (e.g. "/protected-media/") to have nginx send the bytes
 # (X-Accel-Redirect) after the access-checked view said yes; empty: the view streams them itself.
 MEDIA_X_ACCEL_PREFIX = env("MEDIA_X_ACCEL_PREFIX", default="")
+# ffmpeg (optional: inbox/transcode.py): video posters, and attached audio converted to OGG/Opus voice
+# notes. Not found: no posters, audio sent as it is (logged once). Each run is cut off after the timeout.
+FFMPEG_BINARY = env("FFMPEG_BINARY", default="ffmpeg")
+FFMPEG_TIMEOUT_SECONDS = env.float("FFMPEG_TIMEOUT_SECONDS", default=30.0)
+# Stored files no media row names (a whole tenant deleted by cascade, a crash between storing a file and
+# committing its row) are removed by the daily sweep once they are older than this (inbox.media.sweep_orphan_files).
+MEDIA_ORPHAN_GRACE_SECONDS = env.int("MEDIA_ORPHAN_GRACE_SECONDS", default=24 * 3600)
 
 # --- Logging: JSON lines on stderr, one object per line, for operators to grep -------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

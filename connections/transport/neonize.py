@@ -282,7 +282,9 @@ class NeonizeTransport(Transport):
                 elif kind == "video":
                     resp = self.client.send_video(to, data, caption=caption or None)
                 elif kind == "audio":
-                    resp = self.client.send_audio(to, data)
+                    # OGG/Opus is WhatsApp's voice-note format (attachments are converted to it when
+                    # ffmpeg is installed: inbox.media.voice_note_of); it goes as a voice note (ptt).
+                    resp = self.client.send_audio(to, data, ptt=mimetype == "audio/ogg")
                 else:
                     resp = self.client.send_document(to, data, caption=caption or None, filename=filename or None,
                                                      mimetype=mimetype)

@@ -2,14 +2,22 @@
 
 Generated, not checked in: a JPEG and a PNG photo and a WebP sticker (Pillow), a one-second OGG/Opus
 voice note (Ogg pages written here around Opus silence frames: a valid stream a browser plays, with a
-duration), a one-page PDF, and an MP4 header (``ftyp`` + an empty ``mdat``: sniffed as MP4, not
-playable; no video encoder is available here).
+duration), a one-page PDF. Checked in, because making them needs an encoder: a three-second H.264 MP4
+(``sample-video.mp4``, 160x120, a test pattern, moov first so it streams) and a 1.5 s MP3 tone
+(``sample-voice.mp3``: audio a phone records that is not Opus). Both were made with ffmpeg::
+
+    ffmpeg -f lavfi -i testsrc=size=160x120:rate=10:duration=3 -c:v libx264 -profile:v baseline \
+        -pix_fmt yuv420p -crf 35 -movflags +faststart sample-video.mp4
+    ffmpeg -f lavfi -i sine=frequency=440:duration=1.5 -ac 1 -ar 22050 -c:a libmp3lame -b:a 24k sample-voice.mp3
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 
 def jpeg(width: int = 160, height: int = 120, color=(200, 60, 40)) -> bytes:
@@ -61,6 +69,16 @@ def pdf(text: str = "Invoice 42") -> bytes:
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def mp4() -> bytes:
+    """A playable three-second H.264 MP4 (160x120) with its index first: seekable over Range requests."""
+    return (HERE / "sample-video.mp4").read_bytes()
+
+
+def mp3() -> bytes:
+    """A 1.5 s MP3 tone: audio that is not a WhatsApp voice note until converted to OGG/Opus."""
+    return (HERE / "sample-voice.mp3").read_bytes()
 
 
 def mp4_header() -> bytes:
@@ -126,7 +144,7 @@ SAMPLES = {
     "png": (png, "image/png", ""),
     "sticker": (webp_sticker, "image/webp", ""),
     "audio": (ogg_opus, "audio/ogg; codecs=opus", ""),
-    "video": (mp4_header, "video/mp4", ""),
+    "video": (mp4, "video/mp4", ""),
     "document": (pdf, "application/pdf", "invoice-42.pdf"),
 }
 

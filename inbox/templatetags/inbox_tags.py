@@ -135,3 +135,17 @@ def day_label_at(dt, now) -> str:
 def initials(name):
     parts = [p for p in str(name or "?").replace("+", "").split() if p]
     return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+@register.simple_tag
+def attachment_limits() -> str:
+    """The reply box's size limits per kind, as JSON for static/inbox/live.js (``data-limits``): it refuses a
+    file over its kind's limit before uploading it. The server checks again from the file's bytes."""
+    import json
+
+    from django.conf import settings
+
+    from inbox.media import kind_label
+
+    return json.dumps({kind: {"bytes": int(limit), "label": kind_label(kind)}
+                       for kind, limit in settings.MEDIA_MAX_BYTES.items()})

@@ -276,6 +276,88 @@
     if (form && evt.clipboardData && evt.clipboardData.files.length && attachTo(form, evt.clipboardData.files)) { evt.preventDefault(); }
   });
 
+  // --- reply box: an attachment over its kind's limit is refused before uploading (the caption stays);
+  // an upload shows its progress (XMLHttpRequest upload events); a failed upload says so. The server
+  // checks again from the file's bytes and answers a refusal with the form re-rendered (422). ----------
+  function replyNotice(form, text) {
+    var notice = form.querySelector("#reply-error");
+    if (!notice) { return; }
+    notice.textContent = text || "";
+    notice.hidden = !text;
+    var box = form.querySelector("#reply-body");
+    if (box) {
+      if (text) { box.setAttribute("aria-invalid", "true"); box.setAttribute("aria-describedby", "reply-error"); }
+      else { box.removeAttribute("aria-invalid"); }
+    }
+  }
+  // What WhatsApp sends a file as, from the browser's idea of its type (inbox/mediatypes.py SEND_KIND).
+  function sendKind(type) {
+    if (type === "image/jpeg" || type === "image/png") { return "image"; }
+    if (type === "video/mp4" || type === "video/3gpp") { return "video"; }
+    if (/^audio\/(ogg|mpeg|mp3|aac|mp4|x-m4a)$/.test(type)) { return "audio"; }
+    return "document";
+  }
+  function sizeText(bytes) {  // like Django's filesizeformat
+    var units = ["bytes", "KB", "MB", "GB"], n = bytes, i = 0;
+    if (bytes < 1024) { return bytes + " bytes"; }
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return n.toFixed(1) + " " + units[i];
+  }
+  function attachedFile(form) {
+    var input = form && form.querySelector("input[data-attachment]");
+    return input && input.files && input.files.length ? input.files[0] : null;
+  }
+  function isReplyForm(evt) {
+    var form = evt.detail && evt.detail.elt;
+    return form && form.id === "reply-form" ? form : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var form = isReplyForm(evt);
+    var file = form && attachedFile(form);
+    if (!file) { return; }
+    var limits = {};
+    try { limits = JSON.parse(form.getAttribute("data-limits") || "{}"); } catch (e) { limits = {}; }
+    var limit = limits[sendKind(file.type)] || limits.document;
+    if (limit && file.size > limit.bytes) {
+      evt.preventDefault();
+      form.setAttribute("data-refused", "too-big");
+      replyNotice(form, (form.getAttribute("data-too-big") || "")
+        .split("{kind}").join(limit.label).split("{size}").join(sizeText(file.size))
+        .split("{limit}").join(sizeText(limit.bytes)));
+      return;
+    }
+    form.removeAttribute("data-refused");
+    replyNotice(form, "");
+  });
+  document.addEventListener("htmx:beforeSend", function (evt) {
+    var form = isReplyForm(evt);
+    var panel = form && attachedFile(form) && form.querySelector("[data-upload]");
+    var xhr = evt.detail.xhr;
+    if (!panel || !xhr || !xhr.upload) { return; }
+    var bar = panel.querySelector("progress");
+    bar.value = 0;
+    panel.hidden = false;
+    form.setAttribute("data-uploading", "0");
+    xhr.upload.addEventListener("progress", function (e) {
+      if (!e.lengthComputable || !e.total) { return; }
+      var percent = Math.round(e.loaded * 100 / e.total);
+      bar.value = percent;
+      form.setAttribute("data-uploading", String(percent));
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = isReplyForm(evt);
+    if (!form) { return; }
+    var panel = form.querySelector("[data-upload]");
+    if (panel) { panel.hidden = true; }
+    form.removeAttribute("data-uploading");
+    var status = evt.detail.xhr ? evt.detail.xhr.status : 0;
+    if (form.hasAttribute("data-refused")) { return; }  // never sent: the refusal stays shown
+    if (status === 0 || (status >= 400 && status !== 422)) {  // not swapped: the caption and file stay
+      replyNotice(form, form.getAttribute("data-upload-failed"));
+    }
+  });
+
   function scrollThreadToBottom() {
     var scroller = document.getElementById("thread-scroll");
     if (scroller) { scroller.scrollTop = scroller.scrollHeight; }

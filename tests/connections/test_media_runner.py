@@ -88,6 +88,10 @@ def test_every_kind_of_media_is_downloaded_by_the_runner_stored_and_sniffed(medi
         assert media_of(sent["document"][0]["id"]).filename == "invoice-42.pdf"
         for name in ("image", "png", "sticker"):
             assert media_of(sent[name][0]["id"]).thumbnail_name
+        # The video (a real H.264 MP4) got its poster frame from ffmpeg in the child.
+        video = media_of(sent["video"][0]["id"])
+        assert video.thumbnail_name == f"{video.storage_name}.thumb"
+        assert (media_root / video.thumbnail_name).read_bytes()[:3] == b"\xff\xd8\xff"
     finally:
         runner.stop()
 
@@ -134,35 +138,40 @@ def test_failed_downloads_are_retried_with_backoff_then_marked_and_expired_media
         runner.stop()
 
 
-def test_a_pdf_and_an_image_from_the_reply_box_are_uploaded_once_by_the_runner(media_root, settings):
+def test_a_pdf_an_image_and_a_voice_note_from_the_reply_box_are_uploaded_once_by_the_runner(media_root, settings):
     tenant = TenantFactory()
     conn = ConnectionFactory(tenant=tenant, jid="5511900000603:1@s.whatsapp.net")
     conv = ConversationFactory(connection=conn)
     pdf, jpeg = samples.pdf(), samples.jpeg()
     doc = media.check_queue_media_reply(conv, None, SimpleUploadedFile("invoice.pdf", pdf), "your invoice")
     photo = media.check_queue_media_reply(conv, None, SimpleUploadedFile("photo.jpg", jpeg), "")
+    # An MP3 recording goes as an OGG/Opus voice note (converted by ffmpeg when it was queued).
+    voice = media.check_queue_media_reply(conv, None, SimpleUploadedFile("recording.mp3", samples.mp3()), "")
+    voice_sha = voice.media.sha256
+    assert voice.media.mimetype == "audio/ogg" and voice_sha != hashlib.sha256(samples.mp3()).hexdigest()
     runner = media_runner("media-send", media_root)
     try:
         def status(pk):
             close_old_connections()
             return Message.objects.unscoped().get(pk=pk).status
 
-        procs.wait_for(lambda: status(photo.pk) in ("sent", "delivered", "read"), 30, message="both sent")
-        assert status(doc.pk) in ("sent", "delivered", "read")
+        procs.wait_for(lambda: status(voice.pk) in ("sent", "delivered", "read"), 30, message="all three sent")
+        assert status(doc.pk) in ("sent", "delivered", "read") and status(photo.pk) in ("sent", "delivered", "read")
         got = sent_media(conn.pk)
         assert [(g["sha256"], g["mimetype"], g["filename"], g["caption"]) for g in got] == [
             (hashlib.sha256(pdf).hexdigest(), "application/pdf", "invoice.pdf", "your invoice"),
             (hashlib.sha256(jpeg).hexdigest(), "image/jpeg", "photo.jpg", ""),
+            (voice_sha, "audio/ogg", "recording.ogg", ""),
         ]
         assert all(g["chat"] == conv.chat_jid for g in got)
         close_old_connections()
         assert Message.objects.unscoped().get(pk=doc.pk).send_attempts == 1
         nudge(conn.pk, "send")
         nudge(conn.pk, "send")
-        procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=conn, event_name="ReceiptEv").count() >= 4, 10,
-                       message="delivered and read receipts for both journaled")
+        procs.wait_for(lambda: RawEvent.objects.unscoped().filter(connection=conn, event_name="ReceiptEv").count() >= 6, 10,
+                       message="delivered and read receipts for all three journaled")
         process_pending(conn.pk, wait=True)
-        assert status(doc.pk) == "read" and status(photo.pk) == "read"
-        assert len(sent_media(conn.pk)) == 2  # never sent twice
+        assert status(doc.pk) == "read" and status(photo.pk) == "read" and status(voice.pk) == "read"
+        assert len(sent_media(conn.pk)) == 3  # never sent twice
     finally:
         runner.stop()
