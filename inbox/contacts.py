@@ -292,9 +292,10 @@ def publish_contact_on_commit(tenant_id: int, contact_id: int) -> None:
 
 def _publish_removed_on_commit(tenant_id: int, gone: dict[int, int | None]) -> None:
     """Conversations a merge folded into another (id -> the one it went into): their list rows leave every
-    open list, and their open threads say where the conversation went."""
+    open list, their open threads say where the conversation went, and the threads of the ones that took
+    their messages reload."""
     from inbox import events
-    from inbox.rendering import tenant_slug
+    from inbox.rendering import render_thread_stale, tenant_slug
 
     if not gone:
         return
@@ -306,6 +307,9 @@ def _publish_removed_on_commit(tenant_id: int, gone: dict[int, int | None]) -> N
             html = render_to_string("inbox/partials/conversation_merged.html",
                                     {"slug": slug, "gone": pk, "target": target})
             sends += [(events.inbox_group(tenant_id), html), (events.conversation_group(pk), html)]
+        # The conversations that took their messages: open threads reload to show them.
+        sends += [(events.conversation_group(target), render_thread_stale(target))
+                  for target in sorted({t for t in gone.values() if t})]
         return sends
 
     events.publish_on_commit("contact-merge", build)
