@@ -267,3 +267,46 @@ def test_a_message_ingested_during_a_merge_lands_in_the_survivor(acme, acme_agen
     assert len(convs) == 1 and convs[0][1:] == (PN_ANA, survivor.pk)
     assert sorted(Message.objects.for_tenant(acme).filter(conversation_id=convs[0][0])
                   .values_list("external_id", flat=True)) == ["L1", "L2", "P1"]
+
+
+# --- query counts ----------------------------------------------------------------------------------
+
+
+def _count_queries(client, url) -> int:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_the_contact_panel_costs_the_same_queries_however_much_it_shows(client, acme, acme_owner, acme_connection):
+    from tests.factories import ConnectionFactory, ContactFactory, ConversationFactory
+
+    client.force_login(acme_owner)
+    bare = ConversationFactory(connection=acme_connection, contact=ContactFactory(tenant=acme))
+    rich_contact = ContactFactory(tenant=acme, notes="muitas\nlinhas",
+                                  attributes={f"Campo {i}": f"valor {i}" for i in range(30)})
+    rich = ConversationFactory(connection=acme_connection, contact=rich_contact)
+    for i in range(4):
+        ConversationFactory(connection=ConnectionFactory(tenant=acme), contact=rich_contact)
+        ContactIdentity.objects.create(tenant=acme, contact=rich_contact, jid=f"2000000000{i}@lid", kind="lid")
+    assert _count_queries(client, reverse("conversation", args=["acme", rich.pk])) \
+        == _count_queries(client, reverse("conversation", args=["acme", bare.pk]))
+
+
+def test_the_merge_confirmation_costs_the_same_queries_for_one_or_many_conversations(client, acme, acme_owner,
+                                                                                     acme_connection):
+    from tests.factories import ConnectionFactory, ContactFactory, ConversationFactory, MessageFactory
+
+    client.force_login(acme_owner)
+    survivor = ContactFactory(tenant=acme)
+    conv = ConversationFactory(connection=acme_connection, contact=survivor)
+    few, many = ContactFactory(tenant=acme), ContactFactory(tenant=acme)
+    MessageFactory(conversation=ConversationFactory(connection=acme_connection, contact=few))
+    for _ in range(6):
+        other = ConversationFactory(connection=ConnectionFactory(tenant=acme), contact=many)
+        MessageFactory(conversation=other)
+        notes.check_add_note(other, acme_owner, "nota")
+    url = lambda other: reverse("contact_merge", args=["acme", conv.pk, other.pk])  # noqa: E731
+    assert _count_queries(client, url(many)) == _count_queries(client, url(few))
