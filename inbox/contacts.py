@@ -114,7 +114,6 @@ def edit_form_values(contact, *, name=None, notes=None, pairs=None) -> dict:
             "pairs": pairs}
 
 
-
 def check_edit_contact(contact, *, name: str, notes: str, pairs: list[tuple[str, str]], user) -> Contact:
     name = " ".join((name or "").split())
     notes = (notes or "").replace("\r\n", "\n").strip()
@@ -145,6 +144,8 @@ def do_edit_contact(contact, *, name: str, notes: str, attributes: dict, user=No
         changed = [f for f, old, new in (("name", (row.display_name, row.name_locked), (display_name, name_locked)),
                                          ("notes", row.notes, notes), ("attributes", row.attributes, attributes))
                    if old != new]
+        if not changed:
+            return row
         row.display_name, row.name_locked = display_name, name_locked
         row.notes, row.attributes = notes, attributes
         row.save(update_fields=["display_name", "name_locked", "notes", "attributes", "updated_at"])

@@ -315,13 +315,13 @@ def contact_merge_search(request, slug, pk):
 
 
 @tenant_view(manager_only=True)
-def contact_merge(request, slug, pk, other_id):
-    """GET: what a merge of contact ``other_id`` into this conversation's contact moves; POST: merge."""
+def contact_merge(request, slug, pk, contact_id):
+    """GET: what a merge of contact ``contact_id`` into this conversation's contact moves; POST: merge."""
     from inbox import contacts
     from inbox.access import access_contact
 
     conv = access_conversation(request.tenant, pk)
-    other = access_contact(request.tenant, other_id)
+    other = access_contact(request.tenant, contact_id)
     ctx = {"slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "inbox",
            "conversation": conv}
     if request.method == "POST":
