@@ -37,6 +37,7 @@ def edit(client, conv, **data):
 # --- editing ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_an_agent_edits_name_notes_and_attributes(client, acme, acme_agent, acme_connection):
     feed(acme_connection, incoming("A1", push_name="Ana WhatsApp"))
     conv = conversation_of(acme_connection, PN_ANA)
@@ -82,6 +83,7 @@ def test_bad_attributes_are_refused_with_the_reason_and_nothing_changes(client, 
     assert (contact.display_name, contact.notes, contact.attributes) == ("Ana", "antes", {"Plano": "Ouro"})
 
 
+@pytest.mark.smoke
 def test_the_sync_never_overwrites_a_name_an_agent_gave(client, acme, acme_agent, acme_connection):
     feed(acme_connection, b.history_sync_ev([b.history_conversation(PN_ANA, [b.web_message(PN_ANA, "H1", "oi", T0)],
                                                                     name="Ana (agenda)")], "INITIAL_BOOTSTRAP"))
@@ -148,6 +150,7 @@ def two_anas(acme, acme_agent, acme_connection):
     return phone_conv, lid_conv
 
 
+@pytest.mark.smoke
 def test_the_merge_is_confirmed_then_moves_everything_into_one_conversation(client, acme, acme_owner, acme_connection,
                                                                             two_anas):
     phone_conv, lid_conv = two_anas

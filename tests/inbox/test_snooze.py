@@ -150,6 +150,7 @@ def _synced_conversation(conn, jid, ext, ts):
     return Conversation.objects.for_tenant(conn.tenant_id).get(connection=conn, chat_jid=jid)
 
 
+@pytest.mark.smoke
 @pytest.mark.django_db
 def test_a_live_inbound_message_wakes_a_snoozed_conversation(acme, acme_agent, acme_connection, monkeypatch):
     from sync import events_builder as b
