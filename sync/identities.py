@@ -315,12 +315,11 @@ def _renamed(row: tuple, w: dict) -> Contact | None:
     new = {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}
     if w.get("push_name"):
         new["push_name"] = w["push_name"][:255]
-    if name_locked:
-        pass
-    elif w.get("subject"):
-        new["display_name"] = w["subject"][:255]
-    elif w.get("display_name") and not display_name:
-        new["display_name"] = w["display_name"][:255]
+    if not name_locked:
+        if w.get("subject"):
+            new["display_name"] = w["subject"][:255]
+        elif w.get("display_name") and not display_name:
+            new["display_name"] = w["display_name"][:255]
     if w.get("phone_number"):
         new["phone_number"] = w["phone_number"]
     if new == {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}:

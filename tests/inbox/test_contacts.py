@@ -313,3 +313,17 @@ def test_the_merge_confirmation_costs_the_same_queries_for_one_or_many_conversat
         notes.check_add_note(other, acme_owner, "nota")
     url = lambda other: reverse("contact_merge", args=["acme", conv.pk, other.pk])  # noqa: E731
     assert _count_queries(client, url(many)) == _count_queries(client, url(few))
+
+
+def test_the_syncs_own_merge_keeps_the_agents_notes_and_labels(acme, acme_agent, acme_connection, two_anas):
+    """WhatsApp reveals that the LID is Ana's phone: the sync folds the LID conversation into the phone one,
+    and the agents' notes and labels on it come along (they used to be purged with the row)."""
+    phone_conv, lid_conv = two_anas
+    feed(acme_connection, incoming("L9", "agora com o número", ts=T0 + 300, chat=LID_ANA, sender_alt=PN_ANA))
+    assert list(Conversation.objects.for_tenant(acme).values_list("pk", flat=True)) == [phone_conv.pk]
+    assert list(Note.objects.for_tenant(acme).values_list("conversation_id", flat=True)) == [phone_conv.pk]
+    assert sorted(ConversationLabel.objects.for_tenant(acme).values_list("label__name", flat=True)) == ["Billing", "VIP"]
+    contact = Contact.objects.for_tenant(acme).get()
+    assert (contact.display_name, contact.name_locked) == ("Ana pelo LID", True)
+    # The oldest contact (the phone's) survives: its value stays, the other one is kept in the notes.
+    assert contact.attributes == {"Pedido": "#2", "Plano": "Ouro"} and "Pedido (merged): #1" in contact.notes
