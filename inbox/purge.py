@@ -66,3 +66,16 @@ def do_purge_conversations(conversation_ids) -> PurgeResult:
         messages = Message.objects.unscoped().using(using).filter(conversation_id__in=ids)._raw_delete(using)
         conversations = Conversation.objects.unscoped().using(using).filter(pk__in=ids)._raw_delete(using)
     return PurgeResult(conversations=conversations, messages=messages)
+
+
+def fold_agent_rows(from_id: int, into_id: int) -> None:
+    """Before a merge purges conversation ``from_id`` into ``into_id`` (``sync.identities
+    .reconcile_conversations``): its private notes (with their mentions) and its labels move to ``into_id``
+    (a label both carry stays once). Its snooze does not: the surviving conversation keeps its own status.
+    Two statements; call inside the merge's transaction."""
+    from django.db.models import Exists, OuterRef
+
+    Note.objects.unscoped().filter(conversation_id=from_id).update(conversation_id=into_id)
+    labels = ConversationLabel.objects.unscoped()
+    both = labels.filter(conversation_id=into_id, label_id=OuterRef("label_id"))
+    labels.filter(conversation_id=from_id).exclude(Exists(both)).update(conversation_id=into_id)

@@ -225,7 +225,10 @@ def contact_panel(conversation) -> dict:
         .select_related("connection")
         .order_by("-last_message_at")[:10]
     )
-    return {"contact": contact, "identities": identities, "other_conversations": others}
+    from inbox.contacts import edit_form_values
+
+    return {"contact": contact, "identities": identities, "other_conversations": others,
+            "form": edit_form_values(contact)}
 
 
 def tenant_members(tenant) -> list:

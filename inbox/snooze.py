@@ -7,8 +7,13 @@ net), so a snooze wakes at most about a minute late whatever happens to Celery. 
 row lock, so the ETA task and the sweep cannot both publish, and a snooze moved later is not woken early.
 An agent who sets another status by hand ends the snooze (the row is then only cleaned up).
 
-Not done: an inbound message does not wake a snoozed conversation early (that is the sync engine's
-write path; see the report of issue 15).
+A new inbound message wakes it early: the sync's batch calls ``do_wake_for_inbound`` with the conversations
+that got live inbound messages (one statement per batch, after the aggregates' UPDATE; history messages
+never wake anything), and publishes the woken ones like a timed wake.
+
+Locks, in this order everywhere: the conversation row, then its snooze row. The sync's batch holds the
+conversation's lock from its aggregates UPDATE before it deletes the snooze; ``do_snooze`` and ``_wake``
+lock the conversation first too, so none of them can wait on the other in a cycle.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ def do_snooze(conversation, until: datetime, user=None) -> Snooze:
     from inbox.tasks import wake_snoozed_conversation_task
 
     with transaction.atomic():
+        _lock_conversation(conversation.tenant_id, conversation.pk)
         snooze, _ = Snooze.objects.for_tenant(conversation.tenant_id).update_or_create(
             conversation_id=conversation.pk,
             defaults={"tenant_id": conversation.tenant_id, "until": until, "snoozed_by": user})
@@ -105,8 +111,8 @@ def _wake(tenant_id, conversation_id, *, force=False, now=None, user=None) -> bo
 
     now = now or timezone.now()
     with transaction.atomic():
-        snooze = (Snooze.objects.for_tenant(tenant_id).select_for_update(skip_locked=not force)
-                  .filter(conversation_id=conversation_id).first())
+        _lock_conversation(tenant_id, conversation_id)
+        snooze = Snooze.objects.for_tenant(tenant_id).select_for_update().filter(conversation_id=conversation_id).first()
         if snooze is None or (not force and snooze.until > now):
             return False
         snooze.delete()
@@ -119,6 +125,56 @@ def _wake(tenant_id, conversation_id, *, force=False, now=None, user=None) -> bo
     logger.info("inbox.snooze_woke", extra={"conversation_id": conversation_id, "reopened": bool(woke),
                                             "by_hand": force, "user_id": getattr(user, "pk", None)})
     return bool(woke)
+
+
+def _lock_conversation(tenant_id: int, conversation_id: int) -> None:
+    """The conversation's row lock, taken before its snooze's (the module's lock order)."""
+    list(Conversation.objects.for_tenant(tenant_id).select_for_update().filter(pk=conversation_id).values_list("pk"))
+
+
+def do_wake_for_inbound(tenant_id: int, conversation_ids) -> list[int]:
+    """Open the snoozed ones among these conversations (each just got a live inbound message) and delete
+    their snoozes; returns the woken ids. One statement whatever the number of conversations (PostgreSQL).
+    Call inside the batch's transaction after its aggregates' UPDATE of these rows (the lock order above);
+    publish with ``publish_woken_on_commit``."""
+    from django.db import connection as db
+
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return []
+    if db.vendor != "postgresql":
+        conversations = Conversation.objects.for_tenant(tenant_id)
+        woken = list(conversations.filter(pk__in=ids, status=Conversation.Status.SNOOZED).values_list("pk", flat=True))
+        if woken:
+            conversations.filter(pk__in=woken).update(status=Conversation.Status.OPEN)
+            Snooze.objects.for_tenant(tenant_id).filter(conversation_id__in=woken).delete()
+        return woken
+    conversation, snooze = Conversation._meta.db_table, Snooze._meta.db_table
+    with db.cursor() as cursor:
+        cursor.execute(f"""
+            WITH woken AS (
+                UPDATE {conversation} SET status = %s, updated_at = %s
+                WHERE tenant_id = %s AND id = ANY(%s::bigint[]) AND status = %s RETURNING id
+            ), cleared AS (
+                DELETE FROM {snooze} WHERE conversation_id IN (SELECT id FROM woken)
+            )
+            SELECT id FROM woken ORDER BY id
+        """, [Conversation.Status.OPEN, timezone.now(), tenant_id, ids, Conversation.Status.SNOOZED])  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
+
+
+def publish_woken_on_commit(tenant_id: int, conversation_ids) -> None:
+    """Conversations an inbound message woke: their headers, list rows and snooze bars, on commit."""
+    from inbox import events
+
+    conversation_ids = sorted(set(conversation_ids))
+    if not conversation_ids:
+        return
+    events.publish_conversations_on_commit(tenant_id, conversation_ids)
+    for conversation_id in conversation_ids[:events.MAX_CONVERSATIONS_NOTIFIED]:
+        _publish_bar(tenant_id, conversation_id)
+    logger.info("inbox.snooze_woke", extra={"tenant_id": tenant_id, "conversation_ids": conversation_ids[:100],
+                                            "reopened": True, "by": "inbound_message"})
 
 
 def snooze_of(conversation) -> Snooze | None:

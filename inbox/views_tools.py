@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inbox import canned, labels, notes, snooze
 from inbox.access import access_conversation
 from inbox.forms import NoteForm
+from inbox.models import Contact
 from inbox.resolver import tenant_view
 
 
@@ -268,3 +269,71 @@ def new_conversation(request, slug):
         ctx.update(error=str(refused), phone=phone, chosen_connection=connection_id)
         return render(request, "inbox/new_conversation.html", ctx, status=422)
     return redirect("conversation", slug=slug, pk=conversation.pk)
+
+
+# --- contacts: editing and merging -----------------------------------------------------------------
+
+
+@tenant_view
+@require_POST
+def contact_edit(request, slug, pk):
+    """Our name, notes and attributes of the conversation's contact (inbox.contacts)."""
+    from inbox import contacts
+
+    conv = access_conversation(request.tenant, pk)
+    name, notes = request.POST.get("name", "")[:1000], request.POST.get("notes", "")[:20000]
+    pairs = list(zip(request.POST.getlist("attr_key")[:100], request.POST.getlist("attr_value")[:100], strict=False))
+    errors, contact = None, conv.contact
+    try:
+        contact = contacts.check_edit_contact(conv.contact, name=name, notes=notes, pairs=pairs, user=request.user)
+        form = contacts.edit_form_values(contact)
+    except contacts.ContactRefused as refused:
+        errors = refused.errors
+        form = contacts.edit_form_values(contact, name=name, notes=notes, pairs=pairs)
+    if not request.htmx:
+        if errors is None:
+            return redirect("conversation", slug=slug, pk=conv.pk)
+        return HttpResponse(" ".join(errors.values()), status=422)
+    html = render(request, "inbox/partials/contact_edit_form.html", {
+        "slug": slug, "conversation": conv, "contact": contact, "contact_form": form, "contact_errors": errors,
+        "contact_saved": errors is None}).content.decode()
+    if errors is None:  # this tab's details block at once (the others' come over the socket)
+        html += contacts.render_contact_details(contact, slug, oob=True)
+    return HttpResponse(html, status=422 if errors else 200)
+
+
+@tenant_view(manager_only=True)
+@require_GET
+def contact_merge_search(request, slug, pk):
+    from inbox import contacts
+
+    conv = access_conversation(request.tenant, pk)
+    query = request.GET.get("q", "")[:100]
+    return render(request, "inbox/partials/merge_candidates.html", {
+        "slug": slug, "conversation": conv, "merge_query": query.strip(),
+        "candidates": contacts.merge_candidates(request.tenant, conv.contact, query)})
+
+
+@tenant_view(manager_only=True)
+def contact_merge(request, slug, pk, contact_id):
+    """GET: what a merge of contact ``contact_id`` into this conversation's contact moves; POST: merge."""
+    from inbox import contacts
+    from inbox.access import access_contact
+
+    conv = access_conversation(request.tenant, pk)
+    other = access_contact(request.tenant, contact_id)
+    ctx = {"slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "inbox",
+           "conversation": conv}
+    if request.method == "POST":
+        try:
+            _survivor, gone = contacts.check_merge_contacts(conv.contact, other, request.user)
+        except contacts.ContactRefused as refused:
+            ctx.update(preview=contacts.merge_preview(conv.contact, other), error=str(refused))
+            return render(request, "inbox/contact_merge.html", ctx, status=422)
+        return redirect("conversation", slug=slug, pk=gone.get(conv.pk) or conv.pk)
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    if other.pk == conv.contact_id or Contact.Kind.GROUP in (other.kind, conv.contact.kind):
+        ctx.update(error=_("Choose another contact to merge."))
+    ctx.update(preview=contacts.merge_preview(conv.contact, other))
+    return render(request, "inbox/contact_merge.html", ctx, status=422 if ctx.get("error") else 200)

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from config.batching import chunks
 from inbox.models import Contact, ContactIdentity, Conversation, GroupParticipant, Message
-from inbox.purge import do_purge_conversations
+from inbox.purge import do_purge_conversations, fold_agent_rows
 from inbox.search import move_entries
 from sync import statements
 from sync.identity import is_group, is_lid, is_pn, phone_of
@@ -175,10 +176,14 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
         other = contacts.get(oid)
         if other is None:
             continue
+        if other.name_locked and not keep.name_locked:  # a name an agent gave wins over the sync's
+            keep.display_name, keep.name_locked = other.display_name, True
         keep.display_name = keep.display_name or other.display_name
         keep.push_name = keep.push_name or other.push_name
         keep.phone_number = keep.phone_number or other.phone_number
-    keep.save(update_fields=["display_name", "push_name", "phone_number", "updated_at"])
+        _fold_agent_fields(keep, other)
+    keep.save(update_fields=["display_name", "name_locked", "push_name", "phone_number", "notes", "attributes",
+                             "updated_at"])
     ContactIdentity.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
     Conversation.objects.for_tenant(tenant_id).filter(contact_id__in=others).update(contact_id=survivor)
     # Group memberships: keep one row per (group, survivor).
@@ -196,6 +201,25 @@ def merge_contacts(tenant_id: int, contact_ids: list[int]) -> int:
     Contact.objects.for_tenant(tenant_id).filter(pk__in=others).delete()
     logger.info("sync.contacts.merged", extra={"tenant_id": tenant_id, "survivor": survivor, "merged": others})
     return survivor
+
+
+def _fold_agent_fields(keep: Contact, other: Contact) -> None:
+    """The agents' notes and attributes of ``other`` kept on ``keep``: notes appended; attributes the survivor
+    lacks added; one it has with another value stays the survivor's, and the other value goes into the
+    notes ("CPF (merged): ..."), so nothing an agent wrote is lost."""
+    lines = [other.notes] if other.notes else []
+    attributes = dict(keep.attributes or {})
+    known = {k.lower(): k for k in attributes}
+    for key, value in (other.attributes or {}).items():
+        mine = known.get(key.lower())
+        if mine is None:
+            attributes[key] = value
+            known[key.lower()] = key
+        elif attributes[mine] != value:
+            lines.append(f"{key} (merged): {value}")
+    keep.attributes = attributes
+    if lines:
+        keep.notes = "\n\n".join(filter(None, [keep.notes, "\n".join(lines)]))
 
 
 def reconcile_conversations(tenant_id: int, identities: Identities, result: IngestResult) -> None:
@@ -236,6 +260,7 @@ def reconcile_conversations(tenant_id: int, identities: Identities, result: Inge
         target.contact_id = contact_id
         target.save(update_fields=["unread_count", "last_message_at", "last_message_preview", "oldest_synced_at",
                                    "newest_synced_at", "assignee", "contact", "updated_at"])
+        fold_agent_rows(conv.pk, target.pk)  # the agents' notes and labels go with the messages
         do_purge_conversations([conv.pk])  # its messages moved just above: deletes the row alone
         result.merges += 1
         result.conversation_ids.add(target.pk)
@@ -250,10 +275,10 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
     if not want:
         return
     created = identities.created
-    current = [(cid, *created[cid]) for cid in want if cid in created]
+    current = [(cid, *created[cid], False) for cid in want if cid in created]
     for chunk in chunks([cid for cid in want if cid not in created], 1000):  # ids of this batch's tenant
         current.extend(Contact.objects.unscoped().filter(pk__in=chunk)
-                       .values_list("id", "push_name", "display_name", "phone_number"))
+                       .values_list("id", "push_name", "display_name", "phone_number", "name_locked"))
     changed = [contact for row in current if (contact := _renamed(row, want[row[0]])) is not None]
     if changed:
         Contact.objects.bulk_update(changed, ["push_name", "display_name", "phone_number", "updated_at"], batch_size=500)
@@ -283,18 +308,23 @@ def _wanted_names(identities: Identities, names, chat_names, groups) -> dict[int
 
 
 def _renamed(row: tuple, w: dict) -> Contact | None:
-    """The contact with what ``w`` changes in its current ``row`` (id, push name, display name, phone);
-    None when nothing changes."""
-    cid, push_name, display_name, phone_number = row
+    """The contact with what ``w`` changes in its current ``row`` (id, push name, display name, phone, name
+    locked); None when nothing changes. A name an agent gave (``name_locked``) is never replaced: only the
+    push name and the phone number follow WhatsApp then."""
+    cid, push_name, display_name, phone_number, name_locked = row
     new = {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}
     if w.get("push_name"):
         new["push_name"] = w["push_name"][:255]
-    if w.get("subject"):
-        new["display_name"] = w["subject"][:255]
-    elif w.get("display_name") and not display_name:
-        new["display_name"] = w["display_name"][:255]
+    if not name_locked:
+        if w.get("subject"):
+            new["display_name"] = w["subject"][:255]
+        elif w.get("display_name") and not display_name:
+            new["display_name"] = w["display_name"][:255]
     if w.get("phone_number"):
         new["phone_number"] = w["phone_number"]
     if new == {"push_name": push_name, "display_name": display_name, "phone_number": phone_number}:
         return None
+    # Written as "unless an agent named it meanwhile": the name read above may be older than an agent's edit
+    # that commits before this UPDATE, which PostgreSQL then evaluates against the agent's row version.
+    new["display_name"] = Case(When(name_locked=True, then=F("display_name")), default=Value(new["display_name"]))
     return Contact(pk=cid, updated_at=timezone.now(), **new)

@@ -27,6 +27,7 @@ from inbox.formatting import message_preview
 from inbox.media import ReceivedMedia, do_register_received_media, nudge_fetch_on_commit
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
+from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit
 from sync import statements, timing
 from sync.identities import Identities, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
@@ -382,6 +383,13 @@ def _update_aggregates(parts: list[_Part]) -> None:
             recount_unread.update({part.conv_ids[k]: n for k, n in part.unread_set.items()})
             reset_conversation_aggregates(recount, recount_listed, recount_unread)
     statements.update_conversation_aggregates(aggs)
+    # Live inbound messages (what ``unread_add`` counts) wake snoozed conversations; history never does, and a
+    # conversation this batch created cannot be snoozed. Nothing to run for a history batch.
+    wake = [cid for cid, a in aggs.items() if a.unread_add]
+    if wake:
+        woken = set(do_wake_for_inbound(parts[0].conn.tenant_id, wake))
+        for part in parts:
+            part.result.woken.update(woken & part.result.conversation_ids)
 
 
 def _conversations_to_recount(part: _Part, part_created: set[int]) -> set[int]:
@@ -419,6 +427,7 @@ def _publish(tenant_id: int, results: list[IngestResult]) -> None:
         webhooks.record_events(tenant_id, [
             webhooks.message_event("message.sent" if from_me else "message.received", mid, cid)
             for mid, cid, from_me in sorted(live)])
+    publish_woken_on_commit(tenant_id, {c for r in results for c in r.woken})
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and

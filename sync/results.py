@@ -22,6 +22,8 @@ class IngestResult:
     # Live messages stored by this batch, (message id, conversation id, from me): their webhook events.
     live_messages: list[tuple[int, int, bool]] = field(default_factory=list)
     merges: int = 0
+    # Snoozed conversations a live inbound message of this batch opened (inbox.snooze.do_wake_for_inbound).
+    woken: set[int] = field(default_factory=set)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from inbox.tenancy import TenantOwned
 
@@ -12,10 +13,17 @@ class Contact(TenantOwned):
         GROUP = "group", "Group"
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERSON)
-    display_name = models.CharField(max_length=255, blank=True)
+    display_name = models.CharField(_("name"), max_length=255, blank=True)
+    # Set when an agent named the contact (inbox.contacts): the sync's names (address book, group subject)
+    # never overwrite ``display_name`` then; the push name is kept apart either way.
+    name_locked = models.BooleanField(default=False, db_default=False)
     push_name = models.CharField(max_length=255, blank=True)
     # E.164 ("+5511987654321"), normalized with the phonenumbers library; empty when unknown.
     phone_number = models.CharField(max_length=32, blank=True)
+    # The agents' own: free text, and the team's key/value pairs ({"CPF": "...", "Pedido": "..."}: inbox.contacts).
+    # Database defaults too: the sync inserts contacts with raw SQL naming only its columns (sync.statements).
+    notes = models.TextField(_("notes"), blank=True, default="", db_default="")
+    attributes = models.JSONField(_("attributes"), default=dict, db_default={}, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

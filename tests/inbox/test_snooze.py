@@ -138,3 +138,80 @@ def test_snooze_and_wake_reach_other_agents_live(client, acme, acme_agent, acme_
         await viewer.disconnect()
 
     async_to_sync(scenario)()
+
+
+# --- an inbound message wakes the conversation early ------------------------------------------------
+
+
+def _synced_conversation(conn, jid, ext, ts):
+    from tests.sync.helpers import feed, incoming
+
+    feed(conn, incoming(ext, ts=ts, chat=jid))
+    return Conversation.objects.for_tenant(conn.tenant_id).get(connection=conn, chat_jid=jid)
+
+
+@pytest.mark.smoke
+@pytest.mark.django_db
+def test_a_live_inbound_message_wakes_a_snoozed_conversation(acme, acme_agent, acme_connection, monkeypatch):
+    from sync import events_builder as b
+    from tests.sync.helpers import PN_ANA, T0, feed, from_phone, incoming
+
+    monkeypatch.setattr("inbox.tasks.wake_snoozed_conversation_task.apply_async", lambda *a, **k: None)
+    conv = _synced_conversation(acme_connection, PN_ANA, "A1", T0)
+    snooze.do_snooze(conv, timezone.now() + timedelta(days=2), acme_agent)
+    # Not woken by: the agent's own phone writing, a replay of a message already stored, an old history message.
+    feed(acme_connection, from_phone("ME1", ts=T0 + 5), incoming("A1", ts=T0))
+    feed(acme_connection, b.history_sync_ev([b.history_conversation(PN_ANA, [b.web_message(PN_ANA, "H0", "velha", T0 - 999)])],
+                                            "RECENT"))
+    assert status(conv) == "snoozed" and Snooze.objects.for_tenant(acme).exists()
+    assert Conversation.objects.for_tenant(acme).count() == 1
+    feed(acme_connection, incoming("A2", "ainda tem?", ts=T0 + 60))
+    assert status(conv) == "open" and not Snooze.objects.for_tenant(acme).exists()
+    assert snooze.wake_due_snoozes(now=timezone.now() + timedelta(days=3)) == 0  # nothing left for the sweep
+
+
+@pytest.mark.django_db
+def test_waking_costs_one_statement_per_batch_whatever_the_conversations(acme, acme_agent, acme_connection, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.sync.helpers import T0, feed, incoming
+
+    monkeypatch.setattr("inbox.tasks.wake_snoozed_conversation_task.apply_async", lambda *a, **k: None)
+    jids = [f"55119{i:08d}@s.whatsapp.net" for i in range(7)]
+    convs = [_synced_conversation(acme_connection, jid, f"S{i}", T0) for i, jid in enumerate(jids)]
+    for conv in convs:
+        snooze.do_snooze(conv, timezone.now() + timedelta(days=2), acme_agent)
+
+    def queries(events):
+        with CaptureQueriesContext(connection) as ctx:
+            feed(acme_connection, *events)
+        return [q["sql"] for q in ctx.captured_queries]
+
+    one = queries([incoming("N0", ts=T0 + 10, chat=jids[0])])
+    six = queries([incoming(f"N{i}-{k}", ts=T0 + 10 + k, chat=jids[i]) for i in range(1, 7) for k in range(3)])
+    assert len(six) == len(one)
+    assert sum("inbox_snooze" in sql and "DELETE" in sql for sql in six) == 1
+    assert set(Conversation.objects.for_tenant(acme).values_list("status", flat=True)) == {"open"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_early_wake_reaches_other_agents_live(client, acme, acme_agent, acme_owner, acme_connection, monkeypatch):
+    from tests.sync.helpers import PN_ANA, T0, feed, incoming
+
+    monkeypatch.setattr("inbox.tasks.wake_snoozed_conversation_task.apply_async", lambda *a, **k: None)
+    conv = _synced_conversation(acme_connection, PN_ANA, "A1", T0)
+    snooze.do_snooze(conv, timezone.now() + timedelta(days=2), acme_agent)
+    cookie = session_cookie(client, acme_owner)
+
+    async def scenario():
+        viewer = socket(f"/ws/t/acme/?conversation={conv.pk}", cookie)
+        assert (await viewer.connect())[0]
+        await sync_to_async(feed)(acme_connection, incoming("A2", "oi de novo", ts=T0 + 60))
+        header = await receive_until(viewer, f'id="conv-header-{conv.pk}"')
+        assert 'is-selected" type="submit" name="status" value="open"' in header
+        bar = await receive_until(viewer, f'id="conv-snooze-{conv.pk}"')
+        assert "Snoozed until" not in bar and "For an hour" in bar
+        await viewer.disconnect()
+
+    async_to_sync(scenario)()
