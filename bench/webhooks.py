@@ -1,12 +1,12 @@
 """Webhook fan-out beside the live inbox: real processes, a real receiver, one run.
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--seconds 20] [--numbers 4] [--customers 400]
-                                       [--batch 100] [--partitions 4] [--backlog 10000]
+                                       [--batch 100] [--partitions 4] [--backlog 10000] [--hook-nice 10]
 
 In a PostgreSQL database of its own (``inbox_bench_webhooks``, created and dropped here) it starts the
 product's processes: web (daphne, for the inbox's websocket), a worker for the default queue (the journal
-processing that feeds the live inbox) and a worker for the webhook queue (``WEBHOOK_QUEUE``, the
-deployment docs/api.md recommends), each ``--concurrency 2``. A threaded HTTP/1.1 receiver in this
+processing that feeds the live inbox) and a worker for the webhook queue (``WEBHOOK_QUEUE``, at
+``nice --hook-nice``: the deployment docs/api.md recommends), each ``--concurrency 2``. A threaded HTTP/1.1 receiver in this
 process verifies every request's signature and answers 204.
 
 Messages enter through the product's ingest path: journal rows committed and ``process_journal_task``
@@ -219,7 +219,8 @@ def main() -> dict:
     parser.add_argument("--batch", type=int, default=100, help="the endpoint's events per request")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--backlog", type=int, default=10000)
-    parser.add_argument("--drain", type=float, default=120.0)
+    parser.add_argument("--drain", type=float, default=300.0)
+    parser.add_argument("--hook-nice", type=int, default=10, help="nice value of the webhook worker (0: none)")
     args = parser.parse_args()
     hard_limit = int(3 * args.seconds + 3 * args.drain + 600)
 
@@ -255,10 +256,18 @@ def main() -> dict:
         port = procs.free_port()
         started.append(procs.celery_worker(env, concurrency=2))
         hook_env = {**env, "CELERY_QUEUE": HOOK_QUEUE}
-        hook_worker = procs.celery_worker(hook_env, concurrency=2)
+
+        def start_hook_worker():
+            # The recommended deployment (docs/api.md): a worker of its own for WEBHOOK_QUEUE, at a lower CPU
+            # priority than the processes of the live inbox.
+            return procs.Proc("webhook-worker", [
+                "nice", "-n", str(args.hook_nice), sys.executable, "-m", "celery", "-A", "config", "worker", "-l",
+                "WARNING", "-Q", HOOK_QUEUE, "--concurrency", "2", "--without-gossip", "--without-mingle",
+                "-n", f"bench-hooks-{os.getpid()}@%h"], hook_env)
+
+        hook_worker = start_hook_worker()
         started.append(procs.daphne(port, env))
-        result = run(args, port, started, receiver, lambda: procs.celery_worker(hook_env, concurrency=2),
-                     hook_worker)
+        result = run(args, port, started, receiver, start_hook_worker, hook_worker)
         hook_worker = result.pop("_hook_worker")
     finally:
         signal.alarm(0)
@@ -403,6 +412,7 @@ def run(args, port, started, receiver, start_hook_worker, hook_worker) -> dict: 
         "bench": "webhooks", "at": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
         "cpus": os.cpu_count(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "numbers": args.numbers, "customers": args.customers, "batch": args.batch, "partitions": args.partitions,
+        "webhook_worker_nice": args.hook_nice,
         "ingest_path": "journal_events (journal rows committed, process_journal_task scheduled) -> worker",
         "live_latency": "journal received_at -> the probe message's thread fragment on an agent's websocket",
         "without_webhooks": without, "with_webhooks": with_hooks, "capacity": capacity, "_hook_worker": hook_worker,

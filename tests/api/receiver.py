@@ -2,8 +2,8 @@
 address, so a test sees whether connections were kept alive). HTTP/1.1: connections stay open."""
 
 import json
-import time
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 

@@ -375,7 +375,7 @@ def test_retention_deletes_old_delivered_sooner_than_given_up_and_never_pending(
             rows[(status, age)] = WebhookDelivery.objects.create(
                 tenant=acme, endpoint=endpoint, event="conversation.status", ordering_key="conversation:1",
                 object_id=1, status=status)
-    for (status, age), row in rows.items():
+    for (_status, age), row in rows.items():
         WebhookDelivery.objects.for_tenant(acme).filter(pk=row.pk).update(created_at=now - timedelta(days=age))
     for age in (3, 10):
         key = IdempotencyKey.objects.create(tenant=acme, key=f"k{age}", request_hash="x")
