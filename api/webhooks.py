@@ -2,19 +2,24 @@
 
 Recording (``record_events``) is called by the actions that make the changes, inside their transaction:
 one query for the tenant's enabled endpoints and one bulk insert of ``WebhookDelivery`` rows carrying
-only ids and the event's own data, then, on commit, one Celery task per endpoint. The sync engine calls
-it once per ingested batch, so a flood costs two statements per batch, never an HTTP request; a tenant
-without endpoints costs one indexed query per batch. A change that rolls back leaves no delivery; a
-committed one always has its rows (the outbox pattern, as for replies).
+only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched (unless
+one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
+statements per batch, never an HTTP request; a tenant without endpoints costs one indexed query per
+batch. A change that rolls back leaves no delivery; a committed one always has its rows (the outbox
+pattern, as for replies).
 
-Delivery (``deliver_pending``, from ``api.tasks.deliver_webhooks_task``): one process at a time per
-endpoint (a Redis lock), deliveries in id order, and per ``ordering_key`` (a conversation, a number, an
-alert) strictly in order: while one is waiting for its retry, the later ones of its key wait too, other
-keys go on. The JSON body is built at the first attempt from the latest state (the API's serializers)
-and kept, so retries and redeliveries send the same bytes. A failed attempt is retried after
-``config.backoff`` (base doubling to the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` the delivery is
-given up (``failed``; the log keeps it and a person may redeliver). ``WEBHOOK_DISABLE_AFTER_FAILURES``
-failed attempts in a row disable the endpoint and raise an alert to the tenant.
+Delivery (``deliver_pending``, from ``api.tasks.deliver_webhooks_task``): rows are split into
+``WEBHOOK_PARTITIONS`` partitions by their ``ordering_key`` (a conversation, a number, an alert: one key is
+always in one partition), one process at a time per endpoint partition (a Redis lock), deliveries in id
+order, and per key strictly in order: while one is waiting for its retry, the later ones of its key wait
+too, other keys go on. An endpoint with ``batch_size`` > 1 gets JSON arrays of up to that many events per
+request (signed over the whole body); otherwise one event object per request. The JSON of each event is
+built at its first attempt from the latest state (the API's serializers) and kept, so retries and
+redeliveries send the same event. A failed request is retried after ``config.backoff`` (base doubling to
+the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` a delivery is given up (``failed``; the log keeps it
+and a person may redeliver). ``WEBHOOK_DISABLE_AFTER_FAILURES`` failed requests in a row disable the
+endpoint and raise an alert to the tenant. Requests go over kept-alive connections
+(``inbox.outbound.post_json_pooled``, the SSRF guard before each one).
 
 Signature: ``X-Inbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``. A receiver
 recomputes it over the raw body, compares in constant time and refuses a timestamp older than a few
@@ -378,13 +383,16 @@ def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
     """The API's representation of these objects of one kind, by id (one query)."""
     from api import serializers as s
     from connections.models import Connection
+    from inbox.labels import labels_prefetch
     from inbox.models import Alert, Conversation, Message
 
     if kind == "message":
-        rows, serializer = Message.objects.for_tenant(tenant_id), s.MessageSerializer
+        rows = Message.objects.for_tenant(tenant_id).select_related("media").defer("media__ref")
+        serializer = s.MessageSerializer
     elif kind == "conversation":
-        rows, serializer = Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee"), \
-            s.ConversationSerializer
+        rows = (Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee")
+                .prefetch_related(labels_prefetch(tenant_id)))
+        serializer = s.ConversationSerializer
     elif kind == "number":
         rows, serializer = Connection.objects.for_tenant(tenant_id), s.NumberSerializer
     elif kind == "alert":
