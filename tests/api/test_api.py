@@ -206,6 +206,7 @@ def test_the_same_idempotency_key_twice_is_one_message_and_the_same_answer(world
     assert world["write"].post(path, {"text": "fixed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-44").status_code == 201
 
 
+@pytest.mark.smoke  # SQLite too
 def test_labels_are_listed_created_renamed_put_on_filtered_and_taken_off(world):
     a = world["acme"]
     client = world["write"]
@@ -234,6 +235,7 @@ def test_labels_are_listed_created_renamed_put_on_filtered_and_taken_off(world):
     assert world["read"].post("/api/v1/labels/", {"name": "n"}, format="json").status_code == 403
 
 
+@pytest.mark.smoke  # SQLite too
 def test_a_media_send_goes_through_the_outbox_with_the_reply_boxs_limits(world, settings):
     a = world["acme"]
     client = world["write"]

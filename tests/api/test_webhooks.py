@@ -165,6 +165,7 @@ def test_endpoint_urls_go_through_the_ssrf_guard(acme, settings):
 
 # --- delivery ---------------------------------------------------------------------------------------
 
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
 def test_delivery_is_signed_retried_after_500s_and_in_order_per_conversation(acme, acme_connection, settings):
     settings.WEBHOOK_PARTITIONS = 1  # both conversations in one partition: A's retries must not hold B there
     conv_a = ConversationFactory(connection=acme_connection)
@@ -280,6 +281,7 @@ def test_another_tenants_endpoint_lock_and_rows_are_apart(acme, acme_connection)
 
 # --- fan-out: partitions, batches, pooled connections -------------------------------------------------
 
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
 def test_a_batching_endpoint_gets_signed_arrays_in_order_and_a_failed_batch_is_retried_whole(
         acme, acme_connection, settings):
     conversations = [ConversationFactory(connection=acme_connection) for _ in range(3)]
@@ -357,6 +359,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(acme, acme_connection, sett
 
 # --- retention ----------------------------------------------------------------------------------------
 
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
 def test_retention_deletes_old_delivered_sooner_than_given_up_and_never_pending(acme, acme_connection, settings):
     from datetime import timedelta
 
