@@ -2,6 +2,8 @@
 a real local HTTP receiver (order per conversation, retries, giving up, disabling, redelivery).
 tests/api/test_webhooks_worker.py runs the same path through a real Celery worker."""
 
+import base64
+import json
 import time
 
 import pytest
@@ -391,3 +393,41 @@ def test_retention_deletes_old_delivered_sooner_than_given_up_and_never_pending(
     assert left == {(s, (now - timedelta(days=a)).date()) for s, a in expected}
     assert list(IdempotencyKey.objects.for_tenant(acme).values_list("key", flat=True)) == ["k3"]
     assert purge_expired() == {"webhook_delivered": 0, "webhook_failed": 0, "idempotency_keys": 0}
+
+
+def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
+        acme, acme_connection, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The real enqueue (the module's autouse fixture replaced it): tasks land in the broker's queue in Redis,
+    and while one waits for its partition no other is queued; once a task starts (the flag cleared) the next
+    write queues one again."""
+    import redis as redis_lib
+
+    from api import tasks
+
+    monkeypatch.undo()  # the real enqueue_deliveries
+    settings.WEBHOOK_PARTITIONS = 1
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(queue)
+    endpoint = endpoint_for(acme, events=["conversation.status"])
+    webhooks.clear_queued_flag(endpoint.pk, 0)
+
+    def delivery_tasks():  # the queue also holds the inbox list's flush tasks
+        messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        return [json.loads(base64.b64decode(m["body"]))[0] for m in messages
+                if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
+
+    try:
+        conversation = ConversationFactory(connection=acme_connection)
+        for status in ["pending", "resolved", "open", "pending", "resolved"]:
+            with django_capture_on_commit_callbacks(execute=True):
+                actions.do_set_conversation_status(conversation, status)
+        assert WebhookDelivery.objects.for_tenant(acme).count() == 5
+        assert len(delivery_tasks()) == 1  # one task waits for the partition; it will read all five rows
+        webhooks.clear_queued_flag(endpoint.pk, 0)  # what the task does as it starts
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_set_conversation_status(conversation, "open")
+        assert delivery_tasks() == [[endpoint.pk, 0]] * 2
+    finally:
+        broker.delete(queue)
+        webhooks.clear_queued_flag(endpoint.pk, 0)
