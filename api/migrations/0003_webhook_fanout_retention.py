@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='webhookdelivery',
-            index=models.Index(fields=['status', 'created_at'], name='webhook_retention'),
+            index=models.Index(condition=models.Q(('status__in', ['succeeded', 'failed'])), fields=['created_at'], name='webhook_retention'),
         ),
         migrations.RunPython(shard_pending, migrations.RunPython.noop),
         migrations.RunPython(create_schedules, remove_schedules),
