@@ -1,6 +1,8 @@
 """Forms of the tenant's API page. Rules (the SSRF guard, known events) live in api.webhooks' check_*."""
 
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from api.models import ApiToken
 from api.webhooks import EVENTS
@@ -15,6 +17,9 @@ class EndpointForm(forms.Form):
     url = forms.URLField(max_length=500, assume_scheme="https", label="URL")
     events = forms.MultipleChoiceField(choices=[(name, f"{name}: {what}") for name, what in EVENTS.items()],
                                        widget=forms.CheckboxSelectMultiple, initial=list(EVENTS))
+    batch_size = forms.IntegerField(
+        label=_("Events per request"), min_value=1, max_value=settings.WEBHOOK_BATCH_MAX, initial=1, required=False,
+        help_text=_("1: one event object per request. More: a JSON array of up to this many events (docs/api.md)."))
 
 
 class EnabledForm(forms.Form):

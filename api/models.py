@@ -57,6 +57,7 @@ class IdempotencyKey(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_tenant_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_retention")]
 
 
 class WebhookEndpoint(TenantOwned):
@@ -69,6 +70,9 @@ class WebhookEndpoint(TenantOwned):
     events = models.JSONField(default=list, help_text="event names subscribed to (api.webhooks.EVENTS)")
     enabled = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    batch_size = models.PositiveSmallIntegerField(
+        default=1, help_text="events per request: 1 sends one event object per POST (the original format); more "
+                             "sends a JSON array of up to this many events (docs/api.md, batches)")
     disabled_reason = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -101,6 +105,9 @@ class WebhookDelivery(TenantOwned):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=40)
     ordering_key = models.CharField(max_length=60)
+    # crc32(ordering_key) % SHARDS, fixed when recorded: a delivery task's partition is shard % WEBHOOK_PARTITIONS,
+    # so every event of one key is in one partition whatever the partition count (api.webhooks).
+    shard = models.PositiveSmallIntegerField(default=0)
     object_id = models.BigIntegerField()
     data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     payload = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
@@ -118,6 +125,8 @@ class WebhookDelivery(TenantOwned):
         indexes = [
             models.Index(fields=["endpoint", "id"], name="webhook_pending", condition=Q(status="pending")),
             models.Index(fields=["endpoint", "-id"], name="webhook_log"),
+            # Retention's scan (api.retention); partial, so recording a pending delivery does not touch it.
+            models.Index(fields=["created_at"], name="webhook_retention", condition=Q(status__in=["succeeded", "failed"])),
         ]
 
     def __str__(self):

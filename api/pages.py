@@ -53,7 +53,8 @@ def endpoint_create(request, slug):
     if form.is_valid():
         try:
             endpoint = webhooks.check_create_endpoint(request.tenant, url=form.cleaned_data["url"],
-                                                      events=form.cleaned_data["events"], user=request.user)
+                                                      events=form.cleaned_data["events"], user=request.user,
+                                                      batch_size=form.cleaned_data["batch_size"] or 1)
             return redirect("api_endpoint", slug=slug, endpoint_id=endpoint.pk)
         except webhooks.EndpointRefused as refused:
             form.add_error("url", str(refused))

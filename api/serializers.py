@@ -3,11 +3,13 @@
 Webhook payloads use the same serializers (api.webhooks), so an integration sees one shape per object.
 """
 
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connections.models import Connection
 from inbox.actions import MAX_REPLY_LENGTH
-from inbox.models import Alert, Contact, ContactIdentity, Conversation, Message
+from inbox.models import Alert, Contact, ContactIdentity, Conversation, ConversationLabel, Label, MediaFile, Message
 
 
 class NumberSerializer(serializers.ModelSerializer):
@@ -49,16 +51,56 @@ class AssigneeSerializer(serializers.Serializer):
     username = serializers.CharField(read_only=True)
 
 
+class LabelSerializer(serializers.ModelSerializer):
+    """A tenant's label for conversations."""
+
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color", "created_at"]
+        read_only_fields = fields
+
+
+class ConversationLabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    color = serializers.CharField(read_only=True)
+
+
 class ConversationSerializer(serializers.ModelSerializer):
     number_id = serializers.IntegerField(source="connection_id", read_only=True)
     contact = ContactSerializer(read_only=True)
     assignee = AssigneeSerializer(read_only=True, allow_null=True)
+    labels = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
-        fields = ["id", "number_id", "chat_jid", "is_group", "status", "contact", "assignee", "last_message_at",
-                  "last_message_preview", "unread_count", "created_at", "updated_at"]
+        fields = ["id", "number_id", "chat_jid", "is_group", "status", "contact", "assignee", "labels",
+                  "last_message_at", "last_message_preview", "unread_count", "created_at", "updated_at"]
         read_only_fields = fields
+
+    @extend_schema_field(ConversationLabelSerializer(many=True))
+    def get_labels(self, conversation) -> list:
+        """The labels on it, by name (prefetched for lists: ``inbox.labels.labels_prefetch``)."""
+        if "label_links" in getattr(conversation, "_prefetched_objects_cache", {}):
+            links = conversation.label_links.all()
+        else:  # one conversation (a detail answer): one query
+            links = ConversationLabel.objects.for_tenant(conversation.tenant_id).filter(
+                conversation_id=conversation.pk).select_related("label").order_by("label__name")
+        return [{"id": link.label_id, "name": link.label.name, "color": link.label.color} for link in links]
+
+
+class MediaSerializer(serializers.Serializer):
+    """The file of a media message. ``download_url`` (this API, same token) serves the bytes once
+    ``state`` is ``fetched``; ``mimetype`` and ``size`` are those of the stored bytes (sniffed), until then
+    what WhatsApp announced."""
+
+    kind = serializers.CharField(read_only=True, help_text="image, video, audio, document, sticker")
+    state = serializers.ChoiceField(choices=MediaFile.State.choices, read_only=True)
+    mimetype = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True, allow_null=True)
+    filename = serializers.CharField(read_only=True)
+    download_url = serializers.CharField(read_only=True, allow_null=True,
+                                         help_text="path of GET /api/v1/messages/{id}/media/; null until stored")
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -66,13 +108,28 @@ class MessageSerializer(serializers.ModelSerializer):
     number_id = serializers.IntegerField(source="connection_id", read_only=True)
     whatsapp_id = serializers.SerializerMethodField()
     body = serializers.SerializerMethodField()
+    media = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
         fields = ["id", "conversation_id", "number_id", "whatsapp_id", "direction", "status", "type", "body",
-                  "media_mimetype", "media_filename", "media_size", "sender_jid", "sender_name",
+                  "media_mimetype", "media_filename", "media_size", "media", "sender_jid", "sender_name",
                   "quoted_external_id", "reactions", "sent_at", "edited_at", "deleted_at", "error", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(MediaSerializer(allow_null=True))
+    def get_media(self, message) -> dict | None:
+        """The media file of a media message (null for text); select_related("media") for lists."""
+        try:
+            media = message.media
+        except MediaFile.DoesNotExist:
+            return None
+        fetched = media.state == MediaFile.State.FETCHED and bool(media.storage_name)
+        return {"kind": media.kind, "state": media.state,
+                "mimetype": media.mimetype or media.declared_mimetype,
+                "size": media.size if media.size is not None else media.declared_size,
+                "filename": media.filename,
+                "download_url": reverse("api-message-media", args=[message.pk]) if fetched else None}
 
     def get_whatsapp_id(self, message) -> str | None:
         """WhatsApp's id once sent; null while an outbound message waits in the outbox (local id)."""
@@ -106,6 +163,7 @@ ContactPage = page_serializer("ContactPage", ContactSerializer)
 ConversationPage = page_serializer("ConversationPage", ConversationSerializer)
 MessagePage = page_serializer("MessagePage", MessageSerializer)
 AlertPage = page_serializer("AlertPage", AlertSerializer)
+LabelPage = page_serializer("LabelPage", LabelSerializer)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -121,6 +179,27 @@ class StatusInput(serializers.Serializer):
 
 class SendTextInput(serializers.Serializer):
     text = serializers.CharField(max_length=MAX_REPLY_LENGTH, trim_whitespace=True, allow_blank=False)
+
+
+class LabelInput(serializers.Serializer):
+    name = serializers.CharField(max_length=50, trim_whitespace=True, allow_blank=False)
+    color = serializers.ChoiceField(choices=Label.Color.choices, required=False, default=Label.Color.GRAY)
+
+
+class LabelUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=50, trim_whitespace=True, allow_blank=False, required=False)
+    color = serializers.ChoiceField(choices=Label.Color.choices, required=False)
+
+
+class AddLabelInput(serializers.Serializer):
+    label_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="one of the tenant's labels")
+
+
+class SendMediaInput(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False, use_url=False,
+                                 help_text="the file; its bytes decide what it is sent as (image, video, audio, "
+                                           "or a document) and the size limit that applies")
+    caption = serializers.CharField(max_length=MAX_REPLY_LENGTH, required=False, allow_blank=True, default="")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -15,6 +15,13 @@ urlpatterns = [
     path("conversations/<int:pk>/assign/", views.ConversationAssign.as_view(), name="api-conversation-assign"),
     path("conversations/<int:pk>/status/", views.ConversationStatus.as_view(), name="api-conversation-status"),
     path("conversations/<int:pk>/messages/", views.MessageList.as_view(), name="api-messages"),
+    path("conversations/<int:pk>/labels/", views.ConversationLabels.as_view(), name="api-conversation-labels"),
+    path("conversations/<int:pk>/labels/<int:label_id>/", views.ConversationLabelDetail.as_view(),
+         name="api-conversation-label"),
+    path("conversations/<int:pk>/media/", views.MediaSend.as_view(), name="api-media-send"),
     path("messages/<int:pk>/", views.MessageDetail.as_view(), name="api-message"),
+    path("messages/<int:pk>/media/", views.MessageMedia.as_view(), name="api-message-media"),
+    path("labels/", views.LabelList.as_view(), name="api-labels"),
+    path("labels/<int:pk>/", views.LabelDetail.as_view(), name="api-label"),
     path("alerts/", views.AlertList.as_view(), name="api-alerts"),
 ]

@@ -5,19 +5,23 @@ The token names the tenant (``request.auth.tenant``); every read is ``for_tenant
 of another tenant's row is the same 404 as a missing one.
 """
 
+import hashlib
+
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
 from api.idempotency import MAX_KEY_LENGTH, KeyReused, request_fingerprint, run_idempotent
 from connections.models import Connection
-from inbox import actions
+from inbox import actions, labels, media
 from inbox.access import access_connection, access_contact, access_conversation, access_message
-from inbox.models import Alert, Contact
+from inbox.models import Alert, Contact, MediaFile, Message
 from inbox.selectors import (
     LIST_PAGE_SIZE,
     MAX_ID,
@@ -122,6 +126,8 @@ class ConversationQuery(CursorQuery):
                                      help_text='"unassigned", or a member\'s user id')
     number_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     q = serializers.CharField(required=False, max_length=100, help_text="name, number or message text")
+    label_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                        help_text="only conversations carrying this label")
 
     def validate_assignee(self, value):
         if value != "unassigned" and not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
@@ -136,7 +142,7 @@ class ConversationList(TenantAPIView):
     def get(self, request):
         query = _query(ConversationQuery, request)
         filters = ConversationFilters(status=query["status"], connection_id=query.get("number_id"),
-                                      q=query.get("q", ""))
+                                      q=query.get("q", ""), label_id=query.get("label_id"))
         user = None
         assignee = query.get("assignee")
         if assignee == "unassigned":
@@ -183,12 +189,114 @@ class ConversationStatus(TenantAPIView):
         return Response(s.ConversationSerializer(access_conversation(self.tenant, pk)).data)
 
 
+# --- labels ------------------------------------------------------------------------------------------
+
+def _label_refused(refused) -> ValidationError:
+    text = str(refused)
+    return ValidationError({"color" if "color" in text else "name": [text]})
+
+
+class LabelList(TenantAPIView):
+    @extend_schema(operation_id="labels_list", tags=["labels"], summary="The tenant's labels, by name",
+                   responses={200: s.LabelPage, **READ_ERRORS})
+    def get(self, request):
+        return Response({"results": s.LabelSerializer(labels.tenant_labels(self.tenant), many=True).data,
+                         "next_cursor": None})
+
+    @extend_schema(operation_id="labels_create", tags=["labels"], request=s.LabelInput,
+                   summary="Create a label (names are unique per tenant, whatever their case)",
+                   responses={201: s.LabelSerializer, **ERRORS})
+    def post(self, request):
+        data = _input(s.LabelInput, request)
+        try:
+            label = labels.check_create_label(self.tenant, data["name"], data["color"])
+        except labels.LabelRefused as refused:
+            raise _label_refused(refused) from None
+        return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+
+class LabelDetail(TenantAPIView):
+    @extend_schema(operation_id="labels_retrieve", tags=["labels"], responses={200: s.LabelSerializer, **READ_ERRORS})
+    def get(self, request, pk):
+        return Response(s.LabelSerializer(labels.access_label(self.tenant, pk)).data)
+
+    @extend_schema(operation_id="labels_update", tags=["labels"], request=s.LabelUpdateInput,
+                   summary="Rename or recolor a label", responses={200: s.LabelSerializer, **ERRORS})
+    def patch(self, request, pk):
+        label = labels.access_label(self.tenant, pk)
+        data = _input(s.LabelUpdateInput, request)
+        try:
+            label = labels.check_update_label(label, name=data.get("name"), color=data.get("color"))
+        except labels.LabelRefused as refused:
+            raise _label_refused(refused) from None
+        return Response(s.LabelSerializer(label).data)
+
+    @extend_schema(operation_id="labels_delete", tags=["labels"], summary="Delete a label (conversations lose it)",
+                   responses={204: None, **READ_ERRORS})
+    def delete(self, request, pk):
+        labels.do_delete_label(labels.access_label(self.tenant, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationLabels(TenantAPIView):
+    @extend_schema(operation_id="conversations_add_label", tags=["conversations", "labels"], request=s.AddLabelInput,
+                   summary="Put a label on a conversation (again: no change)",
+                   responses={200: s.ConversationSerializer, **ERRORS})
+    def post(self, request, pk):
+        conversation = access_conversation(self.tenant, pk)
+        data = _input(s.AddLabelInput, request)
+        try:
+            label = labels.access_label(self.tenant, data["label_id"])
+        except Http404:
+            raise ValidationError({"label_id": ["No such label."]}) from None
+        labels.do_add_label(conversation, label)
+        return Response(s.ConversationSerializer(access_conversation(self.tenant, pk)).data)
+
+
+class ConversationLabelDetail(TenantAPIView):
+    @extend_schema(operation_id="conversations_remove_label", tags=["conversations", "labels"],
+                   summary="Take a label off a conversation", responses={200: s.ConversationSerializer, **READ_ERRORS})
+    def delete(self, request, pk, label_id):
+        conversation = access_conversation(self.tenant, pk)
+        labels.do_remove_label(conversation, labels.access_label(self.tenant, label_id))
+        return Response(s.ConversationSerializer(access_conversation(self.tenant, pk)).data)
+
+
 # --- messages ----------------------------------------------------------------------------------------
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
     description="Any unique string (a UUID): the same key again creates no second message and gets the first "
                 "answer. The same key with another body is a 422.")
+
+
+def _idempotent(request, tenant, path: str, fingerprint_data, send) -> Response:
+    """``send()`` once per ``Idempotency-Key`` (api.idempotency), or plainly when the request has none."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        code, body, _ = send()
+        return Response(body, status=code)
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationError({"Idempotency-Key": [f"At most {MAX_KEY_LENGTH} characters."]})
+    fingerprint = request_fingerprint("POST", path, fingerprint_data)
+    try:
+        code, body = run_idempotent(tenant, request.auth, key, fingerprint, send)
+    except KeyReused as reused:
+        return Response({"detail": str(reused)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return Response(body, status=code)
+
+
+def _sha256(upload) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def _message(tenant, message_id):
+    """A message with its media row, as lists read it."""
+    return Message.objects.for_tenant(tenant).select_related("media").defer("media__ref").get(pk=message_id)
 
 
 class MessageList(TenantAPIView):
@@ -208,7 +316,6 @@ class MessageList(TenantAPIView):
     def post(self, request, pk):
         conversation = access_conversation(self.tenant, pk)
         data = _input(s.SendTextInput, request)
-        key = request.headers.get("Idempotency-Key", "").strip()
 
         def send():
             try:
@@ -217,17 +324,50 @@ class MessageList(TenantAPIView):
                 raise ValidationError({"text": [str(refused)]}) from None
             return status.HTTP_201_CREATED, s.MessageSerializer(message).data, message
 
-        if not key:
-            code, body, _ = send()
-            return Response(body, status=code)
-        if len(key) > MAX_KEY_LENGTH:
-            raise ValidationError({"Idempotency-Key": [f"At most {MAX_KEY_LENGTH} characters."]})
-        fingerprint = request_fingerprint("POST", f"conversations/{conversation.pk}/messages", data)
-        try:
-            code, body = run_idempotent(self.tenant, request.auth, key, fingerprint, send)
-        except KeyReused as reused:
-            return Response({"detail": str(reused)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        return Response(body, status=code)
+        return _idempotent(request, self.tenant, f"conversations/{conversation.pk}/messages", data, send)
+
+
+class MediaSend(TenantAPIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="messages_send_media", tags=["messages"], request={"multipart/form-data": s.SendMediaInput},
+                   parameters=[IDEMPOTENCY_KEY],
+                   summary="Send a file (image, video, audio, document) with an optional caption, through the outbox",
+                   description="The same limits as the inbox's reply box: the file's bytes decide its kind and the "
+                               "size limit of that kind (MEDIA_MAX_*_BYTES). 201 with the message (status queued).",
+                   responses={201: s.MessageSerializer, 422: s.ErrorSerializer, **ERRORS})
+    def post(self, request, pk):
+        conversation = access_conversation(self.tenant, pk)
+        data = _input(s.SendMediaInput, request)
+        upload = data["file"]
+
+        def send():
+            try:
+                message = media.check_queue_media_reply(conversation, None, upload, data["caption"])
+            except media.MediaRefused as refused:
+                raise ValidationError({"file": [str(refused)]}) from None
+            return status.HTTP_201_CREATED, s.MessageSerializer(_message(self.tenant, message.pk)).data, message
+
+        return _idempotent(request, self.tenant, f"conversations/{conversation.pk}/media", {
+            "caption": data["caption"], "filename": upload.name, "size": upload.size, "sha256": _sha256(upload)}, send)
+
+
+class MessageMedia(TenantAPIView):
+    @extend_schema(operation_id="messages_media_download", tags=["messages"],
+                   summary="The stored file of a media message (404 until it is downloaded from WhatsApp)",
+                   description="An attachment of the file's sniffed type (the message's media.mimetype).",
+                   responses={(200, "*/*"): OpenApiTypes.BINARY, **READ_ERRORS})
+    def get(self, request, pk):
+        message = access_message(self.tenant, pk)
+        item = MediaFile.objects.for_tenant(self.tenant).defer("ref").filter(message_id=message.pk).first()
+        if item is None or item.state != MediaFile.State.FETCHED or not item.storage_name:
+            raise NotFound("This message has no stored file (not a media message, or not downloaded yet).")
+        # Always an attachment of its sniffed type, inert: nosniff and a sandboxing CSP, as the inbox serves it.
+        response = FileResponse(media.storage().open(item.storage_name, "rb"), as_attachment=True,
+                                filename=media.download_name(item), content_type=item.mimetype or "application/octet-stream")
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
 
 
 class MessageDetail(TenantAPIView):

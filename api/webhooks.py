@@ -2,19 +2,24 @@
 
 Recording (``record_events``) is called by the actions that make the changes, inside their transaction:
 one query for the tenant's enabled endpoints and one bulk insert of ``WebhookDelivery`` rows carrying
-only ids and the event's own data, then, on commit, one Celery task per endpoint. The sync engine calls
-it once per ingested batch, so a flood costs two statements per batch, never an HTTP request; a tenant
-without endpoints costs one indexed query per batch. A change that rolls back leaves no delivery; a
-committed one always has its rows (the outbox pattern, as for replies).
+only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched (unless
+one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
+statements per batch, never an HTTP request; a tenant without endpoints costs one indexed query per
+batch. A change that rolls back leaves no delivery; a committed one always has its rows (the outbox
+pattern, as for replies).
 
-Delivery (``deliver_pending``, from ``api.tasks.deliver_webhooks_task``): one process at a time per
-endpoint (a Redis lock), deliveries in id order, and per ``ordering_key`` (a conversation, a number, an
-alert) strictly in order: while one is waiting for its retry, the later ones of its key wait too, other
-keys go on. The JSON body is built at the first attempt from the latest state (the API's serializers)
-and kept, so retries and redeliveries send the same bytes. A failed attempt is retried after
-``config.backoff`` (base doubling to the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` the delivery is
-given up (``failed``; the log keeps it and a person may redeliver). ``WEBHOOK_DISABLE_AFTER_FAILURES``
-failed attempts in a row disable the endpoint and raise an alert to the tenant.
+Delivery (``deliver_pending``, from ``api.tasks.deliver_webhooks_task``): rows are split into
+``WEBHOOK_PARTITIONS`` partitions by their ``ordering_key`` (a conversation, a number, an alert: one key is
+always in one partition), one process at a time per endpoint partition (a Redis lock), deliveries in id
+order, and per key strictly in order: while one is waiting for its retry, the later ones of its key wait
+too, other keys go on. An endpoint with ``batch_size`` > 1 gets JSON arrays of up to that many events per
+request (signed over the whole body); otherwise one event object per request. The JSON of each event is
+built at its first attempt from the latest state (the API's serializers) and kept, so retries and
+redeliveries send the same event. A failed request is retried after ``config.backoff`` (base doubling to
+the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` a delivery is given up (``failed``; the log keeps it
+and a person may redeliver). ``WEBHOOK_DISABLE_AFTER_FAILURES`` failed requests in a row disable the
+endpoint and raise an alert to the tenant. Requests go over kept-alive connections
+(``inbox.outbound.post_json_pooled``, the SSRF guard before each one).
 
 Signature: ``X-Inbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``. A receiver
 recomputes it over the raw body, compares in constant time and refuses a timestamp older than a few
@@ -29,22 +34,23 @@ import json
 import logging
 import secrets
 import time
-import urllib.error
+import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import uuid4
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Mod
 from django.utils import timezone
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from config.backoff import backoff
 from config.redis import redis_client
 from config.scope import database_scope
-from inbox.outbound import RefusedURL, check_public_url, post_json
+from inbox.outbound import HTTPFailure, RefusedURL, check_public_url, post_json_pooled
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +68,9 @@ EVENTS = {
 SIGNATURE_HEADER = "X-Inbox-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 LOCK_MS = 120_000  # the lock is renewed before each request; a dead holder frees it within this
-PAGE = 200
+PAGE = 500
+SHARDS = 1024  # WebhookDelivery.shard's range: partitions are shard % WEBHOOK_PARTITIONS
+QUEUED_FLAG_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,34 +100,77 @@ def alert_event(alert_id: int) -> Event:
 # --- recording (inside the writer's transaction) ----------------------------------------------------
 
 
+def shard_of(ordering_key: str) -> int:
+    return zlib.crc32(ordering_key.encode()) % SHARDS
+
+
+def partition_of(shard: int) -> int:
+    return shard % max(1, settings.WEBHOOK_PARTITIONS)
+
+
 def record_events(tenant_id: int, events: list[Event]) -> int:
     """Deliveries of these events for the tenant's enabled endpoints that subscribed to them; the
-    delivery tasks start on commit. Returns how many rows were written. Never raises into the caller's
-    business beyond a database error of its own transaction."""
+    delivery tasks (one per endpoint and partition touched) start on commit. Returns how many rows were
+    written. Never raises into the caller's business beyond a database error of its own transaction."""
     if not events or not tenant_id:
         return 0
     endpoints = list(WebhookEndpoint.objects.for_tenant(tenant_id).filter(enabled=True).values_list("id", "events"))
     if not endpoints:
         return 0
+    shards = {e.ordering_key: shard_of(e.ordering_key) for e in events}
     rows = [WebhookDelivery(tenant_id=tenant_id, endpoint_id=endpoint_id, event=e.name, ordering_key=e.ordering_key,
-                            object_id=e.object_id, data=e.data)
+                            shard=shards[e.ordering_key], object_id=e.object_id, data=e.data)
             for e in events for endpoint_id, subscribed in endpoints if e.name in subscribed]
     if not rows:
         return 0
     WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
-    endpoint_ids = sorted({r.endpoint_id for r in rows})
-    transaction.on_commit(lambda: enqueue_deliveries(endpoint_ids), robust=True)
+    targets = sorted({(r.endpoint_id, partition_of(r.shard)) for r in rows})
+    transaction.on_commit(lambda: enqueue_deliveries(targets), robust=True)
     return len(rows)
 
 
-def enqueue_deliveries(endpoint_ids, countdown: float | None = None) -> None:
+def _queued_key(endpoint_id: int, partition) -> str:
+    return f"webhook-queued:{database_scope()}:{endpoint_id}:{partition}"
+
+
+def enqueue_deliveries(targets, countdown: float | None = None) -> None:
+    """A delivery task for each ``(endpoint id, partition)`` (partition None: every partition).
+
+    A flood records deliveries many times a second; a task is enqueued only when none is waiting for that
+    partition (a Redis flag set here and cleared by the task as it starts, before it reads the rows), so
+    a waiting task picks up everything recorded before it starts and the queue holds one task per
+    partition, not one per write. The flag expires, so a task lost with the broker costs one minute
+    (beat's safety net), never the deliveries."""
     from api.tasks import deliver_webhooks_task
 
-    for endpoint_id in endpoint_ids:
+    r = None
+    for endpoint_id, partition in targets:
+        flagged = False
+        if countdown is None:
+            try:
+                r = r or redis_client()
+                if not r.set(_queued_key(endpoint_id, partition), "1", nx=True, px=QUEUED_FLAG_MS):
+                    continue  # a task for it waits in the queue and will read this row
+                flagged = True
+            except Exception as exc:  # noqa: BLE001 - Redis down: enqueue anyway (the broker decides)
+                logger.warning("webhook.queue_flag_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
         try:
-            deliver_webhooks_task.apply_async((endpoint_id,), countdown=countdown)
+            deliver_webhooks_task.apply_async((endpoint_id, partition), countdown=countdown)
         except Exception as exc:  # noqa: BLE001 - broker down: the rows wait; beat's safety net enqueues them
             logger.error("webhook.enqueue_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
+            if flagged:
+                try:
+                    r.delete(_queued_key(endpoint_id, partition))
+                except Exception:  # noqa: BLE001, S110 - the flag expires on its own
+                    pass
+
+
+def clear_queued_flag(endpoint_id: int, partition) -> None:
+    """Called by the task as it starts: a row committed from now on enqueues a new task."""
+    try:
+        redis_client().delete(_queued_key(endpoint_id, partition))
+    except Exception as exc:  # noqa: BLE001 - the flag expires on its own
+        logger.warning("webhook.queue_flag_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
 
 
 # --- endpoints (the tenant's API page) ---------------------------------------------------------------
@@ -129,7 +180,7 @@ class EndpointRefused(ValueError):
     """A URL or an event list a webhook endpoint cannot have; the message is for the form."""
 
 
-def check_create_endpoint(tenant, *, url: str, events: list[str], user=None) -> WebhookEndpoint:
+def check_create_endpoint(tenant, *, url: str, events: list[str], user=None, batch_size: int = 1) -> WebhookEndpoint:
     try:
         check_public_url(url)
     except RefusedURL as exc:
@@ -137,8 +188,10 @@ def check_create_endpoint(tenant, *, url: str, events: list[str], user=None) -> 
     unknown = sorted(set(events) - set(EVENTS))
     if unknown or not events:
         raise EndpointRefused("Choose at least one event." if not events else f"Unknown events: {', '.join(unknown)}")
+    if not 1 <= batch_size <= settings.WEBHOOK_BATCH_MAX:
+        raise EndpointRefused(f"Events per request: from 1 to {settings.WEBHOOK_BATCH_MAX}.")
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=sorted(set(events)), created_by=user,
-                                              secret="whsec_" + secrets.token_urlsafe(32))
+                                              batch_size=batch_size, secret="whsec_" + secrets.token_urlsafe(32))
     logger.info("webhook.endpoint_created", extra={"tenant_id": tenant.pk, "endpoint_id": endpoint.pk,
                                                    "user_id": getattr(user, "pk", None)})
     return endpoint
@@ -153,7 +206,7 @@ def do_set_endpoint_enabled(endpoint: WebhookEndpoint, enabled: bool, *, reason:
             disabled_reason="" if enabled else reason[:300], updated_at=timezone.now())
         endpoint.refresh_from_db()
         if enabled:
-            transaction.on_commit(lambda: enqueue_deliveries([endpoint.pk]), robust=True)
+            transaction.on_commit(lambda: enqueue_deliveries([(endpoint.pk, None)]), robust=True)
     logger.info("webhook.endpoint_enabled" if enabled else "webhook.endpoint_disabled", extra={
         "tenant_id": endpoint.tenant_id, "endpoint_id": endpoint.pk, "reason": reason,
         "user_id": getattr(user, "pk", None)})
@@ -171,8 +224,9 @@ def do_redeliver(delivery: WebhookDelivery, *, user=None) -> WebhookDelivery:
         again = WebhookDelivery.objects.create(
             tenant_id=delivery.tenant_id, endpoint_id=delivery.endpoint_id, event=delivery.event,
             ordering_key=delivery.ordering_key, object_id=delivery.object_id, data=delivery.data,
-            payload=delivery.payload, redelivery_of=delivery)
-        transaction.on_commit(lambda: enqueue_deliveries([delivery.endpoint_id]), robust=True)
+            shard=shard_of(delivery.ordering_key), payload=delivery.payload, redelivery_of=delivery)
+        targets = [(delivery.endpoint_id, partition_of(again.shard))]
+        transaction.on_commit(lambda: enqueue_deliveries(targets), robust=True)
     logger.info("webhook.redelivery", extra={"delivery_id": delivery.pk, "new_delivery_id": again.pk,
                                              "user_id": getattr(user, "pk", None)})
     return again
@@ -209,37 +263,42 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 
 # --- delivery (Celery) ------------------------------------------------------------------------------
 
 
-def _lock_key(endpoint_id: int) -> str:
-    return f"webhook-lock:{database_scope()}:{endpoint_id}"
+def _lock_key(endpoint_id: int, partition: int) -> str:
+    return f"webhook-lock:{database_scope()}:{endpoint_id}:{partition}"
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-def deliver_pending(endpoint_id: int, *, budget_seconds: float = 50.0) -> int:
-    """Send the endpoint's due deliveries, in order; returns how many attempts were made. One caller per
-    endpoint at a time: a second one returns at once, and the holder looks again after releasing the
-    lock, so a delivery recorded meanwhile is never left behind. Work left when the budget runs out, and
-    retries not yet due, are handed to a later task."""
+def deliver_pending(endpoint_id: int, partition: int | None = None, *, budget_seconds: float = 50.0) -> int:
+    """Send the due deliveries of one partition of the endpoint (None: each partition in turn), in order;
+    returns how many requests were made. One caller per partition at a time: a second one returns at
+    once, and the holder looks again after releasing the lock, so a delivery recorded meanwhile is never
+    left behind. Work left when the budget runs out, and retries not yet due, go to a later task."""
+    if partition is None:
+        deadline = time.monotonic() + budget_seconds
+        return sum(deliver_pending(endpoint_id, p, budget_seconds=max(0.1, deadline - time.monotonic()))
+                   for p in range(max(1, settings.WEBHOOK_PARTITIONS)))
     r = redis_client()
-    key, token = _lock_key(endpoint_id), uuid4().hex
+    key, token = _lock_key(endpoint_id, partition), uuid4().hex
     deadline = time.monotonic() + budget_seconds
-    attempts = 0
+    requests_made = 0
     while True:
         if not r.set(key, token, nx=True, px=LOCK_MS):
-            return attempts
+            return requests_made
         try:
-            attempts += _deliver_due(endpoint_id, deadline, lambda: r.pexpire(key, LOCK_MS))
+            requests_made += _deliver_due(endpoint_id, partition, deadline, lambda: r.pexpire(key, LOCK_MS))
         finally:
             r.eval(_RELEASE, 1, key, token)
-        due, later = _pending_state(endpoint_id)
+        due, later = _pending_state(endpoint_id, partition)
         if due and time.monotonic() < deadline:
             continue
         if due:
-            enqueue_deliveries([endpoint_id])
+            enqueue_deliveries([(endpoint_id, partition)])
         elif later is not None:
-            enqueue_deliveries([endpoint_id], countdown=max(0.0, (later - timezone.now()).total_seconds()) + 0.05)
-        return attempts
+            enqueue_deliveries([(endpoint_id, partition)],
+                               countdown=max(0.0, (later - timezone.now()).total_seconds()) + 0.05)
+        return requests_made
 
 
 def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
@@ -247,16 +306,24 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
     return WebhookEndpoint.objects.unscoped().filter(pk=endpoint_id).first()
 
 
-def _pending_state(endpoint_id: int):
+def _pending(endpoint: WebhookEndpoint, partition: int):
+    """The endpoint's pending deliveries in this partition (the partial index on (endpoint, id) finds them)."""
+    partitions = max(1, settings.WEBHOOK_PARTITIONS)
+    rows = WebhookDelivery.objects.for_tenant(endpoint.tenant_id).filter(endpoint_id=endpoint.pk,
+                                                                         status=WebhookDelivery.Status.PENDING)
+    if partitions > 1:
+        rows = rows.annotate(partition=Mod("shard", partitions)).filter(partition=partition)
+    return rows
+
+
+def _pending_state(endpoint_id: int, partition: int):
     """(a pending delivery is due now, when the earliest one not due yet is due)."""
     endpoint = _endpoint(endpoint_id)
     if endpoint is None or not endpoint.enabled:
         return False, None
-    pending = WebhookDelivery.objects.for_tenant(endpoint.tenant_id).filter(endpoint_id=endpoint_id,
-                                                                            status=WebhookDelivery.Status.PENDING)
     now = timezone.now()
     blocked_until = {}
-    for key, at in pending.order_by("id").values_list("ordering_key", "next_attempt_at")[:5000]:
+    for key, at in _pending(endpoint, partition).order_by("id").values_list("ordering_key", "next_attempt_at")[:5000]:
         if key in blocked_until:
             continue
         if at is None or at <= now:
@@ -265,55 +332,76 @@ def _pending_state(endpoint_id: int):
     return False, min(blocked_until.values(), default=None)
 
 
-def _deliver_due(endpoint_id: int, deadline: float, renew) -> int:
+def _deliver_due(endpoint_id: int, partition: int, deadline: float, renew) -> int:
+    """Due deliveries in id order, skipping every later one of a key whose earlier one waits for its retry,
+    in requests of up to the endpoint's batch size; stops when a failure disables the endpoint."""
     endpoint = _endpoint(endpoint_id)
     if endpoint is None or not endpoint.enabled:
         return 0
+    size = max(1, min(endpoint.batch_size, settings.WEBHOOK_BATCH_MAX))
     blocked: set[str] = set()
-    attempts, after = 0, 0
+    requests_made, after = 0, 0
+
+    def send(batch) -> bool:
+        nonlocal requests_made
+        renew()
+        requests_made += 1
+        if not _send(endpoint, batch):
+            blocked.update(d.ordering_key for d in batch)
+        return endpoint.enabled
+
     while time.monotonic() < deadline:
-        page = list(WebhookDelivery.objects.for_tenant(endpoint.tenant_id)
-                    .filter(endpoint_id=endpoint_id, status=WebhookDelivery.Status.PENDING, pk__gt=after)
-                    .order_by("id")[:PAGE])
+        page = list(_pending(endpoint, partition).filter(pk__gt=after).order_by("id")[:PAGE])
         if not page:
             break
-        build_payloads(page)  # a page's bodies in a few queries, not one per delivery (kept once sent)
+        now = timezone.now()
+        due = []
         for delivery in page:
             after = delivery.pk
             if delivery.ordering_key in blocked:
                 continue
-            if delivery.next_attempt_at and delivery.next_attempt_at > timezone.now():
+            if delivery.next_attempt_at and delivery.next_attempt_at > now:
                 blocked.add(delivery.ordering_key)
                 continue
-            if time.monotonic() >= deadline:
-                return attempts
-            renew()
-            attempts += 1
-            if not _attempt(endpoint, delivery):
-                blocked.add(delivery.ordering_key)
-                if not endpoint.enabled:
-                    return attempts
-    return attempts
+            due.append(delivery)
+        build_payloads(due)  # a page's bodies in a few queries, not one per delivery (kept once sent)
+        batch: list[WebhookDelivery] = []
+        for delivery in due:
+            if delivery.ordering_key in blocked:  # an earlier batch of this page failed for its key
+                continue
+            batch.append(delivery)
+            if len(batch) >= size:
+                if time.monotonic() >= deadline or not send(batch):
+                    return requests_made
+                batch = []
+        if batch and (time.monotonic() >= deadline or not send(batch)):
+            return requests_made
+    return requests_made
 
 
 def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
     """The API's representation of these objects of one kind, by id (one query)."""
     from api import serializers as s
     from connections.models import Connection
+    from inbox.labels import labels_prefetch
     from inbox.models import Alert, Conversation, Message
 
     if kind == "message":
-        rows, serializer = Message.objects.for_tenant(tenant_id), s.MessageSerializer
+        rows = Message.objects.for_tenant(tenant_id).select_related("media").defer("media__ref")
+        serializer = s.MessageSerializer
     elif kind == "conversation":
-        rows, serializer = Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee"), \
-            s.ConversationSerializer
+        rows = (Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee")
+                .prefetch_related(labels_prefetch(tenant_id)))
+        serializer = s.ConversationSerializer
     elif kind == "number":
         rows, serializer = Connection.objects.for_tenant(tenant_id), s.NumberSerializer
     elif kind == "alert":
         rows, serializer = Alert.objects.for_tenant(tenant_id), s.AlertSerializer
     else:
         return {}
-    return {row.pk: serializer(row).data for row in rows.filter(pk__in=list(ids))}
+    rows = list(rows.filter(pk__in=list(ids)))
+    # many=True: the serializer's fields are built once for the list, not once per row (most of the cost).
+    return {row.pk: data for row, data in zip(rows, serializer(rows, many=True).data, strict=True)}
 
 
 def build_payloads(deliveries: list[WebhookDelivery]) -> None:
@@ -337,42 +425,85 @@ def build_payload(delivery: WebhookDelivery) -> dict:
     return delivery.payload
 
 
-def _attempt(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> bool:
-    """One POST of one delivery; the row and the endpoint's failure count are updated. True if accepted."""
-    if delivery.payload is None:
-        delivery.payload = build_payload(delivery)
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()  # jsonb reorders keys
-    headers = {SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), body), "X-Inbox-Event": delivery.event,
-               "X-Inbox-Delivery": delivery.payload["id"], "User-Agent": "inbox-webhooks/1"}
+def _dumps(payload) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()  # jsonb reorders keys: sort
+
+
+def request_body(endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]) -> bytes:
+    """One event object (batch size 1: the original format), or a JSON array of events in order."""
+    if endpoint.batch_size <= 1:
+        return _dumps(deliveries[0].payload)
+    return b"[" + b",".join(_dumps(d.payload) for d in deliveries) + b"]"
+
+
+def _send(endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]) -> bool:
+    """One signed POST of these deliveries (one, or a batch); their rows are updated in one statement and
+    the endpoint's failure count once. True if accepted."""
+    build_payloads(deliveries)
+    body = request_body(endpoint, deliveries)
+    batch = endpoint.batch_size > 1
+    headers = {SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), body),
+               "X-Inbox-Event": "batch" if batch else deliveries[0].event,
+               "X-Inbox-Delivery": deliveries[0].payload["id"], "User-Agent": "inbox-webhooks/2"}
+    if batch:
+        headers["X-Inbox-Batch-Size"] = str(len(deliveries))
     code, error = None, ""
     try:
-        code = post_json(endpoint.url, body, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, headers=headers)
-    except urllib.error.HTTPError as exc:
-        code, error = exc.code, f"HTTP {exc.code}" + (f": {exc.msg}" if exc.msg else "")
+        code = post_json_pooled(endpoint.url, body, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, headers=headers)
+    except HTTPFailure as exc:
+        code, error = exc.status, str(exc)
     except RefusedURL as exc:
         error = f"refused: {exc}"
-    except Exception as exc:  # noqa: BLE001 - URLError, TimeoutError, ConnectionError...: the receiver is unreachable
+    except Exception as exc:  # noqa: BLE001 - connection refused, timeout, reset...: the receiver is unreachable
         error = repr(exc)
     ok = not error
     now = timezone.now()
-    delivery.attempts += 1
-    delivery.last_attempt_at, delivery.response_code, delivery.error = now, code, error[:500]
-    if ok:
-        delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.SUCCEEDED, None
-    elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
-    else:
-        delivery.next_attempt_at = now + timedelta(seconds=backoff(
-            delivery.attempts, base=settings.WEBHOOK_RETRY_BASE_SECONDS, cap=settings.WEBHOOK_RETRY_CAP_SECONDS,
-            jitter=True))
-    delivery.save(update_fields=["payload", "attempts", "last_attempt_at", "response_code", "error", "status",
-                                 "next_attempt_at"])
+    # One retry time for the whole request, from its oldest event's attempts: its events were sent together
+    # and wait together, so a key's later events never pass its earlier ones.
+    retry_at = None if ok else now + timedelta(seconds=backoff(
+        deliveries[0].attempts + 1, base=settings.WEBHOOK_RETRY_BASE_SECONDS, cap=settings.WEBHOOK_RETRY_CAP_SECONDS,
+        jitter=True))
+    gave_up = []
+    for delivery in deliveries:
+        delivery.attempts += 1
+        delivery.last_attempt_at, delivery.response_code, delivery.error = now, code, error[:500]
+        if ok:
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.SUCCEEDED, None
+        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+            gave_up.append(delivery.pk)
+        else:
+            delivery.next_attempt_at = retry_at
+    _save_attempts(endpoint.tenant_id, deliveries, now, code, error[:500])
     _count(endpoint, ok)
     log = logger.info if ok else logger.warning
     log("webhook.delivered" if ok else "webhook.failed", extra={
-        "endpoint_id": endpoint.pk, "delivery_id": delivery.pk, "event": delivery.event, "status_code": code,
-        "attempt": delivery.attempts, "gave_up": delivery.status == WebhookDelivery.Status.FAILED, "error": error[:300]})
+        "endpoint_id": endpoint.pk, "delivery_id": deliveries[0].pk, "events": len(deliveries),
+        "webhook_event": "batch" if batch else deliveries[0].event, "status_code": code,
+        "attempt": deliveries[0].attempts, "gave_up": gave_up[:50], "error": error[:300]})
     return ok
+
+
+def _save_attempts(tenant_id: int, deliveries: list[WebhookDelivery], at, code, error: str) -> None:
+    """The request's outcome on its rows, in one statement. On PostgreSQL an ``UPDATE ... FROM jsonb_to_recordset``
+    (Django's bulk_update builds a CASE per field and row, which cost more than the request itself);
+    elsewhere bulk_update."""
+    if connection.vendor != "postgresql":
+        WebhookDelivery.objects.for_tenant(tenant_id).bulk_update(
+            deliveries, ["payload", "attempts", "last_attempt_at", "response_code", "error", "status",
+                         "next_attempt_at"])
+        return
+    rows = json.dumps([{"id": d.pk, "payload": d.payload, "attempts": d.attempts, "status": d.status,
+                        "next_at": d.next_attempt_at} for d in deliveries], cls=DjangoJSONEncoder)
+    table = WebhookDelivery._meta.db_table
+    with connection.cursor() as cursor:
+        # One parameter for all rows (jsonb_to_recordset): cheap to send whatever the batch size. The tenant in
+        # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway).
+        cursor.execute(
+            f"UPDATE {table} AS d SET payload = v.payload, attempts = v.attempts, status = v.status, "  # noqa: S608
+            "next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "
+            "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, payload jsonb, attempts int, status text, "
+            "next_at timestamptz) WHERE d.id = v.id AND d.tenant_id = %s", [at, code, error, rows, tenant_id])
 
 
 def _count(endpoint: WebhookEndpoint, ok: bool) -> None:
@@ -400,11 +531,13 @@ def _disable_failing(endpoint: WebhookEndpoint) -> None:
                                "its pending events wait. Fix the receiver and enable it on the API page.")
 
 
-def endpoints_with_due_deliveries() -> list[int]:
+def endpoints_with_due_deliveries() -> list[tuple[int, int]]:
+    """(endpoint id, partition) of every enabled endpoint's partition with a due pending delivery."""
     # unscoped: every tenant's endpoints are this sweep's business; it only reads ids.
     from django.db.models import Q
 
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
-    return sorted(set(WebhookDelivery.objects.unscoped().filter(due, status=WebhookDelivery.Status.PENDING,
-                                                                endpoint__enabled=True)
-                      .values_list("endpoint_id", flat=True).distinct()[:10_000]))
+    rows = (WebhookDelivery.objects.unscoped().filter(due, status=WebhookDelivery.Status.PENDING, endpoint__enabled=True)
+            .annotate(partition=Mod("shard", max(1, settings.WEBHOOK_PARTITIONS)))
+            .values_list("endpoint_id", "partition").distinct()[:10_000])
+    return sorted(set(rows))

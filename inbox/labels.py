@@ -75,6 +75,38 @@ def check_create_label(tenant, name: str, color: str) -> Label:
         raise LabelRefused(_("There is already a label named %(name)s.") % {"name": name}) from None
 
 
+def check_update_label(label: Label, *, name: str | None = None, color: str | None = None) -> Label:
+    """Rename or recolor a label (either may be left out); the conversations carrying it show it live."""
+    name = label.name if name is None else " ".join(name.split())
+    color = label.color if color is None else color
+    if not name:
+        raise LabelRefused(_("Give the label a name."))
+    if color not in Label.Color.values:
+        raise LabelRefused(_("Choose one of the colors."))
+    if Label.objects.for_tenant(label.tenant_id).filter(name__iexact=name).exclude(pk=label.pk).exists():
+        raise LabelRefused(_("There is already a label named %(name)s.") % {"name": name})
+    try:
+        with transaction.atomic():
+            return do_update_label(label, name, color)
+    except IntegrityError:  # the same name given to another label concurrently
+        raise LabelRefused(_("There is already a label named %(name)s.") % {"name": name}) from None
+
+
+def do_update_label(label: Label, name: str, color: str) -> Label:
+    from inbox import events
+
+    with transaction.atomic():
+        Label.objects.for_tenant(label.tenant_id).filter(pk=label.pk).update(name=name, color=color)
+        label.name, label.color = name, color
+        conversation_ids = list(ConversationLabel.objects.for_tenant(label.tenant_id).filter(label=label)
+                                .values_list("conversation_id", flat=True))
+        if conversation_ids:
+            events.publish_conversations_on_commit(label.tenant_id, conversation_ids)
+            _publish_bars(label.tenant_id, conversation_ids)
+    logger.info("inbox.label_updated", extra={"label_id": label.pk, "conversations": len(conversation_ids)})
+    return label
+
+
 def do_create_label(tenant, name: str, color: str) -> Label:
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     label = Label.objects.create(tenant_id=tenant_id, name=name, color=color)

@@ -13,6 +13,7 @@ deployment that must be sure puts the workers behind an egress proxy that refuse
 
 import ipaddress
 import socket
+import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -57,3 +58,52 @@ def post_json(url: str, data: bytes, *, timeout: float, headers: dict | None = N
                                      headers={"Content-Type": "application/json", **(headers or {})})
     with _opener.open(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
         return response.status
+
+
+# --- pooled requests (signed webhooks: many requests to the same few receivers) ----------------------
+
+_pool = threading.local()
+RESPONSE_READ_LIMIT = 64 * 1024  # an answer's body is not ours to keep; read this much so the connection is reused
+
+
+def _session():
+    """This thread's requests.Session: keep-alive connections per host, no retries of its own (the caller
+    retries with backoff), environment proxies honoured as urllib does."""
+    session = getattr(_pool, "session", None)
+    if session is None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _pool.session = session
+    return session
+
+
+class HTTPFailure(Exception):
+    """A non-2xx answer (3xx included: redirects are not followed)."""
+
+    def __init__(self, status: int, reason: str = ""):
+        super().__init__(f"HTTP {status}" + (f": {reason}" if reason else ""))
+        self.status = status
+
+
+def post_json_pooled(url: str, data: bytes, *, timeout: float, headers: dict | None = None) -> int:
+    """``post_json`` over a kept-alive connection: the same guard before every request (a public address;
+    redirects not followed), the status if 2xx. Raises RefusedURL, HTTPFailure, or requests' errors."""
+    check_public_url(url)
+    response = _session().post(url, data=data, timeout=timeout, allow_redirects=False, stream=True,
+                               headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        read = 0
+        for chunk in response.iter_content(16 * 1024):  # read to the end (the connection goes back to the pool)
+            read += len(chunk)
+            if read > RESPONSE_READ_LIMIT:
+                break  # a long answer: this connection is closed instead
+    finally:
+        response.close()
+    if not 200 <= response.status_code < 300:
+        raise HTTPFailure(response.status_code, response.reason or "")
+    return response.status_code

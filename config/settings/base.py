@@ -338,6 +338,25 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.
 WEBHOOK_RETRY_CAP_SECONDS = env.float("WEBHOOK_RETRY_CAP_SECONDS", default=3600.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
+# Fan-out: deliveries are split into WEBHOOK_PARTITIONS partitions by their ordering key (a conversation's
+# events are always in one), each sent by one worker at a time, so several conversations go out at once
+# while each stays in order. Set the same value on every web, worker and runner process. An endpoint that
+# opted into batches gets at most WEBHOOK_BATCH_MAX events per request.
+WEBHOOK_PARTITIONS = env.int("WEBHOOK_PARTITIONS", default=4)
+WEBHOOK_BATCH_MAX = env.int("WEBHOOK_BATCH_MAX", default=100)
+# The queue of the delivery tasks: the default queue unless a deployment runs a worker of its own for
+# webhooks (``celery -A config worker -Q <WEBHOOK_QUEUE>``), so a slow receiver never holds the worker
+# slots that process the live inbox (docs/api.md).
+WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = {"api.tasks.deliver_webhooks_task": {"queue": WEBHOOK_QUEUE}}
+# Retention (api.retention, beat "api: retention" hourly, in batches): delivered webhook events are kept
+# 7 days, those given up 30 (a person may still want to redeliver them or read why), pending ones until
+# they are sent or given up. Idempotency keys are kept 7 days: a retry with the same key after that is a
+# new send.
+WEBHOOK_DELIVERED_RETENTION_DAYS = env.int("WEBHOOK_DELIVERED_RETENTION_DAYS", default=7)
+WEBHOOK_FAILED_RETENTION_DAYS = env.int("WEBHOOK_FAILED_RETENTION_DAYS", default=30)
+IDEMPOTENCY_KEY_RETENTION_DAYS = env.int("IDEMPOTENCY_KEY_RETENTION_DAYS", default=7)
+API_RETENTION_BATCH = env.int("API_RETENTION_BATCH", default=5000)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,7 +1,9 @@
-"""A real local HTTP receiver for webhook tests: answers from a script, keeps every request."""
+"""A real local HTTP receiver for webhook tests: answers from a script, keeps every request (and the client's
+address, so a test sees whether connections were kept alive). HTTP/1.1: connections stay open."""
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -16,12 +18,15 @@ class Receiver:
         answer = answer or (lambda n, body: 204)
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self):  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.loads(raw)
                 with receiver._lock:
                     status = answer(len(receiver.requests), body)
-                    receiver.requests.append({"raw": raw, "body": body, "headers": dict(self.headers)})
+                    receiver.requests.append({"raw": raw, "body": body, "headers": dict(self.headers),
+                                              "client": self.client_address, "at": time.time()})
                     receiver.answers.append(status)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -31,6 +36,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -2,13 +2,18 @@
 tenant's token sees none of it (404), scopes and rate limits hold, and a send with an Idempotency-Key made
 twice is one message."""
 
+import io
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.tokens import do_create_token, do_revoke_token
 from inbox.alerts import do_raise_alert
-from inbox.models import Message
+from inbox.labels import check_create_label
+from inbox.media import do_queue_media_reply
+from inbox.models import ConversationLabel, Label, MediaFile, Message
 from tests.api import schema
 from tests.factories import ConnectionFactory, ConversationFactory, MembershipFactory, MessageFactory, UserFactory
 
@@ -23,9 +28,18 @@ def client_for(token: str) -> APIClient:
     return client
 
 
+def png(color=(200, 30, 30), size=(8, 8)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
 @pytest.fixture
 def world(acme, globex, acme_owner):
-    """Acme's number, conversation (with three messages), contact, member and alert; Globex's too."""
+    """Acme's number, conversation (with three messages and a sent image), contact, member, alert and labels;
+    Globex's too."""
     def build(tenant, tag):
         number = ConnectionFactory(tenant=tenant, name=f"{tag} number", status="connected")
         conversation = ConversationFactory(connection=number)
@@ -34,8 +48,11 @@ def world(acme, globex, acme_owner):
                     for i in range(3)]
         alert, _ = do_raise_alert(f"connection:{number.pk}:down", kind="number_down", message="down",
                                   tenant_id=tenant.pk, connection_id=number.pk)
+        vip = check_create_label(tenant, "VIP", "red")
+        billing = check_create_label(tenant, "billing", "blue")
+        image = do_queue_media_reply(conversation, None, png(), kind="image", filename="photo.png", caption="look")
         return {"number": number, "conversation": conversation, "contact": conversation.contact,
-                "messages": messages, "alert": alert}
+                "messages": messages, "alert": alert, "vip": vip, "billing": billing, "image": image}
 
     agent = MembershipFactory(tenant=acme, user=UserFactory(username="api-agent"), role="agent").user
     _, write = do_create_token(acme, name="erp", scope="read_write", created_by=acme_owner)
@@ -46,7 +63,7 @@ def world(acme, globex, acme_owner):
 
 
 def urls(w) -> list[tuple[str, str, dict | None]]:
-    """Every operation of the API on Acme's rows: (method, path, body)."""
+    """Every operation of the API on Acme's rows: (method, path, body); deleting a label last."""
     a = w["acme"]
     conv = a["conversation"].pk
     return [
@@ -62,19 +79,34 @@ def urls(w) -> list[tuple[str, str, dict | None]]:
         ("post", f"/api/v1/conversations/{conv}/messages/", {"text": "hello from the ERP"}),
         ("get", f"/api/v1/messages/{a['messages'][0].pk}/", None),
         ("get", "/api/v1/alerts/", None),
+        ("get", "/api/v1/labels/", None),
+        ("post", "/api/v1/labels/", {"name": "urgent", "color": "orange"}),
+        ("get", f"/api/v1/labels/{a['vip'].pk}/", None),
+        ("patch", f"/api/v1/labels/{a['vip'].pk}/", {"name": "VIP customer"}),
+        ("post", f"/api/v1/conversations/{conv}/labels/", {"label_id": a["billing"].pk}),
+        ("delete", f"/api/v1/conversations/{conv}/labels/{a['billing'].pk}/", None),
+        ("post", f"/api/v1/conversations/{conv}/media/", "multipart"),
+        ("get", f"/api/v1/messages/{a['image'].pk}/media/", None),
+        ("delete", f"/api/v1/labels/{a['vip'].pk}/", None),
     ]
+
+
+def upload(name="scan.png", data=None):
+    return SimpleUploadedFile(name, data if data is not None else png(), content_type="image/png")
 
 
 def call(client, method, path, body=None, **extra):
     if method == "get":
         return client.get(path, **extra)
-    return client.post(path, body, format="json", **extra)
+    if body == "multipart":
+        return client.post(path, {"file": upload(), "caption": "your invoice"}, format="multipart", **extra)
+    return getattr(client, method)(path, body, format="json", **extra)
 
 
 def test_every_operation_answers_what_the_schema_documents(world):
     for method, path, body in urls(world):
         response = call(world["write"], method, path, body)
-        assert response.status_code in (200, 201), (method, path, response.content[:300])
+        assert response.status_code in (200, 201, 204), (method, path, response.content[:300])
         schema.validate(response, SEEN)
 
 
@@ -87,7 +119,7 @@ def test_reads_show_the_tenants_rows(world):
     assert [c["id"] for c in conversations] == [a["conversation"].pk]
     assert conversations[0]["contact"]["id"] == a["contact"].pk
     messages = client.get(f"/api/v1/conversations/{a['conversation'].pk}/messages/").json()
-    assert [m["id"] for m in messages["results"]] == [m.pk for m in a["messages"]]  # oldest first
+    assert [m["id"] for m in messages["results"]] == [m.pk for m in [*a["messages"], a["image"]]]  # oldest first
     assert messages["next_cursor"] is None
     contact = client.get(f"/api/v1/contacts/{a['contact'].pk}/").json()
     assert contact["identities"] and contact["identities"][0]["kind"] == "pn"
@@ -103,9 +135,10 @@ def test_message_pages_walk_back_with_the_cursor(world, monkeypatch):
     path = f"/api/v1/conversations/{a['conversation'].pk}/messages/"
     first = world["read"].get(path)
     schema.validate(first, SEEN)
-    assert [m["id"] for m in first.json()["results"]] == [m.pk for m in a["messages"][1:]]
+    assert [m["id"] for m in first.json()["results"]] == [a["messages"][2].pk, a["image"].pk]
     older = world["read"].get(path, {"cursor": first.json()["next_cursor"]}).json()
-    assert [m["id"] for m in older["results"]] == [a["messages"][0].pk] and older["next_cursor"] is None
+    assert [m["id"] for m in older["results"]] == [m.pk for m in a["messages"][:2]]
+    assert older["next_cursor"] is None  # the oldest page says so
 
 
 def test_conversation_filters_are_the_inboxs(world):
@@ -173,6 +206,90 @@ def test_the_same_idempotency_key_twice_is_one_message_and_the_same_answer(world
     assert world["write"].post(path, {"text": "fixed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-44").status_code == 201
 
 
+@pytest.mark.smoke  # SQLite too
+def test_labels_are_listed_created_renamed_put_on_filtered_and_taken_off(world):
+    a = world["acme"]
+    client = world["write"]
+    conv = a["conversation"].pk
+    assert {x["name"] for x in client.get("/api/v1/labels/").json()["results"]} == {"billing", "VIP"}
+    for body in ({"name": "vip", "color": "red"}, {"name": "  ", "color": "red"}, {"name": "x", "color": "teal"}):
+        refused = client.post("/api/v1/labels/", body, format="json")
+        assert refused.status_code == 400 and refused.json()["errors"], body
+        schema.validate(refused, SEEN)
+    assert Label.objects.for_tenant(a["vip"].tenant_id).count() == 2  # nothing half-made
+    renamed = client.patch(f"/api/v1/labels/{a['billing'].pk}/", {"color": "green"}, format="json").json()
+    assert (renamed["name"], renamed["color"]) == ("billing", "green")
+    clash = client.patch(f"/api/v1/labels/{a['billing'].pk}/", {"name": "VIP"}, format="json")
+    assert clash.status_code == 400 and "VIP" in clash.json()["errors"]["name"][0]
+
+    added = client.post(f"/api/v1/conversations/{conv}/labels/", {"label_id": a["vip"].pk}, format="json").json()
+    again = client.post(f"/api/v1/conversations/{conv}/labels/", {"label_id": a["vip"].pk}, format="json").json()
+    assert added["labels"] == again["labels"] == [{"id": a["vip"].pk, "name": "VIP", "color": "red"}]
+    listed = client.get("/api/v1/conversations/", {"label_id": a["vip"].pk}).json()["results"]
+    assert [c["id"] for c in listed] == [conv] and listed[0]["labels"][0]["name"] == "VIP"
+    assert not client.get("/api/v1/conversations/", {"label_id": a["billing"].pk}).json()["results"]
+    assert client.get(f"/api/v1/conversations/{conv}/").json()["labels"][0]["id"] == a["vip"].pk
+    removed = client.delete(f"/api/v1/conversations/{conv}/labels/{a['vip'].pk}/")
+    assert removed.status_code == 200 and removed.json()["labels"] == []
+    assert not client.get("/api/v1/conversations/", {"label_id": a["vip"].pk}).json()["results"]
+    assert world["read"].post("/api/v1/labels/", {"name": "n"}, format="json").status_code == 403
+
+
+@pytest.mark.smoke  # SQLite too
+def test_a_media_send_goes_through_the_outbox_with_the_reply_boxs_limits(world, settings):
+    a = world["acme"]
+    client = world["write"]
+    path = f"/api/v1/conversations/{a['conversation'].pk}/media/"
+    data = png(size=(20, 20))
+    response = client.post(path, {"file": upload("scan.png", data), "caption": " your invoice "}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["type"], body["status"], body["body"], body["direction"]) == ("image", "queued", "your invoice", "out")
+    assert body["media"]["kind"] == "image" and body["media"]["mimetype"] == "image/png"
+    assert body["media"]["size"] == len(data) and body["media"]["state"] == "fetched"
+    download = client.get(body["media"]["download_url"])
+    assert download.status_code == 200 and b"".join(download.streaming_content) == data
+    assert download["Content-Type"] == "image/png" and download["X-Content-Type-Options"] == "nosniff"
+    assert download["Content-Disposition"].startswith("attachment")
+    assert world["read"].get(body["media"]["download_url"]).status_code == 200  # a read token may download
+    message = Message.objects.for_tenant(a["conversation"].tenant_id).get(pk=body["id"])
+    assert message.sender_user_id is None and message.media.state == MediaFile.State.FETCHED
+
+    # A PDF is a document; a file over its kind's limit, or an empty one, is refused and stores nothing.
+    pdf = client.post(path, {"file": upload("terms.pdf", b"%PDF-1.4 terms")}, format="multipart").json()
+    assert pdf["type"] == "document" and pdf["media"]["filename"] == "terms.pdf" and pdf["body"] == ""
+    settings.MEDIA_MAX_BYTES = {**settings.MEDIA_MAX_BYTES, "image": 100}
+    before = Message.objects.for_tenant(a["conversation"].tenant_id).count()
+    for file in (upload("big.png", png(size=(64, 64)) + b"\0" * 200), upload("empty.png", b"")):
+        refused = client.post(path, {"file": file}, format="multipart")
+        assert refused.status_code == 400 and refused.json()["errors"]["file"], refused.content
+        schema.validate(refused, SEEN)
+    assert Message.objects.for_tenant(a["conversation"].tenant_id).count() == before
+    # A text message has no media and nothing to download.
+    text = client.get(f"/api/v1/messages/{a['messages'][0].pk}/").json()
+    assert text["media"] is None
+    missing = client.get(f"/api/v1/messages/{a['messages'][0].pk}/media/")
+    assert missing.status_code == 404
+    schema.validate(missing, SEEN)
+
+
+def test_a_media_send_with_an_idempotency_key_twice_is_one_message(world):
+    a = world["acme"]
+    path = f"/api/v1/conversations/{a['conversation'].pk}/media/"
+    tenant_id = a["conversation"].tenant_id
+    before = Message.objects.for_tenant(tenant_id).count()
+    first = world["write"].post(path, {"file": upload(), "caption": "receipt"}, format="multipart",
+                                HTTP_IDEMPOTENCY_KEY="m-1")
+    second = world["write"].post(path, {"file": upload(), "caption": "receipt"}, format="multipart",
+                                 HTTP_IDEMPOTENCY_KEY="m-1")
+    assert first.status_code == second.status_code == 201 and first.json() == second.json()
+    assert Message.objects.for_tenant(tenant_id).count() == before + 1
+    other_file = world["write"].post(path, {"file": upload(data=png(color=(0, 0, 255))), "caption": "receipt"},
+                                     format="multipart", HTTP_IDEMPOTENCY_KEY="m-1")
+    assert other_file.status_code == 422
+    schema.validate(other_file, SEEN)
+
+
 def test_another_tenants_token_gets_404_on_every_operation(world):
     """The isolation sweep: every operation, with Acme's ids and Globex's read-write token."""
     for method, path, body in urls(world):
@@ -181,13 +298,20 @@ def test_another_tenants_token_gets_404_on_every_operation(world):
         response = call(world["other"], method, path, body)
         assert response.status_code == 404, (method, path, response.status_code)
         schema.validate(response, SEEN)
-    g = world["globex"]
+    g, a = world["globex"], world["acme"]
     other = world["other"]
     assert [n["id"] for n in other.get("/api/v1/numbers/").json()["results"]] == [g["number"].pk]
     assert [c["id"] for c in other.get("/api/v1/contacts/").json()["results"]] == [g["contact"].pk]
     assert [c["id"] for c in other.get("/api/v1/conversations/").json()["results"]] == [g["conversation"].pk]
     assert [x["id"] for x in other.get("/api/v1/alerts/").json()["results"]] == [g["alert"].pk]
-    a = world["acme"]
+    assert {x["id"] for x in other.get("/api/v1/labels/").json()["results"]} == {g["vip"].pk, g["billing"].pk}
+    # Filtering by another tenant's label finds nothing; adding one is refused like a missing one.
+    assert not other.get("/api/v1/conversations/", {"label_id": a["vip"].pk}).json()["results"]
+    refused = other.post(f"/api/v1/conversations/{g['conversation'].pk}/labels/", {"label_id": a["vip"].pk},
+                         format="json")
+    assert refused.status_code == 400 and refused.json()["errors"]["label_id"]
+    assert Label.objects.for_tenant(a["vip"].tenant_id).get(pk=a["vip"].pk).name == "VIP"
+    assert not ConversationLabel.objects.for_tenant(g["conversation"].tenant_id).exists()
     assert a["conversation"].__class__.objects.for_tenant(a["conversation"].tenant_id).get(
         pk=a["conversation"].pk).status == "open"  # nothing written by the other tenant's calls
 

@@ -2,6 +2,8 @@
 a real local HTTP receiver (order per conversation, retries, giving up, disabling, redelivery).
 tests/api/test_webhooks_worker.py runs the same path through a real Celery worker."""
 
+import base64
+import json
 import time
 
 import pytest
@@ -29,7 +31,8 @@ def _no_broker(monkeypatch, settings):
     settings.WEBHOOK_RETRY_BASE_SECONDS = 0.05
     settings.WEBHOOK_RETRY_CAP_SECONDS = 0.2
     enqueued = []
-    monkeypatch.setattr(webhooks, "enqueue_deliveries", lambda ids, countdown=None: enqueued.append(list(ids)))
+    monkeypatch.setattr(webhooks, "enqueue_deliveries",
+                        lambda targets, countdown=None: enqueued.append(list(targets)))
     return enqueued
 
 
@@ -72,7 +75,8 @@ def test_inbox_actions_record_conversation_events(acme, acme_agent, acme_connect
     deliveries = list(WebhookDelivery.objects.for_tenant(acme).order_by("id"))
     assert deliveries[0].data == {"assignee_id": acme_agent.pk} and deliveries[1].data == {"status": "resolved"}
     assert {d.ordering_key for d in deliveries} == {f"conversation:{conversation.pk}"}
-    assert _no_broker == [[endpoint.pk], [endpoint.pk]]  # one task per endpoint, on commit
+    partition = webhooks.partition_of(webhooks.shard_of(f"conversation:{conversation.pk}"))
+    assert _no_broker == [[(endpoint.pk, partition)]] * 2  # one task per endpoint and partition, on commit
 
 
 def test_nothing_is_recorded_without_an_endpoint_for_the_event_or_when_rolled_back(acme, globex, acme_connection):
@@ -163,7 +167,9 @@ def test_endpoint_urls_go_through_the_ssrf_guard(acme, settings):
 
 # --- delivery ---------------------------------------------------------------------------------------
 
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
 def test_delivery_is_signed_retried_after_500s_and_in_order_per_conversation(acme, acme_connection, settings):
+    settings.WEBHOOK_PARTITIONS = 1  # both conversations in one partition: A's retries must not hold B there
     conv_a = ConversationFactory(connection=acme_connection)
     conv_b = ConversationFactory(connection=acme_connection)
     failing_a = {"left": 2}
@@ -273,3 +279,155 @@ def test_another_tenants_endpoint_lock_and_rows_are_apart(acme, acme_connection)
     actions.do_set_conversation_status(ConversationFactory(connection=acme_connection), "resolved")
     assert WebhookDelivery.objects.for_tenant(other).count() == 0
     assert WebhookDelivery.objects.for_tenant(acme).get().endpoint_id == endpoint.pk
+
+
+# --- fan-out: partitions, batches, pooled connections -------------------------------------------------
+
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
+def test_a_batching_endpoint_gets_signed_arrays_in_order_and_a_failed_batch_is_retried_whole(
+        acme, acme_connection, settings):
+    conversations = [ConversationFactory(connection=acme_connection) for _ in range(3)]
+    receiver = Receiver(lambda n, body: 500 if n == 0 else 204)  # the first request fails
+    try:
+        endpoint = webhooks.check_create_endpoint(acme, url=receiver.url, events=["conversation.status"], batch_size=4)
+        statuses = ["pending", "resolved", "open", "pending", "resolved"]
+        for status in statuses:
+            for conversation in conversations:
+                actions.do_set_conversation_status(conversation, status)
+        deliver_all(endpoint)
+        events_sent = 0
+        for request in receiver.requests:
+            assert webhooks.verify_signature(endpoint.secret, request["headers"]["X-Inbox-Signature"], request["raw"])
+            assert request["headers"]["X-Inbox-Event"] == "batch"
+            assert isinstance(request["body"], list) and 1 <= len(request["body"]) <= 4
+            assert request["headers"]["X-Inbox-Batch-Size"] == str(len(request["body"]))
+            assert request["headers"]["X-Inbox-Delivery"] == request["body"][0]["id"]
+            events_sent += len(request["body"])
+        first = receiver.requests[0]["body"]
+        assert first == receiver.requests[1]["body"][:len(first)] or any(  # the failed events went again, same ids
+            [e["id"] for e in first] == [e["id"] for e in r["body"]][:len(first)] for r in receiver.requests[1:])
+        accepted = [event for body in receiver.accepted() for event in body]
+        assert len(accepted) == len({e["id"] for e in accepted}) == 15  # each event accepted once
+        for conversation in conversations:
+            got = [e["data"]["status"] for e in accepted if e["data"]["conversation"]["id"] == conversation.pk]
+            assert got == statuses
+        assert events_sent == 15 + len(first) and len(receiver.requests) < 15  # fewer requests than events
+        log = WebhookDelivery.objects.for_tenant(acme)
+        assert set(log.values_list("status", "response_code")) == {("succeeded", 204)}
+        assert sorted(log.values_list("attempts", flat=True)) == [1] * (15 - len(first)) + [2] * len(first)
+    finally:
+        receiver.close()
+
+
+def test_partitions_split_conversations_and_keep_each_one_whole(acme, acme_connection, settings):
+    settings.WEBHOOK_PARTITIONS = 4
+    endpoint = endpoint_for(acme, events=["conversation.status"])
+    conversations = [ConversationFactory(connection=acme_connection) for _ in range(12)]
+    for conversation in conversations:
+        actions.do_set_conversation_status(conversation, "pending")
+        actions.do_set_conversation_status(conversation, "resolved")
+    by_partition = {}
+    for key, shard in WebhookDelivery.objects.for_tenant(acme).values_list("ordering_key", "shard"):
+        assert shard == webhooks.shard_of(key)
+        by_partition.setdefault(key, set()).add(webhooks.partition_of(shard))
+    assert all(len(parts) == 1 for parts in by_partition.values())  # a conversation never spans partitions
+    assert len({p for parts in by_partition.values() for p in parts}) > 1  # twelve conversations do
+    assert webhooks.endpoints_with_due_deliveries() == sorted({(endpoint.pk, p) for parts in by_partition.values()
+                                                               for p in parts})
+
+
+def test_deliveries_reuse_one_kept_alive_connection(acme, acme_connection, receiver):
+    endpoint = endpoint_for(acme, url=receiver.url, events=["conversation.status"])
+    for conversation in [ConversationFactory(connection=acme_connection) for _ in range(5)]:
+        actions.do_set_conversation_status(conversation, "resolved")
+    deliver_all(endpoint)
+    assert len(receiver.requests) == 5
+    assert len({r["client"] for r in receiver.requests}) == 1  # one TCP connection for the five requests
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(acme, acme_connection, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = settings.WEBHOOK_RETRY_CAP_SECONDS = 60  # one attempt in this test
+    receiver = Receiver(lambda n, body: 302)
+    try:
+        endpoint = endpoint_for(acme, url=receiver.url, events=["conversation.status"])
+        actions.do_set_conversation_status(ConversationFactory(connection=acme_connection), "resolved")
+        webhooks.deliver_pending(endpoint.pk, budget_seconds=5)
+        delivery = WebhookDelivery.objects.for_tenant(acme).get()
+        assert (delivery.status, delivery.response_code, delivery.attempts) == ("pending", 302, 1)
+        assert delivery.error.startswith("HTTP 302") and len(receiver.requests) == 1
+    finally:
+        receiver.close()
+
+
+# --- retention ----------------------------------------------------------------------------------------
+
+@pytest.mark.smoke  # SQLite too: bulk_update instead of PostgreSQL's UPDATE ... FROM, Mod on shards
+def test_retention_deletes_old_delivered_sooner_than_given_up_and_never_pending(acme, acme_connection, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from api.models import IdempotencyKey
+    from api.retention import purge_expired
+
+    settings.WEBHOOK_DELIVERED_RETENTION_DAYS, settings.WEBHOOK_FAILED_RETENTION_DAYS = 7, 30
+    settings.IDEMPOTENCY_KEY_RETENTION_DAYS = 7
+    endpoint = endpoint_for(acme)
+    now = timezone.now()
+    rows = {}
+    for status in ("succeeded", "failed", "pending"):
+        for age in (3, 10, 40):
+            rows[(status, age)] = WebhookDelivery.objects.create(
+                tenant=acme, endpoint=endpoint, event="conversation.status", ordering_key="conversation:1",
+                object_id=1, status=status)
+    for (_status, age), row in rows.items():
+        WebhookDelivery.objects.for_tenant(acme).filter(pk=row.pk).update(created_at=now - timedelta(days=age))
+    for age in (3, 10):
+        key = IdempotencyKey.objects.create(tenant=acme, key=f"k{age}", request_hash="x")
+        IdempotencyKey.objects.for_tenant(acme).filter(pk=key.pk).update(created_at=now - timedelta(days=age))
+
+    counts = purge_expired(batch=1)  # one row per batch: the loop goes on until nothing is left
+    assert counts == {"webhook_delivered": 2, "webhook_failed": 1, "idempotency_keys": 1}
+    left = set(WebhookDelivery.objects.for_tenant(acme).values_list("status", "created_at__date"))
+    expected = {("succeeded", 3), ("failed", 3), ("failed", 10), ("pending", 3), ("pending", 10), ("pending", 40)}
+    assert left == {(s, (now - timedelta(days=a)).date()) for s, a in expected}
+    assert list(IdempotencyKey.objects.for_tenant(acme).values_list("key", flat=True)) == ["k3"]
+    assert purge_expired() == {"webhook_delivered": 0, "webhook_failed": 0, "idempotency_keys": 0}
+
+
+def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
+        acme, acme_connection, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The real enqueue (the module's autouse fixture replaced it): tasks land in the broker's queue in Redis,
+    and while one waits for its partition no other is queued; once a task starts (the flag cleared) the next
+    write queues one again."""
+    import redis as redis_lib
+
+    from api import tasks
+
+    monkeypatch.undo()  # the real enqueue_deliveries
+    settings.WEBHOOK_PARTITIONS = 1
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(queue)
+    endpoint = endpoint_for(acme, events=["conversation.status"])
+    webhooks.clear_queued_flag(endpoint.pk, 0)
+
+    def delivery_tasks():  # the queue also holds the inbox list's flush tasks
+        messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        return [json.loads(base64.b64decode(m["body"]))[0] for m in messages
+                if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
+
+    try:
+        conversation = ConversationFactory(connection=acme_connection)
+        for status in ["pending", "resolved", "open", "pending", "resolved"]:
+            with django_capture_on_commit_callbacks(execute=True):
+                actions.do_set_conversation_status(conversation, status)
+        assert WebhookDelivery.objects.for_tenant(acme).count() == 5
+        assert len(delivery_tasks()) == 1  # one task waits for the partition; it will read all five rows
+        webhooks.clear_queued_flag(endpoint.pk, 0)  # what the task does as it starts
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_set_conversation_status(conversation, "open")
+        assert delivery_tasks() == [[endpoint.pk, 0]] * 2
+    finally:
+        broker.delete(queue)
+        webhooks.clear_queued_flag(endpoint.pk, 0)

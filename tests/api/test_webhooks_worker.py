@@ -16,14 +16,17 @@ from tests.factories import ConversationFactory
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_real_worker_delivers_signed_in_order_and_retries_500s(acme, acme_connection, settings):
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_real_worker_delivers_signed_in_order_and_retries_500s(acme, acme_connection, settings, batch_size):
+    """One event per request, and batches of up to four; the deliveries are spread over the partitions."""
     settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = True  # the receiver is on 127.0.0.1
     conversations = [ConversationFactory(connection=acme_connection) for _ in range(3)]
     receiver = Receiver(lambda n, body: 500 if n < 3 else 204)  # the first three requests fail
     worker = procs.celery_worker(procs.process_env(OUTBOUND_ALLOW_PRIVATE_ADDRESSES=True,
                                                    WEBHOOK_RETRY_BASE_SECONDS=0.2, WEBHOOK_RETRY_CAP_SECONDS=1))
     try:
-        endpoint = webhooks.check_create_endpoint(acme, url=receiver.url, events=["conversation.status"])
+        endpoint = webhooks.check_create_endpoint(acme, url=receiver.url, events=["conversation.status"],
+                                                  batch_size=batch_size)
         statuses = ["pending", "resolved", "open", "pending", "resolved"]
         started = time.monotonic()
         for status in statuses:
@@ -31,18 +34,25 @@ def test_a_real_worker_delivers_signed_in_order_and_retries_500s(acme, acme_conn
                 actions.do_set_conversation_status(conversation, status)
         assert time.monotonic() - started < 5  # recorded and enqueued, never sent by the writer
         total = len(statuses) * len(conversations)
-        procs.wait_for(lambda: len(receiver.accepted()) == total, 60, 0.1, f"{total} accepted deliveries")
+
+        def accepted_events():
+            return [e for body in receiver.accepted() for e in (body if isinstance(body, list) else [body])]
+
+        procs.wait_for(lambda: len(accepted_events()) == total, 60, 0.1, f"{total} accepted deliveries")
         assert receiver.answers[:3] == [500, 500, 500]
         for request in receiver.requests:
             assert webhooks.verify_signature(endpoint.secret, request["headers"]["X-Inbox-Signature"], request["raw"])
-        accepted = receiver.accepted()
+            assert isinstance(request["body"], list) == (batch_size > 1)
+        accepted = accepted_events()
         for conversation in conversations:
             got = [p["data"]["status"] for p in accepted if p["data"]["conversation"]["id"] == conversation.pk]
             assert got == statuses, conversation.pk
         assert len({p["id"] for p in accepted}) == total  # each event accepted once
         log = WebhookDelivery.objects.for_tenant(acme)
         procs.wait_for(lambda: not log.filter(status="pending").exists(), 10, 0.1, "the log to show all delivered")
-        assert sum(log.values_list("attempts", flat=True)) == total + 3
+        failed_events = sum(len(r["body"]) if batch_size > 1 else 1 for r in receiver.requests[:3])
+        assert sum(log.values_list("attempts", flat=True)) == total + failed_events
+        assert set(log.values_list("status", "response_code")) == {("succeeded", 204)}
     except BaseException:
         print(worker.output()[-6000:])
         raise
