@@ -489,34 +489,16 @@ def do_request_replay(connection: Connection, user=None) -> None:
                                                        "user_id": getattr(user, "pk", None)})
 
 
-def do_archive_connection(connection: Connection, user=None) -> None:
+def do_archive_connection(connection: Connection, user=None, *, at: datetime | None = None) -> None:
     """Delete a number but keep its history: logged out (the runner unlinks the session), hidden from the
-    numbers page, no longer counted against the limit; conversations and messages stay."""
+    numbers page, no longer counted against the limit; conversations and messages stay (inbox.deletion).
+    ``at``: the archive time (a tenant's archive gives all its numbers its own, to restore them together)."""
     with transaction.atomic():
-        now = timezone.now()
+        now = at or timezone.now()
         Connection.objects.unscoped().filter(pk=connection.pk).update(
             archived_at=now, desired_state=Connection.DesiredState.LOGGED_OUT, pairing_code="", updated_at=now)
+        connection.archived_at, connection.desired_state = now, Connection.DesiredState.LOGGED_OUT
         do_record_event(connection, Kind.ARCHIVED, "deleted, history kept" + (f" by {user.get_username()}" if user else ""))
         publish_connection_on_commit(connection.tenant_id, connection.pk)
         nudge_on_commit(connection.pk, "logout")
     logger.info("connections.archived", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})
-
-
-def do_purge_connection(connection: Connection, user=None) -> dict:
-    """Delete a number with everything it holds (conversations, messages, media, journal, history). The runner
-    holding it notices on its next reconcile (the row is gone) and stops the session."""
-    from inbox.media import delete_media_rows, delete_unreferenced_files_on_commit
-    from inbox.models import Conversation, MediaFile, Message
-
-    pk, tenant_id = connection.pk, connection.tenant_id
-    with transaction.atomic():
-        counts = {"conversations": Conversation.objects.for_tenant(tenant_id).filter(connection_id=pk).count(),
-                  "messages": Message.objects.for_tenant(tenant_id).filter(connection_id=pk).count()}
-        # Media rows first, so their files can go after the commit (the ORM cascade would forget them).
-        delete_unreferenced_files_on_commit(delete_media_rows(MediaFile.objects.for_tenant(tenant_id)
-                                                              .filter(connection_id=pk)))
-        Connection.objects.unscoped().filter(pk=pk).delete()
-        nudge_on_commit(pk, "logout")
-    logger.warning("connections.purged", extra={"connection_id": pk, "tenant_id": tenant_id, **counts,
-                                                "user_id": getattr(user, "pk", None)})
-    return counts

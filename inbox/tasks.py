@@ -103,3 +103,15 @@ def wake_due_snoozes_task() -> int:
     from inbox.snooze import wake_due_snoozes
 
     return wake_due_snoozes()
+
+
+@shared_task(ignore_result=True, soft_time_limit=300, time_limit=360)
+def purge_task(job_id: int) -> bool:
+    """A confirmed purge (inbox.deletion), in batches for PURGE_TIME_BUDGET_SECONDS; queues itself again
+    until the job is finished. Returns whether it finished in this run."""
+    from inbox.deletion import do_run_purge
+
+    finished = do_run_purge(job_id)
+    if not finished:
+        purge_task.delay(job_id)
+    return finished

@@ -521,7 +521,9 @@ def connection_delete(request, slug, pk):
     if not form.is_valid():
         return _card_form_error(request, slug, conn, "delete", form)
     if form.cleaned_data["purge"]:
-        connection_actions.do_purge_connection(conn, request.user)
+        from inbox.deletion import check_purge_connection
+
+        check_purge_connection(conn, form.cleaned_data["confirm"], request.user)  # batched, by purge_task
     else:
         connection_actions.do_archive_connection(conn, request.user)
     return redirect("connections", slug=slug)
