@@ -209,12 +209,10 @@ def _connection_steps(connection_id: int):
     conversations = Conversation.objects.unscoped().filter(connection_id=connection_id)
     yield "messages", lambda b: _purge_messages_batch(connection_id, b)
     yield "conversations", lambda b: do_purge_conversations(_batch_ids(conversations, b)).conversations
-    yield "pending_operations", lambda b: _delete_batch(PendingOperation.objects.unscoped().filter(connection_id=connection_id), b)
-    yield "raw_events", lambda b: _delete_batch(RawEvent.objects.unscoped().filter(connection_id=connection_id), b)
-    yield "sync_runs", lambda b: _delete_batch(SyncRun.objects.unscoped().filter(connection_id=connection_id), b)
-    yield "search_backlog", lambda b: _delete_batch(SearchBacklog.objects.unscoped().filter(connection_id=connection_id), b)
-    yield "connection_events", lambda b: _delete_batch(ConnectionEvent.objects.unscoped().filter(connection_id=connection_id), b)
-    yield "alerts", lambda b: _delete_batch(Alert.objects.unscoped().filter(connection_id=connection_id), b)
+    for name, model in (("pending_operations", PendingOperation), ("raw_events", RawEvent), ("sync_runs", SyncRun),
+                        ("search_backlog", SearchBacklog), ("connection_events", ConnectionEvent), ("alerts", Alert)):
+        rows = model.objects.unscoped().filter(connection_id=connection_id)
+        yield name, lambda b, rows=rows: _delete_batch(rows, b)
     yield "numbers", lambda b: _delete_connection_row(connection_id)
 
 
