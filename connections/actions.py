@@ -218,10 +218,11 @@ def do_mark_stopped(connection_id: int, runner_id: str, detail: str = "stopped")
 
 
 def claimable_connections():
-    """Connections a runner should hold: desired connected, and paired (or pairing was asked for)."""
+    """Connections a runner should hold: desired connected, paired (or pairing was asked for), not archived
+    (a deleted number is never hosted, whatever its desired state says: inbox.deletion)."""
     return Connection.objects.unscoped().filter(
         Q(jid__isnull=False) & ~Q(jid="") | Q(status=Status.PAIRING),
-        desired_state=Connection.DesiredState.CONNECTED,
+        desired_state=Connection.DesiredState.CONNECTED, archived_at__isnull=True,
     ).exclude(status__in=[Status.FAILED, Status.LOGGED_OUT])
 
 
@@ -333,6 +334,8 @@ def do_set_desired_states(connections, desired: str) -> None:
     """
     action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
     connections = list(connections)
+    if desired == Connection.DesiredState.CONNECTED:  # an archived number stays logged out until restored
+        connections = [c for c in connections if c.archived_at is None]
     ids = [c.pk for c in connections]
     with transaction.atomic():
         fields = {"desired_state": desired, "updated_at": timezone.now()}

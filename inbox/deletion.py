@@ -135,6 +135,27 @@ def _restore_connection(connection: Connection, user) -> None:
     logger.info("connections.restored", extra={"connection_id": connection.pk, "user": _username(user)})
 
 
+def connection_counts(connection: Connection) -> list[tuple[str, int]]:
+    """What a purge of this number deletes (the admin's confirmation page)."""
+    from sync.models import RawEvent
+
+    cid = connection.pk
+    return [(_("conversations"), Conversation.objects.for_tenant(connection.tenant_id).filter(connection_id=cid).count()),
+            (_("messages"), Message.objects.for_tenant(connection.tenant_id).filter(connection_id=cid).count()),
+            (_("media files"), MediaFile.objects.for_tenant(connection.tenant_id).filter(connection_id=cid).count()),
+            (_("journal events"), RawEvent.objects.for_tenant(connection.tenant_id).filter(connection_id=cid).count())]
+
+
+def tenant_counts(tenant: Tenant) -> list[tuple[str, int]]:
+    """What a purge of this tenant deletes (the admin's confirmation page)."""
+    return [(_("numbers"), Connection.objects.for_tenant(tenant).count()),
+            (_("contacts"), Contact.objects.for_tenant(tenant).count()),
+            (_("conversations"), Conversation.objects.for_tenant(tenant).count()),
+            (_("messages"), Message.objects.for_tenant(tenant).count()),
+            (_("media files"), MediaFile.objects.for_tenant(tenant).count()),
+            (_("members"), Membership.objects.filter(tenant=tenant).count())]
+
+
 # --- purge: the typed confirmation, then the batched task ---------------------------------------------
 def check_purge_connection(connection: Connection, confirm: str, user=None) -> PurgeJob:
     """Purge a number with everything it holds, if ``confirm`` is its name exactly. Archives it now (the

@@ -236,7 +236,12 @@ def read_bytes(media: MediaFile) -> bytes:
 def check_queue_media_reply(conversation: Conversation, user, upload, caption: str = "") -> Message:
     """Validate an attachment (size for the kind its bytes say it is; not empty), then queue it."""
     caption = (caption or "").replace("\r\n", "\n").strip()
-    from inbox.actions import MAX_REPLY_LENGTH
+    from inbox.actions import MAX_REPLY_LENGTH, ReplyRefused, check_writable
+
+    try:
+        check_writable(conversation)
+    except ReplyRefused as refused:
+        raise MediaRefused(str(refused)) from None
 
     if len(caption) > MAX_REPLY_LENGTH:
         raise MediaRefused(f"The caption is {len(caption)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")

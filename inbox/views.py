@@ -79,7 +79,8 @@ def login_locked_out(request, *args, **kwargs):
 @never_cache
 @login_required
 def tenant_picker(request):
-    memberships = list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))
+    memberships = list(Membership.objects.filter(user=request.user, tenant__archived_at__isnull=True)
+                       .select_related("tenant").order_by("tenant__name"))
     if len(memberships) == 1 and request.GET.get("pick") is None:
         return redirect("inbox", slug=memberships[0].tenant.slug)
     return render(request, "inbox/tenant_picker.html", {"memberships": memberships})
@@ -158,7 +159,8 @@ def _list_context(request, slug):
 
 
 def _page_context(request, slug, conversation=None):
-    connections = selectors.tenant_connections(request.tenant)
+    # Deleted (archived) numbers stay reachable by owners and admins, in the number filter (inbox.deletion).
+    connections = selectors.tenant_connections(request.tenant, include_archived=request.membership.is_manager)
     ctx = {
         "slug": slug,
         "tenant": request.tenant,
