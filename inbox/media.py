@@ -121,6 +121,12 @@ def _thumbnail(data: bytes) -> tuple[bytes, str] | None:
         return None
 
 
+def store_bytes(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
+    """Store a file's bytes as received media are stored (content-addressed, sniffed, thumbnail for images);
+    returns (sha256, sniffed mimetype, storage name, thumbnail name). For other writers (chat exports)."""
+    return _save(tenant_id, data)
+
+
 def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
     """Store ``data`` content-addressed; returns (sha256, sniffed mimetype, storage name, thumbnail name)."""
     sha = hashlib.sha256(data).hexdigest()
