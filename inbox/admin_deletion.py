@@ -74,7 +74,8 @@ class SafeDeleteAdmin(admin.ModelAdmin):
 
     # --- any other delete path archives ------------------------------------------------------------
     def delete_model(self, request, obj):
-        self.do_archive(request, obj)
+        if obj.archived_at is None:  # archiving again would move its archive time (a tenant restores by it)
+            self.do_archive(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

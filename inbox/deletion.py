@@ -185,12 +185,16 @@ def check_purge_tenant(tenant: Tenant, confirm: str, user=None) -> PurgeJob:
 
 
 def _queue_purge(kind: str, target_id: int, label: str, tenant_id: int, user) -> PurgeJob:
+    """A job for the target and its task on commit; a purge already queued or running is returned as it is
+    (its task is on its way: a second one would only race it)."""
     from inbox.tasks import purge_task
 
-    job = (PurgeJob.objects.filter(kind=kind, target_id=target_id,
-                                   status__in=[PurgeJob.Status.QUEUED, PurgeJob.Status.RUNNING]).first()
-           or PurgeJob.objects.create(kind=kind, target_id=target_id, target_label=label, tenant_id_value=tenant_id,
-                                      requested_by=_username(user)))
+    running = PurgeJob.objects.filter(kind=kind, target_id=target_id,
+                                      status__in=[PurgeJob.Status.QUEUED, PurgeJob.Status.RUNNING]).first()
+    if running is not None:
+        return running
+    job = PurgeJob.objects.create(kind=kind, target_id=target_id, target_label=label, tenant_id_value=tenant_id,
+                                  requested_by=_username(user))
     transaction.on_commit(lambda: purge_task.delay(job.pk))
     logger.warning("purge.requested", extra={"job_id": job.pk, "kind": kind, "target_id": target_id, "target": label,
                                              "tenant_id": tenant_id, "user": _username(user)})
