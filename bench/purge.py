@@ -39,10 +39,10 @@ from inbox import deletion
 from inbox.models import PurgeJob, Tenant
 timings = []
 batch_of = deletion._purge_messages_batch
-def timed(connection_id, batch):
+def timed(connection_id, batch, keyset=None):
     started = time.perf_counter()
     try:
-        return batch_of(connection_id, batch)
+        return batch_of(connection_id, batch, keyset)
     finally:
         timings.append(time.perf_counter() - started)
 deletion._purge_messages_batch = timed
@@ -66,11 +66,12 @@ t = Tenant.objects.create(name="Other", slug="other")
 c = Connection.objects.create(tenant=t, name="other number")
 k = Contact.objects.create(tenant=t, display_name="Someone")
 conv = Conversation.objects.create(tenant=t, connection=c, contact=k, chat_jid="5511988887777@s.whatsapp.net")
-print(t.pk, c.pk, conv.pk)
+print("IDS", t.pk, c.pk, conv.pk)
 """
     out = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", script],
                          env=snapshot.env_for(DATABASE), check=True, cwd=ROOT, capture_output=True, text=True)
-    tenant, conn, conv = (int(x) for x in out.stdout.split())
+    line = next(row for row in out.stdout.splitlines() if row.startswith("IDS "))  # the shell may print more
+    tenant, conn, conv = (int(x) for x in line.split()[1:])
     return tenant, conn, conv
 
 

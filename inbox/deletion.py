@@ -201,15 +201,27 @@ def _queue_purge(kind: str, target_id: int, label: str, tenant_id: int, user) ->
     return job
 
 
-def _batch_ids(queryset, batch: int) -> list[int]:
-    return list(queryset.order_by("pk").values_list("pk", flat=True)[:batch])
+class _Keyset:
+    """Where a step's batches have got to (the last primary key taken): each batch starts after it, so the
+    next batch's index scan does not wade through the dead rows of the batches before it (a purge from the
+    front of an index otherwise slows down quadratically until vacuum runs)."""
+
+    def __init__(self):
+        self.after = 0
+
+    def next_ids(self, queryset, batch: int) -> list[int]:
+        ids = list(queryset.filter(pk__gt=self.after).order_by("pk").values_list("pk", flat=True)[:batch])
+        if ids:
+            self.after = ids[-1]
+        return ids
 
 
-def _purge_messages_batch(connection_id: int, batch: int) -> int:
+def _purge_messages_batch(connection_id: int, batch: int, keyset: _Keyset | None = None) -> int:
     """Delete up to ``batch`` messages of a number with their revisions, search entries and media rows
     (files after the commit), in one short transaction. Conversations are left for ``do_purge_conversations``."""
+    keyset = keyset or _Keyset()
     with transaction.atomic():
-        ids = _batch_ids(Message.objects.unscoped().filter(connection_id=connection_id), batch)
+        ids = keyset.next_ids(Message.objects.unscoped().filter(connection_id=connection_id), batch)
         if not ids:
             return 0
         MessageSearchEntry.objects.unscoped().filter(message_id__in=ids)._raw_delete(MessageSearchEntry.objects.db)
@@ -218,13 +230,19 @@ def _purge_messages_batch(connection_id: int, batch: int) -> int:
         return Message.objects.unscoped().filter(pk__in=ids)._raw_delete(Message.objects.db)
 
 
-def _delete_batch(queryset, batch: int) -> int:
+def _delete_batch(queryset, batch: int, keyset: _Keyset) -> int:
     """Up to ``batch`` rows of ``queryset`` through the ORM (its small cascades and SET_NULLs kept)."""
     with transaction.atomic():
-        ids = _batch_ids(queryset, batch)
+        ids = keyset.next_ids(queryset, batch)
         if ids:
             queryset.filter(pk__in=ids).delete()
         return len(ids)
+
+
+def _batches(queryset):
+    """One step's batch function over ``queryset``, with its own keyset."""
+    keyset = _Keyset()
+    return lambda b: _delete_batch(queryset, b, keyset)
 
 
 def _connection_steps(connection_id: int):
@@ -232,12 +250,12 @@ def _connection_steps(connection_id: int):
     from sync.models import PendingOperation, RawEvent, SearchBacklog, SyncRun
 
     conversations = Conversation.objects.unscoped().filter(connection_id=connection_id)
-    yield "messages", lambda b: _purge_messages_batch(connection_id, b)
-    yield "conversations", lambda b: do_purge_conversations(_batch_ids(conversations, b)).conversations
+    messages, chats = _Keyset(), _Keyset()
+    yield "messages", lambda b: _purge_messages_batch(connection_id, b, messages)
+    yield "conversations", lambda b: do_purge_conversations(chats.next_ids(conversations, b)).conversations
     for name, model in (("pending_operations", PendingOperation), ("raw_events", RawEvent), ("sync_runs", SyncRun),
                         ("search_backlog", SearchBacklog), ("connection_events", ConnectionEvent), ("alerts", Alert)):
-        rows = model.objects.unscoped().filter(connection_id=connection_id)
-        yield name, lambda b, rows=rows: _delete_batch(rows, b)
+        yield name, _batches(model.objects.unscoped().filter(connection_id=connection_id))
     yield "numbers", lambda b: _delete_connection_row(connection_id)
 
 
@@ -260,8 +278,8 @@ def _tenant_steps(tenant_id: int):
               "group_participants": GroupParticipant, "identities": ContactIdentity, "contacts": Contact,
               "jid_mappings": JidMapping, "alerts": Alert, "labels": Label, "canned_responses": CannedResponse}
     for name, model in scoped.items():
-        yield name, lambda b, model=model: _delete_batch(model.objects.unscoped().filter(tenant_id=tenant_id), b)
-    yield "memberships", lambda b: _delete_batch(Membership.objects.filter(tenant_id=tenant_id), b)
+        yield name, _batches(model.objects.unscoped().filter(tenant_id=tenant_id))
+    yield "memberships", _batches(Membership.objects.filter(tenant_id=tenant_id))
     yield "media_files", lambda b: _sweep_tenant_media(tenant_id)
     yield "tenants", lambda b: _delete_tenant_row(tenant_id)
 
