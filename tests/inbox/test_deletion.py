@@ -65,6 +65,7 @@ def files_under(root: Path) -> list[Path]:
 
 
 # --- archive from the admin: nothing lost -------------------------------------------------------------
+@pytest.mark.smoke
 def test_admin_delete_of_a_number_archives_it_and_loses_nothing(admin_client, acme_connection, media_root):
     fill(acme_connection)
     before = counts(acme_connection.tenant_id)
@@ -143,6 +144,7 @@ def test_a_wrong_confirmation_is_refused_with_a_clear_message_and_deletes_nothin
 
 
 # --- purge, in batches --------------------------------------------------------------------------------
+@pytest.mark.smoke
 def test_a_number_purge_goes_in_batches_with_progress_and_leaves_the_other_number(acme, media_root,
                                                                                   django_capture_on_commit_callbacks):
     drop, keep = ConnectionFactory(tenant=acme, name="Drop"), ConnectionFactory(tenant=acme, name="Keep")

@@ -33,6 +33,7 @@ def received(conv, kind, data, ext, days_ago) -> MediaFile:
     return item
 
 
+@pytest.mark.smoke
 def test_old_media_files_go_the_messages_stay_and_recent_or_other_tenants_media_stay(
         client, acme, acme_owner, acme_connection, media_root, django_capture_on_commit_callbacks):
     acme.media_retention_days = 30

@@ -59,6 +59,7 @@ def stored_bytes(media_root, tenant) -> dict:
             for p in (media_root / "media" / str(tenant.pk)).rglob("*") if p.is_file() and not p.name.endswith(".thumb")}
 
 
+@pytest.mark.smoke
 def test_media_files_travel_in_the_export_and_come_back_verified_and_once(tmp_path, media_root):
     acme = tenant_with_media()
     TenantFactory(slug="globex")

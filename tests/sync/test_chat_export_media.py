@@ -53,6 +53,7 @@ def media_of(tenant, **filters) -> dict:
     return {m.filename: m for m in MediaFile.objects.for_tenant(tenant).filter(**filters).select_related("message")}
 
 
+@pytest.mark.smoke
 def test_the_zips_files_are_stored_sniffed_and_checksummed_as_the_messages_media_once(acme_connection, tmp_path,
                                                                                        media_root, capsys):
     path = export_zip(tmp_path)
