@@ -156,6 +156,13 @@ def tenant_counts(tenant: Tenant) -> list[tuple[str, int]]:
             (_("members"), Membership.objects.filter(tenant=tenant).count())]
 
 
+def purges_in_progress(tenant: Tenant) -> list[PurgeJob]:
+    """The tenant's number purges queued or running (the numbers page shows their progress)."""
+    return list(PurgeJob.objects.filter(kind=PurgeJob.Kind.CONNECTION, tenant_id_value=tenant.pk,
+                                        status__in=[PurgeJob.Status.QUEUED, PurgeJob.Status.RUNNING])
+                .order_by("created_at"))
+
+
 # --- purge: the typed confirmation, then the batched task ---------------------------------------------
 def check_purge_connection(connection: Connection, confirm: str, user=None) -> PurgeJob:
     """Purge a number with everything it holds, if ``confirm`` is its name exactly. Archives it now (the

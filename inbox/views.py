@@ -433,7 +433,10 @@ def connection_stats(request, slug):
 
 
 def _connections_context(request, slug, pair_form, **extra) -> dict:
-    """The numbers page: each number with its recent history and running sync, plus open alerts."""
+    """The numbers page: each number with its recent history and running sync, plus open alerts and the
+    purges of deleted numbers still running."""
+    from inbox import deletion as deletion_selectors
+
     conns = selectors.tenant_connections(request.tenant, include_archived=False)
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
@@ -451,7 +454,8 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
             "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
             "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS, "media_bytes": media.tenant_media_bytes(request.tenant.pk),
             "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
-            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
+            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(),
+            "purges": deletion_selectors.purges_in_progress(request.tenant), **extra}
 
 
 @tenant_view(manager_only=True)

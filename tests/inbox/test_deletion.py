@@ -145,7 +145,7 @@ def test_a_wrong_confirmation_is_refused_with_a_clear_message_and_deletes_nothin
 
 # --- purge, in batches --------------------------------------------------------------------------------
 @pytest.mark.smoke
-def test_a_number_purge_goes_in_batches_with_progress_and_leaves_the_other_number(acme, media_root,
+def test_a_number_purge_goes_in_batches_with_progress_and_leaves_the_other_number(acme, media_root, client, acme_owner,
                                                                                   django_capture_on_commit_callbacks):
     drop, keep = ConnectionFactory(tenant=acme, name="Drop"), ConnectionFactory(tenant=acme, name="Keep")
     fill(drop, n=7, prefix="d")
@@ -160,9 +160,13 @@ def test_a_number_purge_goes_in_batches_with_progress_and_leaves_the_other_numbe
     assert drop.archived_at is not None and job.status == "queued" and job.target_label == "Drop"
     with pytest.raises(DeletionRefused, match="being purged"):
         check_restore_connection(drop)
+    assert check_purge_connection(drop, "Drop").pk == job.pk  # typed again: the same job, not a second task
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert do_run_purge(job.pk, batch=3, time_budget=0) is False  # out of time at once: queued again
+        assert do_run_purge(job.pk, batch=3, time_budget=0.0001) is False  # out of time: queued again
+    client.force_login(acme_owner)
+    progress = client.get(reverse("connections", args=[acme.slug])).content.decode()
+    assert "Deleting Drop with its history:" in progress and "messages and" in progress
     with django_capture_on_commit_callbacks(execute=True):
         assert do_run_purge(job.pk, batch=3) is True
     job.refresh_from_db()
