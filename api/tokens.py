@@ -48,8 +48,9 @@ def token_for_request(token: str) -> ApiToken | None:
     if not token.startswith(TOKEN_START) or len(token) > 200:
         return None
     # unscoped: the token is what names the tenant; its hash is unique across every tenant.
-    row = ApiToken.objects.unscoped().select_related("tenant").filter(key_hash=hash_token(token),
-                                                                      revoked_at__isnull=True).first()
+    # An archived tenant's tokens stop working with it (inbox.deletion) and work again when it is restored.
+    row = ApiToken.objects.unscoped().select_related("tenant").filter(
+        key_hash=hash_token(token), revoked_at__isnull=True, tenant__archived_at__isnull=True).first()
     if row is not None:
         now = timezone.now()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:

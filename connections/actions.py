@@ -218,10 +218,11 @@ def do_mark_stopped(connection_id: int, runner_id: str, detail: str = "stopped")
 
 
 def claimable_connections():
-    """Connections a runner should hold: desired connected, and paired (or pairing was asked for)."""
+    """Connections a runner should hold: desired connected, paired (or pairing was asked for), not archived
+    (a deleted number is never hosted, whatever its desired state says: inbox.deletion)."""
     return Connection.objects.unscoped().filter(
         Q(jid__isnull=False) & ~Q(jid="") | Q(status=Status.PAIRING),
-        desired_state=Connection.DesiredState.CONNECTED,
+        desired_state=Connection.DesiredState.CONNECTED, archived_at__isnull=True,
     ).exclude(status__in=[Status.FAILED, Status.LOGGED_OUT])
 
 
@@ -333,6 +334,8 @@ def do_set_desired_states(connections, desired: str) -> None:
     """
     action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
     connections = list(connections)
+    if desired == Connection.DesiredState.CONNECTED:  # an archived number stays logged out until restored
+        connections = [c for c in connections if c.archived_at is None]
     ids = [c.pk for c in connections]
     with transaction.atomic():
         fields = {"desired_state": desired, "updated_at": timezone.now()}
@@ -489,34 +492,16 @@ def do_request_replay(connection: Connection, user=None) -> None:
                                                        "user_id": getattr(user, "pk", None)})
 
 
-def do_archive_connection(connection: Connection, user=None) -> None:
+def do_archive_connection(connection: Connection, user=None, *, at: datetime | None = None) -> None:
     """Delete a number but keep its history: logged out (the runner unlinks the session), hidden from the
-    numbers page, no longer counted against the limit; conversations and messages stay."""
+    numbers page, no longer counted against the limit; conversations and messages stay (inbox.deletion).
+    ``at``: the archive time (a tenant's archive gives all its numbers its own, to restore them together)."""
     with transaction.atomic():
-        now = timezone.now()
+        now = at or timezone.now()
         Connection.objects.unscoped().filter(pk=connection.pk).update(
             archived_at=now, desired_state=Connection.DesiredState.LOGGED_OUT, pairing_code="", updated_at=now)
+        connection.archived_at, connection.desired_state = now, Connection.DesiredState.LOGGED_OUT
         do_record_event(connection, Kind.ARCHIVED, "deleted, history kept" + (f" by {user.get_username()}" if user else ""))
         publish_connection_on_commit(connection.tenant_id, connection.pk)
         nudge_on_commit(connection.pk, "logout")
     logger.info("connections.archived", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})
-
-
-def do_purge_connection(connection: Connection, user=None) -> dict:
-    """Delete a number with everything it holds (conversations, messages, media, journal, history). The runner
-    holding it notices on its next reconcile (the row is gone) and stops the session."""
-    from inbox.media import delete_media_rows, delete_unreferenced_files_on_commit
-    from inbox.models import Conversation, MediaFile, Message
-
-    pk, tenant_id = connection.pk, connection.tenant_id
-    with transaction.atomic():
-        counts = {"conversations": Conversation.objects.for_tenant(tenant_id).filter(connection_id=pk).count(),
-                  "messages": Message.objects.for_tenant(tenant_id).filter(connection_id=pk).count()}
-        # Media rows first, so their files can go after the commit (the ORM cascade would forget them).
-        delete_unreferenced_files_on_commit(delete_media_rows(MediaFile.objects.for_tenant(tenant_id)
-                                                              .filter(connection_id=pk)))
-        Connection.objects.unscoped().filter(pk=pk).delete()
-        nudge_on_commit(pk, "logout")
-    logger.warning("connections.purged", extra={"connection_id": pk, "tenant_id": tenant_id, **counts,
-                                                "user_id": getattr(user, "pk", None)})
-    return counts

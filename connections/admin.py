@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from connections import actions
 from connections.models import Connection, ConnectionEvent
+from inbox import deletion
+from inbox.admin_deletion import SafeDeleteAdmin
 from inbox.exports import export_as_csv
 
 
@@ -24,19 +27,38 @@ def pause_connections(modeladmin, request, queryset):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SafeDeleteAdmin):
+    """Deleting a number here archives it (logged out, history kept); a purge needs its name typed."""
+
     list_display = [
         "name", "tenant", "transport", "status", "desired_state", "jid", "last_heartbeat_at", "runner_id",
-        "lease_expires_at", "reconnect_attempts",
+        "lease_expires_at", "reconnect_attempts", "archived_at",
     ]
-    list_filter = ["status", "desired_state", "transport", "tenant"]
+    list_filter = [("archived_at", admin.EmptyFieldListFilter), "status", "desired_state", "transport", "tenant"]
     search_fields = ["name", "jid", "phone_number", "tenant__name", "tenant__slug"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
     readonly_fields = [
         "created_at", "updated_at", "last_heartbeat_at", "runner_id", "lease_expires_at", "paired_at", "recent_events",
     ]
-    actions = [reconnect_connections, pause_connections, export_as_csv]
+    actions = [reconnect_connections, pause_connections, "archive_selected", "restore_selected", export_as_csv]
+    confirm_field = "name"
+
+    def do_archive(self, request, obj):
+        actions.do_archive_connection(obj, request.user)
+
+    def do_restore(self, request, obj):
+        deletion.check_restore_connection(obj, request.user)
+
+    def do_purge(self, request, obj, confirm):
+        return deletion.check_purge_connection(obj, confirm, request.user)
+
+    def archive_help(self, obj):
+        return _("Logs the number out (the runner unlinks its session) and hides it from its team's pages; its "
+                 "conversations, messages and journal stay, read-only, and it can be restored.")
+
+    def purge_counts(self, obj):
+        return deletion.connection_counts(obj)
 
     @admin.display(description="Recent state changes")
     def recent_events(self, obj):

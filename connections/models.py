@@ -104,6 +104,7 @@ class ConnectionEvent(TenantOwned):
         RENAMED = "renamed", "Renamed"
         FILTERS_CHANGED = "filters_changed", "Filters changed"
         ARCHIVED = "archived", "Deleted (history kept)"
+        RESTORED = "restored", "Restored"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -250,7 +250,7 @@ class Runner:
                     self.stop_session(cid)
                     actions.do_mark_stopped(cid, self.runner_id, "paused")
                     self.drop(cid)
-                elif row.desired_state == Connection.DesiredState.LOGGED_OUT:
+                elif row.desired_state == Connection.DesiredState.LOGGED_OUT or row.archived_at is not None:
                     if held.state == SessionState.CONNECTED and held.child is not None:
                         held.child.send({"op": Op.LOGOUT, "id": cid})
                         held.state = SessionState.STOPPING

@@ -15,7 +15,9 @@ def access_tenant(user, slug: str) -> tuple[Tenant, Membership]:
         raise Http404
     membership = (
         # The user's profile in the same query: its time zone is the page's (inbox.timezones).
-        Membership.objects.select_related("tenant", "user__inbox_profile").filter(user=user, tenant__slug=slug).first()
+        # An archived tenant (inbox.deletion) is closed to its members until a platform admin restores it.
+        Membership.objects.select_related("tenant", "user__inbox_profile")
+        .filter(user=user, tenant__slug=slug, tenant__archived_at__isnull=True).first()
     )
     if membership is None:
         raise Http404
@@ -93,4 +95,4 @@ def session_membership(session_key: str | None, tenant_id: int) -> Membership | 
     user = session_user(session_key)
     if user is None:
         return None
-    return Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id).first()
+    return Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id, tenant__archived_at__isnull=True).first()

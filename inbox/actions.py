@@ -83,8 +83,17 @@ def _nudge_on_commit(connection_id: int, action: str, **payload) -> None:
     nudge_on_commit(connection_id, action, **payload)
 
 
+def check_writable(conversation) -> None:
+    """A conversation of an archived (deleted) number is read-only (inbox.deletion): nothing more is sent."""
+    from django.utils.translation import gettext as _
+
+    if conversation.connection.archived_at is not None:
+        raise ReplyRefused(_("This conversation's number was deleted; its history is read-only."))
+
+
 def check_queue_reply(conversation, user, body: str):
     """Validate an agent's reply, then queue it. Raises ReplyRefused with a message for the form."""
+    check_writable(conversation)
     text = (body or "").replace("\r\n", "\n").strip()
     if not text:
         raise ReplyRefused("Type a message before sending.")

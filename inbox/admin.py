@@ -4,8 +4,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
-from inbox import actions
+from inbox import actions, deletion
+from inbox.admin_deletion import SafeDeleteAdmin
 from inbox.exports import export_as_csv
 from inbox.models import (
     Alert,
@@ -20,6 +22,7 @@ from inbox.models import (
     Message,
     MessageRevision,
     MessageSearchEntry,
+    PurgeJob,
     Tenant,
 )
 from inbox.purge import do_purge_conversations
@@ -48,8 +51,15 @@ def _member_ids(tenants) -> list[int]:
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "alert_webhook_url", "created_at"]
+class TenantAdmin(SafeDeleteAdmin):
+    """Deleting a tenant here archives it (closed to its members, numbers logged out, everything kept);
+    a purge needs its slug typed (inbox.deletion)."""
+
+    list_display = ["name", "slug", "alert_webhook_url", "media_retention_days", "created_at", "archived_at"]
+    list_filter = [("archived_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["archived_at"]
+    actions = ["archive_selected", "restore_selected"]
+    confirm_field = "slug"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -66,15 +76,48 @@ class TenantAdmin(admin.ModelAdmin):
             super().save_formset(request, form, formset, change)
             actions.do_notify_access_changed(concerned)
 
-    def delete_model(self, request, obj):
+    # Archiving or purging closes the tenant to its members: their open sockets re-check at once.
+    def do_archive(self, request, obj):
         with transaction.atomic():
+            deletion.do_archive_tenant(obj, request.user)
             actions.do_notify_access_changed(_member_ids([obj]))
-            super().delete_model(request, obj)
 
-    def delete_queryset(self, request, queryset):
+    def do_restore(self, request, obj):
         with transaction.atomic():
-            actions.do_notify_access_changed(_member_ids(queryset))
-            super().delete_queryset(request, queryset)
+            deletion.check_restore_tenant(obj, request.user)
+            actions.do_notify_access_changed(_member_ids([obj]))
+
+    def do_purge(self, request, obj, confirm):
+        with transaction.atomic():
+            job = deletion.check_purge_tenant(obj, confirm, request.user)
+            actions.do_notify_access_changed(_member_ids([obj]))
+        return job
+
+    def archive_help(self, obj):
+        return _("Closes the workspace to its members and logs its numbers out; every row stays, and it can be "
+                 "restored.")
+
+    def purge_counts(self, obj):
+        return deletion.tenant_counts(obj)
+
+
+@admin.register(PurgeJob)
+class PurgeJobAdmin(admin.ModelAdmin):
+    """Confirmed purges and their progress (counts so far); records, read-only."""
+
+    list_display = ["id", "kind", "target_label", "status", "requested_by", "created_at", "finished_at", "counts"]
+    list_filter = ["kind", "status"]
+    search_fields = ["target_label", "requested_by"]
+    readonly_fields = [f.name for f in PurgeJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Membership)

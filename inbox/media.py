@@ -124,6 +124,12 @@ def _thumbnail(data: bytes) -> tuple[bytes, str] | None:
         return None
 
 
+def store_bytes(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
+    """Store a file's bytes as received media are stored (content-addressed, sniffed, thumbnail for images);
+    returns (sha256, sniffed mimetype, storage name, thumbnail name). For other writers (chat exports)."""
+    return _save(tenant_id, data)
+
+
 def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
     """Store ``data`` content-addressed; returns (sha256, sniffed mimetype, storage name, thumbnail name)."""
     sha = hashlib.sha256(data).hexdigest()
@@ -147,6 +153,54 @@ def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
                 if saved != thumb_name:
                     store.delete(saved)
     return sha, mimetype, name, thumb_name
+
+
+class _HashingReader:
+    """Reads through to ``source`` and hashes what passes (a stream stored without holding it in memory)."""
+
+    def __init__(self, source):
+        self.source, self.sha256, self.size = source, hashlib.sha256(), 0
+
+    def read(self, n=-1):
+        data = self.source.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+class ChecksumMismatch(ValueError):
+    """A stream's bytes are not those its sha256 names."""
+
+
+def store_verified_stream(tenant_id: int, sha256: str, source, mimetype: str) -> tuple[str, str, bool]:
+    """Store a file known by its sha256 (an import's), streamed from ``source`` in blocks and checked against
+    the checksum as it goes: a mismatch deletes what was written and raises ``ChecksumMismatch``. A file the
+    tenant already has is not written again. Returns (storage name, thumbnail name, whether it was written)."""
+    from django.core.files import File
+
+    name = storage_name(tenant_id, sha256)
+    store = storage()
+    written = False
+    if not store.exists(name):
+        reader = _HashingReader(source)
+        saved = store.save(name, File(reader, name=sha256))
+        if reader.sha256.hexdigest() != sha256:
+            store.delete(saved)
+            raise ChecksumMismatch(f"the file named {sha256} holds other bytes ({reader.sha256.hexdigest()})")
+        if saved != name:  # a concurrent save of the same bytes won the name
+            store.delete(saved)
+        written = saved == name
+    thumb_name = ""
+    if mimetype in mediatypes.THUMBNAIL_TYPES:
+        thumb_name = f"{name}.thumb"
+        if not store.exists(thumb_name):
+            with store.open(name, "rb") as f:  # an image: bounded by its kind's size limit
+                thumb = _thumbnail(f.read())
+            if thumb is None:
+                thumb_name = ""
+            else:
+                store.save(thumb_name, ContentFile(thumb[0]))
+    return name, thumb_name, written
 
 
 def do_store_media(media: MediaFile, data: bytes, *, expected_sha256: str = "", publish: bool = True) -> bool:
@@ -247,7 +301,12 @@ def read_bytes(media: MediaFile) -> bytes:
 def check_queue_media_reply(conversation: Conversation, user, upload, caption: str = "") -> Message:
     """Validate an attachment (size for the kind its bytes say it is; not empty), then queue it."""
     caption = (caption or "").replace("\r\n", "\n").strip()
-    from inbox.actions import MAX_REPLY_LENGTH
+    from inbox.actions import MAX_REPLY_LENGTH, ReplyRefused, check_writable
+
+    try:
+        check_writable(conversation)
+    except ReplyRefused as refused:
+        raise MediaRefused(str(refused)) from None
 
     if len(caption) > MAX_REPLY_LENGTH:
         raise MediaRefused(f"The caption is {len(caption)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")

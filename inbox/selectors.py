@@ -91,7 +91,12 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
     elif filters.scope == "unassigned":
         qs = qs.filter(assignee__isnull=True)
     if filters.connection_id:
-        qs = qs.filter(connection_id=filters.connection_id)
+        qs = qs.filter(connection_id=filters.connection_id)  # an archived number's too, when chosen
+    else:
+        # Deleted (archived) numbers' conversations are out of the default view (inbox.deletion); choosing
+        # the number in the filter shows them, read-only.
+        qs = qs.exclude(connection_id__in=Connection.objects.for_tenant(tenant).filter(archived_at__isnull=False)
+                        .values("pk"))
     if filters.label_id:
         qs = qs.filter(pk__in=ConversationLabel.objects.for_tenant(tenant).filter(label_id=filters.label_id)
                        .values("conversation_id"))

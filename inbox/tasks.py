@@ -111,3 +111,27 @@ def sweep_orphan_media_task() -> dict:
     from inbox.media import sweep_orphan_files
 
     return sweep_orphan_files().__dict__
+
+
+@shared_task(ignore_result=True, soft_time_limit=300, time_limit=360)
+def purge_task(job_id: int) -> bool:
+    """A confirmed purge (inbox.deletion), in batches for PURGE_TIME_BUDGET_SECONDS; queues itself again
+    until the job is finished. Returns whether it finished in this run."""
+    from inbox.deletion import do_run_purge
+
+    finished = do_run_purge(job_id)
+    if not finished:
+        purge_task.delay(job_id)
+    return finished
+
+
+@shared_task(ignore_result=True, soft_time_limit=300, time_limit=360)
+def media_retention_task() -> dict:
+    """Beat, hourly: remove media files older than their tenant's media retention (inbox.retention); comes
+    back at once when its time budget ran out."""
+    from inbox.retention import remove_expired_media
+
+    summary = remove_expired_media(time_budget=240.0)
+    if summary["more"]:
+        media_retention_task.apply_async(countdown=1)
+    return summary

@@ -86,7 +86,8 @@ def login_locked_out(request, *args, **kwargs):
 @never_cache
 @login_required
 def tenant_picker(request):
-    memberships = list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))
+    memberships = list(Membership.objects.filter(user=request.user, tenant__archived_at__isnull=True)
+                       .select_related("tenant").order_by("tenant__name"))
     if len(memberships) == 1 and request.GET.get("pick") is None:
         return redirect("inbox", slug=memberships[0].tenant.slug)
     return render(request, "inbox/tenant_picker.html", {"memberships": memberships})
@@ -165,7 +166,8 @@ def _list_context(request, slug):
 
 
 def _page_context(request, slug, conversation=None):
-    connections = selectors.tenant_connections(request.tenant)
+    # Deleted (archived) numbers stay reachable by owners and admins, in the number filter (inbox.deletion).
+    connections = selectors.tenant_connections(request.tenant, include_archived=request.membership.is_manager)
     ctx = {
         "slug": slug,
         "tenant": request.tenant,
@@ -465,7 +467,10 @@ def connection_stats(request, slug):
 
 
 def _connections_context(request, slug, pair_form, **extra) -> dict:
-    """The numbers page: each number with its recent history and running sync, plus open alerts."""
+    """The numbers page: each number with its recent history and running sync, plus open alerts and the
+    purges of deleted numbers still running."""
+    from inbox import deletion as deletion_selectors
+
     conns = selectors.tenant_connections(request.tenant, include_archived=False)
     ids = [c.pk for c in conns]
     history = selectors.connection_history(request.tenant, ids)
@@ -483,7 +488,8 @@ def _connections_context(request, slug, pair_form, **extra) -> dict:
             "nav": "connections", "number_limit": settings.TENANT_MAX_NUMBERS,
             "at_limit": len(conns) >= settings.TENANT_MAX_NUMBERS, "media_bytes": media.tenant_media_bytes(request.tenant.pk),
             "pair_form": pair_form, "alerts": selectors.open_alerts(request.tenant),
-            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(), **extra}
+            "alert_emails_on": not AlertEmailOptOut.objects.filter(user=request.user).exists(),
+            "purges": deletion_selectors.purges_in_progress(request.tenant), **extra}
 
 
 @tenant_view(manager_only=True)
@@ -555,7 +561,9 @@ def connection_delete(request, slug, pk):
     if not form.is_valid():
         return _card_form_error(request, slug, conn, "delete", form)
     if form.cleaned_data["purge"]:
-        connection_actions.do_purge_connection(conn, request.user)
+        from inbox.deletion import check_purge_connection
+
+        check_purge_connection(conn, form.cleaned_data["confirm"], request.user)  # batched, by purge_task
     else:
         connection_actions.do_archive_connection(conn, request.user)
     return redirect("connections", slug=slug)

@@ -212,5 +212,62 @@ def parse_chat_export(text: str, *, tz: tzinfo, date_order: str | None = None) -
     return messages
 
 
+class Attachments:
+    """The media files inside a .zip export, by file name (the name its attachment line gives), opened one at
+    a time; an export that is a .txt has none. ``with Attachments.of(path) as files: files.open(name)``."""
+
+    def __init__(self, zf: zipfile.ZipFile | None = None):
+        self._zf = zf
+        self._infos = {}
+        if zf is not None:
+            for info in zf.infolist():
+                base = info.filename.rsplit("/", 1)[-1]
+                if base and not info.is_dir() and not info.filename.startswith("__MACOSX") \
+                        and not base.lower().endswith(".txt"):
+                    self._infos.setdefault(base, info)
+
+    @classmethod
+    def of(cls, path) -> Attachments:
+        fileobj = path if hasattr(path, "read") else None
+        source = fileobj if fileobj is not None else Path(path)
+        if not zipfile.is_zipfile(source):
+            return cls()
+        if fileobj is not None:
+            fileobj.seek(0)
+        try:
+            return cls(zipfile.ZipFile(source))
+        except zipfile.BadZipFile as exc:
+            raise ChatExportError(f"{Path(getattr(path, 'name', None) or 'export').name}: a damaged zip ({exc})") from exc
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._infos
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+    def size(self, name: str) -> int:
+        return self._infos[name].file_size
+
+    def read(self, name: str, limit: int) -> bytes | None:
+        """The file's bytes, or None when it is larger than ``limit`` (said by the zip; read no further)."""
+        info = self._infos[name]
+        if info.file_size > limit:
+            return None
+        with self._zf.open(info) as f:
+            data = f.read(limit + 1)
+        return data if len(data) <= limit else None
+
+    def close(self) -> None:
+        if self._zf is not None:
+            self._zf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def read_and_parse(path, *, tz: tzinfo, date_order: str | None = None) -> list[ExportedMessage]:
     return parse_chat_export(read_export(path), tz=tz, date_order=date_order)

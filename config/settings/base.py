@@ -244,6 +244,12 @@ JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.
 # JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
 JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)
 JOURNAL_PRUNE_BATCH = env.int("JOURNAL_PRUNE_BATCH", default=5000)
+# Purges (inbox/deletion.py, docs/backups.md "Safe deletes"): rows a batch (one short transaction each), and
+# how long one run of purge_task works before it queues itself again.
+PURGE_BATCH = env.int("PURGE_BATCH", default=2000)
+PURGE_TIME_BUDGET_SECONDS = env.float("PURGE_TIME_BUDGET_SECONDS", default=240.0)
+# Media retention (inbox/retention.py): how many media files beat removes in one run (per batch of 500).
+MEDIA_RETENTION_BATCH = env.int("MEDIA_RETENTION_BATCH", default=500)
 # Scheduled backups (inbox/snapshot/backups.py, docs/backups.md): beat exports every tenant daily into
 # BACKUP_DIR/<slug>/, keeping the newest BACKUP_KEEP files of each; a tenant whose last good backup is older
 # than BACKUP_MAX_AGE_HOURS (or whose last backup failed) is a warning on /health/detailed and /ops/ and a
@@ -251,6 +257,9 @@ JOURNAL_PRUNE_BATCH = env.int("JOURNAL_PRUNE_BATCH", default=5000)
 BACKUPS_ENABLED = env.bool("BACKUPS_ENABLED", default=True)
 BACKUP_DIR = env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
+# Whether each backup carries the stored media files (each backup then holds all of them: BACKUP_KEEP copies);
+# false: the media rows only, the files being in MEDIA_ROOT's own backups.
+BACKUP_WITH_MEDIA = env.bool("BACKUP_WITH_MEDIA", default=True)
 BACKUP_MAX_AGE_HOURS = env.float("BACKUP_MAX_AGE_HOURS", default=26.0)
 # The largest "Export chat" file (.txt or .zip) the conversation page accepts (manage.py import_chat_export has no limit).
 CHAT_EXPORT_MAX_BYTES = env.int("CHAT_EXPORT_MAX_BYTES", default=64_000_000)

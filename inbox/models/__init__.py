@@ -7,6 +7,7 @@ from .labels import ConversationLabel, Label
 from .media import MediaFile
 from .notes import Note, NoteMention
 from .profiles import UserProfile
+from .purges import PurgeJob
 from .snooze import Snooze
 from .tenants import Membership, Tenant
 
@@ -28,6 +29,7 @@ __all__ = [
     "MessageSearchEntry",
     "Note",
     "NoteMention",
+    "PurgeJob",
     "Snooze",
     "Tenant",
     "UserProfile",

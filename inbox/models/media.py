@@ -25,6 +25,7 @@ class MediaFile(TenantOwned):
         FETCHED = "fetched", "Stored"
         FAILED = "failed", "Download failed"
         EXPIRED = "expired", "No longer on WhatsApp"
+        REMOVED = "removed", "Removed by retention"  # the file was deleted by the tenant's media retention
 
     message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, related_name="media",
                                    db_constraint=False)  # like the message's own FKs (ADR-6); purge deletes both

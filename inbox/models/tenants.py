@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inbox.timezones import validate_time_zone
 
@@ -14,6 +15,14 @@ class Tenant(models.Model):
     # IANA zone the team's pages show times in (a user may override it: UserProfile); empty: the
     # deployment's default (inbox.timezones.default_tenant_time_zone).
     time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    # Media files older than this many days are removed by beat (inbox.retention); the messages stay,
+    # their media marked "removed". Empty: kept forever.
+    media_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("media retention (days)"),
+        help_text=_("Media files older than this are removed from storage; the messages stay. Empty: kept forever."))
+    # Deleted without a purge (inbox.deletion): hidden from its members, its numbers logged out, nothing
+    # lost; platform admins restore it or purge it with a typed confirmation.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -115,6 +115,18 @@ class ArchiveWriter:
             self.files[name] = member.close()
         return self.files[name]
 
+    def write_stream(self, name: str, source, block: int = 1 << 20) -> dict:
+        """A member copied from a readable binary file in ``block``-sized reads (constant memory), with
+        its sha256 and size like any other."""
+        digest, size = hashlib.sha256(), 0
+        with self._zf.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), mode="w", force_zip64=True) as out:
+            while data := source.read(block):
+                digest.update(data)
+                size += len(data)
+                out.write(data)
+        self.files[name] = {"bytes": size, "sha256": digest.hexdigest()}
+        return self.files[name]
+
     def write_blob(self, name: str, data: bytes, **meta) -> dict:
         """A member of raw bytes (the encrypted sessions), with its sha256 like any other."""
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
@@ -195,6 +207,12 @@ class ArchiveReader:
             if digest.hexdigest() != meta.get("sha256") or size != meta.get("bytes"):
                 raise ArchiveError(f"{self.path}: {name} does not match its checksum (corrupted or altered)")
         # Counting the rows needs reading them: the loader checks each member's count as it reads.
+
+    def open_member(self, name: str):
+        """A member named by the manifest, as a binary file to read in blocks (a media file)."""
+        if name not in self.files:
+            raise ArchiveError(f"{self.path}: {name} is not in this export")
+        return self._zf.open(name)
 
     def blob(self, name: str) -> bytes | None:
         return self._zf.read(name) if name in self.files else None

@@ -50,7 +50,7 @@ def backup_tenant(tenant: Tenant) -> BackupRun:
     run = BackupRun.objects.create(tenant=tenant, tenant_slug=tenant.slug, started_at=started)
     path = tenant_dir(tenant.slug) / f"{tenant.slug}-{started:%Y%m%dT%H%M%SZ}.zip"
     try:
-        manifest = export_tenant(tenant, path)
+        manifest = export_tenant(tenant, path, with_media=settings.BACKUP_WITH_MEDIA)
     except Exception as exc:  # noqa: BLE001 - recorded and alerted, the other tenants' backups go on
         logger.exception("backup.failed", extra={"tenant": tenant.slug})
         run.status, run.finished_at = BackupRun.Status.FAILED, timezone.now()
@@ -61,7 +61,7 @@ def backup_tenant(tenant: Tenant) -> BackupRun:
         return run
     run.status, run.finished_at, run.path = BackupRun.Status.OK, timezone.now(), str(path)
     run.size = path.stat().st_size
-    run.rows = {name: meta["rows"] for name, meta in manifest["files"].items()}
+    run.rows = {name: meta["rows"] for name, meta in manifest["files"].items() if "rows" in meta}
     run.save(update_fields=["status", "finished_at", "path", "size", "rows"])
     removed = prune_backups(tenant.slug)
     alerts.do_resolve_alert(backup_cause(tenant.slug))

@@ -27,11 +27,13 @@ the loader maps them to the ids of the database it writes into. Users are named 
 Not exported: the raw event journal, sync runs, state history (ConnectionEvent), pending operations and
 search entries (rebuilt on import); whatsmeow session keys unless asked, then encrypted (``sessions.py``).
 
-Media: messages carry ``media_mimetype``, ``media_size`` and ``media_filename``; the media files
-themselves are not stored by this version of the product. When a media model exists, it is exported as
-``media.jsonl.gz`` (message key, storage path, sha256, size) in ``tenant_members`` below, the files
-themselves under ``media/`` only when asked, and the loader learns the member: a new optional member
-does not need a new format version.
+Media (``media.jsonl.gz``): one row per ``MediaFile`` (state, WhatsApp's download reference, declared and
+sniffed type, sha256, size), naming its message by (number id, WhatsApp id); and, unless ``with_media`` is
+off (``--without-media``), each distinct stored file once as the member ``media/<sha256>``: copied from
+storage 1 MiB at a time (constant memory), its sha256 and size in the manifest like any member, so the
+import's verification covers the bytes. ``manifest["media"]`` says "files" or "references"; a file the
+storage has lost is left out and counted in ``manifest["media_missing"]`` (the import then has the row
+downloaded again from WhatsApp). Thumbnails are not exported: the import makes them again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from inbox.models import (
     ContactIdentity,
     Conversation,
     GroupParticipant,
+    MediaFile,
     Membership,
     Message,
     MessageRevision,
@@ -85,6 +88,10 @@ REVISION_FIELDS = ["id", "message__connection_id", "message__external_id", "body
 ALERT_FIELDS = [
     "id", "cause", "connection_id", "kind", "message", "created_at", "last_raised_at", "times_raised", "resolved_at",
     "acknowledged_at", "acknowledged_by__username",
+]
+MEDIA_FIELDS = [
+    "id", "connection_id", "message__external_id", "kind", "history", "ref", "declared_mimetype", "declared_size",
+    "filename", "state", "attempts", "error", "sha256", "size", "mimetype", "fetched_at", "created_at", "updated_at",
 ]
 USER_FIELDS = ["id", "username", "email", "first_name", "last_name", "is_active", "password", "date_joined"]
 
@@ -131,16 +138,47 @@ def tenant_members(tenant: Tenant, chunk_size: int = CHUNK):
     yield "messages.jsonl.gz", _stream(Message.objects.for_tenant(t), MESSAGE_FIELDS, chunk_size)
     yield "revisions.jsonl.gz", _stream(MessageRevision.objects.for_tenant(t), REVISION_FIELDS, chunk_size)
     yield "alerts.jsonl.gz", _stream(Alert.objects.for_tenant(t), ALERT_FIELDS, chunk_size)
+    yield "media.jsonl.gz", _stream(MediaFile.objects.for_tenant(t), MEDIA_FIELDS, chunk_size)
+
+
+def media_member(sha256: str) -> str:
+    return f"media/{sha256}"
+
+
+def write_media_files(out: ArchiveWriter, tenant: Tenant, chunk_size: int = CHUNK) -> dict:
+    """Each distinct stored file of the tenant once, as ``media/<sha256>``, streamed from storage. Call
+    inside the snapshot transaction. Returns {"files", "bytes", "missing"}."""
+    from inbox.media import storage
+
+    store = storage()
+    written = {"files": 0, "bytes": 0, "missing": 0}
+    files = (MediaFile.objects.for_tenant(tenant).filter(state=MediaFile.State.FETCHED).exclude(sha256="")
+             .values_list("sha256", "storage_name").distinct().order_by("sha256").iterator(chunk_size=chunk_size))
+    for sha, name in files:
+        try:
+            source = store.open(name, "rb")
+        except FileNotFoundError:
+            written["missing"] += 1
+            logger.warning("snapshot.media_missing", extra={"tenant": tenant.slug, "storage_name": name})
+            continue
+        with source:
+            meta = out.write_stream(media_member(sha), source)
+        if meta["sha256"] != sha:  # the stored bytes changed: the import sees the mismatch and downloads again
+            logger.warning("snapshot.media_corrupt", extra={"tenant": tenant.slug, "storage_name": name})
+        written["files"] += 1
+        written["bytes"] += meta["bytes"]
+    return written
 
 
 def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_sessions: bool = False,
-                  passphrase: str = "") -> dict:
+                  passphrase: str = "", with_media: bool = True) -> dict:
     """Write ``tenant``'s snapshot to ``path`` (replaced atomically when complete); returns the manifest.
 
     Opens its own transaction; on PostgreSQL it must be the outermost one (a REPEATABLE READ snapshot is
     set by the transaction's first statement). Inside an outer transaction (tests) the snapshot is that
     transaction's, and ``snapshot`` in the manifest says so. ``with_sessions``: the paired numbers'
-    whatsmeow keys too, encrypted with ``passphrase`` (inbox/snapshot/sessions.py)."""
+    whatsmeow keys too, encrypted with ``passphrase`` (inbox/snapshot/sessions.py). ``with_media`` off: the
+    media rows only (references), not the files."""
     if with_sessions and not passphrase:
         from inbox.snapshot.archive import ArchiveError
 
@@ -159,6 +197,7 @@ def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_session
         with ArchiveWriter(path) as out:
             for name, rows in tenant_members(tenant, chunk_size):
                 out.write_member(name, rows)
+            media = write_media_files(out, tenant, chunk_size) if with_media else None
             if with_sessions:
                 from django.conf import settings
 
@@ -169,8 +208,10 @@ def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_session
                 blob, rows = export_sessions(jids, passphrase, settings.WHATSMEOW_STORE)
                 out.write_blob("sessions.bin", blob, rows=rows, encrypted="aes-256-gcm+scrypt")
             manifest = out.finish(tenant=tenant.slug, created_at=snapshot_at, database=db.vendor, snapshot=snapshot,
-                                  sessions=with_sessions)
+                                  sessions=with_sessions, media="files" if with_media else "references",
+                                  media_missing=media["missing"] if media else 0)
     logger.info("snapshot.exported", extra={
         "tenant": tenant.slug, "path": str(path), "seconds": round(time.monotonic() - started, 2),
-        "rows": {name: meta["rows"] for name, meta in manifest["files"].items()}})
+        "rows": {name: meta["rows"] for name, meta in manifest["files"].items() if "rows" in meta},
+        "media_files": media})
     return manifest

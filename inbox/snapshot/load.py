@@ -56,6 +56,7 @@ from inbox.models import (
     ContactIdentity,
     Conversation,
     GroupParticipant,
+    MediaFile,
     Membership,
     Message,
     MessageRevision,
@@ -128,6 +129,7 @@ class Loader:
         self.contacts: dict[int, int] = {}
         self.conversations: dict[int, int] = {}
         self.tenant: Tenant | None = None
+        self.new_files: list[str] = []  # stored by this import: removed again if it rolls back
 
     def rows(self, name):
         return self.reader.rows(name)
@@ -338,6 +340,84 @@ class Loader:
             MessageRevision.objects.bulk_create(new)
             self.counts.add("revisions", len(batch), len(new))
 
+    # --- media -------------------------------------------------------------------------------------
+    MEDIA_COPIED = ("kind", "history", "declared_mimetype", "declared_size", "filename", "state", "attempts", "error",
+                    "sha256", "size", "mimetype", "fetched_at", "created_at", "updated_at")
+
+    def load_media(self):
+        """Media rows, each with its message (a message that has one already keeps it); a stored file is
+        taken from this install's storage when the tenant has those bytes, else from the file's
+        ``media/<sha256>`` member (checked against the checksum as it is stored); a file in neither (an
+        export ``--without-media`` into another install, or one the storage had lost) is downloaded again
+        from WhatsApp: the row is ``pending`` with its download reference."""
+        import base64
+
+        from inbox.media import ChecksumMismatch, storage, storage_name, store_verified_stream
+        from inbox.snapshot.export import media_member
+
+        t, store = self.tenant, storage()
+        State = MediaFile.State
+        for batch in chunks(self.rows("media.jsonl.gz"), BATCH):
+            wanted = defaultdict(set)
+            for r in batch:
+                wanted[self.connections[r["connection_id"]]].add(r["message_external_id"])
+            ids = {}
+            for cid, ext in wanted.items():
+                ids.update({(cid, e): pk for e, pk in Message.objects.for_tenant(t)
+                            .filter(connection_id=cid, external_id__in=ext).values_list("external_id", "pk")})
+            have = set(MediaFile.objects.for_tenant(t).filter(message_id__in=ids.values()).values_list("message_id", flat=True))
+            new, files = [], 0
+            for r in batch:
+                cid = self.connections[r["connection_id"]]
+                mid = ids.get((cid, r["message_external_id"]))
+                if mid is None:
+                    raise ArchiveError(f"media {r['id']} names message {r['message_external_id']}, not in the file")
+                if mid in have:
+                    continue
+                have.add(mid)
+                _dates(r, "fetched_at", "created_at", "updated_at")
+                fields = {k: r[k] for k in self.MEDIA_COPIED}
+                fields.update(ref=base64.b64decode(r["ref"] or ""), storage_name="", thumbnail_name="")
+                sha = r["sha256"]
+                if r["state"] == State.FETCHED and sha:
+                    name, member = storage_name(t.pk, sha), media_member(sha)
+                    stored = None
+                    try:
+                        if store.exists(name):  # the tenant has these bytes here (the same install)
+                            stored = store_verified_stream(t.pk, sha, None, r["mimetype"])
+                        elif member in self.reader.files:  # checked against the name as it is stored
+                            with self.reader.open_member(member) as src:
+                                stored = store_verified_stream(t.pk, sha, src, r["mimetype"])
+                    except ChecksumMismatch as exc:
+                        raise ArchiveError(f"{self.reader.path}: {member}: {exc}") from exc
+                    if stored is not None:
+                        fields.update(storage_name=stored[0], thumbnail_name=stored[1])
+                        if stored[2]:
+                            self.new_files.append(stored[0])
+                            files += 1
+                    else:  # not here and not in the file: fetched again from WhatsApp
+                        fields.update(state=State.PENDING, attempts=0, error="", sha256="", size=None, mimetype="",
+                                      fetched_at=None)
+                new.append(MediaFile(tenant=t, message_id=mid, connection_id=cid, **fields))
+            MediaFile.objects.bulk_create(new)
+            self.counts.add("media", len(batch), len(new))
+            self.counts.add("media_files", files, files)
+        pending = MediaFile.objects.for_tenant(t).filter(state=State.PENDING).values_list("connection_id", flat=True)
+        if pending.exists():
+            from inbox.media import nudge_fetch_on_commit
+
+            nudge_fetch_on_commit(set(pending))
+
+    def remove_new_files(self):
+        """The files this import stored, after it rolled back (nothing names them)."""
+        from inbox.media import storage
+
+        store = storage()
+        for name in self.new_files:
+            for n in (name, f"{name}.thumb"):
+                if store.exists(n):
+                    store.delete(n)
+
     # --- alerts ------------------------------------------------------------------------------------
     def _cause(self, cause: str) -> str:
         """Causes name numbers by id (``connection:12:down``): renamed to this database's ids."""
@@ -378,6 +458,7 @@ class Loader:
         self.load_conversations()
         self.load_messages()
         self.load_revisions()
+        self.load_media()
         self.load_alerts()
 
 
@@ -413,12 +494,18 @@ def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, p
         try:
             with transaction.atomic(), kept_timestamps(Tenant, get_user_model(), Connection, Contact,
                                                        ContactIdentity, Conversation, Message, MessageRevision,
-                                                       Alert, JidMapping):
+                                                       Alert, JidMapping, MediaFile):
                 loader.load()
                 if dry_run:
                     transaction.set_rollback(True)
         except (KeyError, TypeError, ValueError) as exc:
+            loader.remove_new_files()
             raise ArchiveError(f"{path}: a row does not fit this installation ({exc.__class__.__name__}: {exc})") from exc
+        except BaseException:
+            loader.remove_new_files()
+            raise
+        if dry_run:
+            loader.remove_new_files()
         restored = None
         if session_rows is not None and not dry_run:
             restored = sessions.restore_sessions(session_rows, settings.WHATSMEOW_STORE)

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 from django.db import close_old_connections
@@ -158,4 +159,31 @@ def test_simulated_message_reaches_the_inbox_through_runner_journal_and_worker()
         assert found.conversation.chat_jid == "5511999990077@s.whatsapp.net"
     finally:
         worker.stop()
+        runner.stop()
+
+
+def test_an_archived_number_is_logged_out_and_no_longer_hosted_even_when_restored():
+    from connections.actions import do_archive_connection
+    from inbox.deletion import check_restore_connection
+
+    tenant = TenantFactory()
+    conn, other = paired(tenant, 7), paired(tenant, 8)
+    runner = start_runner("r1")
+    try:
+        wait_status(conn.pk, Connection.Status.CONNECTED, 20, runner)
+        wait_status(other.pk, Connection.Status.CONNECTED, 20, runner)
+        do_archive_connection(row(conn.pk))  # what the admin's and the numbers page's delete do
+        wait_status(conn.pk, Connection.Status.LOGGED_OUT, 10, runner)
+        procs.wait_for(lambda: row(conn.pk).runner_id == "", 5, message="the archived number's lease released")
+        assert row(conn.pk).jid is None and "logged_out" in event_kinds(conn.pk)
+        check_restore_connection(row(conn.pk))
+        close_old_connections()
+        runner_sees = row(conn.pk)
+        assert runner_sees.archived_at is None and runner_sees.desired_state == "logged_out"
+        # Restored, it waits to be paired again: the runner does not claim it meanwhile.
+        nudge(conn.pk, "reconcile")
+        time.sleep(2.5)  # two and a half reconcile periods (RUNNER_RECONCILE_SECONDS=1): time to claim it, were it claimable
+        assert row(conn.pk).runner_id == "" and row(conn.pk).status == Connection.Status.LOGGED_OUT
+        assert row(other.pk).status == Connection.Status.CONNECTED  # the other number never noticed
+    finally:
         runner.stop()

@@ -28,6 +28,7 @@ from inbox.models import (
     MessageSearchEntry,
     Note,
     NoteMention,
+    PurgeJob,
     Snooze,
     Tenant,
     UserProfile,
@@ -101,6 +102,8 @@ BUILDERS = {
     BackupRun: lambda n: BackupRun.objects.create(
         tenant=TenantFactory(), tenant_slug=f"t{n}", status="ok", started_at=timezone.now(), path=f"/b/{n}.zip"
     ),
+    PurgeJob: lambda n: PurgeJob.objects.create(kind="connection", target_id=n, target_label=f"Number {n}",
+                                                tenant_id_value=n, requested_by="admin", counts={"messages": n}),
     JidMapping: lambda n: JidMapping.objects.create(
         tenant=TenantFactory(), lid_jid=f"{n}@lid", pn_jid=f"55119{n:08d}@s.whatsapp.net"
     ),

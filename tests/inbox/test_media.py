@@ -335,11 +335,13 @@ def test_the_numbers_page_shows_media_progress_per_number_and_storage_used(clien
 
 
 def test_purging_a_number_removes_its_media_files(acme_connection, media_root, django_capture_on_commit_callbacks):
-    from connections.actions import do_purge_connection
+    from inbox.deletion import check_purge_connection, do_run_purge
 
     conv = ConversationFactory(connection=acme_connection)
     item = stored(conv, "document", samples.pdf())
     with django_capture_on_commit_callbacks(execute=True):
-        do_purge_connection(acme_connection)
+        job = check_purge_connection(acme_connection, acme_connection.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert do_run_purge(job.pk)
     assert not MediaFile.objects.unscoped().exists()
     assert not (media_root / item.storage_name).exists()

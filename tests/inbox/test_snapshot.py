@@ -82,7 +82,7 @@ def canonical(path) -> dict:
     """The export's content with this database's ids replaced by natural keys: equal across databases."""
     with ArchiveReader(path) as reader:
         reader.verify()
-        data = {name: list(reader.rows(name)) for name in reader.files}
+        data = {name: list(reader.rows(name)) for name in reader.files if not name.startswith("media/")}
     conns = {c["id"]: c["jid"] or c["name"] for c in data["connections.jsonl.gz"]}
     idents = defaultdict(list)
     for i in data["identities.jsonl.gz"]:

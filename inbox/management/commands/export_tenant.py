@@ -8,7 +8,8 @@ from inbox.models import Tenant
 
 
 class Command(BaseCommand):
-    help = "Export a tenant (members, numbers, contacts, conversations, messages, revisions, alerts) to a file."
+    help = ("Export a tenant (members, numbers, contacts, conversations, messages, revisions, alerts, media files) "
+            "to a file.")
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
@@ -18,8 +19,11 @@ class Command(BaseCommand):
                                  "the environment variable named by --passphrase-env")
         parser.add_argument("--passphrase-env", default="EXPORT_PASSPHRASE",
                             help="the variable holding the passphrase (never on the command line, where ps shows it)")
+        parser.add_argument("--without-media", action="store_true",
+                            help="the media rows (references, checksums) without the stored files")
 
-    def handle(self, *args, tenant, out, with_sessions=False, passphrase_env="EXPORT_PASSPHRASE", **options):
+    def handle(self, *args, tenant, out, with_sessions=False, passphrase_env="EXPORT_PASSPHRASE", without_media=False,
+               **options):
         import os
 
         from inbox.snapshot.archive import ArchiveError
@@ -32,9 +36,12 @@ class Command(BaseCommand):
         if t is None:
             raise CommandError(f"no tenant with slug {tenant!r}")
         try:
-            manifest = export_tenant(t, out, with_sessions=with_sessions, passphrase=passphrase)
+            manifest = export_tenant(t, out, with_sessions=with_sessions, passphrase=passphrase,
+                                     with_media=not without_media)
         except ArchiveError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps({"path": out, "tenant": t.slug, "version": manifest["version"],
                                       "snapshot": manifest["snapshot"], "sessions": manifest["sessions"],
-                                      "rows": {n: m["rows"] for n, m in manifest["files"].items()}}))
+                                      "media": manifest["media"], "media_missing": manifest["media_missing"],
+                                      "media_files": sum(n.startswith("media/") for n in manifest["files"]),
+                                      "rows": {n: m["rows"] for n, m in manifest["files"].items() if "rows" in m}}))

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--contact-name", default="", help="the contact's name if the chat is new here")
 
     def handle(self, *args, path, connection, chat, me="", timezone=None, date_order=None, contact_name="", **options):
-        from sync.chat_export import ChatExportError, read_and_parse
+        from sync.chat_export import Attachments, ChatExportError, read_and_parse
         from sync.chat_import import do_import_chat_export
 
         conn = Connection.objects.unscoped().filter(pk=connection).first()
@@ -40,7 +40,10 @@ class Command(BaseCommand):
             raise CommandError(f"unknown time zone {timezone!r}") from exc
         try:
             messages = read_and_parse(path, tz=tz, date_order=date_order)
+            attachments = Attachments.of(path)
         except (ChatExportError, OSError) as exc:
             raise CommandError(str(exc)) from exc
-        result = do_import_chat_export(conn, chat, messages, me=me or conn.push_name, contact_name=contact_name)
+        with attachments:
+            result = do_import_chat_export(conn, chat, messages, me=me or conn.push_name, contact_name=contact_name,
+                                           attachments=attachments)
         self.stdout.write(json.dumps(result.as_dict()))
