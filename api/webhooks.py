@@ -39,6 +39,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from config.backoff import backoff
@@ -133,10 +134,11 @@ def check_create_endpoint(tenant, *, url: str, events: list[str], user=None) -> 
     try:
         check_public_url(url)
     except RefusedURL as exc:
-        raise EndpointRefused(f"This URL cannot receive webhooks: {exc}.") from None
+        raise EndpointRefused(_("This URL cannot receive webhooks: %(reason)s.") % {"reason": exc}) from None
     unknown = sorted(set(events) - set(EVENTS))
     if unknown or not events:
-        raise EndpointRefused("Choose at least one event." if not events else f"Unknown events: {', '.join(unknown)}")
+        raise EndpointRefused(_("Choose at least one event.") if not events
+                             else _("Unknown events: %(events)s") % {"events": ", ".join(unknown)})
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=sorted(set(events)), created_by=user,
                                               secret="whsec_" + secrets.token_urlsafe(32))
     logger.info("webhook.endpoint_created", extra={"tenant_id": tenant.pk, "endpoint_id": endpoint.pk,

@@ -24,6 +24,8 @@ from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from config.backoff import backoff
 from inbox import mediatypes
@@ -32,6 +34,10 @@ from inbox.models import Conversation, MediaFile, Message
 logger = logging.getLogger(__name__)
 State = MediaFile.State
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+# The kinds' names inside sentences ("The image is 20 MB; ...").
+KIND_NAMES = {"image": pgettext_lazy("media kind", "image"), "video": pgettext_lazy("media kind", "video"),
+              "audio": pgettext_lazy("media kind", "audio"), "document": pgettext_lazy("media kind", "document"),
+              "sticker": pgettext_lazy("media kind", "sticker")}
 
 
 class MediaRefused(ValueError):
@@ -195,7 +201,7 @@ def do_record_fetch_failure(media: MediaFile, error: str, *, expired: bool = Fal
 
 def check_retry_media(media: MediaFile) -> MediaFile:
     if media.state not in (State.FAILED, State.EXPIRED):
-        raise MediaRefused("Only media that could not be downloaded can be tried again.")
+        raise MediaRefused(_("Only media that could not be downloaded can be tried again."))
     return do_retry_media(media)
 
 
@@ -239,17 +245,20 @@ def check_queue_media_reply(conversation: Conversation, user, upload, caption: s
     from inbox.actions import MAX_REPLY_LENGTH
 
     if len(caption) > MAX_REPLY_LENGTH:
-        raise MediaRefused(f"The caption is {len(caption)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")
+        raise MediaRefused(_("The caption is %(length)d characters long; WhatsApp accepts at most %(max)d.")
+                           % {"length": len(caption), "max": MAX_REPLY_LENGTH})
     size = upload.size or 0
     if size <= 0:
-        raise MediaRefused("The file is empty.")
+        raise MediaRefused(_("The file is empty."))
     if size > mediatypes.max_bytes("document"):
-        raise MediaRefused(f"The file is {_mb(size)}; WhatsApp accepts documents up to {_mb(mediatypes.max_bytes('document'))}.")
+        raise MediaRefused(_("The file is %(size)s; WhatsApp accepts documents up to %(max)s.")
+                           % {"size": _mb(size), "max": _mb(mediatypes.max_bytes("document"))})
     upload.seek(0)
     mimetype = mediatypes.sniff(upload.read(512))
     kind = mediatypes.SEND_KIND.get(mimetype, "document")
     if size > mediatypes.max_bytes(kind):
-        raise MediaRefused(f"The {kind} is {_mb(size)}; WhatsApp accepts a {kind} up to {_mb(mediatypes.max_bytes(kind))}.")
+        raise MediaRefused(_("The %(kind)s is %(size)s; WhatsApp accepts a %(kind)s up to %(max)s.")
+                           % {"kind": KIND_NAMES.get(kind, kind), "size": _mb(size), "max": _mb(mediatypes.max_bytes(kind))})
     upload.seek(0)
     data = upload.read()
     filename = (getattr(upload, "name", "") or "file").replace("/", "_").replace("\\", "_")[:255]

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from inbox.tenancy import TenantOwned
 
@@ -8,18 +9,20 @@ class Contact(TenantOwned):
     """A person (or a group) as the tenant knows it, whatever WhatsApp ids it shows up under."""
 
     class Kind(models.TextChoices):
-        PERSON = "person", "Person"
-        GROUP = "group", "Group"
+        PERSON = "person", _("Person")
+        GROUP = "group", _("Group")
 
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERSON)
-    display_name = models.CharField(max_length=255, blank=True)
-    push_name = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERSON, verbose_name=_("kind"))
+    display_name = models.CharField(max_length=255, blank=True, verbose_name=_("display name"))
+    push_name = models.CharField(max_length=255, blank=True, verbose_name=_("push name"))
     # E.164 ("+5511987654321"), normalized with the phonenumbers library; empty when unknown.
-    phone_number = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    phone_number = models.CharField(max_length=32, blank=True, verbose_name=_("phone number"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         indexes = [
             models.Index(fields=["tenant", "phone_number"], name="contact_tenant_phone"),
             models.Index(fields=["tenant", "display_name"], name="contact_tenant_name"),
@@ -41,18 +44,19 @@ class ContactIdentity(TenantOwned):
     """
 
     class Kind(models.TextChoices):
-        PN = "pn", "Phone number"
-        LID = "lid", "LID"
-        GROUP = "group", "Group"
-        OTHER = "other", "Other"
+        PN = "pn", _("Phone number")
+        LID = "lid", _("LID")
+        GROUP = "group", _("Group")
+        OTHER = "other", _("Other")
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
-    jid = models.CharField(max_length=128)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities", verbose_name=_("contact"))
+    jid = models.CharField(max_length=128, verbose_name=_("jid"))
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name=_("kind"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name_plural = "contact identities"
+        verbose_name = _("contact identity")
+        verbose_name_plural = _("contact identities")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "jid"], name="identity_unique_tenant_jid"),
             models.CheckConstraint(condition=~Q(jid=""), name="identity_jid_not_empty"),
@@ -64,9 +68,11 @@ class ContactIdentity(TenantOwned):
 
 
 class GroupParticipant(TenantOwned):
-    group = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="participants")
-    member = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_memberships")
-    is_admin = models.BooleanField(default=False)
+    group = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="participants", verbose_name=_("group"))
+    member = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_memberships", verbose_name=_("member"))
+    is_admin = models.BooleanField(default=False, verbose_name=_("is admin"))
 
     class Meta:
+        verbose_name = _("group participant")
+        verbose_name_plural = _("group participants")
         constraints = [models.UniqueConstraint(fields=["group", "member"], name="participant_unique_group_member")]
