@@ -6,6 +6,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from inbox.tenancy import ScopedTenantManager, TenantOwned
 
@@ -17,7 +18,7 @@ class ApiToken(TenantOwned):
     objects = ScopedTenantManager()
 
     class Scope(models.TextChoices):
-        READ = "read", _("Read")
+        READ = "read", pgettext_lazy("token scope", "Read")
         READ_WRITE = "read_write", _("Read and write")
 
     name = models.CharField(max_length=100, verbose_name=_("name"))
