@@ -89,24 +89,37 @@ def catalog_path(locale_dir: Path, locale: str, domain: str) -> Path:
 
 
 @contextmanager
-def _in_base_dir():
+def _in_dir(path: Path):
     cwd = os.getcwd()
-    os.chdir(settings.BASE_DIR)
+    os.chdir(path)
     try:
         yield
     finally:
         os.chdir(cwd)
 
 
-def make_messages(locale_dir: Path, locales=TRANSLATED_LOCALES, verbosity: int = 0) -> None:
-    """Django's makemessages for both domains into ``locale_dir`` (existing translations are kept,
-    obsolete entries dropped). ``locale_dir`` must be settings.LOCALE_PATHS[0] while it runs."""
+def make_messages(locale_dir: Path, locales=TRANSLATED_LOCALES, verbosity: int = 0, source_dir: Path | None = None,
+                  follow_symlinks: bool = False) -> None:
+    """Django's makemessages for both domains (existing translations kept, obsolete entries dropped), reading
+    ``source_dir`` (the project) and writing ``locale_dir``, which must be settings.LOCALE_PATHS[0] while it
+    runs. makemessages writes a file's strings into the nearest ``locale`` directory above it, so
+    ``source_dir`` must hold no ``locale`` of its own unless it is ``locale_dir``'s parent."""
     from django.core.management import call_command
 
-    with _in_base_dir():
+    with _in_dir(source_dir or settings.BASE_DIR):
         for domain in DOMAINS:
             call_command("makemessages", locale=list(locales), domain=domain, ignore_patterns=IGNORE,
-                         no_obsolete=True, add_location="file", verbosity=verbosity)
+                         no_obsolete=True, add_location="file", symlinks=follow_symlinks, verbosity=verbosity)
+
+
+def _source_view(base: Path, into: Path) -> Path:
+    """A directory of symlinks to the project's top-level entries, without its ``locale`` (and dot-entries):
+    makemessages run there writes into the LOCALE_PATHS it is given, not into the committed catalogs."""
+    into.mkdir()
+    for entry in Path(base).iterdir():
+        if entry.name != "locale" and not entry.name.startswith("."):
+            (into / entry.name).symlink_to(entry)
+    return into
 
 
 @dataclass
@@ -146,8 +159,9 @@ def check_catalogs(locale_dir: Path | None = None) -> Problems:
             shutil.copytree(committed_dir, fresh_dir)
         else:
             fresh_dir.mkdir()
+        source = _source_view(settings.BASE_DIR, Path(tmp) / "src")
         with override_settings(LOCALE_PATHS=[fresh_dir]):
-            make_messages(fresh_dir)
+            make_messages(fresh_dir, source_dir=source, follow_symlinks=True)
         for locale in TRANSLATED_LOCALES:
             for domain in DOMAINS:
                 committed_path = catalog_path(committed_dir, locale, domain)
