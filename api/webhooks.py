@@ -40,6 +40,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from config.backoff import backoff
@@ -50,15 +51,15 @@ from inbox.outbound import RefusedURL, check_public_url, post_json
 logger = logging.getLogger(__name__)
 
 EVENTS = {
-    "message.received": "a customer's message arrived (live, not history sync)",
-    "message.sent": "an outbound message was sent (WhatsApp's id known)",
-    "message.status": "an outbound message was delivered, read, played, or failed",
-    "message.edited": "a message was edited (body is the new text)",
-    "message.deleted": "a message was deleted by its sender",
-    "conversation.status": "a conversation was opened, set pending or resolved",
-    "conversation.assigned": "a conversation was assigned or unassigned",
-    "number.status": "a number connected, disconnected, was logged out, failed...",
-    "alert.raised": "an alert was raised for the tenant",
+    "message.received": gettext_lazy("a customer's message arrived (live, not history sync)"),
+    "message.sent": gettext_lazy("an outbound message was sent (WhatsApp's id known)"),
+    "message.status": gettext_lazy("an outbound message was delivered, read, played, or failed"),
+    "message.edited": gettext_lazy("a message was edited (body is the new text)"),
+    "message.deleted": gettext_lazy("a message was deleted by its sender"),
+    "conversation.status": gettext_lazy("a conversation was opened, set pending or resolved"),
+    "conversation.assigned": gettext_lazy("a conversation was assigned or unassigned"),
+    "number.status": gettext_lazy("a number connected, disconnected, was logged out, failed..."),
+    "alert.raised": gettext_lazy("an alert was raised for the tenant"),
 }
 SIGNATURE_HEADER = "X-Inbox-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300

@@ -6,47 +6,21 @@ the switch on the preferences page works; dates and numbers are formatted the Br
 import re
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from config.translations import read_po
 from connections.models import Connection
 from inbox import actions, labels, notes
 from inbox.models import MediaFile, UserProfile
 from tests.browser.conftest import login, screenshot, wait_online
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory
+from tests.i18n import english_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sdr]|%[sd]|<[^>]+>|&[a-z]+;")
-
-
-def english_phrases() -> list[str]:
-    """The English texts of the UI whose Brazilian Portuguese differs: every msgid, or for one with
-    placeholders or markup its literal pieces of two words or more."""
-    phrases = set()
-    for domain in ("django", "djangojs"):
-        for entry in read_po(Path(settings.LOCALE_PATHS[0]) / "pt_BR" / "LC_MESSAGES" / f"{domain}.po"):
-            if entry.msgstr and entry.msgstr[0] == entry.msgid:
-                continue  # the same in both languages ("OK", "Status", "Webhook")
-            pieces = PLACEHOLDER.split(entry.msgid)
-            for piece in pieces:
-                piece = piece.strip(" .,:;·()“”\"'\n→?…")
-                if len(pieces) > 1 and " " not in piece:
-                    continue  # a lone word between placeholders ("The", "MB") is no sentence of its own
-                if len(piece) >= 2 and re.search(r"[A-Za-z]{2}", piece) and not re.fullmatch(r"[dDlFMYHis:/ ,-]+", piece):
-                    phrases.add(piece)
-    return sorted(phrases, key=len, reverse=True)
-
-
-ENGLISH = english_phrases()
-
 
 def english_on(page) -> list[str]:
     """The English phrases found in the page's visible text, its placeholders, tooltips and aria-labels
@@ -59,13 +33,7 @@ def english_on(page) -> list[str]:
             except PlaywrightTimeoutError:
                 continue  # swapped out by a live update meanwhile; its successor was read or will be
 
-    text = "\n".join(texts)
-    found = []
-    for phrase in ENGLISH:
-        match = re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text)
-        if match:
-            found.append(f"{phrase!r} in {text[max(0, match.start() - 40):match.end() + 40]!r}")
-    return found
+    return english_in("\n".join(texts))
 
 
 def in_thread(fn):

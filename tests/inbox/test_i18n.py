@@ -144,3 +144,43 @@ def test_each_socket_gets_pushed_fragments_in_its_pages_language(acme_agent, acm
             await comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+def visible_text(html: str) -> str:
+    """A page's text as a reader meets it: the body without tags, scripts or hidden parts, plus the
+    placeholders, tooltips, aria-labels and confirmation questions."""
+    import re
+    from html import unescape
+
+    body = html.split("<body", 1)[-1]
+    body = re.sub(r"(?s)<script.*?</script>|<[^>]*\shidden[\s>][^>]*>.*?</div>", " ", body)
+    attributes = re.findall(r'(?:placeholder|title|aria-label|data-confirm)="([^"]*)"', body)
+    return unescape(re.sub(r"<[^>]+>", " ", body) + "\n" + "\n".join(attributes))
+
+
+@pytest.mark.django_db
+def test_the_other_pages_have_no_english_for_a_brazilian_owner(client, acme_owner, acme_connection, settings):
+    """What the browser test does not open: members, API (tokens, webhooks, an endpoint), labels, canned
+    responses, mentions, new conversation, the tenant picker, a search note and a bad request."""
+    from api.webhooks import check_create_endpoint
+    from inbox import labels
+    from tests.i18n import english_in
+
+    settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = True  # the endpoint's URL is this machine
+    UserProfile.objects.create(user=acme_owner, language="pt-br")
+    conv = ConversationFactory(connection=acme_connection)
+    labels.do_create_label(acme_owner.memberships.get().tenant, "VIP", "purple")
+    endpoint = check_create_endpoint(acme_owner.memberships.get().tenant, url="http://127.0.0.1:9/hook",
+                                     events=["message.received"])
+    client.force_login(acme_owner)
+    pages = [reverse("members", args=["acme"]), reverse("api_page", args=["acme"]),
+             reverse("api_endpoint", args=["acme", endpoint.pk]), reverse("labels", args=["acme"]),
+             reverse("canned", args=["acme"]), reverse("mentions", args=["acme"]),
+             reverse("new_conversation", args=["acme"]), reverse("tenant_picker") + "?pick=1",
+             reverse("inbox", args=["acme"]) + "?q=ab", reverse("inbox", args=["acme"]) + "?status=nope",
+             reverse("connection_history", args=["acme", acme_connection.pk]),
+             reverse("conversation", args=["acme", conv.pk])]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code in (200, 400), url
+        assert english_in(visible_text(response.content.decode())) == [], url
