@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/inbox
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg test-sqlite test-faults lint services fault-tools redis chromium ffmpeg ffmpeg-optional bench migrate seed clean venv
+.PHONY: run test test-pg test-sqlite test-faults lint services fault-tools redis chromium ffmpeg ffmpeg-optional bench migrate \
+	seed clean venv gettext compilemessages messages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +17,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# --- translations (docs/i18n.md) ---------------------------------------------------------------
+# The .po catalogs under locale/ are committed; the .mo files are built from them here (not committed).
+gettext:
+	@bash scripts/ensure-gettext.sh
+
+compilemessages: $(STAMP) gettext
+	DJANGO_SETTINGS_MODULE=config.settings.local $(PY) manage.py compilemessages --ignore '.venv' --ignore 'staticfiles' -v 0
+
+# After marking new strings: extract them into the catalogs, translate the empty msgstr entries, check.
+messages: $(STAMP) gettext
+	DJANGO_SETTINGS_MODULE=config.settings.local $(PY) manage.py translations
+	@echo "now translate the new (empty) msgstr entries in locale/*/LC_MESSAGES/*.po, then: make compilemessages"
 
 # --- make run ---------------------------------------------------------------------------------
 # Every entry point defaults to production settings (config/env.py); the laptop run names local ones,
@@ -33,7 +47,7 @@ ffmpeg:
 ffmpeg-optional:
 	@bash scripts/ensure-ffmpeg.sh || echo "  (going on without ffmpeg: videos show without a poster)" >&2
 
-migrate: $(STAMP)
+migrate: $(STAMP) compilemessages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 
@@ -62,7 +76,7 @@ fault-tools:
 # The fault kit's self-tests and the short fault scenarios (marker `faults`) are part of test-pg. Budget:
 # `make test` stays under 15 minutes, so the scenarios with 20-60 s outages (marker `slow_faults`, ~5 min)
 # run only in test-faults (docs/faults.md).
-test: $(STAMP) services chromium ffmpeg fault-tools test-pg test-sqlite lint
+test: $(STAMP) services chromium ffmpeg fault-tools compilemessages test-pg test-sqlite lint
 
 test-pg:
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -m "not slow_faults" $(PYTEST_ARGS)

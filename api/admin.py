@@ -1,15 +1,17 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from api import tokens, webhooks
 from api.models import ApiToken, IdempotencyKey, WebhookDelivery, WebhookEndpoint
 
 
-@admin.action(description="Revoke selected tokens")
+@admin.action(description=_("Revoke selected tokens"))
 def revoke_tokens(modeladmin, request, queryset):
     live = list(queryset.filter(revoked_at__isnull=True))
     for token in live:
         tokens.do_revoke_token(token, user=request.user)
-    modeladmin.message_user(request, f"Revoked {len(live)} token(s).")
+    modeladmin.message_user(request, ngettext("Revoked %(n)d token.", "Revoked %(n)d tokens.", len(live)) % {"n": len(live)})
 
 
 @admin.register(ApiToken)
@@ -50,12 +52,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["consecutive_failures", "created_at", "updated_at"]
 
 
-@admin.action(description="Redeliver selected deliveries (as new log entries, same body)")
+@admin.action(description=_("Redeliver selected deliveries (as new log entries, same body)"))
 def redeliver(modeladmin, request, queryset):
     rows = list(queryset)
     for delivery in rows:
         webhooks.do_redeliver(delivery, user=request.user)
-    modeladmin.message_user(request, f"Queued {len(rows)} redelivery(ies).")
+    modeladmin.message_user(request, ngettext("Queued %(n)d redelivery.", "Queued %(n)d redeliveries.", len(rows))
+                            % {"n": len(rows)})
 
 
 @admin.register(WebhookDelivery)

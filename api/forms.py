@@ -2,6 +2,7 @@
 
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from api.models import ApiToken
@@ -9,13 +10,14 @@ from api.webhooks import EVENTS
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="what uses it, e.g. ERP")
-    scope = forms.ChoiceField(choices=ApiToken.Scope.choices, initial=ApiToken.Scope.READ)
+    name = forms.CharField(label=_("Name"), max_length=100, help_text=_("what uses it, e.g. ERP"))
+    scope = forms.ChoiceField(label=_("Scope"), choices=ApiToken.Scope.choices, initial=ApiToken.Scope.READ)
 
 
 class EndpointForm(forms.Form):
     url = forms.URLField(max_length=500, assume_scheme="https", label="URL")
-    events = forms.MultipleChoiceField(choices=[(name, f"{name}: {what}") for name, what in EVENTS.items()],
+    events = forms.MultipleChoiceField(label=_("Events"),
+                                       choices=[(name, format_lazy("{}: {}", name, what)) for name, what in EVENTS.items()],
                                        widget=forms.CheckboxSelectMultiple, initial=list(EVENTS))
     batch_size = forms.IntegerField(
         label=_("Events per request"), min_value=1, max_value=settings.WEBHOOK_BATCH_MAX, initial=1, required=False,

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from inbox.tenancy import ScopedTenantManager, TenantOwned
 
@@ -16,20 +18,22 @@ class ApiToken(TenantOwned):
     objects = ScopedTenantManager()
 
     class Scope(models.TextChoices):
-        READ = "read", "Read"
-        READ_WRITE = "read_write", "Read and write"
+        READ = "read", pgettext_lazy("token scope", "Read")
+        READ_WRITE = "read_write", _("Read and write")
 
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True)
-    key_hash = models.CharField(max_length=64, unique=True)
-    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.READ)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    prefix = models.CharField(max_length=16, unique=True, verbose_name=_("prefix"))
+    key_hash = models.CharField(max_length=64, unique=True, verbose_name=_("key hash"))
+    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.READ, verbose_name=_("scope"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+                                   related_name="+", verbose_name=_("created by"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
 
     class Meta:
+        verbose_name = _("api token")
+        verbose_name_plural = _("api tokens")
         indexes = [models.Index(fields=["tenant", "-created_at"], name="apitoken_tenant")]
 
     def __str__(self):
@@ -46,16 +50,18 @@ class IdempotencyKey(TenantOwned):
 
     objects = ScopedTenantManager()
 
-    key = models.CharField(max_length=200)
-    request_hash = models.CharField(max_length=64)
-    token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.CharField(max_length=200, verbose_name=_("key"))
+    request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
+    token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("token"))
     message = models.ForeignKey("inbox.Message", null=True, on_delete=models.SET_NULL, related_name="+",
-                                db_constraint=False)
-    response_status = models.PositiveSmallIntegerField(default=0)
-    response_body = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(auto_now_add=True)
+                                db_constraint=False, verbose_name=_("message"))
+    response_status = models.PositiveSmallIntegerField(default=0, verbose_name=_("response status"))
+    response_body = models.JSONField(default=dict, encoder=DjangoJSONEncoder, verbose_name=_("response body"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_tenant_key")]
         indexes = [models.Index(fields=["created_at"], name="idempotency_retention")]
 
@@ -65,21 +71,25 @@ class WebhookEndpoint(TenantOwned):
 
     objects = ScopedTenantManager()
 
-    url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=80)
-    events = models.JSONField(default=list, help_text="event names subscribed to (api.webhooks.EVENTS)")
-    enabled = models.BooleanField(default=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
+    url = models.URLField(max_length=500, verbose_name=_("url"))
+    secret = models.CharField(max_length=80, verbose_name=_("secret"))
+    events = models.JSONField(default=list,
+                              help_text=_("event names subscribed to (api.webhooks.EVENTS)"), verbose_name=_("events"))
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    consecutive_failures = models.PositiveIntegerField(default=0, verbose_name=_("consecutive failures"))
     batch_size = models.PositiveSmallIntegerField(
-        default=1, help_text="events per request: 1 sends one event object per POST (the original format); more "
-                             "sends a JSON array of up to this many events (docs/api.md, batches)")
-    disabled_reason = models.CharField(max_length=300, blank=True)
+        default=1, verbose_name=_("events per request"),
+        help_text=_("events per request: 1 sends one event object per POST (the original format); more sends a JSON "
+                    "array of up to this many events (docs/api.md, batches)"))
+    disabled_reason = models.CharField(max_length=300, blank=True, verbose_name=_("disabled reason"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+                                   related_name="+", verbose_name=_("created by"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         indexes = [models.Index(fields=["tenant", "enabled"], name="webhook_tenant_enabled")]
 
     def __str__(self):
@@ -98,30 +108,32 @@ class WebhookDelivery(TenantOwned):
     objects = ScopedTenantManager()
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Delivered"
-        FAILED = "failed", "Gave up"
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Delivered")
+        FAILED = "failed", _("Gave up")
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=40)
-    ordering_key = models.CharField(max_length=60)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint"))
+    event = models.CharField(max_length=40, verbose_name=_("event"))
+    ordering_key = models.CharField(max_length=60, verbose_name=_("ordering key"))
     # crc32(ordering_key) % SHARDS, fixed when recorded: a delivery task's partition is shard % WEBHOOK_PARTITIONS,
     # so every event of one key is in one partition whatever the partition count (api.webhooks).
-    shard = models.PositiveSmallIntegerField(default=0)
-    object_id = models.BigIntegerField()
-    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    payload = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    shard = models.PositiveSmallIntegerField(default=0, verbose_name=_("shard"))
+    object_id = models.BigIntegerField(verbose_name=_("object id"))
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder, verbose_name=_("data"))
+    payload = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder, verbose_name=_("payload"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    last_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last attempt at"))
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("response code"))
+    error = models.CharField(max_length=500, blank=True, verbose_name=_("error"))
+    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                      verbose_name=_("redelivery of"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         indexes = [
             models.Index(fields=["endpoint", "id"], name="webhook_pending", condition=Q(status="pending")),
             models.Index(fields=["endpoint", "-id"], name="webhook_log"),

@@ -45,6 +45,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Mod
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from config.backoff import backoff
@@ -55,15 +57,15 @@ from inbox.outbound import HTTPFailure, RefusedURL, check_public_url, post_json_
 logger = logging.getLogger(__name__)
 
 EVENTS = {
-    "message.received": "a customer's message arrived (live, not history sync)",
-    "message.sent": "an outbound message was sent (WhatsApp's id known)",
-    "message.status": "an outbound message was delivered, read, played, or failed",
-    "message.edited": "a message was edited (body is the new text)",
-    "message.deleted": "a message was deleted by its sender",
-    "conversation.status": "a conversation was opened, set pending or resolved",
-    "conversation.assigned": "a conversation was assigned or unassigned",
-    "number.status": "a number connected, disconnected, was logged out, failed...",
-    "alert.raised": "an alert was raised for the tenant",
+    "message.received": gettext_lazy("a customer's message arrived (live, not history sync)"),
+    "message.sent": gettext_lazy("an outbound message was sent (WhatsApp's id known)"),
+    "message.status": gettext_lazy("an outbound message was delivered, read, played, or failed"),
+    "message.edited": gettext_lazy("a message was edited (body is the new text)"),
+    "message.deleted": gettext_lazy("a message was deleted by its sender"),
+    "conversation.status": gettext_lazy("a conversation was opened, set pending or resolved"),
+    "conversation.assigned": gettext_lazy("a conversation was assigned or unassigned"),
+    "number.status": gettext_lazy("a number connected, disconnected, was logged out, failed..."),
+    "alert.raised": gettext_lazy("an alert was raised for the tenant"),
 }
 SIGNATURE_HEADER = "X-Inbox-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -184,12 +186,13 @@ def check_create_endpoint(tenant, *, url: str, events: list[str], user=None, bat
     try:
         check_public_url(url)
     except RefusedURL as exc:
-        raise EndpointRefused(f"This URL cannot receive webhooks: {exc}.") from None
+        raise EndpointRefused(_("This URL cannot receive webhooks: %(reason)s.") % {"reason": exc}) from None
     unknown = sorted(set(events) - set(EVENTS))
     if unknown or not events:
-        raise EndpointRefused("Choose at least one event." if not events else f"Unknown events: {', '.join(unknown)}")
+        raise EndpointRefused(_("Choose at least one event.") if not events
+                             else _("Unknown events: %(events)s") % {"events": ", ".join(unknown)})
     if not 1 <= batch_size <= settings.WEBHOOK_BATCH_MAX:
-        raise EndpointRefused(f"Events per request: from 1 to {settings.WEBHOOK_BATCH_MAX}.")
+        raise EndpointRefused(_("Events per request: from 1 to %(max)d.") % {"max": settings.WEBHOOK_BATCH_MAX})
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=sorted(set(events)), created_by=user,
                                               batch_size=batch_size, secret="whsec_" + secrets.token_urlsafe(32))
     logger.info("webhook.endpoint_created", extra={"tenant_id": tenant.pk, "endpoint_id": endpoint.pk,

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from api import webhooks
 from config.backoff import backoff
@@ -443,8 +444,9 @@ def check_create_connection(tenant, *, name: str, transport: str, user=None) -> 
         Tenant.objects.select_for_update().get(pk=tenant.pk)
         count = Connection.objects.for_tenant(tenant).filter(archived_at__isnull=True).count()
         if count >= settings.TENANT_MAX_NUMBERS:
-            raise NumberLimitReached(f"This workspace already has {count} numbers, the most allowed "
-                                     f"({settings.TENANT_MAX_NUMBERS}). Delete one or ask the platform team for more.")
+            raise NumberLimitReached(_("This workspace already has %(count)d numbers, the most allowed (%(max)d). "
+                                       "Delete one or ask the platform team for more.")
+                                     % {"count": count, "max": settings.TENANT_MAX_NUMBERS})
         conn = Connection.objects.create(tenant=tenant, name=name, transport=transport, status=Status.NEW,
                                          desired_state=Connection.DesiredState.CONNECTED)
         do_record_event(conn, Kind.ADDED, f"added ({transport})" + (f" by {user.get_username()}" if user else ""))

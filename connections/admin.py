@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connections import actions
 from connections.models import Connection, ConnectionEvent
@@ -10,20 +11,24 @@ from inbox.admin_deletion import SafeDeleteAdmin
 from inbox.exports import export_as_csv
 
 
-def _set_desired_states(modeladmin, request, queryset, desired: str, verb: str):
+def _set_desired_states(queryset, desired: str) -> int:
     connections = list(queryset)
     actions.do_set_desired_states(connections, desired)
-    modeladmin.message_user(request, f"Asked the runners to {verb} {len(connections)} number(s).")
+    return len(connections)
 
 
-@admin.action(description="Reconnect selected numbers (desired state: connected, attempts reset)")
+@admin.action(description=_("Reconnect selected numbers (desired state: connected, attempts reset)"))
 def reconnect_connections(modeladmin, request, queryset):
-    _set_desired_states(modeladmin, request, queryset, Connection.DesiredState.CONNECTED, "reconnect")
+    n = _set_desired_states(queryset, Connection.DesiredState.CONNECTED)
+    modeladmin.message_user(request, ngettext("Asked the runners to reconnect %(n)d number.",
+                                              "Asked the runners to reconnect %(n)d numbers.", n) % {"n": n})
 
 
-@admin.action(description="Pause selected numbers (desired state: stopped)")
+@admin.action(description=_("Pause selected numbers (desired state: stopped)"))
 def pause_connections(modeladmin, request, queryset):
-    _set_desired_states(modeladmin, request, queryset, Connection.DesiredState.STOPPED, "pause")
+    n = _set_desired_states(queryset, Connection.DesiredState.STOPPED)
+    modeladmin.message_user(request, ngettext("Asked the runners to pause %(n)d number.",
+                                              "Asked the runners to pause %(n)d numbers.", n) % {"n": n})
 
 
 @admin.register(Connection)
@@ -60,7 +65,7 @@ class ConnectionAdmin(SafeDeleteAdmin):
     def purge_counts(self, obj):
         return deletion.connection_counts(obj)
 
-    @admin.display(description="Recent state changes")
+    @admin.display(description=_("Recent state changes"))
     def recent_events(self, obj):
         # The last 20 only: a long-lived number accumulates thousands; the full history is in its own list.
         events = obj.events.order_by("-created_at")[:20] if obj.pk else []

@@ -6,6 +6,7 @@ Side effects (live events, tasks, runner nudges) are scheduled on commit from he
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from inbox.models import Contact, ContactIdentity, Conversation
 
@@ -96,9 +97,10 @@ def check_queue_reply(conversation, user, body: str):
     check_writable(conversation)
     text = (body or "").replace("\r\n", "\n").strip()
     if not text:
-        raise ReplyRefused("Type a message before sending.")
+        raise ReplyRefused(_("Type a message before sending."))
     if len(text) > MAX_REPLY_LENGTH:
-        raise ReplyRefused(f"The reply is {len(text)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")
+        raise ReplyRefused(_("The reply is %(length)d characters long; WhatsApp accepts at most %(max)d.")
+                           % {"length": len(text), "max": MAX_REPLY_LENGTH})
     return do_queue_reply(conversation, user, text)
 
 
@@ -150,7 +152,7 @@ def check_resend_message(message, user):
     from inbox.models import Message
 
     if message.direction != Message.Direction.OUTBOUND or message.status != Message.Status.FAILED:
-        raise ResendRefused("Only a reply that failed to send can be sent again.")
+        raise ResendRefused(_("Only a reply that failed to send can be sent again."))
     return do_resend_message(message, user)
 
 
@@ -188,7 +190,7 @@ def check_assign_conversation(conversation, assignee_id, *, acting_user):
     else:
         assignee = tenant_member(conversation.tenant_id, int(assignee_id))
         if assignee is None:
-            raise AssignRefused("That user is not a member of this team.")
+            raise AssignRefused(_("That user is not a member of this team."))
     return do_assign_conversation(conversation, assignee, acting_user=acting_user)
 
 

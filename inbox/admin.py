@@ -4,7 +4,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models, transaction
 from django.db.models import Q
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from inbox import actions, deletion
 from inbox.admin_deletion import SafeDeleteAdmin
@@ -28,7 +29,7 @@ from inbox.models import (
 from inbox.purge import do_purge_conversations
 
 
-@admin.display(description="body")
+@admin.display(description=_("body"))
 def short_body(obj):
     return obj.body[:80]
 
@@ -249,7 +250,7 @@ class MessageAdminForm(forms.ModelForm):
         tenant, connection = cleaned.get("tenant"), cleaned.get("connection")
         if conversation and tenant and connection and (
                 conversation.tenant_id != tenant.pk or conversation.connection_id != connection.pk):
-            raise forms.ValidationError("The conversation belongs to another tenant or number than this message.")
+            raise forms.ValidationError(_("The conversation belongs to another tenant or number than this message."))
         return cleaned
 
 
@@ -260,7 +261,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["direction", "status", "type", "tenant", "connection"]
     # The search box's fields; get_search_results says how each is searched.
     search_fields = ["external_id", "sender_jid", "conversation__chat_jid", "body"]
-    search_help_text = "A message id, a JID, or words of the text."
+    search_help_text = _("A message id, a JID, or words of the text.")
     list_select_related = ["conversation", "tenant", "connection"]
     raw_id_fields = ["conversation", "sender_user"]
     autocomplete_fields = ["tenant", "connection"]
@@ -295,7 +296,7 @@ class MessageRevisionAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-@admin.action(description="Download again (failed or expired media)")
+@admin.action(description=_("Download again (failed or expired media)"))
 def retry_media(modeladmin, request, queryset):
     from inbox.media import do_retry_media
 
@@ -303,7 +304,8 @@ def retry_media(modeladmin, request, queryset):
     for item in queryset.filter(state__in=[MediaFile.State.FAILED, MediaFile.State.EXPIRED]).defer("ref"):
         do_retry_media(item)
         retried += 1
-    modeladmin.message_user(request, f"{retried} media file(s) queued for another download.")
+    modeladmin.message_user(request, ngettext("%(n)d media file queued for another download.",
+                                              "%(n)d media files queued for another download.", retried) % {"n": retried})
 
 
 @admin.register(MediaFile)
@@ -345,13 +347,14 @@ class MessageSearchEntryAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.action(description="Acknowledge selected alerts")
+@admin.action(description=_("Acknowledge selected alerts"))
 def acknowledge_alerts(modeladmin, request, queryset):
     pending = list(queryset.filter(acknowledged_at__isnull=True))
     for alert in pending:
         actions.do_acknowledge_alert(alert, request.user)
     updated = len(pending)
-    modeladmin.message_user(request, f"{updated} alert(s) acknowledged.")
+    modeladmin.message_user(request, ngettext("%(n)d alert acknowledged.", "%(n)d alerts acknowledged.", updated)
+                            % {"n": updated})
 
 
 @admin.register(AlertEmailOptOut)

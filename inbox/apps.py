@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class InboxConfig(AppConfig):
     name = "inbox"
-    verbose_name = "Inbox"
+    verbose_name = _("Inbox")
 
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
@@ -12,6 +13,19 @@ class InboxConfig(AppConfig):
         # admin's, a session flushed by auth.logout anywhere): the user's open sockets re-check at once,
         # and the one whose session just ended closes (inbox.consumers).
         user_logged_out.connect(_close_sockets_on_logout, dispatch_uid="inbox.close_sockets_on_logout")
+        _load_catalogs()
+
+
+def _load_catalogs():
+    """Every language's message catalogs, read once at start: a process's first pushed fragment, rendered
+    in every language (inbox.events), must not pay for reading them inside a committing caller."""
+    from django.conf import settings
+    from django.utils import translation
+
+    if settings.USE_I18N:
+        for code, _name in settings.LANGUAGES:
+            with translation.override(code):
+                translation.gettext("Today")
 
 
 def _close_sockets_on_logout(sender, request, user, **kwargs):

@@ -26,6 +26,7 @@ drops what it was about to send and closes with ``CLOSE_ACCESS_CHANGED``; the pa
 
 import logging
 import time
+from functools import cached_property
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -35,6 +36,7 @@ from django.http import Http404
 
 from inbox import events
 from inbox.access import access_conversation, access_tenant, session_membership, session_user
+from inbox.languages import supported_language
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,14 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             return
         if time.monotonic() - self.checked_at >= settings.LIVE_ACCESS_RECHECK_SECONDS and not await self._recheck():
             return
-        await self.send(text_data=event["html"])
+        await self.send(text_data=event.get("translations", {}).get(self.language, event["html"]))
+
+    @cached_property
+    def language(self) -> str:
+        """The page's language (``?lang=``, set by the page from its own), else the default: the fragments
+        this socket delivers are in it (inbox.events renders each in every language)."""
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return supported_language((query.get("lang") or [""])[0]) or settings.LANGUAGE_CODE
 
     async def access_changed(self, event):
         if not getattr(self, "revoked", True):

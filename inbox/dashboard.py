@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
 from inbox.charts import bar_chart_svg
@@ -95,8 +96,8 @@ def number_stats(tenant_ids, connection_ids, runner_children: dict | None = None
         cid = row.pop("connection_id")
         stats[cid].media = {**row, "bytes": row["bytes"] or 0}
     for cid, s in stats.items():
-        s.reconnects_chart = bar_chart_svg(reconnects[cid], label="Reconnects per hour, 7 days", color="#dc2626")
-        s.messages_chart = bar_chart_svg(messages[cid], label="Messages per hour, 7 days")
+        s.reconnects_chart = bar_chart_svg(reconnects[cid], label=_("Reconnects per hour, 7 days"), color="#dc2626")
+        s.messages_chart = bar_chart_svg(messages[cid], label=_("Messages per hour, 7 days"))
         s.child = (runner_children or {}).get(cid, "")
     return stats
 

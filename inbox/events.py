@@ -16,6 +16,10 @@ ignores the db number and ids are per database, so two deployments (or the test 
                                      (logout, membership removed or role changed), see inbox/consumers.py
     <scope>.ops                      platform staff's /ops/ pages
 
+Languages: a fragment is rendered once per language of ``settings.LANGUAGES`` (``inbox.rendering.render_localized``;
+the queries run once) and sent as one event carrying every rendering; each socket delivers the one of its page's
+language (inbox.consumers). ``publish_on_commit``'s builds, which query and render together, run once per language.
+
 Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
 their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
 appended to its thread if new, a conversation row is moved to its place in the list if it matches
@@ -46,15 +50,20 @@ import queue
 import threading
 from collections import Counter, defaultdict
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import translation
 
 from config.scope import database_scope
+from inbox.languages import language_codes
 from inbox.list_coalescer import queue_list_update
 from inbox.rendering import (
+    Localized,
     render_alerts,
     render_connection,
     render_conversation_header,
     render_heartbeats,
+    render_localized,
     render_message,
     render_thread_stale,
     tenant_slug,
@@ -142,8 +151,9 @@ def publish_numbers_stats_on_commit(tenant_ids) -> None:
 
 def publish_on_commit(kind: str, build) -> None:
     """For the agent tools (inbox.notes, inbox.labels, inbox.snooze): on commit, ``build()`` re-reads and
-    renders and returns ``[(group, html)]``, which are sent in order. ``kind`` names it in failure logs."""
-    _on_commit(kind, lambda: send_fragments(build()))
+    renders and returns ``[(group, html)]``, which are sent in order. ``kind`` names it in failure logs.
+    ``build()`` runs once per language (it renders and queries together)."""
+    _on_commit(kind, lambda: send_fragments(_built_in_every_language(build)))
 
 
 def publish_access_changed_on_commit(user_ids) -> None:
@@ -180,6 +190,20 @@ def publish_off_thread() -> None:
 # --- what each publish renders and sends -------------------------------------------------------------
 
 
+def _built_in_every_language(build) -> list[tuple[str, Localized]]:
+    """``build()``'s sends, each in every language. If the builds disagree on their groups (a row changed
+    between them), the default language's are sent alone."""
+    built = {}
+    for code in language_codes():
+        with translation.override(code):
+            built[code] = build()
+    default = built[settings.LANGUAGE_CODE] if settings.LANGUAGE_CODE in built else next(iter(built.values()))
+    if any([g for g, _h in sends] != [g for g, _h in default] for sends in built.values()):
+        return default
+    return [(group, Localized({code: sends[i][1] for code, sends in built.items()}))
+            for i, (group, _html) in enumerate(default)]
+
+
 def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
     from inbox.models import Message
 
@@ -203,7 +227,8 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
             for m in rows:
                 by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
-            sends.append((conversation_group(cid), "".join(render_message(m, live=True) for m in rows)))
+            sends.append((conversation_group(cid),
+                          render_localized(lambda rows=rows: "".join(render_message(m, live=True) for m in rows))))
         for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
             sends.append((conversation_group(cid), render_thread_stale(cid)))
     send_fragments(sends)
@@ -217,7 +242,8 @@ def _publish_conversations(tenant_id, conversation_ids):
     if conversations:
         members = tenant_members(tenant_id)
         slug = tenant_slug(tenant_id)
-        send_fragments([(conversation_group(c.pk), render_conversation_header(c, slug, members))
+        send_fragments([(conversation_group(c.pk),
+                         render_localized(lambda c=c: render_conversation_header(c, slug, members)))
                         for c in conversations])
     queue_list_update(tenant_id, conversation_ids)
 
@@ -229,7 +255,8 @@ def _enqueue_connection(tenant_id: int, connection_id: int) -> None:
 
 
 def _send_heartbeats(beats: dict[int, list[int]], at) -> None:
-    send_fragments([*((connections_group(tenant_id), render_heartbeats(ids, at) + NUMBERS_STATS_MAY_HAVE_MOVED)
+    send_fragments([*((connections_group(tenant_id),
+                       render_localized(lambda ids=ids: render_heartbeats(ids, at)) + NUMBERS_STATS_MAY_HAVE_MOVED)
                       for tenant_id, ids in beats.items()), (ops_group(), OPS_MAY_HAVE_MOVED)], wait=False)
 
 
@@ -337,15 +364,16 @@ def _sender_loop():
         return _sender["loop"]
 
 
-def send_fragments(sends: list[tuple[str, str]], *, wait: bool = True) -> None:
-    """HTML fragments to groups, in order (empty fragments are left out). See ``_send_many``."""
+def send_fragments(sends: list[tuple[str, str | Localized]], *, wait: bool = True) -> None:
+    """HTML fragments to groups, in order (empty fragments are left out). A fragment is one HTML string
+    (the same in every language) or a ``Localized`` one. See ``_send_many``."""
     _send_many([(g, h) for g, h in sends if h.strip()], wait=wait)
 
 
 def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_EVENT, *, wait: bool = True) -> None:
     """Several group sends, in order, on the process's publisher loop; returns when they are sent, or
     at once with ``wait=False`` (a failure is then logged). Fragments (``live.fragment``) carry their
-    HTML; other event types carry nothing."""
+    HTML (``_message``); other event types carry nothing."""
     from channels.layers import get_channel_layer
 
     if not sends:
@@ -360,8 +388,7 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
             lock = _sender["lock"] = asyncio.Lock()
         async with lock:
             for group, html in sends:
-                message = {"type": event_type, "html": html} if event_type == FRAGMENT_EVENT else {"type": event_type}
-                await layer.group_send(group, message)
+                await layer.group_send(group, _message(event_type, html))
 
     future = asyncio.run_coroutine_threadsafe(run(), _sender_loop())
     if not wait:
@@ -372,6 +399,17 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
     except BaseException:
         future.cancel()
         raise
+
+
+def _message(event_type: str, html) -> dict:
+    """A channel-layer event. A localized fragment carries the default language's HTML in ``html`` (what
+    a reader that knows no languages uses) and every language's in ``translations``."""
+    if event_type != FRAGMENT_EVENT:
+        return {"type": event_type}
+    if isinstance(html, Localized):
+        return {"type": event_type, "html": html.get(settings.LANGUAGE_CODE) or next(iter(html.values())),
+                "translations": dict(html)}
+    return {"type": event_type, "html": html}
 
 
 def _log_failed_send(future) -> None:

@@ -1,6 +1,8 @@
 """Input parsing for the inbox pages. Forms parse and clean; rules live in actions (check_*)."""
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from connections.models import Connection
 from inbox.models import Conversation
@@ -26,7 +28,7 @@ def cleaned(form: forms.Form) -> dict:
 class CursorField(forms.CharField):
     """A page cursor (``inbox.selectors.encode_cursor``); the cleaned value stays the string."""
 
-    default_error_messages = {"invalid": "This link to more results is malformed or out of date; reload the page."}
+    default_error_messages = {"invalid": gettext_lazy("This link to more results is malformed or out of date; reload the page.")}
 
     def __init__(self, **kwargs):
         super().__init__(required=False, max_length=80, **kwargs)
@@ -82,7 +84,7 @@ class AssignForm(forms.Form):
         value = self.cleaned_data["assignee"].strip()
         if value in ("", "me") or parse_id(value) is not None:
             return value
-        raise forms.ValidationError("Choose an agent.")
+        raise forms.ValidationError(_("Choose an agent."))
 
 
 class StatusForm(forms.Form):
@@ -101,7 +103,7 @@ class SnoozeForm(forms.Form):
     def clean(self):
         data = super().clean()
         if not data.get("preset") and not data.get("until") and not self.errors:
-            raise forms.ValidationError("Choose when the conversation should come back.")
+            raise forms.ValidationError(_("Choose when the conversation should come back."))
         return data
 
 
@@ -117,18 +119,19 @@ class ConnectionActionForm(forms.Form):
 class PairForm(forms.Form):
     phone_number = forms.RegexField(
         regex=r"^\+?[0-9]{8,15}$", required=False, strip=True,
-        error_messages={"invalid": "Enter the number in international format, digits only (e.g. +5511987654321)."},
+        error_messages={"invalid": gettext_lazy("Enter the number in international format, digits only (e.g. +5511987654321).")},
     )
 
 
 class AlertEmailsForm(forms.Form):
     enabled = forms.ChoiceField(choices=[("on", "on"), ("off", "off")],
-                                error_messages={"invalid_choice": "Choose on or off for alert e-mails."})
+                                error_messages={"invalid_choice": gettext_lazy("Choose on or off for alert e-mails.")})
 
 
 class AlertWebhookForm(forms.Form):
     url = forms.URLField(required=False, max_length=500, assume_scheme="https",
-                         error_messages={"invalid": "Enter a full http:// or https:// URL, or leave it empty to stop."})
+                         error_messages={"invalid": gettext_lazy(
+                             "Enter a full http:// or https:// URL, or leave it empty to stop.")})
 
     def clean_url(self):
         from inbox.outbound import RefusedURL, check_public_url
@@ -138,13 +141,14 @@ class AlertWebhookForm(forms.Form):
             try:
                 check_public_url(url)
             except RefusedURL as exc:
-                raise forms.ValidationError(f"This URL cannot receive alerts: {exc}.") from None
+                raise forms.ValidationError(_("This URL cannot receive alerts: %(reason)s.") % {"reason": exc}) from None
         return url
 
 
 class AddNumberForm(forms.Form):
-    name = forms.CharField(max_length=120, strip=True, error_messages={"required": "Give the number a name."})
-    transport = forms.ChoiceField(choices=[])
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=120, strip=True,
+                           error_messages={"required": gettext_lazy("Give the number a name.")})
+    transport = forms.ChoiceField(label=gettext_lazy("Transport"), choices=[])
 
     def __init__(self, *args, **kwargs):
         from django.conf import settings
@@ -153,21 +157,21 @@ class AddNumberForm(forms.Form):
         allowed = [t for t in Connection.Transport if t.value in settings.NUMBER_TRANSPORTS]
         self.fields["transport"].choices = [(t.value, t.label) for t in allowed]
         self.fields["transport"].error_messages["invalid_choice"] = (
-            "Choose one of: " + ", ".join(t.label for t in allowed) + ".")
+            _("Choose one of: %(transports)s.") % {"transports": ", ".join(str(t.label) for t in allowed)})
         if allowed:
             self.fields["transport"].initial = allowed[0].value
 
 
 class RenameNumberForm(forms.Form):
-    name = forms.CharField(max_length=120, strip=True, error_messages={"required": "Give the number a name."})
+    name = forms.CharField(max_length=120, strip=True, error_messages={"required": gettext_lazy("Give the number a name.")})
 
 
 class NumberFiltersForm(forms.Form):
-    skip_status_broadcasts = forms.BooleanField(required=False, label="Skip status updates (status@broadcast)")
-    skip_newsletters = forms.BooleanField(required=False, label="Skip newsletters (@newsletter)")
-    skip_broadcast_lists = forms.BooleanField(required=False, label="Skip broadcast lists (@broadcast)")
-    skip_groups = forms.BooleanField(required=False, label="Skip groups (@g.us)")
-    replay = forms.BooleanField(required=False, label="Replay the journal with the new filters")
+    skip_status_broadcasts = forms.BooleanField(required=False, label=gettext_lazy("Skip status updates (status@broadcast)"))
+    skip_newsletters = forms.BooleanField(required=False, label=gettext_lazy("Skip newsletters (@newsletter)"))
+    skip_broadcast_lists = forms.BooleanField(required=False, label=gettext_lazy("Skip broadcast lists (@broadcast)"))
+    skip_groups = forms.BooleanField(required=False, label=gettext_lazy("Skip groups (@g.us)"))
+    replay = forms.BooleanField(required=False, label=gettext_lazy("Replay the journal with the new filters"))
 
 
 class DeleteNumberForm(forms.Form):
@@ -183,24 +187,28 @@ class DeleteNumberForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("purge") and data.get("confirm") != self.connection.name:
-            self.add_error("confirm", f"To delete the history too, type the number's name exactly: {self.connection.name}")
+            self.add_error("confirm", _("To delete the history too, type the number's name exactly: %(name)s")
+                           % {"name": self.connection.name})
         return data
 
 
 class AddMemberForm(forms.Form):
-    username = forms.RegexField(regex=r"^[\w.@+-]{3,150}$", max_length=150,
-                                error_messages={"invalid": "3-150 letters, digits and @ . + - _ only."})
-    email = forms.EmailField()
-    role = forms.ChoiceField(choices=[("agent", "Agent"), ("admin", "Admin"), ("owner", "Owner")])
-    password = forms.CharField(min_length=10, max_length=128, strip=False, widget=forms.PasswordInput,
-                               help_text="Their first password; they can change it later.")
+    username = forms.RegexField(label=gettext_lazy("Username"), regex=r"^[\w.@+-]{3,150}$", max_length=150,
+                                error_messages={"invalid": gettext_lazy("3-150 letters, digits and @ . + - _ only.")})
+    email = forms.EmailField(label=gettext_lazy("E-mail"))
+    role = forms.ChoiceField(label=gettext_lazy("Role"),
+                             choices=[("agent", gettext_lazy("Agent")), ("admin", gettext_lazy("Admin")),
+                                      ("owner", gettext_lazy("Owner"))])
+    password = forms.CharField(label=gettext_lazy("Password"), min_length=10, max_length=128, strip=False,
+                               widget=forms.PasswordInput,
+                               help_text=gettext_lazy("Their first password; they can change it later."))
 
     def clean_username(self):
         from django.contrib.auth import get_user_model
 
         username = self.cleaned_data["username"]
         if get_user_model().objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("That username is taken; choose another.")
+            raise forms.ValidationError(_("That username is taken; choose another."))
         return username
 
     def clean_password(self):
@@ -212,8 +220,9 @@ class AddMemberForm(forms.Form):
 
 
 class MemberRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=[("agent", "Agent"), ("admin", "Admin"), ("owner", "Owner")],
-                             error_messages={"invalid_choice": "Choose agent, admin or owner."})
+    role = forms.ChoiceField(choices=[("agent", gettext_lazy("Agent")), ("admin", gettext_lazy("Admin")),
+                                      ("owner", gettext_lazy("Owner"))],
+                             error_messages={"invalid_choice": gettext_lazy("Choose agent, admin or owner.")})
 
 
 class ChatExportForm(forms.Form):
@@ -221,8 +230,10 @@ class ChatExportForm(forms.Form):
 
     file = forms.FileField()
     me = forms.CharField(max_length=255, required=False, strip=True)
-    date_order = forms.ChoiceField(choices=[("", "Find out from the file"), ("dmy", "Day first (31/12)"),
-                                            ("mdy", "Month first (12/31)"), ("ymd", "Year first")], required=False)
+    date_order = forms.ChoiceField(choices=[("", gettext_lazy("Find out from the file")),
+                                            ("dmy", gettext_lazy("Day first (31/12)")),
+                                            ("mdy", gettext_lazy("Month first (12/31)")),
+                                            ("ymd", gettext_lazy("Year first"))], required=False)
     timezone = forms.CharField(max_length=64, required=False, strip=True)
 
     def clean_file(self):
@@ -230,7 +241,8 @@ class ChatExportForm(forms.Form):
 
         upload = self.cleaned_data["file"]
         if upload.size > settings.CHAT_EXPORT_MAX_BYTES:
-            raise forms.ValidationError(f"The file is larger than {settings.CHAT_EXPORT_MAX_BYTES // 1_000_000} MB.")
+            raise forms.ValidationError(_("The file is larger than %(mb)s MB.")
+                                        % {"mb": settings.CHAT_EXPORT_MAX_BYTES // 1_000_000})
         return upload
 
     def clean_timezone(self):
@@ -242,4 +254,4 @@ class ChatExportForm(forms.Form):
         try:
             return zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise forms.ValidationError(f"Unknown time zone {name!r} (e.g. America/Sao_Paulo).") from exc
+            raise forms.ValidationError(_("Unknown time zone %(name)r (e.g. America/Sao_Paulo).") % {"name": name}) from exc

@@ -35,6 +35,7 @@ from inbox.models import Conversation, MediaFile, Message
 logger = logging.getLogger(__name__)
 State = MediaFile.State
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+# The kinds' names inside sentences ("The image is 20 MB; ...").
 
 
 class MediaRefused(ValueError):
@@ -253,7 +254,7 @@ def do_record_fetch_failure(media: MediaFile, error: str, *, expired: bool = Fal
 
 def check_retry_media(media: MediaFile) -> MediaFile:
     if media.state not in (State.FAILED, State.EXPIRED):
-        raise MediaRefused("Only media that could not be downloaded can be tried again.")
+        raise MediaRefused(_("Only media that could not be downloaded can be tried again."))
     return do_retry_media(media)
 
 
@@ -309,12 +310,14 @@ def check_queue_media_reply(conversation: Conversation, user, upload, caption: s
         raise MediaRefused(str(refused)) from None
 
     if len(caption) > MAX_REPLY_LENGTH:
-        raise MediaRefused(f"The caption is {len(caption)} characters long; WhatsApp accepts at most {MAX_REPLY_LENGTH}.")
+        raise MediaRefused(_("The caption is %(length)d characters long; WhatsApp accepts at most %(max)d.")
+                           % {"length": len(caption), "max": MAX_REPLY_LENGTH})
     size = upload.size or 0
     if size <= 0:
-        raise MediaRefused("The file is empty.")
+        raise MediaRefused(_("The file is empty."))
     if size > mediatypes.max_bytes("document"):
-        raise MediaRefused(f"The file is {_mb(size)}; WhatsApp accepts documents up to {_mb(mediatypes.max_bytes('document'))}.")
+        raise MediaRefused(_("The file is %(size)s; WhatsApp accepts documents up to %(max)s.")
+                           % {"size": _mb(size), "max": _mb(mediatypes.max_bytes("document"))})
     upload.seek(0)
     mimetype = mediatypes.sniff(upload.read(512))
     kind = mediatypes.SEND_KIND.get(mimetype, "document")

@@ -9,6 +9,7 @@ import logging
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from inbox import actions
 from inbox.models import Membership
@@ -23,9 +24,9 @@ class MemberRuleError(Exception):
 
 def _check_may_touch(by: Membership, target_role: str, new_role: str | None = None) -> None:
     if by.role not in Membership.MANAGER_ROLES:
-        raise MemberRuleError("Only owners and admins manage members.")
+        raise MemberRuleError(_("Only owners and admins manage members."))
     if by.role != Role.OWNER and (target_role == Role.OWNER or new_role == Role.OWNER):
-        raise MemberRuleError("Only an owner may make someone an owner, or change or remove an owner.")
+        raise MemberRuleError(_("Only an owner may make someone an owner, or change or remove an owner."))
 
 
 def _check_keeps_an_owner(membership: Membership) -> None:
@@ -33,7 +34,7 @@ def _check_keeps_an_owner(membership: Membership) -> None:
     owners = list(Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.OWNER)
                   .values_list("pk", flat=True))
     if membership.role == Role.OWNER and owners == [membership.pk]:
-        raise MemberRuleError("A workspace needs at least one owner: make someone else an owner first.")
+        raise MemberRuleError(_("A workspace needs at least one owner: make someone else an owner first."))
 
 
 def check_add_member(by: Membership, *, username: str, email: str, role: str, password: str) -> Membership:

@@ -21,9 +21,10 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from inbox.languages import recipient_language
 from inbox.models import Note, NoteMention
 
 logger = logging.getLogger(__name__)
@@ -180,27 +181,34 @@ def _badge_sends(tenant_id, user_ids):
 
 
 def send_mention_emails(note_id: int) -> int:
-    """E-mail each member mentioned in the note (once; those with an address). Returns how many were sent."""
+    """E-mail each member mentioned in the note (once; those with an address), each in their own language.
+    Returns how many were sent."""
     from django.urls import reverse
 
     note = Note.objects.unscoped().select_related("author", "conversation__contact", "tenant").filter(pk=note_id).first()
     if note is None:
         return 0
     mentions = list(NoteMention.objects.for_tenant(note.tenant_id).filter(note_id=note.pk, emailed_at__isnull=True)
-                    .select_related("user"))
+                    .select_related("user__inbox_profile"))
     sent = 0
-    author = note.author.get_username() if note.author else _("Someone")
     path = reverse("conversation", args=[note.tenant.slug, note.conversation_id])
     for mention in mentions:
         if not mention.user.email or not mention.user.is_active:
             continue
-        subject = _("[Inbox] %(author)s mentioned you: %(contact)s") % {
-            "author": author, "contact": note.conversation.contact.name}
-        body = _("%(author)s mentioned you in a private note on the conversation with %(contact)s (%(tenant)s):"
-                 "\n\n%(body)s\n\nOpen it: %(path)s\n") % {
-            "author": author, "contact": note.conversation.contact.name, "tenant": note.tenant.name,
-            "body": note.body, "path": settings.SITE_URL.rstrip("/") + path}
-        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [mention.user.email], fail_silently=False)
+        with translation.override(recipient_language(mention.user)):
+            sent += _send_mention_email(note, mention.user.email, settings.SITE_URL.rstrip("/") + path)
         NoteMention.objects.for_tenant(note.tenant_id).filter(pk=mention.pk).update(emailed_at=timezone.now())
     logger.info("inbox.mentions_emailed", extra={"note_id": note.pk, "sent": sent})
     return sent
+
+
+def _send_mention_email(note, address: str, url: str) -> int:
+    """One mention e-mail, in the active language."""
+    author = note.author.get_username() if note.author else _("Someone")
+    subject = _("[Inbox] %(author)s mentioned you: %(contact)s") % {
+        "author": author, "contact": note.conversation.contact.name}
+    body = _("%(author)s mentioned you in a private note on the conversation with %(contact)s (%(tenant)s):"
+             "\n\n%(body)s\n\nOpen it: %(path)s\n") % {
+        "author": author, "contact": note.conversation.contact.name, "tenant": note.tenant.name,
+        "body": note.body, "path": url}
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)

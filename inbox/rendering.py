@@ -4,9 +4,35 @@ The pages (inbox.views) and the publisher (inbox.events) call these, so a page a
 the same markup. Rendering only: nothing here talks to Redis or the channel layer. Functions that take
 ids re-read the latest rows (the publisher renders at send time, so out-of-order commits cannot show
 stale data).
+
+Pushed fragments are rendered without a request, for viewers who may read different languages: the
+publisher renders each one in every language of ``settings.LANGUAGES`` (``render_localized``), and each
+socket delivers its page's (inbox.consumers). Renders passed to it only render: their queries ran before.
 """
 
 from django.template.loader import render_to_string
+from django.utils import translation
+
+from inbox.languages import language_codes
+
+
+class Localized(dict):
+    """One fragment in every UI language: {language code: html}. ``+ "<html>"`` appends to each."""
+
+    def __add__(self, other: str) -> "Localized":
+        return Localized({code: html + other for code, html in self.items()})
+
+    def strip(self) -> str:
+        return "".join(self.values()).strip()
+
+
+def render_localized(render) -> Localized:
+    """``render()`` once under each language of LANGUAGES."""
+    out = Localized()
+    for code in language_codes():
+        with translation.override(code):
+            out[code] = render()
+    return out
 
 
 def render_message(message, *, live: bool = False) -> str:
@@ -39,16 +65,17 @@ def render_heartbeats(connection_ids, at) -> str:
                    for cid in connection_ids)
 
 
-def render_alerts(tenant_id: int) -> str:
+def render_alerts(tenant_id: int) -> Localized:
+    """The tenant's open alerts (out of band), in every language."""
     from inbox.selectors import open_alerts
 
-    return render_to_string("inbox/partials/alerts.html", {"alerts": open_alerts(tenant_id), "oob": True,
-                                                           "slug": tenant_slug(tenant_id)})
+    ctx = {"alerts": open_alerts(tenant_id), "oob": True, "slug": tenant_slug(tenant_id)}
+    return render_localized(lambda: render_to_string("inbox/partials/alerts.html", ctx))
 
 
-def render_connection(tenant_id: int, connection_id: int) -> tuple[str, str] | None:
-    """(the inbox's banner, the numbers page's summary and latest state changes) of a connection, or
-    None if it is gone. Both halves swap out of band."""
+def render_connection(tenant_id: int, connection_id: int) -> tuple[Localized, Localized] | None:
+    """(the inbox's banner, the numbers page's summary and latest state changes) of a connection, each in
+    every language, or None if it is gone. Both halves swap out of band."""
     from connections.models import Connection
     from inbox.selectors import active_sync_runs, connection_history
 
@@ -59,9 +86,10 @@ def render_connection(tenant_id: int, connection_id: int) -> tuple[str, str] | N
     events = connection_history(tenant_id, [connection_id]).get(connection_id, [])
     ctx = {"conn": connection, "run": runs.get(connection_id), "oob": True, "slug": tenant_slug(tenant_id),
            "events": events}
-    banner = render_to_string("inbox/partials/connection_banner.html", ctx)
-    numbers = (render_to_string("inbox/partials/connection_summary.html", ctx)
-               + render_to_string("inbox/partials/connection_events.html", ctx))
+    ctx["events"] = list(events)
+    banner = render_localized(lambda: render_to_string("inbox/partials/connection_banner.html", ctx))
+    numbers = render_localized(lambda: render_to_string("inbox/partials/connection_summary.html", ctx)
+                               + render_to_string("inbox/partials/connection_events.html", ctx))
     return banner, numbers
 
 

@@ -4,7 +4,7 @@
 answers 404 to users who are not members of the tenant (the tenant's existence is not revealed),
 403 to members whose role is too low, and sets ``request.tenant`` and ``request.membership``; the view
 runs in ``tenant_scope(tenant)`` (plain queries of tenant-scoped models see only this tenant's rows)
-with the viewer's time zone active (``inbox.timezones``: the user's own zone, else the tenant's).
+with the viewer's time zone and language active (``inbox.timezones``: the user's own zone, else the tenant's).
 A view's request parameters that do not validate (``inbox.forms.BadParameters``) are answered here
 with a 400 page that says which value is wrong, never a 500. Every answer is marked
 ``Cache-Control: no-store, private`` (Django's never_cache): a tenant's pages must not be kept by a
@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 
 from inbox.access import access_tenant
 from inbox.forms import BadParameters
+from inbox.languages import activate_user_language
 from inbox.models import Membership
 from inbox.tenancy import tenant_scope
 from inbox.timezones import activate_for_tenant
@@ -38,6 +39,7 @@ def tenant_view(view=None, *, manager_only=False):
             request.tenant = tenant
             request.membership = membership
             request.time_zone = activate_for_tenant(tenant, membership.user)  # undone by TimeZoneMiddleware
+            activate_user_language(request, membership.user)  # undone by LocaleMiddleware
             try:
                 with tenant_scope(tenant):
                     return fn(request, slug, *args, **kwargs)

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection as db_connection
 from django.db.models import Q, prefetch_related_objects
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
 from inbox.labels import labels_prefetch
@@ -153,8 +154,8 @@ class SearchTerms:
         text = " ".join(q.split())
         digits = "".join(ch for ch in text if ch.isdigit()) if set(text) <= _PHONE_CHARS else ""
         short = len(text) < MIN_TEXT_SEARCH
-        note = (f"Searches shorter than {MIN_TEXT_SEARCH} characters match the start of names and numbers only; "
-                "type more to search message text.") if short else ""
+        note = (_("Searches shorter than %(n)d characters match the start of names and numbers only; type more to "
+                  "search message text.") % {"n": MIN_TEXT_SEARCH}) if short else ""
         return cls(text=text, digits=digits, short=short, note=note)
 
 

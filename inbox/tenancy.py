@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db import models, router
+from django.utils.translation import gettext_lazy as _
 
 _UNSCOPED = object()
 _scope: ContextVar = ContextVar("inbox_tenant_scope", default=None)
@@ -157,7 +158,7 @@ class TenantOwned(models.Model):
     """Abstract base: a ``tenant`` foreign key on every tenant-owned row, and a default manager that fails
     closed outside a tenant scope (a new tenant-owned model is scoped from its first line)."""
 
-    tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant"))
 
     objects = ScopedTenantManager()
 

@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from inbox import views, views_tools
 
@@ -7,6 +8,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The translations of static/inbox/*.js in the page's language (djangojs.po; templates/base.html).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("tenants/", views.tenant_picker, name="tenant_picker"),
     path("health/", views.health, name="health"),
     path("health/detailed", views.health_detailed, name="health_detailed"),

@@ -18,6 +18,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -62,8 +63,8 @@ def home(request):
 
 def lockout_message() -> str:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-    return (f"Too many failed logins for this username from your network: logging in is locked for {minutes} minutes. "
-            "Try again later, or ask a platform administrator to unlock it.")
+    return _("Too many failed logins for this username from your network: logging in is locked for %(minutes)s "
+             "minutes. Try again later, or ask a platform administrator to unlock it.") % {"minutes": minutes}
 
 
 @never_cache
@@ -77,7 +78,7 @@ def login_locked_out(request, *args, **kwargs):
     form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})  # unbound: no re-check
     ctx = {"form": form, "lockout_message": lockout_message(), "next": request.POST.get("next", "")}
     if request.path.startswith(reverse("admin:login")):
-        ctx.update(admin.site.each_context(request), title="Log in", app_path=request.get_full_path(),
+        ctx.update(admin.site.each_context(request), title=_("Log in"), app_path=request.get_full_path(),
                    username=request.user.get_username())
         return render(request, "admin/login.html", ctx, status=429)
     return render(request, "registration/login.html", ctx, status=429)
@@ -246,7 +247,7 @@ def reply(request, slug, pk):
     form = ReplyForm(request.POST, request.FILES)
     error, message = None, None
     if not form.is_valid():  # e.g. a NUL character: say so, not "type a message"
-        error = " ".join(form.errors.get("body", []) + form.errors.get("attachment", [])) or "The reply could not be read."
+        error = " ".join(form.errors.get("body", []) + form.errors.get("attachment", [])) or _("The reply could not be read.")
     else:
         try:
             if form.cleaned_data.get("attachment"):
@@ -372,7 +373,7 @@ def assign(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("Choose an agent.")
+        return HttpResponseBadRequest(_("Choose an agent."))
     value = "me" if request.POST.get("assign_to_me") else form.cleaned_data["assignee"]
     try:
         actions.check_assign_conversation(conv, value, acting_user=request.user)
@@ -387,7 +388,7 @@ def set_status(request, slug, pk):
     conv = access_conversation(request.tenant, pk)
     form = StatusForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("Unknown status.")
+        return HttpResponseBadRequest(_("Unknown status."))
     actions.do_set_conversation_status(conv, form.cleaned_data["status"], acting_user=request.user)
     return _header_response(request, slug, conv)
 
@@ -435,7 +436,8 @@ def import_chat_export(request, slug, pk):
             result = check_import_chat_export(conv, data["file"], me=data["me"], tz=data["timezone"],
                                               date_order=data["date_order"])
         except AmbiguousDates:
-            error = "Every date in this file reads both day-first and month-first: choose the date order and upload it again."
+            error = _("Every date in this file reads both day-first and month-first: choose the date order and upload "
+                      "it again.")
         except ChatExportError as exc:
             error = str(exc)
     ctx = _page_context(request, slug, conv)
@@ -579,11 +581,11 @@ def connection_history_page(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     kind = request.GET.get("kind", "")
     if kind and kind not in ConnectionEvent.Kind.values:
-        return HttpResponseBadRequest("Unknown kind of state change.")
+        return HttpResponseBadRequest(_("Unknown kind of state change."))
     before = request.GET.get("before", "")
     before_id = selectors.parse_id(before) if before else None
     if before and before_id is None:
-        return HttpResponseBadRequest("This link to older history is malformed; reload the page.")
+        return HttpResponseBadRequest(_("This link to older history is malformed; reload the page."))
     leases = request.GET.get("leases") == "1"
     events, next_before = dashboard.history_page(request.tenant, conn.pk, kind=kind, include_leases=leases,
                                                  before_id=before_id)
@@ -723,7 +725,7 @@ def connection_action(request, slug, pk):
     conn = access_connection(request.tenant, pk)
     form = ConnectionActionForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("Unknown action.")
+        return HttpResponseBadRequest(_("Unknown action."))
     connection_actions.do_set_desired_state(conn, ConnectionActionForm.ACTIONS[form.cleaned_data["action"]])
     logger.info("connections.desired_state_set", extra={"connection_id": conn.pk, "user_id": request.user.pk,
                                                           "action": form.cleaned_data["action"]})

@@ -4,6 +4,7 @@ Kept apart from inbox/views.py (shared with other work); the same shape: parse i
 (``tenant_view`` + ``inbox.access``), call one action or selector, render the shared partials.
 """
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -175,26 +176,34 @@ def unsnooze_conversation(request, slug, pk):
 
 @tenant_view
 def preferences(request, slug):
-    """The user's own time zone and, for owners/admins, the team's (inbox.timezones)."""
-    from inbox import timezones
+    """The user's own language and time zone and, for owners/admins, the team's time zone
+    (inbox.languages, inbox.timezones)."""
+    from inbox import languages, timezones
 
     ctx = {"slug": slug, "tenant": request.tenant, "membership": request.membership, "nav": "preferences",
-           "zones": timezones.time_zone_choices(), "default_zone": timezones.default_tenant_time_zone()}
+           "zones": timezones.time_zone_choices(), "default_zone": timezones.default_tenant_time_zone(),
+           "languages": settings.LANGUAGES}
     if request.method == "POST":
         user_zone = request.POST.get("user_time_zone", "").strip()
         tenant_zone = request.POST.get("tenant_time_zone", "").strip() if request.membership.is_manager else None
+        language = request.POST.get("language", "").strip()
         bad = [z for z in (user_zone, tenant_zone) if z and not timezones.is_time_zone(z)]
-        if bad:
-            ctx.update(error=_("Unknown time zone: %(name)s.") % {"name": bad[0]},
-                       user_zone=timezones.user_time_zone(request.user),
-                       tenant_zone=timezones.tenant_time_zone(request.tenant))
+        error = _("Unknown time zone: %(name)s.") % {"name": bad[0]} if bad else ""
+        if language and not languages.supported_language(language):
+            error = _("Unknown language: %(code)s.") % {"code": language}
+        if error:
+            ctx.update(error=error, user_zone=timezones.user_time_zone(request.user),
+                       tenant_zone=timezones.tenant_time_zone(request.tenant),
+                       user_language=languages.user_language(request.user))
             return render(request, "inbox/preferences.html", ctx, status=422)
         timezones.do_set_user_time_zone(request.user, user_zone)
+        languages.do_set_user_language(request.user, languages.supported_language(language))
         if tenant_zone is not None:
             timezones.do_set_tenant_time_zone(request.tenant, tenant_zone)
         return redirect(f"{request.path}?saved=1")
     ctx.update(user_zone=timezones.user_time_zone(request.user),
-               tenant_zone=timezones.tenant_time_zone(request.tenant), saved=request.GET.get("saved") == "1")
+               tenant_zone=timezones.tenant_time_zone(request.tenant),
+               user_language=languages.user_language(request.user), saved=request.GET.get("saved") == "1")
     return render(request, "inbox/preferences.html", ctx)
 
 

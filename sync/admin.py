@@ -2,6 +2,8 @@
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from inbox.exports import export_as_csv
 from sync.actions import do_index_search_backlogs, do_reprocess_events
@@ -36,15 +38,15 @@ class RawEventAdmin(admin.ModelAdmin):
                        "next_attempt_at", "sync_run", "created_at", "payload_size", "decoded_payload")
     exclude = ("payload",)
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def short_error(self, obj):
         return obj.error[:120]
 
-    @admin.display(description="payload size (bytes)")
+    @admin.display(description=_("payload size (bytes)"))
     def payload_size(self, obj):
         return len(obj.payload or b"")
 
-    @admin.display(description="payload (decoded)")
+    @admin.display(description=_("payload (decoded)"))
     def decoded_payload(self, obj):
         from sync.events_builder import EVENT_CLASSES
 
@@ -57,12 +59,13 @@ class RawEventAdmin(admin.ModelAdmin):
             return f"cannot decode: {exc}"
         return format_html("<pre style='white-space:pre-wrap;max-height:40em;overflow:auto'>{}</pre>", text[:20000])
 
-    @admin.action(description="Reprocess selected events (idempotent)")
+    @admin.action(description=_("Reprocess selected events (idempotent)"))
     def reprocess(self, request, queryset):
         counts = do_reprocess_events(queryset)
         total = sum(counts.values())
-        self.message_user(request, f"{total} event(s) requeued and processed for {len(counts)} connection(s).",
-                          messages.SUCCESS)
+        self.message_user(request, ngettext("%(n)d event requeued and processed for %(connections)d connection(s).",
+                                            "%(n)d events requeued and processed for %(connections)d connection(s).",
+                                            total) % {"n": total, "connections": len(counts)}, messages.SUCCESS)
 
 
 @admin.register(SyncRun)
@@ -77,7 +80,7 @@ class SyncRunAdmin(admin.ModelAdmin):
     actions = [export_as_csv]
     export_fields = [*list_display, "error"]
 
-    @admin.display(description="refused operations")
+    @admin.display(description=_("refused operations"))
     def refused_total(self, obj):
         return sum(obj.refused.values())
 
@@ -111,7 +114,8 @@ class SearchBacklogAdmin(admin.ModelAdmin):
     readonly_fields = ("tenant", "connection", "messages", "after_id", "through_id", "created_at")
     actions = ["index_now"]
 
-    @admin.action(description="Index these connections' backlogs now")
+    @admin.action(description=_("Index these connections' backlogs now"))
     def index_now(self, request, queryset):
         indexed = do_index_search_backlogs(queryset.values_list("connection_id", flat=True))
-        self.message_user(request, f"{indexed} message(s) added to the search.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(n)d message added to the search.", "%(n)d messages added to the search.",
+                                            indexed) % {"n": indexed}, messages.SUCCESS)

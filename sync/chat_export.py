@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 LRM_CHARS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
 _SPACES = "[ \u00a0\u202f]"
 _DATE = r"(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})"
@@ -81,10 +83,11 @@ def read_export(path) -> str:
             with zipfile.ZipFile(source) as zf:
                 texts = [n for n in zf.namelist() if n.lower().endswith(".txt") and not n.startswith("__MACOSX")]
                 if len(texts) != 1:
-                    raise ChatExportError(f"{Path(name).name}: expected one .txt chat in the zip, found {len(texts)}")
+                    raise ChatExportError(_("%(file)s: expected one .txt chat in the zip, found %(count)d")
+                                          % {"file": Path(name).name, "count": len(texts)})
                 data = zf.read(texts[0])
         except zipfile.BadZipFile as exc:
-            raise ChatExportError(f"{Path(name).name}: a damaged zip ({exc})") from exc
+            raise ChatExportError(_("%(file)s: a damaged zip (%(error)s)") % {"file": Path(name).name, "error": exc}) from exc
     elif fileobj is not None:
         fileobj.seek(0)
         data = fileobj.read()
@@ -96,7 +99,7 @@ def read_export(path) -> str:
 def _split_date(date: str) -> tuple[int, int, int]:
     parts = [int(p) for p in re.split(r"[./-]", date)]
     if len(parts) != 3:
-        raise ChatExportError(f"not a date: {date!r}")
+        raise ChatExportError(_("not a date: %(date)r") % {"date": date})
     return parts[0], parts[1], parts[2]
 
 
@@ -114,7 +117,7 @@ def detect_date_order(dates) -> str:
     if year_first:
         return "ymd"
     if day_first and month_first:
-        raise ChatExportError("dates are neither all day-first nor all month-first")
+        raise ChatExportError(_("dates are neither all day-first nor all month-first"))
     if day_first:
         return "dmy"
     if month_first:
@@ -133,12 +136,13 @@ def _datetime(parts, order: str, time: str, ampm: str | None, tz: tzinfo) -> tup
     if ampm:
         pm = ampm.lower().startswith("p")
         if not 1 <= hour <= 12:
-            raise ChatExportError(f"12-hour time out of range: {time} {ampm}")
+            raise ChatExportError(_("12-hour time out of range: %(time)s %(ampm)s") % {"time": time, "ampm": ampm})
         hour = hour % 12 + (12 if pm else 0)
     try:
         value = datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
-        raise ChatExportError(f"not a date and time: {parts} {time} ({exc})") from exc
+        raise ChatExportError(_("not a date and time: %(date)s %(time)s (%(error)s)")
+                              % {"date": parts, "time": time, "error": exc}) from exc
     return value.replace(tzinfo=tz), 1 if len(pieces) > 2 else 60
 
 
@@ -171,10 +175,10 @@ def parse_chat_export(text: str, *, tz: tzinfo, date_order: str | None = None) -
         m = pattern.match(line) if pattern else None
         heads.append((number, m))
     if pattern is None:
-        raise ChatExportError("no line starts with a date and a time: not a WhatsApp chat export")
+        raise ChatExportError(_("no line starts with a date and a time: not a WhatsApp chat export"))
     order = date_order or detect_date_order(_split_date(m["date"]) for _, m in heads if m)
     if order not in ("dmy", "mdy", "ymd"):
-        raise ChatExportError(f"date order must be dmy, mdy or ymd, not {order!r}")
+        raise ChatExportError(_("date order must be dmy, mdy or ymd, not %(order)r") % {"order": order})
     messages: list[ExportedMessage] = []
     current: list[str] | None = None
 

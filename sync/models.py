@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inbox.tenancy import TenantOwned
 
@@ -12,25 +13,29 @@ class RawEvent(TenantOwned):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSED = "processed", "Processed"
-        FAILED = "failed", "Failed (will retry)"
-        QUARANTINED = "quarantined", "Quarantined"
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed (will retry)")
+        QUARANTINED = "quarantined", _("Quarantined")
 
-    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="raw_events")
-    event_name = models.CharField(max_length=64)
-    payload = models.BinaryField()
-    digest = models.CharField(max_length=64)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
-    received_at = models.DateTimeField()
-    processed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    sync_run = models.ForeignKey("sync.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="raw_events",
+                                   verbose_name=_("connection"))
+    event_name = models.CharField(max_length=64, verbose_name=_("event name"))
+    payload = models.BinaryField(verbose_name=_("payload"))
+    digest = models.CharField(max_length=64, verbose_name=_("digest"))
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, verbose_name=_("state"))
+    received_at = models.DateTimeField(verbose_name=_("received at"))
+    processed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("processed at"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    sync_run = models.ForeignKey("sync.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 verbose_name=_("sync run"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("raw event")
+        verbose_name_plural = _("raw events")
         constraints = [models.UniqueConstraint(fields=["connection", "digest"], name="rawevent_unique_connection_digest")]
         indexes = [
             models.Index(fields=["connection", "state", "id"], name="rawevent_state"),
@@ -52,34 +57,40 @@ class SyncRun(TenantOwned):
     """
 
     class Kind(models.TextChoices):
-        HISTORY = "history", "History sync"
-        CATCHUP = "catchup", "Reconnect catch-up"
-        LIVE = "live", "Live"
-        IMPORT = "import", "Capture import"
-        REPLAY = "replay", "Replay"
-        ON_DEMAND = "on_demand", "On-demand history"
+        HISTORY = "history", _("History sync")
+        CATCHUP = "catchup", _("Reconnect catch-up")
+        LIVE = "live", _("Live")
+        IMPORT = "import", _("Capture import")
+        REPLAY = "replay", _("Replay")
+        ON_DEMAND = "on_demand", _("On-demand history")
 
-    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="sync_runs")
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    sync_type = models.CharField(max_length=32, blank=True, help_text="WhatsApp's history sync type")
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    chunks = models.PositiveIntegerField(default=0)
-    last_chunk_order = models.PositiveIntegerField(null=True, blank=True)
-    progress = models.PositiveSmallIntegerField(null=True, blank=True, help_text="percent, from WhatsApp")
-    received = models.PositiveIntegerField(default=0)
-    saved = models.PositiveIntegerField(default=0)
-    duplicates = models.PositiveIntegerField(default=0)
-    skipped = models.JSONField(default=dict, blank=True, help_text="{reason: count}")
-    failed = models.PositiveIntegerField(default=0)
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="sync_runs",
+                                   verbose_name=_("connection"))
+    kind = models.CharField(max_length=12, choices=Kind.choices, verbose_name=_("kind"))
+    sync_type = models.CharField(max_length=32, blank=True,
+                                 help_text=_("WhatsApp's history sync type"), verbose_name=_("sync type"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    chunks = models.PositiveIntegerField(default=0, verbose_name=_("chunks"))
+    last_chunk_order = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("last chunk order"))
+    progress = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("percent, from WhatsApp"),
+                                                verbose_name=_("progress"))
+    received = models.PositiveIntegerField(default=0, verbose_name=_("received"))
+    saved = models.PositiveIntegerField(default=0, verbose_name=_("saved"))
+    duplicates = models.PositiveIntegerField(default=0, verbose_name=_("duplicates"))
+    skipped = models.JSONField(default=dict, blank=True, help_text=_("{reason: count}"), verbose_name=_("skipped"))
+    failed = models.PositiveIntegerField(default=0, verbose_name=_("failed"))
     # Operations (edits, revokes, reactions, receipts) not applied because their sender may not make
     # them. Outside the balance: operations are not counted as received (they change messages).
-    refused = models.JSONField(default=dict, blank=True, help_text="{refused_<kind>: count}")
-    discrepancy = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    last_activity_at = models.DateTimeField(null=True, blank=True, help_text="last batch accounted to this run")
+    refused = models.JSONField(default=dict, blank=True, help_text=_("{refused_<kind>: count}"), verbose_name=_("refused"))
+    discrepancy = models.BooleanField(default=False, verbose_name=_("discrepancy"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    last_activity_at = models.DateTimeField(null=True, blank=True, help_text=_("last batch accounted to this run"),
+                                            verbose_name=_("last activity at"))
 
     class Meta:
+        verbose_name = _("sync run")
+        verbose_name_plural = _("sync runs")
         indexes = [models.Index(fields=["connection", "-started_at"], name="syncrun_connection_time")]
 
     def __str__(self):
@@ -106,23 +117,27 @@ class PendingOperation(TenantOwned):
     """
 
     class Kind(models.TextChoices):
-        RECEIPT = "receipt", "Receipt"
-        EDIT = "edit", "Edit"
-        REVOKE = "revoke", "Revoke"
-        REACTION = "reaction", "Reaction"
+        RECEIPT = "receipt", _("Receipt")
+        EDIT = "edit", _("Edit")
+        REVOKE = "revoke", _("Revoke")
+        REACTION = "reaction", _("Reaction")
 
-    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    target_external_id = models.CharField(max_length=128)
-    data = models.JSONField(default=dict)
-    chat_jid = models.CharField(max_length=128, blank=True)
-    sender_jid = models.CharField(max_length=128, blank=True, help_text="empty when from_me")
-    from_me = models.BooleanField(default=False)
-    raw_event = models.ForeignKey(RawEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    digest = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
+    connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+",
+                                   verbose_name=_("connection"))
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name=_("kind"))
+    target_external_id = models.CharField(max_length=128, verbose_name=_("target external id"))
+    data = models.JSONField(default=dict, verbose_name=_("data"))
+    chat_jid = models.CharField(max_length=128, blank=True, verbose_name=_("chat jid"))
+    sender_jid = models.CharField(max_length=128, blank=True, help_text=_("empty when from_me"), verbose_name=_("sender jid"))
+    from_me = models.BooleanField(default=False, verbose_name=_("from me"))
+    raw_event = models.ForeignKey(RawEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  verbose_name=_("raw event"))
+    digest = models.CharField(max_length=64, verbose_name=_("digest"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("pending operation")
+        verbose_name_plural = _("pending operations")
         constraints = [
             models.UniqueConstraint(fields=["connection", "digest"], name="pendingop_unique_connection_digest"),
         ]
@@ -137,11 +152,13 @@ class JidMapping(TenantOwned):
     group participants) or the session store. Kept so a mapping seen once still merges identities
     that show up later."""
 
-    lid_jid = models.CharField(max_length=128)
-    pn_jid = models.CharField(max_length=128)
-    created_at = models.DateTimeField(auto_now_add=True)
+    lid_jid = models.CharField(max_length=128, verbose_name=_("lid jid"))
+    pn_jid = models.CharField(max_length=128, verbose_name=_("pn jid"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("jid mapping")
+        verbose_name_plural = _("jid mappings")
         constraints = [models.UniqueConstraint(fields=["tenant", "lid_jid"], name="jidmapping_unique_tenant_lid")]
         indexes = [models.Index(fields=["tenant", "pn_jid"], name="jidmapping_tenant_pn")]
 
@@ -158,13 +175,15 @@ class SearchBacklog(TenantOwned):
     """
 
     connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+",
-                                   db_index=False)  # searchbacklog_connection leads with it
-    after_id = models.BigIntegerField()
-    through_id = models.BigIntegerField()
-    messages = models.PositiveIntegerField(help_text="messages the batch inserted")
-    created_at = models.DateTimeField(auto_now_add=True)
+                                   db_index=False, verbose_name=_("connection"))  # searchbacklog_connection leads with it
+    after_id = models.BigIntegerField(verbose_name=_("after id"))
+    through_id = models.BigIntegerField(verbose_name=_("through id"))
+    messages = models.PositiveIntegerField(help_text=_("messages the batch inserted"), verbose_name=_("messages"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("search backlog")
+        verbose_name_plural = _("search backlogs")
         indexes = [models.Index(fields=["connection", "id"], name="searchbacklog_connection")]
 
     def __str__(self):

@@ -3,6 +3,15 @@ import pytest
 from tests.factories import ConnectionFactory, MembershipFactory, TenantFactory, UserFactory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_translations():
+    """The catalogs under locale/ compiled (``make`` does it; this covers a bare pytest run), before any
+    page is rendered."""
+    from config.translations import compile_stale_catalogs
+
+    compile_stale_catalogs()
+
+
 @pytest.fixture
 def acme(db):
     return TenantFactory(name="Acme", slug="acme")

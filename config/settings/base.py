@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language) among LANGUAGES; a user's own choice wins (inbox.languages).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -55,6 +57,8 @@ MIDDLEWARE = [
     "inbox.middleware.StaffAdminScopeMiddleware",
     # The viewer's time zone for every page (inbox.timezones); tenant pages get theirs from tenant_view.
     "inbox.timezones.TimeZoneMiddleware",
+    # The language the user chose on their preferences page, if any; tenant pages get it from tenant_view.
+    "inbox.languages.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -95,6 +99,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -400,9 +405,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tenant_picker"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
+# Languages of the UI (docs/i18n.md): English, the default, and Brazilian Portuguese. A user's own choice
+# (UserProfile.language) wins over the browser's Accept-Language; nobody's choice: LANGUAGE_CODE.
+LANGUAGE_CODE = env("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
+# Dates and numbers follow the active language (Django 5.2 always localizes: USE_L10N is gone): Django's
+# own pt_BR formats. No thousand separator: ids are printed into URLs and element ids.
 USE_TZ = True
 # A phone number typed without "+" and country code is read in this region (inbox.new_conversation).
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="BR")

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class BackupRun(models.Model):
@@ -9,21 +10,24 @@ class BackupRun(models.Model):
     """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        OK = "ok", "OK"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        OK = "ok", _("OK")
+        FAILED = "failed", _("Failed")
 
-    tenant = models.ForeignKey("inbox.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    tenant_slug = models.CharField(max_length=60)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    path = models.CharField(max_length=500, blank=True)
-    size = models.BigIntegerField(null=True, blank=True, help_text="bytes")
-    rows = models.JSONField(default=dict, blank=True, help_text="{member: rows}")
-    error = models.TextField(blank=True)
+    tenant = models.ForeignKey("inbox.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               verbose_name=_("tenant"))
+    tenant_slug = models.CharField(max_length=60, verbose_name=_("tenant slug"))
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING, verbose_name=_("status"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    path = models.CharField(max_length=500, blank=True, verbose_name=_("path"))
+    size = models.BigIntegerField(null=True, blank=True, help_text=_("bytes"), verbose_name=_("size"))
+    rows = models.JSONField(default=dict, blank=True, help_text=_("{member: rows}"), verbose_name=_("rows"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
 
     class Meta:
+        verbose_name = _("backup run")
+        verbose_name_plural = _("backup runs")
         indexes = [models.Index(fields=["tenant_slug", "-started_at"], name="backuprun_tenant_time")]
 
     def __str__(self):

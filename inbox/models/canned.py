@@ -16,10 +16,11 @@ class CannedResponse(TenantOwned):
     shortcut = models.CharField(_("shortcut"), max_length=40)
     body = models.TextField(_("text"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+                                   related_name="+", verbose_name=_("created by"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name_plural = _("canned responses")
         verbose_name = _("canned response")
         constraints = [models.UniqueConstraint("tenant", Lower("shortcut"), name="canned_unique_tenant_shortcut")]
 

@@ -26,9 +26,10 @@ class Label(TenantOwned):
 
     name = models.CharField(_("name"), max_length=50)
     color = models.CharField(_("color"), max_length=10, choices=Color.choices, default=Color.GRAY)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name_plural = _("labels")
         verbose_name = _("label")
         constraints = [
             models.UniqueConstraint("tenant", Lower("name"), name="label_unique_tenant_name"),
@@ -44,13 +45,15 @@ class ConversationLabel(TenantOwned):
 
     objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
-    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="label_links")
-    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="conversation_links")
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="label_links",
+                                     verbose_name=_("conversation"))
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="conversation_links", verbose_name=_("label"))
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+                                 related_name="+", verbose_name=_("added by"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name_plural = _("conversation labels")
         verbose_name = _("conversation label")
         constraints = [models.UniqueConstraint(fields=["conversation", "label"], name="conversation_label_unique")]
         # The list's label filter: the conversations carrying a label (conversation first is the unique one).

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from inbox.tenancy import ScopedTenantManager, TenantOwned
 
@@ -21,36 +22,44 @@ class MediaFile(TenantOwned):
     objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
     class State(models.TextChoices):
-        PENDING = "pending", "Waiting to download"
-        FETCHED = "fetched", "Stored"
-        FAILED = "failed", "Download failed"
-        EXPIRED = "expired", "No longer on WhatsApp"
-        REMOVED = "removed", "Removed by retention"  # the file was deleted by the tenant's media retention
+        PENDING = "pending", _("Waiting to download")
+        FETCHED = "fetched", _("Stored")
+        FAILED = "failed", _("Download failed")
+        EXPIRED = "expired", _("No longer on WhatsApp")
+        REMOVED = "removed", _("Removed by retention")  # the file was deleted by the tenant's media retention
 
     message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, related_name="media",
-                                   db_constraint=False)  # like the message's own FKs (ADR-6); purge deletes both
+                                   # like the message's own FKs (ADR-6); purge deletes both
+                                   db_constraint=False, verbose_name=_("message"))
     connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="+",
-                                   db_index=False, db_constraint=False)
-    kind = models.CharField(max_length=12, help_text="the message type: image, video, audio, document, sticker")
-    history = models.BooleanField(default=False, help_text="from a history sync: fetched after live media")
-    ref = models.BinaryField(blank=True, default=b"", help_text="the media part of WhatsApp's message, to download it")
-    declared_mimetype = models.CharField(max_length=128, blank=True, help_text="what the sender said; not trusted")
-    declared_size = models.BigIntegerField(null=True, blank=True)
-    filename = models.CharField(max_length=255, blank=True)
-    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    size = models.BigIntegerField(null=True, blank=True)
-    mimetype = models.CharField(max_length=128, blank=True, help_text="sniffed from the stored bytes")
-    storage_name = models.CharField(max_length=255, blank=True)
-    thumbnail_name = models.CharField(max_length=255, blank=True)
-    fetched_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+                                   db_index=False, db_constraint=False, verbose_name=_("connection"))
+    kind = models.CharField(max_length=12, help_text=_("the message type: image, video, audio, document, sticker"),
+                            verbose_name=_("kind"))
+    history = models.BooleanField(default=False, help_text=_("from a history sync: fetched after live media"),
+                                  verbose_name=_("history"))
+    ref = models.BinaryField(blank=True, default=b"", help_text=_("the media part of WhatsApp's message, to download it"),
+                             verbose_name=_("ref"))
+    declared_mimetype = models.CharField(max_length=128, blank=True, help_text=_("what the sender said; not trusted"),
+                                         verbose_name=_("declared mimetype"))
+    declared_size = models.BigIntegerField(null=True, blank=True, verbose_name=_("declared size"))
+    filename = models.CharField(max_length=255, blank=True, verbose_name=_("filename"))
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, verbose_name=_("state"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("sha256"))
+    size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
+    mimetype = models.CharField(max_length=128, blank=True,
+                                help_text=_("sniffed from the stored bytes"), verbose_name=_("mimetype"))
+    storage_name = models.CharField(max_length=255, blank=True, verbose_name=_("storage name"))
+    thumbnail_name = models.CharField(max_length=255, blank=True, verbose_name=_("thumbnail name"))
+    fetched_at = models.DateTimeField(null=True, blank=True, verbose_name=_("fetched at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("media file")
+        verbose_name_plural = _("media files")
         indexes = [
             # The runner's fetch queue: pending rows of one connection, live before history, oldest first.
             models.Index(fields=["connection", "history", "id"], name="media_fetch_queue",

@@ -15,15 +15,17 @@ class Note(TenantOwned):
 
     objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
-    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="notes")
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="notes",
+                                     verbose_name=_("conversation"))
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
-    body = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
+                               related_name="+", verbose_name=_("author"))
+    body = models.TextField(verbose_name=_("body"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     is_note = True  # templates tell thread items apart with this
 
     class Meta:
+        verbose_name_plural = _("private notes")
         verbose_name = _("private note")
         indexes = [models.Index(fields=["conversation", "created_at", "id"], name="note_thread")]
 
@@ -41,13 +43,14 @@ class NoteMention(TenantOwned):
 
     objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
-    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="mentions")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    read_at = models.DateTimeField(null=True, blank=True)
-    emailed_at = models.DateTimeField(null=True, blank=True)
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="mentions", verbose_name=_("note"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    read_at = models.DateTimeField(null=True, blank=True, verbose_name=_("read at"))
+    emailed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("emailed at"))
 
     class Meta:
+        verbose_name_plural = _("mentions")
         verbose_name = _("mention")
         constraints = [models.UniqueConstraint(fields=["note", "user"], name="mention_unique_note_user")]
         indexes = [models.Index(fields=["tenant", "user", "read_at"], name="mention_inbox")]

@@ -14,13 +14,15 @@ class Snooze(TenantOwned):
 
     objects = ScopedTenantManager()  # fails closed outside a tenant scope (inbox.tenancy)
 
-    conversation = models.OneToOneField("inbox.Conversation", on_delete=models.CASCADE, related_name="snooze")
+    conversation = models.OneToOneField("inbox.Conversation", on_delete=models.CASCADE, related_name="snooze",
+                                        verbose_name=_("conversation"))
     until = models.DateTimeField(_("snoozed until"))
     snoozed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+                                   related_name="+", verbose_name=_("snoozed by"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name_plural = _("snoozes")
         verbose_name = _("snooze")
         indexes = [models.Index(fields=["until"], name="snooze_due")]
 

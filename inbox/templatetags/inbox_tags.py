@@ -5,31 +5,32 @@ from collections import Counter
 from django import template
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from inbox.formatting import format_whatsapp
 
 register = template.Library()
 
 MEDIA_LABELS = {
-    "image": ("🖼", "Photo"),
-    "video": ("🎞", "Video"),
-    "audio": ("🎤", "Audio"),
-    "document": ("📄", "Document"),
-    "sticker": ("🏷", "Sticker"),
-    "contact": ("👤", "Contact card"),
-    "location": ("📍", "Location"),
-    "unsupported": ("❔", "Unsupported message"),
-    "system": ("ℹ", "System message"),
+    "image": ("🖼", gettext_lazy("Photo")),
+    "video": ("🎞", gettext_lazy("Video")),
+    "audio": ("🎤", gettext_lazy("Audio")),
+    "document": ("📄", gettext_lazy("Document")),
+    "sticker": ("🏷", gettext_lazy("Sticker")),
+    "contact": ("👤", gettext_lazy("Contact card")),
+    "location": ("📍", gettext_lazy("Location")),
+    "unsupported": ("❔", gettext_lazy("Unsupported message")),
+    "system": ("ℹ", gettext_lazy("System message")),
 }
 
 TICKS = {
-    "queued": ("🕓", "Queued: waiting for the number to send it"),
-    "sending": ("🕓", "Sending"),
-    "sent": ("✓", "Sent"),
-    "delivered": ("✓✓", "Delivered"),
-    "read": ("✓✓", "Read"),
-    "played": ("✓✓", "Played"),
-    "failed": ("⚠", "Failed"),
+    "queued": ("🕓", gettext_lazy("Queued: waiting for the number to send it")),
+    "sending": ("🕓", gettext_lazy("Sending")),
+    "sent": ("✓", gettext_lazy("Sent")),
+    "delivered": ("✓✓", gettext_lazy("Delivered")),
+    "read": ("✓✓", gettext_lazy("Read")),
+    "played": ("✓✓", gettext_lazy("Played")),
+    "failed": ("⚠", gettext_lazy("Failed")),
 }
 
 
@@ -61,7 +62,7 @@ def media_display(f):
 
 @register.filter
 def media_label(kind):
-    return MEDIA_LABELS.get(kind, ("", kind))[1]
+    return str(MEDIA_LABELS.get(kind, ("", kind))[1])
 
 
 @register.filter
@@ -71,7 +72,7 @@ def tick_symbol(status):
 
 @register.filter
 def tick_label(status):
-    return TICKS.get(status, ("", status))[1]
+    return str(TICKS.get(status, ("", status))[1])
 
 
 @register.filter
@@ -128,7 +129,8 @@ def day_label_at(dt, now) -> str:
         return _("Today")
     if (today - local.date()).days == 1:
         return _("Yesterday")
-    return dateformat.format(local, "l, d F Y")  # month and weekday names are translated by Django
+    # Translators: a PHP-style date format (Django's "date" filter); month and weekday names are translated.
+    return dateformat.format(local, _("l, d F Y"))
 
 
 @register.filter

@@ -12,9 +12,19 @@
  * A socket that drops shows the offline notice; when it opens again every live region refreshes
  * itself (hx-trigger="live:refresh from:body") so nothing stale stays on screen. A socket closed because
  * the user's access changed (code 4401, inbox/consumers.py) reloads the page instead.
+ *
+ * Words shown by this script are translated with gettext()/interpolate() of Django's JavaScript catalog
+ * (/jsi18n/, loaded before it by templates/base.html; djangojs.po); dates and times with Intl in the
+ * page's language (<html lang>) and zone (<body data-tz>).
  */
 (function () {
   "use strict";
+
+  var gettext = window.gettext || function (s) { return s; };
+  var ngettext = window.ngettext || function (s, p, n) { return n === 1 ? s : p; };
+  var interpolate = window.interpolate || function (fmt, obj) {
+    return fmt.replace(/%\(\w+\)s/g, function (m) { return String(obj[m.slice(2, -2)]); });
+  };
 
   function insertSorted(container, el, descending, stopBefore) {
     var key = el.getAttribute("data-sort");
@@ -82,10 +92,11 @@
   }
   function dayLabel(date, day) {
     var diff = daysBetween(day, localDay(new Date()));
-    if (diff === 0) { return document.body.getAttribute("data-today-label") || "Today"; }
-    if (diff === 1) { return document.body.getAttribute("data-yesterday-label") || "Yesterday"; }
+    if (diff === 0) { return document.body.getAttribute("data-today-label") || gettext("Today"); }
+    if (diff === 1) { return document.body.getAttribute("data-yesterday-label") || gettext("Yesterday"); }
     var p = partsOf(date, { weekday: "long", day: "2-digit", month: "long", year: "numeric" });
-    return p ? p.weekday + ", " + p.day + " " + p.month + " " + p.year : day;
+    // Translators: a day separator's date, e.g. "Friday, 09 January 2026" (the names come from Intl).
+    return p ? interpolate(gettext("%(weekday)s, %(day)s %(month)s %(year)s"), p, true) : day;
   }
   function shortTime(date) {
     var day = localDay(date);
@@ -122,7 +133,8 @@
       var date = new Date(time.getAttribute("datetime"));
       var p = isNaN(date.getTime()) ? null : partsOf(date, { weekday: "short", day: "2-digit", month: "short",
                                                                hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-      if (p) { time.textContent = p.weekday + " " + p.day + " " + p.month + ", " + p.hour + ":" + p.minute; }
+      // Translators: "snoozed until" date and time, e.g. "Fri 09 Jan, 09:00" (the names come from Intl).
+      if (p) { time.textContent = interpolate(gettext("%(weekday)s %(day)s %(month)s, %(hour)s:%(minute)s"), p, true); }
     });
   }
   // (the whole page: an outerHTML swap leaves the event its detached old target; these elements are few)
@@ -396,11 +408,12 @@
   // Ages tick: a <time data-age datetime="..."> shows how long ago it was ("12 s ago"), its absolute
   // time in the tooltip. The runner pushes each live number's heartbeat (inbox.events), which restarts it.
   function age(seconds) {
-    if (seconds < 5) { return "just now"; }
-    if (seconds < 120) { return Math.floor(seconds) + " s ago"; }
-    if (seconds < 7200) { return Math.floor(seconds / 60) + " min ago"; }
-    if (seconds < 172800) { return Math.floor(seconds / 3600) + " h ago"; }
-    return Math.floor(seconds / 86400) + " days ago";
+    if (seconds < 5) { return gettext("just now"); }
+    if (seconds < 120) { return interpolate(gettext("%(n)s s ago"), { n: Math.floor(seconds) }, true); }
+    if (seconds < 7200) { return interpolate(gettext("%(n)s min ago"), { n: Math.floor(seconds / 60) }, true); }
+    if (seconds < 172800) { return interpolate(gettext("%(n)s h ago"), { n: Math.floor(seconds / 3600) }, true); }
+    var days = Math.floor(seconds / 86400);
+    return interpolate(ngettext("%(n)s day ago", "%(n)s days ago", days), { n: days }, true);
   }
   function tickAges() {
     var now = Date.now();

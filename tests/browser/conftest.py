@@ -76,8 +76,10 @@ def csp_violations():
 def new_page(chromium, csp_violations):
     contexts = []
 
-    def make(width=1280, height=800):
-        ctx = chromium.new_context(viewport={"width": width, "height": height})
+    def make(width=1280, height=800, locale="en-US"):
+        # The browser's language (Accept-Language, navigator.language): English unless a test asks for
+        # another, whatever the machine's own locale (pages follow it: docs/i18n.md).
+        ctx = chromium.new_context(viewport={"width": width, "height": height}, locale=locale)
         contexts.append(ctx)
         ctx.expose_function("__reportCspViolation", lambda text: csp_violations.append(text))
         ctx.add_init_script(CSP_LISTENER)

@@ -208,7 +208,7 @@ def test_admin_acknowledges_alerts_through_the_action(admin_client, admin_user, 
     alert = Alert.objects.create(tenant=conn.tenant, connection=conn, kind="other", message="x")
     url = reverse("admin:inbox_alert_changelist")
     response = admin_client.post(url, {"action": "acknowledge_alerts", "_selected_action": [alert.pk]}, follow=True)
-    assert b"1 alert(s) acknowledged." in response.content
+    assert b"1 alert acknowledged." in response.content
     alert.refresh_from_db()
     assert alert.acknowledged_at is not None and alert.acknowledged_by == admin_user
     assert any(r.msg == "inbox.alert_acknowledged" for r in caplog.records)  # the action's log line

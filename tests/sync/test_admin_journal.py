@@ -25,7 +25,7 @@ def test_reprocess_action_retries_failed_rows(admin_client, acme_connection):
     ok = RawEvent.objects.unscoped().get(state="processed")
     response = admin_client.post(url, {"action": "reprocess", "_selected_action": [ok.pk, bad.pk]}, follow=True)
     assert response.status_code == 200
-    assert b"2 event(s) requeued and processed" in response.content
+    assert b"2 events requeued and processed" in response.content
     assert Message.objects.unscoped().filter(external_id="OK1").count() == 1
     bad.refresh_from_db()
     assert bad.state == "failed" and bad.attempts == 2
@@ -53,7 +53,7 @@ def test_search_backlog_is_listed_and_indexed_on_demand(admin_client, acme_conne
     url = reverse("admin:sync_searchbacklog_changelist")
     assert list(admin_client.get(url).context["cl"].queryset) == [item]
     response = admin_client.post(url, {"action": "index_now", "_selected_action": [item.pk]}, follow=True)
-    assert f"{n} message(s) added to the search.".encode() in response.content
+    assert f"{n} messages added to the search.".encode() in response.content
     assert MessageSearchEntry.objects.unscoped().count() == n and not SearchBacklog.objects.unscoped().exists()
 
 
