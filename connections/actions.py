@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from api import webhooks
 from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
+from inbox import integrations
 from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
 from inbox.events import publish_connection_on_commit, publish_heartbeats_on_commit
 from inbox.models import Alert
@@ -88,7 +88,7 @@ def _write_status(conn: Connection, status: str, *, event_kind: str | None, deta
                   alert_kind: str | None = None, **fields) -> Connection:
     """do_set_status's write, on a row locked by the caller's transaction."""
     if conn.status != status:
-        webhooks.record_events(conn.tenant_id, [webhooks.number_event(conn.pk, status, detail)])
+        integrations.record_events(conn.tenant_id, [integrations.number_event(conn.pk, status, detail)])
     conn.status = status
     conn.status_detail = detail[:500]
     for name, value in fields.items():
@@ -356,7 +356,7 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
     with transaction.atomic():
         Connection.objects.unscoped().filter(pk__in=ids).update(status=status, updated_at=timezone.now(), **fields)
         for tenant_id in sorted({c.tenant_id for c in conns}):
-            webhooks.record_events(tenant_id, [webhooks.number_event(c.pk, status, detail_for(c))
+            integrations.record_events(tenant_id, [integrations.number_event(c.pk, status, detail_for(c))
                                                for c in conns if c.tenant_id == tenant_id and c.status != status])
         ConnectionEvent.objects.bulk_create([
             ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=event_kind, detail=detail_for(c)[:2000], runner_id=BEAT)

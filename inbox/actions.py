@@ -7,6 +7,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from inbox import integrations
 from inbox.models import Contact, ContactIdentity, Conversation
 
 logger = logging.getLogger(__name__)
@@ -185,30 +186,28 @@ def check_assign_conversation(conversation, assignee_id, *, acting_user):
 
 def do_assign_conversation(conversation, assignee, *, acting_user=None):
     """Assign (or, with assignee=None, unassign). The caller has checked the assignee is a member."""
-    from api import webhooks
     from inbox import events
 
     with transaction.atomic():
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(assignee=assignee)
         conversation.assignee = assignee
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
-        webhooks.record_events(conversation.tenant_id, [webhooks.conversation_event(
-            "conversation.assigned", conversation.pk, assignee_id=getattr(assignee, "pk", None))])
+        integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
+            integrations.CONVERSATION_ASSIGNED, conversation.pk, assignee_id=getattr(assignee, "pk", None))])
     logger.info("inbox.assigned", extra={"conversation_id": conversation.pk, "assignee_id": getattr(assignee, "pk", None),
                                           "user_id": getattr(acting_user, "pk", None)})
     return conversation
 
 
 def do_set_conversation_status(conversation, status: str, *, acting_user=None):
-    from api import webhooks
     from inbox import events
 
     with transaction.atomic():
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(status=status)
         conversation.status = status
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
-        webhooks.record_events(conversation.tenant_id, [webhooks.conversation_event(
-            "conversation.status", conversation.pk, status=status)])
+        integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
+            integrations.CONVERSATION_STATUS, conversation.pk, status=status)])
     logger.info("inbox.status_changed", extra={"conversation_id": conversation.pk, "status": status,
                                                 "user_id": getattr(acting_user, "pk", None)})
     return conversation

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from api import webhooks
+from inbox import integrations
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
 from inbox.media import nudge_fetch_on_commit
@@ -408,13 +408,12 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
 
 
 def _publish(tenant_id: int, results: list[IngestResult]) -> None:
-    live = [m for r in results for m in r.live_messages]
-    if live:
-        # Two statements for the whole batch at most (the tenant's endpoints; their delivery rows): the
-        # HTTP requests are the delivery task's (api.webhooks).
-        webhooks.record_events(tenant_id, [
-            webhooks.message_event("message.sent" if from_me else "message.received", mid, cid)
-            for mid, cid, from_me in sorted(live)])
+    # Once for the whole batch: its new live messages, then what its operations changed (a recorder's
+    # statements per batch, not per connection or operation; api.webhooks: two at most).
+    integrations.record_events(tenant_id, [
+        integrations.message_event(integrations.MESSAGE_SENT if from_me else integrations.MESSAGE_RECEIVED, mid, cid)
+        for mid, cid, from_me in sorted(m for r in results for m in r.live_messages)
+    ] + [e for r in results for e in r.events])
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and
