@@ -17,6 +17,7 @@ from django.utils import timezone
 from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
+from connections.protocol import Nudge
 from inbox import integrations
 from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
 from inbox.events import publish_connection_on_commit, publish_heartbeats_on_commit
@@ -317,7 +318,7 @@ def do_request_pairing(connection: Connection, *, method: str = "qr", phone: str
             pairing_code="", reconnect_attempts=0, next_retry_at=None, updated_at=timezone.now())
         do_record_event(connection, Kind.PAIRING, f"pairing requested ({method})")
         publish_connection_on_commit(connection.tenant_id, connection.pk)
-        nudge_on_commit(connection.pk, "pair", method=method, phone=phone)
+        nudge_on_commit(connection.pk, Nudge.PAIR, method=method, phone=phone)
 
 
 def do_set_desired_state(connection: Connection, desired: str) -> None:
@@ -331,7 +332,7 @@ def do_set_desired_states(connections, desired: str) -> None:
     Two UPDATEs whatever the count. Resuming resets the reconnect attempts, and a number that gave up
     (``failed``, checked in the database, not on the caller's copy) goes back to ``disconnected``.
     """
-    action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
+    action = {"connected": Nudge.RESUME, "stopped": Nudge.PAUSE, "logged_out": Nudge.LOGOUT}[desired]
     connections = list(connections)
     ids = [c.pk for c in connections]
     with transaction.atomic():
@@ -364,7 +365,7 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
         ])
         for c in conns:
             publish_connection_on_commit(c.tenant_id, c.pk)
-            nudge_on_commit(c.pk, "reconcile")
+            nudge_on_commit(c.pk, Nudge.RECONCILE)
     logger.info(STATUS_LOGGED, extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
                                              "runner_id": BEAT})
     return ids
@@ -404,7 +405,7 @@ def do_mark_lost_runners() -> list[int]:
         ])
         for c in lost:
             publish_connection_on_commit(c.tenant_id, c.pk)
-            nudge_on_commit(c.pk, "reconcile")
+            nudge_on_commit(c.pk, Nudge.RECONCILE)
     logger.warning("connections.runner_lost", extra={"connection_ids": ids, "runner_ids": sorted({c.runner_id for c in lost})})
     return ids
 
@@ -498,7 +499,7 @@ def do_archive_connection(connection: Connection, user=None) -> None:
             archived_at=now, desired_state=Connection.DesiredState.LOGGED_OUT, pairing_code="", updated_at=now)
         do_record_event(connection, Kind.ARCHIVED, "deleted, history kept" + (f" by {user.get_username()}" if user else ""))
         publish_connection_on_commit(connection.tenant_id, connection.pk)
-        nudge_on_commit(connection.pk, "logout")
+        nudge_on_commit(connection.pk, Nudge.LOGOUT)
     logger.info("connections.archived", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})
 
 
@@ -516,7 +517,7 @@ def do_purge_connection(connection: Connection, user=None) -> dict:
         delete_unreferenced_files_on_commit(delete_media_rows(MediaFile.objects.for_tenant(tenant_id)
                                                               .filter(connection_id=pk)))
         Connection.objects.unscoped().filter(pk=pk).delete()
-        nudge_on_commit(pk, "logout")
+        nudge_on_commit(pk, Nudge.LOGOUT)
     logger.warning("connections.purged", extra={"connection_id": pk, "tenant_id": tenant_id, **counts,
                                                 "user_id": getattr(user, "pk", None)})
     return counts

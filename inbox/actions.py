@@ -7,6 +7,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from connections.protocol import Nudge
 from inbox import integrations
 from inbox.models import Contact, ContactIdentity, Conversation
 
@@ -128,7 +129,7 @@ def do_queue_reply(conversation, user, body: str):
             last_message_at=now, last_message_preview=preview, updated_at=now)
         conversation.last_message_at, conversation.last_message_preview = now, preview
         events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
-        _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(conversation.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.reply_queued", extra={"conversation_id": conversation.pk, "message_id": message.pk,
                                               "user_id": getattr(user, "pk", None)})
     return message
@@ -160,7 +161,7 @@ def do_resend_message(message, user):
             status=Message.Status.QUEUED, send_attempts=0, next_attempt_at=None, error="")
         message.refresh_from_db()
         events.publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
-        _nudge_on_commit(message.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(message.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.reply_resent", extra={"message_id": message.pk, "user_id": getattr(user, "pk", None)})
     return message
 
@@ -241,7 +242,7 @@ def do_mark_conversation_read(conversation) -> int:
         for external_id, sender_jid in latest:
             by_sender.setdefault(sender_jid or conversation.chat_jid, []).append(external_id)
         for sender_jid, ids in by_sender.items():
-            _nudge_on_commit(conversation.connection_id, "mark_read", chat_jid=conversation.chat_jid,
+            _nudge_on_commit(conversation.connection_id, Nudge.MARK_READ, chat_jid=conversation.chat_jid,
                              message_ids=ids, sender_jid=sender_jid)
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
     return unread
@@ -250,7 +251,7 @@ def do_mark_conversation_read(conversation) -> int:
 def do_request_older_history(conversation, before) -> None:
     """Ask the runner to fetch history older than ``before`` from the phone (arrives via the journal)."""
     with transaction.atomic():
-        _nudge_on_commit(conversation.connection_id, "request_history", conversation_id=conversation.pk,
+        _nudge_on_commit(conversation.connection_id, Nudge.REQUEST_HISTORY, conversation_id=conversation.pk,
                          chat_jid=conversation.chat_jid, before=before.isoformat() if before else None)
     logger.info("inbox.history_requested", extra={"conversation_id": conversation.pk})
 

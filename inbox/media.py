@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.backoff import backoff
+from connections.protocol import Nudge
 from inbox import mediatypes
 from inbox.models import Conversation, MediaFile, Message
 
@@ -51,7 +52,7 @@ def nudge_fetch_on_commit(connection_ids) -> None:
     from connections.nudge import nudge_on_commit
 
     for cid in sorted(set(connection_ids)):
-        nudge_on_commit(cid, "fetch_media")
+        nudge_on_commit(cid, Nudge.FETCH_MEDIA)
 
 
 # --- received media ------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def do_queue_media_reply(conversation: Conversation, user, data: bytes, *, kind:
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
             last_message_at=now, last_message_preview=preview[:200], updated_at=now)
         events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
-        _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(conversation.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.media_reply_queued", extra={"conversation_id": conversation.pk, "message_id": message.pk,
                                                    "kind": kind, "bytes": len(data)})
     return message
