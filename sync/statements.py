@@ -164,8 +164,7 @@ def insert_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
 def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, sqlite_chunk: int,
                            pg_chunk: int | None = None) -> dict[tuple[int, str], int]:
     """(connection id, ``column`` value) -> id of ``model``'s rows that exist: on PostgreSQL one statement
-    with the keys as arrays (per ``pg_chunk`` keys, or all at once), elsewhere per connection and chunk.
-    ``column`` is unique per connection."""
+    joined to the keys as arrays (per ``pg_chunk`` keys, or all at once), elsewhere per connection and chunk."""
     out: dict[tuple[int, str], int] = {}
     if db.vendor != "postgresql":
         by_conn: dict[int, list[str]] = defaultdict(list)
@@ -177,10 +176,10 @@ def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, s
                                   .values_list(column, "id")):
                     out[(cid, value)] = pk
         return out
-    # One probe of the unique (connection, column) index per key (LATERAL ... LIMIT 1 is never turned into a
-    # join): before the table has statistics the planner hashed the whole table for a join.
-    sql = (f"SELECT k.c, k.v, t.id FROM unnest(%s::bigint[], %s::text[]) AS k(c, v) CROSS JOIN LATERAL "  # noqa: S608
-           f"(SELECT id FROM {model._meta.db_table} WHERE connection_id = k.c AND {column} = k.v LIMIT 1) AS t")
+    # A join the planner chooses (for a batch's conversations, hashing the table beats a probe per key;
+    # the media statement, whose keys are few in a large table, probes: docs/measurements.md).
+    sql = (f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
+           f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v")
     with db.cursor() as cursor:
         for chunk in (chunks(keys, pg_chunk) if pg_chunk else [keys]):
             cursor.execute(sql, [pg_array(c for c, _ in chunk), pg_array(v for _, v in chunk)])
