@@ -17,7 +17,7 @@ class TokenForm(forms.Form):
 class EndpointForm(forms.Form):
     url = forms.URLField(max_length=500, assume_scheme="https", label="URL")
     events = forms.MultipleChoiceField(label=_("Events"),
-                                       choices=[(name, format_lazy("{}: {}", name, what)) for name, what in EVENTS.items()],
+                                       choices=[(name, format_lazy("{}: {}", name, _(what))) for name, what in EVENTS.items()],
                                        widget=forms.CheckboxSelectMultiple, initial=list(EVENTS))
     batch_size = forms.IntegerField(
         label=_("Events per request"), min_value=1, max_value=settings.WEBHOOK_BATCH_MAX, initial=1, required=False,

@@ -1,6 +1,7 @@
 """Outbound webhooks: what happened in a tenant, POSTed to its endpoints, signed, in order, retried.
 
-Recording (``record_events``) is called by the actions that make the changes, inside their transaction:
+Recording (``record_events``, registered at ready() as the core's recorder: ``inbox.integrations``) is called
+by the actions that make the changes, inside their transaction:
 one query for the tenant's enabled endpoints and one bulk insert of ``WebhookDelivery`` rows carrying
 only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched (unless
 one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
@@ -35,7 +36,6 @@ import logging
 import secrets
 import time
 import zlib
-from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import uuid4
 
@@ -46,57 +46,21 @@ from django.db.models import F
 from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from api.models import WebhookDelivery, WebhookEndpoint
 from config.backoff import backoff
 from config.redis import redis_client
 from config.scope import database_scope
+from inbox.integrations import EVENTS, Event
 from inbox.outbound import HTTPFailure, RefusedURL, check_public_url, post_json_pooled
 
 logger = logging.getLogger(__name__)
-
-EVENTS = {
-    "message.received": gettext_lazy("a customer's message arrived (live, not history sync)"),
-    "message.sent": gettext_lazy("an outbound message was sent (WhatsApp's id known)"),
-    "message.status": gettext_lazy("an outbound message was delivered, read, played, or failed"),
-    "message.edited": gettext_lazy("a message was edited (body is the new text)"),
-    "message.deleted": gettext_lazy("a message was deleted by its sender"),
-    "conversation.status": gettext_lazy("a conversation was opened, set pending or resolved"),
-    "conversation.assigned": gettext_lazy("a conversation was assigned or unassigned"),
-    "number.status": gettext_lazy("a number connected, disconnected, was logged out, failed..."),
-    "alert.raised": gettext_lazy("an alert was raised for the tenant"),
-}
 SIGNATURE_HEADER = "X-Inbox-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 LOCK_MS = 120_000  # the lock is renewed before each request; a dead holder frees it within this
 PAGE = 500
 SHARDS = 1024  # WebhookDelivery.shard's range: partitions are shard % WEBHOOK_PARTITIONS
 QUEUED_FLAG_MS = 60_000
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    name: str
-    ordering_key: str
-    object_id: int
-    data: dict = field(default_factory=dict)
-
-
-def message_event(name: str, message_id: int, conversation_id: int, **data) -> Event:
-    return Event(name, f"conversation:{conversation_id}", message_id, data)
-
-
-def conversation_event(name: str, conversation_id: int, **data) -> Event:
-    return Event(name, f"conversation:{conversation_id}", conversation_id, data)
-
-
-def number_event(connection_id: int, status: str, detail: str = "") -> Event:
-    return Event("number.status", f"number:{connection_id}", connection_id, {"status": status, "detail": detail[:300]})
-
-
-def alert_event(alert_id: int) -> Event:
-    return Event("alert.raised", f"alert:{alert_id}", alert_id)
 
 
 # --- recording (inside the writer's transaction) ----------------------------------------------------

@@ -117,6 +117,11 @@ def main() -> dict:
         from inbox.tasks import flush_live_updates_task
 
         flush_live_updates_task.delay(tenant.pk)
+        # What a worker process does when it starts (config/celery.py): its startup heap (Django, the apps,
+        # neonize's protobuf classes) out of the garbage collector's full collections (config/heap.py).
+        from config.heap import freeze_startup_heap
+
+        freeze_startup_heap()
         t = time.perf_counter()
         chunks = build_chunks(args.messages, args.conversations, args.chunk)
         build_s = time.perf_counter() - t

@@ -15,10 +15,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from api import webhooks
 from config.backoff import backoff
 from connections.models import Connection, ConnectionEvent
 from connections.nudge import nudge_on_commit
+from connections.protocol import Nudge
+from inbox import integrations
 from inbox.alerts import connection_down_cause, do_raise_alert, do_resolve_alert
 from inbox.events import publish_connection_on_commit, publish_heartbeats_on_commit
 from inbox.models import Alert
@@ -89,7 +90,7 @@ def _write_status(conn: Connection, status: str, *, event_kind: str | None, deta
                   alert_kind: str | None = None, **fields) -> Connection:
     """do_set_status's write, on a row locked by the caller's transaction."""
     if conn.status != status:
-        webhooks.record_events(conn.tenant_id, [webhooks.number_event(conn.pk, status, detail)])
+        integrations.record_events(conn.tenant_id, [integrations.number_event(conn.pk, status, detail)])
     conn.status = status
     conn.status_detail = detail[:500]
     for name, value in fields.items():
@@ -319,7 +320,7 @@ def do_request_pairing(connection: Connection, *, method: str = "qr", phone: str
             pairing_code="", reconnect_attempts=0, next_retry_at=None, updated_at=timezone.now())
         do_record_event(connection, Kind.PAIRING, f"pairing requested ({method})")
         publish_connection_on_commit(connection.tenant_id, connection.pk)
-        nudge_on_commit(connection.pk, "pair", method=method, phone=phone)
+        nudge_on_commit(connection.pk, Nudge.PAIR, method=method, phone=phone)
 
 
 def do_set_desired_state(connection: Connection, desired: str) -> None:
@@ -333,7 +334,7 @@ def do_set_desired_states(connections, desired: str) -> None:
     Two UPDATEs whatever the count. Resuming resets the reconnect attempts, and a number that gave up
     (``failed``, checked in the database, not on the caller's copy) goes back to ``disconnected``.
     """
-    action = {"connected": "resume", "stopped": "pause", "logged_out": "logout"}[desired]
+    action = {"connected": Nudge.RESUME, "stopped": Nudge.PAUSE, "logged_out": Nudge.LOGOUT}[desired]
     connections = list(connections)
     if desired == Connection.DesiredState.CONNECTED:  # an archived number stays logged out until restored
         connections = [c for c in connections if c.archived_at is None]
@@ -360,7 +361,7 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
     with transaction.atomic():
         Connection.objects.unscoped().filter(pk__in=ids).update(status=status, updated_at=timezone.now(), **fields)
         for tenant_id in sorted({c.tenant_id for c in conns}):
-            webhooks.record_events(tenant_id, [webhooks.number_event(c.pk, status, detail_for(c))
+            integrations.record_events(tenant_id, [integrations.number_event(c.pk, status, detail_for(c))
                                                for c in conns if c.tenant_id == tenant_id and c.status != status])
         ConnectionEvent.objects.bulk_create([
             ConnectionEvent(tenant_id=c.tenant_id, connection=c, kind=event_kind, detail=detail_for(c)[:2000], runner_id=BEAT)
@@ -368,7 +369,7 @@ def _bulk_set_status(conns: list[Connection], status: str, *, event_kind: str, d
         ])
         for c in conns:
             publish_connection_on_commit(c.tenant_id, c.pk)
-            nudge_on_commit(c.pk, "reconcile")
+            nudge_on_commit(c.pk, Nudge.RECONCILE)
     logger.info(STATUS_LOGGED, extra={"connection_ids": ids, "status": status, "event_kind": event_kind,
                                              "runner_id": BEAT})
     return ids
@@ -408,7 +409,7 @@ def do_mark_lost_runners() -> list[int]:
         ])
         for c in lost:
             publish_connection_on_commit(c.tenant_id, c.pk)
-            nudge_on_commit(c.pk, "reconcile")
+            nudge_on_commit(c.pk, Nudge.RECONCILE)
     logger.warning("connections.runner_lost", extra={"connection_ids": ids, "runner_ids": sorted({c.runner_id for c in lost})})
     return ids
 
@@ -505,5 +506,5 @@ def do_archive_connection(connection: Connection, user=None, *, at: datetime | N
         connection.archived_at, connection.desired_state = now, Connection.DesiredState.LOGGED_OUT
         do_record_event(connection, Kind.ARCHIVED, "deleted, history kept" + (f" by {user.get_username()}" if user else ""))
         publish_connection_on_commit(connection.tenant_id, connection.pk)
-        nudge_on_commit(connection.pk, "logout")
+        nudge_on_commit(connection.pk, Nudge.LOGOUT)
     logger.info("connections.archived", extra={"connection_id": connection.pk, "user_id": getattr(user, "pk", None)})

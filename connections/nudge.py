@@ -14,13 +14,11 @@ from django.db import transaction
 
 from config.redis import redis_client
 from config.scope import database_scope
+from connections.protocol import NUDGE_ACTIONS
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = frozenset({
-    "reconcile", "pair", "logout", "pause", "resume", "send", "mark_read", "request_history", "simulate",
-    "fetch_media",
-})
+ACTIONS = NUDGE_ACTIONS  # connections.protocol.Nudge
 
 
 def nudge_channel(database_name: str | None = None) -> str:

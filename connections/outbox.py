@@ -20,8 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from api import webhooks
 from config.backoff import backoff
+from inbox import integrations
 from inbox.events import publish_messages_on_commit
 from inbox.models import Message
 from sync.operations import apply_pending_operations
@@ -85,8 +85,8 @@ def do_mark_sent(message: Message, external_id: str, sent_at) -> bool:
         applied = 0
         if updated:
             publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
-            webhooks.record_events(message.tenant_id, [webhooks.message_event(
-                "message.sent", message.pk, message.conversation_id, status=Status.SENT)])
+            integrations.record_events(message.tenant_id, [integrations.message_event(
+                integrations.MESSAGE_SENT, message.pk, message.conversation_id, status=Status.SENT)])
             applied = apply_pending_operations(message.connection, [external_id])
     if updated:
         logger.info("outbox.sent", extra={"message_id": message.pk, "connection_id": message.connection_id,
@@ -107,8 +107,9 @@ def do_record_send_failure(message: Message, error: str, *, retryable: bool = Tr
         updated = Message.objects.unscoped().filter(pk=message.pk, status=Status.SENDING).update(**fields)
         publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
         if updated and give_up:
-            webhooks.record_events(message.tenant_id, [webhooks.message_event(
-                "message.status", message.pk, message.conversation_id, status=Status.FAILED, error=error[:300])])
+            integrations.record_events(message.tenant_id, [integrations.message_event(
+                integrations.MESSAGE_STATUS, message.pk, message.conversation_id, status=Status.FAILED,
+                error=error[:300])])
     logger.warning("outbox.send_failed", extra={"message_id": message.pk, "connection_id": message.connection_id,
                                                 "attempt": message.send_attempts, "gave_up": give_up, "error": error})
     return fields["status"]

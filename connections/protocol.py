@@ -29,6 +29,25 @@ class Op:
     FETCH_MEDIA = "fetch_media"  # download media that came due, a bounded batch (also from the supervisor)
 
 
+class Nudge:
+    """Actions a nudge asks of the runner holding a connection: published by ``connections.nudge`` (on commit,
+    from actions), acted on by the supervisor (``Supervisor.handle_nudges``), most by sending its child an Op."""
+
+    RECONCILE = "reconcile"  # look at the connection's desired state now
+    PAIR = "pair"  # pair by QR or phone code: method, phone
+    LOGOUT = "logout"
+    PAUSE = "pause"
+    RESUME = "resume"
+    SEND = "send"  # drain the outbox: message_id
+    MARK_READ = "mark_read"  # chat_jid, external_ids, sender_jid
+    REQUEST_HISTORY = "request_history"  # conversation_id, chat_jid, before
+    SIMULATE = "simulate"  # the simulator's fake peer: its command
+    FETCH_MEDIA = "fetch_media"  # media waits to be downloaded
+
+
+NUDGE_ACTIONS = frozenset(value for name, value in vars(Nudge).items() if name.isupper())
+
+
 # Ops for a session that is not (or no longer) hosted here that are dropped silently; any other such op
 # is answered with an error.
 OPS_WITHOUT_SESSION_IGNORED = frozenset({Op.STOP, Op.HALT, Op.RECOVER, Op.SEND, Op.STORE_MAPPINGS, Op.FETCH_MEDIA})

@@ -34,7 +34,7 @@ from config.db import drop_broken_connections
 from connections import actions
 from connections.models import Connection
 from connections.nudge import nudge_channel, redis_client
-from connections.protocol import LOGGED_OUT_HERE, Op, Reply, SessionState
+from connections.protocol import LOGGED_OUT_HERE, Nudge, Op, Reply, SessionState
 from connections.spool import pending_spool_files, replay_spool
 from connections.transport import State
 
@@ -217,23 +217,23 @@ class Runner:
         for n in nudges:
             cid, action, payload = int(n.get("connection_id", 0)), n.get("action"), n.get("payload") or {}
             held = self.held.get(cid)
-            if action in ("reconcile", "resume", "pause", "logout", "pair"):
-                if action == "pair":
+            if action in (Nudge.RECONCILE, Nudge.RESUME, Nudge.PAUSE, Nudge.LOGOUT, Nudge.PAIR):
+                if action == Nudge.PAIR:
                     self.pair_requests[cid] = payload
                 self.reconcile_due = 0.0
-                if action == "resume" and held is not None and held.state == SessionState.WAITING:
+                if action == Nudge.RESUME and held is not None and held.state == SessionState.WAITING:
                     held.retry_at = 0.0
             elif held is None or held.child is None:
                 continue
-            elif action == "send":
+            elif action == Nudge.SEND:
                 held.child.send({"op": Op.SEND, "id": cid})
-            elif action == "fetch_media":
+            elif action == Nudge.FETCH_MEDIA:
                 held.child.send({"op": Op.FETCH_MEDIA, "id": cid})
-            elif action == "mark_read":
+            elif action == Nudge.MARK_READ:
                 held.child.send({"op": Op.MARK_READ, "id": cid, **payload})
-            elif action == "request_history":
+            elif action == Nudge.REQUEST_HISTORY:
                 held.child.send({"op": Op.REQUEST_HISTORY, "id": cid, **payload})
-            elif action == "simulate":
+            elif action == Nudge.SIMULATE:
                 held.child.send({"op": Op.SIMULATE, "id": cid, "command": payload})
 
     # --- reconcile --------------------------------------------------------------------------------

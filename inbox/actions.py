@@ -8,6 +8,8 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from connections.protocol import Nudge
+from inbox import integrations
 from inbox.models import Contact, ContactIdentity, Conversation
 
 logger = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def do_queue_reply(conversation, user, body: str):
             last_message_at=now, last_message_preview=preview, updated_at=now)
         conversation.last_message_at, conversation.last_message_preview = now, preview
         events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
-        _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(conversation.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.reply_queued", extra={"conversation_id": conversation.pk, "message_id": message.pk,
                                               "user_id": getattr(user, "pk", None)})
     return message
@@ -170,7 +172,7 @@ def do_resend_message(message, user):
             status=Message.Status.QUEUED, send_attempts=0, next_attempt_at=None, error="")
         message.refresh_from_db()
         events.publish_messages_on_commit(message.tenant_id, [message.conversation_id], [message.pk])
-        _nudge_on_commit(message.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(message.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.reply_resent", extra={"message_id": message.pk, "user_id": getattr(user, "pk", None)})
     return message
 
@@ -196,30 +198,28 @@ def check_assign_conversation(conversation, assignee_id, *, acting_user):
 
 def do_assign_conversation(conversation, assignee, *, acting_user=None):
     """Assign (or, with assignee=None, unassign). The caller has checked the assignee is a member."""
-    from api import webhooks
     from inbox import events
 
     with transaction.atomic():
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(assignee=assignee)
         conversation.assignee = assignee
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
-        webhooks.record_events(conversation.tenant_id, [webhooks.conversation_event(
-            "conversation.assigned", conversation.pk, assignee_id=getattr(assignee, "pk", None))])
+        integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
+            integrations.CONVERSATION_ASSIGNED, conversation.pk, assignee_id=getattr(assignee, "pk", None))])
     logger.info("inbox.assigned", extra={"conversation_id": conversation.pk, "assignee_id": getattr(assignee, "pk", None),
                                           "user_id": getattr(acting_user, "pk", None)})
     return conversation
 
 
 def do_set_conversation_status(conversation, status: str, *, acting_user=None):
-    from api import webhooks
     from inbox import events
 
     with transaction.atomic():
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(status=status)
         conversation.status = status
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
-        webhooks.record_events(conversation.tenant_id, [webhooks.conversation_event(
-            "conversation.status", conversation.pk, status=status)])
+        integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
+            integrations.CONVERSATION_STATUS, conversation.pk, status=status)])
     logger.info("inbox.status_changed", extra={"conversation_id": conversation.pk, "status": status,
                                                 "user_id": getattr(acting_user, "pk", None)})
     return conversation
@@ -253,7 +253,7 @@ def do_mark_conversation_read(conversation) -> int:
         for external_id, sender_jid in latest:
             by_sender.setdefault(sender_jid or conversation.chat_jid, []).append(external_id)
         for sender_jid, ids in by_sender.items():
-            _nudge_on_commit(conversation.connection_id, "mark_read", chat_jid=conversation.chat_jid,
+            _nudge_on_commit(conversation.connection_id, Nudge.MARK_READ, chat_jid=conversation.chat_jid,
                              message_ids=ids, sender_jid=sender_jid)
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
     return unread
@@ -262,7 +262,7 @@ def do_mark_conversation_read(conversation) -> int:
 def do_request_older_history(conversation, before) -> None:
     """Ask the runner to fetch history older than ``before`` from the phone (arrives via the journal)."""
     with transaction.atomic():
-        _nudge_on_commit(conversation.connection_id, "request_history", conversation_id=conversation.pk,
+        _nudge_on_commit(conversation.connection_id, Nudge.REQUEST_HISTORY, conversation_id=conversation.pk,
                          chat_jid=conversation.chat_jid, before=before.isoformat() if before else None)
     logger.info("inbox.history_requested", extra={"conversation_id": conversation.pk})
 

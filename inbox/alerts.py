@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from inbox import integrations
 from inbox.models import Alert, AlertEmailOptOut, Membership, Tenant
 from inbox.outbound import post_json
 
@@ -55,10 +56,7 @@ def do_raise_alert(cause: str, *, kind: str, message: str, tenant_id: int | None
             with transaction.atomic():
                 alert = Alert.objects.create(cause=cause, kind=kind, message=message, tenant_id=tenant_id,
                                              connection_id=connection_id, last_raised_at=timezone.now())
-            if tenant_id:
-                from api import webhooks
-
-                webhooks.record_events(tenant_id, [webhooks.alert_event(alert.pk)])
+            integrations.record_events(tenant_id, [integrations.alert_event(alert.pk)])
         except IntegrityError:
             continue  # another process opened it meanwhile: update that one
         transaction.on_commit(_raised_hook(alert.pk, deliver_now), robust=True)  # a delivery error never breaks the caller

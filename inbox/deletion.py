@@ -268,21 +268,39 @@ def _connection_steps(connection_id: int):
 
 def _delete_connection_row(connection_id: int) -> int:
     from connections.nudge import nudge_on_commit
+    from connections.protocol import Nudge
 
     with transaction.atomic():
         deleted = Connection.objects.unscoped().filter(pk=connection_id).delete()[1].get("connections.Connection", 0)
-        nudge_on_commit(connection_id, "logout")  # a runner still holding it lets it go at once
+        nudge_on_commit(connection_id, Nudge.LOGOUT)  # a runner still holding it lets it go at once
     return deleted
 
 
+def _integration_models() -> list:
+    """The tenant-owned models of the apps outside the core (the api app's tokens, idempotency keys, webhook
+    endpoints and deliveries), found in the app registry (the core never imports those apps), children
+    before the parents they point at, so each table goes in its own batches instead of one cascade."""
+    from django.apps import apps
+
+    from inbox.tenancy import TenantOwned
+
+    models = [m for m in apps.get_models()
+              if issubclass(m, TenantOwned) and m._meta.app_label not in ("inbox", "sync", "connections")]
+
+    def parents_in_list(model):
+        return sum(1 for f in model._meta.get_fields()
+                   if f.many_to_one and f.concrete and f.related_model in models and f.related_model is not model)
+
+    return sorted(models, key=lambda m: (-parents_in_list(m), m._meta.label))
+
+
 def _tenant_steps(tenant_id: int):
-    from api.models import IdempotencyKey, WebhookDelivery
     from sync.models import JidMapping
 
     for cid in Connection.objects.unscoped().filter(tenant_id=tenant_id).order_by("pk").values_list("pk", flat=True):
         yield from _connection_steps(cid)
-    scoped = {"idempotency_keys": IdempotencyKey, "webhook_deliveries": WebhookDelivery,
-              "group_participants": GroupParticipant, "identities": ContactIdentity, "contacts": Contact,
+    scoped = {m._meta.db_table: m for m in _integration_models()}
+    scoped |= {"group_participants": GroupParticipant, "identities": ContactIdentity, "contacts": Contact,
               "jid_mappings": JidMapping, "alerts": Alert, "labels": Label, "canned_responses": CannedResponse}
     for name, model in scoped.items():
         yield name, _batches(model.objects.unscoped().filter(tenant_id=tenant_id))

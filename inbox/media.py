@@ -2,8 +2,8 @@
 
 Writes follow the house rules (``do_*`` change state, ``check_*`` validate then call ``do_*``); the
 runner's child calls ``claim_due_media`` / ``do_store_media`` / ``do_record_fetch_failure`` around its
-transport's download, the sync engine calls ``do_register_received_media`` for the media messages a
-batch inserted, the reply view calls ``check_queue_media_reply``. See docs/media.md.
+transport's download, the sync engine registers the media messages a batch inserted in one statement
+(``sync.statements.insert_media_of_messages``), the reply view calls ``check_queue_media_reply``. See docs/media.md.
 
 Storage is Django's ``default`` storage (``STORAGES``): ``media/<tenant id>/<sha[:2]>/<sha256>``, one
 file per distinct content per tenant. Nothing here builds a public URL: files are read back through
@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.backoff import backoff
+from connections.protocol import Nudge
 from inbox import mediatypes, transcode
 from inbox.models import Conversation, MediaFile, Message
 
@@ -55,33 +56,10 @@ def nudge_fetch_on_commit(connection_ids) -> None:
     from connections.nudge import nudge_on_commit
 
     for cid in sorted(set(connection_ids)):
-        nudge_on_commit(cid, "fetch_media")
+        nudge_on_commit(cid, Nudge.FETCH_MEDIA)
 
 
-# --- received media ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReceivedMedia:
-    message_id: int
-    connection_id: int
-    kind: str
-    ref: bytes
-    mimetype: str = ""
-    size: int | None = None
-    filename: str = ""
-    history: bool = False
-
-
-def do_register_received_media(tenant_id: int, items: list[ReceivedMedia]) -> int:
-    """Pending rows for media messages just stored (call inside the batch's transaction); the runners
-    holding their connections are nudged on commit to fetch them. A message already registered is left."""
-    if not items:
-        return 0
-    rows = [MediaFile(tenant_id=tenant_id, message_id=i.message_id, connection_id=i.connection_id, kind=i.kind,
-                      ref=i.ref, declared_mimetype=i.mimetype, declared_size=i.size, filename=i.filename,
-                      history=i.history) for i in items]
-    MediaFile.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    nudge_fetch_on_commit(i.connection_id for i in items)
-    return len(rows)
+# --- received media (rows registered by the sync's batch statement: sync.statements.insert_media_of_messages) ---
 
 
 def fetch_retry_delay(attempt: int) -> timedelta:
@@ -385,7 +363,7 @@ def do_queue_media_reply(conversation: Conversation, user, data: bytes, *, kind:
         Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
             last_message_at=now, last_message_preview=preview[:200], updated_at=now)
         events.publish_messages_on_commit(conversation.tenant_id, [conversation.pk], [message.pk])
-        _nudge_on_commit(conversation.connection_id, "send", message_id=message.pk)
+        _nudge_on_commit(conversation.connection_id, Nudge.SEND, message_id=message.pk)
     logger.info("inbox.media_reply_queued", extra={"conversation_id": conversation.pk, "message_id": message.pk,
                                                    "kind": kind, "bytes": len(data)})
     return message

@@ -21,10 +21,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from api import webhooks
+from inbox import integrations
 from inbox.events import publish_messages_on_commit
 from inbox.formatting import message_preview
-from inbox.media import ReceivedMedia, do_register_received_media, nudge_fetch_on_commit
+from inbox.media import nudge_fetch_on_commit
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
 from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit
@@ -121,6 +121,7 @@ class _Part:
     created: set[str] = field(default_factory=set)
     by_ext: dict[str, tuple[MessageRecord, int]] = field(default_factory=dict)
     inserted: list[str] = field(default_factory=list)
+    media: list[MessageRecord] = field(default_factory=list)  # unique messages with a file to fetch
 
 
 def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) -> _Part:
@@ -300,37 +301,30 @@ def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], a
 
 def _register_media(tenant_id: int, parts: list[_Part]) -> None:
     """A pending media row for each media message inserted (the runner fetches the files off this path).
-    Text-only batches cost nothing here; a batch with media costs one id lookup and one insert."""
-    keys = [(part.conn.pk, ext) for part in parts for ext in part.inserted if part.by_ext[ext][0].media_ref]
-    if not keys:
-        return
-    by_key = {part.conn.pk: part for part in parts}
+    Text-only batches cost nothing here; a batch with media costs one statement."""
     rows = []
-    for key in keys:
-        m = by_key[key[0]].by_ext[key[1]][0]
-        rows.append((key[0], key[1], m.type, m.media_ref, m.media_mimetype, m.media_size, m.media_filename, not m.live))
-    if statements.insert_media_of_messages(tenant_id, rows):
-        nudge_fetch_on_commit(cid for cid, _ in keys)
-        return
-    ids = statements.message_ids(keys)
-    by_conn = {part.conn.pk: part for part in parts}
-    items = []
-    for key in keys:
-        m = by_conn[key[0]].by_ext[key[1]][0]
-        if key in ids:
-            items.append(ReceivedMedia(ids[key], key[0], m.type, m.media_ref, m.media_mimetype, m.media_size,
-                                       m.media_filename, history=not m.live))
-    do_register_received_media(tenant_id, items)
+    for part in parts:
+        if not part.media:
+            continue
+        conn_id = part.conn.pk
+        stored = None if len(part.inserted) == len(part.unique) else set(part.inserted)  # else all were new
+        rows.extend((conn_id, m.external_id, m.type, m.media_ref, m.media_mimetype, m.media_size, m.media_filename,
+                     not m.live) for m in part.media if stored is None or m.external_id in stored)
+    if rows:
+        statements.insert_media_of_messages(tenant_id, rows)
+        nudge_fetch_on_commit({row[0] for row in rows})
 
 
 def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datetime) -> list[tuple]:
-    """The COPY rows of one part's unique messages (MESSAGE_COLUMNS order); fills ``part.by_ext``."""
+    """The COPY rows of one part's unique messages (MESSAGE_COLUMNS order); fills ``part.by_ext`` and
+    ``part.media``."""
     conv_ids, by_ext, conn_id = part.conv_ids, part.by_ext, part.conn.pk
     canon_get = canon.get
     dumps = json.dumps
     rows = []
     append = rows.append
     conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
+    media = part.media
     for m in part.unique:
         ext = m.external_id
         chat = m.chat_jid
@@ -338,6 +332,8 @@ def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datet
         if cid is None:
             cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
         by_ext[ext] = (m, cid)
+        if m.media_ref:
+            media.append(m)
         sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
         from_me = m.from_me
         append((
@@ -420,13 +416,12 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
 
 
 def _publish(tenant_id: int, results: list[IngestResult]) -> None:
-    live = [m for r in results for m in r.live_messages]
-    if live:
-        # Two statements for the whole batch at most (the tenant's endpoints; their delivery rows): the
-        # HTTP requests are the delivery task's (api.webhooks).
-        webhooks.record_events(tenant_id, [
-            webhooks.message_event("message.sent" if from_me else "message.received", mid, cid)
-            for mid, cid, from_me in sorted(live)])
+    # Once for the whole batch: its new live messages, then what its operations changed (a recorder's
+    # statements per batch, not per connection or operation; api.webhooks: two at most).
+    integrations.record_events(tenant_id, [
+        integrations.message_event(integrations.MESSAGE_SENT if from_me else integrations.MESSAGE_RECEIVED, mid, cid)
+        for mid, cid, from_me in sorted(m for r in results for m in r.live_messages)
+    ] + [e for r in results for e in r.events])
     publish_woken_on_commit(tenant_id, {c for r in results for c in r.woken})
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:

@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from django.utils import timezone
 
-from api import webhooks
 from config.batching import chunks
+from inbox import integrations
 from inbox.events import publish_messages_on_commit
 from inbox.models import Conversation, GroupParticipant, Message, MessageRevision
 from inbox.search import reindex_messages
@@ -175,7 +175,9 @@ def apply_operations(conn, ops: list[Operation], arrived: list[str], result: Ing
     as PendingOperation rows, and pending ones whose target just ``arrived`` are applied first.
 
     Each is checked by ``OperationAuthority`` against its target first; a refused one changes nothing,
-    is counted in ``result.refused``, noted on its journal row and logged (``sync.operation.refused``)."""
+    is counted in ``result.refused``, noted on its journal row and logged (``sync.operation.refused``).
+    What the applied ones changed is added to ``result.events`` for the caller to record
+    (``inbox.integrations``)."""
     pending = _pending_operations_for(conn, arrived)
     if pending and ops:
         # A replayed row brings its operations again: the copy waiting from its first pass is the same one.
@@ -239,7 +241,7 @@ class _Changes:
         self.revisions: list[MessageRevision] = []
         self.waiting: list[PendingOperation] = []
         self.refused: list[tuple[Operation, str]] = []
-        self.webhook_events: list[webhooks.Event] = []  # recorded with the changes (api.webhooks)
+        self.events: list[integrations.Event] = []  # what changed, for inbox.integrations
 
     def apply(self, op: Operation, m: Message) -> None:
         reason = self.authority.refusal(op, m)
@@ -253,7 +255,8 @@ class _Changes:
         if cur in STATUS_RANK and STATUS_RANK.get(new, -1) > STATUS_RANK[cur]:
             m.status = new
             self.changed[m.pk] = m
-            self.webhook_events.append(webhooks.message_event("message.status", m.pk, m.conversation_id, status=new))
+            self.events.append(integrations.message_event(integrations.MESSAGE_STATUS, m.pk, m.conversation_id,
+                                                          status=new))
 
     def _reaction(self, op, m):
         key, aliases = self.authority.reactor(op)
@@ -271,14 +274,14 @@ class _Changes:
             m.body, m.edited_at = op.data["body"], at
             self.changed[m.pk] = m
             self.retexted.add(m.pk)
-            self.webhook_events.append(webhooks.message_event("message.edited", m.pk, m.conversation_id))
+            self.events.append(integrations.message_event(integrations.MESSAGE_EDITED, m.pk, m.conversation_id))
 
     def _revoke(self, op, m):
         if m.deleted_at is None:
             m.deleted_at = datetime.fromisoformat(op.data["at"])
             self.changed[m.pk] = m
             self.retexted.add(m.pk)
-            self.webhook_events.append(webhooks.message_event("message.deleted", m.pk, m.conversation_id))
+            self.events.append(integrations.message_event(integrations.MESSAGE_DELETED, m.pk, m.conversation_id))
 
     def save(self, result: IngestResult) -> None:
         changed = self.changed
@@ -291,8 +294,7 @@ class _Changes:
                 reindex_messages(self.retexted)  # an edit's new body, a revoke's removal (inbox.search)
             result.message_ids.update(changed)
             result.conversation_ids.update(m.conversation_id for m in changed.values())
-            if self.webhook_events:
-                webhooks.record_events(next(iter(changed.values())).tenant_id, self.webhook_events)
+            result.events.extend(self.events)
         if self.revisions:
             MessageRevision.objects.bulk_create(self.revisions, batch_size=500)
         if self.waiting:
@@ -339,6 +341,7 @@ def apply_pending_operations(conn, external_ids: list[str] | None = None) -> int
     before = PendingOperation.objects.unscoped().filter(connection_id=conn.pk).count()
     result = IngestResult()
     apply_operations(conn, [], arrived, result)
+    integrations.record_events(conn.tenant_id, result.events)
     if result.conversation_ids:
         publish_messages_on_commit(conn.tenant_id, sorted(result.conversation_ids), sorted(result.message_ids))
     return before - PendingOperation.objects.unscoped().filter(connection_id=conn.pk).count()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inbox.integrations import Event
+
 
 @dataclass
 class IngestResult:
@@ -19,8 +21,11 @@ class IngestResult:
     notes: dict[int, list[str]] = field(default_factory=dict)
     conversation_ids: set[int] = field(default_factory=set)
     message_ids: set[int] = field(default_factory=set)
-    # Live messages stored by this batch, (message id, conversation id, from me): their webhook events.
+    # Live messages stored by this batch, (message id, conversation id, from me): their integration events.
     live_messages: list[tuple[int, int, bool]] = field(default_factory=list)
+    # What the batch's operations changed (statuses, edits, deletions), for inbox.integrations: recorded
+    # with the batch's new messages, once per batch (sync.ingest).
+    events: list[Event] = field(default_factory=list)
     merges: int = 0
     # Snoozed conversations a live inbound message of this batch opened (inbox.snooze.do_wake_for_inbound).
     woken: set[int] = field(default_factory=set)

@@ -176,12 +176,13 @@ def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, s
                                   .values_list(column, "id")):
                     out[(cid, value)] = pk
         return out
+    # A join the planner chooses (for a batch's conversations, hashing the table beats a probe per key;
+    # the media statement, whose keys are few in a large table, probes: docs/measurements.md).
+    sql = (f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
+           f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v")
     with db.cursor() as cursor:
         for chunk in (chunks(keys, pg_chunk) if pg_chunk else [keys]):
-            cursor.execute(
-                f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
-                f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v",
-                [[c for c, _ in chunk], pg_array(v for _, v in chunk)])
+            cursor.execute(sql, [pg_array(c for c, _ in chunk), pg_array(v for _, v in chunk)])
             for cid, value, pk in cursor.fetchall():
                 out[(cid, value)] = pk
     return out
@@ -284,31 +285,43 @@ def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
     return _ids_by_connection_and(Message, "external_id", keys, sqlite_chunk=500, pg_chunk=5000)
 
 
-def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> bool:
+def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
     """Pending media rows for messages just stored, from (connection id, external id, kind, ref, declared
-    mimetype, declared size, filename, history) tuples: on PostgreSQL one INSERT ... SELECT joined to the
-    messages (no id round trip, no ORM objects: a history batch registers thousands); a message already
-    registered is left. Returns False where the caller must use the ORM path (SQLite)."""
-    if db.vendor != "postgresql":
-        return False
+    mimetype, declared size, filename, history) tuples; a message already registered is left.
+
+    On PostgreSQL one INSERT ... SELECT per 5,000 rows: each message's id found by its own probe of the
+    unique (connection, external id) index (a LATERAL subquery the planner cannot turn into a join:
+    before the message table has statistics it chose to hash the whole table on every batch,
+    docs/measurements.md), every column one array parameter (``pg_array``; the refs as hex), no ORM
+    objects. SQLite: the ids read back, then ``bulk_create``."""
     from inbox.models import MediaFile
 
+    if db.vendor != "postgresql":
+        ids = message_ids([(r[0], r[1]) for r in rows])
+        MediaFile.objects.bulk_create(
+            [MediaFile(tenant_id=tenant_id, message_id=ids[(c, e)], connection_id=c, kind=kind, ref=ref,
+                       declared_mimetype=mime, declared_size=size, filename=name, history=history)
+             for c, e, kind, ref, mime, size, name, history in rows if (c, e) in ids],
+            ignore_conflicts=True, batch_size=1000)
+        return
     now = timezone.now()
+    sql = f"""
+        INSERT INTO {MediaFile._meta.db_table} (
+            tenant_id, message_id, connection_id, kind, history, ref, declared_mimetype, declared_size, filename,
+            state, attempts, error, sha256, mimetype, storage_name, thumbnail_name, created_at, updated_at)
+        SELECT %s, m.id, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, %s, 0, '', '', '', '', '', %s, %s
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], %s::bigint[],
+                    %s::text[]) AS k(c, e, kind, hist, ref, mime, size, fname)
+        CROSS JOIN LATERAL (SELECT id FROM {Message._meta.db_table}
+                            WHERE connection_id = k.c AND external_id = k.e LIMIT 1) AS m
+        ON CONFLICT DO NOTHING
+    """  # noqa: S608 - table names from model meta, values are parameters
     with db.cursor() as cursor:
         for chunk in chunks(rows, 5000):
-            conn_ids, exts, kinds, refs, mimes, sizes, names, history = (list(col) for col in zip(*chunk, strict=True))
-            cursor.execute(
-                f"INSERT INTO {MediaFile._meta.db_table} (tenant_id, message_id, connection_id, kind, history, ref, "  # noqa: S608
-                "declared_mimetype, declared_size, filename, state, attempts, error, sha256, mimetype, storage_name, "
-                "thumbnail_name, created_at, updated_at) "
-                "SELECT %s, m.id, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, 'pending', 0, '', '', '', '', '', "
-                "%s, %s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], "
-                "%s::bigint[], %s::text[]) AS k(c, e, kind, hist, ref, mime, size, fname) "
-                f"JOIN {Message._meta.db_table} m ON m.connection_id = k.c AND m.external_id = k.e "
-                "ON CONFLICT DO NOTHING",
-                [tenant_id, now, now, conn_ids, pg_array(exts), pg_array(kinds), history, refs, pg_array(mimes), sizes,
-                 pg_array(names)])
-    return True
+            conn_ids, exts, kinds, refs, mimes, sizes, names, history = zip(*chunk, strict=True)
+            cursor.execute(sql, [tenant_id, MediaFile.State.PENDING, now, now, pg_array(conn_ids), pg_array(exts),
+                                 pg_array(kinds), pg_array(history), pg_array("\\x" + ref.hex() for ref in refs),
+                                 pg_array(mimes), pg_array(sizes), pg_array(names)])
 
 
 def conversations_of_chats(tenant_id: int, jids: list[str]) -> list[Conversation]:

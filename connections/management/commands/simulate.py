@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connections.models import Connection
 from connections.nudge import nudge
+from connections.protocol import Nudge
 from connections.transport.samples import SAMPLES
 from connections.transport.simulator import inbound_specs, media_inbound_specs, queue_inbound
 
@@ -46,13 +47,13 @@ class Command(BaseCommand):
         if o["text"] is not None:
             queue_inbound(conn.pk, inbound_specs(o["sender"], o["text"], o["count"], o["rate"], name=o["name"],
                                                  batch=o["batch"]))
-            heard = nudge(conn.pk, "simulate", kind="kick")
+            heard = nudge(conn.pk, Nudge.SIMULATE, kind="kick")
             self.stdout.write(f"queued {o['count']} message(s) for connection {conn.pk} on the simulated WhatsApp server"
                               + ("" if heard else "; no runner is listening: delivered once the number connects"))
         if o["media"] is not None:
             queue_inbound(conn.pk, media_inbound_specs(o["sender"], o["media"], caption=o["caption"], name=o["name"],
                                                        batch=o["batch"]))
-            heard = nudge(conn.pk, "simulate", kind="kick")
+            heard = nudge(conn.pk, Nudge.SIMULATE, kind="kick")
             self.stdout.write(f"queued a {o['media']} from {o['sender']} for connection {conn.pk}"
                               + ("" if heard else "; no runner is listening: delivered once the number connects"))
         commands = []
@@ -72,7 +73,7 @@ class Command(BaseCommand):
             raise CommandError("nothing to do: give --text, --media, --disconnect, --fail-connects, --fail-sends, "
                                "--fail-downloads or --logged-out")
         for command in commands:
-            heard = nudge(conn.pk, "simulate", **command)
+            heard = nudge(conn.pk, Nudge.SIMULATE, **command)
             if not heard:
                 raise CommandError("no runner is listening (start `python manage.py run_connections`)")
         self.stdout.write(f"sent {len(commands)} simulator command(s) to connection {conn.pk} ({heard} runner(s) heard)")
