@@ -26,7 +26,7 @@ from tests import procs
 from tests.connections.helpers import event_kinds, row, runner_env, start_runner, wait_status
 from tests.factories import ConnectionFactory, TenantFactory
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.faults, pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 CUSTOMER = "+5511999990042"
 
 

@@ -108,6 +108,7 @@ def test_runner_records_the_dial_error_and_backs_off(tmp_path):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not django_connection.settings_dict["ENGINE"].endswith("postgresql"),
                     reason="counts the whatsmeow store's PostgreSQL connections")
+@pytest.mark.faults
 def test_store_connections_stay_bounded_however_many_connect_attempts_fail():
     """Every neonize connect attempt leaks one store connection (NEONIZE.md). Children are recycled after
     a budget of attempts and at most RUNNER_MAX_RETIRING_CHILDREN retiring ones stay, so the store's

@@ -83,6 +83,7 @@ def test_killed_child_is_restarted_and_only_its_numbers_reconnect():
         runner.stop()
 
 
+@pytest.mark.faults
 def test_runner_killed_by_sigkill_is_replaced_within_a_lease_and_children_die_with_it():
     tenant = TenantFactory()
     conns = [paired(tenant, 20 + i) for i in range(3)]
