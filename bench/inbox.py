@@ -1,4 +1,5 @@
-"""Server time of the inbox pages with 100,000 conversations and 1,000,000 messages in PostgreSQL.
+"""Server time of the inbox pages with 100,000 conversations and 1,000,000 messages in PostgreSQL, with the
+agent tools' rows present (labels on most conversations, private notes with @mentions on one in ten).
 
     .venv/bin/python bench/inbox.py [--conversations 100000] [--messages 1000000] [--runs 40]
 
@@ -6,7 +7,8 @@ Builds a dedicated database (inbox_bench_ui; dropped and re-created) with genera
 the views through Django's test client (whole request: middleware, tenant gate, queries, templates):
 the inbox list, a filtered list, searches (a contact name, a common name, a number typed with
 punctuation, a 2-character prefix, a message text matching ~10% of messages, a rare one, and a search
-matching nothing) and a conversation page. The same pages on a second tenant with 100 conversations
+matching nothing), the list filtered by a label (on ~1 in 12 conversations), the mentions page and a
+conversation page (its thread carries labels and notes). The same pages on a second tenant with 100 conversations
 give the query counts to compare. Prints one JSON line and saves it to bench/results/inbox.json.
 """
 
@@ -72,6 +74,11 @@ def main():
     small_conv = Conversation.objects.unscoped().filter(
         tenant__slug="small").order_by("-last_message_at").values_list("pk", flat=True)[5]
 
+    from inbox.models import Label
+
+    label_ids = {slug: Label.objects.unscoped().filter(tenant__slug=slug).order_by("pk").values_list("pk", flat=True)[3]
+                 for slug in ("big", "small")}
+
     def pages(slug, conv):
         return {
             "inbox_list": f"/t/{slug}/",
@@ -83,6 +90,8 @@ def main():
             "search_message_text": f"/t/{slug}/list/?status=all&q=parcel-7",
             "search_message_text_rare": f"/t/{slug}/list/?status=all&q=parcel-77777",
             "search_no_match": f"/t/{slug}/list/?status=all&q=zebra%20crossing",
+            "label_filtered_list": f"/t/{slug}/list/?status=all&label={label_ids[slug]}",
+            "mentions": f"/t/{slug}/mentions/",
             "conversation": f"/t/{slug}/c/{conv}/",
         }
 
@@ -164,6 +173,35 @@ def load(connection, n_conv, n_msg):
                 INSERT INTO inbox_messagesearchentry (message_id, tenant_id, conversation_id, body)
                 SELECT id, tenant_id, conversation_id, body FROM inbox_message
                 WHERE tenant_id = %(t)s AND body <> '' AND deleted_at IS NULL""", {"t": tenant.pk})
+            # The agent tools (issue 15): 12 labels; one on 2 of 3 conversations and a second on 1 in 5; three
+            # private notes on 1 in 10 conversations and on the 20 latest (the measured thread is the 6th),
+            # one in 5 of them mentioning the agent (unread).
+            cur.execute("""
+                INSERT INTO inbox_label (tenant_id, name, color, created_at)
+                SELECT %(t)s, 'label ' || g, (ARRAY['gray','red','green','blue','yellow','purple'])[1 + g %% 6], now()
+                FROM generate_series(1, 12) g""", {"t": tenant.pk})
+            cur.execute("""
+                INSERT INTO inbox_conversationlabel (tenant_id, conversation_id, label_id, added_by_id, created_at)
+                SELECT v.tenant_id, v.id, l.id, %(u)s, now()
+                FROM inbox_conversation v
+                JOIN LATERAL (SELECT array_agg(id ORDER BY id) ids FROM inbox_label WHERE tenant_id = %(t)s) a ON true
+                CROSS JOIN LATERAL unnest(ARRAY[a.ids[1 + v.id %% 12],
+                                                CASE WHEN v.id %% 5 = 0 THEN a.ids[1 + (v.id + 5) %% 12] END]) l(id)
+                WHERE v.tenant_id = %(t)s AND (v.id %% 3 <> 2 OR v.id %% 5 = 0) AND l.id IS NOT NULL
+                ON CONFLICT DO NOTHING""", {"t": tenant.pk, "u": user.pk})
+            cur.execute("""
+                WITH latest AS (SELECT id FROM inbox_conversation WHERE tenant_id = %(t)s
+                                ORDER BY last_message_at DESC LIMIT 20)
+                INSERT INTO inbox_note (tenant_id, conversation_id, author_id, body, created_at)
+                SELECT v.tenant_id, v.id, %(u)s, 'note ' || g || ' on ' || v.id || ' for @bench-agent',
+                       v.last_message_at - (g || ' minutes')::interval
+                FROM inbox_conversation v, generate_series(1, 3) g
+                WHERE v.tenant_id = %(t)s AND (v.id %% 10 = 0 OR v.id IN (SELECT id FROM latest))""",
+                        {"t": tenant.pk, "u": user.pk})
+            cur.execute("""
+                INSERT INTO inbox_notemention (tenant_id, note_id, user_id, created_at)
+                SELECT tenant_id, id, %(u)s, created_at FROM inbox_note WHERE tenant_id = %(t)s AND id %% 5 = 0""",
+                        {"t": tenant.pk, "u": user.pk})
             cur.execute("ANALYZE")
 
 
