@@ -38,46 +38,19 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+
+import benchlib
+from benchlib import PG, admin, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+wait_for = partial(benchlib.wait_for, interval=0.2)
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_flood")
 ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def pct(values, p):
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None
-
-
-def summary(values):
-    if not values:
-        return {"n": 0}
-    return {"p50": round(statistics.median(values), 1), "p90": pct(values, 0.90), "p99": pct(values, 0.99),
-            "max": round(max(values), 1), "n": len(values)}
-
-
-def wait_for(predicate, timeout, what, procs=()):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        for proc in procs:
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited while waiting for {what}:\n{proc.output()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def main():

@@ -37,17 +37,22 @@ import os
 import platform
 import re
 import signal
-import statistics
 import sys
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import benchlib
+from benchlib import PG, admin, port_open, summary
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+wait_for = partial(benchlib.wait_for, interval=0.1)
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_webhooks")
 QUEUE = "bench-webhooks"
 HOOK_QUEUE = "bench-webhooks.hooks"
@@ -55,25 +60,6 @@ PROBE = "5511900000001@s.whatsapp.net"
 ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
 TICK = 0.05
 PROBE_RATE = 5.0
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def pct(values, p):
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None
-
-
-def summary(values):
-    if not values:
-        return {"n": 0}
-    return {"p50": round(statistics.median(values), 1), "p90": pct(values, 0.90), "p99": pct(values, 0.99),
-            "max": round(max(values), 1), "n": len(values)}
 
 
 class Receiver:
@@ -197,20 +183,6 @@ async def watch(url: str, cookie: str, port: int, stop: threading.Event, arrival
                         arrivals.setdefault(m.group(1), now)
 
 
-def wait_for(predicate, timeout, what, procs=()):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        for proc in procs:
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited while waiting for {what}:\n{proc.output()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000.0, help="messages/s offered to the ingest")
@@ -312,7 +284,7 @@ def run(args, port, started, receiver, start_hook_worker, hook_worker) -> dict: 
     wait_for(lambda: Message.objects.unscoped().filter(external_id="WARM0001").exists(), 90,
              "the warm-up message to be processed", started)
     probe_conversation = Conversation.objects.unscoped().get(connection=numbers[0], chat_jid=PROBE)
-    wait_for(lambda: procs_port_open(port), 30, "daphne to listen", started)
+    wait_for(lambda: port_open(port), 30, "daphne to listen", started)
 
     def phase(tag: str) -> dict:
         fed_at: dict = {}
@@ -418,14 +390,6 @@ def run(args, port, started, receiver, start_hook_worker, hook_worker) -> dict: 
         "live_latency": "journal received_at -> the probe message's thread fragment on an agent's websocket",
         "without_webhooks": without, "with_webhooks": with_hooks, "capacity": capacity, "_hook_worker": hook_worker,
     }
-
-
-def procs_port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":
