@@ -74,7 +74,7 @@ fault-tools:
 	@bash scripts/ensure-fault-tools.sh
 
 # Budget: `make test` stays under 15 minutes, so the fault suite (marker `faults`: the kit, the fault
-# scenarios, the liveness tests of frozen and killed processes; ~10 min) runs in its own target,
+# scenarios, the liveness tests of frozen and killed processes) runs in its own target,
 # test-faults (docs/faults.md).
 test: $(STAMP) services chromium ffmpeg fault-tools compilemessages test-pg test-sqlite lint
 
