@@ -363,8 +363,10 @@ class MessageMedia(TenantAPIView):
         if item is None or item.state != MediaFile.State.FETCHED or not item.storage_name:
             raise NotFound("This message has no stored file (not a media message, or not downloaded yet).")
         # Always an attachment of its sniffed type, inert: nosniff and a sandboxing CSP, as the inbox serves it.
-        response = FileResponse(media.storage().open(item.storage_name, "rb"), as_attachment=True,
+        response = FileResponse(media.open_stored(item.storage_name), as_attachment=True,
                                 filename=media.download_name(item), content_type=item.mimetype or "application/octet-stream")
+        if "Content-Length" not in response and item.size is not None:  # an S3 body: its length is the row's
+            response["Content-Length"] = str(item.size)
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response

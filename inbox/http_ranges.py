@@ -33,10 +33,10 @@ def byte_range(header: str, size: int):
     return start, min(int(last), size - 1) if last else size - 1
 
 
-def read_chunks(f, start: int, length: int, chunk_size: int = 64 * 1024):
-    """``length`` bytes of the open file ``f`` from ``start``, in chunks; closes ``f`` at the end."""
+def read_chunks(f, length: int, chunk_size: int = 64 * 1024):
+    """At most ``length`` bytes of the open stream ``f`` from where it stands, in chunks; closes ``f`` at
+    the end (``inbox.media.open_stored`` opens a stored file at the range's first byte)."""
     try:
-        f.seek(start)
         left = length
         while left > 0:
             chunk = f.read(min(chunk_size, left))

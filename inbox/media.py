@@ -51,6 +51,35 @@ def storage_name(tenant_id: int, sha256: str) -> str:
     return f"media/{int(tenant_id)}/{sha256[:2]}/{sha256}"
 
 
+def open_stored(name: str, first: int = 0, last: int | None = None):
+    """A readable binary stream of a stored file from byte ``first`` (to ``last`` inclusive, or the end);
+    ``FileNotFoundError`` when there is no such file. The caller closes it.
+
+    On S3 this is one GetObject (ranged when a range is asked) whose body streams from the store: nothing
+    is downloaded whole first (the storage API's ``open`` would copy the object before the first read). On
+    any other storage, the storage API's ``open`` and a ``seek``: read at most ``last - first + 1`` bytes."""
+    from config.storage import is_s3
+
+    store = storage()
+    if not is_s3(store):
+        f = store.open(name, "rb")
+        if first:
+            f.seek(first)
+        return f
+    from botocore.exceptions import ClientError
+    from storages.utils import clean_name
+
+    params = {"Bucket": store.bucket_name, "Key": store._normalize_name(clean_name(name))}
+    if first or last is not None:
+        params["Range"] = f"bytes={first}-{'' if last is None else last}"
+    try:
+        return store.connection.meta.client.get_object(**params)["Body"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise FileNotFoundError(f"no stored file {name}") from err
+        raise
+
+
 def nudge_fetch_on_commit(connection_ids) -> None:
     """Tell the runners holding these numbers, on commit, that media waits to be fetched."""
     from connections.nudge import nudge_on_commit
@@ -134,11 +163,18 @@ def _save(tenant_id: int, data: bytes) -> tuple[str, str, str, str]:
     return sha, mimetype, name, thumb_name
 
 
-class _HashingReader:
-    """Reads through to ``source`` and hashes what passes (a stream stored without holding it in memory)."""
+class _HashingReader(io.IOBase):
+    """Reads through to ``source`` and hashes what passes (a stream stored without holding it in memory).
+
+    A file object for every storage: readable, not seekable (read once, front to back; S3's upload rewinds
+    only seekable files), with ``closed`` (django-storages asks)."""
 
     def __init__(self, source):
+        super().__init__()
         self.source, self.sha256, self.size = source, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
 
     def read(self, n=-1):
         data = self.source.read(n)
@@ -272,7 +308,8 @@ def download_name(media: MediaFile) -> str:
 
 
 def read_bytes(media: MediaFile) -> bytes:
-    with storage().open(media.storage_name, "rb") as f:
+    """The whole stored file (an attachment the runner sends: bounded by its kind's size limit)."""
+    with open_stored(media.storage_name) as f:
         return f.read()
 
 
@@ -445,11 +482,12 @@ def sweep_orphan_files(grace_seconds: int | None = None, *, dry_run: bool = Fals
     cutoff = timezone.now() - timedelta(seconds=grace)
     store = storage()
     report = OrphanSweep(dry_run=dry_run)
-    if not store.exists("media"):
+    try:  # (not ``exists``: on S3 a folder is a key prefix, not an object)
+        tenant_dirs = [d for d in store.listdir("media")[0] if d.isdigit()]
+    except FileNotFoundError:  # nothing stored yet
         return report
     from inbox.models import Tenant
 
-    tenant_dirs = [d for d in store.listdir("media")[0] if d.isdigit()]
     live_tenants = set(Tenant.objects.filter(pk__in=[int(d) for d in tenant_dirs]).values_list("pk", flat=True))
     for tenant_dir in sorted(tenant_dirs, key=int):
         tenant_id = int(tenant_dir)

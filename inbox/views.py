@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import (
-    FileResponse,
     Http404,
     HttpResponse,
     HttpResponseBadRequest,
@@ -299,7 +298,7 @@ def media_file(request, slug, pk, media_id, variant="file"):
         raise Http404
     store = media.storage()
     if variant == "thumb":  # an image's thumbnail or a video's poster: JPEG or PNG, whatever the original is
-        with store.open(name, "rb") as f:
+        with media.open_stored(name, 0, 63) as f:
             content_type = mediatypes.sniff(f.read(64))
     else:
         content_type = item.mimetype
@@ -323,7 +322,11 @@ def media_file(request, slug, pk, media_id, variant="file"):
 
 def _media_bytes(request, store, name: str, content_type: str, etag: str) -> HttpResponse:
     """The stored file, whole (200) or the one byte range asked for (206; 416 when none of it exists), so
-    players can seek. ``If-Range`` naming another version (ETag) gets the whole file."""
+    players can seek. ``If-Range`` naming another version (ETag) gets the whole file.
+
+    Streamed from the storage in chunks by this view on every backend (on S3 a ranged GetObject reads only
+    the range): never a redirect to the store, whose responses could not carry the nosniff, CSP and
+    same-origin headers below (docs/decisions.md)."""
     from inbox.http_ranges import UNSATISFIABLE, byte_range, read_chunks
 
     size = store.size(name)
@@ -335,12 +338,12 @@ def _media_bytes(request, store, name: str, content_type: str, etag: str) -> Htt
         response["Content-Range"] = f"bytes */{size}"
     elif span is not None:
         first, last = span
-        response = StreamingHttpResponse(read_chunks(store.open(name, "rb"), first, last - first + 1), status=206,
-                                         content_type=content_type)
+        response = StreamingHttpResponse(read_chunks(media.open_stored(name, first, last), last - first + 1),
+                                         status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Content-Length"] = str(last - first + 1)
     else:
-        response = FileResponse(store.open(name, "rb"), content_type=content_type)
+        response = StreamingHttpResponse(read_chunks(media.open_stored(name), size), content_type=content_type)
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
     return response

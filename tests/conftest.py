@@ -1,6 +1,7 @@
 import pytest
 
 from tests.factories import ConnectionFactory, MembershipFactory, TenantFactory, UserFactory
+from tests.s3 import s3_media, s3_server  # noqa: F401 (fixtures: media on a local S3 server)
 
 
 @pytest.fixture(scope="session", autouse=True)

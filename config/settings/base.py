@@ -8,7 +8,10 @@ import ssl
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, env
+from config.storage import media_storage
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -425,15 +428,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(env),  # MEDIA_STORAGE: filesystem (default) or s3 (config/storage.py)
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 
 # --- Media (docs/media.md) ------------------------------------------------------------------------
-# Received and sent files go through Django's default storage: files under MEDIA_ROOT by default, never
-# served from a public URL (MEDIA_URL is unused: every file goes through the access-checked view). An
-# S3-compatible store is configuration only: django-storages' S3 backend as STORAGES["default"].
+# Received and sent files go through Django's default storage: files under MEDIA_ROOT by default, or an
+# S3-compatible bucket with MEDIA_STORAGE=s3 and the MEDIA_S3_* variables (config/storage.py). Never served
+# from a public URL (MEDIA_URL is unused: every file goes through the access-checked view).
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 MEDIA_URL = "/media-is-never-served-directly/"
 # Size limits per kind, close to WhatsApp's own by default (received files over them are marked failed;
@@ -456,6 +459,8 @@ MEDIA_THUMBNAIL_PIXELS = env.int("MEDIA_THUMBNAIL_PIXELS", default=320)
 # Set to nginx's internal location for MEDIA_ROOT (e.g. "/protected-media/") to have nginx send the bytes
 # (X-Accel-Redirect) after the access-checked view said yes; empty: the view streams them itself.
 MEDIA_X_ACCEL_PREFIX = env("MEDIA_X_ACCEL_PREFIX", default="")
+if MEDIA_X_ACCEL_PREFIX and STORAGES["default"]["BACKEND"] != "django.core.files.storage.FileSystemStorage":
+    raise ImproperlyConfigured("MEDIA_X_ACCEL_PREFIX serves files from MEDIA_ROOT: it needs MEDIA_STORAGE=filesystem")
 # ffmpeg (optional: inbox/transcode.py): video posters, and attached audio converted to OGG/Opus voice
 # notes. Not found: no posters, audio sent as it is (logged once). Each run is cut off after the timeout.
 FFMPEG_BINARY = env("FFMPEG_BINARY", default="ffmpeg")

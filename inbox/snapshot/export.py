@@ -148,15 +148,14 @@ def media_member(sha256: str) -> str:
 def write_media_files(out: ArchiveWriter, tenant: Tenant, chunk_size: int = CHUNK) -> dict:
     """Each distinct stored file of the tenant once, as ``media/<sha256>``, streamed from storage. Call
     inside the snapshot transaction. Returns {"files", "bytes", "missing"}."""
-    from inbox.media import storage
+    from inbox.media import open_stored
 
-    store = storage()
     written = {"files": 0, "bytes": 0, "missing": 0}
     files = (MediaFile.objects.for_tenant(tenant).filter(state=MediaFile.State.FETCHED).exclude(sha256="")
              .values_list("sha256", "storage_name").distinct().order_by("sha256").iterator(chunk_size=chunk_size))
     for sha, name in files:
         try:
-            source = store.open(name, "rb")
+            source = open_stored(name)  # streamed from the storage, S3 included
         except FileNotFoundError:
             written["missing"] += 1
             logger.warning("snapshot.media_missing", extra={"tenant": tenant.slug, "storage_name": name})

@@ -175,3 +175,46 @@ def test_a_pdf_an_image_and_a_voice_note_from_the_reply_box_are_uploaded_once_by
         assert len(sent_media(conn.pk)) == 3  # never sent twice
     finally:
         runner.stop()
+
+
+@pytest.mark.s3
+def test_a_runner_on_s3_storage_stores_received_media_in_the_bucket_and_sends_attachments_from_it(
+        s3_media, media_root, client):
+    """MEDIA_STORAGE=s3 in the runner's environment (a local S3 server: moto's emulator, tests/s3.py): the
+    child stores what it downloads as objects (the video's poster too), the view serves them byte-identical,
+    and an attachment queued here (stored in the bucket) is read back from it and sent once."""
+    from django.urls import reverse
+
+    from tests.factories import MembershipFactory, UserFactory
+
+    tenant = TenantFactory()
+    conn = ConnectionFactory(tenant=tenant, jid="5511900000604:1@s.whatsapp.net")
+    pdf = samples.pdf("from the bucket")
+    outgoing = media.check_queue_media_reply(ConversationFactory(connection=conn), None,
+                                             SimpleUploadedFile("terms.pdf", pdf), "")
+    runner = media_runner("media-s3", media_root, **s3_media.env)
+    try:
+        wait_status(conn.pk, "connected", 20, runner)
+        sent = {name: send_sample(conn, name) for name in ("image", "video")}
+        journal_and_process(conn, 2)
+        for name, (spec, _data) in sent.items():
+            procs.wait_for(lambda spec=spec: media_of(spec["id"]).state == "fetched", 30,
+                           message=f"{name} fetched", interval=0.1)
+        procs.wait_for(lambda: any(g["filename"] == "terms.pdf" for g in sent_media(conn.pk)), 30,
+                       message="the attachment sent")
+    finally:
+        runner.stop()
+    assert [g["sha256"] for g in sent_media(conn.pk)] == [hashlib.sha256(pdf).hexdigest()]
+    assert outgoing.media.storage_name in s3_media.keys()
+    user = UserFactory()
+    MembershipFactory(user=user, tenant=tenant, role="agent")
+    client.force_login(user)
+    for name, (spec, data) in sent.items():
+        item = media_of(spec["id"])
+        assert s3_media.get(item.storage_name) == data and item.thumbnail_name in s3_media.keys(), name
+        args = [tenant.slug, item.message.conversation_id, item.pk]
+        r = client.get(reverse("media_file", args=args))
+        assert r.status_code == 200 and b"".join(r.streaming_content) == data
+        poster = client.get(reverse("media_thumbnail", args=args))
+        assert poster.status_code == 200 and b"".join(poster.streaming_content)[:3] == b"\xff\xd8\xff"
+    assert not [p for p in media_root.rglob("*") if p.is_file()]  # nothing on the local disk
