@@ -296,22 +296,25 @@ def media_file(request, slug, pk, media_id, variant="file"):
     name = item.thumbnail_name if variant == "thumb" else item.storage_name
     if item.state != item.State.FETCHED or not name:
         raise Http404
-    store = media.storage()
-    if variant == "thumb":  # an image's thumbnail or a video's poster: JPEG or PNG, whatever the original is
-        with media.open_stored(name, 0, 63) as f:
-            content_type = mediatypes.sniff(f.read(64))
-    else:
-        content_type = item.mimetype
-    inline = mediatypes.is_inline(content_type) and request.GET.get("download") != "1"
-    content_type = content_type if inline else "application/octet-stream"
+    try:
+        if variant == "thumb":  # an image's thumbnail or a video's poster: JPEG or PNG, whatever the original is
+            with media.open_stored(name, 0, 63) as f:
+                content_type = mediatypes.sniff(f.read(64))
+        else:
+            content_type = item.mimetype
+        inline = mediatypes.is_inline(content_type) and request.GET.get("download") != "1"
+        content_type = content_type if inline else "application/octet-stream"
+        etag = f'"{item.sha256}{"-thumb" if variant == "thumb" else ""}"'
+        accel = settings.MEDIA_X_ACCEL_PREFIX
+        if accel:  # nginx serves the bytes (internal location; it answers Range itself), this view decided who may
+            response = HttpResponse(content_type=content_type)
+            response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + name
+        else:
+            response = _media_bytes(request, media.storage(), name, content_type, etag)
+    except FileNotFoundError:  # the row says stored, the storage has lost it (a bucket emptied by hand)
+        logger.warning("media.file_missing", extra={"media_id": item.pk, "storage_name": name})
+        raise Http404 from None
     filename = media.download_name(item)
-    etag = f'"{item.sha256}{"-thumb" if variant == "thumb" else ""}"'
-    accel = settings.MEDIA_X_ACCEL_PREFIX
-    if accel:  # nginx serves the bytes (internal location; it answers Range itself), this view decided who may
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + name
-    else:
-        response = _media_bytes(request, store, name, content_type, etag)
     response["Content-Disposition"] = content_disposition_header(not inline, filename)
     response["ETag"] = etag
     response["X-Content-Type-Options"] = "nosniff"
