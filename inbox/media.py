@@ -452,6 +452,86 @@ def delete_unreferenced_files(files: list[tuple[int, str, str]]) -> int:
     return deleted
 
 
+# --- posters missing from videos stored without ffmpeg ---------------------------------------------------
+POSTERS_BACKFILLED = "media.posters_backfilled"
+
+
+class FfmpegMissing(RuntimeError):
+    """Posters cannot be made: ffmpeg is not installed (scripts/ensure-ffmpeg.sh)."""
+
+
+@dataclass
+class PosterBackfill:
+    """What ``backfill_video_posters`` did: videos without a poster seen (rows), distinct files among them,
+    posters made, rows given a poster that was already stored, files ffmpeg could not read."""
+    videos: int = 0
+    files: int = 0
+    made: int = 0
+    linked: int = 0
+    failed: int = 0
+    dry_run: bool = False
+
+
+def backfill_video_posters(tenant_id: int | None = None, *, dry_run: bool = False, batch: int = 200) -> PosterBackfill:
+    """Make the posters of stored videos that have none: received or attached while ffmpeg was missing, or
+    imported from an export (imports store no posters). Idempotent: a video that got its poster is not seen
+    again, a poster already stored (the same bytes in another row of the tenant) is linked, not made twice;
+    a file ffmpeg cannot read is counted ``failed`` and left as it is (tried again by the next run).
+
+    Operator path: reads rows across tenants (or one tenant) by id, in batches by primary key; each file is
+    read whole for ffmpeg (a video is bounded by ``MEDIA_MAX_BYTES["video"]``). Raises ``FfmpegMissing``
+    before touching anything when ffmpeg is not installed. Open threads re-render the videos that got one."""
+    if not dry_run and transcode.ffmpeg_binary() is None:
+        raise FfmpegMissing("ffmpeg is not installed: posters cannot be made (scripts/ensure-ffmpeg.sh installs it)")
+    report = PosterBackfill(dry_run=dry_run)
+    rows = (MediaFile.objects.unscoped() if tenant_id is None else MediaFile.objects.for_tenant(tenant_id))
+    rows = rows.filter(state=State.FETCHED, mimetype__startswith="video/", thumbnail_name="").exclude(storage_name="")
+    store, after = storage(), 0
+    while True:
+        chunk = list(rows.filter(pk__gt=after).order_by("pk").values_list("pk", "tenant_id", "storage_name",
+                                                                          "message_id")[:batch])
+        if not chunk:
+            break
+        after = chunk[-1][0]
+        files: dict[tuple[int, str], list[int]] = {}
+        for _pk, tenant, name, message_id in chunk:
+            files.setdefault((tenant, name), []).append(message_id)
+        report.videos += len(chunk)
+        report.files += len(files)
+        for (tenant, name), message_ids in files.items():
+            _backfill_one_poster(store, tenant, name, message_ids, report)
+    logger.info(POSTERS_BACKFILLED, extra={**report.__dict__, "tenant_id": tenant_id})
+    return report
+
+
+def _backfill_one_poster(store, tenant_id: int, name: str, message_ids: list[int], report: PosterBackfill) -> None:
+    thumb_name = f"{name}.thumb"
+    if not store.exists(thumb_name):
+        if report.dry_run:
+            report.made += 1
+            return
+        try:
+            with open_stored(name) as f:
+                poster = transcode.video_poster(f.read())
+        except FileNotFoundError:
+            poster = None
+        if poster is None:
+            report.failed += 1
+            return
+        saved = store.save(thumb_name, ContentFile(poster))
+        if saved != thumb_name:  # a concurrent run stored it first
+            store.delete(saved)
+        report.made += 1
+    else:
+        report.linked += len(message_ids)
+        if report.dry_run:
+            return
+    with transaction.atomic():
+        MediaFile.objects.for_tenant(tenant_id).filter(storage_name=name, thumbnail_name="").update(
+            thumbnail_name=thumb_name, updated_at=timezone.now())
+        publish_media_messages_on_commit(tenant_id, message_ids)
+
+
 # --- orphan files ---------------------------------------------------------------------------------------
 ORPHANS_SWEPT = "media.orphans_swept"
 _STORED_NAME = re.compile(r"^[0-9a-f]{64}(\.thumb)?$")

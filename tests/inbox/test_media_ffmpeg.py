@@ -159,3 +159,63 @@ def test_a_conversion_too_slow_is_cut_off_and_the_audio_goes_as_it_came(acme_age
     assert msg.media.mimetype == "audio/mpeg"
     assert [r.message for r in caplog.records] == [transcode.FFMPEG_FAILED]
     assert "TimeoutExpired" in caplog.records[0].error
+
+
+# --- posters made afterwards: manage.py backfill_video_posters ---------------------------------------------
+def stored_files(media_root) -> dict:
+    return {str(p.relative_to(media_root)): p.stat().st_mtime_ns for p in media_root.rglob("*") if p.is_file()}
+
+
+def test_backfill_makes_the_posters_videos_stored_without_ffmpeg_lack_once(settings, media_root, acme_connection,
+                                                                          globex, client, acme_agent):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def backfill(*args) -> dict:
+        out = StringIO()
+        call_command("backfill_video_posters", "--json", *args, stdout=out)
+        return json.loads(out.getvalue())
+
+    conv = ConversationFactory(connection=acme_connection)
+    settings.FFMPEG_BINARY = "ffmpeg-is-not-installed-here"
+    first, second = stored(conv, "video", samples.mp4(), "V1"), stored(conv, "video", samples.mp4(), "V2")
+    broken = stored(conv, "video", samples.mp4()[:300], "BROKEN")  # sniffed MP4, unreadable by ffmpeg
+    theirs = stored(ConversationFactory(connection__tenant=globex), "video", samples.mp4(), "G1")
+    assert not any(v.thumbnail_name for v in (first, second, broken, theirs))
+    photo = stored(conv, "image", samples.jpeg(), "IMG")
+    before = stored_files(media_root)
+
+    with pytest.raises(CommandError, match="ffmpeg is not installed.*nothing was changed"):
+        call_command("backfill_video_posters")
+    assert stored_files(media_root) == before
+    settings.FFMPEG_BINARY = "ffmpeg"
+    assert backfill("--dry-run") == {"videos": 4, "files": 3, "made": 3, "linked": 0, "failed": 0, "dry_run": True}
+    assert stored_files(media_root) == before
+    assert backfill("--tenant", "globex") == {"videos": 1, "files": 1, "made": 1, "linked": 0, "failed": 0,
+                                              "dry_run": False}
+    assert backfill() == {"videos": 3, "files": 2, "made": 1, "linked": 0, "failed": 1, "dry_run": False}
+    for video in (first, second, theirs):
+        video.refresh_from_db()
+        assert video.thumbnail_name == f"{video.storage_name}.thumb"
+        poster = (media_root / video.thumbnail_name).read_bytes()
+        assert mediatypes.sniff(poster) == "image/jpeg"
+    broken.refresh_from_db()
+    assert broken.thumbnail_name == "" and broken.state == "fetched"
+    photo.refresh_from_db()
+    assert photo.thumbnail_name  # images were never the backfill's business
+
+    # A row of a file whose poster is stored, without its name (an import stores no posters): linked, not made.
+    MediaFile.objects.unscoped().filter(pk=second.pk).update(thumbnail_name="")
+    made = stored_files(media_root)
+    assert backfill() == {"videos": 2, "files": 2, "made": 0, "linked": 1, "failed": 1, "dry_run": False}
+    second.refresh_from_db()
+    assert second.thumbnail_name == first.thumbnail_name
+    assert backfill() == {"videos": 1, "files": 1, "made": 0, "linked": 0, "failed": 1, "dry_run": False}
+    assert stored_files(media_root) == made  # nothing written again
+    client.force_login(acme_agent)
+    r = client.get(reverse("media_thumbnail", args=[conv.tenant.slug, conv.pk, first.pk]))
+    assert r.status_code == 200 and r["Content-Type"] == "image/jpeg"
+    with pytest.raises(CommandError, match="No workspace"):
+        call_command("backfill_video_posters", "--tenant", "nope")

@@ -275,3 +275,17 @@ def test_an_object_lost_from_the_bucket_is_not_found_not_an_error(client, acme_a
     for path in (url(item), url(item, "media_thumbnail")):
         assert client.get(path).status_code == 404
         assert client.get(path, HTTP_RANGE="bytes=0-9").status_code == 404
+
+
+def test_backfilled_posters_are_stored_in_the_bucket(settings, acme_connection, s3_media):
+    from inbox.media import backfill_video_posters
+
+    settings.FFMPEG_BINARY = "ffmpeg-is-not-installed-here"
+    video = stored(ConversationFactory(connection=acme_connection), "video", samples.mp4(), "VID1")
+    assert not video.thumbnail_name and s3_media.keys() == {video.storage_name}
+    settings.FFMPEG_BINARY = "ffmpeg"
+    report = backfill_video_posters()
+    assert (report.videos, report.made, report.failed) == (1, 1, 0)
+    video.refresh_from_db()
+    assert s3_media.keys() == {video.storage_name, video.thumbnail_name}
+    assert s3_media.get(video.thumbnail_name)[:3] == b"\xff\xd8\xff"
