@@ -266,7 +266,7 @@ BACKUPS_ENABLED = env.bool("BACKUPS_ENABLED", default=True)
 BACKUP_DIR = env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 # Whether each backup carries the stored media files (each backup then holds all of them: BACKUP_KEEP copies);
-# false: the media rows only, the files being in MEDIA_ROOT's own backups.
+# false: the media rows only, the files being in MEDIA_ROOT's (or the bucket's) own backups.
 BACKUP_WITH_MEDIA = env.bool("BACKUP_WITH_MEDIA", default=True)
 BACKUP_MAX_AGE_HOURS = env.float("BACKUP_MAX_AGE_HOURS", default=26.0)
 # The largest "Export chat" file (.txt or .zip) the conversation page accepts (manage.py import_chat_export has no limit).

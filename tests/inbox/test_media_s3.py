@@ -289,3 +289,35 @@ def test_backfilled_posters_are_stored_in_the_bucket(settings, acme_connection, 
     video.refresh_from_db()
     assert s3_media.keys() == {video.storage_name, video.thumbnail_name}
     assert s3_media.get(video.thumbnail_name)[:3] == b"\xff\xd8\xff"
+
+
+def test_an_import_whose_bytes_are_not_their_name_leaves_no_object(tmp_path, s3_media):
+    """The checksum is checked while the member streams into the bucket: a mismatch deletes the object written
+    and every object the import had stored, and nothing is imported."""
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    from inbox.snapshot.export import export_tenant
+    from tests.inbox.test_snapshot import delete_tenant
+
+    acme = TenantFactory(slug="acme")
+    conv = ConversationFactory(connection=ConnectionFactory(tenant=acme, name="Support"))
+    stored(conv, "image", samples.jpeg(), "IMG1")
+    stored(conv, "document", samples.pdf(), "DOC1")
+    path, bad = tmp_path / "acme.zip", tmp_path / "bad.zip"
+    export_tenant(acme, path)
+    delete_tenant(acme)
+    for key in s3_media.keys():
+        s3_media.client.delete_object(Bucket=s3_media.name, Key=key)
+    pdf = f"media/{hashlib.sha256(samples.pdf()).hexdigest()}"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        manifest = json.loads(src.read("manifest.json"))
+        swapped = samples.png()  # other bytes under the PDF's name, the manifest made to match them
+        manifest["files"][pdf].update(sha256=hashlib.sha256(swapped).hexdigest(), bytes=len(swapped))
+        for info in src.infolist():
+            dst.writestr(info, {pdf: swapped, "manifest.json": json.dumps(manifest).encode()}.get(info.filename)
+                         or src.read(info))
+    with pytest.raises(CommandError, match="holds other bytes.*nothing was imported"):
+        call_command("import_tenant", str(bad))
+    assert not Tenant.objects.filter(slug="acme").exists() and s3_media.keys() == set()
