@@ -479,7 +479,7 @@ def backfill_video_posters(tenant_id: int | None = None, *, dry_run: bool = Fals
     a file ffmpeg cannot read is counted ``failed`` and left as it is (tried again by the next run).
 
     Operator path: reads rows across tenants (or one tenant) by id, in batches by primary key; each file is
-    read whole for ffmpeg (a video is bounded by ``MEDIA_MAX_BYTES["video"]``). Raises ``FfmpegMissing``
+    streamed from the storage to ffmpeg's temporary file (on S3 too). Raises ``FfmpegMissing``
     before touching anything when ffmpeg is not installed. Open threads re-render the videos that got one."""
     if not dry_run and transcode.ffmpeg_binary() is None:
         raise FfmpegMissing("ffmpeg is not installed: posters cannot be made (scripts/ensure-ffmpeg.sh installs it)")
@@ -511,8 +511,8 @@ def _backfill_one_poster(store, tenant_id: int, name: str, message_ids: list[int
             report.made += 1
             return
         try:
-            with open_stored(name) as f:
-                poster = transcode.video_poster(f.read())
+            with open_stored(name) as f:  # streamed to ffmpeg's temporary file, never whole in memory
+                poster = transcode.video_poster(f)
         except FileNotFoundError:
             poster = None
         if poster is None:

@@ -38,13 +38,18 @@ def ffmpeg_binary() -> str | None:
     return path
 
 
-def _run(data: bytes, in_name: str, out_name: str, args: list[str]) -> bytes | None:
+def _run(data, in_name: str, out_name: str, args: list[str]) -> bytes | None:
+    """ffmpeg on ``data`` (bytes, or a readable binary stream copied to the temporary file in blocks)."""
     binary = ffmpeg_binary()
     if binary is None:
         return None
     with tempfile.TemporaryDirectory(prefix="inbox-ffmpeg-") as tmp:
         src, dst = Path(tmp) / in_name, Path(tmp) / out_name
-        src.write_bytes(data)
+        if isinstance(data, bytes | bytearray):
+            src.write_bytes(data)
+        else:
+            with src.open("wb") as out:
+                shutil.copyfileobj(data, out, 1 << 20)
         cmd = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(src), *args, "-y", str(dst)]
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=settings.FFMPEG_TIMEOUT_SECONDS, check=False)
@@ -59,9 +64,10 @@ def _run(data: bytes, in_name: str, out_name: str, args: list[str]) -> bytes | N
         return out
 
 
-def video_poster(data: bytes) -> bytes | None:
-    """A JPEG poster of a video, within MEDIA_THUMBNAIL_PIXELS: the most representative of its first
-    frames (ffmpeg's ``thumbnail`` filter, so a fade-in's black first frame is not the poster)."""
+def video_poster(data) -> bytes | None:
+    """A JPEG poster of a video (bytes, or a stream: a stored file read from its storage), within
+    MEDIA_THUMBNAIL_PIXELS: the most representative of its first frames (ffmpeg's ``thumbnail`` filter, so a
+    fade-in's black first frame is not the poster)."""
     box = int(settings.MEDIA_THUMBNAIL_PIXELS)
     # Within the box, never enlarged (a video smaller than the box keeps its size).
     scale = f"thumbnail=25,scale=w='min({box},iw)':h='min({box},ih)':force_original_aspect_ratio=decrease"
