@@ -486,7 +486,7 @@ def backfill_video_posters(tenant_id: int | None = None, *, dry_run: bool = Fals
     report = PosterBackfill(dry_run=dry_run)
     rows = (MediaFile.objects.unscoped() if tenant_id is None else MediaFile.objects.for_tenant(tenant_id))
     rows = rows.filter(state=State.FETCHED, mimetype__startswith="video/", thumbnail_name="").exclude(storage_name="")
-    store, after = storage(), 0
+    store, after, tried = storage(), 0, set()
     while True:
         chunk = list(rows.filter(pk__gt=after).order_by("pk").values_list("pk", "tenant_id", "storage_name",
                                                                           "message_id")[:batch])
@@ -497,9 +497,12 @@ def backfill_video_posters(tenant_id: int | None = None, *, dry_run: bool = Fals
         for _pk, tenant, name, message_id in chunk:
             files.setdefault((tenant, name), []).append(message_id)
         report.videos += len(chunk)
-        report.files += len(files)
-        for (tenant, name), message_ids in files.items():
-            _backfill_one_poster(store, tenant, name, message_ids, report)
+        for key, message_ids in files.items():
+            if key in tried:  # a file ffmpeg could not read, met again in a later batch: tried once per run
+                continue
+            tried.add(key)
+            report.files += 1
+            _backfill_one_poster(store, *key, message_ids, report)
     logger.info(POSTERS_BACKFILLED, extra={**report.__dict__, "tenant_id": tenant_id})
     return report
 

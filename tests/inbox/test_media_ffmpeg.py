@@ -219,3 +219,14 @@ def test_backfill_makes_the_posters_videos_stored_without_ffmpeg_lack_once(setti
     assert r.status_code == 200 and r["Content-Type"] == "image/jpeg"
     with pytest.raises(CommandError, match="No workspace"):
         call_command("backfill_video_posters", "--tenant", "nope")
+
+
+def test_backfill_in_small_batches_tries_each_file_once_per_run(settings, media_root, acme_connection):
+    conv = ConversationFactory(connection=acme_connection)
+    settings.FFMPEG_BINARY = "ffmpeg-is-not-installed-here"
+    for i in range(3):  # one unreadable file named by three rows, met in three batches
+        stored(conv, "video", samples.mp4()[:300], f"BROKEN{i}")
+    stored(conv, "video", samples.mp4(), "GOOD")
+    settings.FFMPEG_BINARY = "ffmpeg"
+    report = media.backfill_video_posters(batch=1)
+    assert (report.videos, report.files, report.made, report.failed) == (4, 2, 1, 1)
