@@ -55,8 +55,9 @@ def numbers():
 def fast_beat():
     """Beat's schedules every 2 s, so the safety net and the supervision act within the test.
 
-    The schedules are the migration's rows: an earlier transactional test's flush removed them."""
-    import_module("connections.migrations.0003_schedule_beat_tasks").create(apps, None)
+    The schedules are the migrations' rows: an earlier transactional test's flush removed them."""
+    import_module("connections.migrations.0002_initial").create_schedules(apps, None)
+    import_module("sync.migrations.0001_initial").create_schedules(apps, None)
     every, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task__in=["sync.tasks.journal_safety_net_task",
                                           "connections.tasks.supervise_connections_task"]).update(interval=every)
