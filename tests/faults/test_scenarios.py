@@ -34,7 +34,7 @@ from connections.transport.simulator import inbound_specs, overlaps, pending_inb
 from inbox.models import Message
 from sync.models import RawEvent
 from tests import procs
-from tests.connections.helpers import runner_env, start_runner
+from tests.connections.helpers import runner_env, start_runner, wait_runner_let_go
 from tests.factories import ConnectionFactory, TenantFactory
 from tests.faults.kit import fault_env
 
@@ -310,8 +310,9 @@ def test_a_supervisor_frozen_mid_burst(numbers, redis_server, fast_beat, product
     time.sleep(3)
     first.popen.send_signal(signal.SIGSTOP)
     all_connected(numbers, 30, runners={"stop-sup-2"})
+    woke_at = time.time()
     first.popen.send_signal(signal.SIGCONT)
+    wait_runner_let_go("stop-sup-1", woke_at, redis_server.client())
     check_books(numbers, "SSUP", count)
-    time.sleep(LEASE)
     all_connected(numbers, LEASE * 2, runners={"stop-sup-2"})
     assert first.alive()

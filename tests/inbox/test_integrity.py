@@ -4,7 +4,6 @@ PostgreSQL only: these are triggers; SQLite keeps ADR-6's app-kept relations (te
 """
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -17,6 +16,7 @@ from inbox.purge import do_purge_conversations
 from sync.ingest import MESSAGE_COLUMNS
 from sync.upsert import insert_new
 from tests.factories import ConnectionFactory, ConversationFactory, MessageFactory
+from tests.locks import wait_blocked_on_lock
 
 REFUSED = (IntegrityError, psycopg.errors.ForeignKeyViolation)
 
@@ -179,8 +179,8 @@ def test_delete_racing_an_uncommitted_insert_waits_and_is_refused():
 
         thread = threading.Thread(target=write)
         thread.start()
-        time.sleep(0.3)
-        assert thread.is_alive() and not outcome  # waiting for the delete's lock on the conversation
+        wait_blocked_on_lock(writer.info.backend_pid)  # waiting for the delete's lock on the conversation
+        assert thread.is_alive() and not outcome
         deleter.commit()
         thread.join(10)
     assert isinstance(outcome.get("result"), psycopg.errors.ForeignKeyViolation), outcome
