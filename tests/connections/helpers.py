@@ -52,9 +52,10 @@ def wait_status(pk, status, timeout=10.0, runner=None):
 
 
 def wait_runner_let_go(runner_id, since, redis=None, timeout=10.0):
-    """The positive marker that a runner woken from a freeze let its numbers go: its first liveness mark
-    written after ``since`` (unix time; a mark is written in the tick after a reconcile) says it holds no
-    session. ``redis``: the client of the Redis the runner marks in (default: the suite's)."""
+    """The positive marker that a runner woken from a freeze let its numbers go: a liveness mark it wrote
+    after ``since`` (unix time) says it holds no session. A mark follows each reconcile in the same tick,
+    so the runner has looked at the rows since waking. ``redis``: the client of the Redis the runner
+    marks in (default: the suite's)."""
 
     def let_go():
         raw = (redis or redis_client()).hget(heartbeats.runners_key(), runner_id)
