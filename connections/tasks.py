@@ -1,4 +1,4 @@
-"""Celery beat tasks of the connections app (scheduled by migration 0003 into django-celery-beat)."""
+"""Celery beat tasks of the connections app (scheduled by migration 0002 into django-celery-beat)."""
 
 import logging
 

@@ -1,7 +1,7 @@
 """Deleting conversations: the one way, messages first, in one transaction (ADR-11).
 
 On PostgreSQL the database refuses to delete a conversation that still has messages
-(``conversation_refuse_delete_with_messages``, migration ``inbox/0008``): a raw ``DELETE`` would orphan
+(``conversation_refuse_delete_with_messages``, migration ``inbox/0001``): a raw ``DELETE`` would orphan
 them, since a message's conversation is not a database foreign key (ADR-6). Everything that deletes
 conversations on purpose (the Django admin, a merge of two conversations) calls
 ``do_purge_conversations``; Django's own cascades (deleting a connection or a tenant through the ORM)

@@ -134,7 +134,7 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
 # walks every conversation of the tenant and probes the joined rows (docs/measurements.md).
 # Instead each column family is its own branch, a semi-join the planner can drive either
 # way: from a trigram GIN index (pg_trgm on contact names and numbers, identity JIDs and chat JIDs,
-# migration inbox 0003; on message search entries, inbox 0006) when few rows match, or by walking the
+# migration inbox 0001; and on message search entries) when few rows match, or by walking the
 # inbox index in activity order when many do. Each branch returns at most one page in the page's order, so the top of their
 # UNION is exactly the top of the full result: keyset paging stays correct.
 

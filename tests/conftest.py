@@ -57,23 +57,24 @@ def _fresh_simulator_server(request):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _drop_session_stores(django_db_setup, django_db_blocker):
-    """Every runner a test starts creates its whatsmeow store beside its database (run_connections ->
-    ensure_store): the stores go with the test database instead of piling up on the shared server."""
-    yield
+def _session_store_and_leak_check(django_db_setup, django_db_blocker):
+    """The run's whatsmeow store beside the test database and its media root in the scratch directory,
+    for the processes the tests start and for the test process, removed at the end with the scratch
+    files; a store database or file that a test made and left is removed too, and fails the session's end
+    (tests/leftovers.py)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
     from django.db import connection
+    from django.test import override_settings
 
-    if connection.vendor != "postgresql":
-        return
-    drop_store_databases(connection.settings_dict, connection.settings_dict["NAME"])
+    from tests import leftovers
 
-
-def drop_store_databases(settings_dict, *database_names):
-    """Drop the whatsmeow stores derived from these databases (``<name>_whatsmeow``), if any."""
-    import psycopg
-
-    db = settings_dict
-    server = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/postgres"
-    with psycopg.connect(server, autocommit=True) as admin:
-        for name in database_names:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}_whatsmeow" WITH (FORCE)')
+    configured = Path(urlsplit(settings.DATABASE_URL).path).name
+    check = leftovers.LeakCheck(connection.settings_dict, configured)
+    with override_settings(WHATSMEOW_STORE=leftovers.session_store(connection.settings_dict),
+                           MEDIA_ROOT=str(leftovers.scratch_dir() / "media")):
+        yield
+    leaks = check.finish()
+    assert not leaks, f"the tests left (now removed): {leaks}"

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.processes import group_members
+from tests.leftovers import scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,8 @@ def process_env(**extra) -> dict:
         user, host, port = db["USER"] or "postgres", db["HOST"] or "127.0.0.1", db["PORT"] or 5432
         env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{db['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    # The session's store and media root (tests/leftovers.py), or what the test set in their place.
+    env["WHATSMEOW_STORE"], env["MEDIA_ROOT"] = settings.WHATSMEOW_STORE, settings.MEDIA_ROOT
     env["REDIS_URL"] = settings.REDIS_URL
     env["CELERY_QUEUE"] = settings.CELERY_TASK_DEFAULT_QUEUE
     env["PYTHONUNBUFFERED"] = "1"
@@ -49,7 +52,7 @@ def process_env(**extra) -> dict:
 class Proc:
     def __init__(self, name: str, args: list[str], env: dict):
         self.name = name
-        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", dir=scratch_dir(), delete=False)
         self.popen = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -16,7 +16,8 @@ _suffix = "" if _db_name == "inbox" else f"-{_db_name}"
 os.environ.setdefault("CELERY_QUEUE", f"test-inbox{_suffix}")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-asgi{_suffix}")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-# Media files of the test runs (runners started by the tests inherit it): never the dev server's.
+# Media files of the test runs: never the dev server's. The suite points it at its session's scratch
+# directory (tests/leftovers.py) and hands that to the processes it starts; this covers a bare import.
 os.environ.setdefault("MEDIA_ROOT", str(Path(__file__).resolve().parents[2] / "var" / "test-media"))
 
 from .base import *  # noqa: E402,F403

@@ -1,6 +1,6 @@
 """Scheduled backups: every tenant exported daily into ``BACKUP_DIR/<slug>/``, the newest ``BACKUP_KEEP`` kept.
 
-Beat runs ``inbox.tasks.backup_tenants_task`` (03:15 UTC, migration inbox 0011), which hands each tenant
+Beat runs ``inbox.tasks.backup_tenants_task`` (03:15 UTC, migration inbox 0001), which hands each tenant
 to ``backup_tenant_task``: one export (``inbox.snapshot.export``) per tenant, recorded as a ``BackupRun``.
 A failed backup keeps its error on the run and raises the staff alert ``backup:<slug>``; the next good
 one resolves it. The watchdog (``inbox.watchdog``) raises the same alert for a backup that is late: a

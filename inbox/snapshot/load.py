@@ -23,7 +23,7 @@
    | JID mappings | (tenant, LID) |
    | alerts | (cause, kind, created_at) |
 
-Writes go through the database's constraints and triggers (migration inbox 0008), never around them:
+Writes go through the database's constraints and triggers (migration inbox 0001), never around them:
 messages through ``sync.upsert.insert_new`` (the sync engine's binary COPY on PostgreSQL, which the
 statement-level triggers check), search entries added for the new messages (``inbox.search``).
 Timestamps (``created_at``/``updated_at``) are kept as exported: their ``auto_now`` is switched off for

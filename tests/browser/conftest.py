@@ -113,6 +113,16 @@ def wait_online(page):
     expect(page.locator("body[data-live=online]")).to_have_count(1, timeout=8000)
 
 
+def wait_until(page, predicate, message, timeout=8.0):
+    """Poll a Python-side predicate (what the page's events filled in) while Playwright dispatches them:
+    the positive marker a test waits for instead of a fixed wait."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        page.wait_for_timeout(25)
+
+
 def screenshot(page, name):
     if SCREENSHOTS:
         os.makedirs(SCREENSHOTS, exist_ok=True)

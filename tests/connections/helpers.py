@@ -1,11 +1,15 @@
 """Helpers for the connections tests: runner processes with short timings, waiting on the database."""
 
+import json
 import tempfile
 
 from django.db import close_old_connections
 
+from config import heartbeats
+from config.redis import redis_client
 from connections.models import Connection, ConnectionEvent
 from tests import procs
+from tests.leftovers import scratch_dir
 
 FAST = {
     "RUNNER_HEARTBEAT_SECONDS": 0.5,
@@ -19,7 +23,7 @@ FAST = {
 
 
 def runner_env(**extra):
-    env = dict(FAST, EVENT_SPOOL_DIR=tempfile.mkdtemp(prefix="spool-"))
+    env = dict(FAST, EVENT_SPOOL_DIR=tempfile.mkdtemp(prefix="spool-", dir=scratch_dir()))
     env.update(extra)
     return procs.process_env(**env)
 
@@ -45,6 +49,20 @@ def wait_status(pk, status, timeout=10.0, runner=None):
         if runner is not None:
             print(runner.output()[-6000:])
         raise
+
+
+def wait_runner_let_go(runner_id, since, redis=None, timeout=10.0):
+    """The positive marker that a runner woken from a freeze let its numbers go: a liveness mark it wrote
+    after ``since`` (unix time) says it holds no session. A mark follows each reconcile in the same tick,
+    so the runner has looked at the rows since waking. ``redis``: the client of the Redis the runner
+    marks in (default: the suite's)."""
+
+    def let_go():
+        raw = (redis or redis_client()).hget(heartbeats.runners_key(), runner_id)
+        mark = json.loads(raw) if raw else {}
+        return mark.get("at", 0) > since and mark.get("sessions") == 0
+
+    procs.wait_for(let_go, timeout, 0.05, f"runner {runner_id} marked alive after {since:.1f}, holding no session")
 
 
 def event_kinds(pk):

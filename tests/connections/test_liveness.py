@@ -23,7 +23,7 @@ from connections.tasks import retry_failed_connections_task
 from connections.transport.simulator import inbound_specs, overlaps, queue_inbound
 from sync.models import RawEvent
 from tests import procs
-from tests.connections.helpers import event_kinds, row, runner_env, start_runner, wait_status
+from tests.connections.helpers import event_kinds, row, runner_env, start_runner, wait_runner_let_go, wait_status
 from tests.factories import ConnectionFactory, TenantFactory
 
 pytestmark = [pytest.mark.faults, pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -61,7 +61,7 @@ def test_a_frozen_child_is_killed_and_its_number_moves_without_two_hosts():
         wait_status(conn.pk, Connection.Status.CONNECTED, 40, runner)
         [child] = children_of(runner)
         queue_inbound(conn.pk, inbound_specs(CUSTOMER, "during the freeze", 30, rate=10, batch="FRZ"))
-        time.sleep(0.5)
+        procs.wait_for(lambda: journaled_ids(conn.pk, "SIMFRZ"), 10, 0.05, "the burst under way")  # freeze mid-burst
         os.kill(child, signal.SIGSTOP)
         procs.wait_for(lambda: not pid_alive(child), 10, 0.1, "frozen child killed")
         procs.wait_for(lambda: event_kinds(conn.pk).count("connected") >= 2, 15, 0.1, "reconnected in a new child")
@@ -85,7 +85,7 @@ def test_a_frozen_supervisors_children_leave_before_its_lease_ends_and_another_r
         wait_status(conn.pk, Connection.Status.CONNECTED, 40, first)
         [child] = children_of(first)
         queue_inbound(conn.pk, inbound_specs(CUSTOMER, "while frozen", 40, rate=10, batch="SUP"))
-        time.sleep(0.5)
+        procs.wait_for(lambda: journaled_ids(conn.pk, "SIMSUP"), 10, 0.05, "the burst under way")  # freeze mid-burst
         first.popen.send_signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         # The child stops hosting before the lease runs out (RUNNER_LEASE_SECONDS = 3 here).
@@ -96,8 +96,9 @@ def test_a_frozen_supervisors_children_leave_before_its_lease_ends_and_another_r
                                                                          runner_id="awake").exists(),
                        40, 0.1, "connected by the second runner")
         assert "runner_lost" in event_kinds(conn.pk)
+        woke_at = time.time()
         first.popen.send_signal(signal.SIGCONT)  # the first one wakes up: it must let go quietly
-        time.sleep(3)
+        wait_runner_let_go("sleepy", woke_at)
         assert row(conn.pk).runner_id == "awake" and row(conn.pk).status == Connection.Status.CONNECTED
         wait_all_journaled(conn.pk, "SIMSUP", 40)
         assert overlaps(conn.pk) == 0
@@ -157,9 +158,10 @@ def test_numbers_that_gave_up_are_retried_by_a_runner_paired_or_not():
     gave_up = dict(status=Connection.Status.FAILED, reconnect_attempts=30, next_retry_at=timezone.now())
     paired_one = paired(tenant, 4, **gave_up)
     unpaired = ConnectionFactory(tenant=tenant, **gave_up)
+    marker = paired(tenant, 7)  # claimable: once it is claimed, that claim saw (and left) the failed rows
     runner = start_runner("slow")
     try:
-        time.sleep(2)
+        procs.wait_for(lambda: row(marker.pk).runner_id == "slow", 20, 0.05, "the runner's first claim")
         assert row(paired_one.pk).runner_id == ""  # runners leave failed rows to the slow retry ...
         assert sorted(retry_failed_connections_task()) == sorted([paired_one.pk, unpaired.pk])  # ... which beat runs
         wait_status(paired_one.pk, Connection.Status.CONNECTED, 40, runner)

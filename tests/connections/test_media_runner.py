@@ -3,8 +3,6 @@ OGG/Opus voice note, PDF) to the child's download, which stores them; failures a
 then marked; expired files are marked and can be retried; attachments are uploaded by the runner."""
 
 import hashlib
-import tempfile
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,10 +26,9 @@ EXPECTED = {"image": "image/jpeg", "png": "image/png", "sticker": "image/webp", 
 
 
 @pytest.fixture
-def media_root(settings):
-    root = tempfile.mkdtemp(prefix="media-")
-    settings.MEDIA_ROOT = root
-    return Path(root)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    return tmp_path
 
 
 def media_runner(name, media_root, **extra):

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 
 import pytest
 from django.db import close_old_connections
@@ -181,9 +180,12 @@ def test_an_archived_number_is_logged_out_and_no_longer_hosted_even_when_restore
         close_old_connections()
         runner_sees = row(conn.pk)
         assert runner_sees.archived_at is None and runner_sees.desired_state == "logged_out"
-        # Restored, it waits to be paired again: the runner does not claim it meanwhile.
+        # Restored, it waits to be paired again: the runner does not claim it meanwhile. The marker that
+        # a reconcile ran after the restore: a number added after it is claimed (one claim takes every
+        # claimable row, so that claim would have taken the restored one too).
+        marker = paired(tenant, 9)
         nudge(conn.pk, "reconcile")
-        time.sleep(2.5)  # two and a half reconcile periods (RUNNER_RECONCILE_SECONDS=1): time to claim it, were it claimable
+        procs.wait_for(lambda: row(marker.pk).runner_id == "r1", 10, 0.05, "a number added after the restore claimed")
         assert row(conn.pk).runner_id == "" and row(conn.pk).status == Connection.Status.LOGGED_OUT
         assert row(other.pk).status == Connection.Status.CONNECTED  # the other number never noticed
     finally:

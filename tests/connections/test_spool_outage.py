@@ -15,7 +15,6 @@ from neonize.events import MessageEv
 
 from connections.nudge import nudge_channel, redis_client
 from tests import procs
-from tests.conftest import drop_store_databases
 from tests.connections.helpers import runner_env, start_runner
 from tests.factories import ConnectionFactory, TenantFactory
 
@@ -57,7 +56,6 @@ class OwnDatabase:
     def drop(self):
         self.admin(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
         self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        drop_store_databases(django_connection.settings_dict, self.name)  # the runner's store beside it
 
     def query(self, sql, params=()):
         with psycopg.connect(self.url) as c:

@@ -63,7 +63,8 @@ def fault_env(base: dict | None = None, *, database_url: str | None = None, db_p
 
     base: an env to start from (default `procs.process_env()`: the test database, the suite's Redis,
     queue and settings); e.g. `tests.connections.helpers.runner_env()` for a runner with short timings.
-    database_url: use this database instead (e.g. `pg_cluster.url("inbox")`).
+    database_url: use this database instead (e.g. `pg_cluster.url("inbox")`); the whatsmeow store is then
+    derived from it (on that server, gone with it), not the session's (procs.process_env).
     db_proxy: reach the database through this proxy (it must target the URL's server); WHATSMEOW_STORE,
     when set and on the same server, goes through it too (unset, the product derives it from DATABASE_URL).
     redis: a RedisServer, a TcpProxy in front of one, or a URL: REDIS_URL and CELERY_BROKER_URL (the
@@ -73,6 +74,7 @@ def fault_env(base: dict | None = None, *, database_url: str | None = None, db_p
     env = dict(base if base is not None else procs.process_env())
     if database_url:
         env["DATABASE_URL"] = database_url
+        env.pop("WHATSMEOW_STORE", None)
     if db_proxy is not None:
         env["DATABASE_URL"] = _through_proxy(env["DATABASE_URL"], db_proxy)
         store = env.get("WHATSMEOW_STORE", "")

@@ -34,7 +34,7 @@ from connections.transport.simulator import inbound_specs, overlaps, pending_inb
 from inbox.models import Message
 from sync.models import RawEvent
 from tests import procs
-from tests.connections.helpers import runner_env, start_runner
+from tests.connections.helpers import runner_env, start_runner, wait_runner_let_go
 from tests.factories import ConnectionFactory, TenantFactory
 from tests.faults.kit import fault_env
 
@@ -55,8 +55,9 @@ def numbers():
 def fast_beat():
     """Beat's schedules every 2 s, so the safety net and the supervision act within the test.
 
-    The schedules are the migration's rows: an earlier transactional test's flush removed them."""
-    import_module("connections.migrations.0003_schedule_beat_tasks").create(apps, None)
+    The schedules are the migrations' rows: an earlier transactional test's flush removed them."""
+    import_module("connections.migrations.0002_initial").create_schedules(apps, None)
+    import_module("sync.migrations.0001_initial").create_schedules(apps, None)
     every, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task__in=["sync.tasks.journal_safety_net_task",
                                           "connections.tasks.supervise_connections_task"]).update(interval=every)
@@ -309,8 +310,9 @@ def test_a_supervisor_frozen_mid_burst(numbers, redis_server, fast_beat, product
     time.sleep(3)
     first.popen.send_signal(signal.SIGSTOP)
     all_connected(numbers, 30, runners={"stop-sup-2"})
+    woke_at = time.time()
     first.popen.send_signal(signal.SIGCONT)
+    wait_runner_let_go("stop-sup-1", woke_at, redis_server.client())
     check_books(numbers, "SSUP", count)
-    time.sleep(LEASE)
     all_connected(numbers, LEASE * 2, runners={"stop-sup-2"})
     assert first.alive()

@@ -2,8 +2,8 @@
 attributes, live for the other agents; the merge of two contacts by hand through the sync's own merge, with
 a confirmation step, tenant-isolated, for owners/admins, safe beside a batch ingesting for either contact."""
 
+import queue
 import threading
-import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -15,6 +15,7 @@ from inbox.models import Contact, ContactIdentity, Conversation, ConversationLab
 from sync import events_builder as b
 from sync.models import RawEvent
 from tests.inbox.test_live import receive_until, session_cookie, socket
+from tests.locks import backend_pid, wait_blocked_on_lock
 from tests.sync.helpers import LID_ANA, PN_ANA, T0, feed, incoming
 
 pytestmark = pytest.mark.django_db
@@ -240,8 +241,11 @@ def test_a_message_ingested_during_a_merge_lands_in_the_survivor(acme, acme_agen
         finally:
             connection.close()
 
+    ingest_pid = queue.Queue()
+
     def ingest():
         try:
+            ingest_pid.put(backend_pid())
             feed(acme_connection, incoming("L2", "durante", ts=T0 + 2, chat=LID_ANA))
         finally:
             connection.close()
@@ -251,8 +255,8 @@ def test_a_message_ingested_during_a_merge_lands_in_the_survivor(acme, acme_agen
     assert locked.wait(10)
     ingesting = threading.Thread(target=ingest)
     ingesting.start()
-    time.sleep(0.5)
-    assert ingesting.is_alive()  # the batch waits for the merge's locks
+    wait_blocked_on_lock(ingest_pid.get(timeout=10))  # the batch waits for the merge's locks
+    assert ingesting.is_alive()
     go.set()
     merging.join(20)
     ingesting.join(20)

@@ -1,10 +1,9 @@
-"""The database checks a message's conversation, connection and tenant (ADR-11, migration inbox/0008).
+"""The database checks a message's conversation, connection and tenant (ADR-11, migration inbox/0001).
 
 PostgreSQL only: these are triggers; SQLite keeps ADR-6's app-kept relations (tests/sync/test_storage.py).
 """
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -17,6 +16,7 @@ from inbox.purge import do_purge_conversations
 from sync.ingest import MESSAGE_COLUMNS
 from sync.upsert import insert_new
 from tests.factories import ConnectionFactory, ConversationFactory, MessageFactory
+from tests.locks import wait_blocked_on_lock
 
 REFUSED = (IntegrityError, psycopg.errors.ForeignKeyViolation)
 
@@ -179,29 +179,10 @@ def test_delete_racing_an_uncommitted_insert_waits_and_is_refused():
 
         thread = threading.Thread(target=write)
         thread.start()
-        time.sleep(0.3)
-        assert thread.is_alive() and not outcome  # waiting for the delete's lock on the conversation
+        wait_blocked_on_lock(writer.info.backend_pid)  # waiting for the delete's lock on the conversation
+        assert thread.is_alive() and not outcome
         deleter.commit()
         thread.join(10)
     assert isinstance(outcome.get("result"), psycopg.errors.ForeignKeyViolation), outcome
     assert not Message.objects.unscoped().filter(external_id="RACE-2").exists()
     assert Message.objects.unscoped().filter(external_id="RACE-1", conversation=first).exists()
-
-
-def test_the_migration_stops_on_stored_rows_that_break_the_rule():
-    """inbox/0008 verifies the stored messages before adding its triggers (DDL rolls back with the test)."""
-    from importlib import import_module
-
-    migration = import_module("inbox.migrations.0008_message_integrity_guards")
-    message = MessageFactory()
-    foreign = ConversationFactory()
-    with connection.schema_editor() as editor:
-        migration.drop_guards(None, editor)
-    Message.objects.unscoped().filter(pk=message.pk).update(conversation_id=foreign.pk)  # unchecked now
-    with pytest.raises(RuntimeError, match="1 stored messages name a conversation"), connection.schema_editor() as editor:
-        migration.add_guards(None, editor)
-    Message.objects.unscoped().filter(pk=message.pk).update(conversation_id=message.conversation_id)
-    with connection.schema_editor() as editor:
-        migration.add_guards(None, editor)
-    with pytest.raises(IntegrityError, match="no such conversation"), transaction.atomic():
-        Message.objects.unscoped().filter(pk=message.pk).update(conversation_id=foreign.pk)

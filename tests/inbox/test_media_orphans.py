@@ -128,7 +128,7 @@ def test_the_command_and_the_beat_task_report_counts(media_root, acme_connection
     assert sweep_orphan_media_task() == {"scanned": 1, "removed": 1, "in_grace": 0, "removed_bytes": size,
                                          "tenants_gone": 0, "dry_run": False}
     assert not (media_root / item.storage_name).exists()
-    # Beat runs it daily (a row in django-celery-beat, written by migration inbox/0019).
+    # Beat runs it daily (a row in django-celery-beat, written by migration inbox/0001).
     task = PeriodicTask.objects.get(task="inbox.tasks.sweep_orphan_media_task")
     assert task.enabled and task.interval.every == 86400 and task.interval.period == "seconds"
 

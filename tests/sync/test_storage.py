@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def test_message_relations_are_kept_by_the_database_or_orphans_are_reported(acme_connection):
     """ADR-6/ADR-11: a message's foreign keys are ORM relations; Django's cascades remove a deleted
     connection's or conversation's messages. On PostgreSQL the database refuses a message whose
-    conversation does not exist (inbox/0008); on SQLite sync_report counts any orphan a raw write left."""
+    conversation does not exist (migration inbox/0001); on SQLite sync_report counts any orphan a raw write left."""
     feed(acme_connection, incoming("FK1"), incoming("FK2"), incoming("FK3", chat=PN_BRUNO))
     assert sync_report(acme_connection)["orphaned_messages"] == 0
     msg = Message.objects.unscoped().get(external_id="FK1")
