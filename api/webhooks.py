@@ -351,7 +351,7 @@ def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
     from api import serializers as s
     from connections.models import Connection
     from inbox.labels import labels_prefetch
-    from inbox.models import Alert, Conversation, Message
+    from inbox.models import Alert, Contact, Conversation, Message
 
     if kind == "message":
         rows = Message.objects.for_tenant(tenant_id).select_related("media").defer("media__ref")
@@ -360,6 +360,9 @@ def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
         rows = (Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee")
                 .prefetch_related(labels_prefetch(tenant_id)))
         serializer = s.ConversationSerializer
+    elif kind == "contact":
+        rows = Contact.objects.for_tenant(tenant_id).prefetch_related("identities")
+        serializer = s.ContactDetailSerializer
     elif kind == "number":
         rows, serializer = Connection.objects.for_tenant(tenant_id), s.NumberSerializer
     elif kind == "alert":
