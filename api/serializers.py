@@ -186,7 +186,9 @@ class AssignInput(serializers.Serializer):
 
 
 class StatusInput(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Conversation.Status.choices)
+    # Not snoozed: a snooze needs its time and its wake-up (inbox.snooze); a bare status would never wake.
+    status = serializers.ChoiceField(choices=[c for c in Conversation.Status.choices
+                                              if c[0] != Conversation.Status.SNOOZED])
 
 
 class SendTextInput(serializers.Serializer):

@@ -164,6 +164,8 @@ def test_bad_input_is_a_documented_400(world):
         client.get("/api/v1/conversations/", {"cursor": "not-a-cursor"}),
         client.get("/api/v1/conversations/", {"status": "sleeping"}),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/status/", {"status": "gone"}, format="json"),
+        # Snoozing needs a time and a wake-up (the inbox's snooze), not a bare status that would never wake.
+        client.post(f"/api/v1/conversations/{a['conversation'].pk}/status/", {"status": "snoozed"}, format="json"),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/messages/", {"text": "  "}, format="json"),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/messages/", {"text": "a\x00b"}, format="json"),
         # A member of another tenant cannot be assigned.
