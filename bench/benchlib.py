@@ -79,11 +79,3 @@ def group_cpu_seconds(pgid: int) -> float:
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
 
-
-def backends_cpu_seconds(database: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to ``database`` (same host)."""
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])]
-    return sum(cpu_seconds(pid) for pid in pids)
