@@ -546,3 +546,24 @@ def test_snoozes_and_wakes_are_sent_as_conversation_status(acme, acme_agent, acm
     assert events[0]["data"]["until"] == until.isoformat()
     assert {e["data"]["conversation"]["id"] for e in events} == {conversation.pk}
     assert Conversation.objects.for_tenant(acme).get().status == "open"
+
+
+def test_one_recording_writes_every_delivery_in_the_order_recorded(acme, acme_connection, _no_broker,
+                                                                   django_capture_on_commit_callbacks):
+    from inbox import integrations
+
+    first = endpoint_for(acme, events=["conversation.status", "conversation.labels"])
+    second = endpoint_for(acme, events=["conversation.labels"])
+    events = [integrations.conversation_event("conversation.status", c, status="open") if c % 3 else
+              integrations.labels_event(c, added=[c, 1], removed=[]) for c in range(300, 0, -1)]
+    with django_capture_on_commit_callbacks(execute=True):
+        written = integrations.record_events(acme.pk, events)
+    rows = list(WebhookDelivery.objects.for_tenant(acme).order_by("id"))
+    assert written == len(rows) == 400
+    for endpoint in (first, second):  # each endpoint's ids follow the events' order
+        assert [(r.event, r.object_id, r.data) for r in rows if r.endpoint_id == endpoint.pk] == [
+            (e.name, e.object_id, e.data) for e in events if e.name in endpoint.events]
+    assert {(r.status, r.attempts, r.error, r.payload, r.tenant_id) for r in rows} == {("pending", 0, "", None, acme.pk)}
+    assert all(r.shard == webhooks.shard_of(r.ordering_key) and r.created_at for r in rows)
+    assert sorted({t for call in _no_broker for t in call}) == sorted(
+        {(r.endpoint_id, webhooks.partition_of(r.shard)) for r in rows})
