@@ -21,7 +21,7 @@ lock the conversation first too, so none of them can wait on the other in a cycl
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -85,7 +85,7 @@ def do_snooze(conversation, until: datetime, user=None) -> Snooze:
         _publish_bar(conversation.tenant_id, conversation.pk)
         integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
             integrations.CONVERSATION_STATUS, conversation.pk, status=Conversation.Status.SNOOZED,
-            until=until.isoformat())])
+            until=until.astimezone(UTC).isoformat().replace("+00:00", "Z"))])  # UTC, as the API's times
         snooze_id = snooze.pk
         transaction.on_commit(lambda: wake_snoozed_conversation_task.apply_async((snooze_id,), eta=until))
     logger.info("inbox.snoozed", extra={"conversation_id": conversation.pk, "until": until.isoformat(),
