@@ -38,11 +38,23 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ContactDetailSerializer(ContactSerializer):
-    identities = IdentitySerializer(many=True, read_only=True)
+class ContactRecordSerializer(ContactSerializer):
+    """A contact with what the team keeps about it (the inbox's contact panel): ``name_locked`` (our name
+    set by an agent or the API: the sync's names no longer replace it), ``notes``, ``attributes``."""
+
+    attributes = serializers.DictField(child=serializers.CharField(), read_only=True,
+                                       help_text="the team's key/value pairs (CPF, order number...)")
 
     class Meta(ContactSerializer.Meta):
-        fields = [*ContactSerializer.Meta.fields, "identities"]
+        fields = [*ContactSerializer.Meta.fields, "name_locked", "notes", "attributes"]
+        read_only_fields = fields
+
+
+class ContactDetailSerializer(ContactRecordSerializer):
+    identities = IdentitySerializer(many=True, read_only=True)
+
+    class Meta(ContactRecordSerializer.Meta):
+        fields = [*ContactRecordSerializer.Meta.fields, "identities"]
         read_only_fields = fields
 
 
@@ -159,7 +171,7 @@ def page_serializer(name: str, item):
 
 
 NumberPage = page_serializer("NumberPage", NumberSerializer)
-ContactPage = page_serializer("ContactPage", ContactSerializer)
+ContactPage = page_serializer("ContactPage", ContactRecordSerializer)
 ConversationPage = page_serializer("ConversationPage", ConversationSerializer)
 MessagePage = page_serializer("MessagePage", MessageSerializer)
 AlertPage = page_serializer("AlertPage", AlertSerializer)
@@ -174,7 +186,9 @@ class AssignInput(serializers.Serializer):
 
 
 class StatusInput(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Conversation.Status.choices)
+    # Not snoozed: a snooze needs its time and its wake-up (inbox.snooze); a bare status would never wake.
+    status = serializers.ChoiceField(choices=[c for c in Conversation.Status.choices
+                                              if c[0] != Conversation.Status.SNOOZED])
 
 
 class SendTextInput(serializers.Serializer):
@@ -189,6 +203,39 @@ class LabelInput(serializers.Serializer):
 class LabelUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=50, trim_whitespace=True, allow_blank=False, required=False)
     color = serializers.ChoiceField(choices=Label.Color.choices, required=False)
+
+
+class AttributesField(serializers.DictField):
+    """``{key: text}``; a null value is an empty one (drops the key). The errors are one list for the field
+    (the API's error shape), not one per key."""
+
+    child = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+    def run_child_validation(self, data):
+        values = {}
+        for key, value in data.items():
+            if value is None:
+                value = ""
+            elif isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise serializers.ValidationError(f"The value of {str(key)[:60]!r} must be text.")
+            values[str(key)] = str(value)
+        return values
+
+
+class ContactUpdateInput(serializers.Serializer):
+    """What an agent edits on the contact panel; a field left out keeps its value. Validated as there
+    (``inbox.contacts.check_edit_contact``)."""
+
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="our name for the contact (it then stays, whatever WhatsApp says); "
+                                           "empty hands the name back to WhatsApp's")
+    notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                  help_text="free text, at most 4,000 characters")
+    attributes = AttributesField(
+        required=False,
+        help_text="the whole set of key/value pairs (replaces the stored one; an empty value drops its key): "
+                  "at most 30, keys of up to 40 letters, digits, spaces and . - / #, unique whatever their case, "
+                  "values of up to 500 characters; a key CPF must hold a valid CPF")
 
 
 class AddLabelInput(serializers.Serializer):

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from api import serializers as s
 from api.idempotency import MAX_KEY_LENGTH, KeyReused, request_fingerprint, run_idempotent
 from connections.models import Connection
-from inbox import actions, labels, media
+from inbox import actions, contacts, labels, media
 from inbox.access import access_connection, access_contact, access_conversation, access_message
 from inbox.models import Alert, Contact, MediaFile, Message
 from inbox.selectors import (
@@ -106,7 +106,7 @@ class ContactList(TenantAPIView):
         rows = list(rows.order_by("id")[: LIST_PAGE_SIZE + 1])
         more = len(rows) > LIST_PAGE_SIZE
         rows = rows[:LIST_PAGE_SIZE]
-        return Response({"results": s.ContactSerializer(rows, many=True).data,
+        return Response({"results": s.ContactRecordSerializer(rows, many=True).data,
                          "next_cursor": str(rows[-1].pk) if more else None})
 
 
@@ -116,6 +116,21 @@ class ContactDetail(TenantAPIView):
     def get(self, request, pk):
         contact = access_contact(self.tenant, pk)
         return Response(s.ContactDetailSerializer(contact).data)
+
+    @extend_schema(operation_id="contacts_update", tags=["contacts"], request=s.ContactUpdateInput,
+                   summary="Edit our name for a contact, its notes and its attributes (as the contact panel does)",
+                   responses={200: s.ContactDetailSerializer, **ERRORS})
+    def patch(self, request, pk):
+        contact = access_contact(self.tenant, pk)
+        data = _input(s.ContactUpdateInput, request)
+        attributes = data.get("attributes", contact.attributes or {})
+        try:
+            contacts.check_edit_contact(
+                contact, name=data.get("name", contact.display_name), notes=data.get("notes", contact.notes),
+                pairs=list(attributes.items()), user=None)
+        except contacts.ContactRefused as refused:
+            raise ValidationError({field: [message] for field, message in refused.errors.items()}) from None
+        return Response(s.ContactDetailSerializer(access_contact(self.tenant, pk)).data)
 
 
 # --- conversations -----------------------------------------------------------------------------------

@@ -1,30 +1,31 @@
 """Outbound webhooks: what happened in a tenant, POSTed to its endpoints, signed, in order, retried.
 
 Recording (``record_events``, registered at ready() as the core's recorder: ``inbox.integrations``) is called
-by the actions that make the changes, inside their transaction:
-one query for the tenant's enabled endpoints and one bulk insert of ``WebhookDelivery`` rows carrying
-only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched (unless
-one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
-statements per batch, never an HTTP request; a tenant without endpoints costs one indexed query per
-batch. A change that rolls back leaves no delivery; a committed one always has its rows (the outbox
-pattern, as for replies).
+by the actions that make the changes, inside their transaction: one query for the tenant's enabled endpoints
+and one insert of ``WebhookDelivery`` rows (arrays, not a model instance per row: ``_insert_deliveries``)
+carrying only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched
+(unless one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
+statements per batch, never an HTTP request; a tenant without endpoints costs one indexed query per batch. A
+change that rolls back leaves no delivery; a committed one always has its rows (the outbox pattern, as for
+replies).
 
 Delivery (``deliver_pending``, from ``api.tasks.deliver_webhooks_task``): rows are split into
 ``WEBHOOK_PARTITIONS`` partitions by their ``ordering_key`` (a conversation, a number, an alert: one key is
-always in one partition), one process at a time per endpoint partition (a Redis lock), deliveries in id
-order, and per key strictly in order: while one is waiting for its retry, the later ones of its key wait
-too, other keys go on. An endpoint with ``batch_size`` > 1 gets JSON arrays of up to that many events per
-request (signed over the whole body); otherwise one event object per request. The JSON of each event is
-built at its first attempt from the latest state (the API's serializers) and kept, so retries and
-redeliveries send the same event. A failed request is retried after ``config.backoff`` (base doubling to
-the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` a delivery is given up (``failed``; the log keeps it
-and a person may redeliver). ``WEBHOOK_DISABLE_AFTER_FAILURES`` failed requests in a row disable the
-endpoint and raise an alert to the tenant. Requests go over kept-alive connections
-(``inbox.outbound.post_json_pooled``, the SSRF guard before each one).
+always in one partition), one process at a time per endpoint partition (a Redis lock), deliveries in id order,
+and per key strictly in order: while one is waiting for its retry, the later ones of its key wait too, other
+keys go on. An endpoint with ``batch_size`` > 1 gets JSON arrays of up to that many events per request (signed
+over the whole body); otherwise one event object per request. The JSON of each event is built at its first
+attempt from the latest state (the API's serializers) and kept, so retries and redeliveries send the same
+event; it is encoded once, and those bytes are the body and what the log row stores. A failed request is
+retried after ``config.backoff`` (base doubling to the cap, with jitter); after ``WEBHOOK_MAX_ATTEMPTS`` a
+delivery is given up (``failed``; the log keeps it and a person may redeliver).
+``WEBHOOK_DISABLE_AFTER_FAILURES`` failed requests in a row disable the endpoint and raise an alert to the
+tenant. Requests go over kept-alive connections (``inbox.outbound.post_json_pooled``, the SSRF guard before
+each one).
 
 Signature: ``X-Inbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``. A receiver
-recomputes it over the raw body, compares in constant time and refuses a timestamp older than a few
-minutes (``verify_signature`` is the reference; docs/api.md).
+recomputes it over the raw body, compares in constant time and refuses a timestamp older than a few minutes
+(``verify_signature`` is the reference; docs/api.md).
 """
 
 from __future__ import annotations
@@ -84,15 +85,41 @@ def record_events(tenant_id: int, events: list[Event]) -> int:
     if not endpoints:
         return 0
     shards = {e.ordering_key: shard_of(e.ordering_key) for e in events}
-    rows = [WebhookDelivery(tenant_id=tenant_id, endpoint_id=endpoint_id, event=e.name, ordering_key=e.ordering_key,
-                            shard=shards[e.ordering_key], object_id=e.object_id, data=e.data)
+    rows = [(endpoint_id, e.name, e.ordering_key, shards[e.ordering_key], e.object_id, e.data)
             for e in events for endpoint_id, subscribed in endpoints if e.name in subscribed]
     if not rows:
         return 0
-    WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
-    targets = sorted({(r.endpoint_id, partition_of(r.shard)) for r in rows})
+    _insert_deliveries(tenant_id, rows)
+    targets = sorted({(endpoint_id, partition_of(shard)) for endpoint_id, _, _, shard, _, _ in rows})
     transaction.on_commit(lambda: enqueue_deliveries(targets), robust=True)
     return len(rows)
+
+
+_INSERT_COLUMNS = ("endpoint_id", "event", "ordering_key", "shard", "object_id", "data")
+
+
+def _insert_deliveries(tenant_id: int, rows: list[tuple]) -> None:
+    """Pending deliveries ``(endpoint id, event, ordering key, shard, object id, data)`` in id order. This runs
+    in the writer's transaction (the ingest's, for the live inbox): on PostgreSQL one INSERT of arrays
+    (``unnest``, in order) instead of a model instance and a dozen parameters per row (bulk_create's cost,
+    several times the statement's); the other columns get the model's defaults, written out here."""
+    if connection.vendor != "postgresql":
+        WebhookDelivery.objects.bulk_create([WebhookDelivery(tenant_id=tenant_id, **dict(zip(_INSERT_COLUMNS, row,
+                                                                                                strict=True)))
+                                             for row in rows], batch_size=1000)
+        return
+    columns = list(zip(*rows, strict=True))
+    data = [json.dumps(d, cls=DjangoJSONEncoder) if d else "{}" for d in columns[5]]
+    table = WebhookDelivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, endpoint_id, event, ordering_key, shard, object_id, data, status, "  # noqa: S608
+            "attempts, error, created_at) "
+            "SELECT %s, v.endpoint_id, v.event, v.ordering_key, v.shard, v.object_id, v.data, %s, 0, '', %s "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::jsonb[]) "
+            "WITH ORDINALITY AS v(endpoint_id, event, ordering_key, shard, object_id, data, n) ORDER BY v.n",
+            [tenant_id, WebhookDelivery.Status.PENDING, timezone.now(), list(columns[0]), list(columns[1]),
+             list(columns[2]), list(columns[3]), list(columns[4]), data])
 
 
 def _queued_key(endpoint_id: int, partition) -> str:
@@ -283,6 +310,11 @@ def _pending(endpoint: WebhookEndpoint, partition: int):
     return rows
 
 
+def _pending_page(endpoint: WebhookEndpoint, partition: int, after: int) -> list[WebhookDelivery]:
+    """The next page of pending deliveries after id ``after``, in id order."""
+    return list(_pending(endpoint, partition).filter(pk__gt=after).order_by("id")[:PAGE])
+
+
 def _pending_state(endpoint_id: int, partition: int):
     """(a pending delivery is due now, when the earliest one not due yet is due)."""
     endpoint = _endpoint(endpoint_id)
@@ -318,9 +350,10 @@ def _deliver_due(endpoint_id: int, partition: int, deadline: float, renew) -> in
         return endpoint.enabled
 
     while time.monotonic() < deadline:
-        page = list(_pending(endpoint, partition).filter(pk__gt=after).order_by("id")[:PAGE])
+        page = _pending_page(endpoint, partition, after)
         if not page:
             break
+        last_page = len(page) < PAGE  # what is recorded from now on, deliver_pending's look after the lock finds
         now = timezone.now()
         due = []
         for delivery in page:
@@ -343,6 +376,8 @@ def _deliver_due(endpoint_id: int, partition: int, deadline: float, renew) -> in
                 batch = []
         if batch and (time.monotonic() >= deadline or not send(batch)):
             return requests_made
+        if last_page:
+            break
     return requests_made
 
 
@@ -351,15 +386,19 @@ def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
     from api import serializers as s
     from connections.models import Connection
     from inbox.labels import labels_prefetch
-    from inbox.models import Alert, Conversation, Message
+    from inbox.models import Alert, Contact, Conversation, Message
 
     if kind == "message":
-        rows = Message.objects.for_tenant(tenant_id).select_related("media").defer("media__ref")
+        # extra (WhatsApp's leftovers) and the media's download reference are not in the API's shape.
+        rows = Message.objects.for_tenant(tenant_id).select_related("media").defer("extra", "media__ref")
         serializer = s.MessageSerializer
     elif kind == "conversation":
         rows = (Conversation.objects.for_tenant(tenant_id).select_related("contact", "assignee")
                 .prefetch_related(labels_prefetch(tenant_id)))
         serializer = s.ConversationSerializer
+    elif kind == "contact":
+        rows = Contact.objects.for_tenant(tenant_id).prefetch_related("identities")
+        serializer = s.ContactDetailSerializer
     elif kind == "number":
         rows, serializer = Connection.objects.for_tenant(tenant_id), s.NumberSerializer
     elif kind == "alert":
@@ -371,9 +410,13 @@ def _objects(tenant_id: int, kind: str, ids) -> dict[int, dict]:
     return {row.pk: data for row, data in zip(rows, serializer(rows, many=True).data, strict=True)}
 
 
+_ENCODER = DjangoJSONEncoder()
+
+
 def build_payloads(deliveries: list[WebhookDelivery]) -> None:
     """Set ``payload`` on those without one: the object as the API shows it now (one query per kind of
-    object for the whole list), plus what the event itself carried."""
+    object for the whole list), plus what the event itself carried. Each new payload is encoded once
+    (``event_json``): the same text is the request's body and what ``_save_attempts`` stores."""
     missing = [d for d in deliveries if d.payload is None]
     wanted: dict[tuple[int, str], set[int]] = {}
     for d in missing:
@@ -383,24 +426,36 @@ def build_payloads(deliveries: list[WebhookDelivery]) -> None:
         kind = d.event.split(".", 1)[0]
         data = dict(d.data)
         data[kind] = found[(d.tenant_id, kind)].get(d.object_id) or {"id": d.object_id, "gone": True}
-        payload = {"id": f"evt_{d.pk}", "event": d.event, "created_at": d.created_at, "data": data}
-        d.payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        # The serializers' output is JSON already (datetimes as strings); the event's own time is made one
+        # here as DjangoJSONEncoder writes it (milliseconds, "Z").
+        d.payload = {"id": f"evt_{d.pk}", "event": d.event, "created_at": _ENCODER.default(d.created_at),
+                     "data": data}
+        d.payload_is_new = True
 
 
 def build_payload(delivery: WebhookDelivery) -> dict:
     build_payloads([delivery])
-    return delivery.payload
+    return json.loads(event_json(delivery))  # as a receiver (and the log, once stored) sees it
 
 
 def _dumps(payload) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()  # jsonb reorders keys: sort
+    # jsonb reorders keys: sorted, a stored payload sent again (a retry, a redelivery) gives the same bytes.
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, cls=DjangoJSONEncoder).encode()
+
+
+def event_json(delivery: WebhookDelivery) -> bytes:
+    """The delivery's event as sent, encoded once per delivery and kept on the instance."""
+    body = getattr(delivery, "event_json_bytes", None)
+    if body is None:
+        body = delivery.event_json_bytes = _dumps(delivery.payload)
+    return body
 
 
 def request_body(endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]) -> bytes:
     """One event object (batch size 1: the original format), or a JSON array of events in order."""
     if endpoint.batch_size <= 1:
-        return _dumps(deliveries[0].payload)
-    return b"[" + b",".join(_dumps(d.payload) for d in deliveries) + b"]"
+        return event_json(deliveries[0])
+    return b"[" + b",".join(event_json(d) for d in deliveries) + b"]"
 
 
 def _send(endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]) -> bool:
@@ -460,17 +515,25 @@ def _save_attempts(tenant_id: int, deliveries: list[WebhookDelivery], at, code, 
             deliveries, ["payload", "attempts", "last_attempt_at", "response_code", "error", "status",
                          "next_attempt_at"])
         return
-    rows = json.dumps([{"id": d.pk, "payload": d.payload, "attempts": d.attempts, "status": d.status,
-                        "next_at": d.next_attempt_at} for d in deliveries], cls=DjangoJSONEncoder)
+    # The rows' JSON written around each event's text as it was sent (no second encoding of the payloads); a
+    # payload already stored (a retry) is not sent to the database again (null: COALESCE keeps the stored one).
+    rows = b"[" + b",".join(
+        b'{"id":%d,"attempts":%d,"status":%s,"next_at":%s,"payload":%s}' % (
+            d.pk, d.attempts, json.dumps(d.status).encode(),
+            json.dumps(d.next_attempt_at, cls=DjangoJSONEncoder).encode(),
+            event_json(d) if getattr(d, "payload_is_new", False) else b"null")
+        for d in deliveries) + b"]"
     table = WebhookDelivery._meta.db_table
     with connection.cursor() as cursor:
         # One parameter for all rows (jsonb_to_recordset): cheap to send whatever the batch size. The tenant in
         # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway).
         cursor.execute(
-            f"UPDATE {table} AS d SET payload = v.payload, attempts = v.attempts, status = v.status, "  # noqa: S608
-            "next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "
+            f"UPDATE {table} AS d SET payload = COALESCE(v.payload, d.payload), attempts = v.attempts, "  # noqa: S608
+            "status = v.status, next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "
             "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, payload jsonb, attempts int, status text, "
-            "next_at timestamptz) WHERE d.id = v.id AND d.tenant_id = %s", [at, code, error, rows, tenant_id])
+            "next_at timestamptz) WHERE d.id = v.id AND d.tenant_id = %s", [at, code, error, rows.decode(), tenant_id])
+    for d in deliveries:
+        d.payload_is_new = False
 
 
 def _count(endpoint: WebhookEndpoint, ok: bool) -> None:

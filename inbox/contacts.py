@@ -3,7 +3,8 @@ key/value attributes ("CPF", "Pedido"), and the merge of two contacts by hand.
 
 Writes follow inbox.actions (``check_*`` validates, ``do_*`` writes and publishes on commit). Every edit and
 merge is logged as a JSON line with the acting user (``inbox.contact_edited``, ``inbox.contacts_merged``):
-the product's audit trail.
+the product's audit trail; integrations hear them as ``contact.updated`` and ``contact.merged``
+(``inbox.integrations``). The API's contact edit (``PATCH /api/v1/contacts/{id}/``) is ``check_edit_contact``.
 
 The name: ``Contact.display_name`` with ``name_locked`` set once an agent wrote it, so the sync's names
 (address-book names from history, group subjects) never replace it (``sync.identities.update_contact_names``);
@@ -31,6 +32,7 @@ from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
+from inbox import integrations
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Note
 
 logger = logging.getLogger(__name__)
@@ -153,6 +155,8 @@ def do_edit_contact(contact, *, name: str, notes: str, attributes: dict, user=No
                                 .values_list("pk", flat=True))
         events.publish_conversations_on_commit(row.tenant_id, conversation_ids)  # headers and list rows: the name
         publish_contact_on_commit(row.tenant_id, row.pk)
+        integrations.record_events(row.tenant_id, [integrations.contact_event(
+            integrations.CONTACT_UPDATED, row.pk, changed=changed)])
     logger.info("inbox.contact_edited", extra={"contact_id": row.pk, "tenant_id": row.tenant_id, "changed": changed,
                                                "user_id": getattr(user, "pk", None)})
     return row
@@ -262,6 +266,9 @@ def do_merge_contacts(tenant_id: int, survivor_id: int, other_id: int, *, user=N
         events.publish_conversations_on_commit(tenant_id, sorted(kept))
         publish_contact_on_commit(tenant_id, survivor_id)
         _publish_removed_on_commit(tenant_id, gone)
+        integrations.record_events(tenant_id, [integrations.contact_event(
+            integrations.CONTACT_MERGED, survivor_id, merged_contact_id=other_id,
+            conversations_merged=[{"id": pk, "into": target} for pk, target in sorted(gone.items())])])
     logger.info("inbox.contacts_merged", extra={"tenant_id": tenant_id, "survivor": survivor_id, "merged": other_id,
                                                 "conversations_joined": result.merges, "user_id": getattr(user, "pk", None)})
     return survivor, gone

@@ -23,9 +23,11 @@ MESSAGE_EDITED = "message.edited"
 MESSAGE_DELETED = "message.deleted"
 CONVERSATION_STATUS = "conversation.status"
 CONVERSATION_ASSIGNED = "conversation.assigned"
+CONVERSATION_LABELS = "conversation.labels"
+CONTACT_UPDATED = "contact.updated"
+CONTACT_MERGED = "contact.merged"
 NUMBER_STATUS = "number.status"
 ALERT_RAISED = "alert.raised"
-
 
 
 def _(text: str) -> str:
@@ -40,8 +42,11 @@ EVENTS = {
     MESSAGE_STATUS: _("an outbound message was delivered, read, played, or failed"),
     MESSAGE_EDITED: _("a message was edited (body is the new text)"),
     MESSAGE_DELETED: _("a message was deleted by its sender"),
-    CONVERSATION_STATUS: _("a conversation was opened, set pending or resolved"),
+    CONVERSATION_STATUS: _("a conversation was opened, set pending, resolved, snoozed or woken"),
     CONVERSATION_ASSIGNED: _("a conversation was assigned or unassigned"),
+    CONVERSATION_LABELS: _("labels were put on or taken off a conversation"),
+    CONTACT_UPDATED: _("an agent changed a contact's name, notes or attributes"),
+    CONTACT_MERGED: _("two contacts were merged into one by hand"),
     NUMBER_STATUS: _("a number connected, disconnected, was logged out, failed..."),
     ALERT_RAISED: _("an alert was raised for the tenant"),
 }
@@ -64,6 +69,15 @@ def message_event(name: str, message_id: int, conversation_id: int, **data) -> E
 
 def conversation_event(name: str, conversation_id: int, **data) -> Event:
     return Event(name, f"conversation:{conversation_id}", conversation_id, data)
+
+
+def labels_event(conversation_id: int, *, added=(), removed=()) -> Event:
+    return Event(CONVERSATION_LABELS, f"conversation:{conversation_id}", conversation_id,
+                 {"added": sorted(added), "removed": sorted(removed)})
+
+
+def contact_event(name: str, contact_id: int, **data) -> Event:
+    return Event(name, f"contact:{contact_id}", contact_id, data)
 
 
 def number_event(connection_id: int, status: str, detail: str = "") -> Event:

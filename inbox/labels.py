@@ -2,7 +2,10 @@
 conversations by any member, created and deleted by owners/admins, and a filter of the inbox list.
 
 Writes follow inbox.actions (``check_*`` validates, ``do_*`` writes and publishes on commit); the list's
-rows and the thread's label bar reach the other agents live (the rows through the list's coalescing).
+rows and the thread's label bar reach the other agents live (the rows through the list's coalescing), and
+integrations hear ``conversation.labels`` (``inbox.integrations``) for every conversation that gained or lost
+one, from the pages and the API alike (deleting a label: each conversation that carried it). A rename or
+recolor changes no conversation's labels and records nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
+from inbox import integrations
 from inbox.models import ConversationLabel, Label
 
 logger = logging.getLogger(__name__)
@@ -121,11 +125,14 @@ def do_delete_label(label) -> None:
     with transaction.atomic():
         conversation_ids = list(ConversationLabel.objects.for_tenant(label.tenant_id).filter(label=label)
                                 .values_list("conversation_id", flat=True))
+        label_id = label.pk  # None once deleted
         label.delete()
         if conversation_ids:
             events.publish_conversations_on_commit(label.tenant_id, conversation_ids)
             _publish_bars(label.tenant_id, conversation_ids)
-    logger.info("inbox.label_deleted", extra={"label_id": label.pk, "conversations": len(conversation_ids)})
+            integrations.record_events(label.tenant_id, [integrations.labels_event(c, removed=[label_id])
+                                                         for c in sorted(conversation_ids)])
+    logger.info("inbox.label_deleted", extra={"label_id": label_id, "conversations": len(conversation_ids)})
 
 
 def do_add_label(conversation, label, *, acting_user=None) -> bool:
@@ -139,6 +146,8 @@ def do_add_label(conversation, label, *, acting_user=None) -> bool:
         if created:
             events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
             _publish_bars(conversation.tenant_id, [conversation.pk])
+            integrations.record_events(conversation.tenant_id, [integrations.labels_event(conversation.pk,
+                                                                                           added=[label.pk])])
     logger.info("inbox.label_added", extra={"conversation_id": conversation.pk, "label_id": label.pk,
                                             "user_id": getattr(acting_user, "pk", None), "added": created})
     return created
@@ -153,6 +162,8 @@ def do_remove_label(conversation, label, *, acting_user=None) -> bool:
         if deleted:
             events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
             _publish_bars(conversation.tenant_id, [conversation.pk])
+            integrations.record_events(conversation.tenant_id, [integrations.labels_event(conversation.pk,
+                                                                                           removed=[label.pk])])
     logger.info("inbox.label_removed", extra={"conversation_id": conversation.pk, "label_id": label.pk,
                                               "user_id": getattr(acting_user, "pk", None)})
     return bool(deleted)

@@ -5,7 +5,9 @@
 safety net for an ETA task lost with its worker or its broker (the same shape as the journal's safety
 net), so a snooze wakes at most about a minute late whatever happens to Celery. Waking re-checks under a
 row lock, so the ETA task and the sweep cannot both publish, and a snooze moved later is not woken early.
-An agent who sets another status by hand ends the snooze (the row is then only cleaned up).
+An agent who sets another status by hand ends the snooze (the row is then only cleaned up). Integrations
+hear each change as ``conversation.status`` (``inbox.integrations``): ``snoozed`` with ``until``, and ``open``
+with ``woken_by`` (``time``, ``by_hand``, ``inbound_message``: the sync's batch records that one).
 
 A new inbound message wakes it early: the sync's batch calls ``do_wake_for_inbound`` with the conversations
 that got live inbound messages (one statement per batch, after the aggregates' UPDATE; history messages
@@ -19,13 +21,14 @@ lock the conversation first too, so none of them can wait on the other in a cycl
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from inbox import integrations
 from inbox.models import Conversation, Snooze
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,9 @@ def do_snooze(conversation, until: datetime, user=None) -> Snooze:
         conversation.status = Conversation.Status.SNOOZED
         events.publish_conversations_on_commit(conversation.tenant_id, [conversation.pk])
         _publish_bar(conversation.tenant_id, conversation.pk)
+        integrations.record_events(conversation.tenant_id, [integrations.conversation_event(
+            integrations.CONVERSATION_STATUS, conversation.pk, status=Conversation.Status.SNOOZED,
+            until=until.astimezone(UTC).isoformat().replace("+00:00", "Z"))])  # UTC, as the API's times
         snooze_id = snooze.pk
         transaction.on_commit(lambda: wake_snoozed_conversation_task.apply_async((snooze_id,), eta=until))
     logger.info("inbox.snoozed", extra={"conversation_id": conversation.pk, "until": until.isoformat(),
@@ -122,6 +128,7 @@ def _wake(tenant_id, conversation_id, *, force=False, now=None, user=None) -> bo
         if woke:
             events.publish_conversations_on_commit(tenant_id, [conversation_id])
             _publish_bar(tenant_id, conversation_id)
+            integrations.record_events(tenant_id, [wake_event(conversation_id, "by_hand" if force else "time")])
     logger.info("inbox.snooze_woke", extra={"conversation_id": conversation_id, "reopened": bool(woke),
                                             "by_hand": force, "user_id": getattr(user, "pk", None)})
     return bool(woke)
@@ -161,6 +168,12 @@ def do_wake_for_inbound(tenant_id: int, conversation_ids) -> list[int]:
             SELECT id FROM woken ORDER BY id
         """, [Conversation.Status.OPEN, timezone.now(), tenant_id, ids, Conversation.Status.SNOOZED])  # noqa: S608
         return [row[0] for row in cursor.fetchall()]
+
+
+def wake_event(conversation_id: int, woken_by: str) -> integrations.Event:
+    """``conversation.status`` (open) of a snooze that ended: ``time``, ``by_hand`` or ``inbound_message``."""
+    return integrations.conversation_event(integrations.CONVERSATION_STATUS, conversation_id,
+                                           status=Conversation.Status.OPEN, woken_by=woken_by)
 
 
 def publish_woken_on_commit(tenant_id: int, conversation_ids) -> None:

@@ -27,7 +27,7 @@ from inbox.formatting import message_preview
 from inbox.media import nudge_fetch_on_commit
 from inbox.models import Conversation, GroupParticipant, Message
 from inbox.search import index_messages
-from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit
+from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit, wake_event
 from sync import statements, timing
 from sync.identities import Identities, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
@@ -418,11 +418,12 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
 def _publish(tenant_id: int, results: list[IngestResult]) -> None:
     # Once for the whole batch: its new live messages, then what its operations changed (a recorder's
     # statements per batch, not per connection or operation; api.webhooks: two at most).
+    woken = sorted({c for r in results for c in r.woken})
     integrations.record_events(tenant_id, [
         integrations.message_event(integrations.MESSAGE_SENT if from_me else integrations.MESSAGE_RECEIVED, mid, cid)
         for mid, cid, from_me in sorted(m for r in results for m in r.live_messages)
-    ] + [e for r in results for e in r.events])
-    publish_woken_on_commit(tenant_id, {c for r in results for c in r.woken})
+    ] + [e for r in results for e in r.events] + [wake_event(c, "inbound_message") for c in woken])
+    publish_woken_on_commit(tenant_id, woken)
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
         # List rows go through a Celery task: a history chunk touches hundreds of conversations and

@@ -71,6 +71,7 @@ def urls(w) -> list[tuple[str, str, dict | None]]:
         ("get", f"/api/v1/numbers/{a['number'].pk}/", None),
         ("get", "/api/v1/contacts/", None),
         ("get", f"/api/v1/contacts/{a['contact'].pk}/", None),
+        ("patch", f"/api/v1/contacts/{a['contact'].pk}/", {"notes": "pays by invoice", "attributes": {"Pedido": "4521"}}),
         ("get", "/api/v1/conversations/", None),
         ("get", f"/api/v1/conversations/{conv}/", None),
         ("post", f"/api/v1/conversations/{conv}/assign/", {"assignee_id": w["agent"].pk}),
@@ -163,6 +164,8 @@ def test_bad_input_is_a_documented_400(world):
         client.get("/api/v1/conversations/", {"cursor": "not-a-cursor"}),
         client.get("/api/v1/conversations/", {"status": "sleeping"}),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/status/", {"status": "gone"}, format="json"),
+        # Snoozing needs a time and a wake-up (the inbox's snooze), not a bare status that would never wake.
+        client.post(f"/api/v1/conversations/{a['conversation'].pk}/status/", {"status": "snoozed"}, format="json"),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/messages/", {"text": "  "}, format="json"),
         client.post(f"/api/v1/conversations/{a['conversation'].pk}/messages/", {"text": "a\x00b"}, format="json"),
         # A member of another tenant cannot be assigned.
@@ -173,6 +176,63 @@ def test_bad_input_is_a_documented_400(world):
         assert response.status_code == 400, response.content
         assert response.json()["errors"]
         schema.validate(response, SEEN)
+
+
+def test_contacts_carry_notes_and_attributes_and_are_edited_as_on_the_contact_panel(world):
+    a = world["acme"]
+    contact = a["contact"]
+    path = f"/api/v1/contacts/{contact.pk}/"
+    client = world["write"]
+    shown = client.get(path)
+    schema.validate(shown, SEEN)
+    assert (shown.json()["name_locked"], shown.json()["notes"], shown.json()["attributes"]) == (False, "", {})
+
+    edited = client.patch(path, {"name": "  Ana   Souza ", "notes": "prefers mornings\r\nno calls",
+                                 "attributes": {"CPF": "529.982.247-25", "Pedido": "88", "empty": ""}}, format="json")
+    schema.validate(edited, SEEN)
+    assert edited.status_code == 200, edited.content
+    body = edited.json()
+    assert (body["name"], body["display_name"], body["name_locked"]) == ("Ana Souza", "Ana Souza", True)
+    assert body["notes"] == "prefers mornings\nno calls"  # cleaned as the panel cleans it
+    assert body["attributes"] == {"CPF": "529.982.247-25", "Pedido": "88"}  # an empty value drops its key
+    listed = client.get("/api/v1/contacts/")
+    schema.validate(listed, SEEN)
+    assert listed.json()["results"][0]["attributes"] == body["attributes"]
+
+    # A field left out keeps its value.
+    notes_only = client.patch(path, {"notes": "VIP"}, format="json").json()
+    assert (notes_only["name"], notes_only["name_locked"], notes_only["attributes"]) == (
+        "Ana Souza", True, body["attributes"])
+
+    # The panel's rules, the panel's messages; a refused edit changes nothing.
+    for change, field in [({"attributes": {"CPF": "111.111.111-11"}}, "attributes"),
+                          ({"attributes": {"Pedido": "1", "pedido": "2"}}, "attributes"),
+                          ({"attributes": {"bad key!": "1"}}, "attributes"),
+                          ({"attributes": {f"k{i}": "v" for i in range(31)}}, "attributes"),
+                          ({"notes": "x" * 4001, "name": "Someone else"}, "notes"),
+                          ({"name": "n" * 256}, "name"),
+                          ({"attributes": ["not", "an", "object"]}, "attributes"),
+                          ({"attributes": {"Pedido": {"nested": 1}}}, "attributes")]:
+        refused = client.patch(path, change, format="json")
+        assert refused.status_code == 400 and field in refused.json()["errors"], (change, refused.content)
+        schema.validate(refused, SEEN)
+    contact.refresh_from_db()
+    assert (contact.display_name, contact.notes, contact.attributes) == ("Ana Souza", "VIP", body["attributes"])
+
+    # A null value drops its key, as an empty one does.
+    dropped = client.patch(path, {"attributes": {**body["attributes"], "Pedido": None}}, format="json").json()
+    assert dropped["attributes"] == {"CPF": "529.982.247-25"}
+
+    # An empty name hands the name back to WhatsApp's (the sync may set it again).
+    unlocked = client.patch(path, {"name": ""}, format="json").json()
+    assert unlocked["name_locked"] is False
+
+    # A read token may look, not edit.
+    forbidden = world["read"].patch(path, {"notes": "from BI"}, format="json")
+    assert forbidden.status_code == 403
+    schema.validate(forbidden, SEEN)
+    contact.refresh_from_db()
+    assert contact.notes == "VIP" and contact.attributes == {"CPF": "529.982.247-25"}
 
 
 def test_send_goes_through_the_outbox(world):
@@ -314,6 +374,8 @@ def test_another_tenants_token_gets_404_on_every_operation(world):
     assert not ConversationLabel.objects.for_tenant(g["conversation"].tenant_id).exists()
     assert a["conversation"].__class__.objects.for_tenant(a["conversation"].tenant_id).get(
         pk=a["conversation"].pk).status == "open"  # nothing written by the other tenant's calls
+    a["contact"].refresh_from_db()
+    assert (a["contact"].notes, a["contact"].attributes) == ("", {})
 
 
 def test_tokens_missing_revoked_or_read_only(world, acme):

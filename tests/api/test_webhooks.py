@@ -431,3 +431,140 @@ def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
     finally:
         broker.delete(queue)
         webhooks.clear_queued_flag(endpoint.pk, 0)
+
+
+# --- the agent tools' changes (labels, contacts, snoozes) --------------------------------------------
+
+def events_of(receiver, endpoint) -> list[dict]:
+    """Every accepted event, its request's signature checked."""
+    for request in receiver.requests:
+        assert webhooks.verify_signature(endpoint.secret, request["headers"]["X-Inbox-Signature"], request["raw"])
+    return receiver.accepted()
+
+
+def test_label_changes_from_the_pages_and_the_api_are_sent_as_conversation_labels(
+        acme, acme_agent, acme_owner, acme_connection, receiver):
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    from api.tokens import do_create_token
+    from inbox.labels import check_create_label, do_delete_label
+
+    conversation = ConversationFactory(connection=acme_connection)
+    other = ConversationFactory(connection=acme_connection)
+    vip, billing = check_create_label(acme, "VIP", "red"), check_create_label(acme, "billing", "blue")
+    endpoint = endpoint_for(acme, url=receiver.url, events=["conversation.labels"])
+    page = Client()
+    page.force_login(acme_agent)
+    _, token = do_create_token(acme, name="erp", scope="read_write", created_by=acme_owner)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert page.post(f"/t/acme/c/{conversation.pk}/labels/", {"label": vip.pk}).status_code == 302  # the page's form
+    assert page.post(f"/t/acme/c/{conversation.pk}/labels/", {"label": vip.pk}).status_code == 302  # no change
+    assert api.post(f"/api/v1/conversations/{conversation.pk}/labels/", {"label_id": billing.pk},
+                    format="json").status_code == 200
+    assert api.post(f"/api/v1/conversations/{other.pk}/labels/", {"label_id": vip.pk}, format="json").status_code == 200
+    assert api.delete(f"/api/v1/conversations/{conversation.pk}/labels/{billing.pk}/").status_code == 200
+    assert page.post(f"/t/acme/c/{conversation.pk}/labels/{billing.pk}/remove/").status_code == 302  # not on it
+    vip_id = vip.pk
+    do_delete_label(vip)  # both conversations lose it
+    deliver_all(endpoint)
+
+    events = events_of(receiver, endpoint)
+    assert all(e["event"] == "conversation.labels" for e in events)
+
+    def changes(conv):  # in order per conversation (conversations may be in different partitions)
+        return [(e["data"]["added"], e["data"]["removed"]) for e in events if e["data"]["conversation"]["id"] == conv.pk]
+
+    assert changes(conversation) == [([vip_id], []), ([billing.pk], []), ([], [billing.pk]), ([], [vip_id])]
+    assert changes(other) == [([vip_id], []), ([], [vip_id])]
+    # Each event carries the conversation as it was when first sent: here, after the label was deleted.
+    assert all(e["data"]["conversation"]["labels"] == [] for e in events)
+    assert {e["id"] for e in events} == {f"evt_{d.pk}" for d in WebhookDelivery.objects.for_tenant(acme)}
+
+
+def test_contact_edits_and_merges_are_sent(acme, acme_owner, acme_connection, receiver):
+    from rest_framework.test import APIClient
+
+    from api.tokens import do_create_token
+    from inbox.contacts import check_edit_contact, check_merge_contacts
+
+    ana = ConversationFactory(connection=acme_connection).contact
+    bia = ConversationFactory(connection=acme_connection).contact
+    endpoint = endpoint_for(acme, url=receiver.url, events=["contact.updated", "contact.merged"])
+    _, token = do_create_token(acme, name="erp", scope="read_write", created_by=acme_owner)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    check_edit_contact(ana, name="Ana Souza", notes="prefers mornings", pairs=[("Pedido", "88")], user=acme_owner)
+    assert api.patch(f"/api/v1/contacts/{ana.pk}/", {"attributes": {"Pedido": "89"}}, format="json").status_code == 200
+    refused = api.patch(f"/api/v1/contacts/{ana.pk}/", {"attributes": {"CPF": "111.111.111-11"}}, format="json")
+    assert refused.status_code == 400  # refused: nothing recorded
+    check_edit_contact(ana, name="Ana Souza", notes="prefers mornings", pairs=[("Pedido", "89")], user=acme_owner)
+    _survivor, gone = check_merge_contacts(ana, bia, acme_owner)
+    deliver_all(endpoint)
+
+    events = events_of(receiver, endpoint)
+    assert [(e["event"], e["data"]["contact"]["id"]) for e in events] == [
+        ("contact.updated", ana.pk), ("contact.updated", ana.pk), ("contact.merged", ana.pk)]
+    assert events[0]["data"]["changed"] == ["name", "notes", "attributes"]
+    assert events[1]["data"]["changed"] == ["attributes"]
+    merged = events[2]["data"]
+    assert merged["merged_contact_id"] == bia.pk
+    assert merged["conversations_merged"] == [{"id": pk, "into": into} for pk, into in sorted(gone.items())]
+    contact = events[0]["data"]["contact"]  # the API's contact shape, read when first sent
+    assert contact["name_locked"] is True and contact["notes"] == "prefers mornings"
+    assert contact["attributes"] == {"Pedido": "89"} and "identities" in contact
+
+
+def test_snoozes_and_wakes_are_sent_as_conversation_status(acme, acme_agent, acme_connection, receiver):
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import Snooze
+    from inbox.snooze import check_snooze, do_unsnooze, wake_due_snoozes
+
+    feed(acme_connection, incoming("S1", "hello"))
+    conversation = Conversation.objects.for_tenant(acme).get()
+    endpoint = endpoint_for(acme, url=receiver.url, events=["conversation.status"])
+    until = timezone.now() + timedelta(hours=1)
+    check_snooze(conversation, until, acme_agent)
+    do_unsnooze(conversation, acme_agent)
+    check_snooze(conversation, until, acme_agent)
+    Snooze.objects.for_tenant(acme).update(until=timezone.now() - timedelta(seconds=1))
+    assert wake_due_snoozes() == 1
+    check_snooze(conversation, until, acme_agent)
+    feed(acme_connection, incoming("S2", "are you there?", ts=int(time.time())))  # a customer's message wakes it
+    deliver_all(endpoint)
+
+    events = events_of(receiver, endpoint)
+    assert [(e["data"]["status"], e["data"].get("woken_by")) for e in events] == [
+        ("snoozed", None), ("open", "by_hand"), ("snoozed", None), ("open", "time"), ("snoozed", None),
+        ("open", "inbound_message")]
+    assert events[0]["data"]["until"].endswith("Z")  # UTC, as every time the API gives
+    assert datetime.fromisoformat(events[0]["data"]["until"]) == until
+    assert {e["data"]["conversation"]["id"] for e in events} == {conversation.pk}
+    assert Conversation.objects.for_tenant(acme).get().status == "open"
+
+
+def test_one_recording_writes_every_delivery_in_the_order_recorded(acme, acme_connection, _no_broker,
+                                                                   django_capture_on_commit_callbacks):
+    from inbox import integrations
+
+    first = endpoint_for(acme, events=["conversation.status", "conversation.labels"])
+    second = endpoint_for(acme, events=["conversation.labels"])
+    events = [integrations.conversation_event("conversation.status", c, status="open") if c % 3 else
+              integrations.labels_event(c, added=[c, 1], removed=[]) for c in range(300, 0, -1)]
+    with django_capture_on_commit_callbacks(execute=True):
+        written = integrations.record_events(acme.pk, events)
+    rows = list(WebhookDelivery.objects.for_tenant(acme).order_by("id"))
+    assert written == len(rows) == 400
+    for endpoint in (first, second):  # each endpoint's ids follow the events' order
+        assert [(r.event, r.object_id, r.data) for r in rows if r.endpoint_id == endpoint.pk] == [
+            (e.name, e.object_id, e.data) for e in events if e.name in endpoint.events]
+    assert {(r.status, r.attempts, r.error, r.payload, r.tenant_id) for r in rows} == {("pending", 0, "", None, acme.pk)}
+    assert all(r.shard == webhooks.shard_of(r.ordering_key) and r.created_at for r in rows)
+    assert sorted({t for call in _no_broker for t in call}) == sorted(
+        {(r.endpoint_id, webhooks.partition_of(r.shard)) for r in rows})
