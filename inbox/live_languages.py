@@ -85,6 +85,7 @@ async def socket_opened(code: str) -> None:
         return
     try:
         await sync_to_async(_mark, thread_sensitive=False)([code])
+        _cache["codes"] = None  # this process's own publishes see it at once
     except Exception:  # noqa: BLE001 - the socket still works: it gets refresh triggers instead
         logger.warning("live.language_mark_failed", exc_info=True)
     task, loop = _refresher["task"], asyncio.get_running_loop()
