@@ -141,9 +141,22 @@ class CpuMeter:
                 self.pg_first[pid] = stat[1] if self.started is None else 0.0
             self.pg_last[pid] = stat[1]
 
+    def start_idle(self) -> None:
+        """Begin an idle window (everything up, nothing flowing) that ends at ``start()``: what each role
+        costs per second whatever the traffic (heartbeats, polls, re-checks)."""
+        self.poll()
+        self.idle = (time.monotonic(), self._sample(), dict(self.pg_last))
+
     def start(self) -> None:
         self.poll()
         self.started = (time.monotonic(), self._sample(), machine_busy_seconds())
+        if getattr(self, "idle", None) is not None:
+            t0, a, pg0 = self.idle
+            rates = {role: (self.started[1][role] - a[role]) / (self.started[0] - t0) for role in a}
+            if self.pg_pids is not None:
+                rates["postgres backends"] = sum(v - pg0.get(p, 0.0) for p, v in self.pg_last.items()) / (
+                    self.started[0] - t0)
+            self.idle_rates = rates
         self.pg_first = dict(self.pg_last)  # backends alive now count from here
 
     def stop(self) -> None:
@@ -167,7 +180,7 @@ class CpuMeter:
         per = {role: round(s * 1000 / messages, 3) if messages else None for role, s in secs.items()}
         product = sum(s for role, s in secs.items() if role not in ("bench", shared))
         wall = t1 - t0
-        return {
+        out = {
             "window_s": round(wall, 1), "messages": messages,
             "cpu_s": {role: round(s, 2) for role, s in secs.items()},
             "cpu_ms_per_message": per,
@@ -175,3 +188,15 @@ class CpuMeter:
             "machine_cores_busy": round((busy1 - busy0) / wall, 2) if wall else None,
             "machine_cores": round((all1 - all0) / wall) if wall else None,
         }
+        rates = getattr(self, "idle_rates", None)
+        if rates and messages:
+            # The window's CPU less what the role costs idle for as long: what the messages themselves cost.
+            marginal = {role: (s - rates.get(role, 0.0) * wall) * 1000 / messages for role, s in secs.items()}
+            out["idle_window_s"] = round(self.started[0] - self.idle[0], 1)
+            out["idle_cpu_ms_per_s"] = {role: round(r * 1000, 1) for role, r in rates.items()}
+            out["marginal_cpu_ms_per_message"] = {role: round(m, 3) for role, m in marginal.items()}
+            out["product_idle_cpu_ms_per_s"] = round(
+                sum(r for role, r in rates.items() if role not in ("bench", shared)) * 1000, 1)
+            out["product_marginal_cpu_ms_per_message"] = round(
+                sum(m for role, m in marginal.items() if role not in ("bench", shared)), 3)
+        return out

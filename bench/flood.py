@@ -195,7 +195,8 @@ def run(args, port, started, ids) -> dict:
     def begin() -> float:
         """Once every client is connected: the server gets the flood (and the history sync); returns
         the time to stop listening."""
-        start = timing["start"] = time.time() + 3.0
+        meter.start_idle()  # every socket open, nothing flowing until the flood starts
+        start = timing["start"] = time.time() + 5.0
         for i, cid in enumerate(live):
             queue_inbound(cid, inbound_specs(customer(i), f"fl-{tag}-{i:03d}", count, args.rate,
                                              batch=f"{tag}{i:03d}", start=start))
@@ -287,13 +288,18 @@ ROLE_NAMES = {"runner_leader": "runner supervisor", "runner": "runner children",
 
 def cpu_report(meter: CpuMeter, messages: int) -> dict:
     report = meter.report(messages)
-    for key in ("cpu_s", "cpu_ms_per_message"):
-        report[key] = {ROLE_NAMES.get(k, k): v for k, v in report[key].items()}
+    for key in ("cpu_s", "cpu_ms_per_message", "idle_cpu_ms_per_s", "marginal_cpu_ms_per_message"):
+        if key in report:
+            report[key] = {ROLE_NAMES.get(k, k): v for k, v in report[key].items()}
     total = report["product_cpu_ms_per_message"]
     cores = os.cpu_count() or 1
     # What this CPU cost allows at most if the product had every core to itself (no bench clients, no
-    # other work): an upper bound, latency aside.
+    # other work): an upper bound, latency aside. With the idle cost known: (cores - idle) / marginal.
     report["msgs_per_s_ceiling_on_all_cores"] = round(cores * 1000 / total) if total else None
+    marginal = report.get("product_marginal_cpu_ms_per_message")
+    if marginal and marginal > 0:
+        report["msgs_per_s_ceiling_from_marginal"] = round((cores * 1000 - report["product_idle_cpu_ms_per_s"])
+                                                           / marginal)
     return report
 
 
