@@ -164,7 +164,7 @@ def run(args, port, started, ids) -> dict:
     from connections.models import Connection
     from connections.nudge import nudge
     from connections.transport.simulator import inbound_specs, queue_inbound
-    from inbox.models import Conversation, Message
+    from inbox.models import Message
 
     live = ids["live"]
     every = [*live, ids["history"]]
@@ -175,7 +175,11 @@ def run(args, port, started, ids) -> dict:
         queue_inbound(cid, inbound_specs(customer(i), "warm-up", 1))
     wait_for(lambda: Message.objects.unscoped().filter(connection_id__in=live, body="warm-up").count() == len(live), 180,
              "the warm-up messages stored", started)
-    conversation = dict(Conversation.objects.unscoped().filter(connection_id__in=live).values_list("connection_id", "id"))
+    # The customer's conversation of each number: the one its warm-up message went to (each number also has the
+    # simulator's demo chats from its initial history sync; picking any conversation of the number let a socket
+    # sometimes open one of those and miss every fragment of the flood).
+    conversation = dict(Message.objects.unscoped().filter(connection_id__in=live, body="warm-up")
+                        .values_list("connection_id", "conversation_id"))
     cookies = []
     for agent in get_user_model().objects.filter(pk__in=ids["agents"]).order_by("pk"):
         client = Client()
