@@ -52,30 +52,162 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+# --- CPU time per process role, read from /proc (Linux) ---------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat_fields(pid) -> list[str] | None:
+def _proc_stat(pid: int) -> tuple[int, float, float] | None:
+    """(process group, own CPU seconds, CPU seconds of its reaped children) of a process; None once gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
     except OSError:  # gone meanwhile
         return None
+    # after "pid (comm)": state ppid pgrp ... utime(12th) stime cutime cstime
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return int(fields[2]), (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds, total CPU seconds) of the whole machine since boot (/proc/stat), every core."""
+    with open("/proc/stat") as fh:
+        values = [int(x) for x in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS, sum(values[:8]) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by each role of a benchmark between ``start()`` and ``stop()``.
+
+    ``groups``: role -> process group id (a process started with ``start_new_session``: its forks and
+    children stay in its group); the group leader's own time can be split off as ``<role>_leader``
+    (``split_leader``). A group's time counts every live member's own time plus what its reaped children
+    used (cutime), so a child that exited in the window is not lost. ``pg_pids``: a callable returning
+    the PostgreSQL backends serving the benchmark's databases; it is polled (``poll()``, about once a
+    second) because backends come and go: one first seen after ``start()`` counts from zero, one that
+    ended counts up to its last poll (what it used after that poll is lost: an undercount). The bench's
+    own process is ``bench``. ``redis-server`` is the machine's whole server (shared with anything else
+    using it)."""
+
+    def __init__(self, groups: dict[str, int], split_leader: tuple[str, ...] = (), pg_pids=None):
+        self.groups = groups
+        self.split_leader = split_leader
+        self.pg_pids = pg_pids
+        self.pg_first: dict[int, float] = {}
+        self.pg_last: dict[int, float] = {}
+        self.started = self.stopped = None
+        self.redis = [p for p in _pids() if _comm(p) == "redis-server"]
+
+    def _sample(self) -> dict[str, float]:
+        out: dict[str, float] = {role: 0.0 for role in self.groups}
+        out.update({f"{role}_leader": 0.0 for role in self.split_leader})
+        by_group = {pgid: role for role, pgid in self.groups.items()}
+        for pid in _pids():
+            stat = _proc_stat(pid)
+            if stat is None or stat[0] not in by_group:
+                continue
+            role = by_group[stat[0]]
+            if pid == stat[0] and role in self.split_leader:
+                out[f"{role}_leader"] += stat[1]
+                out[role] += stat[2]  # its reaped children belong to the rest of the role
+            else:
+                out[role] += stat[1] + stat[2]
+        me = _proc_stat(os.getpid())
+        out["bench"] = me[1] if me else 0.0
+        out["redis-server (whole server, shared)"] = sum((_proc_stat(p) or (0, 0.0, 0.0))[1] for p in self.redis)
+        return out
+
+    def poll(self) -> None:
+        if self.pg_pids is None:
+            return
+        for pid in self.pg_pids():
+            stat = _proc_stat(pid)
+            if stat is None:
+                continue
+            if pid not in self.pg_first:
+                self.pg_first[pid] = stat[1] if self.started is None else 0.0
+            self.pg_last[pid] = stat[1]
+
+    def start_idle(self) -> None:
+        """Begin an idle window (everything up, nothing flowing) that ends at ``start()``: what each role
+        costs per second whatever the traffic (heartbeats, polls, re-checks)."""
+        self.poll()
+        self.idle = (time.monotonic(), self._sample(), dict(self.pg_last))
+
+    def start(self) -> None:
+        self.poll()
+        self.started = (time.monotonic(), self._sample(), machine_busy_seconds())
+        if getattr(self, "idle", None) is not None:
+            t0, a, pg0 = self.idle
+            rates = {role: (self.started[1][role] - a[role]) / (self.started[0] - t0) for role in a}
+            if self.pg_pids is not None:
+                rates["postgres backends"] = sum(v - pg0.get(p, 0.0) for p, v in self.pg_last.items()) / (
+                    self.started[0] - t0)
+            self.idle_rates = rates
+        self.pg_first = dict(self.pg_last)  # backends alive now count from here
+
+    def stop(self) -> None:
+        self.poll()
+        self.stopped = (time.monotonic(), self._sample(), machine_busy_seconds())
+
+    def seconds(self) -> dict[str, float]:
+        (_t0, a, _), (_t1, b, _) = self.started, self.stopped
+        out = {role: b[role] - a[role] for role in b}
+        if self.pg_pids is not None:
+            out["postgres backends"] = sum(self.pg_last[p] - self.pg_first.get(p, 0.0) for p in self.pg_last)
+        return out
+
+    def report(self, messages: int) -> dict:
+        """CPU ms per message per role (and the seconds behind them), the product's total, and what the
+        machine as a whole was doing meanwhile (cores busy, from /proc/stat: other work on a shared box shows
+        up here, not in the roles)."""
+        (t0, _, (busy0, all0)), (t1, _, (busy1, all1)) = self.started, self.stopped
+        secs = self.seconds()
+        shared = "redis-server (whole server, shared)"
+        per = {role: round(s * 1000 / messages, 3) if messages else None for role, s in secs.items()}
+        product = sum(s for role, s in secs.items() if role not in ("bench", shared))
+        wall = t1 - t0
+        out = {
+            "window_s": round(wall, 1), "messages": messages,
+            "cpu_s": {role: round(s, 2) for role, s in secs.items()},
+            "cpu_ms_per_message": per,
+            "product_cpu_ms_per_message": round(product * 1000 / messages, 3) if messages else None,
+            "machine_cores_busy": round((busy1 - busy0) / wall, 2) if wall else None,
+            "machine_cores": round((all1 - all0) / wall) if wall else None,
+        }
+        rates = getattr(self, "idle_rates", None)
+        if rates and messages:
+            # The window's CPU less what the role costs idle for as long: what the messages themselves cost.
+            marginal = {role: (s - rates.get(role, 0.0) * wall) * 1000 / messages for role, s in secs.items()}
+            out["idle_window_s"] = round(self.started[0] - self.idle[0], 1)
+            out["idle_cpu_ms_per_s"] = {role: round(r * 1000, 1) for role, r in rates.items()}
+            out["marginal_cpu_ms_per_message"] = {role: round(m, 3) for role, m in marginal.items()}
+            out["product_idle_cpu_ms_per_s"] = round(
+                sum(r for role, r in rates.items() if role not in ("bench", shared)) * 1000, 1)
+            out["product_marginal_cpu_ms_per_message"] = round(
+                sum(m for role, m in marginal.items() if role not in ("bench", shared)), 3)
+        return out
 
 
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far; 0 once it is gone."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else 0.0
+    stat = _proc_stat(pid)
+    return stat[1] if stat else 0.0
 
 
 def group_cpu_seconds(pgid: int) -> float:
     """CPU seconds used so far by the live processes of a process group (a Celery worker and its pool)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(entry)
-            if fields and int(fields[2]) == pgid:
-                total += (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
-
+    return sum(stat[1] for pid in _pids() if (stat := _proc_stat(pid)) and stat[0] == pgid)

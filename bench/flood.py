@@ -6,8 +6,8 @@ In a PostgreSQL database of its own (``inbox_bench_flood``: created, migrated, d
 starts the product's processes as `make run` would: runner (simulator transport, its session children),
 Celery worker and daphne. Tenant "live" has ``--numbers`` paired numbers; tenant "archive" has one more.
 
-- One websocket client per live number, logged in as an agent of "live", has that number's customer
-  conversation open (``/ws/t/live/?conversation=<id>``), as an agent with a thread open would.
+- One websocket client per live number, logged in as an agent of "live" (one agent and session per
+  client), has that number's customer conversation open (``/ws/t/live/?conversation=<id>``), as an agent with a thread open would.
 - The simulated WhatsApp server gets, for every live number, ``--rate`` messages per second from its
   customer for ``--seconds`` (paced by due time, delivered by each number's session in the runner).
 - With ``--history N``, five seconds in, the archive number's phone sends an N-message history sync
@@ -16,7 +16,8 @@ Celery worker and daphne. Tenant "live" has ``--numbers`` paired numbers; tenant
 Measured per message: runner receipt (the journal row's ``received_at``, stamped in the session's
 process) to the moment its thread fragment reaches the client that has the conversation open (same
 host clock). Also: the journal backlog of the live numbers sampled every second (it must not grow),
-lost (delivered by the server, not stored), duplicated (journaled or stored twice), fragments missed,
+lost (delivered by the server, neither journaled nor stored), not stored by the end (journaled, still pending
+when the bench stops), duplicated (journaled or stored twice), fragments missed, CPU per message per role,
 and how long the history sync took to be stored. Prints one JSON line and saves
 bench/results/flood.json (flood-history.json with --history).
 Target (issue 9): 100 numbers x 20 msg/s for 60 s, with and without a 100k history sync beside it:
@@ -42,7 +43,7 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-from benchlib import PG, admin, summary
+from benchlib import PG, CpuMeter, admin, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,8 +74,8 @@ def main():
     admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     admin(f'CREATE DATABASE "{DB_NAME}"')
     os.environ.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="bench.live_settings", CELERY_QUEUE="bench-flood",
-        CHANNEL_LAYER_PREFIX="bench-flood", REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
+        DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="bench.live_settings", CELERY_QUEUE=f"bench-{DB_NAME}",
+        CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
         LOG_LEVEL="WARNING", EVENT_SPOOL_DIR=f"/tmp/bench-flood-spool-{os.getpid()}", ALLOWED_HOSTS="127.0.0.1",
     )
     import django
@@ -147,9 +148,10 @@ def seed(numbers: int) -> dict:
     conns = [Connection.objects.create(tenant=live, name=f"Live {i:03d}", transport="simulator",
                                        jid=f"55118{i:07d}:1@s.whatsapp.net") for i in range(numbers)]
     hist = Connection.objects.create(tenant=archive, name="Archive", transport="simulator", jid="5511700000000:1@s.whatsapp.net")
-    agent = get_user_model().objects.create_user("flood-agent", password="bench-pass-123")
-    Membership.objects.create(user=agent, tenant=live, role="agent")
-    return {"live": [c.pk for c in conns], "history": hist.pk, "agent": agent.pk}
+    # One agent per socket, each with a session of its own (what the sockets' access re-checks read).
+    agents = [get_user_model().objects.create_user(f"flood-agent-{i:03d}") for i in range(numbers)]
+    Membership.objects.bulk_create([Membership(user=agent, tenant=live, role="agent") for agent in agents])
+    return {"live": [c.pk for c in conns], "history": hist.pk, "agents": [a.pk for a in agents]}
 
 
 def customer(i: int) -> str:
@@ -163,7 +165,7 @@ def run(args, port, started, ids) -> dict:
     from connections.models import Connection
     from connections.nudge import nudge
     from connections.transport.simulator import inbound_specs, queue_inbound
-    from inbox.models import Conversation, Message
+    from inbox.models import Message
 
     live = ids["live"]
     every = [*live, ids["history"]]
@@ -174,10 +176,16 @@ def run(args, port, started, ids) -> dict:
         queue_inbound(cid, inbound_specs(customer(i), "warm-up", 1))
     wait_for(lambda: Message.objects.unscoped().filter(connection_id__in=live, body="warm-up").count() == len(live), 180,
              "the warm-up messages stored", started)
-    conversation = dict(Conversation.objects.unscoped().filter(connection_id__in=live).values_list("connection_id", "id"))
-    client = Client()
-    client.force_login(get_user_model().objects.get(pk=ids["agent"]))
-    cookie = client.cookies["sessionid"].value
+    # The customer's conversation of each number: the one its warm-up message went to (each number also has the
+    # simulator's demo chats from its initial history sync; picking any conversation of the number let a socket
+    # sometimes open one of those and miss every fragment of the flood).
+    conversation = dict(Message.objects.unscoped().filter(connection_id__in=live, body="warm-up")
+                        .values_list("connection_id", "conversation_id"))
+    cookies = []
+    for agent in get_user_model().objects.filter(pk__in=ids["agents"]).order_by("pk"):
+        client = Client()
+        client.force_login(agent)
+        cookies.append(client.cookies["sessionid"].value)
 
     tag = uuid.uuid4().hex[:5].upper()
     count = int(args.rate * args.seconds)
@@ -187,21 +195,28 @@ def run(args, port, started, ids) -> dict:
     history = {}
     timing = {}
 
+    meter = cpu_meter(started)
+
     def begin() -> float:
         """Once every client is connected: the server gets the flood (and the history sync); returns
         the time to stop listening."""
-        start = timing["start"] = time.time() + 3.0
+        meter.start_idle()  # every socket open, nothing flowing until the flood starts
+        start = timing["start"] = time.time() + 5.0
         for i, cid in enumerate(live):
             queue_inbound(cid, inbound_specs(customer(i), f"fl-{tag}-{i:03d}", count, args.rate,
                                              batch=f"{tag}{i:03d}", start=start))
-        threading.Thread(target=sample_backlog, args=(live, start, backlog, stop), daemon=True).start()
+        threading.Thread(target=sample_backlog, args=(live, start, backlog, stop, meter), daemon=True).start()
+        if os.environ.get("BENCH_PIDS_FILE"):  # for a profiler attached from outside (docs/measurements.md)
+            Path(os.environ["BENCH_PIDS_FILE"]).write_text(json.dumps(
+                {"flood_start": start, "flood_end": start + args.seconds, **{p.name: p.popen.pid for p in started}}))
         if args.history:
             threading.Thread(target=history_sync, args=(ids["history"], args.history, start + 5, history, nudge),
                              daemon=True).start()
         return start + args.seconds + args.drain
 
     urls = [f"ws://127.0.0.1:{port}/ws/t/live/?conversation={conversation[cid]}" for cid in live]
-    arrivals, meta = asyncio.run(drive(urls, port, cookie, marker, count, begin))
+    arrivals, meta = asyncio.run(drive(urls, port, cookies, marker, count, begin))
+    meter.stop()  # every fragment arrived (or the deadline passed); before the bench reads its results
     stop.set()
     start = timing["start"]
 
@@ -233,7 +248,10 @@ def run(args, port, started, ids) -> dict:
         "numbers": len(live), "rate_per_number": args.rate, "seconds": args.seconds,
         "messages_per_s": args.rate * len(live), "messages": expected,
         "journaled_unique": len(received_at), "journal_rows": journaled, "stored": stored,
-        "lost": expected - stored, "duplicated": journaled - len(received_at),
+        # Lost: neither journaled nor stored. A journaled message not stored yet when the bench stops (a backlog the
+        # drain did not clear) is durable, not lost: ``not_stored_by_end`` counts those.
+        "lost": expected - len(set(received_at) | set(stored_at)), "not_stored_by_end": expected - stored,
+        "duplicated": journaled - len(received_at),
         "fragments_received": len(arrivals), "fragments_missed": expected - len(arrivals),
         "latency_ms": lat,
         "received_to_stored_ms": summary([(at - received_at[k]) * 1000 for k, at in stored_at.items() if k in received_at]),
@@ -241,6 +259,7 @@ def run(args, port, started, ids) -> dict:
                               "first_half_mean": round(statistics.mean(during[:len(during) // 2]), 1) if during else None,
                               "second_half_mean": round(statistics.mean(during[len(during) // 2:]), 1) if during else None},
         "history": history or None,
+        "cpu": cpu_report(meter, stored),
         "start_point": "journal row received_at (stamped by the runner's session process); end point: the client "
                        "with that conversation open receives the message's thread fragment; same host clock",
         "clients": len(urls), "connect_s": round(meta["connect_s"], 2), "sockets_closed_early": meta["closed_early"],
@@ -249,19 +268,61 @@ def run(args, port, started, ids) -> dict:
         "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
     }
     result["pass"] = (bool(lat.get("n")) and lat["p99"] <= 250 and result["lost"] == 0 and result["duplicated"] == 0
-                      and result["fragments_missed"] == 0)
+                      and result["not_stored_by_end"] == 0 and result["fragments_missed"] == 0)
     return result
 
 
-def sample_backlog(live, start, out, stop):
-    """Pending journal rows of the live numbers, once a second from the flood's start."""
+def cpu_meter(started) -> CpuMeter:
+    """CPU per role: the runner (its supervisor apart from its session children), the Celery worker,
+    daphne, the bench's own socket clients, and the PostgreSQL backends of the bench's two databases."""
+    import psycopg
+
+    roles = {proc.name: proc.popen.pid for proc in started}
+    admin_conn = psycopg.connect(f"{PG}/postgres", autocommit=True)
+    lock = threading.Lock()
+
+    def pg_pids() -> list[int]:
+        with lock:
+            return [r[0] for r in admin_conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+                [[DB_NAME, f"{DB_NAME}_whatsmeow"]]).fetchall()]
+
+    return CpuMeter(roles, split_leader=("runner",), pg_pids=pg_pids)
+
+
+ROLE_NAMES = {"runner_leader": "runner supervisor", "runner": "runner children", "worker": "celery worker",
+              "web": "daphne", "bench": "bench (socket clients, backlog sampler)"}
+
+
+def cpu_report(meter: CpuMeter, messages: int) -> dict:
+    report = meter.report(messages)
+    for key in ("cpu_s", "cpu_ms_per_message", "idle_cpu_ms_per_s", "marginal_cpu_ms_per_message"):
+        if key in report:
+            report[key] = {ROLE_NAMES.get(k, k): v for k, v in report[key].items()}
+    total = report["product_cpu_ms_per_message"]
+    cores = os.cpu_count() or 1
+    # What this CPU cost allows at most if the product had every core to itself (no bench clients, no
+    # other work): an upper bound, latency aside. With the idle cost known: (cores - idle) / marginal.
+    report["msgs_per_s_ceiling_on_all_cores"] = round(cores * 1000 / total) if total else None
+    marginal = report.get("product_marginal_cpu_ms_per_message")
+    if marginal and marginal > 0:
+        report["msgs_per_s_ceiling_from_marginal"] = round((cores * 1000 - report["product_idle_cpu_ms_per_s"])
+                                                           / marginal)
+    return report
+
+
+def sample_backlog(live, start, out, stop, meter):
+    """Pending journal rows of the live numbers, once a second from the flood's start (and the CPU meter's
+    start and PostgreSQL backend polls)."""
     from django.db import connection
 
     from sync.models import RawEvent
 
     while time.time() < start:
         time.sleep(0.05)
+    meter.start()
     while not stop.is_set():
+        meter.poll()
         out.append((time.time(), RawEvent.objects.unscoped().filter(connection_id__in=live, state="pending").count()))
         time.sleep(1.0)
     connection.close()
@@ -285,16 +346,16 @@ def history_sync(connection_id, messages, at, out, nudge):
     connection.close()
 
 
-async def drive(urls, port, cookie, marker, count, begin):
-    """Open one socket per conversation, then ``begin()`` the flood; collect (number, message) -> first
-    arrival time until every fragment arrived or the deadline ``begin`` returned."""
+async def drive(urls, port, cookies, marker, count, begin):
+    """Open one socket per conversation (each with its agent's session), then ``begin()`` the flood; collect
+    (number, message) -> first arrival time until every fragment arrived or the deadline ``begin`` returned."""
     import websockets
 
     arrivals: dict[tuple[int, int], float] = {}
     closes: dict[str, int] = {}  # close code -> sockets the server closed early
     t_connect = time.monotonic()
     sockets = []
-    for url in urls:
+    for url, cookie in zip(urls, cookies, strict=True):
         sockets.append(await websockets.connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=30, max_size=2**22,
                                                 additional_headers={"Cookie": f"sessionid={cookie}"}))
     connect_s = time.monotonic() - t_connect

@@ -47,6 +47,10 @@ BATCH_BYTES = 8_000_000
 # (doubling up to the cap), so an outage costs one timeout per period, not one per event.
 RETRY_DB_AFTER = 0.5
 RETRY_DB_CAP = 5.0
+# A batch waits this long for more events before it is written: in a flood each commit then carries the
+# events of many sessions instead of one or two (a commit, its round trips and its WAL flush cost more
+# than the rows; docs/measurements.md). A quiet session's event is this much later durable.
+LINGER_SECONDS = 0.003
 
 
 @dataclass(eq=False)
@@ -133,9 +137,10 @@ class JournalWriter:
                 self._close_db()
                 return
             batch, size = [first], len(first.payload)
+            linger_until = time.monotonic() + LINGER_SECONDS
             while len(batch) < BATCH_EVENTS and size < BATCH_BYTES:
                 try:
-                    item = self.q.get_nowait()
+                    item = self.q.get(timeout=max(0.0, linger_until - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:

@@ -24,7 +24,11 @@ drops what it was about to send and closes with ``CLOSE_ACCESS_CHANGED``; the pa
 (static/inbox/live.js), which shows the login page, a 404, or the page as the new role sees it.
 """
 
+import asyncio
 import logging
+import os
+import queue
+import threading
 import time
 from functools import cached_property
 from urllib.parse import parse_qs
@@ -34,7 +38,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http import Http404
 
-from inbox import events
+from inbox import events, live_languages
 from inbox.access import access_conversation, access_tenant, session_membership, session_user
 from inbox.languages import supported_language
 
@@ -42,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_ACCESS_CHANGED = 4401
+# Delivered instead of a localized fragment that lacks the socket's language (inbox.live_languages): the
+# page fetches its live regions again, in its own language, as it does after a reconnect.
+REFRESH_TRIGGER = '<div data-upsert="trigger" data-event="live:refresh"></div>'
 
 
 @database_sync_to_async
@@ -51,16 +58,77 @@ def _resolve(user, slug, conversation_id):
     return tenant, membership, conversation
 
 
-@database_sync_to_async
 def _still_allowed(session_key, user_id, tenant_id, role) -> bool:
     membership = session_membership(session_key, tenant_id)
     return membership is not None and membership.user_id == user_id and membership.role == role
 
 
-@database_sync_to_async
 def _still_staff(session_key, user_id) -> bool:
     user = session_user(session_key)
     return user is not None and user.pk == user_id and user.is_staff
+
+
+# --- the re-checks' thread ----------------------------------------------------------------------------
+# Every socket re-checks at least every LIVE_ACCESS_RECHECK_SECONDS while fragments reach it: 100 open
+# sockets make 20 checks a second. ``database_sync_to_async`` opened a new database connection for each
+# (CONN_MAX_AGE = 0: a backend started per check, most of a socket server's CPU in a flood,
+# docs/measurements.md). The checks run instead, one at a time as before, on one thread of the process
+# that keeps its connection while checks keep coming and closes it after ``RECHECK_IDLE_CLOSE`` seconds
+# without one (a connection that saw an error is replaced before the next check).
+
+RECHECK_IDLE_CLOSE = 1.0
+_rechecks: dict = {"pid": None, "jobs": None}
+_rechecks_lock = threading.Lock()
+
+
+def _recheck_jobs() -> queue.SimpleQueue:
+    with _rechecks_lock:
+        if _rechecks["pid"] != os.getpid():
+            jobs = queue.SimpleQueue()
+            threading.Thread(target=_run_rechecks, args=(jobs,), name="live-rechecks", daemon=True).start()
+            _rechecks.update(pid=os.getpid(), jobs=jobs)
+        return _rechecks["jobs"]
+
+
+def _run_rechecks(jobs: queue.SimpleQueue) -> None:
+    from django.db import connection
+
+    from config.db import drop_broken_connections
+
+    while True:
+        try:
+            fn, args, settle = jobs.get(timeout=RECHECK_IDLE_CLOSE)
+        except queue.Empty:
+            connection.close()
+            continue
+        drop_broken_connections()
+        try:
+            result, error = fn(*args), None
+        except Exception as exc:  # noqa: BLE001 - raised in the socket that asked
+            result, error = None, exc
+        settle(result, error)
+
+
+async def _on_recheck_thread(fn, *args):
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def resolve(result, error):
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def settle(result, error):
+        try:
+            loop.call_soon_threadsafe(resolve, result, error)
+        except RuntimeError:  # the socket's loop is gone
+            pass
+
+    _recheck_jobs().put((fn, args, settle))
+    return await future
 
 
 class _LiveConsumer(AsyncWebsocketConsumer):
@@ -70,6 +138,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     async def _join(self, groups) -> None:
         self.revoked = False
         self.checked_at = time.monotonic()
+        # Before joining: every fragment this socket can receive is then rendered in its language.
+        await live_languages.socket_opened(self.language)
+        self.language_noted = True
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
@@ -80,6 +151,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         await self._leave_groups()
+        if getattr(self, "language_noted", False):
+            self.language_noted = False
+            live_languages.socket_closed(self.language)
 
     async def receive(self, text_data=None, bytes_data=None):
         # The socket is push-only; writes go through the pages' forms (actions, CSRF, access checks).
@@ -90,12 +164,18 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             return
         if time.monotonic() - self.checked_at >= settings.LIVE_ACCESS_RECHECK_SECONDS and not await self._recheck():
             return
-        await self.send(text_data=event.get("translations", {}).get(self.language, event["html"]))
+        # ``html``: the default language (or a fragment that is the same in every language); ``translations``:
+        # the other languages rendered (inbox.events._message).
+        translations = event.get("translations")
+        if translations is None or self.language == settings.LANGUAGE_CODE:
+            await self.send(text_data=event["html"])
+        else:
+            await self.send(text_data=translations.get(self.language, REFRESH_TRIGGER))
 
     @cached_property
     def language(self) -> str:
         """The page's language (``?lang=``, set by the page from its own), else the default: the fragments
-        this socket delivers are in it (inbox.events renders each in every language)."""
+        this socket delivers are in it (inbox.events renders each in the languages open sockets read)."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         return supported_language((query.get("lang") or [""])[0]) or settings.LANGUAGE_CODE
 
@@ -150,7 +230,7 @@ class InboxConsumer(_LiveConsumer):
         await self._join(groups)
 
     async def _allowed(self) -> bool:
-        return await _still_allowed(*self.access)
+        return await _on_recheck_thread(_still_allowed, *self.access)
 
 
 class OpsConsumer(_LiveConsumer):
@@ -166,4 +246,4 @@ class OpsConsumer(_LiveConsumer):
         await self._join([events.user_group(user.pk), events.ops_group()])
 
     async def _allowed(self) -> bool:
-        return await _still_staff(*self.access)
+        return await _on_recheck_thread(_still_staff, *self.access)

@@ -16,9 +16,10 @@ ignores the db number and ids are per database, so two deployments (or the test 
                                      (logout, membership removed or role changed), see inbox/consumers.py
     <scope>.ops                      platform staff's /ops/ pages
 
-Languages: a fragment is rendered once per language of ``settings.LANGUAGES`` (``inbox.rendering.render_localized``;
-the queries run once) and sent as one event carrying every rendering; each socket delivers the one of its page's
-language (inbox.consumers). ``publish_on_commit``'s builds, which query and render together, run once per language.
+Languages: a fragment is rendered once per language some open socket reads (the default one always:
+``inbox.live_languages``; ``inbox.rendering.render_localized``; the queries run once) and sent as one event
+carrying every rendering; each socket delivers the one of its page's language (inbox.consumers).
+``publish_on_commit``'s builds, which query and render together, run once per such language.
 
 Payloads are HTML fragments for htmx's websocket extension: elements with ``hx-swap-oob`` replace
 their twin by id; elements with ``data-upsert`` are placed by static/inbox/live.js (a message is
@@ -55,8 +56,8 @@ from django.db import transaction
 from django.utils import translation
 
 from config.scope import database_scope
-from inbox.languages import language_codes
 from inbox.list_coalescer import queue_list_update
+from inbox.live_languages import languages_in_use
 from inbox.rendering import (
     Localized,
     render_alerts,
@@ -191,10 +192,10 @@ def publish_off_thread() -> None:
 
 
 def _built_in_every_language(build) -> list[tuple[str, Localized]]:
-    """``build()``'s sends, each in every language. If the builds disagree on their groups (a row changed
-    between them), the default language's are sent alone."""
+    """``build()``'s sends, each in every language read (``languages_in_use``). If the builds disagree on
+    their groups (a row changed between them), the default language's are sent alone."""
     built = {}
-    for code in language_codes():
+    for code in languages_in_use():
         with translation.override(code):
             built[code] = build()
     default = built[settings.LANGUAGE_CODE] if settings.LANGUAGE_CODE in built else next(iter(built.values()))
@@ -210,21 +211,21 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
     sends = []
     if message_ids:
         # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
-        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead.
-        counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
-                         .values_list("conversation_id", flat=True))
-        small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
-        stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
+        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead. (A live batch
+        # with no more messages than that in all needs no count: one query, not two.)
+        if len(message_ids) <= MAX_MESSAGES_RENDERED:
+            small, stale = None, []
+        else:
+            counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+                             .values_list("conversation_id", flat=True))
+            small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
+            stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
         by_conversation = defaultdict(list)
-        if small:
-            rows = (
-                Message.objects.for_tenant(tenant_id)
-                .filter(pk__in=message_ids, conversation_id__in=small)
-                .select_related("sender_user", "conversation", "media")
-                .defer("media__ref")
-                .order_by("sent_at", "id")
-            )
-            for m in rows:
+        if small is None or small:
+            qs = Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+            if small is not None:
+                qs = qs.filter(conversation_id__in=small)
+            for m in qs.select_related("sender_user", "conversation", "media").defer("media__ref").order_by("sent_at", "id"):
                 by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
             sends.append((conversation_group(cid),
@@ -402,13 +403,15 @@ def _send_many(sends: list[tuple[str, str | None]], event_type: str = FRAGMENT_E
 
 
 def _message(event_type: str, html) -> dict:
-    """A channel-layer event. A localized fragment carries the default language's HTML in ``html`` (what
-    a reader that knows no languages uses) and every language's in ``translations``."""
+    """A channel-layer event. A localized fragment carries the default language's HTML in ``html`` and
+    the other languages rendered (the ones open sockets read, ``inbox.live_languages``) in
+    ``translations``; each HTML once (the event crosses Redis and every socket server's decoder)."""
     if event_type != FRAGMENT_EVENT:
         return {"type": event_type}
     if isinstance(html, Localized):
-        return {"type": event_type, "html": html.get(settings.LANGUAGE_CODE) or next(iter(html.values())),
-                "translations": dict(html)}
+        default = settings.LANGUAGE_CODE
+        return {"type": event_type, "html": html.get(default) or next(iter(html.values())),
+                "translations": {code: text for code, text in html.items() if code != default}}
     return {"type": event_type, "html": html}
 
 

@@ -6,14 +6,15 @@ ids re-read the latest rows (the publisher renders at send time, so out-of-order
 stale data).
 
 Pushed fragments are rendered without a request, for viewers who may read different languages: the
-publisher renders each one in every language of ``settings.LANGUAGES`` (``render_localized``), and each
-socket delivers its page's (inbox.consumers). Renders passed to it only render: their queries ran before.
+publisher renders each one in the languages open sockets read (``render_localized``,
+``inbox.live_languages``: the default one always, the others while a socket reads them), and each socket
+delivers its page's (inbox.consumers). Renders passed to it only render: their queries ran before.
 """
 
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from inbox.languages import language_codes
+from inbox.live_languages import languages_in_use
 
 
 class Localized(dict):
@@ -27,9 +28,9 @@ class Localized(dict):
 
 
 def render_localized(render) -> Localized:
-    """``render()`` once under each language of LANGUAGES."""
+    """``render()`` once under each language some open socket reads (the default one always)."""
     out = Localized()
-    for code in language_codes():
+    for code in languages_in_use():
         with translation.override(code):
             out[code] = render()
     return out
@@ -66,7 +67,7 @@ def render_heartbeats(connection_ids, at) -> str:
 
 
 def render_alerts(tenant_id: int) -> Localized:
-    """The tenant's open alerts (out of band), in every language."""
+    """The tenant's open alerts (out of band), in the languages read (``render_localized``)."""
     from inbox.selectors import open_alerts
 
     ctx = {"alerts": open_alerts(tenant_id), "oob": True, "slug": tenant_slug(tenant_id)}
@@ -75,7 +76,7 @@ def render_alerts(tenant_id: int) -> Localized:
 
 def render_connection(tenant_id: int, connection_id: int) -> tuple[Localized, Localized] | None:
     """(the inbox's banner, the numbers page's summary and latest state changes) of a connection, each in
-    every language, or None if it is gone. Both halves swap out of band."""
+    the languages read (``render_localized``), or None if it is gone. Both halves swap out of band."""
     from connections.models import Connection
     from inbox.selectors import active_sync_runs, connection_history
 

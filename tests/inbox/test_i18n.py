@@ -1,6 +1,7 @@
 """The UI's language: the user's own choice, else the browser's, else English; pushed fragments in each
 socket's language; e-mails in their reader's; dates in the language's formats (docs/i18n.md)."""
 
+import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -142,6 +143,55 @@ def test_each_socket_gets_pushed_fragments_in_its_pages_language(acme_agent, acm
         assert "Assign to me" in await receive_until(unknown, "Assign to me")  # an unknown language: the default
         for comm in (english, portuguese, unknown):
             await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fragments_are_rendered_only_in_the_languages_open_sockets_read(acme_agent, acme_owner, acme_connection):
+    """English sockets alone: one rendering per fragment (nothing in ``translations``). A Portuguese socket
+    opens: Portuguese is rendered too. Its language no longer marked (the key expired in a Redis blip): that
+    socket gets a refresh trigger instead of English, the English one its fragment."""
+    from channels.layers import get_channel_layer
+
+    from config.redis import redis_client
+    from inbox import events, live_languages
+    from inbox.consumers import REFRESH_TRIGGER
+
+    conv = ConversationFactory(connection=acme_connection)
+    _, cookie = logged_in("acme-agent")
+
+    def forget_portuguese():  # what the key's expiry looks like to publishers
+        redis_client().delete(live_languages._key("pt-br"))
+        live_languages._cache["codes"] = None
+
+    async def scenario():
+        layer = get_channel_layer()
+        spy = await layer.new_channel()
+        await layer.group_add(events.conversation_group(conv.pk), spy)
+        await sync_to_async(forget_portuguese)()
+        english = socket(f"/ws/t/acme/?lang=en&conversation={conv.pk}", cookie)
+        assert (await english.connect())[0]
+        await sync_to_async(actions.do_set_conversation_status)(conv, "resolved", acting_user=acme_owner)
+        event = await asyncio.wait_for(layer.receive(spy), 3)
+        assert "Assign to me" in event["html"] and event["translations"] == {}
+        assert "Assign to me" in await receive_until(english, "Assign to me")
+
+        portuguese = socket(f"/ws/t/acme/?lang=pt-br&conversation={conv.pk}", cookie)
+        assert (await portuguese.connect())[0]
+        await sync_to_async(actions.do_set_conversation_status)(conv, "open", acting_user=acme_owner)
+        event = await asyncio.wait_for(layer.receive(spy), 3)
+        assert set(event["translations"]) == {"pt-br"} and "Atribuir a mim" in event["translations"]["pt-br"]
+        assert "Atribuir a mim" in await receive_until(portuguese, "Atribuir a mim")
+        assert "Assign to me" in await receive_until(english, "Assign to me")
+
+        await sync_to_async(forget_portuguese)()
+        await sync_to_async(actions.do_set_conversation_status)(conv, "resolved", acting_user=acme_owner)
+        assert await receive_until(portuguese, "live:refresh") == REFRESH_TRIGGER
+        assert "Assign to me" in await receive_until(english, "Assign to me")
+        for comm in (english, portuguese):
+            await comm.disconnect()
+        await layer.group_discard(events.conversation_group(conv.pk), spy)
 
     async_to_sync(scenario)()
 
