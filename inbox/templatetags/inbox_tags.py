@@ -109,7 +109,11 @@ def short_time(dt):
 
 
 def short_time_at(dt, now) -> str:
-    local, today = timezone.localtime(dt), timezone.localtime(now).date()
+    return short_time_local(timezone.localtime(dt), timezone.localtime(now).date())
+
+
+def short_time_local(local, today) -> str:
+    """``short_time`` of a datetime already in the viewer's zone, ``today`` being that zone's date."""
     if local.date() == today:
         return dateformat.format(local, "H:i")
     if (today - local.date()).days < 7:
