@@ -1,9 +1,9 @@
 """Server time of the inbox pages with 100,000 conversations and 1,000,000 messages in PostgreSQL, with the
 agent tools' rows present (labels on most conversations, private notes with @mentions on one in ten).
 
-    .venv/bin/python bench/inbox.py [--conversations 100000] [--messages 1000000] [--runs 40]
+    .venv/bin/python bench/inbox.py [--conversations 100000] [--messages 1000000] [--runs 40] [--db inbox_bench_ui]
 
-Builds a dedicated database (inbox_bench_ui; dropped and re-created) with generate_series, then times
+Builds a dedicated database (--db, default inbox_bench_ui; dropped and re-created) with generate_series, then times
 the views through Django's test client (whole request: middleware, tenant gate, queries, templates):
 the inbox list, a filtered list, searches (a contact name, a common name, a number typed with
 punctuation, a 2-character prefix, a message text matching ~10% of messages, a rare one, and a search
@@ -22,7 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB = "inbox_bench_ui"
 
 
 def main():
@@ -31,19 +30,21 @@ def main():
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--reuse", action="store_true", help="keep an existing bench database")
+    parser.add_argument("--db", default="inbox_bench_ui", help="the bench database's name (dropped and re-created)")
     args = parser.parse_args()
+    db = args.db
 
     import psycopg
 
     admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
     fresh = not (args.reuse and exists)
     if fresh:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{db}"')
     admin.close()
 
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{db}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     import django
