@@ -23,14 +23,17 @@ from inbox.templatetags.inbox_tags import initials, short_time_local, sort_key
 
 @dataclass(slots=True)
 class ConversationRow:
-    pk: int
+    # Numbers the template prints are strings here: printing an int in a template goes through number
+    # localization (formats.number_format) each time.
+    pk: int  # compared with the open conversation's (is-active)
+    id: str  # printed
     url: str
     sort_key: str
     status: str
     status_label: str
     assignee_id: str  # "" when unassigned (data-assignee)
     assignee_name: str  # "" when unassigned
-    connection_id: int
+    connection_id: str
     connection_name: str
     is_group: bool
     name: str
@@ -38,7 +41,7 @@ class ConversationRow:
     time_iso: str  # the last activity in the viewer's zone, ISO 8601 (<time datetime>)
     time_short: str  # "14:05", a weekday or a date (inbox_tags.short_time)
     preview: str
-    unread_count: int
+    unread: str  # the unread count, "" when none
     unread_label: str  # "3 unread" ("" when none)
     label_ids: str  # " 4 7 " (data-labels: static/inbox/live.js matches " <id> ")
     labels: list  # the Label rows, by name
@@ -70,13 +73,14 @@ class RowBuilder:
         contact_name = c.contact.name
         return ConversationRow(
             pk=c.pk,
+            id=str(c.pk),
             url=reverse("conversation", args=[self.slug, c.pk]),
             sort_key=sort_key((at, c.pk)),
             status=c.status,
             status_label=self.status_labels.get(c.status, c.status),
             assignee_id=str(c.assignee_id) if c.assignee_id is not None else "",
             assignee_name=c.assignee.get_username() if c.assignee_id is not None else "",
-            connection_id=c.connection_id,
+            connection_id=str(c.connection_id),
             connection_name=c.connection.name,
             is_group=c.is_group,
             name=contact_name,
@@ -84,7 +88,7 @@ class RowBuilder:
             time_iso=local.isoformat() if local else "",
             time_short=short_time_local(local, self.today) if local else "",
             preview=c.last_message_preview or self.no_messages,
-            unread_count=unread,
+            unread=str(unread) if unread else "",
             unread_label=self.unread_label(unread) if unread else "",
             label_ids=" " + "".join(f"{link.label_id} " for link in links),
             labels=[link.label for link in links],
