@@ -48,8 +48,8 @@ class ConversationRow:
 
 
 class RowBuilder:
-    """Builds the rows of one render: the per-language and per-page work (the link's pattern, the status
-    labels, "now") is done once, not once per row."""
+    """Builds the rows of one render: what depends only on the language, the zone or the day (the status
+    labels, "No messages yet", "N unread" per count, today's date) is worked out once, not once per row."""
 
     def __init__(self, slug: str):
         self.slug = slug
