@@ -97,11 +97,6 @@ def message_sort(m):
     return sort_key((m.sent_at, m.pk))
 
 
-@register.simple_tag
-def conversation_sort(c):
-    return sort_key((c.last_message_at, c.pk))
-
-
 @register.filter
 def short_time(dt):
     """Time today, weekday this week, date otherwise, in the active time zone (inbox.timezones)."""
