@@ -66,7 +66,7 @@ def flush_queued_list_updates(tenant_id) -> int:
 def flush_list_updates(tenant_id) -> int:
     """Send the list rows of every pending conversation of the tenant (one query, one send)."""
     from inbox import events
-    from inbox.rendering import render_conversation_row, render_list_stale, render_localized, tenant_slug
+    from inbox.rendering import render_conversation_rows, render_list_stale, render_localized, tenant_slug
     from inbox.selectors import conversations_by_ids
 
     r = redis_client()
@@ -86,6 +86,6 @@ def flush_list_updates(tenant_id) -> int:
     conversations = conversations_by_ids(tenant_id, ids)
     conversations.sort(key=lambda c: (c.last_message_at, c.pk))
     slug = tenant_slug(tenant_id)
-    html = render_localized(lambda: "".join(render_conversation_row(c, slug, live=True) for c in conversations))
+    html = render_localized(lambda: render_conversation_rows(conversations, slug, live=True))
     events.send_fragments([(events.inbox_group(tenant_id), html)])
     return len(conversations)

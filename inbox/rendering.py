@@ -11,10 +11,11 @@ publisher renders each one in the languages open sockets read (``render_localize
 delivers its page's (inbox.consumers). Renders passed to it only render: their queries ran before.
 """
 
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.utils import translation
 
 from inbox.live_languages import languages_in_use
+from inbox.rows import conversation_rows
 
 
 class Localized(dict):
@@ -42,8 +43,10 @@ def render_message(message, *, live: bool = False) -> str:
                             {"m": message, "live": live, "is_group": message.conversation.is_group})
 
 
-def render_conversation_row(conversation, slug: str, *, live: bool = False) -> str:
-    return render_to_string("inbox/partials/conversation_row.html", {"c": conversation, "slug": slug, "live": live})
+def render_conversation_rows(conversations, slug: str, *, live: bool = False) -> str:
+    """The list rows of these conversations (inbox.rows), in the active language and time zone."""
+    template = get_template("inbox/partials/conversation_row.html")
+    return "".join(template.render({"c": row, "live": live}) for row in conversation_rows(conversations, slug))
 
 
 def render_conversation_header(conversation, slug: str, members) -> str:

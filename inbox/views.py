@@ -48,6 +48,7 @@ from inbox.labels import tenant_labels
 from inbox.models import Membership
 from inbox.rendering import render_message
 from inbox.resolver import tenant_view
+from inbox.rows import conversation_rows
 from inbox.snooze import snooze_of
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def _list_context(request, slug):
     query = urlencode({k: v for k, v in {"status": filters.status, "scope": filters.scope,
                                          "connection": filters.connection_id or "", "q": filters.q,
                                          "label": filters.label_id or ""}.items() if v})
-    return {"filters": filters, "page": page, "filter_query": query}
+    return {"filters": filters, "page": page, "rows": conversation_rows(page.items, slug), "filter_query": query}
 
 
 def _page_context(request, slug, conversation=None):

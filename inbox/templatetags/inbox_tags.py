@@ -1,11 +1,13 @@
 """Presentation helpers for message and conversation templates. No queries, no business rules."""
 
 from collections import Counter
+from datetime import datetime
+from functools import lru_cache
 
 from django import template
 from django.utils import dateformat, timezone
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from inbox.formatting import format_whatsapp
 
@@ -95,11 +97,6 @@ def message_sort(m):
     return sort_key((m.sent_at, m.pk))
 
 
-@register.simple_tag
-def conversation_sort(c):
-    return sort_key((c.last_message_at, c.pk))
-
-
 @register.filter
 def short_time(dt):
     """Time today, weekday this week, date otherwise, in the active time zone (inbox.timezones)."""
@@ -109,7 +106,11 @@ def short_time(dt):
 
 
 def short_time_at(dt, now) -> str:
-    local, today = timezone.localtime(dt), timezone.localtime(now).date()
+    return short_time_local(timezone.localtime(dt), timezone.localtime(now).date())
+
+
+def short_time_local(local, today) -> str:
+    """``short_time`` of a datetime already in the viewer's zone, ``today`` being that zone's date."""
     if local.date() == today:
         return dateformat.format(local, "H:i")
     if (today - local.date()).days < 7:
@@ -124,13 +125,48 @@ def day_label(dt):
 
 
 def day_label_at(dt, now) -> str:
-    local, today = timezone.localtime(dt), timezone.localtime(now).date()
-    if local.date() == today:
+    return day_label_local(timezone.localtime(dt), timezone.localtime(now).date())
+
+
+def day_label_local(local, today) -> str:
+    """``day_label`` of a datetime already in the viewer's zone (or of its date), ``today`` being that
+    zone's date."""
+    day = local.date() if isinstance(local, datetime) else local
+    if day == today:
         return _("Today")
-    if (today - local.date()).days == 1:
+    if (today - day).days == 1:
         return _("Yesterday")
     # Translators: a PHP-style date format (Django's "date" filter); month and weekday names are translated.
     return dateformat.format(local, _("l, d F Y"))
+
+
+class Stamp:
+    """A thread item's time as the thread prints it, in the active zone and language."""
+
+    __slots__ = ("local", "day", "iso", "hm")
+
+    def __init__(self, local):
+        self.local = local
+        self.day = f"{local.year:04d}-{local.month:02d}-{local.day:02d}"  # data-day, the day separators
+        self.iso = local.isoformat()  # <time datetime>
+        self.hm = f"{local.hour:02d}:{local.minute:02d}"
+
+    @property
+    def day_label(self) -> str:
+        """"Today", "Yesterday" or the date (``day_label``); one per day and language, not per message."""
+        return _day_label(self.local.date(), timezone.localtime(timezone.now()).date(), get_language())
+
+
+@lru_cache(maxsize=512)
+def _day_label(day, today, language) -> str:  # the language: the label is translated in the active one
+    return day_label_local(day, today)
+
+
+@register.filter
+def stamp(dt):
+    """``dt`` converted once for all the places a message or note prints it: Django's date and time
+    filters each convert the zone and read the language's formats again (five of them per message)."""
+    return Stamp(timezone.localtime(dt))
 
 
 @register.filter

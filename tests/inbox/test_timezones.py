@@ -1,14 +1,14 @@
 """Times, day separators and "Yesterday" in the viewer's zone: the user's own, else the tenant's."""
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from inbox.models import Tenant, UserProfile
-from inbox.templatetags.inbox_tags import day_label_at, short_time_at
+from inbox.templatetags.inbox_tags import day_label, day_label_at, short_time_at, stamp
 from inbox.timezones import default_tenant_time_zone, is_time_zone, tenant_time_zone, viewer_time_zone
 from tests.factories import ConversationFactory, MessageFactory
 
@@ -20,6 +20,13 @@ KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")  # UTC+5:30, never DST
 
 def at(*args):
     return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The labels below are English: a language a page request of an earlier test activated must not leak in."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.mark.parametrize(("zone", "expected"), [
@@ -123,3 +130,21 @@ def test_preferences_page_sets_the_users_and_the_teams_zone(client, acme, acme_a
     acme.refresh_from_db()
     assert acme.time_zone == "America/Sao_Paulo"
     assert 'data-tz="America/Sao_Paulo"' in client.get(reverse("inbox", args=["acme"])).content.decode()
+
+
+def test_a_thread_stamp_is_the_time_in_the_viewers_zone_and_language():
+    """``stamp`` (the thread's times worked out once per item) prints what the date filters printed."""
+    with timezone.override(SAO_PAULO):
+        s = stamp(at(2026, 1, 10, 2, 30))
+        assert (s.day, s.iso, s.hm) == ("2026-01-09", "2026-01-09T23:30:00-03:00", "23:30")
+    with timezone.override(KOLKATA):
+        s = stamp(at(2026, 1, 10, 2, 30))
+        assert (s.day, s.iso, s.hm) == ("2026-01-10", "2026-01-10T08:00:00+05:30", "08:00")
+    yesterday, long_ago = timezone.now() - timedelta(days=1), at(2026, 1, 9, 12, 0)
+    # Day labels are cached per day and language: each language gets its own.
+    for language, expected in (("en", "Yesterday"), ("pt-br", "Ontem"), ("en", "Yesterday")):
+        with translation.override(language):
+            assert stamp(yesterday).day_label == expected == day_label(yesterday)
+            assert stamp(long_ago).day_label == day_label(long_ago)
+    with translation.override("pt-br"):
+        assert stamp(long_ago).day_label == "Sexta-feira, 09 de Janeiro de 2026"

@@ -1,0 +1,147 @@
+"""Exact query counts of the inbox pages and the live list rows (issue 11 item 6), with data made the way
+production makes it: messages journaled as neonize events and processed, labels, assignments, notes and
+replies through their actions. Each count is pinned at two sizes, so a query per row fails the test.
+
+Also: a live list row (inbox.rows, pushed by inbox.list_coalescer) is byte for byte the page's row.
+"""
+
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+
+from config.redis import redis_client
+from connections import actions as connection_actions
+from inbox import actions, labels, notes
+from inbox.list_coalescer import _key, flush_list_updates
+from inbox.models import Conversation
+from inbox.rendering import render_conversation_rows
+from tests.sync.helpers import T0, feed, incoming
+
+pytestmark = pytest.mark.django_db
+
+
+def chat(i: int) -> str:
+    return f"55119{i:08d}@s.whatsapp.net"
+
+
+def grow(connection, agent, start: int, n: int, label_pool) -> list[Conversation]:
+    """n more customers writing in (two messages each, journaled and processed), each conversation with a
+    label, every other one assigned, a reply and a note mentioning the agent on every third."""
+    events = []
+    for i in range(start, start + n):
+        events += [incoming(f"IN{i}A", f"hello {i}", ts=T0 + 60 * i, chat=chat(i), push_name=f"Customer {i}"),
+                   incoming(f"IN{i}B", f"*still* there? {i}", ts=T0 + 60 * i + 30, chat=chat(i))]
+    summary = feed(connection, *events)
+    assert summary.saved == 2 * n
+    chats = [chat(i) for i in range(start, start + n)]
+    convs = list(Conversation.objects.for_tenant(connection.tenant_id).filter(chat_jid__in=chats))
+    for k, conv in enumerate(convs):
+        labels.do_add_label(conv, label_pool[k % len(label_pool)], acting_user=agent)
+        if k % 2 == 0:
+            actions.do_assign_conversation(conv, agent, acting_user=agent)
+        if k % 3 == 0:
+            actions.do_queue_reply(conv, agent, f"on it, {k}")
+            notes.do_add_note(conv, agent, f"@{agent.get_username()} look at this one")
+    return convs
+
+
+@pytest.fixture
+def tenant_data(acme, acme_owner, acme_connection):
+    pool = [labels.do_create_label(acme, name, color) for name, color in (("VIP", "red"), ("Billing", "blue"))]
+    convs = grow(acme_connection, acme_owner, 0, 5, pool)
+    return {"pool": pool, "convs": convs}
+
+
+def exact_counts(client, django_assert_num_queries, pages: dict[str, str], counts: dict[str, int]):
+    for name, url in pages.items():
+        with django_assert_num_queries(counts[name]):
+            response = client.get(url)
+        assert response.status_code == 200, name
+
+
+# What each page reads (the session, the user, and the membership with its tenant and the user's profile
+# come first on every page):
+PAGE_QUERIES = {
+    # + numbers, sync runs, labels, the list (contact, number and assignee joined), its rows' labels
+    "inbox": 8,
+    # + the list and its rows' labels
+    "list": 5,
+    # + the label filter's list (a subquery) and its rows' labels
+    "label": 5,
+    # + the search's list (one UNION of index-backed branches) and its rows' labels
+    "search": 5,
+    # + the conversation, numbers, sync runs, labels (each saying if it is on the conversation), the list,
+    #   its rows' labels, the thread's messages (sender and media joined), its notes, members, the
+    #   contact panel's identities and other conversations
+    "conversation": 14,
+    # the thread alone, as a live refresh fetches it: + the conversation, messages, notes, members, the
+    # contact panel (2), the label bar
+    "thread": 10,
+    # + the user's mentions with their notes, authors and conversations joined
+    "mentions": 4,
+    # + numbers, their latest state changes, active sync runs, per-hour state changes and messages (the
+    #   charts), state changes, journal backlog, open alerts and media per number, recent sync runs, stored
+    #   media bytes, open alerts, the user's alert e-mail opt-out, purge jobs (owners and admins)
+    "numbers": 17,
+}
+
+
+def test_page_query_counts_are_exact_and_do_not_grow_with_rows(client, acme, acme_owner, acme_connection, tenant_data,
+                                                               django_assert_num_queries):
+    client.force_login(acme_owner)
+    pool, conv = tenant_data["pool"], tenant_data["convs"][0]
+    pages = {
+        "inbox": reverse("inbox", args=["acme"]),
+        "list": reverse("conversation_list", args=["acme"]) + "?status=all&scope=mine",
+        "label": reverse("conversation_list", args=["acme"]) + f"?status=all&label={pool[0].pk}",
+        "search": reverse("conversation_list", args=["acme"]) + "?status=all&q=still",
+        "conversation": reverse("conversation", args=["acme", conv.pk]),
+        "thread": reverse("thread_messages", args=["acme", conv.pk]),
+        "mentions": reverse("mentions", args=["acme"]),
+        "numbers": reverse("connections", args=["acme"]),
+    }
+    exact_counts(client, django_assert_num_queries, pages, PAGE_QUERIES)
+    first = client.get(pages["inbox"]).content.decode()
+    assert first.count('class="conv-row') == 5 and first.count('class="label-chip label-') == 5
+
+    # Ten times the conversations, more numbers with state changes, more messages in the open thread.
+    grow(acme_connection, acme_owner, 5, 45, pool)
+    feed(acme_connection, *[incoming(f"MORE{i}", f"more {i}", ts=T0 + 30_000 + i, chat=chat(0)) for i in range(20)])
+    for n in range(3):
+        number = connection_actions.check_create_connection(acme, name=f"Line {n}", transport="simulator", user=acme_owner)
+        connection_actions.do_record_event(number, "disconnected", f"reason {n}")
+    exact_counts(client, django_assert_num_queries, pages, PAGE_QUERIES)
+    assert client.get(pages["inbox"]).content.decode().count('class="conv-row') == 50
+    assert client.get(pages["search"]).content.decode().count('class="conv-row') == 50
+
+
+def test_live_list_flush_renders_any_number_of_rows_in_three_queries(acme, acme_owner, acme_connection, tenant_data,
+                                                                     django_assert_num_queries):
+    pending = _key("pending", acme.pk)
+    r = redis_client()
+    for convs in (tenant_data["convs"], grow(acme_connection, acme_owner, 5, 30, tenant_data["pool"])):
+        r.sadd(pending, *[c.pk for c in convs])
+        # the conversations, their labels, the tenant's slug; then every language renders without queries
+        with django_assert_num_queries(3):
+            assert flush_list_updates(acme.pk) == len(convs)
+
+
+@pytest.mark.parametrize("language", ["en", "pt-br"])
+def test_a_live_row_is_the_pages_row(client, acme, acme_owner, acme_connection, tenant_data, language):
+    """The page and the live push render one template from one row builder: same bytes, but for the
+    live row's data-upsert attribute."""
+    client.force_login(acme_owner)
+    html = client.get(reverse("conversation_list", args=["acme"]) + "?status=all",
+                      HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    convs = Conversation.objects.for_tenant(acme).select_related("contact", "connection", "assignee").prefetch_related(
+        labels.labels_prefetch(acme)).order_by("-last_message_at")
+    with translation.override(language):
+        live = render_conversation_rows(convs, "acme", live=True)
+    page_rows = re.findall(r'<li id="conv-.*?</li>', html, re.S)
+    live_rows = re.findall(r'<li id="conv-.*?</li>', live, re.S)
+    assert len(page_rows) == 5 and [row.replace('data-upsert="list"', "") for row in live_rows] == page_rows
+    if language == "pt-br":
+        assert "Sem responsável" in html and "Aberta" in html  # unassigned, the status
+        assert 'aria-label="2 não lidas"' in html  # two unread messages per conversation, the plural translated
