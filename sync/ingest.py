@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,7 +39,6 @@ from sync.search_index import INLINE_LIMIT, index_new_messages
 from sync.upsert import insert_new
 
 logger = logging.getLogger(__name__)
-
 
 
 # --- the batch ----------------------------------------------------------------------------------
@@ -89,16 +89,15 @@ MESSAGE_COLUMNS = (
 )
 PUBLISH_HISTORY_MESSAGES = 200
 
-# Cumulative seconds per ingestion phase (read by bench/ingest.py); cheap enough to keep always on.
 
-
-def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True) -> IngestResult:
+def ingest(conn, events: list[Decoded], beside_copy: Callable[[], None] | None = None, *,
+           publish: bool = True) -> IngestResult:
     """Apply decoded events of one connection (journal order). Call inside transaction.atomic().
 
-    ``alongside``: CPU work without database access to overlap with the message COPY (the processor
-    decodes the next batch there); see ``sync.upsert.insert_new``. ``publish``: publish the changed
-    conversations and live messages on commit."""
-    return ingest_many(conn.tenant_id, [(conn, events)], alongside=alongside, publish=publish)[0]
+    ``beside_copy``: CPU work without database access to overlap with the message COPY (the processor's
+    decoding of its next batch, ``sync.processor.JournalBatches``); see ``sync.statements.insert_rows``.
+    ``publish``: publish the changed conversations and live messages on commit."""
+    return ingest_many(conn.tenant_id, [(conn, events)], beside_copy, publish=publish)[0]
 
 
 @dataclass
@@ -121,6 +120,7 @@ class _Part:
     created: set[str] = field(default_factory=set)
     by_ext: dict[str, tuple[MessageRecord, int]] = field(default_factory=dict)
     inserted: list[str] = field(default_factory=list)
+    message_ids: dict[str, int] = field(default_factory=dict)  # external id -> id of the messages inserted
     media: list[MessageRecord] = field(default_factory=list)  # unique messages with a file to fetch
 
 
@@ -177,7 +177,8 @@ def _operations_of(ev: Decoded):
             yield Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me, row)
 
 
-def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], alongside=None, *,
+def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]],
+                beside_copy: Callable[[], None] | None = None, *,
                 publish: bool = True) -> list[IngestResult]:
     """Apply decoded events of several connections of one tenant in one set of statements (the live
     sweep's flood of many numbers), one ``IngestResult`` per connection, in ``batch`` order. Call inside
@@ -195,7 +196,7 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
     _plan_conversations(parts, identities.canonical)
     ensure_conversations(parts, identities)
     lap("conversations")
-    _write_messages(tenant_id, parts, identities.canonical, alongside, lap)
+    _write_messages(tenant_id, parts, identities.canonical, beside_copy, lap)
     _update_aggregates(parts)
     lap("aggregates")
     _apply_batch_operations(parts)
@@ -277,8 +278,10 @@ def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
             batch_aggs.setdefault(g.group_jid, _ConvAgg())
 
 
-def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], alongside, lap: timing.Laps) -> None:
-    """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted."""
+def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], beside_copy: Callable[[], None] | None,
+                    lap: timing.Laps) -> None:
+    """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted
+    and the ids its messages got."""
     rows = []
     created_ids: set[int] = set()
     now = timezone.now()
@@ -287,12 +290,15 @@ def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], a
         rows.extend(_message_rows(tenant_id, part, canon, now))
     lap("message_rows")
     id_range: list[int] = []
+    ids: list[int] = []
     inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"),
-                          alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
+                          beside_copy=beside_copy, id_range=id_range, ids=ids, fresh=("conversation_id", created_ids))
     lap("message_copy")
     by_conn = {part.conn.pk: part for part in parts}
-    for conn_id, ext in inserted:
-        by_conn[conn_id].inserted.append(ext)
+    for (conn_id, ext), message_id in zip(inserted, ids, strict=True):
+        part = by_conn[conn_id]
+        part.inserted.append(ext)
+        part.message_ids[ext] = message_id
     _index_and_find_published(parts, inserted, tuple(id_range) if id_range else None)
     lap("search")
     _register_media(tenant_id, parts)
@@ -306,13 +312,12 @@ def _register_media(tenant_id: int, parts: list[_Part]) -> None:
     for part in parts:
         if not part.media:
             continue
-        conn_id = part.conn.pk
-        stored = None if len(part.inserted) == len(part.unique) else set(part.inserted)  # else all were new
-        rows.extend((conn_id, m.external_id, m.type, m.media_ref, m.media_mimetype, m.media_size, m.media_filename,
-                     not m.live) for m in part.media if stored is None or m.external_id in stored)
+        conn_id, stored = part.conn.pk, part.message_ids
+        rows.extend((stored[m.external_id], conn_id, m.type, m.media_ref, m.media_mimetype, m.media_size,
+                     m.media_filename, not m.live) for m in part.media if m.external_id in stored)
     if rows:
         statements.insert_media_of_messages(tenant_id, rows)
-        nudge_fetch_on_commit({row[0] for row in rows})
+        nudge_fetch_on_commit({row[1] for row in rows})
 
 
 def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datetime) -> list[tuple]:
@@ -436,30 +441,23 @@ def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]
     live messages, and a small history backfill whole (a large history chunk only moves the list: its
     messages are older than what a thread shows). A small batch is indexed at once by message id; a
     large one (history) per connection, in the background (ADR-10)."""
-    publish: list[tuple[int, str]] = []
+    if len(inserted) > INLINE_LIMIT and id_range is not None:
+        for part in parts:
+            index_new_messages(part.conn, part.inserted, id_range)
+    elif inserted:
+        index_messages([i for part in parts for i in part.message_ids.values()])
     for part in parts:
         live = [ext for ext in part.inserted if part.by_ext[ext][0].live]
         history = len(part.inserted) - len(live)
         if history and history <= PUBLISH_HISTORY_MESSAGES:
             live = part.inserted
-        publish.extend((part.conn.pk, ext) for ext in live)
-    small = len(inserted) <= INLINE_LIMIT or id_range is None
-    if not small:
-        for part in parts:
-            index_new_messages(part.conn, part.inserted, id_range)
-    wanted = inserted if small else publish
-    if not wanted:
-        return
-    ids = statements.message_ids(wanted)
-    if small:
-        index_messages(list(ids.values()))
-    by_conn = {part.conn.pk: part for part in parts}
-    for key in publish:
-        part = by_conn[key[0]]
-        part.result.message_ids.add(ids[key])
-        m, cid = part.by_ext[key[1]]
-        if m.live:
-            part.result.live_messages.append((ids[key], cid, m.from_me))
+        result = part.result
+        for ext in live:
+            message_id = part.message_ids[ext]
+            result.message_ids.add(message_id)
+            m, cid = part.by_ext[ext]
+            if m.live:
+                result.live_messages.append((message_id, cid, m.from_me))
 
 
 def ensure_conversations(parts: list[_Part], identities: Identities) -> None:

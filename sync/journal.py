@@ -14,15 +14,15 @@ started (a Redis flag the task clears when it starts), and that task takes every
 import hashlib
 import logging
 from collections.abc import Iterable
-from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.redis import redis_client
 from config.scope import database_scope
 from connections.models import Connection
+from sync import statements
 from sync.models import RawEvent
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _insert_ignoring_duplicates(rows: list[tuple], chunk: int = 200) -> int:
     (PostgreSQL and SQLite >= 3.35 both speak this)."""
     table = RawEvent._meta.db_table
     new = 0
-    with _binding_cursor() as cursor:
+    with statements.binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             placeholders = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * len(part))
@@ -103,36 +103,6 @@ def _insert_ignoring_duplicates(rows: list[tuple], chunk: int = 200) -> int:
             )
             new += len(cursor.fetchall())
     return new
-
-
-@contextmanager
-def _binding_cursor():
-    """On PostgreSQL a server-side-binding cursor on Django's own connection (same transaction): the
-    payloads travel as binary parameters instead of hex literals spliced into the SQL text by Django's
-    client-side binding (docs/measurements.md)."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    import psycopg
-
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        yield _Unprepared(cursor)
-
-
-class _Unprepared:
-    """Never a named prepared statement (the SQL varies with the row count; poolers in transaction
-    mode do not keep them)."""
-
-    def __init__(self, cursor):
-        self._cursor = cursor
-
-    def execute(self, sql, params):
-        return self._cursor.execute(sql, params, prepare=False)
-
-    def fetchall(self):
-        return self._cursor.fetchall()
 
 
 def _queued_key(connection_id) -> str:
@@ -185,7 +155,7 @@ def schedule_new_events(connection_ids) -> None:
     """Newly journaled events: on PostgreSQL the live sweep takes them (one task for every number's
     small events; it hands history chunks and the like to per-connection tasks), elsewhere a task per
     connection. Never raises."""
-    if connection.vendor != "postgresql":
+    if not statements.has_live_sweep():
         schedule_processing_many(connection_ids)
         return
     from sync.tasks import sweep_live_task

@@ -3,27 +3,34 @@ fallback beside it, so the domain modules (``sync.identities``, ``sync.ingest``)
 branch on the database. On PostgreSQL rows go in and keys come back as arrays (INSERT ... SELECT FROM unnest(...) ON
 CONFLICT DO NOTHING RETURNING; ``= ANY(array)`` probes), without a model instance per row; SQLite (the
 embedded default, where batches are small) uses the ORM for the same effect. Call inside the batch's
-transaction. (The COPY of new messages is ``sync.upsert``.)
+transaction. ``sync.upsert`` decides which rows are new; the probe and the insert it uses are here.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
+import threading
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import connection as db
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from config.batching import chunks
 from config.scope import database_scope
 from inbox.actions import identity_kind_for_jid
 from inbox.models import Contact, ContactIdentity, Conversation, Message
-from sync.models import JidMapping
+from sync.models import JidMapping, RawEvent
 
 LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
 
@@ -286,22 +293,19 @@ def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
 
 
 def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
-    """Pending media rows for messages just stored, from (connection id, external id, kind, ref, declared
+    """Pending media rows for messages just stored, from (message id, connection id, kind, ref, declared
     mimetype, declared size, filename, history) tuples; a message already registered is left.
 
-    On PostgreSQL one INSERT ... SELECT per 5,000 rows: each message's id found by its own probe of the
-    unique (connection, external id) index (a LATERAL subquery the planner cannot turn into a join:
-    before the message table has statistics it chose to hash the whole table on every batch,
-    docs/measurements.md), every column one array parameter (``pg_array``; the refs as hex), no ORM
-    objects. SQLite: the ids read back, then ``bulk_create``."""
+    On PostgreSQL one INSERT ... SELECT FROM unnest(...) per 5,000 rows, every column one array
+    parameter (``pg_array``; the refs as hex, docs/measurements.md), no ORM objects; the message ids
+    come from the COPY (``insert_rows`` draws them first), so nothing is looked up. SQLite: ``bulk_create``."""
     from inbox.models import MediaFile
 
     if db.vendor != "postgresql":
-        ids = message_ids([(r[0], r[1]) for r in rows])
         MediaFile.objects.bulk_create(
-            [MediaFile(tenant_id=tenant_id, message_id=ids[(c, e)], connection_id=c, kind=kind, ref=ref,
+            [MediaFile(tenant_id=tenant_id, message_id=mid, connection_id=c, kind=kind, ref=ref,
                        declared_mimetype=mime, declared_size=size, filename=name, history=history)
-             for c, e, kind, ref, mime, size, name, history in rows if (c, e) in ids],
+             for mid, c, kind, ref, mime, size, name, history in rows],
             ignore_conflicts=True, batch_size=1000)
         return
     now = timezone.now()
@@ -309,17 +313,15 @@ def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
         INSERT INTO {MediaFile._meta.db_table} (
             tenant_id, message_id, connection_id, kind, history, ref, declared_mimetype, declared_size, filename,
             state, attempts, error, sha256, mimetype, storage_name, thumbnail_name, created_at, updated_at)
-        SELECT %s, m.id, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, %s, 0, '', '', '', '', '', %s, %s
-        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], %s::bigint[],
-                    %s::text[]) AS k(c, e, kind, hist, ref, mime, size, fname)
-        CROSS JOIN LATERAL (SELECT id FROM {Message._meta.db_table}
-                            WHERE connection_id = k.c AND external_id = k.e LIMIT 1) AS m
+        SELECT %s, k.m, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, %s, 0, '', '', '', '', '', %s, %s
+        FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], %s::bigint[],
+                    %s::text[]) AS k(m, c, kind, hist, ref, mime, size, fname)
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table names from model meta, values are parameters
     with db.cursor() as cursor:
         for chunk in chunks(rows, 5000):
-            conn_ids, exts, kinds, refs, mimes, sizes, names, history = zip(*chunk, strict=True)
-            cursor.execute(sql, [tenant_id, MediaFile.State.PENDING, now, now, pg_array(conn_ids), pg_array(exts),
+            mids, conn_ids, kinds, refs, mimes, sizes, names, history = zip(*chunk, strict=True)
+            cursor.execute(sql, [tenant_id, MediaFile.State.PENDING, now, now, pg_array(mids), pg_array(conn_ids),
                                  pg_array(kinds), pg_array(history), pg_array("\\x" + ref.hex() for ref in refs),
                                  pg_array(mimes), pg_array(sizes), pg_array(names)])
 
@@ -381,3 +383,235 @@ def asynchronous_commit() -> None:
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO off")
+
+
+# --- new rows: the probe of existing keys and the insert behind ``sync.upsert.insert_new`` -------------
+
+
+def _fields(model) -> dict:
+    return {f.attname: f for f in model._meta.concrete_fields}
+
+
+def existing_keys(model, scope: dict, key: str, values: list) -> set:
+    """The values of column ``key`` among ``values`` that exist within ``scope`` (column -> value
+    equalities): on PostgreSQL one ``= ANY(array)`` probe of the unique index per 50,000 values."""
+    out = set()
+    if db.vendor != "postgresql":
+        for chunk in chunks(values, 500):
+            out.update(model._base_manager.filter(**scope, **{f"{key}__in": chunk}).values_list(key, flat=True))
+        return out
+    fields, quote = _fields(model), db.ops.quote_name
+    where = " AND ".join(f"{quote(fields[c].column)} = %s" for c in scope) or "TRUE"
+    kcol = quote(fields[key].column)
+    with db.cursor() as cursor:
+        for chunk in chunks(values, 50_000):
+            cursor.execute(f"SELECT {kcol} FROM {model._meta.db_table} WHERE {where} AND {kcol} = ANY(%s)",  # noqa: S608
+                           [*scope.values(), chunk])
+            out.update(r[0] for r in cursor.fetchall())
+    return out
+
+
+def existing_key_tuples(model, scope: dict, key: tuple[str, ...], values: list[tuple]) -> set[tuple]:
+    """``existing_keys`` for a composite key (values are tuples): on PostgreSQL one join with an array
+    per column; elsewhere per prefix of the key and chunk."""
+    out: set[tuple] = set()
+    if db.vendor != "postgresql":
+        by_prefix: dict[tuple, list] = defaultdict(list)
+        for v in values:
+            by_prefix[v[:-1]].append(v[-1])
+        for prefix, lasts in by_prefix.items():
+            fixed = dict(zip(key[:-1], prefix, strict=True))
+            for chunk in chunks(lasts, 500):
+                out.update((*prefix, last) for last in model._base_manager.filter(
+                    **scope, **fixed, **{f"{key[-1]}__in": chunk}).values_list(key[-1], flat=True))
+        return out
+    fields, quote = _fields(model), db.ops.quote_name
+    cols = [quote(fields[c].column) for c in key]
+    unnest = ", ".join(f"%s::{t}[]" for t in _column_types(model, key))
+    on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(cols))
+    names = ", ".join(f"c{i}" for i in range(len(cols)))
+    where = "".join(f" AND t.{quote(fields[c].column)} = %s" for c in scope)
+    sql = (f"SELECT {', '.join(f't.{c}' for c in cols)} FROM {model._meta.db_table} t "  # noqa: S608
+           f"JOIN unnest({unnest}) AS k({names}) ON {on}{where}")
+    with db.cursor() as cursor:
+        for chunk in chunks(values, 50_000):
+            cursor.execute(sql, [*map(list, zip(*chunk, strict=True)), *scope.values()])
+            out.update(tuple(r) for r in cursor.fetchall())
+    return out
+
+
+def insert_rows(model, columns: Sequence[str], rows: list[tuple], beside_copy: Callable[[], None] | None = None) \
+        -> list[int]:
+    """Insert ``rows`` (tuples in ``columns`` order; JSON columns as encoded text or Python objects) and
+    return their primary keys, in order. A key that exists already raises ``IntegrityError`` (nothing is
+    skipped silently: ``sync.upsert`` probes first).
+
+    PostgreSQL: the keys are drawn from the table's sequence first (one statement), then the rows go in
+    with a binary COPY (docs/measurements.md), the keys included, so nothing is read back afterwards.
+    ``beside_copy``: work without database access that this thread runs while a helper thread feeds the
+    COPY (the server does the work, so both cores are used; ADR-9). SQLite: ``bulk_create``, whose
+    RETURNING gives the keys; ``beside_copy`` is not run there."""
+    json_cols = [i for i, c in enumerate(columns) if isinstance(_fields(model)[c], models.JSONField)]
+    if db.vendor != "postgresql":
+        objs = []
+        for row in rows:
+            values = dict(zip(columns, row, strict=True))
+            for i in json_cols:
+                if isinstance(row[i], str):
+                    values[columns[i]] = json.loads(row[i])
+            objs.append(model(**values))
+        model._base_manager.bulk_create(objs, batch_size=200)
+        return [o.pk for o in objs]
+    pk = model._meta.pk
+    ids = next_ids(model, len(rows))
+    fields = _fields(model)
+    sql = (f"COPY {model._meta.db_table} ({db.ops.quote_name(pk.column)}, "  # noqa: S608
+           f"{', '.join(db.ops.quote_name(fields[c].column) for c in columns)}) FROM STDIN")
+    types = _column_types(model, [pk.attname, *columns])
+    copied = map(_with_id, ids, _json_ready(rows, json_cols))
+    with db.wrap_database_errors:  # psycopg's errors as Django's (IntegrityError), as a Django cursor raises them
+        if beside_copy is None:
+            with db.cursor() as cursor, _binary_copy(cursor.cursor, sql, types) as copy:
+                write = copy.write_row
+                for row in copied:
+                    write(row)
+        else:
+            _copy_beside(sql, types, copied, beside_copy)
+    return ids
+
+
+def next_ids(model, n: int) -> list[int]:
+    """``n`` primary keys drawn from ``model``'s id sequence (PostgreSQL), in increasing order."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [_id_sequence(model._meta.db_table), n])
+        return [r[0] for r in cursor.fetchall()]
+
+
+def _with_id(pk: int, row) -> tuple:
+    return (pk, *row)
+
+
+_SEQUENCES: dict[str, str] = {}
+
+
+def _id_sequence(table: str) -> str:
+    if table not in _SEQUENCES:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            _SEQUENCES[table] = cursor.fetchone()[0]
+    return _SEQUENCES[table]
+
+
+def _json_ready(rows, json_cols):
+    for row in rows:
+        if json_cols and any(not isinstance(row[i], str) for i in json_cols):
+            row = list(row)
+            for i in json_cols:
+                if not isinstance(row[i], str):
+                    row[i] = json.dumps(row[i])
+        yield row
+
+
+class _JsonText(str):
+    """Marker type: registers ``_JsonbTextBinaryDumper`` under jsonb's oid (see ``_binary_copy``)."""
+
+
+class _JsonbTextBinaryDumper(Dumper):
+    """Already-encoded JSON text as a binary jsonb value (a version byte, then the text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj):
+        return b"\x01" + obj.encode()
+
+
+def _column_types(model, columns) -> list[str]:
+    """PostgreSQL type names of ``columns`` for a binary COPY (``varchar(128)`` -> ``varchar``)."""
+    fields = _fields(model)
+    return [fields[c].db_type(db).split("(")[0] for c in columns]
+
+
+@contextmanager
+def _binary_copy(cursor, sql: str, types: list[str]):
+    """A binary COPY on a psycopg cursor: less Python per row than text (docs/measurements.md)
+    (the formatting runs under the GIL, beside the decoding of the next batch). JSON columns take the
+    already-encoded text the row builders make."""
+    cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
+    with cursor.copy(f"{sql} (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        yield copy
+
+
+def _copy_beside(sql: str, types: list[str], rows, beside_copy: Callable[[], None]) -> None:
+    """COPY ``rows`` from a helper thread on this thread's database connection (same transaction)
+    while ``beside_copy()`` runs here; this thread does not touch the connection until the COPY is done.
+    An error of the COPY is raised here, after ``beside_copy`` returned."""
+    db.ensure_connection()
+    raw = db.connection
+    errors: list[BaseException] = []
+
+    def feed():
+        try:
+            with raw.cursor() as cursor, _binary_copy(cursor, sql, types) as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            errors.append(exc)
+
+    feeder = threading.Thread(target=feed, name="copy-feed")
+    feeder.start()
+    try:
+        beside_copy()
+    finally:
+        feeder.join()
+    if errors:
+        raise errors[0]
+
+
+# --- the journal ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def binding_cursor():
+    """A cursor that sends parameters apart from the SQL text. On PostgreSQL a server-side-binding
+    cursor on Django's own connection (same transaction): the journal's payloads travel as binary
+    parameters instead of hex literals spliced into the SQL by Django's client-side binding
+    (docs/measurements.md); never a named prepared statement (the SQL varies with the row count;
+    poolers in transaction mode do not keep them). SQLite's own cursor binds its parameters already."""
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    db.ensure_connection()
+    with psycopg.Cursor(db.connection) as cursor:
+        yield _Unprepared(cursor)
+
+
+class _Unprepared:
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def execute(self, sql, params):
+        return self._cursor.execute(sql, params, prepare=False)
+
+    def fetchall(self):
+        return self._cursor.fetchall()
+
+
+def has_live_sweep() -> bool:
+    """Whether the live sweep (``sync.sweep``) can run: its statements (advisory locks of many
+    connections in one statement, ``SKIP LOCKED``) are PostgreSQL's. Elsewhere a task per connection."""
+    return db.vendor == "postgresql"
+
+
+def locked_journal_rows(ids: list[int], *, without_payload: bool = False) -> list[RawEvent]:
+    """The journal rows ``ids``, locked for this transaction, in journal order. On PostgreSQL rows that
+    another processor holds are skipped (``SKIP LOCKED``; it processes them); SQLite has one writer.
+    ``without_payload``: the bytes stay in the database (the rows were decoded ahead)."""
+    qs = (RawEvent.objects.unscoped().select_for_update(skip_locked=db.vendor == "postgresql")
+          .filter(pk__in=ids).order_by("id"))
+    return list(qs.defer("payload") if without_payload else qs)
