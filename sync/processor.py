@@ -37,7 +37,7 @@ from sync.ingest import ingest
 from sync.models import RawEvent, SyncRun
 from sync.operations import apply_pending_operations
 from sync.results import IngestResult
-from sync.statements import asynchronous_commit, journal_lock, locked_journal_rows
+from sync.statements import batch_settings, journal_lock, locked_journal_rows
 
 logger = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ def _process_batch_inner(conn: Connection, batch: Batch, router: _RunRouter, sum
                          beside_copy: Callable[[], None] | None) -> None:
     try:
         with transaction.atomic():
-            asynchronous_commit()
+            batch_settings()
             _process_rows(conn, batch.ids, router, summary, isolate=False, predecoded=batch.decoded,
                           beside_copy=beside_copy)
             committing = time.perf_counter()

@@ -374,15 +374,21 @@ def journal_lock(connection_id: int, wait: bool):
         fh.close()
 
 
-def asynchronous_commit() -> None:
-    """This batch's COMMIT returns before its WAL is flushed to disk (PostgreSQL ``synchronous_commit``
-    off, for this transaction only). Safe because of the journal: the rows were committed durably when
-    they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
-    a crash can only lose both (the last ~0.6 s of batches at most, never half of one): the rows are
-    still pending and are processed again. Saves the WAL flush of every batch (docs/measurements.md)."""
+def batch_settings() -> None:
+    """Settings of a journal batch's transaction (PostgreSQL; ``SET LOCAL``: this transaction only).
+
+    ``synchronous_commit`` off: the COMMIT returns before its WAL is flushed to disk. Safe because of the
+    journal: the rows were committed durably when they were journaled, and a batch commits its messages
+    and the rows' ``processed`` mark together, so a crash can only lose both (the last ~0.6 s of batches
+    at most, never half of one): the rows are still pending and are processed again. Saves the WAL
+    flush of every batch (docs/measurements.md).
+
+    ``work_mem`` 32 MB: the message table's integrity trigger (ADR-11) keeps the rows of the batch's COPY
+    in a transition table, which spills to a temporary file beyond ``work_mem`` (4 MB by default: a
+    history batch's ~28,000 rows took ~5 MB of temporary file each). A bigger batch still works, spilling."""
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+            cursor.execute("SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'")
 
 
 # --- new rows: the probe of existing keys and the insert behind ``sync.upsert.insert_new`` -------------
