@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import attrgetter
 
 from django.utils import timezone
 
@@ -56,16 +58,18 @@ class _ConvAgg:
     unread_set: int | None = None
     _last: MessageRecord | None = None  # the preview is made once, from the last message
 
-    def add(self, m: MessageRecord) -> None:
-        ts = m.timestamp
-        if self.last_at is None or ts >= self.last_at:
-            self.last_at, self._last = ts, m
-        if self.oldest is None or ts < self.oldest:
-            self.oldest = ts
-        if self.newest is None or ts > self.newest:
-            self.newest = ts
-        if m.live and not m.from_me:
-            self.unread_add += 1
+    def add(self, messages: list[MessageRecord]) -> None:
+        """Fold in ``messages`` (journal order): the last of the newest is the last message."""
+        stamps = [m.timestamp for m in messages]
+        newest, oldest = max(stamps), min(stamps)
+        if self.last_at is None or newest >= self.last_at:
+            self.last_at = newest
+            self._last = messages[len(stamps) - 1 - stamps[::-1].index(newest)]
+        if self.oldest is None or oldest < self.oldest:
+            self.oldest = oldest
+        if self.newest is None or newest > self.newest:
+            self.newest = newest
+        self.unread_add += sum(1 for m in messages if m.live and not m.from_me)
 
     def merge(self, other: _ConvAgg) -> None:
         """Fold another chat's messages in (a person's LID and phone chats, in that order)."""
@@ -143,12 +147,12 @@ def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) 
             result.failed += ev.failed
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
-        for m in ev.messages:
-            reason = skipped(m.chat_jid)
+        for chat, run in groupby(ev.messages, _chat_of):  # a history chunk's messages come chat by chat
+            reason = skipped(chat)
             if reason:
-                result.skip(reason)
+                result.skip(reason, sum(1 for _ in run))
             else:
-                part.messages.append(m)
+                part.messages.extend(run)
         mappings.update(ev.mappings)
         names.update(ev.push_names)
         for c in ev.chats:
@@ -217,24 +221,17 @@ def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, name
     needed: set[str] = set()
     group_jids: set[str] = set()
     display_names: dict[str, str] = {}
-    add_sender = needed.add
     for part in parts:
-        seen: set[str] = set()
-        unique = part.unique
+        part.unique = unique = _first_of_each_id(part.messages)
+        part.result.duplicates += len(part.messages) - len(unique)
+        needed.update({m.sender_jid for m in unique})
         chat_aggs = part.chat_aggs
-        for m in part.messages:
-            ext = m.external_id
-            if ext in seen:
-                part.result.duplicates += 1
-                continue
-            seen.add(ext)
-            unique.append(m)
-            add_sender(m.sender_jid)
-            per_chat = chat_aggs[m.is_group]
-            agg = per_chat.get(m.chat_jid)
+        for (group, chat), run in groupby(unique, _chat_key):
+            per_chat = chat_aggs[group]
+            agg = per_chat.get(chat)
             if agg is None:
-                agg = per_chat[m.chat_jid] = _ConvAgg()
-            agg.add(m)
+                agg = per_chat[chat] = _ConvAgg()
+            agg.add(list(run))
         needed.update(chat_aggs[False])
         group_jids.update(chat_aggs[True])
         for c in part.chats.values():
@@ -253,6 +250,24 @@ def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, name
         if needed or mappings else Identities({}, {})
     reconcile_conversations(tenant_id, identities, first)
     return identities
+
+
+def _first_of_each_id(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """``messages`` without the repeats of an external id (the first one kept), in order."""
+    ids = [m.external_id for m in messages]
+    if len(set(ids)) == len(ids):  # the common case, without a loop in Python
+        return list(messages)
+    seen: set[str] = set()
+    unique = []
+    for m, ext in zip(messages, ids, strict=True):
+        if ext not in seen:
+            seen.add(ext)
+            unique.append(m)
+    return unique
+
+
+_chat_of = attrgetter("chat_jid")
+_chat_key = attrgetter("is_group", "chat_jid")
 
 
 def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
@@ -328,25 +343,23 @@ def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datet
     dumps = json.dumps
     rows = []
     append = rows.append
-    conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
     media = part.media
-    for m in part.unique:
-        ext = m.external_id
-        chat = m.chat_jid
-        cid = conv_of.get(chat)
-        if cid is None:
-            cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
-        by_ext[ext] = (m, cid)
-        if m.media_ref:
-            media.append(m)
-        sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-        from_me = m.from_me
-        append((
-            tenant_id, cid, conn_id, ext, "out" if from_me else "in",
-            m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
-            m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
-            "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
-        ))
+    for (group, chat), run in groupby(part.unique, _chat_key):  # the conversation resolved once per run of a chat
+        cid = conv_ids[chat if group else canon_get(chat, chat)]
+        for m in run:
+            ext = m.external_id
+            by_ext[ext] = (m, cid)
+            if m.media_ref:
+                media.append(m)
+            sender = m.sender_jid
+            from_me = m.from_me
+            append((
+                tenant_id, cid, conn_id, ext, "out" if from_me else "in",
+                m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+                m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}",
+                canon_get(sender, sender) if sender else "", "" if from_me else m.push_name, m.quoted_external_id,
+                m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+            ))
     return rows
 
 
@@ -363,12 +376,14 @@ def _update_aggregates(parts: list[_Part]) -> None:
         result.duplicates += len(part.unique) - len(part.inserted)
         part_created = {part.conv_ids[key] for key in part.created}
         recount = _conversations_to_recount(part, part_created)
-        part_aggs = set()
+        inserted_into: dict[int, list[MessageRecord]] = defaultdict(list)
         for ext in part.inserted:
             m, cid = part.by_ext[ext]
             if cid not in part_created or cid in recount:
-                aggs[cid].add(m)
-                part_aggs.add(cid)
+                inserted_into[cid].append(m)
+        for cid, messages in inserted_into.items():
+            aggs[cid].add(messages)
+        part_aggs = set(inserted_into)
         result.conversation_ids.update(part_created)
         result.conversation_ids.update(part_aggs)
         for key, count in part.unread_set.items():
