@@ -8,7 +8,9 @@ batch's shape, not on how many messages it carries. Identity merges (a LID and
 a phone JID found to be one person) are the rare exception and do a few queries per merge.
 
 The statements themselves, PostgreSQL and the SQLite fallback side by side, are in ``sync.statements``
-(the COPY in ``sync.upsert``).
+(``sync.upsert`` decides which messages are new); who is who in ``sync.identities``, what messages give
+their conversations in ``sync.aggregates``, operations in ``sync.operations``, group participants in
+``sync.groups``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from django.utils import timezone
 
 from inbox import integrations
 from inbox.events import publish_messages_on_commit
-from inbox.formatting import message_preview
 from inbox.media import nudge_fetch_on_commit
-from inbox.models import Conversation, GroupParticipant, Message
+from inbox.models import Message
 from inbox.search import index_messages
 from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit
 from sync import statements, timing
+from sync.aggregates import ConversationAggregate, reset_conversation_aggregates
+from sync.groups import apply_groups
 from sync.identities import Identities, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
 from sync.operations import Operation, apply_operations, connections_with_pending_operations
@@ -44,46 +47,6 @@ logger = logging.getLogger(__name__)
 
 
 # --- the batch ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _ConvAgg:
-    """What a set of messages gives a conversation: last message and its preview, the synced window,
-    live inbound messages to add to the unread count; ``unread_set``: a history chunk's own count."""
-
-    last_at: datetime | None = None
-    oldest: datetime | None = None
-    newest: datetime | None = None
-    unread_add: int = 0
-    unread_set: int | None = None
-    _last: MessageRecord | None = None  # the preview is made once, from the last message
-
-    def add(self, messages: list[MessageRecord]) -> None:
-        """Fold in ``messages`` (journal order): the last of the newest is the last message."""
-        stamps = [m.timestamp for m in messages]
-        newest, oldest = max(stamps), min(stamps)
-        if self.last_at is None or newest >= self.last_at:
-            self.last_at = newest
-            self._last = messages[len(stamps) - 1 - stamps[::-1].index(newest)]
-        if self.oldest is None or oldest < self.oldest:
-            self.oldest = oldest
-        if self.newest is None or newest > self.newest:
-            self.newest = newest
-        self.unread_add += sum(1 for m in messages if m.live and not m.from_me)
-
-    def merge(self, other: _ConvAgg) -> None:
-        """Fold another chat's messages in (a person's LID and phone chats, in that order)."""
-        if other.last_at is not None and (self.last_at is None or other.last_at >= self.last_at):
-            self.last_at, self._last = other.last_at, other._last
-        if other.oldest is not None and (self.oldest is None or other.oldest < self.oldest):
-            self.oldest = other.oldest
-        if other.newest is not None and (self.newest is None or other.newest > self.newest):
-            self.newest = other.newest
-        self.unread_add += other.unread_add
-
-    @property
-    def preview(self) -> str:
-        return message_preview(self._last.body, self._last.type) if self._last is not None else ""
 
 
 MESSAGE_COLUMNS = (
@@ -116,8 +79,8 @@ class _Part:
     chat_names: dict[str, str] = field(default_factory=dict)
     groups: list = field(default_factory=list)
     unique: list[MessageRecord] = field(default_factory=list)
-    chat_aggs: tuple[dict[str, _ConvAgg], dict[str, _ConvAgg]] = field(default_factory=lambda: ({}, {}))
-    batch_aggs: dict[str, _ConvAgg] = field(default_factory=dict)
+    chat_aggs: tuple[dict[str, ConversationAggregate], dict[str, ConversationAggregate]] = field(default_factory=lambda: ({}, {}))
+    batch_aggs: dict[str, ConversationAggregate] = field(default_factory=dict)
     unread_set: dict[str, int] = field(default_factory=dict)
     listed_at: dict[str, datetime] = field(default_factory=dict)
     conv_ids: dict[str, int] = field(default_factory=dict)
@@ -230,7 +193,7 @@ def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, name
             per_chat = chat_aggs[group]
             agg = per_chat.get(chat)
             if agg is None:
-                agg = per_chat[chat] = _ConvAgg()
+                agg = per_chat[chat] = ConversationAggregate()
             agg.add(list(run))
         needed.update(chat_aggs[False])
         group_jids.update(chat_aggs[True])
@@ -284,13 +247,13 @@ def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
                     batch_aggs[key] = agg
         for c in part.chats.values():
             key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
-            batch_aggs.setdefault(key, _ConvAgg())
+            batch_aggs.setdefault(key, ConversationAggregate())
             if c.unread_count is not None:
                 part.unread_set[key] = c.unread_count
             if c.last_message_at:
                 part.listed_at.setdefault(key, c.last_message_at)
         for g in part.groups:
-            batch_aggs.setdefault(g.group_jid, _ConvAgg())
+            batch_aggs.setdefault(g.group_jid, ConversationAggregate())
 
 
 def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], beside_copy: Callable[[], None] | None,
@@ -366,7 +329,7 @@ def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datet
 def _update_aggregates(parts: list[_Part]) -> None:
     """Counts, and each existing conversation's aggregates from the messages the COPY inserted (new
     conversations were created with theirs)."""
-    aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
+    aggs: dict[int, ConversationAggregate] = defaultdict(ConversationAggregate)
     recount_listed: dict[int, datetime] = {}
     recount_unread: dict[int, int] = {}
     now = timezone.now()
@@ -492,7 +455,7 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
         rows = []
         for cid, key in missing:
             part = by_conn[cid]
-            a = part.batch_aggs.get(key) or _ConvAgg()
+            a = part.batch_aggs.get(key) or ConversationAggregate()
             rows.append((part.conn.tenant_id, cid, key, is_group(key), identities.contact_of[key],
                          a.last_at or part.listed_at.get(key, now), a.preview, a.oldest, a.newest,
                          part.unread_set.get(key, 0) + a.unread_add))
@@ -507,56 +470,3 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
     for (cid, key), conv_id in ids.items():
         if cid in by_conn:
             by_conn[cid].conv_ids[key] = conv_id
-
-
-def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetime], unread_set: dict[int, int]) -> None:
-    """Conversations this batch created with values that counted a message the COPY then found stored
-    (another chat's id): back to the values of an empty conversation listed at ``listed_at`` (its first
-    stored message), for ``update_conversation_aggregates`` to apply the messages really inserted.
-    Rare; one statement."""
-    now = timezone.now()
-    Conversation.objects.bulk_update(
-        [Conversation(pk=cid, last_message_at=listed_at.get(cid, now), last_message_preview="", oldest_synced_at=None,
-                      newest_synced_at=None, unread_count=unread_set.get(cid, 0), updated_at=now)
-         for cid in conversation_ids],
-        ["last_message_at", "last_message_preview", "oldest_synced_at", "newest_synced_at", "unread_count",
-         "updated_at"])
-
-
-def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[str, int], result: IngestResult) -> None:
-    """Group participants from JoinedGroupEv (full list) and GroupInfoEv (joins, leaves, promotions)."""
-    contact_of, canon = identities.contact_of, identities.canonical
-
-    def member_id(jid):
-        return contact_of.get(canon.get(jid, jid)) or contact_of.get(jid)
-
-    for g in groups:
-        group_id = contact_of.get(g.group_jid)
-        if group_id is None:
-            continue
-        result.conversation_ids.add(conv_ids[g.group_jid])
-        if g.participants is not None:
-            members = {}
-            for jid, admin in g.participants:
-                mid = member_id(jid)
-                if mid:
-                    members[mid] = members.get(mid, False) or admin
-            GroupParticipant.objects.unscoped().filter(group_id=group_id).exclude(member_id__in=members).delete()
-            GroupParticipant.objects.bulk_create(
-                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid, is_admin=adm)
-                 for mid, adm in members.items()],
-                update_conflicts=True, unique_fields=["group", "member"], update_fields=["is_admin"],
-            )
-        joins = {member_id(j) for j in g.join} - {None}
-        if joins:
-            GroupParticipant.objects.bulk_create(
-                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid) for mid in joins],
-                ignore_conflicts=True,
-            )
-        leaves = {member_id(j) for j in g.leave} - {None}
-        if leaves:
-            GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=leaves).delete()
-        for jids, admin in ((g.promote, True), (g.demote, False)):
-            ids = {member_id(j) for j in jids} - {None}
-            if ids:
-                GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=ids).update(is_admin=admin)
