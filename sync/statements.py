@@ -31,7 +31,7 @@ from psycopg.pq import Format
 from config.batching import chunks
 from config.scope import database_scope
 from inbox.actions import identity_kind_for_jid
-from inbox.models import Contact, ContactIdentity, Conversation, Message
+from inbox.models import Contact, ContactIdentity, Conversation
 from sync.models import JidMapping, RawEvent
 
 LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
@@ -170,36 +170,29 @@ def insert_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
 # --- conversations and messages -------------------------------------------------------------------
 
 
-def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, sqlite_chunk: int,
-                           pg_chunk: int | None = None) -> dict[tuple[int, str], int]:
-    """(connection id, ``column`` value) -> id of ``model``'s rows that exist: on PostgreSQL one statement
-    joined to the keys as arrays (per ``pg_chunk`` keys, or all at once), elsewhere per connection and chunk."""
+def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(connection id, chat jid) -> conversation id of the ones that exist: on PostgreSQL one statement
+    joined to the keys as arrays, elsewhere per connection and chunk."""
     out: dict[tuple[int, str], int] = {}
     if db.vendor != "postgresql":
         by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, value in keys:
-            by_conn[cid].append(value)
-        for cid, values in by_conn.items():
-            for chunk in chunks(values, sqlite_chunk):
-                for value, pk in (model.objects.unscoped().filter(connection_id=cid, **{f"{column}__in": chunk})
-                                  .values_list(column, "id")):
-                    out[(cid, value)] = pk
+        for cid, jid in keys:
+            by_conn[cid].append(jid)
+        for cid, jids in by_conn.items():
+            for chunk in chunks(jids, 1000):
+                for jid, pk in (Conversation.objects.unscoped().filter(connection_id=cid, chat_jid__in=chunk)
+                                .values_list("chat_jid", "id")):
+                    out[(cid, jid)] = pk
         return out
-    # A join the planner chooses (for a batch's conversations, hashing the table beats a probe per key;
-    # the media statement, whose keys are few in a large table, probes: docs/measurements.md).
-    sql = (f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
-           f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v")
+    # A join the planner chooses: for a batch's conversations hashing the small table beats a probe per key
+    # (docs/measurements.md).
     with db.cursor() as cursor:
-        for chunk in (chunks(keys, pg_chunk) if pg_chunk else [keys]):
-            cursor.execute(sql, [pg_array(c for c, _ in chunk), pg_array(v for _, v in chunk)])
-            for cid, value, pk in cursor.fetchall():
-                out[(cid, value)] = pk
+        cursor.execute(f"SELECT t.connection_id, t.chat_jid, t.id FROM {Conversation._meta.db_table} t "  # noqa: S608
+                       "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.chat_jid = k.v",
+                       [pg_array(c for c, _ in keys), pg_array(v for _, v in keys)])
+        for cid, jid, pk in cursor.fetchall():
+            out[(cid, jid)] = pk
     return out
-
-
-def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, chat jid) -> conversation id of the ones that exist."""
-    return _ids_by_connection_and(Conversation, "chat_jid", keys, sqlite_chunk=1000)
 
 
 def insert_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, str], int]:
@@ -287,11 +280,6 @@ def update_conversation_aggregates(aggs: dict) -> None:
         """  # noqa: S608 - table name from model meta, values are parameters
         with db.cursor() as cursor:
             cursor.execute(sql, [timezone.now(), *params])
-
-
-def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, external id) -> message id, in one statement per 5,000 keys."""
-    return _ids_by_connection_and(Message, "external_id", keys, sqlite_chunk=500, pg_chunk=5000)
 
 
 def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
