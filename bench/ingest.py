@@ -12,7 +12,9 @@ message-text search entries from the search backlog (ADR-10; ``search_index_s``,
 ingest, not inside it: the inbox shows the messages before they are searchable), replays the whole
 journal (must create 0 rows) and times a plain COPY of the same message rows into a scratch table with the
 message table's columns and its unique index (three times, the median kept). Prints one JSON line and saves it to
-bench/results/ingest.json. Targets (2-core machine): >= 20,000 messages/s; ingest/COPY >= 0.25.
+bench/results/ingest.json. ``ingest_phases_s``: seconds per phase of the processing (``sync.timing``;
+``decode_beside_copy`` overlaps ``message_copy``; ``commit`` is the COMMIT and the on-commit publishing
+after it). Targets (2-core machine): >= 40,000 messages/s (issue 10); ingest/COPY >= 0.25.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ def drop_database():
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine so far (/proc/PID/stat): the database
+    backend's share of the work, which wall-clock times on a shared, loaded machine blur."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def build_chunks(n_messages: int, n_conversations: int, chunk_size: int) -> list[bytes]:
@@ -130,12 +139,17 @@ def main() -> dict:
         # --- ingest: journal + process, as the runner and the worker do ---------------------------
         from sync.timing import phase_timings
 
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        cpu = (time.process_time(), cpu_seconds(backend))
         with phase_timings() as totals:
             t = time.perf_counter()
             journal_events(conn.pk, [("HistorySyncEv", c, None) for c in chunks], schedule=False)
             journal_s = time.perf_counter() - t
             summary = process_pending(conn.pk, batch_size=args.batch_size, wait=True)
             ingest_s = time.perf_counter() - t
+        ingest_cpu = {"python": round(time.process_time() - cpu[0], 3), "postgres": round(cpu_seconds(backend) - cpu[1], 3)}
         phases = {k: round(v, 3) for k, v in totals.items()}
         messages = Message.objects.unscoped().filter(connection=conn).count()
         assert messages == args.messages, f"expected {args.messages} messages, found {messages}"
@@ -175,16 +189,17 @@ def main() -> dict:
                     buf.write(data)
             # Three times into a fresh table, the median kept: one COPY takes a few tenths of a second
             # and moves with whatever else this shared machine runs at that moment.
-            copy_runs = []
+            copy_runs, copy_cpu = [], []
             for _ in range(3):
                 cursor.execute("DROP TABLE IF EXISTS bench_copy")
                 cursor.execute(f"CREATE TABLE bench_copy AS SELECT * FROM {table} WITH NO DATA")  # noqa: S608
                 cursor.execute("CREATE UNIQUE INDEX bench_copy_unique ON bench_copy (connection_id, external_id)")
-                t = time.perf_counter()
+                t, c = time.perf_counter(), cpu_seconds(backend)
                 with transaction.atomic():
                     with connection.cursor() as c2, c2.cursor.copy("COPY bench_copy FROM STDIN") as cp:
                         cp.write(buf.getvalue())
                 copy_runs.append(time.perf_counter() - t)
+                copy_cpu.append(cpu_seconds(backend) - c)
             copy_s = sorted(copy_runs)[1]
             cursor.execute("SELECT count(*) FROM bench_copy")
             copied = cursor.fetchone()[0]
@@ -219,6 +234,11 @@ def main() -> dict:
             "copy_rows_per_s": round(copy_rate),
             "ingest_vs_copy": round(rate / copy_rate, 3),
             "ingest_phases_s": phases,
+            # CPU seconds of the ingest (this process, all its threads; its database backend) and of the
+            # baseline COPY's backend (median of the three): what the work costs, whatever else the machine runs.
+            "ingest_cpu_s": ingest_cpu,
+            "copy_cpu_s": round(sorted(copy_cpu)[1], 3),
+            "ingest_vs_copy_cpu": round(sorted(copy_cpu)[1] / (ingest_cpu["python"] + ingest_cpu["postgres"]), 3),
             "rows": counts,
             "history_run": {"received": history_run.received, "saved": history_run.saved,
                             "duplicates": history_run.duplicates, "progress": history_run.progress,
@@ -226,12 +246,12 @@ def main() -> dict:
             "replay_run": {"received": run.received, "saved": run.saved, "duplicates": run.duplicates,
                            "discrepancy": run.discrepancy},
             "processed": summary.processed, "replay_processed": replay.processed,
-            "targets": {"messages_per_s": 20_000, "ingest_vs_copy": 0.25},
+            "targets": {"messages_per_s": 40_000, "ingest_vs_copy": 0.25},
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "postgres": pg_version,
         }
-        result["pass"] = bool(rate >= 20_000 and result["ingest_vs_copy"] >= 0.25 and new_rows == 0
+        result["pass"] = bool(rate >= 40_000 and result["ingest_vs_copy"] >= 0.25 and new_rows == 0
                               and not result["replay_changed_counts"])
         if worker is not None:
             time.sleep(1.0)  # the last trailing flush

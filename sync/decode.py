@@ -350,28 +350,46 @@ def _parse(event_name: str, payload: bytes):
     return ev, cls[1]
 
 
+def _add_message(out: Decoded, external_id: str, chat: str, sender: str, from_me: bool, is_group: bool, ts: datetime,
+                 push_name: str, status: str, live: bool, item, body: str, quoted_id: str = "", quoted_body: str = "",
+                 c: _Content | None = None) -> None:
+    """The one builder of a ``MessageRecord``, for every decode path: plain text (``c`` None: the history
+    loop's common case, without a ``_Content``) or classified content ``c``. A message without a usable
+    id becomes an ItemFailure (``item``: the history message, whose order the note names; None for a
+    MessageEv); a body over
+    ``MAX_BODY`` is cut and the cut recorded in ``extra``."""
+    if not external_id or len(external_id) > MAX_ID:
+        out.failures.append(ItemFailure(_id_problem(external_id), chat, external_id, _position(item)))
+        return
+    extra = {} if c is None else c.extra  # each _Content has its own dict
+    if len(body) > MAX_BODY:
+        out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
+        extra["truncated_from"] = len(body)
+        body = body[:MAX_BODY]
+    if len(push_name) > 255:
+        push_name = push_name[:255]
+    if c is None:
+        out.messages.append(MessageRecord(external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None,
+                                          "", extra, quoted_id, quoted_body, push_name, status, live))
+    else:
+        out.messages.append(MessageRecord(
+            external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype, c.media_size,
+            c.media_filename, extra, c.quoted_external_id, c.quoted_body, push_name, status, live, c.media_ref))
+
+
+def _position(item) -> str:
+    """Where a failed item sits in its event: a history message's order ("" for a MessageEv)."""
+    return "" if item is None else f"message order {item.msgOrderID}"
+
+
 def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sender: str, from_me: bool, is_group: bool,
-                ts: datetime, push_name: str, status: str, live: bool, position: str = "") -> None:
+                ts: datetime, push_name: str, status: str, live: bool, item=None) -> None:
     """One message or operation. A message without a usable id, or an operation without a usable
     target id, becomes an ItemFailure (MessageEv checks its id before: there it fails the row).
     An operation's chat and sender are those of the event that carried it (see ReactionRecord)."""
     kind = c.kind
     if kind == "message":
-        problem = _id_problem(external_id)
-        if problem:
-            out.failures.append(ItemFailure(problem, chat, external_id, position))
-            return
-        body = c.body
-        extra = c.extra  # each _Content has its own dict
-        if len(body) > MAX_BODY:
-            out.problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
-            extra["truncated_from"] = len(body)
-            body = body[:MAX_BODY]
-        out.messages.append(MessageRecord(
-            external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype,
-            c.media_size, c.media_filename, extra, c.quoted_external_id, c.quoted_body, _cut(push_name, 255),
-            status, live, c.media_ref,
-        ))
+        _add_message(out, external_id, chat, sender, from_me, is_group, ts, push_name, status, live, item, c.body, c=c)
         return
     if kind == "ignored":
         out.ignored[c.ignored_reason] = out.ignored.get(c.ignored_reason, 0) + 1
@@ -379,7 +397,7 @@ def _add_record(out: Decoded, c: _Content, *, external_id: str, chat: str, sende
     target = _s(c.target_id)
     problem = _id_problem(target, f"{kind} target")
     if problem:
-        out.failures.append(ItemFailure(problem, chat, external_id, position))
+        out.failures.append(ItemFailure(problem, chat, external_id, _position(item)))
     elif kind == "reaction":
         out.reactions.append(ReactionRecord(target, chat, sender, from_me, c.body, ts))
     elif kind == "edit":
@@ -445,7 +463,7 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
     for p in data.pushnames:
         if p.ID and p.pushname:
             out.push_names.append((normalize_jid(p.ID), _cut(_s(p.pushname, out.problems, "push name"), 255)))
-    problems, push_names_append, messages_append = out.problems, out.push_names.append, out.messages.append
+    problems, push_names_append, add_message = out.problems, out.push_names.append, _add_message
     latest = received_at + FUTURE_TOLERANCE
     failures = out.failures
     for conv_index, conv in enumerate(data.conversations):
@@ -517,23 +535,11 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
                         content = _Content("message", "unsupported", raw_type="empty")
                     _add_record(out, content, external_id=external_id, chat=chat, sender=sender, from_me=from_me,
                                 is_group=is_group, ts=ts, push_name=push_name, status=status, live=False,
-                                position=f"message order {hmsg.msgOrderID}")
+                                item=hmsg)
                     continue
                 body, quoted_id, quoted_body = text
-            # Text: the record _add_record would build from a _Content, without the intermediate object.
-            if not external_id or len(external_id) > MAX_ID:
-                failures.append(ItemFailure(_id_problem(external_id), chat, external_id,
-                                            f"message order {hmsg.msgOrderID}"))
-                continue
-            extra = {}
-            if len(body) > MAX_BODY:
-                problems.append(f"message {external_id}: body of {len(body)} characters cut to {MAX_BODY}")
-                extra["truncated_from"] = len(body)
-                body = body[:MAX_BODY]
-            messages_append(MessageRecord(
-                external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None, "", extra, quoted_id,
-                quoted_body, push_name, status, False,
-            ))
+            add_message(out, external_id, chat, sender, from_me, is_group, ts, push_name, status, False, hmsg, body,
+                        quoted_id, quoted_body)
 
 
 def _decode_receipt(ev: N.Receipt, out: Decoded, received_at: datetime) -> None:

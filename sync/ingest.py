@@ -8,7 +8,9 @@ batch's shape, not on how many messages it carries. Identity merges (a LID and
 a phone JID found to be one person) are the rare exception and do a few queries per merge.
 
 The statements themselves, PostgreSQL and the SQLite fallback side by side, are in ``sync.statements``
-(the COPY in ``sync.upsert``).
+(``sync.upsert`` decides which messages are new); who is who in ``sync.identities``, what messages give
+their conversations in ``sync.aggregates``, operations in ``sync.operations``, group participants in
+``sync.groups``.
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import attrgetter
 
 from django.utils import timezone
 
 from inbox import integrations
 from inbox.events import publish_messages_on_commit
-from inbox.formatting import message_preview
 from inbox.media import nudge_fetch_on_commit
-from inbox.models import Conversation, GroupParticipant, Message
+from inbox.models import Message
 from inbox.search import index_messages
 from inbox.snooze import do_wake_for_inbound, publish_woken_on_commit, wake_event
 from sync import statements, timing
+from sync.aggregates import ConversationAggregate, reset_conversation_aggregates
+from sync.groups import apply_groups
 from sync.identities import Identities, reconcile_conversations, resolve_identities, update_contact_names
 from sync.identity import is_group, skip_reason
 from sync.operations import Operation, apply_operations, connections_with_pending_operations
@@ -40,46 +46,7 @@ from sync.upsert import insert_new
 logger = logging.getLogger(__name__)
 
 
-
 # --- the batch ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _ConvAgg:
-    """What a set of messages gives a conversation: last message and its preview, the synced window,
-    live inbound messages to add to the unread count; ``unread_set``: a history chunk's own count."""
-
-    last_at: datetime | None = None
-    oldest: datetime | None = None
-    newest: datetime | None = None
-    unread_add: int = 0
-    unread_set: int | None = None
-    _last: MessageRecord | None = None  # the preview is made once, from the last message
-
-    def add(self, m: MessageRecord) -> None:
-        ts = m.timestamp
-        if self.last_at is None or ts >= self.last_at:
-            self.last_at, self._last = ts, m
-        if self.oldest is None or ts < self.oldest:
-            self.oldest = ts
-        if self.newest is None or ts > self.newest:
-            self.newest = ts
-        if m.live and not m.from_me:
-            self.unread_add += 1
-
-    def merge(self, other: _ConvAgg) -> None:
-        """Fold another chat's messages in (a person's LID and phone chats, in that order)."""
-        if other.last_at is not None and (self.last_at is None or other.last_at >= self.last_at):
-            self.last_at, self._last = other.last_at, other._last
-        if other.oldest is not None and (self.oldest is None or other.oldest < self.oldest):
-            self.oldest = other.oldest
-        if other.newest is not None and (self.newest is None or other.newest > self.newest):
-            self.newest = other.newest
-        self.unread_add += other.unread_add
-
-    @property
-    def preview(self) -> str:
-        return message_preview(self._last.body, self._last.type) if self._last is not None else ""
 
 
 MESSAGE_COLUMNS = (
@@ -89,16 +56,15 @@ MESSAGE_COLUMNS = (
 )
 PUBLISH_HISTORY_MESSAGES = 200
 
-# Cumulative seconds per ingestion phase (read by bench/ingest.py); cheap enough to keep always on.
 
-
-def ingest(conn, events: list[Decoded], alongside=None, *, publish: bool = True) -> IngestResult:
+def ingest(conn, events: list[Decoded], beside_copy: Callable[[], None] | None = None, *,
+           publish: bool = True) -> IngestResult:
     """Apply decoded events of one connection (journal order). Call inside transaction.atomic().
 
-    ``alongside``: CPU work without database access to overlap with the message COPY (the processor
-    decodes the next batch there); see ``sync.upsert.insert_new``. ``publish``: publish the changed
-    conversations and live messages on commit."""
-    return ingest_many(conn.tenant_id, [(conn, events)], alongside=alongside, publish=publish)[0]
+    ``beside_copy``: CPU work without database access to overlap with the message COPY (the processor's
+    decoding of its next batch, ``sync.processor.JournalBatches``); see ``sync.statements.insert_rows``.
+    ``publish``: publish the changed conversations and live messages on commit."""
+    return ingest_many(conn.tenant_id, [(conn, events)], beside_copy, publish=publish)[0]
 
 
 @dataclass
@@ -113,14 +79,15 @@ class _Part:
     chat_names: dict[str, str] = field(default_factory=dict)
     groups: list = field(default_factory=list)
     unique: list[MessageRecord] = field(default_factory=list)
-    chat_aggs: tuple[dict[str, _ConvAgg], dict[str, _ConvAgg]] = field(default_factory=lambda: ({}, {}))
-    batch_aggs: dict[str, _ConvAgg] = field(default_factory=dict)
+    chat_aggs: tuple[dict[str, ConversationAggregate], dict[str, ConversationAggregate]] = field(default_factory=lambda: ({}, {}))
+    batch_aggs: dict[str, ConversationAggregate] = field(default_factory=dict)
     unread_set: dict[str, int] = field(default_factory=dict)
     listed_at: dict[str, datetime] = field(default_factory=dict)
     conv_ids: dict[str, int] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
     by_ext: dict[str, tuple[MessageRecord, int]] = field(default_factory=dict)
     inserted: list[str] = field(default_factory=list)
+    message_ids: dict[str, int] = field(default_factory=dict)  # external id -> id of the messages inserted
     media: list[MessageRecord] = field(default_factory=list)  # unique messages with a file to fetch
 
 
@@ -143,12 +110,12 @@ def _collect(conn, events: list[Decoded], names: dict[str, str], mappings: set) 
             result.failed += ev.failed
         for reason, n in ev.ignored.items():
             result.skip(reason, n)
-        for m in ev.messages:
-            reason = skipped(m.chat_jid)
+        for chat, run in groupby(ev.messages, _chat_of):  # a history chunk's messages come chat by chat
+            reason = skipped(chat)
             if reason:
-                result.skip(reason)
+                result.skip(reason, sum(1 for _ in run))
             else:
-                part.messages.append(m)
+                part.messages.extend(run)
         mappings.update(ev.mappings)
         names.update(ev.push_names)
         for c in ev.chats:
@@ -177,7 +144,8 @@ def _operations_of(ev: Decoded):
             yield Operation("receipt", mid, {"status": rc.status}, rc.chat_jid, rc.sender_jid, rc.from_me, row)
 
 
-def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], alongside=None, *,
+def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]],
+                beside_copy: Callable[[], None] | None = None, *,
                 publish: bool = True) -> list[IngestResult]:
     """Apply decoded events of several connections of one tenant in one set of statements (the live
     sweep's flood of many numbers), one ``IngestResult`` per connection, in ``batch`` order. Call inside
@@ -195,7 +163,7 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]], along
     _plan_conversations(parts, identities.canonical)
     ensure_conversations(parts, identities)
     lap("conversations")
-    _write_messages(tenant_id, parts, identities.canonical, alongside, lap)
+    _write_messages(tenant_id, parts, identities.canonical, beside_copy, lap)
     _update_aggregates(parts)
     lap("aggregates")
     _apply_batch_operations(parts)
@@ -216,24 +184,17 @@ def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, name
     needed: set[str] = set()
     group_jids: set[str] = set()
     display_names: dict[str, str] = {}
-    add_sender = needed.add
     for part in parts:
-        seen: set[str] = set()
-        unique = part.unique
+        part.unique = unique = _first_of_each_id(part.messages)
+        part.result.duplicates += len(part.messages) - len(unique)
+        needed.update({m.sender_jid for m in unique})
         chat_aggs = part.chat_aggs
-        for m in part.messages:
-            ext = m.external_id
-            if ext in seen:
-                part.result.duplicates += 1
-                continue
-            seen.add(ext)
-            unique.append(m)
-            add_sender(m.sender_jid)
-            per_chat = chat_aggs[m.is_group]
-            agg = per_chat.get(m.chat_jid)
+        for (group, chat), run in groupby(unique, _chat_key):
+            per_chat = chat_aggs[group]
+            agg = per_chat.get(chat)
             if agg is None:
-                agg = per_chat[m.chat_jid] = _ConvAgg()
-            agg.add(m)
+                agg = per_chat[chat] = ConversationAggregate()
+            agg.add(list(run))
         needed.update(chat_aggs[False])
         group_jids.update(chat_aggs[True])
         for c in part.chats.values():
@@ -254,6 +215,24 @@ def _resolve_batch_identities(tenant_id: int, parts: list[_Part], mappings, name
     return identities
 
 
+def _first_of_each_id(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """``messages`` without the repeats of an external id (the first one kept), in order."""
+    ids = [m.external_id for m in messages]
+    if len(set(ids)) == len(ids):  # the common case, without a loop in Python
+        return list(messages)
+    seen: set[str] = set()
+    unique = []
+    for m, ext in zip(messages, ids, strict=True):
+        if ext not in seen:
+            seen.add(ext)
+            unique.append(m)
+    return unique
+
+
+_chat_of = attrgetter("chat_jid")
+_chat_key = attrgetter("is_group", "chat_jid")
+
+
 def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
     """One conversation per canonical chat (a person's LID and phone chats are one) and connection.
     ``batch_aggs``: what this batch's messages would give each conversation if they are all new."""
@@ -268,17 +247,19 @@ def _plan_conversations(parts: list[_Part], canon: dict[str, str]) -> None:
                     batch_aggs[key] = agg
         for c in part.chats.values():
             key = c.chat_jid if is_group(c.chat_jid) else canon.get(c.chat_jid, c.chat_jid)
-            batch_aggs.setdefault(key, _ConvAgg())
+            batch_aggs.setdefault(key, ConversationAggregate())
             if c.unread_count is not None:
                 part.unread_set[key] = c.unread_count
             if c.last_message_at:
                 part.listed_at.setdefault(key, c.last_message_at)
         for g in part.groups:
-            batch_aggs.setdefault(g.group_jid, _ConvAgg())
+            batch_aggs.setdefault(g.group_jid, ConversationAggregate())
 
 
-def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], alongside, lap: timing.Laps) -> None:
-    """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted."""
+def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], beside_copy: Callable[[], None] | None,
+                    lap: timing.Laps) -> None:
+    """The messages not stored yet, in one COPY for the whole batch; each part learns what it inserted
+    and the ids its messages got."""
     rows = []
     created_ids: set[int] = set()
     now = timezone.now()
@@ -287,12 +268,15 @@ def _write_messages(tenant_id: int, parts: list[_Part], canon: dict[str, str], a
         rows.extend(_message_rows(tenant_id, part, canon, now))
     lap("message_rows")
     id_range: list[int] = []
+    ids: list[int] = []
     inserted = insert_new(Message, MESSAGE_COLUMNS, rows, {}, ("connection_id", "external_id"),
-                          alongside=alongside, id_range=id_range, fresh=("conversation_id", created_ids))
+                          beside_copy=beside_copy, id_range=id_range, ids=ids, fresh=("conversation_id", created_ids))
     lap("message_copy")
     by_conn = {part.conn.pk: part for part in parts}
-    for conn_id, ext in inserted:
-        by_conn[conn_id].inserted.append(ext)
+    for (conn_id, ext), message_id in zip(inserted, ids, strict=True):
+        part = by_conn[conn_id]
+        part.inserted.append(ext)
+        part.message_ids[ext] = message_id
     _index_and_find_published(parts, inserted, tuple(id_range) if id_range else None)
     lap("search")
     _register_media(tenant_id, parts)
@@ -306,13 +290,12 @@ def _register_media(tenant_id: int, parts: list[_Part]) -> None:
     for part in parts:
         if not part.media:
             continue
-        conn_id = part.conn.pk
-        stored = None if len(part.inserted) == len(part.unique) else set(part.inserted)  # else all were new
-        rows.extend((conn_id, m.external_id, m.type, m.media_ref, m.media_mimetype, m.media_size, m.media_filename,
-                     not m.live) for m in part.media if stored is None or m.external_id in stored)
+        conn_id, stored = part.conn.pk, part.message_ids
+        rows.extend((stored[m.external_id], conn_id, m.type, m.media_ref, m.media_mimetype, m.media_size,
+                     m.media_filename, not m.live) for m in part.media if m.external_id in stored)
     if rows:
         statements.insert_media_of_messages(tenant_id, rows)
-        nudge_fetch_on_commit({row[0] for row in rows})
+        nudge_fetch_on_commit({row[1] for row in rows})
 
 
 def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datetime) -> list[tuple]:
@@ -323,32 +306,30 @@ def _message_rows(tenant_id: int, part: _Part, canon: dict[str, str], now: datet
     dumps = json.dumps
     rows = []
     append = rows.append
-    conv_of: dict[str, int] = {}  # chat jid -> conversation id, resolved once per chat, not per message
     media = part.media
-    for m in part.unique:
-        ext = m.external_id
-        chat = m.chat_jid
-        cid = conv_of.get(chat)
-        if cid is None:
-            cid = conv_of[chat] = conv_ids[chat if m.is_group else canon_get(chat, chat)]
-        by_ext[ext] = (m, cid)
-        if m.media_ref:
-            media.append(m)
-        sender = canon_get(m.sender_jid, m.sender_jid) if m.sender_jid else ""
-        from_me = m.from_me
-        append((
-            tenant_id, cid, conn_id, ext, "out" if from_me else "in",
-            m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
-            m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}", sender,
-            "" if from_me else m.push_name, m.quoted_external_id, m.quoted_body, "{}", m.timestamp, 0, "", now, now,
-        ))
+    for (group, chat), run in groupby(part.unique, _chat_key):  # the conversation resolved once per run of a chat
+        cid = conv_ids[chat if group else canon_get(chat, chat)]
+        for m in run:
+            ext = m.external_id
+            by_ext[ext] = (m, cid)
+            if m.media_ref:
+                media.append(m)
+            sender = m.sender_jid
+            from_me = m.from_me
+            append((
+                tenant_id, cid, conn_id, ext, "out" if from_me else "in",
+                m.status or ("sent" if from_me else "received"), m.type, m.raw_type, m.body, m.media_mimetype,
+                m.media_size, m.media_filename, dumps(m.extra) if m.extra else "{}",
+                canon_get(sender, sender) if sender else "", "" if from_me else m.push_name, m.quoted_external_id,
+                m.quoted_body, "{}", m.timestamp, 0, "", now, now,
+            ))
     return rows
 
 
 def _update_aggregates(parts: list[_Part]) -> None:
     """Counts, and each existing conversation's aggregates from the messages the COPY inserted (new
     conversations were created with theirs)."""
-    aggs: dict[int, _ConvAgg] = defaultdict(_ConvAgg)
+    aggs: dict[int, ConversationAggregate] = defaultdict(ConversationAggregate)
     recount_listed: dict[int, datetime] = {}
     recount_unread: dict[int, int] = {}
     now = timezone.now()
@@ -358,12 +339,14 @@ def _update_aggregates(parts: list[_Part]) -> None:
         result.duplicates += len(part.unique) - len(part.inserted)
         part_created = {part.conv_ids[key] for key in part.created}
         recount = _conversations_to_recount(part, part_created)
-        part_aggs = set()
+        inserted_into: dict[int, list[MessageRecord]] = defaultdict(list)
         for ext in part.inserted:
             m, cid = part.by_ext[ext]
             if cid not in part_created or cid in recount:
-                aggs[cid].add(m)
-                part_aggs.add(cid)
+                inserted_into[cid].append(m)
+        for cid, messages in inserted_into.items():
+            aggs[cid].add(messages)
+        part_aggs = set(inserted_into)
         result.conversation_ids.update(part_created)
         result.conversation_ids.update(part_aggs)
         for key, count in part.unread_set.items():
@@ -437,30 +420,23 @@ def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]
     live messages, and a small history backfill whole (a large history chunk only moves the list: its
     messages are older than what a thread shows). A small batch is indexed at once by message id; a
     large one (history) per connection, in the background (ADR-10)."""
-    publish: list[tuple[int, str]] = []
+    if len(inserted) > INLINE_LIMIT and id_range is not None:
+        for part in parts:
+            index_new_messages(part.conn, part.inserted, id_range)
+    elif inserted:
+        index_messages([i for part in parts for i in part.message_ids.values()])
     for part in parts:
         live = [ext for ext in part.inserted if part.by_ext[ext][0].live]
         history = len(part.inserted) - len(live)
         if history and history <= PUBLISH_HISTORY_MESSAGES:
             live = part.inserted
-        publish.extend((part.conn.pk, ext) for ext in live)
-    small = len(inserted) <= INLINE_LIMIT or id_range is None
-    if not small:
-        for part in parts:
-            index_new_messages(part.conn, part.inserted, id_range)
-    wanted = inserted if small else publish
-    if not wanted:
-        return
-    ids = statements.message_ids(wanted)
-    if small:
-        index_messages(list(ids.values()))
-    by_conn = {part.conn.pk: part for part in parts}
-    for key in publish:
-        part = by_conn[key[0]]
-        part.result.message_ids.add(ids[key])
-        m, cid = part.by_ext[key[1]]
-        if m.live:
-            part.result.live_messages.append((ids[key], cid, m.from_me))
+        result = part.result
+        for ext in live:
+            message_id = part.message_ids[ext]
+            result.message_ids.add(message_id)
+            m, cid = part.by_ext[ext]
+            if m.live:
+                result.live_messages.append((message_id, cid, m.from_me))
 
 
 def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
@@ -480,7 +456,7 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
         rows = []
         for cid, key in missing:
             part = by_conn[cid]
-            a = part.batch_aggs.get(key) or _ConvAgg()
+            a = part.batch_aggs.get(key) or ConversationAggregate()
             rows.append((part.conn.tenant_id, cid, key, is_group(key), identities.contact_of[key],
                          a.last_at or part.listed_at.get(key, now), a.preview, a.oldest, a.newest,
                          part.unread_set.get(key, 0) + a.unread_add))
@@ -495,56 +471,3 @@ def ensure_conversations(parts: list[_Part], identities: Identities) -> None:
     for (cid, key), conv_id in ids.items():
         if cid in by_conn:
             by_conn[cid].conv_ids[key] = conv_id
-
-
-def reset_conversation_aggregates(conversation_ids, listed_at: dict[int, datetime], unread_set: dict[int, int]) -> None:
-    """Conversations this batch created with values that counted a message the COPY then found stored
-    (another chat's id): back to the values of an empty conversation listed at ``listed_at`` (its first
-    stored message), for ``update_conversation_aggregates`` to apply the messages really inserted.
-    Rare; one statement."""
-    now = timezone.now()
-    Conversation.objects.bulk_update(
-        [Conversation(pk=cid, last_message_at=listed_at.get(cid, now), last_message_preview="", oldest_synced_at=None,
-                      newest_synced_at=None, unread_count=unread_set.get(cid, 0), updated_at=now)
-         for cid in conversation_ids],
-        ["last_message_at", "last_message_preview", "oldest_synced_at", "newest_synced_at", "unread_count",
-         "updated_at"])
-
-
-def apply_groups(tenant_id: int, groups, identities: Identities, conv_ids: dict[str, int], result: IngestResult) -> None:
-    """Group participants from JoinedGroupEv (full list) and GroupInfoEv (joins, leaves, promotions)."""
-    contact_of, canon = identities.contact_of, identities.canonical
-
-    def member_id(jid):
-        return contact_of.get(canon.get(jid, jid)) or contact_of.get(jid)
-
-    for g in groups:
-        group_id = contact_of.get(g.group_jid)
-        if group_id is None:
-            continue
-        result.conversation_ids.add(conv_ids[g.group_jid])
-        if g.participants is not None:
-            members = {}
-            for jid, admin in g.participants:
-                mid = member_id(jid)
-                if mid:
-                    members[mid] = members.get(mid, False) or admin
-            GroupParticipant.objects.unscoped().filter(group_id=group_id).exclude(member_id__in=members).delete()
-            GroupParticipant.objects.bulk_create(
-                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid, is_admin=adm)
-                 for mid, adm in members.items()],
-                update_conflicts=True, unique_fields=["group", "member"], update_fields=["is_admin"],
-            )
-        joins = {member_id(j) for j in g.join} - {None}
-        if joins:
-            GroupParticipant.objects.bulk_create(
-                [GroupParticipant(tenant_id=tenant_id, group_id=group_id, member_id=mid) for mid in joins],
-                ignore_conflicts=True,
-            )
-        leaves = {member_id(j) for j in g.leave} - {None}
-        if leaves:
-            GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=leaves).delete()
-        for jids, admin in ((g.promote, True), (g.demote, False)):
-            ids = {member_id(j) for j in jids} - {None}
-            if ids:
-                GroupParticipant.objects.unscoped().filter(group_id=group_id, member_id__in=ids).update(is_admin=admin)

@@ -14,15 +14,15 @@ started (a Redis flag the task clears when it starts), and that task takes every
 import hashlib
 import logging
 from collections.abc import Iterable
-from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.redis import redis_client
 from config.scope import database_scope
 from connections.models import Connection
+from sync import statements
 from sync.models import RawEvent
 
 logger = logging.getLogger(__name__)
@@ -87,73 +87,8 @@ _COLUMNS = ("tenant_id", "connection_id", "event_name", "payload", "digest", "st
 
 def _insert_ignoring_duplicates(rows: list[tuple], chunk: int = 200) -> int:
     """INSERT ... ON CONFLICT (connection, digest) DO NOTHING RETURNING id: the count of rows that
-    were really new, exact even when several processes journal the same events at once
-    (PostgreSQL and SQLite >= 3.35 both speak this)."""
-    table = RawEvent._meta.db_table
-    new = 0
-    with _binding_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            return _insert_arrays(cursor, table, rows, chunk)
-        for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * len(part))
-            params = [value for row in part for value in row]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {placeholders} "  # noqa: S608 - placeholders only
-                "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id",
-                params,
-            )
-            new += len(cursor.fetchall())
-    return new
-
-
-# One column per array: the statement's text is the same whatever the row count, so psycopg parses it once
-# per process (a VALUES list of 200 x 10 placeholders was parsed again for every batch: ~15 % of a runner
-# child's CPU in a flood, docs/measurements.md). Rows keep their order (ORDER BY the array position), so
-# journal ids follow the order events were handed over.
-_ARRAY_TYPES = ("bigint", "bigint", "text", "bytea", "text", "text", "timestamptz", "integer", "text", "timestamptz")
-
-
-def _insert_arrays(cursor, table: str, rows: list[tuple], chunk: int) -> int:
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES)
-    sql = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "  # noqa: S608 - placeholders only
-           f"FROM unnest({arrays}) WITH ORDINALITY AS v({', '.join(_COLUMNS)}, n) ORDER BY n "
-           "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id")
-    new = 0
-    for start in range(0, len(rows), chunk):
-        cursor.execute(sql, [list(column) for column in zip(*rows[start:start + chunk], strict=True)])
-        new += len(cursor.fetchall())
-    return new
-
-
-@contextmanager
-def _binding_cursor():
-    """On PostgreSQL a server-side-binding cursor on Django's own connection (same transaction): the
-    payloads travel as binary parameters instead of hex literals spliced into the SQL text by Django's
-    client-side binding (docs/measurements.md)."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    import psycopg
-
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        yield _Unprepared(cursor)
-
-
-class _Unprepared:
-    """Never a named prepared statement (the SQL varies with the row count; poolers in transaction
-    mode do not keep them)."""
-
-    def __init__(self, cursor):
-        self._cursor = cursor
-
-    def execute(self, sql, params):
-        return self._cursor.execute(sql, params, prepare=False)
-
-    def fetchall(self):
-        return self._cursor.fetchall()
+    were really new, exact even when several processes journal the same events at once."""
+    return statements.insert_journal_rows(RawEvent._meta.db_table, _COLUMNS, rows, chunk)
 
 
 def _queued_key(connection_id) -> str:
@@ -206,7 +141,7 @@ def schedule_new_events(connection_ids) -> None:
     """Newly journaled events: on PostgreSQL the live sweep takes them (one task for every number's
     small events; it hands history chunks and the like to per-connection tasks), elsewhere a task per
     connection. Never raises."""
-    if connection.vendor != "postgresql":
+    if not statements.has_live_sweep():
         schedule_processing_many(connection_ids)
         return
     from sync.tasks import sweep_live_task

@@ -16,11 +16,11 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connection as db
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Length
@@ -37,7 +37,7 @@ from sync.ingest import ingest
 from sync.models import RawEvent, SyncRun
 from sync.operations import apply_pending_operations
 from sync.results import IngestResult
-from sync.statements import asynchronous_commit, journal_lock
+from sync.statements import batch_settings, journal_lock, locked_journal_rows
 
 logger = logging.getLogger(__name__)
 
@@ -266,18 +266,16 @@ def process_pending(connection_id: int, batch_size: int = BATCH_SIZE, *, run: Sy
             with transaction.atomic():
                 apply_pending_operations(conn)
             router = _RunRouter(conn, run)
-            predecoded: dict = {}
+            batches = JournalBatches(connection_id, batch_size)
             while max_batches is None or summary.batches < max_batches:
                 if deadline is not None and time.monotonic() > deadline:
                     summary.more = has_due_rows(connection_id)
                     return summary
-                batch, _ = _plan_batch(connection_id, batch_size)
-                if not batch:
-                    break
                 last = max_batches is not None and summary.batches + 1 >= max_batches
-                ahead = None if last else _next_batch_ahead(connection_id, batch_size, batch[-1])
-                _process_batch(conn, batch, router, summary, predecoded, ahead)
-                predecoded = (ahead.decoded or {}) if ahead is not None else {}
+                batch = batches.take(read_ahead=not last)
+                if batch is None:
+                    break
+                _process_batch(conn, batch, router, summary, batches.beside_copy())
                 summary.batches += 1
         # Rows journaled while we held the lock whose task found it busy: pick them up now.
         if (max_batches is not None and summary.batches >= max_batches) or not has_due_rows(connection_id):
@@ -302,39 +300,68 @@ def _plan_batch(connection_id: int, batch_size: int, after: int | None = None) -
     return batch, size
 
 
-class _Ahead:
-    """The rows of the batch after this one, decoded while this batch's messages are COPYed
-    (``sync.upsert.insert_new(alongside=...)``): the server works, this process decodes. Pure CPU,
-    no database access. ``decoded``: {row id: Decoded | DecodeError text | None (decode it inline)}."""
+@dataclass
+class Batch:
+    """One transaction's journal rows (ids, in journal order) and those of them decoded ahead:
+    row id -> its records, or the error text that fails it (rows missing are decoded inline)."""
 
-    def __init__(self, rows):
-        self.rows = rows
-        self.decoded: dict | None = None
+    ids: list[int]
+    decoded: dict[int, Decoded | str] = field(default_factory=dict)
 
-    def __call__(self) -> None:
-        if self.decoded is not None:
-            return
+
+class JournalBatches:
+    """The processor's batch source: a connection's due rows, batch after batch, in journal order.
+
+    When the batch after the one taken carries at least ``DECODE_AHEAD_BYTES`` of payload (a history
+    backlog, never live traffic), its rows are read with the one taken, before its transaction, and
+    ``beside_copy()`` is the work of decoding them: ``sync.ingest`` runs it while this batch's messages
+    are COPYed (the server works, this process decodes; ADR-9). The next ``take`` hands those records
+    over. Rows are immutable once journaled; their state is checked again when their batch is locked."""
+
+    def __init__(self, connection_id: int, batch_size: int):
+        self.connection_id = connection_id
+        self.batch_size = batch_size
+        self._ahead_rows: list[tuple] = []  # (id, event name, payload, received_at) of the next batch
+        self._ahead: dict[int, Decoded | str] = {}
+
+    def take(self, *, read_ahead: bool = True) -> Batch | None:
+        """The next batch (None when no row is due), with what was decoded of it ahead."""
+        ids, _ = _plan_batch(self.connection_id, self.batch_size)
+        if not ids:
+            return None
+        batch = Batch(ids, self._ahead)
+        self._ahead, self._ahead_rows = {}, []
+        if read_ahead:
+            nxt, size = _plan_batch(self.connection_id, self.batch_size, after=ids[-1])
+            if nxt and size >= DECODE_AHEAD_BYTES:
+                self._ahead_rows = list(RawEvent.objects.unscoped().filter(pk__in=nxt).order_by("id")
+                                        .values_list("id", "event_name", "payload", "received_at"))
+        return batch
+
+    def beside_copy(self) -> Callable[[], None] | None:
+        """The decoding of the next batch's rows, to run beside this batch's COPY (None: nothing to decode)."""
+        return self._decode_ahead if self._ahead_rows else None
+
+    def _decode_ahead(self) -> None:
+        """Pure CPU, no database access. A row whose decoding raises something unexpected is left out:
+        decoded again inline, where the failure is recorded."""
         started = time.perf_counter()
-        out = {}
-        for row_id, event_name, payload, received_at in self.rows:
+        for row_id, event_name, payload, received_at in self._ahead_rows:
             try:
-                out[row_id] = decode_event(event_name, payload, received_at)
-            except DecodeError as exc:
-                out[row_id] = str(exc)
-            except Exception:  # noqa: BLE001 - decoded again inline, where the failure is recorded
-                out[row_id] = None
-        self.decoded = out
+                self._ahead[row_id] = decode_row(event_name, payload, received_at)
+            except Exception:  # noqa: BLE001, S112 - decoded again inline
+                continue
+        self._ahead_rows = []
         timing.add("decode_beside_copy", time.perf_counter() - started)
 
 
-def _next_batch_ahead(connection_id: int, batch_size: int, after: int) -> _Ahead | None:
-    """The batch after row ``after`` with its payloads, if it is big enough to be worth decoding ahead.
-    (Rows are immutable once journaled; their state is checked again when their batch is locked.)"""
-    nxt, size = _plan_batch(connection_id, batch_size, after)
-    if not nxt or size < DECODE_AHEAD_BYTES:
-        return None
-    return _Ahead(list(RawEvent.objects.unscoped().filter(pk__in=nxt).order_by("id")
-                       .values_list("id", "event_name", "payload", "received_at")))
+def decode_row(event_name: str, payload: bytes, received_at) -> Decoded | str:
+    """A journal row's records, or the ``DecodeError`` text that fails the row (both decode paths: ahead
+    and inline)."""
+    try:
+        return decode_event(event_name, payload, received_at)
+    except DecodeError as exc:
+        return str(exc)
 
 
 @contextmanager
@@ -352,31 +379,27 @@ def _gc_paused():
             gc.enable()
 
 
-def _process_batch(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary,
-                   predecoded: dict | None = None, ahead: _Ahead | None = None) -> None:
+def _process_batch(conn: Connection, batch: Batch, router: _RunRouter, summary: Summary,
+                   beside_copy: Callable[[], None] | None = None) -> None:
     with _gc_paused():
-        _process_batch_inner(conn, ids, router, summary, predecoded or {}, ahead)
+        _process_batch_inner(conn, batch, router, summary, beside_copy)
 
 
-def _process_batch_inner(conn: Connection, ids: list[int], router: _RunRouter, summary: Summary,
-                         predecoded: dict, ahead: _Ahead | None) -> None:
+def _process_batch_inner(conn: Connection, batch: Batch, router: _RunRouter, summary: Summary,
+                         beside_copy: Callable[[], None] | None) -> None:
     try:
-        marks = {}
         with transaction.atomic():
-            asynchronous_commit()
-            if timing.enabled():  # the first on-commit hook runs right after COMMIT: commit vs publishing
-                transaction.on_commit(lambda: marks.setdefault("committed", time.perf_counter()))
-            _process_rows(conn, ids, router, summary, isolate=False, predecoded=predecoded, ahead=ahead)
-            marks["commit"] = time.perf_counter()
-        done = time.perf_counter()
-        timing.add("commit", marks.get("committed", done) - marks["commit"])
-        timing.add("publish", done - marks.get("committed", done))
+            batch_settings()
+            _process_rows(conn, batch.ids, router, summary, isolate=False, predecoded=batch.decoded,
+                          beside_copy=beside_copy)
+            committing = time.perf_counter()
+        timing.add("commit", time.perf_counter() - committing)  # COMMIT, then the on-commit publishing
     except Exception as exc:
         if _is_time_limit(exc):
             raise  # the worker is being stopped: the batch rolled back and stays pending, not failed
-        logger.exception("sync.batch.failed", extra={"connection_id": conn.pk, "rows": len(ids)})
+        logger.exception("sync.batch.failed", extra={"connection_id": conn.pk, "rows": len(batch.ids)})
         # Something in the batch broke ingestion: process row by row so only the culprit fails.
-        for row_id in ids:
+        for row_id in batch.ids:
             try:
                 with transaction.atomic():
                     _process_rows(conn, [row_id], router, summary, isolate=True)
@@ -396,15 +419,12 @@ def _is_time_limit(exc: BaseException) -> bool:
 
 
 def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict | None = None,
-                  ahead: _Ahead | None = None) -> None:
-    """``predecoded``: this batch's rows decoded during the previous batch's COPY (rows missing or
-    None are decoded here); ``ahead``: the next batch, decoded during this one's COPY. The row-by-row
-    retry after a failed batch passes neither."""
+                  beside_copy: Callable[[], None] | None = None) -> None:
+    """``predecoded``: this batch's rows decoded during the previous batch's COPY (rows missing are
+    decoded here); ``beside_copy``: the next batch's decoding, run during this one's COPY. The
+    row-by-row retry after a failed batch passes neither."""
     predecoded = predecoded or {}
-    qs = RawEvent.objects.unscoped().select_for_update(skip_locked=db.vendor == "postgresql").filter(pk__in=ids).order_by("id")
-    if predecoded and all(predecoded.get(i) is not None for i in ids):
-        qs = qs.defer("payload")  # already decoded: do not ship the bytes again
-    rows = list(qs)
+    rows = locked_journal_rows(ids, without_payload=bool(predecoded) and all(i in predecoded for i in ids))
     rows = [r for r in rows if r.state in (RawEvent.State.PENDING, RawEvent.State.FAILED)]
     if not rows:
         return
@@ -426,7 +446,7 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
             router.closed.add(run.pk)
     now = timezone.now()
     for run, items in segments:
-        result = ingest(conn, [d for _, d in items], alongside=ahead)
+        result = ingest(conn, [d for _, d in items], beside_copy=beside_copy)
         _account(run, result, [d for _, d in items], 0)
         for row, decoded in items:
             row.state = RawEvent.State.PROCESSED
@@ -447,24 +467,18 @@ def _process_rows(conn, ids, router, summary, *, isolate: bool, predecoded: dict
         finish_run(run)
 
 
-def _decoded(row: RawEvent, pre, failures: list) -> Decoded | None:
-    """The row's events: decoded ahead (``pre``: a Decoded, or the error it gave) or now; None (and the
-    row with its error in ``failures``) when it cannot be decoded."""
-    started = time.perf_counter()
-    try:
-        if isinstance(pre, Decoded):
-            decoded = pre
-        elif isinstance(pre, str):
-            raise DecodeError(pre)
-        else:
-            decoded = decode_event(row.event_name, row.payload, row.received_at)
-    except DecodeError as exc:
-        failures.append((row, str(exc)))
-        return None
-    finally:
+def _decoded(row: RawEvent, pre: Decoded | str | None, failures: list) -> Decoded | None:
+    """The row's records: decoded ahead (``pre``: its records, or the error that fails it) or now; None
+    (and the row with its error in ``failures``) when it cannot be decoded."""
+    if pre is None:
+        started = time.perf_counter()
+        pre = decode_row(row.event_name, row.payload, row.received_at)
         timing.add("decode", time.perf_counter() - started)
-    decoded.raw_event_id = row.pk
-    return decoded
+    if isinstance(pre, str):
+        failures.append((row, pre))
+        return None
+    pre.raw_event_id = row.pk
+    return pre
 
 
 ROW_NOTE_LIMIT = 5000

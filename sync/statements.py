@@ -3,27 +3,36 @@ fallback beside it, so the domain modules (``sync.identities``, ``sync.ingest``)
 branch on the database. On PostgreSQL rows go in and keys come back as arrays (INSERT ... SELECT FROM unnest(...) ON
 CONFLICT DO NOTHING RETURNING; ``= ANY(array)`` probes), without a model instance per row; SQLite (the
 embedded default, where batches are small) uses the ORM for the same effect. Call inside the batch's
-transaction. (The COPY of new messages is ``sync.upsert``.)
+transaction. ``sync.upsert`` decides which rows are new; the probe and the insert it uses are here.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
+import threading
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import chain
+from operator import add, itemgetter
 
 from django.db import connection as db
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from config.batching import chunks
 from config.scope import database_scope
 from inbox.actions import identity_kind_for_jid
-from inbox.models import Contact, ContactIdentity, Conversation, Message
-from sync.models import JidMapping
+from inbox.models import Contact, ContactIdentity, Conversation
+from sync.models import JidMapping, RawEvent
 
 LOCK_NAMESPACE = 0x5E1C  # first key of the two-key advisory lock: "sync journal"
 
@@ -161,36 +170,29 @@ def insert_identities(tenant_id: int, claims: list[tuple[str, int]], now: dateti
 # --- conversations and messages -------------------------------------------------------------------
 
 
-def _ids_by_connection_and(model, column: str, keys: list[tuple[int, str]], *, sqlite_chunk: int,
-                           pg_chunk: int | None = None) -> dict[tuple[int, str], int]:
-    """(connection id, ``column`` value) -> id of ``model``'s rows that exist: on PostgreSQL one statement
-    joined to the keys as arrays (per ``pg_chunk`` keys, or all at once), elsewhere per connection and chunk."""
+def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(connection id, chat jid) -> conversation id of the ones that exist: on PostgreSQL one statement
+    joined to the keys as arrays, elsewhere per connection and chunk."""
     out: dict[tuple[int, str], int] = {}
     if db.vendor != "postgresql":
         by_conn: dict[int, list[str]] = defaultdict(list)
-        for cid, value in keys:
-            by_conn[cid].append(value)
-        for cid, values in by_conn.items():
-            for chunk in chunks(values, sqlite_chunk):
-                for value, pk in (model.objects.unscoped().filter(connection_id=cid, **{f"{column}__in": chunk})
-                                  .values_list(column, "id")):
-                    out[(cid, value)] = pk
+        for cid, jid in keys:
+            by_conn[cid].append(jid)
+        for cid, jids in by_conn.items():
+            for chunk in chunks(jids, 1000):
+                for jid, pk in (Conversation.objects.unscoped().filter(connection_id=cid, chat_jid__in=chunk)
+                                .values_list("chat_jid", "id")):
+                    out[(cid, jid)] = pk
         return out
-    # A join the planner chooses (for a batch's conversations, hashing the table beats a probe per key;
-    # the media statement, whose keys are few in a large table, probes: docs/measurements.md).
-    sql = (f"SELECT t.connection_id, t.{column}, t.id FROM {model._meta.db_table} t "  # noqa: S608
-           f"JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.{column} = k.v")
+    # A join the planner chooses: for a batch's conversations hashing the small table beats a probe per key
+    # (docs/measurements.md).
     with db.cursor() as cursor:
-        for chunk in (chunks(keys, pg_chunk) if pg_chunk else [keys]):
-            cursor.execute(sql, [pg_array(c for c, _ in chunk), pg_array(v for _, v in chunk)])
-            for cid, value, pk in cursor.fetchall():
-                out[(cid, value)] = pk
+        cursor.execute(f"SELECT t.connection_id, t.chat_jid, t.id FROM {Conversation._meta.db_table} t "  # noqa: S608
+                       "JOIN unnest(%s::bigint[], %s::text[]) AS k(c, v) ON t.connection_id = k.c AND t.chat_jid = k.v",
+                       [pg_array(c for c, _ in keys), pg_array(v for _, v in keys)])
+        for cid, jid, pk in cursor.fetchall():
+            out[(cid, jid)] = pk
     return out
-
-
-def conversation_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, chat jid) -> conversation id of the ones that exist."""
-    return _ids_by_connection_and(Conversation, "chat_jid", keys, sqlite_chunk=1000)
 
 
 def insert_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, str], int]:
@@ -280,28 +282,20 @@ def update_conversation_aggregates(aggs: dict) -> None:
             cursor.execute(sql, [timezone.now(), *params])
 
 
-def message_ids(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(connection id, external id) -> message id, in one statement per 5,000 keys."""
-    return _ids_by_connection_and(Message, "external_id", keys, sqlite_chunk=500, pg_chunk=5000)
-
-
 def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
-    """Pending media rows for messages just stored, from (connection id, external id, kind, ref, declared
+    """Pending media rows for messages just stored, from (message id, connection id, kind, ref, declared
     mimetype, declared size, filename, history) tuples; a message already registered is left.
 
-    On PostgreSQL one INSERT ... SELECT per 5,000 rows: each message's id found by its own probe of the
-    unique (connection, external id) index (a LATERAL subquery the planner cannot turn into a join:
-    before the message table has statistics it chose to hash the whole table on every batch,
-    docs/measurements.md), every column one array parameter (``pg_array``; the refs as hex), no ORM
-    objects. SQLite: the ids read back, then ``bulk_create``."""
+    On PostgreSQL one INSERT ... SELECT FROM unnest(...) per 5,000 rows, every column one array
+    parameter (``pg_array``; the refs as hex, docs/measurements.md), no ORM objects; the message ids
+    come from the COPY (``insert_rows`` draws them first), so nothing is looked up. SQLite: ``bulk_create``."""
     from inbox.models import MediaFile
 
     if db.vendor != "postgresql":
-        ids = message_ids([(r[0], r[1]) for r in rows])
         MediaFile.objects.bulk_create(
-            [MediaFile(tenant_id=tenant_id, message_id=ids[(c, e)], connection_id=c, kind=kind, ref=ref,
+            [MediaFile(tenant_id=tenant_id, message_id=mid, connection_id=c, kind=kind, ref=ref,
                        declared_mimetype=mime, declared_size=size, filename=name, history=history)
-             for c, e, kind, ref, mime, size, name, history in rows if (c, e) in ids],
+             for mid, c, kind, ref, mime, size, name, history in rows],
             ignore_conflicts=True, batch_size=1000)
         return
     now = timezone.now()
@@ -309,17 +303,15 @@ def insert_media_of_messages(tenant_id: int, rows: list[tuple]) -> None:
         INSERT INTO {MediaFile._meta.db_table} (
             tenant_id, message_id, connection_id, kind, history, ref, declared_mimetype, declared_size, filename,
             state, attempts, error, sha256, mimetype, storage_name, thumbnail_name, created_at, updated_at)
-        SELECT %s, m.id, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, %s, 0, '', '', '', '', '', %s, %s
-        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], %s::bigint[],
-                    %s::text[]) AS k(c, e, kind, hist, ref, mime, size, fname)
-        CROSS JOIN LATERAL (SELECT id FROM {Message._meta.db_table}
-                            WHERE connection_id = k.c AND external_id = k.e LIMIT 1) AS m
+        SELECT %s, k.m, k.c, k.kind, k.hist, k.ref, k.mime, k.size, k.fname, %s, 0, '', '', '', '', '', %s, %s
+        FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::boolean[], %s::bytea[], %s::text[], %s::bigint[],
+                    %s::text[]) AS k(m, c, kind, hist, ref, mime, size, fname)
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table names from model meta, values are parameters
     with db.cursor() as cursor:
         for chunk in chunks(rows, 5000):
-            conn_ids, exts, kinds, refs, mimes, sizes, names, history = zip(*chunk, strict=True)
-            cursor.execute(sql, [tenant_id, MediaFile.State.PENDING, now, now, pg_array(conn_ids), pg_array(exts),
+            mids, conn_ids, kinds, refs, mimes, sizes, names, history = zip(*chunk, strict=True)
+            cursor.execute(sql, [tenant_id, MediaFile.State.PENDING, now, now, pg_array(mids), pg_array(conn_ids),
                                  pg_array(kinds), pg_array(history), pg_array("\\x" + ref.hex() for ref in refs),
                                  pg_array(mimes), pg_array(sizes), pg_array(names)])
 
@@ -372,12 +364,297 @@ def journal_lock(connection_id: int, wait: bool):
         fh.close()
 
 
-def asynchronous_commit() -> None:
-    """This batch's COMMIT returns before its WAL is flushed to disk (PostgreSQL ``synchronous_commit``
-    off, for this transaction only). Safe because of the journal: the rows were committed durably when
-    they were journaled, and a batch commits its messages and the rows' ``processed`` mark together, so
-    a crash can only lose both (the last ~0.6 s of batches at most, never half of one): the rows are
-    still pending and are processed again. Saves the WAL flush of every batch (docs/measurements.md)."""
+def batch_settings() -> None:
+    """Settings of a journal batch's transaction (PostgreSQL; ``SET LOCAL``: this transaction only).
+
+    ``synchronous_commit`` off: the COMMIT returns before its WAL is flushed to disk. Safe because of the
+    journal: the rows were committed durably when they were journaled, and a batch commits its messages
+    and the rows' ``processed`` mark together, so a crash can only lose both (the last ~0.6 s of batches
+    at most, never half of one): the rows are still pending and are processed again. Saves the WAL
+    flush of every batch (docs/measurements.md).
+
+    ``work_mem`` 32 MB: the message table's integrity trigger (ADR-11) keeps the rows of the batch's COPY
+    in a transition table, which spills to a temporary file beyond ``work_mem`` (4 MB by default: a
+    history batch's ~28,000 rows took ~5 MB of temporary file each). A bigger batch still works, spilling."""
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+            cursor.execute("SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'")
+
+
+# --- new rows: the probe of existing keys and the insert behind ``sync.upsert.insert_new`` -------------
+
+
+def _fields(model) -> dict:
+    return {f.attname: f for f in model._meta.concrete_fields}
+
+
+def existing_keys(model, scope: dict, key: str, values: list) -> set:
+    """The values of column ``key`` among ``values`` that exist within ``scope`` (column -> value
+    equalities): on PostgreSQL one ``= ANY(array)`` probe of the unique index per 50,000 values."""
+    out = set()
+    if db.vendor != "postgresql":
+        for chunk in chunks(values, 500):
+            out.update(model._base_manager.filter(**scope, **{f"{key}__in": chunk}).values_list(key, flat=True))
+        return out
+    fields, quote = _fields(model), db.ops.quote_name
+    where = " AND ".join(f"{quote(fields[c].column)} = %s" for c in scope) or "TRUE"
+    kcol = quote(fields[key].column)
+    with db.cursor() as cursor:
+        for chunk in chunks(values, 50_000):
+            cursor.execute(f"SELECT {kcol} FROM {model._meta.db_table} WHERE {where} AND {kcol} = ANY(%s)",  # noqa: S608
+                           [*scope.values(), chunk])
+            out.update(r[0] for r in cursor.fetchall())
+    return out
+
+
+def existing_key_tuples(model, scope: dict, key: tuple[str, ...], values: list[tuple]) -> set[tuple]:
+    """``existing_keys`` for a composite key (values are tuples): on PostgreSQL one join with an array
+    per column; elsewhere per prefix of the key and chunk."""
+    out: set[tuple] = set()
+    if db.vendor != "postgresql":
+        by_prefix: dict[tuple, list] = defaultdict(list)
+        for v in values:
+            by_prefix[v[:-1]].append(v[-1])
+        for prefix, lasts in by_prefix.items():
+            fixed = dict(zip(key[:-1], prefix, strict=True))
+            for chunk in chunks(lasts, 500):
+                out.update((*prefix, last) for last in model._base_manager.filter(
+                    **scope, **fixed, **{f"{key[-1]}__in": chunk}).values_list(key[-1], flat=True))
+        return out
+    fields, quote = _fields(model), db.ops.quote_name
+    cols = [quote(fields[c].column) for c in key]
+    unnest = ", ".join(f"%s::{t}[]" for t in _column_types(model, key))
+    on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(cols))
+    names = ", ".join(f"c{i}" for i in range(len(cols)))
+    where = "".join(f" AND t.{quote(fields[c].column)} = %s" for c in scope)
+    sql = (f"SELECT {', '.join(f't.{c}' for c in cols)} FROM {model._meta.db_table} t "  # noqa: S608
+           f"JOIN unnest({unnest}) AS k({names}) ON {on}{where}")
+    with db.cursor() as cursor:
+        for chunk in chunks(values, 50_000):
+            cursor.execute(sql, [*map(list, zip(*chunk, strict=True)), *scope.values()])
+            out.update(tuple(r) for r in cursor.fetchall())
+    return out
+
+
+def insert_rows(model, columns: Sequence[str], rows: list[tuple], beside_copy: Callable[[], None] | None = None) \
+        -> list[int]:
+    """Insert ``rows`` (tuples in ``columns`` order; JSON columns as encoded text or Python objects) and
+    return their primary keys, in order. A key that exists already raises ``IntegrityError`` (nothing is
+    skipped silently: ``sync.upsert`` probes first).
+
+    PostgreSQL: the keys are drawn from the table's sequence first (one statement), then the rows go in
+    with a binary COPY (docs/measurements.md), the keys included, so nothing is read back afterwards.
+    ``beside_copy``: work without database access that this thread runs while a helper thread feeds the
+    COPY (the server does the work, so both cores are used; ADR-9). SQLite: ``bulk_create``, whose
+    RETURNING gives the keys; ``beside_copy`` is not run there."""
+    json_cols = [i for i, c in enumerate(columns) if isinstance(_fields(model)[c], models.JSONField)]
+    if db.vendor != "postgresql":
+        objs = []
+        for row in rows:
+            values = dict(zip(columns, row, strict=True))
+            for i in json_cols:
+                if isinstance(row[i], str):
+                    values[columns[i]] = json.loads(row[i])
+            objs.append(model(**values))
+        model._base_manager.bulk_create(objs, batch_size=200)
+        return [o.pk for o in objs]
+    pk = model._meta.pk
+    ids = next_ids(model, len(rows))
+    fields = _fields(model)
+    sql = (f"COPY {model._meta.db_table} ({db.ops.quote_name(pk.column)}, "  # noqa: S608
+           f"{', '.join(db.ops.quote_name(fields[c].column) for c in columns)}) FROM STDIN")
+    types = _column_types(model, [pk.attname, *columns])
+    copied = _copy_rows(ids, rows, json_cols)
+    with db.wrap_database_errors:  # psycopg's errors as Django's (IntegrityError), as a Django cursor raises them
+        if beside_copy is None:
+            with db.cursor() as cursor, _binary_copy(cursor.cursor, sql, types) as copy:
+                write = copy.write_row
+                for row in copied:
+                    write(row)
+        else:
+            _copy_beside(sql, types, copied, beside_copy)
+    return ids
+
+
+def next_ids(model, n: int) -> list[int]:
+    """``n`` primary keys drawn from ``model``'s id sequence (PostgreSQL), in increasing order. One
+    statement; when nobody else drew from the sequence meanwhile (the usual case) the keys are one
+    range and only its ends travel, else the keys themselves (docs/measurements.md)."""
+    with db.cursor() as cursor:
+        cursor.execute("""
+            WITH drawn AS MATERIALIZED (SELECT nextval(%s) AS id FROM generate_series(1, %s))
+            SELECT min(id), max(id),
+                   CASE WHEN max(id) - min(id) + 1 = count(*) THEN NULL ELSE array_agg(id) END
+            FROM drawn
+        """, [_id_sequence(model._meta.db_table), n])
+        first, last, scattered = cursor.fetchone()
+    return list(range(first, last + 1)) if scattered is None else sorted(scattered)
+
+
+_SEQUENCES: dict[str, str] = {}
+
+
+def _id_sequence(table: str) -> str:
+    if table not in _SEQUENCES:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            _SEQUENCES[table] = cursor.fetchone()[0]
+    return _SEQUENCES[table]
+
+
+def _copy_rows(ids: list[int], rows: list[tuple], json_cols: list[int]):
+    """``(id, *row)`` for each row, for the COPY. When the JSON columns hold encoded text already (the
+    sync's own rows) the tuples are built in C (``zip``, ``operator.add``): the feeding thread shares the
+    GIL with the decoding beside it. Otherwise each row's Python objects are encoded first."""
+    if json_cols:
+        values = (map(itemgetter(json_cols[0]), rows) if len(json_cols) == 1
+                  else chain.from_iterable(map(itemgetter(*json_cols), rows)))
+        if not all(v.__class__ is str for v in values):
+            rows = [_json_encoded(row, json_cols) for row in rows]
+    return map(add, zip(ids), rows)
+
+
+def _json_encoded(row: tuple, json_cols: list[int]) -> tuple:
+    row = list(row)
+    for i in json_cols:
+        if not isinstance(row[i], str):
+            row[i] = json.dumps(row[i])
+    return tuple(row)
+
+
+class _JsonText(str):
+    """Marker type: registers ``_JsonbTextBinaryDumper`` under jsonb's oid (see ``_binary_copy``)."""
+
+
+class _JsonbTextBinaryDumper(Dumper):
+    """Already-encoded JSON text as a binary jsonb value (a version byte, then the text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj):
+        return b"\x01" + obj.encode()
+
+
+def _column_types(model, columns) -> list[str]:
+    """PostgreSQL type names of ``columns`` for a binary COPY (``varchar(128)`` -> ``varchar``)."""
+    fields = _fields(model)
+    return [fields[c].db_type(db).split("(")[0] for c in columns]
+
+
+@contextmanager
+def _binary_copy(cursor, sql: str, types: list[str]):
+    """A binary COPY on a psycopg cursor: less Python per row than text (docs/measurements.md)
+    (the formatting runs under the GIL, beside the decoding of the next batch). JSON columns take the
+    already-encoded text the row builders make."""
+    cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
+    with cursor.copy(f"{sql} (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        yield copy
+
+
+def _copy_beside(sql: str, types: list[str], rows, beside_copy: Callable[[], None]) -> None:
+    """COPY ``rows`` from a helper thread on this thread's database connection (same transaction)
+    while ``beside_copy()`` runs here; this thread does not touch the connection until the COPY is done.
+    An error of the COPY is raised here, after ``beside_copy`` returned."""
+    db.ensure_connection()
+    raw = db.connection
+    errors: list[BaseException] = []
+
+    def feed():
+        try:
+            with raw.cursor() as cursor, _binary_copy(cursor, sql, types) as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            errors.append(exc)
+
+    feeder = threading.Thread(target=feed, name="copy-feed")
+    feeder.start()
+    try:
+        beside_copy()
+    finally:
+        feeder.join()
+    if errors:
+        raise errors[0]
+
+
+# --- the journal ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def binding_cursor():
+    """A cursor that sends parameters apart from the SQL text. On PostgreSQL a server-side-binding
+    cursor on Django's own connection (same transaction): the journal's payloads travel as binary
+    parameters instead of hex literals spliced into the SQL by Django's client-side binding
+    (docs/measurements.md); never a named prepared statement (the SQL varies with the row count;
+    poolers in transaction mode do not keep them). SQLite's own cursor binds its parameters already."""
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    db.ensure_connection()
+    with psycopg.Cursor(db.connection) as cursor:
+        yield _Unprepared(cursor)
+
+
+class _Unprepared:
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def execute(self, sql, params):
+        return self._cursor.execute(sql, params, prepare=False)
+
+    def fetchall(self):
+        return self._cursor.fetchall()
+
+
+# The journal's columns as PostgreSQL types, in ``sync.journal._COLUMNS``'s order.
+_JOURNAL_ARRAY_TYPES = ("bigint", "bigint", "text", "bytea", "text", "text", "timestamptz", "integer", "text",
+                        "timestamptz")
+
+
+def insert_journal_rows(table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int) -> int:
+    """The journal's INSERT ... ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id, by chunks;
+    the number of rows really new. PostgreSQL: one array per column, so the statement's text is the same
+    whatever the row count and psycopg parses it once per process (a VALUES list of 200 x 10 placeholders
+    was parsed again for every batch: ~15 % of a runner child's CPU in a flood, docs/measurements.md); rows
+    keep their order (ORDER BY the array position), so journal ids follow the order events were handed
+    over. SQLite (>= 3.35): a VALUES list."""
+    names = ", ".join(columns)
+    new = 0
+    with binding_cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            if db.vendor == "postgresql":
+                arrays = ", ".join(f"%s::{kind}[]" for kind in _JOURNAL_ARRAY_TYPES)
+                sql = (f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - placeholders only
+                       f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n "
+                       "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id")
+                params = [list(column) for column in zip(*part, strict=True)]
+            else:
+                placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(part))
+                sql = (f"INSERT INTO {table} ({names}) VALUES {placeholders} "  # noqa: S608 - placeholders only
+                       "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id")
+                params = [value for row in part for value in row]
+            cursor.execute(sql, params)
+            new += len(cursor.fetchall())
+    return new
+
+
+def has_live_sweep() -> bool:
+    """Whether the live sweep (``sync.sweep``) can run: its statements (advisory locks of many
+    connections in one statement, ``SKIP LOCKED``) are PostgreSQL's. Elsewhere a task per connection."""
+    return db.vendor == "postgresql"
+
+
+def locked_journal_rows(ids: list[int], *, without_payload: bool = False) -> list[RawEvent]:
+    """The journal rows ``ids``, locked for this transaction, in journal order. On PostgreSQL rows that
+    another processor holds are skipped (``SKIP LOCKED``; it processes them); SQLite has one writer.
+    ``without_payload``: the bytes stay in the database (the rows were decoded ahead)."""
+    qs = (RawEvent.objects.unscoped().select_for_update(skip_locked=db.vendor == "postgresql")
+          .filter(pk__in=ids).order_by("id"))
+    return list(qs.defer("payload") if without_payload else qs)

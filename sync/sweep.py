@@ -32,11 +32,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import Connection
-from sync.decode import Decoded, DecodeError, decode_event
+from sync.decode import Decoded
 from sync.ingest import ingest_many
 from sync.models import RawEvent, SyncRun
-from sync.processor import DECODE_AHEAD_BYTES, LIVE_RUN_SPAN, log_item_failures, open_run, row_note
-from sync.statements import LOCK_NAMESPACE, asynchronous_commit
+from sync.processor import DECODE_AHEAD_BYTES, LIVE_RUN_SPAN, decode_row, log_item_failures, open_run, row_note
+from sync.statements import LOCK_NAMESPACE, batch_settings
 
 logger = logging.getLogger(__name__)
 SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)
@@ -154,7 +154,7 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
     ids = [i for cid in locked if cid in conns and cid not in in_catchup for i in plain[cid]]
     summary.handed_over.update(cid for cid in locked if cid in in_catchup)
     with transaction.atomic():
-        asynchronous_commit()
+        batch_settings()
         rows = list(RawEvent.objects.unscoped().select_for_update(skip_locked=True)
                     .filter(pk__in=ids, state=RawEvent.State.PENDING).order_by("id"))
         work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
@@ -163,11 +163,8 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
             cid = row.connection_id
             if cid in stopped:
                 continue
-            try:
-                decoded = decode_event(row.event_name, row.payload, row.received_at)
-            except DecodeError:
-                decoded = None
-            if decoded is None or decoded.history is not None or decoded.catchup_started or decoded.catchup_finished:
+            decoded = decode_row(row.event_name, row.payload, row.received_at)
+            if isinstance(decoded, str) or decoded.history is not None or decoded.catchup_started or decoded.catchup_finished:
                 stopped.add(cid)  # from here on, in order, the per-connection processor's job
                 continue
             decoded.raw_event_id = row.pk
