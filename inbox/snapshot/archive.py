@@ -32,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 
 FORMAT_NAME = "inbox-tenant-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
