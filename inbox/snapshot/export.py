@@ -96,6 +96,13 @@ MEDIA_FIELDS = [
     "filename", "state", "attempts", "error", "sha256", "size", "mimetype", "fetched_at", "created_at", "updated_at",
 ]
 USER_FIELDS = ["id", "username", "email", "first_name", "last_name", "is_active", "password", "date_joined"]
+# The hand-written members' columns by model (``tables.coverage_gaps`` checks them against the models).
+MEMBER_FIELDS = {
+    "connections.Connection": CONNECTION_FIELDS, "inbox.Contact": CONTACT_FIELDS, "inbox.ContactIdentity": IDENTITY_FIELDS,
+    "inbox.GroupParticipant": PARTICIPANT_FIELDS, "sync.JidMapping": JID_MAPPING_FIELDS,
+    "inbox.Conversation": CONVERSATION_FIELDS, "inbox.Message": MESSAGE_FIELDS, "inbox.MessageRevision": REVISION_FIELDS,
+    "inbox.Alert": ALERT_FIELDS, "inbox.MediaFile": MEDIA_FIELDS,
+}
 TENANT_FIELDS = ["name", "slug", "alert_webhook_url", "time_zone", "media_retention_days", "archived_at", "created_at"]
 
 

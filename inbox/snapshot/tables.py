@@ -138,3 +138,40 @@ def excluded() -> dict[str, str]:
 
     own = {m._meta.label: m.snapshot_excluded for m in apps.get_models() if getattr(m, "snapshot_excluded", "")}
     return {**EXCLUDED, **own}
+
+
+def _member_columns(fields) -> set[str]:
+    """Columns a hand-written member covers: ``assignee__username`` and ``message__external_id`` name their
+    foreign key (``assignee_id``, ``message_id``)."""
+    out = {"tenant_id"}
+    for name in fields:
+        head = name.split("__")[0]
+        out |= {head, f"{head}_id"}
+    return out
+
+
+def coverage_gaps(exclusions: dict[str, str] | None = None) -> list[str]:
+    """What a snapshot would silently leave out: a tenant-owned model in no member and not excluded with a
+    reason, a column of an exported model in no member and not said local, a stale entry. [] when complete."""
+    from django.apps import apps
+
+    from inbox.models import Tenant
+    from inbox.snapshot.export import MEMBER_FIELDS, TENANT_FIELDS
+    from inbox.tenancy import TenantOwned
+
+    exclusions = excluded() if exclusions is None else exclusions
+    owned = {m._meta.label: m for m in apps.get_models() if issubclass(m, TenantOwned)}
+    columns = {label: _member_columns(fields) for label, fields in MEMBER_FIELDS.items()}
+    columns |= {t.model_label: t.covered_columns() for t in all_tables()}
+    gaps = [f"{label}: neither exported nor excluded with a reason (inbox/snapshot/tables.py)"
+            for label in sorted(owned) if label not in columns and not exclusions.get(label, "").strip()]
+    gaps += [f"{label}: both exported and excluded" for label in sorted(set(columns) & set(exclusions))]
+    gaps += [f"{label}: listed, but not a tenant-owned model" for label in sorted((set(columns) | set(exclusions)) - set(owned))]
+    for label, covered in sorted(columns.items()):
+        if label in owned:
+            local = LOCAL_COLUMNS.get(label, {})
+            gaps += [f"{label}.{f.attname}: a column in no member and not in LOCAL_COLUMNS"
+                     for f in owned[label]._meta.concrete_fields if f.attname not in covered and f.attname not in local]
+    gaps += [f"inbox.Tenant.{f.attname}: not in the tenant member (export.TENANT_FIELDS)"
+             for f in Tenant._meta.concrete_fields if f.attname not in ("id", *TENANT_FIELDS)]
+    return gaps
