@@ -11,8 +11,8 @@ What is in it (one member each, in this order; the loader reads them in the same
 
 | member | rows |
 | --- | --- |
-| ``tenant.jsonl.gz`` | the tenant (name, slug, alert webhook URL) |
-| ``users.jsonl.gz`` | members with their role; users named by conversations or replies (``role`` null) |
+| ``tenant.jsonl.gz`` | the tenant (``TENANT_FIELDS``) |
+| ``users.jsonl.gz`` | members with their role and ``member_since``; users any exported row names (``role`` null) |
 | ``connections.jsonl.gz`` | numbers without their runtime state (leases, pairing codes, heartbeats, reconnect counters) |
 | ``contacts.jsonl.gz``, ``identities.jsonl.gz`` | contacts and their WhatsApp ids |
 | ``group_participants.jsonl.gz``, ``jid_mappings.jsonl.gz`` | group members; LID <-> phone pairs learned |
@@ -20,12 +20,17 @@ What is in it (one member each, in this order; the loader reads them in the same
 | ``messages.jsonl.gz`` | messages with reactions, receipt status, edit/delete marks, quoted ids, outbox state |
 | ``revisions.jsonl.gz`` | previous bodies of edited messages, named by (connection, WhatsApp id) |
 | ``alerts.jsonl.gz`` | the tenant's alerts, open and resolved |
+| ``media.jsonl.gz`` (+ ``media/<sha256>``) | media rows and files (below) |
+| ``labels.jsonl.gz`` ... | generic tables (``tables.py``): labels, links, notes, mentions, canned, snoozes, tokens, endpoints |
 
 Users carry their password hashes, so logins survive a restore (the file is as sensitive as the database).
 Rows carry their own primary keys (``id``) and name their parents by those ids (``connection_id``...);
 the loader maps them to the ids of the database it writes into. Users are named by username.
-Not exported: the raw event journal, sync runs, state history (ConnectionEvent), pending operations and
-search entries (rebuilt on import); whatsmeow session keys unless asked, then encrypted (``sessions.py``).
+Not exported: the tables ``tables.EXCLUDED`` names with their reasons (journal, sync runs, state history,
+pending operations, search entries: rebuilt on import), and the api app's idempotency records and webhook
+deliveries (excluded on their models); whatsmeow session keys and webhook signing secrets unless asked,
+then encrypted (``sessions.py``; ``secrets.bin``). ``tests/inbox/test_snapshot_coverage.py`` keeps this
+complete.
 
 Media (``media.jsonl.gz``): one row per ``MediaFile`` (state, WhatsApp's download reference, declared and
 sniffed type, sha256, size), naming its message by (number id, WhatsApp id); and, unless ``with_media`` is

@@ -22,6 +22,10 @@
    | group participants | (group, member) |
    | JID mappings | (tenant, LID) |
    | alerts | (cause, kind, created_at) |
+   | labels, canned responses | name, shortcut (whatever the case) |
+   | label links, mentions, snoozes | (conversation, label), (note, user), conversation |
+   | notes | (conversation, created_at, body) |
+   | API tokens, webhook endpoints | the hash (another tenant's here refuses the import); (URL, created_at) |
 
 Writes go through the database's constraints and triggers (migration inbox 0008), never around them:
 messages through ``sync.upsert.insert_new`` (the sync engine's binary COPY on PostgreSQL, which the
