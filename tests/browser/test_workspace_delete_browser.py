@@ -30,7 +30,7 @@ def test_the_owner_deletes_the_workspace_after_typing_its_slug(web, new_page, ac
     page.fill("#confirm-workspace", "acme")
     page.click("button:has-text('Delete the workspace')")
     page.wait_for_load_state("networkidle")
-    expect(page.locator("[role=status]")).to_contain_text("The workspace Acme was deleted. Its data is kept")
+    expect(page.locator("p.notice[role=status]")).to_contain_text("The workspace Acme was deleted. Its data is kept")
     screenshot(page, "workspace-deleted")
     close_old_connections()
     assert Tenant.objects.get(pk=acme.pk).archived_at is not None
