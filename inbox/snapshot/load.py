@@ -137,6 +137,7 @@ class Loader:
         self.connections: dict[int, int] = {}  # exported id -> id here
         self.contacts: dict[int, int] = {}
         self.conversations: dict[int, int] = {}
+        self.new_conversations: set[int] = set()  # created by this import: their messages need no probe
         self.tenant: Tenant | None = None
         # The generic tables' maps, by name; the hand-written members' maps under the names tables use.
         self.ids: dict[str, dict[int, int]] = {"connections": self.connections, "contacts": self.contacts,
@@ -297,29 +298,42 @@ class Loader:
             Conversation.objects.bulk_create(new)
             for old, conv in zip(new_old_ids, new, strict=True):
                 self.conversations[old] = conv.pk
+                self.new_conversations.add(conv.pk)
             self.counts.add("conversations", len(batch), len(new))
 
     MESSAGE_COLUMNS = ["tenant_id", "conversation_id", "connection_id", "sender_user_id"] + [
         c for c in _fields(spec.MESSAGE_FIELDS, skip=("id", "conversation_id", "connection_id", "sender_user__username"))]
     MESSAGE_DATES = ("sent_at", "edited_at", "deleted_at", "next_attempt_at", "created_at", "updated_at")
 
-    def load_messages(self):
-        from sync.upsert import insert_new
-
-        cols = self.MESSAGE_COLUMNS
-        rest = cols[4:]
+    def _message_batches(self):
+        """(rows read, {connection id here: rows to insert}) per batch of the file's messages."""
+        rest = self.MESSAGE_COLUMNS[4:]
+        tenant_id = self.tenant.pk
         for batch in chunks(self.rows("messages.jsonl.gz"), BATCH):
             by_connection: dict[int, list[tuple]] = defaultdict(list)
             for r in batch:
                 _dates(r, *self.MESSAGE_DATES)
                 cid = self.connections[r["connection_id"]]
-                by_connection[cid].append((self.tenant.pk, self.conversations[r["conversation_id"]], cid,
+                by_connection[cid].append((tenant_id, self.conversations[r["conversation_id"]], cid,
                                            self.user_id(r["sender_user"]), *(r[c] for c in rest)))
+            yield len(batch), by_connection
+
+    def load_messages(self):
+        """Messages through the sync's upsert (binary COPY), batch by batch, with their search entries.
+        Messages of the conversations this import created are not probed first (they cannot exist yet;
+        should one anyway, ``insert_new`` falls back to probing). Reading the next batch while the database
+        writes this one (a helper thread) was measured and left out: the COPY's own Python feeder then
+        competes with it for the GIL and the import was no faster."""
+        from sync.upsert import insert_new
+
+        fresh = ("conversation_id", self.new_conversations)
+        analyze = self._message_statistics_missing()
+        for read, by_connection in self._message_batches():
             created = 0
             for cid, rows in by_connection.items():
                 id_range: list = []
-                inserted = insert_new(Message, cols, rows, scope={"connection_id": cid}, key="external_id",
-                                      id_range=id_range)
+                inserted = insert_new(Message, self.MESSAGE_COLUMNS, rows, scope={"connection_id": cid},
+                                      key="external_id", id_range=id_range, fresh=fresh)
                 created += len(inserted)
                 if not inserted:
                     continue
@@ -327,7 +341,25 @@ class Loader:
                     search.index_message_range(cid, *id_range)
                 else:
                     search.index_connection_messages(cid, inserted)
-            self.counts.add("messages", len(batch), created)
+            self.counts.add("messages", read, created)
+            if analyze and created:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ANALYZE {Message._meta.db_table}")  # noqa: S608 - the model's own table
+                analyze = False
+
+    def _message_statistics_missing(self) -> bool:
+        """True when the message table's statistics know fewer rows than this file adds (a new install's
+        table: never analyzed, or analyzed empty). The planner then takes each batch's probe and search
+        range for a scan of all the number's messages so far (quadratic: a restore of 1M messages into an
+        empty install spent most of its time there), so the table is analyzed once, after the first batch:
+        ANALYZE counts this transaction's own rows. It holds the table's SHARE UPDATE EXCLUSIVE lock until
+        the import commits (autovacuum skips the table meanwhile; reads and writes go on)."""
+        if connection.vendor != "postgresql":
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Message._meta.db_table])
+            known = cursor.fetchone()[0]
+        return known < self.reader.files.get("messages.jsonl.gz", {}).get("rows", 0) > BATCH
 
     def load_revisions(self):
         t = self.tenant

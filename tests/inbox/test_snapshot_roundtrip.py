@@ -17,6 +17,7 @@ from django.utils import timezone
 from api.models import ApiToken, WebhookEndpoint
 from api.tokens import do_create_token, do_revoke_token, token_for_request
 from api.webhooks import EVENTS, check_create_endpoint
+from connections.models import Connection
 from connections.transport import samples
 from inbox.canned import check_create_canned
 from inbox.contacts import check_edit_contact
@@ -279,3 +280,40 @@ def test_a_file_of_format_1_from_the_previous_release_still_imports(tmp_path):
     v1, v2 = canonical(FIXTURE_V1), canonical(path, drop=new_fields)
     assert {m: rows for m, rows in v2.items() if m in v1} == v1
     assert all(not v2[m] for m in v2 if m not in v1)
+
+
+def test_into_a_table_without_statistics_the_import_analyzes_it_once_after_the_first_batch(tmp_path, monkeypatch):
+    """A new install's message table has no statistics: the import analyzes it after its first batch (its own
+    rows counted), so the planner's probes and search ranges use the indexes instead of scanning every message
+    of the number per batch. Batches of 10 here, so the file holds several."""
+    from django.db import connection
+
+    from inbox.snapshot import load
+    from tests.inbox.test_snapshot import build_tenant as small_tenant
+
+    acme = small_tenant("acme", messages=40)
+    path = tmp_path / "acme.zip"
+    export_tenant(acme, path)
+    Tenant.objects.filter(pk=acme.pk).update(slug="acme-old")
+    Connection.objects.for_tenant(acme).exclude(jid=None).update(jid=None)  # the file's number is new here
+    monkeypatch.setattr(load, "BATCH", 10)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'inbox_message'::regclass")
+        assert cursor.fetchone()[0] < 43  # never analyzed with these rows: the import must analyze
+    analyzed = []
+    real_execute = type(connection.cursor()).execute
+
+    def watch(self, sql, params=None):
+        if sql.startswith("ANALYZE"):
+            analyzed.append(sql)
+        return real_execute(self, sql, params)
+
+    monkeypatch.setattr(type(connection.cursor()), "execute", watch)
+    result = import_tenant(path)
+    assert analyzed == ["ANALYZE inbox_message"]
+    assert result["counts"]["messages"] == {"read": 43, "created": 43, "existing": 0}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'inbox_message'::regclass")
+        assert cursor.fetchone()[0] >= 10  # the first batch's rows (and the other tenant's) were counted
+    again = import_tenant(path)  # the statistics now know the rows: no second ANALYZE
+    assert analyzed == ["ANALYZE inbox_message"] and again["counts"]["messages"]["created"] == 0
