@@ -116,7 +116,7 @@ def main() -> dict:
     parser.add_argument("--sizes", default="20000,200000", help="message counts, comma-separated")
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the two databases of the last size")
-    parser.add_argument("--database", default=SOURCE,
+    parser.add_argument("--database", default="inbox_bench_snapshot",
                         help="name of the source database (the restore one is <name>_restore); both are dropped")
     args = parser.parse_args()
     global SOURCE, RESTORE
