@@ -1,6 +1,8 @@
 """What integrations hold: API tokens, idempotency records of API sends, webhook endpoints and their
 delivery log. Every row carries its tenant and the default managers fail closed (inbox.tenancy)."""
 
+import secrets
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -8,7 +10,12 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from inbox.snapshot.tables import Table
 from inbox.tenancy import ScopedTenantManager, TenantOwned
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 class ApiToken(TenantOwned):
@@ -16,6 +23,10 @@ class ApiToken(TenantOwned):
     when an owner or admin creates it (api.tokens). ``prefix`` is its visible start, to tell tokens apart."""
 
     objects = ScopedTenantManager()
+    # In tenant snapshots (inbox.snapshot.tables): the hash only, as stored; a restored token keeps working.
+    snapshot_table = Table("api_tokens.jsonl.gz", "api.ApiToken",
+                           ("name", "prefix", "key_hash", "scope", "created_at", "last_used_at", "revoked_at"),
+                           key=("key_hash",), across_tenants=True, users=("created_by",))
 
     class Scope(models.TextChoices):
         READ = "read", pgettext_lazy("token scope", "Read")
@@ -49,6 +60,10 @@ class IdempotencyKey(TenantOwned):
     second message. Unique per tenant; written in the send's transaction (api.idempotency)."""
 
     objects = ScopedTenantManager()
+    # Not in tenant snapshots: a short-lived replay guard (api.retention prunes it within days) that names
+    # messages and tokens by this install's ids; a restore answers a retried send by sending it once more.
+    snapshot_excluded = ("a short-lived replay guard of API sends (pruned by retention), naming this install's "
+                         "message and token ids")
 
     key = models.CharField(max_length=200, verbose_name=_("key"))
     request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
@@ -70,6 +85,16 @@ class WebhookEndpoint(TenantOwned):
     """A URL of the tenant's that gets the events it subscribed to, signed with ``secret`` (api.webhooks)."""
 
     objects = ScopedTenantManager()
+    # In tenant snapshots (inbox.snapshot.tables): the signing secret only encrypted, with --with-secrets;
+    # without it the endpoint is imported disabled, with a new secret its owner hands to the receiver.
+    snapshot_table = Table(
+        "webhook_endpoints.jsonl.gz", "api.WebhookEndpoint",
+        ("url", "secret", "events", "enabled", "consecutive_failures", "batch_size", "disabled_reason", "created_at",
+         "updated_at"),
+        key=("url", "created_at"), users=("created_by",), secrets=("secret",),
+        without_secrets={"secret": new_webhook_secret, "enabled": False,
+                         "disabled_reason": "imported without its signing secret: a new one was made; give it to the "
+                                            "receiver, then enable the endpoint"})
 
     url = models.URLField(max_length=500, verbose_name=_("url"))
     secret = models.CharField(max_length=80, verbose_name=_("secret"))
@@ -106,6 +131,10 @@ class WebhookDelivery(TenantOwned):
     """
 
     objects = ScopedTenantManager()
+    # Not in tenant snapshots: the delivery log and outbox; pending rows restored elsewhere would send the
+    # same events to the receiver a second time.
+    snapshot_excluded = ("the webhook outbox and delivery log: operational (pruned by retention); restoring pending "
+                         "rows would deliver their events twice")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

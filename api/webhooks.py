@@ -34,7 +34,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 import zlib
 from datetime import timedelta
@@ -48,7 +47,7 @@ from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from api.models import WebhookDelivery, WebhookEndpoint
+from api.models import WebhookDelivery, WebhookEndpoint, new_webhook_secret
 from config.backoff import backoff
 from config.redis import redis_client
 from config.scope import database_scope
@@ -185,7 +184,7 @@ def check_create_endpoint(tenant, *, url: str, events: list[str], user=None, bat
     if not 1 <= batch_size <= settings.WEBHOOK_BATCH_MAX:
         raise EndpointRefused(_("Events per request: from 1 to %(max)d.") % {"max": settings.WEBHOOK_BATCH_MAX})
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=sorted(set(events)), created_by=user,
-                                              batch_size=batch_size, secret="whsec_" + secrets.token_urlsafe(32))
+                                              batch_size=batch_size, secret=new_webhook_secret())
     logger.info("webhook.endpoint_created", extra={"tenant_id": tenant.pk, "endpoint_id": endpoint.pk,
                                                    "user_id": getattr(user, "pk", None)})
     return endpoint

@@ -1,6 +1,6 @@
 """Tenant export/import benchmark: time and peak RSS of ``export_tenant`` and ``import_tenant`` by size.
 
-    .venv/bin/python bench/snapshot.py [--sizes 20000,200000] [--conversations 2000] [--keep]
+    .venv/bin/python bench/snapshot.py [--sizes 20000,200000] [--conversations 2000] [--keep] [--database NAME]
 
 For each size: a database of its own (``inbox_bench_snapshot``) gets one tenant with that many messages
 (2,000 conversations, bodies of ~60 characters, written by SQL), then ``manage.py export_tenant`` runs in
@@ -116,7 +116,11 @@ def main() -> dict:
     parser.add_argument("--sizes", default="20000,200000", help="message counts, comma-separated")
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the two databases of the last size")
+    parser.add_argument("--database", default="inbox_bench_snapshot",
+                        help="name of the source database (the restore one is <name>_restore); both are dropped")
     args = parser.parse_args()
+    global SOURCE, RESTORE
+    SOURCE, RESTORE = args.database, f"{args.database}_restore"
     sizes = [int(s) for s in args.sizes.split(",")]
     runs = []
     try:

@@ -192,6 +192,25 @@ class DeleteNumberForm(forms.Form):
         return data
 
 
+class DeleteWorkspaceForm(forms.Form):
+    """Deleting a workspace archives it (its members lose it, nothing is lost); with ``purge`` its data is
+    deleted for good. Either way its slug is typed exactly: one click must not lock a whole team out."""
+
+    purge = forms.BooleanField(required=False)
+    confirm = forms.CharField(required=False, strip=True, max_length=120)
+
+    def __init__(self, *args, tenant=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+
+    def clean(self):
+        data = super().clean()
+        if data.get("confirm") != self.tenant.slug:
+            self.add_error("confirm", _("Nothing was deleted: to delete this workspace, type its slug exactly: %(slug)s")
+                           % {"slug": self.tenant.slug})
+        return data
+
+
 class AddMemberForm(forms.Form):
     username = forms.RegexField(label=gettext_lazy("Username"), regex=r"^[\w.@+-]{3,150}$", max_length=150,
                                 error_messages={"invalid": gettext_lazy("3-150 letters, digits and @ . + - _ only.")})

@@ -40,6 +40,7 @@ urlpatterns = [
     path("t/<slug:slug>/connections/<int:pk>/delete/", views.connection_delete, name="connection_delete"),
     path("t/<slug:slug>/connections/<int:pk>/history/", views.connection_history_page, name="connection_history"),
     path("t/<slug:slug>/members/", views.members_page, name="members"),
+    path("t/<slug:slug>/delete/", views.workspace_delete, name="workspace_delete"),
     path("t/<slug:slug>/members/add/", views.member_add, name="member_add"),
     path("t/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),
     path("t/<slug:slug>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),

@@ -6,7 +6,9 @@ import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import (
     Http404,
     HttpResponse,
@@ -19,7 +21,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connections import actions as connection_actions
 from connections.models import ConnectionEvent
@@ -34,6 +36,7 @@ from inbox.forms import (
     ChatExportForm,
     ConnectionActionForm,
     DeleteNumberForm,
+    DeleteWorkspaceForm,
     FilterForm,
     MemberRoleForm,
     NumberFiltersForm,
@@ -642,6 +645,32 @@ def _members_context(request, slug, **extra) -> dict:
     extra.setdefault("member_error", {})
     return {"slug": slug, "tenant": request.tenant, "membership": request.membership, "members": members,
             "nav": "members", "roles": Membership.Role.choices, **extra}
+
+
+@tenant_view(manager_only=True)
+@require_http_methods(["GET", "POST"])
+def workspace_delete(request, slug):
+    """The owner's delete of the whole workspace: archived (its pages gone for every member, its numbers
+    logged out, every row kept: platform admins restore it), or purged for good with its slug typed."""
+    from inbox import deletion
+
+    if request.membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners may delete the workspace.")
+    tenant = request.tenant
+    form = DeleteWorkspaceForm(request.POST or None, tenant=tenant)
+    if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["purge"]:
+            deletion.check_purge_tenant(tenant, form.cleaned_data["confirm"], request.user)  # batched, by purge_task
+            messages.success(request, _("The workspace %(name)s is being deleted with all its data.")
+                             % {"name": tenant.name})
+        else:
+            deletion.do_archive_tenant(tenant, request.user)
+            messages.success(request, _("The workspace %(name)s was deleted. Its data is kept: ask the platform's "
+                                        "administrators if it has to come back.") % {"name": tenant.name})
+        return redirect(reverse("tenant_picker") + "?pick=1")
+    return render(request, "inbox/workspace_delete.html", {
+        "slug": slug, "tenant": tenant, "membership": request.membership, "nav": "members", "form": form,
+        "counts": deletion.tenant_counts(tenant)}, status=422 if request.method == "POST" else 200)
 
 
 @tenant_view(manager_only=True)

@@ -1,7 +1,7 @@
 """The tenant export file: a zip of gzip'd JSON Lines, one member per kind of row, and a manifest.
 
 ```
-manifest.json          {"format": "inbox-tenant-export", "version": 1, "tenant": slug, "created_at": ...,
+manifest.json          {"format": "inbox-tenant-export", "version": 2, "tenant": slug, "created_at": ...,
                         "files": {"messages.jsonl.gz": {"rows": n, "bytes": b, "sha256": hex}, ...}}
 tenant.jsonl.gz        one JSON object a line, gzip'd; members are stored (not deflated again)
 ...
@@ -14,7 +14,9 @@ crashed export never leaves a file that looks finished. The manifest is the last
 member is what ``ArchiveReader.verify`` checks before an import reads a single row.
 
 ``FORMAT_VERSION`` goes up when a reader of the old version could not read the new files correctly
-(a new required field, a changed meaning); new optional members or fields do not need a new version.
+(a new required field, a changed meaning, or data it would leave out without a word: version 2 added the
+agent tools' and the api app's tables); a new member or field an old reader can do without does not.
+Versions 1 and 2 are read (tests/fixtures/snapshots/tenant-export-v1.zip).
 A reader refuses a newer version with a message saying which versions it reads.
 """
 
@@ -32,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 
 FORMAT_NAME = "inbox-tenant-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 

@@ -11,8 +11,8 @@ What is in it (one member each, in this order; the loader reads them in the same
 
 | member | rows |
 | --- | --- |
-| ``tenant.jsonl.gz`` | the tenant (name, slug, alert webhook URL) |
-| ``users.jsonl.gz`` | members with their role; users named by conversations or replies (``role`` null) |
+| ``tenant.jsonl.gz`` | the tenant (``TENANT_FIELDS``) |
+| ``users.jsonl.gz`` | members with their role and ``member_since``; users any exported row names (``role`` null) |
 | ``connections.jsonl.gz`` | numbers without their runtime state (leases, pairing codes, heartbeats, reconnect counters) |
 | ``contacts.jsonl.gz``, ``identities.jsonl.gz`` | contacts and their WhatsApp ids |
 | ``group_participants.jsonl.gz``, ``jid_mappings.jsonl.gz`` | group members; LID <-> phone pairs learned |
@@ -20,12 +20,17 @@ What is in it (one member each, in this order; the loader reads them in the same
 | ``messages.jsonl.gz`` | messages with reactions, receipt status, edit/delete marks, quoted ids, outbox state |
 | ``revisions.jsonl.gz`` | previous bodies of edited messages, named by (connection, WhatsApp id) |
 | ``alerts.jsonl.gz`` | the tenant's alerts, open and resolved |
+| ``media.jsonl.gz`` (+ ``media/<sha256>``) | media rows and files (below) |
+| ``labels.jsonl.gz`` ... | generic tables (``tables.py``): labels, links, notes, mentions, canned, snoozes, tokens, endpoints |
 
 Users carry their password hashes, so logins survive a restore (the file is as sensitive as the database).
 Rows carry their own primary keys (``id``) and name their parents by those ids (``connection_id``...);
 the loader maps them to the ids of the database it writes into. Users are named by username.
-Not exported: the raw event journal, sync runs, state history (ConnectionEvent), pending operations and
-search entries (rebuilt on import); whatsmeow session keys unless asked, then encrypted (``sessions.py``).
+Not exported: the tables ``tables.EXCLUDED`` names with their reasons (journal, sync runs, state history,
+pending operations, search entries: rebuilt on import), and the api app's idempotency records and webhook
+deliveries (excluded on their models); whatsmeow session keys and webhook signing secrets unless asked,
+then encrypted (``sessions.py``; ``secrets.bin``). ``tests/inbox/test_snapshot_coverage.py`` keeps this
+complete.
 
 Media (``media.jsonl.gz``): one row per ``MediaFile`` (state, WhatsApp's download reference, declared and
 sniffed type, sha256, size), naming its message by (number id, WhatsApp id); and, unless ``with_media`` is
@@ -60,6 +65,7 @@ from inbox.models import (
     Tenant,
 )
 from inbox.snapshot.archive import ArchiveWriter
+from inbox.snapshot.tables import all_tables
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,8 @@ CONNECTION_FIELDS = [
     "last_connected_at", "status_detail", "skip_status_broadcasts", "skip_newsletters", "skip_broadcast_lists",
     "skip_groups", "archived_at", "created_at", "updated_at",
 ]
-CONTACT_FIELDS = ["id", "kind", "display_name", "push_name", "phone_number", "created_at", "updated_at"]
+CONTACT_FIELDS = ["id", "kind", "display_name", "name_locked", "push_name", "phone_number", "notes", "attributes",
+                  "created_at", "updated_at"]
 IDENTITY_FIELDS = ["id", "contact_id", "jid", "kind", "created_at"]
 PARTICIPANT_FIELDS = ["id", "group_id", "member_id", "is_admin"]
 JID_MAPPING_FIELDS = ["id", "lid_jid", "pn_jid", "created_at"]
@@ -94,6 +101,14 @@ MEDIA_FIELDS = [
     "filename", "state", "attempts", "error", "sha256", "size", "mimetype", "fetched_at", "created_at", "updated_at",
 ]
 USER_FIELDS = ["id", "username", "email", "first_name", "last_name", "is_active", "password", "date_joined"]
+# The hand-written members' columns by model (``tables.coverage_gaps`` checks them against the models).
+MEMBER_FIELDS = {
+    "connections.Connection": CONNECTION_FIELDS, "inbox.Contact": CONTACT_FIELDS, "inbox.ContactIdentity": IDENTITY_FIELDS,
+    "inbox.GroupParticipant": PARTICIPANT_FIELDS, "sync.JidMapping": JID_MAPPING_FIELDS,
+    "inbox.Conversation": CONVERSATION_FIELDS, "inbox.Message": MESSAGE_FIELDS, "inbox.MessageRevision": REVISION_FIELDS,
+    "inbox.Alert": ALERT_FIELDS, "inbox.MediaFile": MEDIA_FIELDS,
+}
+TENANT_FIELDS = ["name", "slug", "alert_webhook_url", "time_zone", "media_retention_days", "archived_at", "created_at"]
 
 
 def _renamed(field: str) -> str:
@@ -110,22 +125,27 @@ def _stream(queryset, fields: list[str], chunk_size: int):
 
 
 def _users(tenant: Tenant, chunk_size: int):
+    """Members (with ``role`` and ``member_since``) and every user a row of the tenant names (``role`` None)."""
     User = get_user_model()
-    roles = dict(Membership.objects.filter(tenant=tenant).values_list("user_id", "role"))
+    memberships = {u: (role, since) for u, role, since in
+                   Membership.objects.filter(tenant=tenant).values_list("user_id", "role", "created_at")}
     named = (Q(pk__in=Message.objects.for_tenant(tenant).filter(sender_user__isnull=False).values("sender_user_id"))
              | Q(pk__in=Conversation.objects.for_tenant(tenant).filter(assignee__isnull=False).values("assignee_id"))
              | Q(pk__in=Alert.objects.for_tenant(tenant).filter(acknowledged_by__isnull=False).values("acknowledged_by_id")))
-    users = User.objects.filter(Q(pk__in=list(roles)) | named)
+    for table in all_tables():
+        for fk in table.users:
+            named |= Q(pk__in=table.model.objects.for_tenant(tenant).filter(**{f"{fk}__isnull": False})
+                       .values(f"{fk}_id"))
+    users = User.objects.filter(Q(pk__in=list(memberships)) | named)
     for row in _stream(users, USER_FIELDS, chunk_size):
-        row["role"] = roles.get(row["id"])
+        row["role"], row["member_since"] = memberships.get(row["id"], (None, None))
         yield row
 
 
 def tenant_members(tenant: Tenant, chunk_size: int = CHUNK):
     """(member name, rows) in the order the loader reads them. Call inside the snapshot transaction."""
     t = tenant
-    yield "tenant.jsonl.gz", iter([{"name": t.name, "slug": t.slug, "alert_webhook_url": t.alert_webhook_url,
-                                    "created_at": t.created_at}])
+    yield "tenant.jsonl.gz", iter([{f: getattr(t, f) for f in TENANT_FIELDS}])
     yield "users.jsonl.gz", _users(t, chunk_size)
     yield "connections.jsonl.gz", _stream(Connection.objects.for_tenant(t), CONNECTION_FIELDS, chunk_size)
     yield "contacts.jsonl.gz", _stream(Contact.objects.for_tenant(t), CONTACT_FIELDS, chunk_size)
@@ -139,6 +159,19 @@ def tenant_members(tenant: Tenant, chunk_size: int = CHUNK):
     yield "revisions.jsonl.gz", _stream(MessageRevision.objects.for_tenant(t), REVISION_FIELDS, chunk_size)
     yield "alerts.jsonl.gz", _stream(Alert.objects.for_tenant(t), ALERT_FIELDS, chunk_size)
     yield "media.jsonl.gz", _stream(MediaFile.objects.for_tenant(t), MEDIA_FIELDS, chunk_size)
+    for table in all_tables():
+        yield table.member, _stream(table.model.objects.for_tenant(t), table.exported_columns(), chunk_size)
+
+
+def tenant_secrets(tenant: Tenant) -> dict:
+    """{member: {exported id: {column: value}}} of the tables' secret columns (webhook signing secrets):
+    what ``secrets.bin`` holds, encrypted. Small (a tenant's endpoints), so built in memory."""
+    out = {}
+    for table in all_tables():
+        if table.secrets:
+            rows = table.model.objects.for_tenant(tenant).order_by("pk").values_list("pk", *table.secrets)
+            out[table.member] = {str(pk): dict(zip(table.secrets, values, strict=True)) for pk, *values in rows}
+    return out
 
 
 def media_member(sha256: str) -> str:
@@ -170,18 +203,19 @@ def write_media_files(out: ArchiveWriter, tenant: Tenant, chunk_size: int = CHUN
 
 
 def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_sessions: bool = False,
-                  passphrase: str = "", with_media: bool = True) -> dict:
+                  passphrase: str = "", with_media: bool = True, with_secrets: bool = False) -> dict:
     """Write ``tenant``'s snapshot to ``path`` (replaced atomically when complete); returns the manifest.
 
     Opens its own transaction; on PostgreSQL it must be the outermost one (a REPEATABLE READ snapshot is
     set by the transaction's first statement). Inside an outer transaction (tests) the snapshot is that
     transaction's, and ``snapshot`` in the manifest says so. ``with_sessions``: the paired numbers'
     whatsmeow keys too, encrypted with ``passphrase`` (inbox/snapshot/sessions.py). ``with_media`` off: the
-    media rows only (references), not the files."""
-    if with_sessions and not passphrase:
+    media rows only (references), not the files. ``with_secrets``: the webhook endpoints' signing secrets too,
+    encrypted with ``passphrase`` (``secrets.bin``)."""
+    if (with_sessions or with_secrets) and not passphrase:
         from inbox.snapshot.archive import ArchiveError
 
-        raise ArchiveError("session keys are only exported encrypted: a passphrase is required")
+        raise ArchiveError("session keys and secrets are only exported encrypted: a passphrase is required")
     started = time.monotonic()
     using = router.db_for_read(Message)
     db = connections[using]
@@ -206,8 +240,16 @@ def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_session
                               .values_list("jid", flat=True))
                 blob, rows = export_sessions(jids, passphrase, settings.WHATSMEOW_STORE)
                 out.write_blob("sessions.bin", blob, rows=rows, encrypted="aes-256-gcm+scrypt")
+            if with_secrets:
+                import json
+
+                from inbox.snapshot.sessions import encrypt
+
+                found = tenant_secrets(tenant)
+                out.write_blob("secrets.bin", encrypt(json.dumps(found, sort_keys=True).encode(), passphrase),
+                               rows=sum(len(v) for v in found.values()), encrypted="aes-256-gcm+scrypt")
             manifest = out.finish(tenant=tenant.slug, created_at=snapshot_at, database=db.vendor, snapshot=snapshot,
-                                  sessions=with_sessions, media="files" if with_media else "references",
+                                  sessions=with_sessions, secrets=with_secrets, media="files" if with_media else "references",
                                   media_missing=media["missing"] if media else 0)
     logger.info("snapshot.exported", extra={
         "tenant": tenant.slug, "path": str(path), "seconds": round(time.monotonic() - started, 2),

@@ -22,6 +22,10 @@
    | group participants | (group, member) |
    | JID mappings | (tenant, LID) |
    | alerts | (cause, kind, created_at) |
+   | labels, canned responses | name, shortcut (whatever the case) |
+   | label links, mentions, snoozes | (conversation, label), (note, user), conversation |
+   | notes | (conversation, created_at, body) |
+   | API tokens, webhook endpoints | the hash (another tenant's here refuses the import); (URL, created_at) |
 
 Writes go through the database's constraints and triggers (migration inbox 0001), never around them:
 messages through ``sync.upsert.insert_new`` (the sync engine's binary COPY on PostgreSQL, which the
@@ -45,6 +49,9 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config.batching import chunks
@@ -64,6 +71,7 @@ from inbox.models import (
 )
 from inbox.snapshot import export as spec
 from inbox.snapshot.archive import ArchiveError, ArchiveReader
+from inbox.snapshot.tables import Table, all_tables
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +129,19 @@ def _fields(names: list[str], skip=("id",)) -> list[str]:
 
 
 class Loader:
-    def __init__(self, reader: ArchiveReader):
+    def __init__(self, reader: ArchiveReader, secrets: dict | None = None):
         self.reader = reader
+        self.secrets = secrets  # {member: {exported id: {column: value}}} from secrets.bin, when opened
         self.counts = Counts()
         self.users: dict[str, int] = {}  # username -> id here
         self.connections: dict[int, int] = {}  # exported id -> id here
         self.contacts: dict[int, int] = {}
         self.conversations: dict[int, int] = {}
+        self.new_conversations: set[int] = set()  # created by this import: their messages need no probe
         self.tenant: Tenant | None = None
+        # The generic tables' maps, by name; the hand-written members' maps under the names tables use.
+        self.ids: dict[str, dict[int, int]] = {"connections": self.connections, "contacts": self.contacts,
+                                               "conversations": self.conversations}
         self.new_files: list[str] = []  # stored by this import: removed again if it rolls back
 
     def rows(self, name):
@@ -139,7 +152,7 @@ class Loader:
         rows = list(self.rows("tenant.jsonl.gz"))
         if len(rows) != 1:
             raise ArchiveError(f"tenant.jsonl.gz holds {len(rows)} rows, one expected")
-        row = _dates(rows[0], "created_at")
+        row = _dates(rows[0], "created_at", "archived_at")
         self.tenant = Tenant.objects.filter(slug=row["slug"]).first()
         created = self.tenant is None
         if created:
@@ -163,17 +176,19 @@ class Loader:
             new = []
             for r in batch:
                 if r["username"] not in have:
-                    fields = {k: v for k, v in r.items() if k not in ("id", "role")}
+                    fields = {k: v for k, v in r.items() if k not in ("id", "role", "member_since")}
                     new.append(User(**_dates(fields, "date_joined"), is_staff=False, is_superuser=False))
             User.objects.bulk_create(new)
             have.update(User.objects.filter(username__in=names).values_list("username", "id"))
             self.users.update(have)
             self.counts.add("users", len(batch), len(new))
-            members = {r["username"]: r["role"] for r in batch if r.get("role")}
+            members = {r["username"]: r for r in batch if r.get("role")}
             existing = set(Membership.objects.filter(tenant=self.tenant, user_id__in=[have[n] for n in members])
                            .values_list("user_id", flat=True))
-            new_members = [Membership(tenant=self.tenant, user_id=have[n], role=role) for n, role in members.items()
-                           if have[n] not in existing]
+            # ``member_since`` is in files of version 2 on; before, the membership is as old as the import.
+            new_members = [Membership(tenant=self.tenant, user_id=have[n], role=r["role"],
+                                      created_at=_dt(r.get("member_since")) or timezone.now())
+                           for n, r in members.items() if have[n] not in existing]
             Membership.objects.bulk_create(new_members)
             self.counts.add("memberships", len(members), len(new_members))
 
@@ -283,29 +298,42 @@ class Loader:
             Conversation.objects.bulk_create(new)
             for old, conv in zip(new_old_ids, new, strict=True):
                 self.conversations[old] = conv.pk
+                self.new_conversations.add(conv.pk)
             self.counts.add("conversations", len(batch), len(new))
 
     MESSAGE_COLUMNS = ["tenant_id", "conversation_id", "connection_id", "sender_user_id"] + [
         c for c in _fields(spec.MESSAGE_FIELDS, skip=("id", "conversation_id", "connection_id", "sender_user__username"))]
     MESSAGE_DATES = ("sent_at", "edited_at", "deleted_at", "next_attempt_at", "created_at", "updated_at")
 
-    def load_messages(self):
-        from sync.upsert import insert_new
-
-        cols = self.MESSAGE_COLUMNS
-        rest = cols[4:]
+    def _message_batches(self):
+        """(rows read, {connection id here: rows to insert}) per batch of the file's messages."""
+        rest = self.MESSAGE_COLUMNS[4:]
+        tenant_id = self.tenant.pk
         for batch in chunks(self.rows("messages.jsonl.gz"), BATCH):
             by_connection: dict[int, list[tuple]] = defaultdict(list)
             for r in batch:
                 _dates(r, *self.MESSAGE_DATES)
                 cid = self.connections[r["connection_id"]]
-                by_connection[cid].append((self.tenant.pk, self.conversations[r["conversation_id"]], cid,
+                by_connection[cid].append((tenant_id, self.conversations[r["conversation_id"]], cid,
                                            self.user_id(r["sender_user"]), *(r[c] for c in rest)))
+            yield len(batch), by_connection
+
+    def load_messages(self):
+        """Messages through the sync's upsert (binary COPY), batch by batch, with their search entries.
+        Messages of the conversations this import created are not probed first (they cannot exist yet;
+        should one anyway, ``insert_new`` falls back to probing). Reading the next batch while the database
+        writes this one (a helper thread) was measured and left out: the COPY's own Python feeder then
+        competes with it for the GIL and the import was no faster."""
+        from sync.upsert import insert_new
+
+        fresh = ("conversation_id", self.new_conversations)
+        analyze = self._message_statistics_missing()
+        for read, by_connection in self._message_batches():
             created = 0
             for cid, rows in by_connection.items():
                 id_range: list = []
-                inserted = insert_new(Message, cols, rows, scope={"connection_id": cid}, key="external_id",
-                                      id_range=id_range)
+                inserted = insert_new(Message, self.MESSAGE_COLUMNS, rows, scope={"connection_id": cid},
+                                      key="external_id", id_range=id_range, fresh=fresh)
                 created += len(inserted)
                 if not inserted:
                     continue
@@ -313,7 +341,25 @@ class Loader:
                     search.index_message_range(cid, *id_range)
                 else:
                     search.index_connection_messages(cid, inserted)
-            self.counts.add("messages", len(batch), created)
+            self.counts.add("messages", read, created)
+            if analyze and created:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ANALYZE {Message._meta.db_table}")  # noqa: S608 - the model's own table
+                analyze = False
+
+    def _message_statistics_missing(self) -> bool:
+        """True when the message table's statistics know fewer rows than this file adds (a new install's
+        table: never analyzed, or analyzed empty). The planner then takes each batch's probe and search
+        range for a scan of all the number's messages so far (quadratic: a restore of 1M messages into an
+        empty install spent most of its time there), so the table is analyzed once, after the first batch:
+        ANALYZE counts this transaction's own rows. It holds the table's SHARE UPDATE EXCLUSIVE lock until
+        the import commits (autovacuum skips the table meanwhile; reads and writes go on)."""
+        if connection.vendor != "postgresql":
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Message._meta.db_table])
+            known = cursor.fetchone()[0]
+        return known < self.reader.files.get("messages.jsonl.gz", {}).get("rows", 0) > BATCH
 
     def load_revisions(self):
         t = self.tenant
@@ -448,6 +494,65 @@ class Loader:
             Alert.objects.bulk_create(new)
             self.counts.add("alerts", len(batch), len(new))
 
+    # --- the generic tables (inbox.snapshot.tables): agent tools, the api app's tokens and endpoints ------
+    def _values(self, table: Table, model, row: dict) -> dict:
+        """A row's columns for this database: parents and users mapped, datetimes parsed, secrets filled in."""
+        values = {}
+        for name in table.fields:
+            if name in table.secrets:
+                continue
+            if name in row:
+                values[name] = _dt(row[name]) if model._meta.get_field(name).get_internal_type() == "DateTimeField" \
+                    else row[name]
+        for column, parent in table.parents.items():
+            old = row[column]
+            if old is not None and old not in self.ids[parent]:
+                raise ArchiveError(f"{table.member}: row {row['id']} names {parent} {old}, not in the file")
+            values[column] = None if old is None else self.ids[parent][old]
+        for fk in table.users:
+            values[f"{fk}_id"] = self.user_id(row[fk])
+        if table.secrets:
+            found = (self.secrets or {}).get(table.member, {}).get(str(row["id"]))
+            values.update(found if found is not None else table.fill_without_secrets())
+        return values
+
+    def _existing(self, table: Table, model, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
+        """key -> (pk, tenant id) of the rows here with these keys (the tenant's; the install's when the key
+        is unique across tenants)."""
+        if not keys:
+            return {}
+        rows = model.objects.unscoped() if table.across_tenants else model.objects.for_tenant(self.tenant)
+        exprs = {f"k{i}": Lower(c) if c == table.casefold else F(c) for i, c in enumerate(table.key)}
+        rows = rows.annotate(**exprs).filter(k0__in={k[0] for k in keys})
+        return {tuple(k): (pk, tenant_id) for *k, pk, tenant_id in rows.values_list(*exprs, "pk", "tenant_id")}
+
+    def load_table(self, table: Table) -> None:
+        model, ids = table.model, self.ids.setdefault(table.name, {})
+        for batch in chunks(self.rows(table.member), BATCH):
+            rows = [(r["id"], self._values(table, model, r)) for r in batch]
+
+            def key(values):
+                return tuple(values[c].lower() if c == table.casefold else values[c] for c in table.key)
+
+            have = self._existing(table, model, [key(v) for _, v in rows])
+            new: dict[tuple, object] = {}  # key -> the row to write (a key seen twice in the file is one row)
+            new_old_ids = []
+            for old, values in rows:
+                k = key(values)
+                if k in have:
+                    pk, tenant_id = have[k]
+                    if tenant_id != self.tenant.pk:
+                        raise ImportRefused(f"{table.member}: row {old} ({', '.join(table.key)} {k}) belongs to another "
+                                            f"tenant here (tenant id {tenant_id})")
+                    ids[old] = pk
+                    continue
+                new.setdefault(k, model(tenant=self.tenant, **values))
+                new_old_ids.append((old, k))
+            model.objects.bulk_create(list(new.values()))
+            for old, k in new_old_ids:
+                ids[old] = new[k].pk
+            self.counts.add(table.name, len(batch), len(new))
+
     def load(self):
         self.load_tenant()
         self.load_users()
@@ -460,6 +565,8 @@ class Loader:
         self.load_revisions()
         self.load_media()
         self.load_alerts()
+        for table in all_tables():
+            self.load_table(table)
 
 
 def _group(pairs) -> dict:
@@ -469,13 +576,31 @@ def _group(pairs) -> dict:
     return out
 
 
-def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, passphrase: str = "") -> dict:
+def _open_secrets(reader: ArchiveReader, passphrase: str) -> dict:
+    """``secrets.bin`` opened with the passphrase (before anything is written): {member: {id: {column: value}}}."""
+    import json
+
+    from inbox.snapshot.sessions import decrypt
+
+    blob = reader.blob("secrets.bin")
+    if blob is None:
+        raise ArchiveError(f"{reader.path}: no secrets in this export (it was made without --with-secrets)")
+    try:
+        return json.loads(decrypt(blob, passphrase, member="secrets.bin", what="secrets"))
+    except ValueError as exc:
+        raise ArchiveError(f"{reader.path}: secrets.bin is unreadable ({exc})") from exc
+
+
+def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, passphrase: str = "",
+                  with_secrets: bool = False) -> dict:
     """Verify ``path``, then write its rows in one transaction; returns {"tenant", "counts", "manifest"}.
 
     Raises ArchiveError (nothing written) for a file that is corrupt, cut short, of a newer format, or that
     cannot go into this database. ``dry_run``: everything is written and then rolled back (a rehearsal).
     ``with_sessions``: the file's encrypted session keys too, opened with ``passphrase`` before anything is
-    written, and added to the whatsmeow store after the project's rows are committed."""
+    written, and added to the whatsmeow store after the project's rows are committed. ``with_secrets``: the
+    webhook endpoints' signing secrets, opened the same way; without them an endpoint is imported disabled,
+    with a new secret (``inbox.snapshot.tables``)."""
     from django.conf import settings
 
     from inbox.snapshot import sessions
@@ -490,11 +615,11 @@ def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, p
             if blob is None:
                 raise ArchiveError(f"{path}: no session keys in this export (it was made without --with-sessions)")
             session_rows = sessions.open_sessions(blob, passphrase)
-        loader = Loader(reader)
+        loader = Loader(reader, _open_secrets(reader, passphrase) if with_secrets else None)
+        models = (Tenant, get_user_model(), Membership, Connection, Contact, ContactIdentity, Conversation, Message,
+                  MessageRevision, Alert, JidMapping, MediaFile, *(t.model for t in all_tables()))
         try:
-            with transaction.atomic(), kept_timestamps(Tenant, get_user_model(), Connection, Contact,
-                                                       ContactIdentity, Conversation, Message, MessageRevision,
-                                                       Alert, JidMapping, MediaFile):
+            with transaction.atomic(), kept_timestamps(*models):
                 loader.load()
                 if dry_run:
                     transaction.set_rollback(True)
@@ -512,6 +637,8 @@ def import_tenant(path, *, dry_run: bool = False, with_sessions: bool = False, p
         result = {"tenant": loader.tenant.slug, "counts": loader.counts.as_dict(), "dry_run": dry_run,
                   "sessions": restored if restored is not None else ("in the file, not asked for"
                                                                       if "sessions.bin" in reader.files else "none"),
+                  "secrets": ("imported" if with_secrets else "in the file, not asked for" if "secrets.bin" in reader.files
+                              else "none"),
                   "format_version": reader.manifest["version"], "seconds": round(time.monotonic() - started, 2)}
     logger.info("snapshot.imported", extra={**result, "path": str(path), "database": connection.vendor})
     return result

@@ -49,18 +49,18 @@ def encrypt(data: bytes, passphrase: str) -> bytes:
     return MAGIC + salt + nonce + AESGCM(_kdf(passphrase, salt)).encrypt(nonce, data, MAGIC)
 
 
-def decrypt(blob: bytes, passphrase: str) -> bytes:
+def decrypt(blob: bytes, passphrase: str, *, member: str = "sessions.bin", what: str = "session keys") -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     if not blob.startswith(MAGIC):
-        raise ArchiveError("sessions.bin is not an encrypted sessions member")
+        raise ArchiveError(f"{member} is not an encrypted member")
     salt = blob[len(MAGIC):len(MAGIC) + SALT_BYTES]
     nonce = blob[len(MAGIC) + SALT_BYTES:len(MAGIC) + SALT_BYTES + NONCE_BYTES]
     try:
         return AESGCM(_kdf(passphrase, salt)).decrypt(nonce, blob[len(MAGIC) + SALT_BYTES + NONCE_BYTES:], MAGIC)
     except InvalidTag as exc:
-        raise ArchiveError("the session keys do not open with this passphrase (wrong passphrase, or altered)") from exc
+        raise ArchiveError(f"the {what} do not open with this passphrase (wrong passphrase, or altered)") from exc
 
 
 class SessionsNotRestored(ArchiveError):

@@ -228,7 +228,7 @@ def test_a_newer_format_is_refused_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setattr(archive, "FORMAT_VERSION", archive.FORMAT_VERSION + 1)
     export_tenant(acme, path)
     monkeypatch.undo()
-    with pytest.raises(CommandError, match=r"format version 2 is newer than this installation reads \(versions 1 to 1\)"):
+    with pytest.raises(CommandError, match=r"format version 3 is newer than this installation reads \(versions 1 to 2\)"):
         call_command("import_tenant", str(path))
 
 
