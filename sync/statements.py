@@ -617,19 +617,25 @@ _JOURNAL_ARRAY_TYPES = ("bigint", "bigint", "text", "bytea", "text", "text", "ti
                         "timestamptz")
 
 
+_ARRAY_PAYLOAD_MAX = 64 * 1024  # bytes: live events are a few hundred
+
+
 def insert_journal_rows(table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int) -> int:
     """The journal's INSERT ... ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id, by chunks;
     the number of rows really new. PostgreSQL: one array per column, so the statement's text is the same
     whatever the row count and psycopg parses it once per process (a VALUES list of 200 x 10 placeholders
     was parsed again for every batch: ~15 % of a runner child's CPU in a flood, docs/measurements.md); rows
     keep their order (ORDER BY the array position), so journal ids follow the order events were handed
-    over. SQLite (>= 3.35): a VALUES list."""
+    over. A batch holding a payload over ``_ARRAY_PAYLOAD_MAX`` (history chunks, ~0.5 MB each) and SQLite
+    (>= 3.35) take a VALUES list: journal rows of history chunks inserted through the arrays made
+    bench/ingest's processing of them ~15 % slower (1.34 vs 1.14 s, A/B in one quiet window, cause not found;
+    docs/measurements.md), and the parse cost the arrays save is nothing beside such payloads."""
     names = ", ".join(columns)
     new = 0
     with binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
-            if db.vendor == "postgresql":
+            if db.vendor == "postgresql" and all(len(row[3]) <= _ARRAY_PAYLOAD_MAX for row in part):
                 arrays = ", ".join(f"%s::{kind}[]" for kind in _JOURNAL_ARRAY_TYPES)
                 sql = (f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - placeholders only
                        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n "
