@@ -198,6 +198,8 @@ def main() -> dict:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--drain", type=float, default=300.0)
+    parser.add_argument("--hook-conn-max-age", type=int, default=0,
+                        help="the webhook worker's CONN_MAX_AGE (0, the default: a connection per task)")
     parser.add_argument("--hook-nice", type=int, default=10, help="nice value of the webhook worker (0: none)")
     args = parser.parse_args()
     hard_limit = int(3 * args.seconds + 3 * args.drain + 600)
@@ -233,7 +235,7 @@ def main() -> dict:
         env = procs.process_env(LOG_LEVEL="WARNING")
         port = procs.free_port()
         started.append(procs.celery_worker(env, concurrency=2))
-        hook_env = {**env, "CELERY_QUEUE": HOOK_QUEUE}
+        hook_env = {**env, "CELERY_QUEUE": HOOK_QUEUE, "CONN_MAX_AGE": str(args.hook_conn_max_age)}
 
         def start_hook_worker(nice=args.hook_nice):
             # The recommended deployment (docs/api.md): a worker of its own for WEBHOOK_QUEUE, at a lower CPU
@@ -401,7 +403,7 @@ def run(args, port, started, receiver, start_hook_worker, hook_worker) -> dict: 
         "benchmark": "webhooks", "at": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
         "cpus": os.cpu_count(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "numbers": args.numbers, "customers": args.customers, "batch": args.batch, "partitions": args.partitions,
-        "webhook_worker_nice": args.hook_nice,
+        "webhook_worker_nice": args.hook_nice, "webhook_worker_conn_max_age": args.hook_conn_max_age,
         "ingest_path": "journal_events (journal rows committed, process_journal_task scheduled) -> worker",
         "live_latency": "journal received_at -> the probe message's thread fragment on an agent's websocket",
         "without_webhooks": without, "with_webhooks": with_hooks, "capacity": capacity, "_hook_worker": hook_worker,

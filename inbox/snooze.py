@@ -153,7 +153,7 @@ def do_wake_for_inbound(tenant_id: int, conversation_ids) -> list[int]:
         conversations = Conversation.objects.for_tenant(tenant_id)
         woken = list(conversations.filter(pk__in=ids, status=Conversation.Status.SNOOZED).values_list("pk", flat=True))
         if woken:
-            conversations.filter(pk__in=woken).update(status=Conversation.Status.OPEN)
+            conversations.filter(pk__in=woken).update(status=Conversation.Status.OPEN, updated_at=timezone.now())
             Snooze.objects.for_tenant(tenant_id).filter(conversation_id__in=woken).delete()
         return woken
     conversation, snooze = Conversation._meta.db_table, Snooze._meta.db_table
