@@ -90,7 +90,7 @@ def record_events(tenant_id: int, events: list[Event]) -> int:
         return 0
     _insert_deliveries(tenant_id, rows)
     targets = sorted({(endpoint_id, partition_of(shard)) for endpoint_id, _, _, shard, _, _ in rows})
-    transaction.on_commit(lambda: enqueue_deliveries(targets), robust=True)
+    transaction.on_commit(lambda: enqueue_deliveries(targets, wait=settings.WEBHOOK_COALESCE_SECONDS), robust=True)
     return len(rows)
 
 
@@ -125,14 +125,16 @@ def _queued_key(endpoint_id: int, partition) -> str:
     return f"webhook-queued:{database_scope()}:{endpoint_id}:{partition}"
 
 
-def enqueue_deliveries(targets, countdown: float | None = None) -> None:
+def enqueue_deliveries(targets, countdown: float | None = None, wait: float = 0.0) -> None:
     """A delivery task for each ``(endpoint id, partition)`` (partition None: every partition).
 
     A flood records deliveries many times a second; a task is enqueued only when none is waiting for that
     partition (a Redis flag set here and cleared by the task as it starts, before it reads the rows), so
     a waiting task picks up everything recorded before it starts and the queue holds one task per
     partition, not one per write. The flag expires, so a task lost with the broker costs one minute
-    (beat's safety net), never the deliveries."""
+    (beat's safety net), never the deliveries. ``wait``: the flagged task starts that many seconds later
+    (``WEBHOOK_COALESCE_SECONDS``), so it carries what is recorded meanwhile in the same requests.
+    ``countdown`` (a retry's): the task is scheduled without the flag."""
     from api.tasks import deliver_webhooks_task
 
     r = None
@@ -147,7 +149,7 @@ def enqueue_deliveries(targets, countdown: float | None = None) -> None:
             except Exception as exc:  # noqa: BLE001 - Redis down: enqueue anyway (the broker decides)
                 logger.warning("webhook.queue_flag_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
         try:
-            deliver_webhooks_task.apply_async((endpoint_id, partition), countdown=countdown)
+            deliver_webhooks_task.apply_async((endpoint_id, partition), countdown=countdown or wait or None)
         except Exception as exc:  # noqa: BLE001 - broker down: the rows wait; beat's safety net enqueues them
             logger.error("webhook.enqueue_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
             if flagged:

@@ -32,7 +32,7 @@ def _no_broker(monkeypatch, settings):
     settings.WEBHOOK_RETRY_CAP_SECONDS = 0.2
     enqueued = []
     monkeypatch.setattr(webhooks, "enqueue_deliveries",
-                        lambda targets, countdown=None: enqueued.append(list(targets)))
+                        lambda targets, countdown=None, wait=0.0: enqueued.append(list(targets)))
     return enqueued
 
 
@@ -428,6 +428,41 @@ def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
         with django_capture_on_commit_callbacks(execute=True):
             actions.do_set_conversation_status(conversation, "open")
         assert delivery_tasks() == [[endpoint.pk, 0]] * 2
+    finally:
+        broker.delete(queue)
+        webhooks.clear_queued_flag(endpoint.pk, 0)
+
+
+def test_with_a_coalescing_wait_the_one_task_of_a_partition_starts_that_much_later(
+        acme, acme_connection, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """WEBHOOK_COALESCE_SECONDS: the flagged task is queued with an ETA that far ahead (what is recorded
+    meanwhile goes out in the same requests), still one task per partition."""
+    from datetime import datetime
+
+    import redis as redis_lib
+    from django.utils import timezone
+
+    from api import tasks
+
+    monkeypatch.undo()
+    settings.WEBHOOK_PARTITIONS = 1
+    settings.WEBHOOK_COALESCE_SECONDS = 30.0
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(queue)
+    endpoint = endpoint_for(acme, events=["conversation.status"])
+    webhooks.clear_queued_flag(endpoint.pk, 0)
+    try:
+        conversation = ConversationFactory(connection=acme_connection)
+        before = timezone.now()
+        for status in ["pending", "resolved", "open"]:
+            with django_capture_on_commit_callbacks(execute=True):
+                actions.do_set_conversation_status(conversation, status)
+        messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        etas = [datetime.fromisoformat(m["headers"]["eta"]) for m in messages
+                if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
+        assert len(etas) == 1
+        assert 29 <= (etas[0] - before).total_seconds() <= 35
     finally:
         broker.delete(queue)
         webhooks.clear_queued_flag(endpoint.pk, 0)
