@@ -19,7 +19,8 @@ from inbox.rows import conversation_rows
 
 
 class Localized(dict):
-    """One fragment in every UI language: {language code: html}. ``+ "<html>"`` appends to each."""
+    """One fragment in each language it was rendered in (``render_localized``): {language code: html}.
+    ``+ "<html>"`` appends to each."""
 
     def __add__(self, other: str) -> "Localized":
         return Localized({code: html + other for code, html in self.items()})

@@ -88,7 +88,7 @@ _COLUMNS = ("tenant_id", "connection_id", "event_name", "payload", "digest", "st
 def _insert_ignoring_duplicates(rows: list[tuple], chunk: int = 200) -> int:
     """INSERT ... ON CONFLICT (connection, digest) DO NOTHING RETURNING id: the count of rows that
     were really new, exact even when several processes journal the same events at once."""
-    return statements.insert_journal_rows(RawEvent._meta.db_table, _COLUMNS, rows, chunk)
+    return statements.insert_journal_rows(RawEvent, _COLUMNS, rows, chunk)
 
 
 def _queued_key(connection_id) -> str:

@@ -612,15 +612,10 @@ class _Unprepared:
         return self._cursor.fetchall()
 
 
-# The journal's columns as PostgreSQL types, in ``sync.journal._COLUMNS``'s order.
-_JOURNAL_ARRAY_TYPES = ("bigint", "bigint", "text", "bytea", "text", "text", "timestamptz", "integer", "text",
-                        "timestamptz")
-
-
 _ARRAY_PAYLOAD_MAX = 64 * 1024  # bytes: live events are a few hundred
 
 
-def insert_journal_rows(table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int) -> int:
+def insert_journal_rows(model, columns: tuple[str, ...], rows: list[tuple], chunk: int) -> int:
     """The journal's INSERT ... ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id, by chunks;
     the number of rows really new. PostgreSQL: one array per column, so the statement's text is the same
     whatever the row count and psycopg parses it once per process (a VALUES list of 200 x 10 placeholders
@@ -630,13 +625,15 @@ def insert_journal_rows(table: str, columns: tuple[str, ...], rows: list[tuple],
     (>= 3.35) take a VALUES list: journal rows of history chunks inserted through the arrays made
     bench/ingest's processing of them ~15 % slower (1.34 vs 1.14 s, A/B in one quiet window, cause not found;
     docs/measurements.md), and the parse cost the arrays save is nothing beside such payloads."""
-    names = ", ".join(columns)
+    table, names = model._meta.db_table, ", ".join(columns)
+    payload = columns.index("payload")
+    kinds = [model._meta.get_field(column).db_type(db) for column in columns]  # the arrays' element types
     new = 0
     with binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
-            if db.vendor == "postgresql" and all(len(row[3]) <= _ARRAY_PAYLOAD_MAX for row in part):
-                arrays = ", ".join(f"%s::{kind}[]" for kind in _JOURNAL_ARRAY_TYPES)
+            if db.vendor == "postgresql" and all(len(row[payload]) <= _ARRAY_PAYLOAD_MAX for row in part):
+                arrays = ", ".join(f"%s::{kind}[]" for kind in kinds)
                 sql = (f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - placeholders only
                        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n "
                        "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id")

@@ -395,11 +395,11 @@ def test_retention_deletes_old_delivered_sooner_than_given_up_and_never_pending(
     assert purge_expired() == {"webhook_delivered": 0, "webhook_failed": 0, "idempotency_keys": 0}
 
 
-def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
-        acme, acme_connection, settings, monkeypatch, django_capture_on_commit_callbacks):
-    """The real enqueue (the module's autouse fixture replaced it): tasks land in the broker's queue in Redis,
-    and while one waits for its partition no other is queued; once a task starts (the flag cleared) the next
-    write queues one again."""
+@pytest.fixture
+def delivery_queue(acme, settings, monkeypatch):
+    """The real enqueue (the module's autouse fixture replaced it), one partition, an endpoint for
+    ``conversation.status`` and the broker's queue in Redis, emptied before and after; yields a function
+    returning the queued delivery tasks' messages."""
     import redis as redis_lib
 
     from api import tasks
@@ -412,60 +412,54 @@ def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
     endpoint = endpoint_for(acme, events=["conversation.status"])
     webhooks.clear_queued_flag(endpoint.pk, 0)
 
-    def delivery_tasks():  # the queue also holds the inbox list's flush tasks
+    def delivery_tasks() -> list[dict]:  # the queue also holds the inbox list's flush tasks
         messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
-        return [json.loads(base64.b64decode(m["body"]))[0] for m in messages
-                if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
+        return [m for m in messages if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
 
-    try:
-        conversation = ConversationFactory(connection=acme_connection)
-        for status in ["pending", "resolved", "open", "pending", "resolved"]:
-            with django_capture_on_commit_callbacks(execute=True):
-                actions.do_set_conversation_status(conversation, status)
-        assert WebhookDelivery.objects.for_tenant(acme).count() == 5
-        assert len(delivery_tasks()) == 1  # one task waits for the partition; it will read all five rows
-        webhooks.clear_queued_flag(endpoint.pk, 0)  # what the task does as it starts
+    delivery_tasks.endpoint = endpoint
+    yield delivery_tasks
+    broker.delete(queue)
+    webhooks.clear_queued_flag(endpoint.pk, 0)
+
+
+def test_a_flood_of_writes_queues_one_task_per_partition_not_one_per_write(
+        acme_connection, delivery_queue, django_capture_on_commit_callbacks):
+    """Tasks land in the broker's queue in Redis, and while one waits for its partition no other is queued;
+    once a task starts (the flag cleared) the next write queues one again."""
+    endpoint = delivery_queue.endpoint
+
+    def delivery_args():
+        return [json.loads(base64.b64decode(m["body"]))[0] for m in delivery_queue()]
+
+    conversation = ConversationFactory(connection=acme_connection)
+    for status in ["pending", "resolved", "open", "pending", "resolved"]:
         with django_capture_on_commit_callbacks(execute=True):
-            actions.do_set_conversation_status(conversation, "open")
-        assert delivery_tasks() == [[endpoint.pk, 0]] * 2
-    finally:
-        broker.delete(queue)
-        webhooks.clear_queued_flag(endpoint.pk, 0)
+            actions.do_set_conversation_status(conversation, status)
+    assert WebhookDelivery.objects.for_tenant(endpoint.tenant_id).count() == 5
+    assert len(delivery_args()) == 1  # one task waits for the partition; it will read all five rows
+    webhooks.clear_queued_flag(endpoint.pk, 0)  # what the task does as it starts
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_set_conversation_status(conversation, "open")
+    assert delivery_args() == [[endpoint.pk, 0]] * 2
 
 
 def test_with_a_coalescing_wait_the_one_task_of_a_partition_starts_that_much_later(
-        acme, acme_connection, settings, monkeypatch, django_capture_on_commit_callbacks):
+        acme_connection, delivery_queue, settings, django_capture_on_commit_callbacks):
     """WEBHOOK_COALESCE_SECONDS: the flagged task is queued with an ETA that far ahead (what is recorded
     meanwhile goes out in the same requests), still one task per partition."""
     from datetime import datetime
 
-    import redis as redis_lib
     from django.utils import timezone
 
-    from api import tasks
-
-    monkeypatch.undo()
-    settings.WEBHOOK_PARTITIONS = 1
     settings.WEBHOOK_COALESCE_SECONDS = 30.0
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.delete(queue)
-    endpoint = endpoint_for(acme, events=["conversation.status"])
-    webhooks.clear_queued_flag(endpoint.pk, 0)
-    try:
-        conversation = ConversationFactory(connection=acme_connection)
-        before = timezone.now()
-        for status in ["pending", "resolved", "open"]:
-            with django_capture_on_commit_callbacks(execute=True):
-                actions.do_set_conversation_status(conversation, status)
-        messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
-        etas = [datetime.fromisoformat(m["headers"]["eta"]) for m in messages
-                if m["headers"]["task"] == tasks.deliver_webhooks_task.name]
-        assert len(etas) == 1
-        assert 29 <= (etas[0] - before).total_seconds() <= 35
-    finally:
-        broker.delete(queue)
-        webhooks.clear_queued_flag(endpoint.pk, 0)
+    conversation = ConversationFactory(connection=acme_connection)
+    before = timezone.now()
+    for status in ["pending", "resolved", "open"]:
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_set_conversation_status(conversation, status)
+    etas = [datetime.fromisoformat(m["headers"]["eta"]) for m in delivery_queue()]
+    assert len(etas) == 1
+    assert 29 <= (etas[0] - before).total_seconds() <= 35
 
 
 # --- the agent tools' changes (labels, contacts, snoozes) --------------------------------------------
