@@ -73,7 +73,10 @@ def csp_violations():
 
 
 @pytest.fixture
-def new_page(chromium, csp_violations):
+def new_page(transactional_db, chromium, csp_violations):
+    """Pages in fresh browser contexts. It asks for the database first so that its teardown, closing the
+    pages and their sockets, runs before the database is flushed: an open socket's access re-check
+    querying the tables while the flush truncates them could deadlock it."""
     contexts = []
 
     def make(width=1280, height=800, locale="en-US"):
