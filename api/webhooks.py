@@ -2,7 +2,7 @@
 
 Recording (``record_events``, registered at ready() as the core's recorder: ``inbox.integrations``) is called
 by the actions that make the changes, inside their transaction: one query for the tenant's enabled endpoints
-and one insert of ``WebhookDelivery`` rows (arrays, not a model instance per row: ``_insert_deliveries``)
+and one insert of ``WebhookDelivery`` rows (arrays, not a model instance per row: ``api.statements.insert_deliveries``)
 carrying only ids and the event's own data, then, on commit, a Celery task per endpoint partition touched
 (unless one is already queued for it). The sync engine calls it once per ingested batch, so a flood costs two
 statements per batch, never an HTTP request; a tenant without endpoints costs one indexed query per batch. A
@@ -41,12 +41,13 @@ from uuid import uuid4
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from api import statements
 from api.models import WebhookDelivery, WebhookEndpoint, new_webhook_secret
 from config.backoff import backoff
 from config.redis import redis_client
@@ -88,37 +89,10 @@ def record_events(tenant_id: int, events: list[Event]) -> int:
             for e in events for endpoint_id, subscribed in endpoints if e.name in subscribed]
     if not rows:
         return 0
-    _insert_deliveries(tenant_id, rows)
+    statements.insert_deliveries(tenant_id, rows)
     targets = sorted({(endpoint_id, partition_of(shard)) for endpoint_id, _, _, shard, _, _ in rows})
     transaction.on_commit(lambda: enqueue_deliveries(targets, wait=settings.WEBHOOK_COALESCE_SECONDS), robust=True)
     return len(rows)
-
-
-_INSERT_COLUMNS = ("endpoint_id", "event", "ordering_key", "shard", "object_id", "data")
-
-
-def _insert_deliveries(tenant_id: int, rows: list[tuple]) -> None:
-    """Pending deliveries ``(endpoint id, event, ordering key, shard, object id, data)`` in id order. This runs
-    in the writer's transaction (the ingest's, for the live inbox): on PostgreSQL one INSERT of arrays
-    (``unnest``, in order) instead of a model instance and a dozen parameters per row (bulk_create's cost,
-    several times the statement's); the other columns get the model's defaults, written out here."""
-    if connection.vendor != "postgresql":
-        WebhookDelivery.objects.bulk_create([WebhookDelivery(tenant_id=tenant_id, **dict(zip(_INSERT_COLUMNS, row,
-                                                                                                strict=True)))
-                                             for row in rows], batch_size=1000)
-        return
-    columns = list(zip(*rows, strict=True))
-    data = [json.dumps(d, cls=DjangoJSONEncoder) if d else "{}" for d in columns[5]]
-    table = WebhookDelivery._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (tenant_id, endpoint_id, event, ordering_key, shard, object_id, data, status, "  # noqa: S608
-            "attempts, error, created_at) "
-            "SELECT %s, v.endpoint_id, v.event, v.ordering_key, v.shard, v.object_id, v.data, %s, 0, '', %s "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::jsonb[]) "
-            "WITH ORDINALITY AS v(endpoint_id, event, ordering_key, shard, object_id, data, n) ORDER BY v.n",
-            [tenant_id, WebhookDelivery.Status.PENDING, timezone.now(), list(columns[0]), list(columns[1]),
-             list(columns[2]), list(columns[3]), list(columns[4]), data])
 
 
 def _queued_key(endpoint_id: int, partition) -> str:
@@ -508,31 +482,10 @@ def _send(endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]) -> bool:
 
 
 def _save_attempts(tenant_id: int, deliveries: list[WebhookDelivery], at, code, error: str) -> None:
-    """The request's outcome on its rows, in one statement. On PostgreSQL an ``UPDATE ... FROM jsonb_to_recordset``
-    (Django's bulk_update builds a CASE per field and row, which cost more than the request itself);
-    elsewhere bulk_update."""
-    if connection.vendor != "postgresql":
-        WebhookDelivery.objects.for_tenant(tenant_id).bulk_update(
-            deliveries, ["payload", "attempts", "last_attempt_at", "response_code", "error", "status",
-                         "next_attempt_at"])
-        return
-    # The rows' JSON written around each event's text as it was sent (no second encoding of the payloads); a
-    # payload already stored (a retry) is not sent to the database again (null: COALESCE keeps the stored one).
-    rows = b"[" + b",".join(
-        b'{"id":%d,"attempts":%d,"status":%s,"next_at":%s,"payload":%s}' % (
-            d.pk, d.attempts, json.dumps(d.status).encode(),
-            json.dumps(d.next_attempt_at, cls=DjangoJSONEncoder).encode(),
-            event_json(d) if getattr(d, "payload_is_new", False) else b"null")
-        for d in deliveries) + b"]"
-    table = WebhookDelivery._meta.db_table
-    with connection.cursor() as cursor:
-        # One parameter for all rows (jsonb_to_recordset): cheap to send whatever the batch size. The tenant in
-        # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway).
-        cursor.execute(
-            f"UPDATE {table} AS d SET payload = COALESCE(v.payload, d.payload), attempts = v.attempts, "  # noqa: S608
-            "status = v.status, next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "
-            "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, payload jsonb, attempts int, status text, "
-            "next_at timestamptz) WHERE d.id = v.id AND d.tenant_id = %s", [at, code, error, rows.decode(), tenant_id])
+    """The request's outcome on its rows (one statement: ``api.statements.save_delivery_attempts``), with the
+    text of each payload built at this attempt as it was sent (no second encoding)."""
+    sent = {d.pk: event_json(d) for d in deliveries if getattr(d, "payload_is_new", False)}
+    statements.save_delivery_attempts(tenant_id, deliveries, sent, at, code, error)
     for d in deliveries:
         d.payload_is_new = False
 

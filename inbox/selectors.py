@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db import connection as db_connection
 from django.db.models import Q, prefetch_related_objects
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
+from inbox import statements
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
 from sync.models import SyncRun
@@ -82,7 +82,7 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
     """One page of the inbox, newest activity first; a fixed number of queries whatever the page size.
 
     One query, with or without a search (on PostgreSQL the search is a UNION of index-backed branches
-    in a subquery, see ``_search_candidates``).
+    in a subquery, see ``inbox.statements.conversations_matching_any``).
     """
     qs = Conversation.objects.for_tenant(tenant)
     if filters.status != "all":
@@ -111,17 +111,8 @@ def conversation_list_for_agent(tenant, user, filters: ConversationFilters, curs
     related = ("contact", "connection", "assignee")
     if search is None:
         rows = list(qs.select_related(*related).order_by(*ordered)[: limit + 1])
-    elif db_connection.vendor == "postgresql":
-        candidates = _search_candidates(tenant, qs, search, limit + 1)
-        rows = list(Conversation.objects.for_tenant(tenant).filter(pk__in=candidates)
-                    .select_related(*related).order_by(*ordered)[: limit + 1])
     else:
-        # SQLite (a laptop's first run): the same predicates OR-ed in one query; no trigram indexes there.
-        branches = _search_branches(tenant, search)
-        predicate = Q()
-        for branch in branches:
-            predicate |= branch
-        rows = list(qs.filter(predicate).select_related(*related).order_by(*ordered)[: limit + 1])
+        rows = statements.conversations_matching_any(tenant, qs, _search_branches(tenant, search), related, limit + 1)
     next_cursor = encode_cursor(rows[limit - 1].last_message_at, rows[limit - 1].pk) if len(rows) > limit else None
     rows = rows[:limit]
     prefetch_related_objects(rows, labels_prefetch(tenant))  # the rows' labels: one query for the page
@@ -180,13 +171,6 @@ def _search_branches(tenant, search: SearchTerms) -> list[Q]:
         Q(chat_jid__icontains=number),
         Q(pk__in=messages.values("conversation_id")),
     ]
-
-
-def _search_candidates(tenant, qs, search: SearchTerms, n: int):
-    """A subquery: the ids of each branch's first ``n`` conversations in page order (UNION), at most 4n ids."""
-    parts = [qs.filter(branch).order_by("-last_message_at", "-id").values_list("id", flat=True)[:n]
-             for branch in _search_branches(tenant, search)]
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:

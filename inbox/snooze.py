@@ -28,7 +28,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox import integrations
+from inbox import integrations, statements
 from inbox.models import Conversation, Snooze
 
 logger = logging.getLogger(__name__)
@@ -144,30 +144,10 @@ def do_wake_for_inbound(tenant_id: int, conversation_ids) -> list[int]:
     their snoozes; returns the woken ids. One statement whatever the number of conversations (PostgreSQL).
     Call inside the batch's transaction after its aggregates' UPDATE of these rows (the lock order above);
     publish with ``publish_woken_on_commit``."""
-    from django.db import connection as db
-
     ids = sorted(set(conversation_ids))
     if not ids:
         return []
-    if db.vendor != "postgresql":
-        conversations = Conversation.objects.for_tenant(tenant_id)
-        woken = list(conversations.filter(pk__in=ids, status=Conversation.Status.SNOOZED).values_list("pk", flat=True))
-        if woken:
-            conversations.filter(pk__in=woken).update(status=Conversation.Status.OPEN, updated_at=timezone.now())
-            Snooze.objects.for_tenant(tenant_id).filter(conversation_id__in=woken).delete()
-        return woken
-    conversation, snooze = Conversation._meta.db_table, Snooze._meta.db_table
-    with db.cursor() as cursor:
-        cursor.execute(f"""
-            WITH woken AS (
-                UPDATE {conversation} SET status = %s, updated_at = %s
-                WHERE tenant_id = %s AND id = ANY(%s::bigint[]) AND status = %s RETURNING id
-            ), cleared AS (
-                DELETE FROM {snooze} WHERE conversation_id IN (SELECT id FROM woken)
-            )
-            SELECT id FROM woken ORDER BY id
-        """, [Conversation.Status.OPEN, timezone.now(), tenant_id, ids, Conversation.Status.SNOOZED])  # noqa: S608
-        return [row[0] for row in cursor.fetchall()]
+    return statements.wake_snoozed(tenant_id, ids)
 
 
 def wake_event(conversation_id: int, woken_by: str) -> integrations.Event:

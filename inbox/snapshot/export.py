@@ -52,6 +52,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections.models import Connection
+from inbox import statements
 from inbox.models import (
     Alert,
     Contact,
@@ -221,11 +222,7 @@ def export_tenant(tenant: Tenant, path, *, chunk_size: int = CHUNK, with_session
     db = connections[using]
     outer = db.in_atomic_block
     with transaction.atomic(using=using):
-        snapshot = "transaction"
-        if db.vendor == "postgresql" and not outer:
-            with db.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            snapshot = "repeatable_read"
+        snapshot = "repeatable_read" if not outer and statements.begin_read_only_snapshot(db) else "transaction"
         snapshot_at = timezone.now()
         with ArchiveWriter(path) as out:
             for name, rows in tenant_members(tenant, chunk_size):

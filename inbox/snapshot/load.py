@@ -56,7 +56,7 @@ from django.utils.dateparse import parse_datetime
 
 from config.batching import chunks
 from connections.models import Connection
-from inbox import search
+from inbox import search, statements
 from inbox.models import (
     Alert,
     Contact,
@@ -354,12 +354,8 @@ class Loader:
         install the probes took 45.6 s of the messages' 106.5 s), so the table is analyzed once, after the first batch:
         ANALYZE counts this transaction's own rows. It holds the table's SHARE UPDATE EXCLUSIVE lock until
         the import commits (autovacuum skips the table meanwhile; reads and writes go on)."""
-        if connection.vendor != "postgresql":
-            return False
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Message._meta.db_table])
-            known = cursor.fetchone()[0]
-        return known < self.reader.files.get("messages.jsonl.gz", {}).get("rows", 0) > BATCH
+        known = statements.planner_row_estimate(Message)
+        return known is not None and known < self.reader.files.get("messages.jsonl.gz", {}).get("rows", 0) > BATCH
 
     def load_revisions(self):
         t = self.tenant
