@@ -85,6 +85,12 @@ class ConversationFactory(factory.django.DjangoModelFactory):
 
 
 class MessageFactory(factory.django.DjangoModelFactory):
+    """A stored message whose conversation's aggregates (last message and preview, synced window, unread count)
+    move as the sync's batch moves them (``sync.aggregates``, ``sync.statements.update_conversation_aggregates``),
+    so a page never shows a list row that disagrees with its thread. The first message of a conversation
+    lists it at that message, as the sync's batch that creates a conversation does. ``live=False``: a
+    history message (no unread count added)."""
+
     class Meta:
         model = Message
         skip_postgeneration_save = True
@@ -103,3 +109,33 @@ class MessageFactory(factory.django.DjangoModelFactory):
         """Like every write path of the app, give the message its search entry (inbox.search)."""
         if create and extracted is not False:
             index_messages([obj.pk])
+
+    @classmethod
+    def _create(cls, model_class, *args, live=True, **kwargs):
+        message = super()._create(model_class, *args, **kwargs)
+        apply_aggregates(message, live=live)
+        return message
+
+
+def apply_aggregates(message: Message, *, live: bool = True) -> None:
+    """Move ``message``'s conversation's aggregates through the product's path for a stored message: the
+    batch's ``ConversationAggregate`` applied by ``update_conversation_aggregates``; a conversation without
+    earlier messages first reset to one listed at this message (``reset_conversation_aggregates``)."""
+    from sync.aggregates import ConversationAggregate, reset_conversation_aggregates
+    from sync.records import MessageRecord
+    from sync.statements import update_conversation_aggregates
+
+    conversation = message.conversation
+    cid = conversation.pk
+    record = MessageRecord(external_id=message.external_id, chat_jid=conversation.chat_jid, sender_jid="",
+                           from_me=message.direction == Message.Direction.OUTBOUND, is_group=conversation.is_group,
+                           timestamp=message.sent_at, type=message.type, body=message.body, live=live)
+    aggregate = ConversationAggregate()
+    aggregate.add([record])
+    first = not Message.objects.for_tenant(message.tenant_id).filter(conversation_id=cid).exclude(pk=message.pk).exists()
+    if first:
+        unread = Conversation.objects.for_tenant(message.tenant_id).filter(pk=cid).values_list("unread_count", flat=True)
+        reset_conversation_aggregates([cid], {cid: message.sent_at}, {cid: unread.get()})
+    update_conversation_aggregates({cid: aggregate})
+    conversation.refresh_from_db(fields=["last_message_at", "last_message_preview", "oldest_synced_at",
+                                         "newest_synced_at", "unread_count", "updated_at"])

@@ -51,8 +51,7 @@ def workday(acme, acme_owner, acme_agent, acme_connection):
     Connection.objects.unscoped().filter(pk=acme_connection.pk).update(
         status=Connection.Status.CONNECTED, last_heartbeat_at=now - timedelta(seconds=40), phone_number="+5511999990000")
     contact = ContactFactory(tenant=acme, display_name="Rita Lopes", phone_number="+5511987654321")
-    conv = ConversationFactory(connection=acme_connection, contact=contact, last_message_preview="preciso de ajuda",
-                               last_message_at=now - timedelta(days=1), unread_count=2)
+    conv = ConversationFactory(connection=acme_connection, contact=contact)  # its list row: the messages
     MessageFactory(conversation=conv, body="bom dia", sender_jid=conv.chat_jid, sent_at=now - timedelta(days=8))
     photo = MessageFactory(conversation=conv, body="", type="image", sender_jid=conv.chat_jid,
                            sent_at=now - timedelta(days=1, minutes=1))

@@ -50,7 +50,7 @@ def test_a_pushed_message_shows_in_the_tenants_zone(web, new_page, acme, acme_ag
 def test_notes_mentions_labels_and_snooze_reach_the_other_agent_live(web, worker, new_page, acme, acme_agent,
                                                                     acme_owner, acme_connection):
     contact = ContactFactory(tenant=acme, display_name="Rita Lopes")
-    conv = ConversationFactory(connection=acme_connection, contact=contact, last_message_preview="oi")
+    conv = ConversationFactory(connection=acme_connection, contact=contact)
     MessageFactory(conversation=conv, body="preciso de ajuda", sender_jid=conv.chat_jid)
     labels.do_create_label(acme, "VIP", "purple")
     agent, admin = new_page(), new_page()

@@ -18,9 +18,8 @@ def make_conversations(acme_connection):
         convs = []
         for i in range(n):
             contact = ContactFactory(tenant=connection.tenant)
-            conv = ConversationFactory(connection=connection, contact=contact,
-                                       last_message_at=now - timedelta(minutes=i), last_message_preview=f"preview {i}",
-                                       **kwargs)
+            conv = ConversationFactory(connection=connection, contact=contact, **kwargs)
+            MessageFactory(conversation=conv, body=f"preview {i}", sent_at=now - timedelta(minutes=i))
             convs.append(conv)
         return convs
 

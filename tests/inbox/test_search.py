@@ -29,12 +29,13 @@ def _world(tenant, connection_, *, offset=0):
         "name": ConversationFactory(connection=connection_, contact=name, last_message_at=now - timedelta(minutes=1)),
         "lid": ConversationFactory(connection=connection_, contact=lid_only, chat_jid="188392750123456@lid",
                                    last_message_at=now - timedelta(minutes=2)),
-        "text": ConversationFactory(connection=connection_, contact=plain, last_message_at=now - timedelta(minutes=3)),
-        "other": ConversationFactory(connection=connection_, contact=other, last_message_at=now - timedelta(minutes=4)),
+        "text": ConversationFactory(connection=connection_, contact=plain),
+        "other": ConversationFactory(connection=connection_, contact=other),
     }
-    MessageFactory(conversation=convs["text"], body="my parcel tracking number is XK-7781, please check")
-    MessageFactory(conversation=convs["other"], body="nothing to see here")
-    gone = MessageFactory(conversation=convs["other"], body="secret code QZ-5555")
+    MessageFactory(conversation=convs["text"], body="my parcel tracking number is XK-7781, please check",
+                   sent_at=now - timedelta(minutes=3))
+    gone = MessageFactory(conversation=convs["other"], body="secret code QZ-5555", sent_at=now - timedelta(minutes=5))
+    MessageFactory(conversation=convs["other"], body="nothing to see here", sent_at=now - timedelta(minutes=4))
     # Revoked, as sync.ingest applies a revoke: the body stays for admins, the search entry goes.
     Message.objects.unscoped().filter(pk=gone.pk).update(deleted_at=now)
     reindex_messages([gone.pk])
@@ -104,12 +105,13 @@ def test_search_pages_by_keyset_without_gaps_or_repeats(client, acme_agent, acme
     for i in range(80):
         kind = i % 3  # 0: the name matches, 1: two messages match, 2: nothing matches
         contact = ContactFactory(tenant=acme_connection.tenant, display_name=f"Walrus {i}" if kind == 0 else f"Person {i}")
-        conv = ConversationFactory(connection=acme_connection, contact=contact, last_message_at=now - timedelta(minutes=i))
+        conv = ConversationFactory(connection=acme_connection, contact=contact)
+        at = now - timedelta(minutes=i)
         if kind == 1:
-            MessageFactory(conversation=conv, body=f"about the walrus, take {i}")
-            MessageFactory(conversation=conv, body="and another WALRUS")  # two hits: still one row
+            MessageFactory(conversation=conv, body=f"about the walrus, take {i}", sent_at=at - timedelta(seconds=1))
+            MessageFactory(conversation=conv, body="and another WALRUS", sent_at=at)  # two hits: still one row
         else:
-            MessageFactory(conversation=conv, body="no match here")
+            MessageFactory(conversation=conv, body="no match here", sent_at=at)
         if kind != 2:
             expected.append(conv.pk)
     client.force_login(acme_agent)

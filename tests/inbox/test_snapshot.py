@@ -58,7 +58,7 @@ def build_tenant(slug="acme", messages=30):
     GroupParticipant.objects.create(tenant=tenant, group=group, member=bruno)
     JidMapping.objects.create(tenant=tenant, lid_jid="123456789@lid", pn_jid="5511987650001@s.whatsapp.net")
     assert loose.pk
-    c1 = ConversationFactory(connection=paired, contact=ana, assignee=agent, status="pending", unread_count=2)
+    c1 = ConversationFactory(connection=paired, contact=ana, assignee=agent, status="pending")
     c2 = ConversationFactory(connection=unpaired, contact=bruno)
     c3 = ConversationFactory(connection=paired, contact=group, chat_jid="1203630@g.us", is_group=True)
     now = timezone.now()
