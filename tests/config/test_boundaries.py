@@ -1,7 +1,7 @@
 """The dependency rules of STYLE.md that imports show: the core (inbox, sync, connections) never imports the
 api app (it records integration events through inbox.integrations, which the api app subscribes to), decoding
-imports no models, and the decoded records import no neonize. Read from the source, so a lazy import inside
-a function counts too."""
+imports no models, the decoded records import no neonize, and only the statements modules branch on the
+database. Read from the source, so a lazy import inside a function counts too."""
 
 import ast
 from pathlib import Path
@@ -59,3 +59,20 @@ def test_the_boundary_check_sees_imports_inside_functions(tmp_path):
     source = tmp_path / "lazy.py"
     source.write_text("def f():\n    from api import webhooks\n    import api.tasks\n")
     assert imports_of(source, "api") == ["api", "api.tasks"]
+
+
+def vendor_comparisons(path: Path) -> list[int]:
+    """Lines that compare a connection's ``vendor`` (a branch on the database); naming it in a log is fine."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+                  if isinstance(node, ast.Compare)
+                  and any(isinstance(side, ast.Attribute) and side.attr == "vendor"
+                          for side in (node.left, *node.comparators)))
+
+
+def test_only_the_statements_modules_branch_on_the_database():
+    """Domain code reads as domain steps: each database-specific statement and its SQLite fallback live in
+    its app's statements module (sync, inbox, api); migrations keep their own checks."""
+    offenders = {str(p.relative_to(ROOT)): vendor_comparisons(p)
+                 for p in sources("inbox", "sync", "connections", "api", "config") if p.name != "statements.py"}
+    assert {p: lines for p, lines in offenders.items() if lines} == {}
+    assert vendor_comparisons(ROOT / "sync" / "statements.py")  # the check sees a branch where there is one
