@@ -39,6 +39,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inbox import search
+from inbox.formatting import message_preview
 from inbox.models import Contact, ContactIdentity, Conversation, MediaFile, Message
 from sync.chat_export import Attachments, ExportedMessage
 from sync.models import SyncRun
@@ -274,7 +275,7 @@ def _update_window(conv: Conversation) -> None:
             .only("sent_at", "body", "type").first())
     if last is not None:
         Conversation.objects.for_tenant(conv.tenant_id).filter(pk=conv.pk).update(
-            last_message_at=last.sent_at, last_message_preview=(last.body or f"[{last.type}]")[:200])
+            last_message_at=last.sent_at, last_message_preview=message_preview(last.body, last.type))
 
 
 def check_import_chat_export(conv: Conversation, upload, *, me: str, tz, date_order: str | None = None) -> ChatImportResult:

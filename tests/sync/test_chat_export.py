@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from django.core.management import CommandError, call_command
 
+from inbox.formatting import message_preview
 from inbox.models import Conversation, Message, MessageSearchEntry
 from sync.chat_export import AmbiguousDates, ChatExportError, parse_chat_export, read_and_parse
 from sync.chat_import import do_import_chat_export
@@ -114,6 +115,11 @@ def test_imported_twice_and_overlapping_synced_history_never_duplicates(acme_con
     stored = Message.objects.for_tenant(acme_connection.tenant).filter(conversation=conv)
     assert stored.count() == 5
     assert set(stored.values_list("type", flat=True)) == {"text", "image", "system"}
+    # The list row: the newest message, its preview made the one way every writer makes it.
+    conv.refresh_from_db()
+    newest = stored.order_by("-sent_at", "-pk").first()
+    assert (conv.last_message_at, conv.last_message_preview) == (newest.sent_at, message_preview(newest.body, newest.type))
+    assert conv.last_message_preview == "[system] Messages and calls are end-to-end encrypted."
     runs = SyncRun.objects.unscoped().filter(connection=acme_connection, kind="import")
     assert runs.count() == 2 and not runs.filter(discrepancy=True).exists()
 
