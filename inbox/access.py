@@ -134,10 +134,12 @@ def _unchanged_in_one_query(session_key: str | None, user_id: int, tenant_id: in
         return False
     session_data, password, is_active, member_role = row
     return (member_role == role and is_active is True
-            and _session_names(session_data, user_id, password))
+            and _session_logs_in(session_data, user_id, password))
 
 
-def _session_names(session_data: str, user_id: int, password: str) -> bool:
+def _session_logs_in(session_data: str, user_id: int, password: str) -> bool:
+    """Whether this session data logs ``user_id`` in as Django's ``get_user`` would, given the user's
+    current password hash (the user's being active is checked by the caller)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.utils.crypto import constant_time_compare
 
