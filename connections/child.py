@@ -34,6 +34,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 
 from config.db import drop_broken_connections
 from connections import outbox
@@ -195,6 +196,8 @@ class Child:
             return self.probe()
         if op == Op.START:
             return self.start(cmd)
+        if op == Op.CHECK_DUE:
+            return self.check_due(cmd.get("ids") or [])
         session = self.sessions.get(cid)
         if session is None:
             if op not in OPS_WITHOUT_SESSION_IGNORED:
@@ -212,6 +215,22 @@ class Child:
             if self.sessions[i].mappings_read_at < due:
                 self.sessions[i].mappings_read_at = time.monotonic()  # one queued read per period
                 self.commands.put({"op": Op.STORE_MAPPINGS, "id": i})
+
+    def check_due(self, ids) -> None:
+        """The reconcile's periodic look for outbox retries and media downloads that came due: one query for
+        all the sessions named (an empty outbox costs no claim), then the usual commands for the sessions
+        that have something due, each run on its own as a nudge's would be."""
+        hosted = [i for i in ids if i in self.sessions]
+        if not hosted:
+            return
+        due = (Connection.objects.unscoped().filter(pk__in=hosted)
+               .annotate(sends=Exists(outbox.due_sends(OuterRef("pk"))), downloads=Exists(media.due_media(OuterRef("pk"))))
+               .filter(Q(sends=True) | Q(downloads=True)).values_list("pk", "sends", "downloads"))
+        for cid, sends, downloads in due:
+            if sends:
+                self.commands.put({"op": Op.SEND, "id": cid})
+            if downloads:
+                self.commands.put({"op": Op.FETCH_MEDIA, "id": cid})
 
     def start(self, cmd: dict) -> None:
         cid = cmd["id"]

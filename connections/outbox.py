@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from config.backoff import backoff
@@ -34,6 +34,14 @@ INTERRUPTED = "the runner stopped while sending; WhatsApp cannot tell whether it
 def retry_delay(attempt: int) -> timedelta:
     """After the ``attempt``-th failed send: the reconnect base doubling per attempt, at most 5 minutes."""
     return timedelta(seconds=backoff(attempt + 1, base=settings.RUNNER_BACKOFF_BASE_SECONDS, cap=300.0))
+
+
+def due_sends(connection) -> QuerySet:
+    """Queued rows of ``connection`` (an id or an ``OuterRef``) whose send may be tried now (never tried, or
+    their retry time came): ``claim_outbound`` claims nothing for a connection that has none."""
+    return (Message.objects.unscoped()
+            .filter(connection_id=connection, direction=Message.Direction.OUTBOUND, status=Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())))
 
 
 def claim_outbound(connection_id: int, limit: int = 20) -> list[Message]:

@@ -16,6 +16,7 @@ class Op:
     HALT = "halt"  # disconnect but keep the session object (a connect timed out; the supervisor retries)
     LOGOUT = "logout"  # unlink the device (the tenant asked); answered with a LOGGED_OUT_HERE state
     SEND = "send"  # drain the connection's outbox
+    CHECK_DUE = "check_due"  # the reconcile's look for outbox retries and media downloads that came due: ids
     MARK_READ = "mark_read"  # read receipts: chat_jid, external_ids, sender_jid
     REQUEST_HISTORY = "request_history"  # older history of a chat: chat_jid, before
     SIMULATE = "simulate"  # the simulator transport's fake peer: command

@@ -240,6 +240,7 @@ class Runner:
     def reconcile(self) -> None:
         if pending_spool_files():
             replay_spool()  # files of children that are gone; a live child replays its own, in order
+        due_checks: dict[int, tuple[ChildProc, list[int]]] = {}
         if self.held:
             rows = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=list(self.held))}
             for cid, held in list(self.held.items()):
@@ -260,8 +261,10 @@ class Runner:
                                                  "credentials forgotten here; unlink the device on the phone too")
                         self.drop(cid)
                 elif held.state == SessionState.CONNECTED and held.child is not None:
-                    held.child.send({"op": Op.SEND, "id": cid})  # outbox retries that came due
-                    held.child.send({"op": Op.FETCH_MEDIA, "id": cid})  # media downloads that came due
+                    due_checks.setdefault(held.child.index, (held.child, []))[1].append(cid)
+        # Outbox retries and media downloads that came due: one command per child for all its sessions.
+        for child, ids in due_checks.values():
+            child.send({"op": Op.CHECK_DUE, "ids": ids})
         for conn in actions.claim_connections(self.runner_id, self.max_connections - len(self.held)):
             if conn.pk in self.held:  # our own lease had run out and nobody took it: we hold it again
                 self.held[conn.pk].lease_until = conn.lease_expires_at.timestamp()

@@ -18,8 +18,9 @@ A socket does not outlive the access it was opened with:
   ``LIVE_ACCESS_RECHECK_SECONDS`` (a safety net for any change nobody announced: a session that expired,
   a row edited in a shell, an announcement lost with a Redis blip).
 
-The check (``inbox.access.session_membership``) asks whether the socket's session still logs its user in
-and the user is still a member of the tenant with the same role. If not, the socket leaves its groups,
+The check (``inbox.access.session_still_member``) asks whether the socket's session still logs its user in
+and the user is still a member of the tenant with the same role (one query while nothing changed; else
+``session_membership``'s own, with Django's code). If not, the socket leaves its groups,
 drops what it was about to send and closes with ``CLOSE_ACCESS_CHANGED``; the page reloads on that code
 (static/inbox/live.js), which shows the login page, a 404, or the page as the new role sees it.
 """
@@ -39,7 +40,7 @@ from django.conf import settings
 from django.http import Http404
 
 from inbox import events, live_languages
-from inbox.access import access_conversation, access_tenant, session_membership, session_user
+from inbox.access import access_conversation, access_tenant, session_still_member, session_user
 from inbox.languages import supported_language
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,6 @@ def _resolve(user, slug, conversation_id):
     tenant, membership = access_tenant(user, slug)
     conversation = access_conversation(tenant, conversation_id) if conversation_id else None
     return tenant, membership, conversation
-
-
-def _still_allowed(session_key, user_id, tenant_id, role) -> bool:
-    membership = session_membership(session_key, tenant_id)
-    return membership is not None and membership.user_id == user_id and membership.role == role
 
 
 def _still_staff(session_key, user_id) -> bool:
@@ -149,6 +145,16 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     async def _allowed(self) -> bool:
         raise NotImplementedError
 
+    async def dispatch(self, message):
+        # Channels runs ``close_old_connections`` on a worker thread before every handler (a thread hop
+        # per fragment delivered: ~1/5 of daphne's CPU in bench/flood.py). Delivering a fragment uses no
+        # database connection of those threads (the re-checks have their own thread, which replaces a
+        # broken connection itself), so fragments skip it; every other message goes the usual way.
+        if message.get("type") == events.FRAGMENT_EVENT:
+            await self.live_fragment(message)
+        else:
+            await super().dispatch(message)
+
     async def disconnect(self, code):
         await self._leave_groups()
         if getattr(self, "language_noted", False):
@@ -230,7 +236,7 @@ class InboxConsumer(_LiveConsumer):
         await self._join(groups)
 
     async def _allowed(self) -> bool:
-        return await _on_recheck_thread(_still_allowed, *self.access)
+        return await _on_recheck_thread(session_still_member, *self.access)
 
 
 class OpsConsumer(_LiveConsumer):

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -96,6 +96,12 @@ def fetch_retry_delay(attempt: int) -> timedelta:
                                      cap=settings.MEDIA_FETCH_BACKOFF_CAP_SECONDS, jitter=True))
 
 
+def due_media(connection) -> QuerySet:
+    """Pending media of ``connection`` (an id or an ``OuterRef``) due for a download attempt now."""
+    return (MediaFile.objects.unscoped().filter(connection_id=connection, state=State.PENDING)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())))
+
+
 def claim_due_media(connection_id: int, limit: int) -> list[MediaFile]:
     """The next pending media of a connection to download (live before history, oldest first).
 
@@ -104,10 +110,7 @@ def claim_due_media(connection_id: int, limit: int) -> list[MediaFile]:
     while holding the connection's lease (one child fetches a connection's media)."""
     now = timezone.now()
     with transaction.atomic():
-        rows = list(MediaFile.objects.unscoped()
-                    .filter(connection_id=connection_id, state=State.PENDING)
-                    .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                    .order_by("history", "id").select_for_update(skip_locked=True)[:limit])
+        rows = list(due_media(connection_id).order_by("history", "id").select_for_update(skip_locked=True)[:limit])
         for media in rows:
             media.attempts += 1
             media.next_attempt_at = now + fetch_retry_delay(media.attempts)

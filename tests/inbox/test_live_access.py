@@ -179,3 +179,68 @@ def test_a_deactivated_account_is_caught_by_the_recheck_too(acme_agent, acme_con
         assert code == CLOSE_ACCESS_CHANGED and sent == []
 
     async_to_sync(scenario)()
+
+
+def test_the_one_query_recheck_agrees_with_djangos_own_checks(acme, acme_agent, globex, settings):
+    """``session_still_member`` answers in one query while nothing changed, and says no, as Django's own
+    checks do, after each change that must close a socket."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from inbox.access import session_still_member
+
+    def verdict(key, user=acme_agent, tenant=acme, role="agent"):
+        with CaptureQueriesContext(connection) as queries:
+            allowed = session_still_member(key, user.pk, tenant.pk, role)
+        return allowed, len(queries)
+
+    def fresh_session():
+        return logged_in("acme-agent")[0].session.session_key
+
+    key = fresh_session()
+    assert verdict(key) == (True, 1)
+    assert verdict(key, role="owner")[0] is False  # the role the socket was opened with changed
+    assert verdict(key, tenant=globex)[0] is False  # not a member there
+    assert verdict(key, user=UserFactory())[0] is False  # the session names another user
+    assert verdict("no-such-session")[0] is False
+
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    assert verdict(key)[0] is False  # expired
+
+    key = fresh_session()
+    Membership.objects.filter(user=acme_agent).update(role="admin")
+    assert verdict(key)[0] is False
+    assert verdict(key, role="admin") == (True, 1)
+    Membership.objects.filter(user=acme_agent).update(role="agent")
+
+    acme.archived_at = timezone.now()
+    acme.save(update_fields=["archived_at"])
+    assert verdict(key)[0] is False
+    acme.archived_at = None
+    acme.save(update_fields=["archived_at"])
+    assert verdict(key) == (True, 1)
+
+    acme_agent.is_active = False
+    acme_agent.save(update_fields=["is_active"])
+    assert verdict(key)[0] is False
+    acme_agent.is_active = True
+    acme_agent.save(update_fields=["is_active"])
+
+    acme_agent.set_password("another-password-123")  # the session's auth hash no longer matches
+    acme_agent.save(update_fields=["password"])
+    assert verdict(key)[0] is False
+    assert not Session.objects.filter(session_key=key).exists()  # Django's own check flushed it
+    acme_agent.set_password(PASSWORD)
+    acme_agent.save(update_fields=["password"])
+
+    # A hash that only a fallback key verifies: Django's code decides (it keeps the login and rotates the
+    # session key), not the one query.
+    key = logged_in("acme-agent")[0].session.session_key
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+    allowed, queries = verdict(key)
+    assert allowed is True and queries > 1
