@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
+from inbox.bubbles import bubble_fields
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
 from sync.models import SyncRun
@@ -218,6 +219,17 @@ def messages_by_ids(tenant_id: int, ids) -> list[Message]:
         Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("sender_user", "media")
         .defer("media__ref").order_by("sent_at", "id")
     )
+
+
+def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[Message]:
+    """These messages (of these conversations, if given) as pushed thread fragments render them, in thread
+    order: only the columns their bubbles read (``inbox.bubbles.bubble_fields``), their conversation's
+    ``is_group``, their agent and file joined. One query."""
+    qs = Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids))
+    if conversation_ids is not None:
+        qs = qs.filter(conversation_id__in=list(conversation_ids))
+    return list(qs.select_related("sender_user", "conversation", "media").only(*bubble_fields())
+                .order_by("sent_at", "id"))
 
 
 def contact_panel(conversation) -> dict:
