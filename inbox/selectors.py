@@ -17,6 +17,7 @@ from connections.models import Connection, ConnectionEvent
 from inbox.bubbles import bubble_fields
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
+from inbox.rows import ROW_FIELDS
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -195,6 +196,15 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
     return list(
         Conversation.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("contact", "connection", "assignee")
         .prefetch_related(labels_prefetch(tenant_id))
+    )
+
+
+def conversations_for_rows(tenant_id: int, ids) -> list[Conversation]:
+    """For the live list flush: these conversations with only what their list rows read (``inbox.rows``), their
+    labels prefetched. Two queries."""
+    return list(
+        Conversation.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("contact", "connection", "assignee")
+        .only(*ROW_FIELDS, f"assignee__{get_user_model().USERNAME_FIELD}").prefetch_related(labels_prefetch(tenant_id))
     )
 
 
