@@ -10,8 +10,9 @@ of one tree). This holds the batch's shape fixed: ``--numbers`` numbers of one t
 layer, on Redis), then one coalesced list flush (``inbox.list_coalescer.flush_list_updates``, what
 ``flush_live_updates_task`` does at most ~4 times a second per tenant). Repeated ``--rounds`` times after
 ``--warmup`` rounds; CPU seconds (``time.process_time``) of this process and of its PostgreSQL backend,
-per message, medians over the rounds. A database of its own (``BENCH_DB``, default inbox_bench_sweep),
-created and dropped; Redis ``BENCH_REDIS_URL``. Compare trees by running each in turn, alternately.
+per message, medians over the rounds; prints one JSON line and saves bench/results/sweep.json. A
+database of its own (``BENCH_DB``, default inbox_bench_sweep), created and dropped; Redis
+``BENCH_REDIS_URL``. Compare trees by running each in turn, alternately.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ def run(args, connection) -> dict:
         "sweep_ms_per_message_min_max": [round(min(sweep_ms), 4), round(max(sweep_ms), 4)],
         "load_avg_1m": os.getloadavg()[0],
     }
-    print(json.dumps(result))
+    line = json.dumps(result)
+    print(line)
+    (ROOT / "bench" / "results" / "sweep.json").write_text(line + "\n")
     return result
 
 

@@ -5,7 +5,7 @@ Django registers its own loader for ``timestamptz`` (``BaseTzLoader``: psycopg's
 ``.replace(tzinfo=<the connection's zone>)``). It subclasses psycopg's pure-Python ``TimestamptzLoader``,
 since the C one cannot be subclassed, so every timestamp a query returns was parsed in Python: ~11 % of
 the Celery worker's CPU in a live flood (docs/measurements.md). ``TzLoader`` does what Django's does
-with the C loader's parse: the same aware datetimes (tests/test_db_backend.py compares them). Without
+with the C loader's parse: the same aware datetimes (tests/config/test_db_backend.py compares them). Without
 psycopg-binary (the C module), Django's loader stays.
 """
 
