@@ -63,6 +63,9 @@ def main() -> dict:
 
 
 def run(args, connection) -> dict:
+    import gc
+
+    from config.heap import freeze_startup_heap
     from connections.models import Connection
     from inbox.list_coalescer import flush_list_updates
     from inbox.models import Message, Tenant
@@ -76,6 +79,8 @@ def run(args, connection) -> dict:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     seq = 0
+    gc.collect()
+    freeze_startup_heap()  # as a Celery worker process does at start (config/celery.py)
 
     def journal_round():
         nonlocal seq
