@@ -3,9 +3,9 @@
 ``templates/inbox/partials/message.html`` prints these values (``message_bubble``, called once at its top)
 and decides little else; the thread pages and the pushed thread fragments (inbox.rendering) both render
 it, so both show the same markup. Resolving every value through Django's template variables and filters
-(five date filters, ``default``, ``truncatechars``, the status labels and ticks, a dozen ``{% if %}``)
-cost ~0.14 ms a message, the largest part of the Celery worker's CPU in a live flood
-(docs/measurements.md, "Where a live flood's CPU goes"); this is ~3x cheaper.
+(the date conversions, ``default``, ``truncatechars``, the status labels and ticks, a dozen ``{% if %}``)
+was the largest part of the Celery worker's CPU in a live flood; this way a message renders in ~25 % less
+CPU (docs/measurements.md, "The worker's share, second pass").
 
 Values depend on the active language and time zone: build them where the message is rendered. Strings
 are printed through the template's autoescaping, as before; only ``body`` is already HTML
