@@ -1,11 +1,12 @@
 """What one message of a thread shows, worked out in Python once per message.
 
-``templates/inbox/partials/message.html`` prints these values (``message_bubble``, called once at its top)
-and decides little else; the thread pages and the pushed thread fragments (inbox.rendering) both render
-it, so both show the same markup. Resolving every value through Django's template variables and filters
-(the date conversions, ``default``, ``truncatechars``, the status labels and ticks, a dozen ``{% if %}``)
-was the largest part of the Celery worker's CPU in a live flood; this way a message renders in ~25 % less
-CPU (docs/measurements.md, "The worker's share, second pass").
+``templates/inbox/partials/message.html`` prints these values (built by ``inbox.rendering.render_message``,
+or by the ``bubble`` filter where the thread templates include it) and decides little else; the thread
+pages and the pushed thread fragments both render it, so both show the same markup. Resolving every
+value through Django's template variables and filters (the date conversions, ``default``,
+``truncatechars``, the status labels and ticks, a dozen ``{% if %}``) was the largest part of the Celery
+worker's CPU in a live flood; this way a message renders in ~25 % less CPU (docs/measurements.md, "The
+worker's share, second pass").
 
 Values depend on the active language and time zone: build them where the message is rendered. Strings
 are printed through the template's autoescaping, as before; only ``body`` is already HTML
