@@ -95,7 +95,7 @@ lint: $(STAMP)
 
 # Benchmarks (not part of make test): each prints one JSON line and saves bench/results/<name>.json.
 # Each builds and drops a PostgreSQL database of its own; run them on a quiet machine.
-BENCHES := ingest inbox live runner channel_layer snapshot media media_s3 webhooks webhook_cpu
+BENCHES := ingest inbox live runner channel_layer snapshot media media_s3 webhooks webhook_cpu sweep
 bench: $(addprefix bench-,$(BENCHES))
 
 bench-%: $(STAMP) services

@@ -207,6 +207,7 @@ def _built_in_every_language(build) -> list[tuple[str, Localized]]:
 
 def _publish_messages(tenant_id, conversation_ids, message_ids, background=False):
     from inbox.models import Message
+    from inbox.selectors import messages_for_bubbles
 
     sends = []
     if message_ids:
@@ -222,14 +223,12 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
             stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
         by_conversation = defaultdict(list)
         if small is None or small:
-            qs = Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
-            if small is not None:
-                qs = qs.filter(conversation_id__in=small)
-            for m in qs.select_related("sender_user", "conversation", "media").defer("media__ref").order_by("sent_at", "id"):
+            for m in messages_for_bubbles(tenant_id, message_ids, small):
                 by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
-            sends.append((conversation_group(cid),
-                          render_localized(lambda rows=rows: "".join(render_message(m, live=True) for m in rows))))
+            is_group = rows[0].conversation.is_group
+            sends.append((conversation_group(cid), render_localized(
+                lambda rows=rows, g=is_group: "".join(render_message(m, live=True, is_group=g) for m in rows))))
         for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
             sends.append((conversation_group(cid), render_thread_stale(cid)))
     send_fragments(sends)

@@ -67,7 +67,7 @@ def flush_list_updates(tenant_id) -> int:
     """Send the list rows of every pending conversation of the tenant (one query, one send)."""
     from inbox import events
     from inbox.rendering import render_conversation_rows, render_list_stale, render_localized, tenant_slug
-    from inbox.selectors import conversations_by_ids
+    from inbox.selectors import conversations_for_rows
 
     r = redis_client()
     key = _key("pending", tenant_id)
@@ -83,7 +83,7 @@ def flush_list_updates(tenant_id) -> int:
         # costs per row (docs/measurements.md) and more than a page is never on screen. The lists reload themselves.
         events.send_fragments([(events.inbox_group(tenant_id), render_list_stale())])
         return len(ids)
-    conversations = conversations_by_ids(tenant_id, ids)
+    conversations = conversations_for_rows(tenant_id, ids)
     conversations.sort(key=lambda c: (c.last_message_at, c.pk))
     slug = tenant_slug(tenant_id)
     html = render_localized(lambda: render_conversation_rows(conversations, slug, live=True))

@@ -95,6 +95,15 @@ class RowBuilder:
         )
 
 
+# The columns a row reads (``RowBuilder.row``), for ``QuerySet.only`` (``inbox.selectors.conversations_for_rows``,
+# the live list flush): whole conversation, contact, number and agent rows were ~20 timestamps and a few
+# JSON columns parsed per row, several times a second per tenant in a flood. A field read but not listed
+# here costs a query per row (tests/inbox/test_page_queries.py counts them).
+ROW_FIELDS = ("last_message_at", "unread_count", "status", "assignee", "connection", "contact", "is_group",
+              "last_message_preview", "contact__display_name", "contact__push_name", "contact__phone_number",
+              "connection__name")
+
+
 def conversation_rows(conversations, slug: str) -> list[ConversationRow]:
     """The rows of these conversations, in the active language and time zone."""
     builder = RowBuilder(slug)

@@ -14,8 +14,10 @@ from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
 from inbox import statements
+from inbox.bubbles import bubble_fields
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
+from inbox.rows import ROW_FIELDS
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -181,6 +183,15 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
     )
 
 
+def conversations_for_rows(tenant_id: int, ids) -> list[Conversation]:
+    """For the live list flush: these conversations with only what their list rows read (``inbox.rows``), their
+    labels prefetched. Two queries."""
+    return list(
+        Conversation.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("contact", "connection", "assignee")
+        .only(*ROW_FIELDS, f"assignee__{get_user_model().USERNAME_FIELD}").prefetch_related(labels_prefetch(tenant_id))
+    )
+
+
 def thread_page(conversation, before: str | None = None, limit: int = THREAD_PAGE_SIZE) -> Page:
     """Messages of a conversation, the newest ``limit`` before the cursor, returned oldest first."""
     qs = (Message.objects.for_tenant(conversation.tenant_id).filter(conversation_id=conversation.pk)
@@ -202,6 +213,17 @@ def messages_by_ids(tenant_id: int, ids) -> list[Message]:
         Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("sender_user", "media")
         .defer("media__ref").order_by("sent_at", "id")
     )
+
+
+def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[Message]:
+    """These messages (of these conversations, if given) as pushed thread fragments render them, in thread
+    order: only the columns their bubbles read (``inbox.bubbles.bubble_fields``), their conversation's
+    ``is_group``, their agent and file joined. One query."""
+    qs = Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids))
+    if conversation_ids is not None:
+        qs = qs.filter(conversation_id__in=list(conversation_ids))
+    return list(qs.select_related("sender_user", "conversation", "media").only(*bubble_fields())
+                .order_by("sent_at", "id"))
 
 
 def contact_panel(conversation) -> dict:

@@ -21,6 +21,11 @@ def safety_net_age() -> timedelta:
 
 # Well inside CELERY_TASK_SOFT_TIME_LIMIT: a long backlog is worked through by successive tasks.
 TASK_TIME_BUDGET = 120.0
+# The live sweep comes back as a new task this often while a flood goes on, so the tasks queued behind it
+# (the coalesced list flushes, every 250 ms per tenant) get a worker process: while the other one processes
+# a history sync (process_journal_task, up to TASK_TIME_BUDGET), a 30-second sweep held the live tenants'
+# list rows back for as long (bench/flood.py --history, docs/measurements.md). A task costs a few ms.
+SWEEP_TIME_BUDGET = 2.0
 
 
 @shared_task(acks_late=True)
@@ -60,7 +65,7 @@ def sweep_live_task() -> dict:
     from sync.sweep import sweep_live
 
     sweep_started()
-    summary = sweep_live(time_budget=TASK_TIME_BUDGET / 4)
+    summary = sweep_live(time_budget=SWEEP_TIME_BUDGET)
     if summary.processed or summary.handed_over:
         logger.info("sync.sweep.done", extra=summary.as_dict())
     if summary.more:

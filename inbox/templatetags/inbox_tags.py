@@ -98,6 +98,14 @@ def message_sort(m):
 
 
 @register.filter
+def bubble(m, is_group):
+    """What message.html prints of a message (``inbox.bubbles``), worked out once."""
+    from inbox.bubbles import message_bubble
+
+    return message_bubble(m, bool(is_group))
+
+
+@register.filter
 def short_time(dt):
     """Time today, weekday this week, date otherwise, in the active time zone (inbox.timezones)."""
     if not dt:

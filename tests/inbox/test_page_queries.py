@@ -17,6 +17,7 @@ from inbox import actions, labels, notes
 from inbox.list_coalescer import _key, flush_list_updates
 from inbox.models import Conversation
 from inbox.rendering import render_conversation_rows
+from inbox.selectors import conversations_for_rows
 from tests.sync.helpers import T0, feed, incoming
 
 pytestmark = pytest.mark.django_db
@@ -135,8 +136,9 @@ def test_a_live_row_is_the_pages_row(client, acme, acme_owner, acme_connection, 
     client.force_login(acme_owner)
     html = client.get(reverse("conversation_list", args=["acme"]) + "?status=all",
                       HTTP_ACCEPT_LANGUAGE=language).content.decode()
-    convs = Conversation.objects.for_tenant(acme).select_related("contact", "connection", "assignee").prefetch_related(
-        labels.labels_prefetch(acme)).order_by("-last_message_at")
+    # What the live flush reads: only the columns a row prints (inbox.selectors.conversations_for_rows)
+    convs = conversations_for_rows(acme.pk, Conversation.objects.for_tenant(acme).values_list("pk", flat=True))
+    convs.sort(key=lambda c: c.last_message_at, reverse=True)
     with translation.override(language):
         live = render_conversation_rows(convs, "acme", live=True)
     page_rows = re.findall(r'<li id="conv-.*?</li>', html, re.S)
@@ -145,3 +147,60 @@ def test_a_live_row_is_the_pages_row(client, acme, acme_owner, acme_connection, 
     if language == "pt-br":
         assert "Sem responsável" in html and "Aberta" in html  # unassigned, the status
         assert 'aria-label="2 não lidas"' in html  # two unread messages per conversation, the plural translated
+
+
+def bubbles_of_every_kind(acme_connection, agent):
+    """A group thread with a message of each shape message.html has, hostile text where text is printed."""
+    from django.utils import timezone
+
+    from inbox.models import MediaFile
+    from tests.factories import ConversationFactory, MessageFactory
+
+    conv = ConversationFactory(connection=acme_connection, is_group=True)
+    evil = '<img src=x onerror=alert(1)> "quoted" & \'single\''
+    now = timezone.now()
+    made = [
+        MessageFactory(conversation=conv, body=f"*bold* _it_ {evil} https://example.com/a?b=1&c=2", sender_name=evil),
+        MessageFactory(conversation=conv, body="no name", sender_name="", sender_jid="5511@s.whatsapp.net"),
+        MessageFactory(conversation=conv, body="quoting", quoted_body=(evil * 6)[:300], reactions={"a@lid": "👍", "b@lid": "👍",
+                                                                                          "c@lid": "❤", "d@lid": ""}),
+        MessageFactory(conversation=conv, body="quoting a lost one", quoted_external_id="3EB0X"),
+        MessageFactory(conversation=conv, body="changed", edited_at=now),
+        MessageFactory(conversation=conv, body="secret", deleted_at=now, edited_at=now),
+        MessageFactory(conversation=conv, direction="out", status="read", body="from the phone"),
+        MessageFactory(conversation=conv, direction="out", status="delivered", body="from an agent", sender_user=agent),
+        MessageFactory(conversation=conv, direction="out", status="failed", body="bounced", error=evil, sender_user=agent),
+        MessageFactory(conversation=conv, type="image", body="look", media_filename="pic.jpg", media_size=2048),
+        MessageFactory(conversation=conv, type="document", body="", media_filename=evil, media_size=4096),
+    ]
+    MediaFile.objects.for_tenant(conv.tenant_id).create(
+        tenant_id=conv.tenant_id, message=made[-2], connection=acme_connection, kind="image", state="fetched",
+        mimetype="image/jpeg", size=2048, thumbnail_name="t.jpg")
+    MediaFile.objects.for_tenant(conv.tenant_id).create(
+        tenant_id=conv.tenant_id, message=made[-1], connection=acme_connection, kind="document", state="failed",
+        error=evil)
+    return conv, made
+
+
+@pytest.mark.parametrize("language", ["en", "pt-br"])
+def test_a_live_message_is_the_pages_message(client, acme, acme_owner, acme_connection, language,
+                                             django_assert_num_queries):
+    """The thread page and the live push render one template from one bubble builder (inbox.bubbles), the push
+    from a query of only the columns a bubble reads: same bytes, but for the live bubble's data-upsert
+    attribute, for every shape of message, in one query whatever the number of messages."""
+    from inbox.rendering import render_message
+    from inbox.selectors import messages_for_bubbles
+
+    conv, made = bubbles_of_every_kind(acme_connection, acme_owner)
+    client.force_login(acme_owner)
+    html = client.get(reverse("conversation", args=["acme", conv.pk]), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    with django_assert_num_queries(1), translation.override(language):
+        live = "".join(render_message(m, live=True) for m in messages_for_bubbles(acme.pk, [m.pk for m in made]))
+    page_bubbles = re.findall(r'<article id="msg-.*?</article>', html, re.S)
+    live_bubbles = re.findall(r'<article id="msg-.*?</article>', live, re.S)
+    assert len(page_bubbles) == len(made)
+    assert [b.replace('data-upsert="thread"', "") for b in live_bubbles] == page_bubbles
+    assert "<img src=x" not in live and "onerror=alert(1)&gt;" in live  # hostile text escaped everywhere
+    assert '<a href="https://example.com/a?b=1&amp;c=2" target="_blank"' in live and "<strong>bold</strong>" in live
+    if language == "pt-br":
+        assert "Pelo celular" in live and "Não enviada" in live  # "From the phone", "Not sent"

@@ -1,0 +1,133 @@
+"""The Celery worker's CPU per live message, alone and repeatable: the live sweep in this process.
+
+    .venv/bin/python bench/sweep.py [--numbers 100] [--per-number 5] [--rounds 20]
+
+bench/flood.py measures the whole product, but on a shared machine its worker figure moves with how far
+behind the worker fell (a backlog makes bigger, cheaper batches: 0.33-0.66 ms per message between runs
+of one tree). This holds the batch's shape fixed: ``--numbers`` numbers of one tenant each journal
+``--per-number`` inbound text messages (real MessageEv protobufs, what the simulator sends), then one
+``sync.sweep.sweep_live()`` stores, renders and publishes them (thread fragments to the real channel
+layer, on Redis), then one coalesced list flush (``inbox.list_coalescer.flush_list_updates``, what
+``flush_live_updates_task`` does at most ~4 times a second per tenant). Repeated ``--rounds`` times after
+``--warmup`` rounds; CPU seconds (``time.process_time``) of this process and of its PostgreSQL backend,
+per message, medians over the rounds; prints one JSON line and saves bench/results/sweep.json. A
+database of its own (``BENCH_DB``, default inbox_bench_sweep), created and dropped; Redis
+``BENCH_REDIS_URL``. Compare trees by running each in turn, alternately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import admin, cpu_seconds  # noqa: E402
+
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_sweep")
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--numbers", type=int, default=100)
+    parser.add_argument("--per-number", type=int, default=5, help="messages per number per sweep")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+
+    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{DB_NAME}"')
+    os.environ.update(DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.test",
+                      REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
+                      CELERY_QUEUE=f"bench-{DB_NAME}", CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", LOG_LEVEL="WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    try:
+        call_command("migrate", verbosity=0)
+        return run(args, connection)
+    finally:
+        connection.close()
+        admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def run(args, connection) -> dict:
+    import gc
+
+    from config.heap import freeze_startup_heap
+    from connections.models import Connection
+    from inbox.list_coalescer import flush_list_updates
+    from inbox.models import Message, Tenant
+    from sync import events_builder as b
+    from sync.journal import journal_many
+    from sync.sweep import sweep_live
+
+    tenant = Tenant.objects.create(name="Live", slug="live")
+    numbers = [Connection.objects.create(tenant=tenant, name=f"number {i}") for i in range(args.numbers)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    seq = 0
+    gc.collect()
+    freeze_startup_heap()  # as a Celery worker process does at start (config/celery.py)
+
+    def journal_round():
+        nonlocal seq
+        events = {}
+        for i, conn in enumerate(numbers):
+            chat = f"55119{i:08d}@s.whatsapp.net"
+            batch = []
+            for _ in range(args.per_number):
+                seq += 1
+                ev = b.message_ev(chat, chat, f"3EB0{seq:016X}", f"Flood message {seq} from {chat}",
+                                  1_796_000_000_000 + seq, push_name=f"Customer {i}")
+                batch.append((*b.serialize(ev), None))
+            events[conn.pk] = batch
+        journal_many(events, schedule=False)
+
+    sweep_ms, flush_ms, pg_ms = [], [], []
+    per_round = args.numbers * args.per_number
+    for n in range(args.warmup + args.rounds):
+        journal_round()
+        cpu, pg = time.process_time(), cpu_seconds(backend)
+        summary = sweep_live()
+        assert summary.saved == per_round and not summary.handed_over, summary.as_dict()
+        swept, pg_swept = time.process_time(), cpu_seconds(backend)
+        flush_list_updates(tenant.pk)
+        flushed = time.process_time()
+        if n >= args.warmup:
+            sweep_ms.append((swept - cpu) * 1000 / per_round)
+            flush_ms.append((flushed - swept) * 1000 / per_round)
+            pg_ms.append((pg_swept - pg) * 1000 / per_round)
+    stored = Message.objects.unscoped().count()
+    assert stored == per_round * (args.warmup + args.rounds)
+    result = {
+        "benchmark": "sweep", "numbers": args.numbers, "per_number": args.per_number, "rounds": args.rounds,
+        "messages_per_sweep": per_round,
+        "cpu_ms_per_message": {
+            "sweep (store, render, publish)": round(statistics.median(sweep_ms), 4),
+            "list flush (once per sweep)": round(statistics.median(flush_ms), 4),
+            "postgres backend (sweep)": round(statistics.median(pg_ms), 4),
+        },
+        "sweep_ms_per_message_min_max": [round(min(sweep_ms), 4), round(max(sweep_ms), 4)],
+        "load_avg_1m": os.getloadavg()[0],
+    }
+    line = json.dumps(result)
+    print(line)
+    (ROOT / "bench" / "results" / "sweep.json").write_text(line + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
