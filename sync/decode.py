@@ -363,15 +363,12 @@ def _add_message(out: Decoded, external_id: str, chat: str, sender: str, from_me
     if len(push_name) > 255:
         push_name = push_name[:255]
     if c is None:
-        out.messages.append(MessageRecord(
-            "text", body, "", "", None, "", extra, quoted_id, quoted_body, b"", external_id=external_id, chat_jid=chat,
-            sender_jid=sender, from_me=from_me, is_group=is_group, timestamp=ts, push_name=push_name, status=status,
-            live=live))
+        out.messages.append(MessageRecord(external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None,
+                                          "", extra, quoted_id, quoted_body, b"", push_name, status, live))
     else:
         out.messages.append(MessageRecord(
-            c.type, body, c.raw_type, c.media_mimetype, c.media_size, c.media_filename, extra, c.quoted_external_id,
-            c.quoted_body, c.media_ref, external_id=external_id, chat_jid=chat, sender_jid=sender, from_me=from_me,
-            is_group=is_group, timestamp=ts, push_name=push_name, status=status, live=live))
+            external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype, c.media_size,
+            c.media_filename, extra, c.quoted_external_id, c.quoted_body, c.media_ref, push_name, status, live))
 
 
 def _position(item) -> str:

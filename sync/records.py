@@ -33,17 +33,25 @@ class MessageContent:
     media_ref: bytes = b""
 
 
-@dataclass(slots=True, kw_only=True)
-class MessageRecord(MessageContent):
-    """A message to store: its content (positional, in ``MessageContent``'s order) and, by keyword,
-    where, when and from whom."""
+@dataclass
+class MessageOrigin:
+    """Which message, in which chat, from whom and when: the leading fields of a ``MessageRecord``. Fields
+    only, never built alone; ``__slots__ = ()`` lets the record keep slots beside ``MessageContent``'s."""
 
+    __slots__ = ()
     external_id: str
     chat_jid: str  # normalized; for 1:1 the other party (whatever form WhatsApp used), for groups the group
     sender_jid: str  # normalized participant / other party; "" when from me
     from_me: bool
     is_group: bool
     timestamp: datetime
+
+
+@dataclass(slots=True)
+class MessageRecord(MessageContent, MessageOrigin):
+    """A message to store. Its fields in order: ``MessageOrigin``'s, ``MessageContent``'s, then these
+    (dataclass fields come from the bases in reverse order: all positional, the decoder's cheap call)."""
+
     push_name: str = ""
     status: str = ""  # "" = default for the direction; history carries WhatsApp's own status
     live: bool = True  # False for history: unread counts come from the history conversation instead
