@@ -1,16 +1,19 @@
-"""What the process benchmarks (flood, live, webhooks) share: the PostgreSQL admin connection, a hard time
+"""What the benchmarks share: the PostgreSQL admin connection, the JSON line saved in bench/results, a hard time
 limit, the product's processes on a fresh database of their own (flood, live), percentile summaries, waiting
 on started processes, and whether a port listens. Imported as ``benchlib`` (a script's own directory is on
 sys.path when it runs as ``python bench/<name>.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import statistics
 import time
+from pathlib import Path
 
+RESULTS = Path(__file__).resolve().parent / "results"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 
 
@@ -77,6 +80,14 @@ def stop_product(started: list, db_name: str, keep_db: bool) -> None:
     if not keep_db:
         admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin(f'DROP DATABASE IF EXISTS "{db_name}_whatsmeow" WITH (FORCE)')
+
+
+def save_result(result: dict, name: str) -> None:
+    """Print the bench's one JSON line and save it as bench/results/``name``."""
+    line = json.dumps(result)
+    print(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(line + "\n")
 
 
 def pct(values, p):

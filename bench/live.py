@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
@@ -44,7 +43,7 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-from benchlib import port_open, product_database, start_product, stop_product, summary, time_limit
+from benchlib import port_open, product_database, save_result, start_product, stop_product, summary, time_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,11 +76,7 @@ def main():
         result = run(args, port, started)
     finally:
         stop_product(started, DB_NAME, args.keep_db)
-    line = json.dumps(result)
-    print(line)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "live.json").write_text(line + "\n")
+    save_result(result, "live.json")
 
 
 def run(args, port, started) -> dict:
