@@ -1,14 +1,19 @@
-"""What the process benchmarks (flood, live, webhooks) share: the PostgreSQL admin connection, percentile
-summaries, waiting on started processes, and whether a port listens. Imported as ``benchlib`` (a script's
-own directory is on sys.path when it runs as ``python bench/<name>.py``)."""
+"""What the benchmarks share: the PostgreSQL admin connection, the JSON line saved in bench/results, a hard time
+limit, the product's processes on a fresh database of their own (flood, live), percentile summaries, waiting
+on started processes, and whether a port listens. Imported as ``benchlib`` (a script's own directory is on
+sys.path when it runs as ``python bench/<name>.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import statistics
 import time
+from pathlib import Path
 
+RESULTS = Path(__file__).resolve().parent / "results"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 
 
@@ -17,6 +22,72 @@ def admin(sql: str) -> None:
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(sql)
+
+
+def time_limit(script: str, seconds: int) -> None:
+    """End the run with a TimeoutError after ``seconds`` (SIGALRM), so a stuck bench still stops;
+    ``stop_product`` (or ``signal.alarm(0)``) lifts it."""
+
+    def out_of_time(*_):
+        raise TimeoutError(f"{script} exceeded its {seconds}s limit")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(seconds)
+
+
+def product_database(db_name: str, redis_default: str, **env: str) -> None:
+    """A fresh database ``db_name``, migrated, and this process set up as the product's processes will be:
+    settings ``bench.live_settings``, Redis from ``BENCH_REDIS_URL`` (else ``redis_default``), the bench's
+    own ``env`` (its Celery queue, event spool, ...) on top."""
+    admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{db_name}"')
+    os.environ.update(
+        DATABASE_URL=f"{PG}/{db_name}", DJANGO_SETTINGS_MODULE="bench.live_settings",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", redis_default), LOG_LEVEL="WARNING", ALLOWED_HOSTS="127.0.0.1",
+        **env,
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def start_product(started: list, runner_id: str, worker_concurrency: int) -> int:
+    """Start the product's processes as `make run` would, appending each to ``started`` as it starts (so a
+    failure part way still stops those already up): runner (simulator transport), Celery worker, daphne.
+    Returns daphne's port."""
+    from tests import procs
+
+    env = procs.process_env(DJANGO_SETTINGS_MODULE="bench.live_settings", LOG_LEVEL="WARNING")
+    port = procs.free_port()
+    started.append(procs.manage("runner", "run_connections", "--runner-id", runner_id, env=env))
+    started.append(procs.celery_worker(env, concurrency=worker_concurrency))
+    started.append(procs.daphne(port, env))
+    return port
+
+
+def stop_product(started: list, db_name: str, keep_db: bool) -> None:
+    """Lift the time limit, stop the ``started`` processes, close this process's connections and, unless
+    ``keep_db``, drop the bench's database and the runner's session store beside it."""
+    signal.alarm(0)
+    for proc in started:
+        proc.stop(timeout=15)
+    from django.db import connections
+
+    connections.close_all()
+    if not keep_db:
+        admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        admin(f'DROP DATABASE IF EXISTS "{db_name}_whatsmeow" WITH (FORCE)')
+
+
+def save_result(result: dict, name: str) -> None:
+    """Print the bench's one JSON line and save it as bench/results/``name``."""
+    line = json.dumps(result)
+    print(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(line + "\n")
 
 
 def pct(values, p):

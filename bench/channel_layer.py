@@ -9,12 +9,13 @@ JSON line and saves it to bench/results/channel_layer.json.
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchlib import save_result
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -72,11 +73,7 @@ def main():
     for backend in BACKENDS:
         result["backends"][backend.rsplit(".", 1)[1]] = asyncio.run(run_backend(backend, args.receivers, args.messages,
                                                                                   args.redis))
-    line = json.dumps(result)
-    print(line)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "channel_layer.json").write_text(line + "\n")
+    save_result(result, "channel_layer.json")
 
 
 if __name__ == "__main__":

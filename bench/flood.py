@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
 import sys
 import threading
@@ -43,7 +42,7 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-from benchlib import PG, CpuMeter, admin, summary
+from benchlib import PG, CpuMeter, product_database, start_product, stop_product, summary, time_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,36 +63,13 @@ def main():
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
-    hard_limit = int(args.seconds + args.drain + 600)
-
-    def out_of_time(*_):
-        raise TimeoutError(f"bench/flood.py exceeded its {hard_limit}s limit")
-
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(hard_limit)
-    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="bench.live_settings", CELERY_QUEUE=f"bench-{DB_NAME}",
-        CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
-        LOG_LEVEL="WARNING", EVENT_SPOOL_DIR=f"/tmp/bench-flood-spool-{os.getpid()}", ALLOWED_HOSTS="127.0.0.1",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from tests import procs
-
-    env = procs.process_env(DJANGO_SETTINGS_MODULE="bench.live_settings", LOG_LEVEL="WARNING")
-    port = procs.free_port()
+    time_limit("bench/flood.py", int(args.seconds + args.drain + 600))
+    product_database(DB_NAME, "redis://127.0.0.1:6379/5", CELERY_QUEUE=f"bench-{DB_NAME}",
+                     CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", EVENT_SPOOL_DIR=f"/tmp/bench-flood-spool-{os.getpid()}")
     started = []
     try:
         ids = seed(args.numbers)
-        started.append(procs.manage("runner", "run_connections", "--runner-id", "bench-flood", env=env))
-        started.append(procs.celery_worker(env, concurrency=args.worker_concurrency))
-        started.append(procs.daphne(port, env))
+        port = start_product(started, "bench-flood", args.worker_concurrency)
         result = run(args, port, started, ids)
         result["process_warnings"] = warnings_of(started)
     except BaseException:
@@ -102,15 +78,7 @@ def main():
             print(f"===== {proc.name}\n" + "\n".join(x[:500] for x in lines[-40:]), file=sys.stderr)
         raise
     finally:
-        signal.alarm(0)
-        for proc in started:
-            proc.stop(timeout=15)
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}_whatsmeow" WITH (FORCE)')
+        stop_product(started, DB_NAME, args.keep_db)
     line = json.dumps(result)
     print(line)
     out = ROOT / "bench" / "results"

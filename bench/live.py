@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
-import signal
 import statistics
 import sys
 import time
@@ -45,7 +43,7 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-from benchlib import PG, admin, port_open, summary
+from benchlib import port_open, product_database, save_result, start_product, stop_product, summary, time_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,54 +64,19 @@ def main():
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = parser.parse_args()
-    hard_limit = int(args.seconds + args.drain + 240)
-
-    def out_of_time(*_):
-        raise TimeoutError(f"bench/live.py exceeded its {hard_limit}s limit")
-
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(hard_limit)
-
-    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="bench.live_settings", CELERY_QUEUE="bench-live",
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"), LOG_LEVEL="WARNING",
-        EVENT_SPOOL_DIR=f"/tmp/bench-live-spool-{os.getpid()}", ALLOWED_HOSTS="127.0.0.1",
-    )
-    import django
-
-    django.setup()
+    time_limit("bench/live.py", int(args.seconds + args.drain + 240))
+    product_database(DB_NAME, "redis://127.0.0.1:6379/6", CELERY_QUEUE="bench-live",
+                     EVENT_SPOOL_DIR=f"/tmp/bench-live-spool-{os.getpid()}")
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0)
-
-    from tests import procs
-
-    env = procs.process_env(DJANGO_SETTINGS_MODULE="bench.live_settings", LOG_LEVEL="WARNING")
-    port = procs.free_port()
     started = []
     try:
-        started.append(procs.manage("runner", "run_connections", "--runner-id", "bench-live", env=env))
-        started.append(procs.celery_worker(env, concurrency=args.worker_concurrency))
-        started.append(procs.daphne(port, env))
+        port = start_product(started, "bench-live", args.worker_concurrency)
         result = run(args, port, started)
     finally:
-        signal.alarm(0)
-        for proc in started:
-            proc.stop(timeout=15)
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            admin(f'DROP DATABASE IF EXISTS "{DB_NAME}_whatsmeow" WITH (FORCE)')  # the runner's session store
-    line = json.dumps(result)
-    print(line)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "live.json").write_text(line + "\n")
+        stop_product(started, DB_NAME, args.keep_db)
+    save_result(result, "live.json")
 
 
 def run(args, port, started) -> dict:

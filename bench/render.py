@@ -11,12 +11,13 @@ bench/results/render.json.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchlib import save_result
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,11 +109,7 @@ def main():
             "render_message_per_message": round(cpu_ms(render_messages, args.runs * 3) / len(messages), 3),
         }
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    line = json.dumps(result)
-    print(line)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "render.json").write_text(line + "\n")
+    save_result(result, "render.json")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ ingestion can check who may change what.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -35,6 +35,7 @@ from sync.records import (  # noqa: F401 - re-exported: the records are what dec
     GroupRecord,
     HistoryInfo,
     ItemFailure,
+    MessageContent,
     MessageRecord,
     ReactionRecord,
     ReceiptRecord,
@@ -153,24 +154,17 @@ def unwrap(msg: E.Message) -> E.Message:
     return unwrap_fields(msg)[0]
 
 
-@dataclass(slots=True)
-class _Content:
-    kind: str  # "message" | "reaction" | "edit" | "revoke" | "ignored"
-    type: str = "text"
-    body: str = ""
-    raw_type: str = ""
-    media_mimetype: str = ""
-    media_size: int | None = None
-    media_filename: str = ""
-    extra: dict = field(default_factory=dict)
-    quoted_external_id: str = ""
-    quoted_body: str = ""
+@dataclass(slots=True, kw_only=True)
+class _Content(MessageContent):
+    """One classified E2E message: a message's content, or an operation on another message (its
+    ``body``: the reaction's emoji, the edit's new text), or an item ignored for ``ignored_reason``."""
+
+    kind: str = "message"  # "message" | "reaction" | "edit" | "revoke" | "ignored"
     # The target's id from the protocol message's key. Its remoteJID/fromMe are left out: the sender
     # writes them, relative to its own side of the chat; the event's MessageSource says who and where.
     target_id: str = ""
     ignored_reason: str = ""
     edit_timestamp_ms: int = 0
-    media_ref: bytes = b""
 
 
 def _quoted(ctx: E.ContextInfo, problems) -> tuple[str, str]:
@@ -223,16 +217,16 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
     """Classify one (possibly wrapped) E2E message (``listed``: ``raw.ListFields()`` if already known)."""
     msg, f = unwrap_fields(raw, listed)
     if "conversation" in f:
-        return _Content("message", "text", _s(f["conversation"], problems))
+        return _Content("text", _s(f["conversation"], problems))
     if "extendedTextMessage" in f:
         ext = f["extendedTextMessage"]
         qid, qbody = _quoted(ext.contextInfo, problems) if ext.HasField("contextInfo") else ("", "")
-        return _Content("message", "text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
+        return _Content("text", _s(ext.text, problems), quoted_external_id=qid, quoted_body=qbody)
     for name in _MEDIA.keys() & f.keys():
         m, has = f[name], _MEDIA_FIELDS[name]
         qid, qbody = _quoted(m.contextInfo, problems) if m.HasField("contextInfo") else ("", "")
         return _Content(
-            "message", _MEDIA[name], _s(m.caption, problems) if "caption" in has else "", raw_type=name,
+            _MEDIA[name], _s(m.caption, problems) if "caption" in has else "", raw_type=name,
             media_mimetype=_cut(_s(m.mimetype, problems), 128), media_size=m.fileLength or None,
             media_filename=_cut(_s(m.fileName, problems), 255) if "fileName" in has else "",
             extra={"seconds": m.seconds} if "seconds" in has and m.seconds else {},
@@ -240,39 +234,39 @@ def content_of(raw: E.Message, problems: list[str], listed: list | None = None) 
         )
     if "contactMessage" in f:
         c = f["contactMessage"]
-        return _Content("message", "contact", _s(c.displayName, problems),
+        return _Content("contact", _s(c.displayName, problems),
                         extra={"contacts": [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)}]})
     if "contactsArrayMessage" in f:
         arr = f["contactsArrayMessage"]
         cards = [{"name": _s(c.displayName, problems), "vcard": _s(c.vcard, problems)} for c in arr.contacts]
-        return _Content("message", "contact", _s(arr.displayName, problems) or ", ".join(c["name"] for c in cards),
+        return _Content("contact", _s(arr.displayName, problems) or ", ".join(c["name"] for c in cards),
                         extra={"contacts": cards})
     if "locationMessage" in f or "liveLocationMessage" in f:
         live = "liveLocationMessage" in f
         loc = f["liveLocationMessage"] if live else f["locationMessage"]
         name = _s(getattr(loc, "name", ""), problems)
         address = _s(getattr(loc, "address", ""), problems)
-        return _Content("message", "location", name or address or _s(getattr(loc, "caption", ""), problems),
+        return _Content("location", name or address or _s(getattr(loc, "caption", ""), problems),
                         extra={"latitude": loc.degreesLatitude, "longitude": loc.degreesLongitude,
                                "name": name, "address": address, "live": live})
     if "reactionMessage" in f:
         r = f["reactionMessage"]
-        return _Content("reaction", body=_s(r.text, problems), target_id=r.key.ID)
+        return _Content(kind="reaction", body=_s(r.text, problems), target_id=r.key.ID)
     if "protocolMessage" in f:
         p = f["protocolMessage"]
         if p.type == E.ProtocolMessage.REVOKE:
-            return _Content("revoke", target_id=p.key.ID)
+            return _Content(kind="revoke", target_id=p.key.ID)
         if p.type == E.ProtocolMessage.MESSAGE_EDIT:
-            new = content_of(p.editedMessage, problems) if p.HasField("editedMessage") else _Content("message")
-            return _Content("edit", body=new.body, target_id=p.key.ID, edit_timestamp_ms=p.timestampMS)
-        return _Content("ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
+            new = content_of(p.editedMessage, problems) if p.HasField("editedMessage") else _Content()
+            return _Content(kind="edit", body=new.body, target_id=p.key.ID, edit_timestamp_ms=p.timestampMS)
+        return _Content(kind="ignored", ignored_reason=f"protocol_{E.ProtocolMessage.Type.Name(p.type).lower()}"
                         if p.type in E.ProtocolMessage.Type.values() else "protocol_unknown")
     content = [name for name in f if name not in _METADATA_FIELDS]
     if not content:
         if "senderKeyDistributionMessage" in f or "fastRatchetKeySenderKeyDistributionMessage" in f:
-            return _Content("ignored", ignored_reason="key_distribution")
-        return _Content("message", "unsupported", raw_type="empty")
-    return _Content("message", "unsupported", raw_type=_cut(content[0], 64))
+            return _Content(kind="ignored", ignored_reason="key_distribution")
+        return _Content("unsupported", raw_type="empty")
+    return _Content("unsupported", raw_type=_cut(content[0], 64))
 
 
 _CONVERSATION = E.Message.DESCRIPTOR.fields_by_name["conversation"]
@@ -370,11 +364,11 @@ def _add_message(out: Decoded, external_id: str, chat: str, sender: str, from_me
         push_name = push_name[:255]
     if c is None:
         out.messages.append(MessageRecord(external_id, chat, sender, from_me, is_group, ts, "text", body, "", "", None,
-                                          "", extra, quoted_id, quoted_body, push_name, status, live))
+                                          "", extra, quoted_id, quoted_body, b"", push_name, status, live))
     else:
         out.messages.append(MessageRecord(
             external_id, chat, sender, from_me, is_group, ts, c.type, body, c.raw_type, c.media_mimetype, c.media_size,
-            c.media_filename, extra, c.quoted_external_id, c.quoted_body, push_name, status, live, c.media_ref))
+            c.media_filename, extra, c.quoted_external_id, c.quoted_body, c.media_ref, push_name, status, live))
 
 
 def _position(item) -> str:
@@ -530,9 +524,9 @@ def _decode_history(ev: N.HistorySync, out: Decoded, received_at: datetime) -> N
                     if listed is not None:
                         content = content_of(raw, problems, listed)
                     elif wmi.HasField("messageStubType"):
-                        content = _Content("ignored", ignored_reason="stub")
+                        content = _Content(kind="ignored", ignored_reason="stub")
                     else:
-                        content = _Content("message", "unsupported", raw_type="empty")
+                        content = _Content("unsupported", raw_type="empty")
                     _add_record(out, content, external_id=external_id, chat=chat, sender=sender, from_me=from_me,
                                 is_group=is_group, ts=ts, push_name=push_name, status=status, live=False,
                                 item=hmsg)

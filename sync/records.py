@@ -15,14 +15,11 @@ MAX_JID = 128  # the JID columns (ContactIdentity, Conversation.chat_jid, sender
 
 
 @dataclass(slots=True)
-class MessageRecord:
-    external_id: str
-    chat_jid: str  # normalized; for 1:1 the other party (whatever form WhatsApp used), for groups the group
-    sender_jid: str  # normalized participant / other party; "" when from me
-    from_me: bool
-    is_group: bool
-    timestamp: datetime
-    type: str
+class MessageContent:
+    """What a message says, apart from who sent it where and when: the one definition of these fields,
+    for ``MessageRecord`` and for the decoder's classified content (``sync.decode.content_of``)."""
+
+    type: str = "text"
     body: str = ""
     raw_type: str = ""
     media_mimetype: str = ""
@@ -31,12 +28,33 @@ class MessageRecord:
     extra: dict = field(default_factory=dict)
     quoted_external_id: str = ""
     quoted_body: str = ""
-    push_name: str = ""
-    status: str = ""  # "" = default for the direction; history carries WhatsApp's own status
-    live: bool = True  # False for history: unread counts come from the history conversation instead
     # Media: a serialized E2E Message holding only the media part (direct path, key, hashes; no
     # thumbnail or context), what a transport needs to download the file (``media_ref_of``).
     media_ref: bytes = b""
+
+
+@dataclass
+class MessageOrigin:
+    """Which message, in which chat, from whom and when: the leading fields of a ``MessageRecord``. Fields
+    only, never built alone; ``__slots__ = ()`` lets the record keep slots beside ``MessageContent``'s."""
+
+    __slots__ = ()
+    external_id: str
+    chat_jid: str  # normalized; for 1:1 the other party (whatever form WhatsApp used), for groups the group
+    sender_jid: str  # normalized participant / other party; "" when from me
+    from_me: bool
+    is_group: bool
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class MessageRecord(MessageContent, MessageOrigin):
+    """A message to store. Its fields in order: ``MessageOrigin``'s, ``MessageContent``'s, then these
+    (dataclass fields come from the bases in reverse order: all positional, the decoder's cheap call)."""
+
+    push_name: str = ""
+    status: str = ""  # "" = default for the direction; history carries WhatsApp's own status
+    live: bool = True  # False for history: unread counts come from the history conversation instead
 
 
 # Operations: ``chat_jid`` and ``sender_jid`` are those of the event that carried the operation (for a
