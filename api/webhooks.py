@@ -533,8 +533,7 @@ def _save_attempts(tenant_id: int, deliveries: list[WebhookDelivery], at, code, 
         # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway), written as a
         # filter on the rows the ids find (IS TRUE), never a way to find them: without fresh statistics on the
         # table the planner took "tenant_id = X" for a few rows and read every delivery of the tenant into a hash
-        # join (14.7 ms instead of 1.8 ms per 100 rows at 85,000 rows; 0.055 -> 0.10 ms of the backend's CPU per
-        # event as a log grew from 5,000 to 15,000: docs/measurements.md).
+        # join, a cost growing with the log (docs/measurements.md, "Webhook fan-out beside the live inbox").
         cursor.execute(
             f"UPDATE {table} AS d SET payload = COALESCE(v.payload, d.payload), attempts = v.attempts, "  # noqa: S608
             "status = v.status, next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "

@@ -21,11 +21,8 @@ too, and logs that its nice value has no effect there. (Under systemd with the c
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 
 def consumed_queues(options: dict) -> set[str]:
