@@ -32,8 +32,10 @@ next starts clean; its CPU meter (bench/benchlib.py ``CpuMeter``) covers that wh
 of daphne, the worker, the webhook worker, the receiver, the bench (feeder and socket client) and the
 PostgreSQL backends of each (told apart by ``application_name``), and the whole Redis server (shared with
 anything else on the machine). Per condition: the probe's latency pooled over its phases and per phase, the
-median CPU per role. Checked over the run: each request's signature, each conversation's order, every event
-delivered once, the delivery log (every row ``succeeded``). Then ``capacity``: the webhook worker stopped,
+median CPU per role. Checked over the run, as a receiver sees it (by event id): each request's signature, every
+event delivered, each conversation's order over first arrivals, the delivery log (every row ``succeeded``);
+events received again (a request that outlived our timeout at a starved receiver is sent again, same ids) are
+counted as ``repeats_after_a_timeout``. Then ``capacity``: the webhook worker stopped,
 ``--backlog`` messages ingested, the worker started at nice 0 (nothing of the inbox runs meanwhile): events/s
 while it drains the backlog (what delivery alone reaches on this machine).
 
@@ -508,20 +510,27 @@ def run(args, conditions, port, started, receiver, start_hook_worker, hook_worke
         for i, condition in enumerate(order):
             runs.append(phase(f"R{r}{i}", condition, args.seconds))
 
-    # Checks over every event received, in arrival order: once each, in order per conversation.
-    seen, last_id, order_ok = set(), {}, True
+    # Checks over every event received, as a receiver sees them: by event id, first arrivals in arrival order. A
+    # request that timed out on our side (WEBHOOK_TIMEOUT_SECONDS) but reached the receiver is sent again, with
+    # the same event ids (at least once): counted as repeats, and each conversation's order is checked over the
+    # first arrivals (a repeat always comes before any later event of its conversations: they wait for it).
+    first: dict = {}
     for _, event in all_events:
+        first.setdefault(event["id"], event)
+    last_id, order_ok = {}, True
+    for event in first.values():
         message = event["data"]["message"]
-        seen.add(event["id"])
         conv = message["conversation_id"]
         if last_id.get(conv, 0) >= message["id"]:
             order_ok = False
         last_id[conv] = message["id"]
     checks = {"events_expected": totals["expected"],
-              "events_received": len(all_events), "events_unique": len(seen), "requests": totals["requests"],
+              "events_received": len(all_events), "events_unique": len(first),
+              "repeats_after_a_timeout": len(all_events) - len(first), "requests": totals["requests"],
               "bad_signatures": totals["bad_signatures"], "in_order_per_conversation": order_ok,
               "conversations": len(last_id), "log_rows": log.count(),
-              "log_succeeded": log.filter(status="succeeded").count()}
+              "log_succeeded": log.filter(status="succeeded").count(),
+              "log_rows_sent_more_than_once": log.filter(attempts__gt=1).count()}
 
     by_condition = {}
     for condition in conditions:
