@@ -62,9 +62,13 @@ def save_delivery_attempts(tenant_id: int, deliveries: list[WebhookDelivery], ne
     table = WebhookDelivery._meta.db_table
     with db.cursor() as cursor:
         # One parameter for all rows (jsonb_to_recordset): cheap to send whatever the batch size. The tenant in
-        # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway).
+        # the WHERE is the same fence as for_tenant() (the ids come from this tenant's rows anyway), written as a
+        # filter on the rows the ids find (IS TRUE), never a way to find them: without fresh statistics on the
+        # table the planner took "tenant_id = X" for a few rows and read every delivery of the tenant into a hash
+        # join, a cost growing with the log (docs/measurements.md, "Webhook fan-out beside the live inbox").
         cursor.execute(
             f"UPDATE {table} AS d SET payload = COALESCE(v.payload, d.payload), attempts = v.attempts, "  # noqa: S608
             "status = v.status, next_attempt_at = v.next_at, last_attempt_at = %s, response_code = %s, error = %s "
             "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, payload jsonb, attempts int, status text, "
-            "next_at timestamptz) WHERE d.id = v.id AND d.tenant_id = %s", [at, code, error, rows.decode(), tenant_id])
+            "next_at timestamptz) WHERE d.id = v.id AND (d.tenant_id = %s) IS TRUE",
+            [at, code, error, rows.decode(), tenant_id])

@@ -111,24 +111,27 @@ def enqueue_deliveries(targets, countdown: float | None = None, wait: float = 0.
     ``countdown`` (a retry's): the task is scheduled without the flag."""
     from api.tasks import deliver_webhooks_task
 
-    r = None
+    targets = list(targets)
+    flagged = False  # the targets left are the ones whose flag this call set
+    if countdown is None:
+        # One round trip for every target's flag (the ingest's commit waits on it).
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            for endpoint_id, partition in targets:
+                pipe.set(_queued_key(endpoint_id, partition), "1", nx=True, px=QUEUED_FLAG_MS)
+            # A target whose flag was set already has a task waiting in the queue, which will read this row.
+            targets = [target for target, ok in zip(targets, pipe.execute(), strict=True) if ok]
+            flagged = True
+        except Exception as exc:  # noqa: BLE001 - Redis down: enqueue anyway (the broker decides)
+            logger.warning("webhook.queue_flag_failed", extra={"targets": targets[:20], "error": repr(exc)[:300]})
     for endpoint_id, partition in targets:
-        flagged = False
-        if countdown is None:
-            try:
-                r = r or redis_client()
-                if not r.set(_queued_key(endpoint_id, partition), "1", nx=True, px=QUEUED_FLAG_MS):
-                    continue  # a task for it waits in the queue and will read this row
-                flagged = True
-            except Exception as exc:  # noqa: BLE001 - Redis down: enqueue anyway (the broker decides)
-                logger.warning("webhook.queue_flag_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
         try:
             deliver_webhooks_task.apply_async((endpoint_id, partition), countdown=countdown or wait or None)
         except Exception as exc:  # noqa: BLE001 - broker down: the rows wait; beat's safety net enqueues them
             logger.error("webhook.enqueue_failed", extra={"endpoint_id": endpoint_id, "error": repr(exc)[:300]})
             if flagged:
                 try:
-                    r.delete(_queued_key(endpoint_id, partition))
+                    redis_client().delete(_queued_key(endpoint_id, partition))
                 except Exception:  # noqa: BLE001, S110 - the flag expires on its own
                     pass
 

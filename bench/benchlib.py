@@ -167,7 +167,8 @@ class CpuMeter:
     children stay in its group); the group leader's own time can be split off as ``<role>_leader``
     (``split_leader``). A group's time counts every live member's own time plus what its reaped children
     used (cutime), so a child that exited in the window is not lost. ``pg_pids``: a callable returning
-    the PostgreSQL backends serving the benchmark's databases; it is polled (``poll()``, about once a
+    the PostgreSQL backends serving the benchmark's databases (a list, or a dict pid -> role: each role's
+    backends are then reported apart as ``postgres backends (<role>)``); it is polled (``poll()``, about once a
     second) because backends come and go: one first seen after ``start()`` counts from zero, one that
     ended counts up to its last poll (what it used after that poll is lost: an undercount). The bench's
     own process is ``bench``. ``redis-server`` is the machine's whole server (shared with anything else
@@ -179,6 +180,7 @@ class CpuMeter:
         self.pg_pids = pg_pids
         self.pg_first: dict[int, float] = {}
         self.pg_last: dict[int, float] = {}
+        self.pg_role: dict[int, str] = {}
         self.started = self.stopped = None
         self.redis = [p for p in _pids() if _comm(p) == "redis-server"]
 
@@ -204,7 +206,10 @@ class CpuMeter:
     def poll(self) -> None:
         if self.pg_pids is None:
             return
-        for pid in self.pg_pids():
+        pids = self.pg_pids()
+        for pid in pids:
+            if isinstance(pids, dict):  # pid -> the role it serves (its application_name)
+                self.pg_role[pid] = f"postgres backends ({pids[pid]})"
             stat = _proc_stat(pid)
             if stat is None:
                 continue
@@ -238,7 +243,12 @@ class CpuMeter:
         (_t0, a, _), (_t1, b, _) = self.started, self.stopped
         out = {role: b[role] - a[role] for role in b}
         if self.pg_pids is not None:
-            out["postgres backends"] = sum(self.pg_last[p] - self.pg_first.get(p, 0.0) for p in self.pg_last)
+            out["postgres backends"] = 0.0
+            for p in self.pg_last:
+                role = self.pg_role.get(p, "postgres backends")
+                out[role] = out.get(role, 0.0) + self.pg_last[p] - self.pg_first.get(p, 0.0)
+            if self.pg_role and not out["postgres backends"]:
+                del out["postgres backends"]
         return out
 
     def report(self, messages: int) -> dict:

@@ -371,6 +371,9 @@ WEBHOOK_COALESCE_SECONDS = env.float("WEBHOOK_COALESCE_SECONDS", default=0.3)
 # slots that process the live inbox (docs/api.md).
 WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 CELERY_TASK_ROUTES = {"api.tasks.deliver_webhooks_task": {"queue": WEBHOOK_QUEUE}}
+# The nice value a worker for WEBHOOK_QUEUE alone (a queue of its own) gives itself as it starts (config/priority.py):
+# the live inbox's processes get the CPU first. 0 leaves it alone.
+WEBHOOK_WORKER_NICE = env.int("WEBHOOK_WORKER_NICE", default=19)
 # Retention (api.retention, beat "api: retention" hourly, in batches): delivered webhook events are kept
 # 7 days, those given up 30 (a person may still want to redeliver them or read why), pending ones until
 # they are sent or given up. Idempotency keys are kept 7 days: a retry with the same key after that is a

@@ -2,6 +2,8 @@
 conversations, a receiver that answers 500 at first, and every event arrives once accepted, signed, and
 in order per conversation; the writer never waits for the receiver."""
 
+import os
+import sys
 import time
 
 import pytest
@@ -59,3 +61,68 @@ def test_a_real_worker_delivers_signed_in_order_and_retries_500s(acme, acme_conn
     finally:
         worker.stop()
         receiver.close()
+
+
+def _group_nice_values(pgid: int) -> list[int]:
+    """The nice value of each live process of a process group (a worker and its pool), from /proc; a child
+    that has exited (the shells of Celery's start-up, not yet reaped) is not counted."""
+    values = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                values.append(int(fields[16]))
+    return values
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    """The nice value of a process's autogroup (its session's CPU share), None when autogroup scheduling is off."""
+    try:
+        if open("/proc/sys/kernel/sched_autogroup_enabled").read().strip() != "1":
+            return None
+        return int(open(f"/proc/{pid}/autogroup").read().split("nice")[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_a_worker_for_the_webhook_queue_alone_lowers_its_cpu_priority(settings):
+    """config/priority.py: a worker started for WEBHOOK_QUEUE (a queue of its own) gives itself and its pool
+    WEBHOOK_WORKER_NICE as it starts, and its session's autogroup too when it is alone in it; a worker of the
+    default queue keeps the priority it was started with."""
+    hooks_queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.hooks"
+    env = procs.process_env(WEBHOOK_QUEUE=hooks_queue, WEBHOOK_WORKER_NICE=17)
+    hooks = procs.Proc("webhook-worker", [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", hooks_queue,
+        "--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"hooks-{os.getpid()}@%h"], env)
+    default = procs.celery_worker(env, concurrency=1)
+    try:
+        procs.wait_for(lambda: len(_group_nice_values(hooks.popen.pid)) >= 3, 60, 0.2, "the webhook worker's pool")
+        procs.wait_for(lambda: len(_group_nice_values(default.popen.pid)) >= 2, 60, 0.2, "the default worker's pool")
+        mine = os.getpriority(os.PRIO_PROCESS, 0)  # what a child starts with
+        assert set(_group_nice_values(hooks.popen.pid)) == {max(17, mine)}
+        assert set(_group_nice_values(default.popen.pid)) == {mine}
+        if _autogroup_nice(os.getpid()) is not None:  # autogroup scheduling on: the session's share counts too
+            assert _autogroup_nice(hooks.popen.pid) == 17  # a session of its own (start_new_session, as honcho)
+            assert _autogroup_nice(default.popen.pid) == 0
+    except BaseException:
+        print(hooks.output()[-4000:], default.output()[-2000:])
+        raise
+    finally:
+        hooks.stop()
+        default.stop()
+
+
+def test_consumed_queues_and_the_webhook_worker_rule():
+    from config.priority import consumed_queues, is_webhook_worker
+
+    assert consumed_queues({"queues": "a, b"}) == {"a", "b"}
+    assert consumed_queues({"queues": ["hooks"]}) == {"hooks"}
+    assert consumed_queues({}) == set()
+    assert is_webhook_worker({"hooks"}, "hooks", "celery")
+    assert not is_webhook_worker({"hooks", "celery"}, "hooks", "celery")  # it also runs the live inbox's tasks
+    assert not is_webhook_worker({"celery"}, "celery", "celery")  # no queue of its own: make run's one worker
+    assert not is_webhook_worker(set(), "hooks", "celery")  # no -Q: every queue
