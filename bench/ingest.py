@@ -91,7 +91,7 @@ def main() -> dict:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     # A Redis database and Celery queue of the bench's own: the list-flush tasks the processor enqueues
     # (inbox.tasks.flush_live_updates_task) go to the bench's worker, never to a test or dev worker.
-    os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
+    os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     os.environ["CELERY_QUEUE"] = "bench-ingest"
     os.environ["CHANNEL_LAYER_PREFIX"] = "bench-ingest"
     import django

@@ -49,7 +49,7 @@ MEDIA_ROOTS: dict[str, str] = {}  # database -> its media root (a temporary dire
 def env_for(database: str) -> dict:
     media_root = {"MEDIA_ROOT": MEDIA_ROOTS[database]} if database in MEDIA_ROOTS else {}
     return {**os.environ, **media_root, "DATABASE_URL": f"{PG}/{database}", "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "LOG_LEVEL": "WARNING", "REDIS_URL": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12"),
+            "LOG_LEVEL": "WARNING", "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
             "CELERY_QUEUE": "bench-snapshot", "CHANNEL_LAYER_PREFIX": "bench-snapshot"}
 
 

@@ -137,7 +137,7 @@ def main() -> dict:
     admin(f'CREATE DATABASE "{DB_NAME}"')
     os.environ.update(
         DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.test", LOG_LEVEL="WARNING",
-        REDIS_URL=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13"), CELERY_QUEUE="bench-webhook-cpu",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"), CELERY_QUEUE="bench-webhook-cpu",
         WEBHOOK_PARTITIONS=str(args.partitions), WEBHOOK_BATCH_MAX=str(max(100, args.batch)),
         CHANNEL_LAYER_PREFIX="bench-webhook-cpu", OUTBOUND_ALLOW_PRIVATE_ADDRESSES="true",
     )

@@ -304,7 +304,7 @@ def main() -> dict:
     admin(f'CREATE DATABASE "{DB_NAME}"')
     os.environ.update(
         DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.test", LOG_LEVEL="WARNING",
-        REDIS_URL=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12"), CELERY_QUEUE=QUEUE,
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"), CELERY_QUEUE=QUEUE,
         WEBHOOK_QUEUE=HOOK_QUEUE, WEBHOOK_PARTITIONS=str(args.partitions), WEBHOOK_BATCH_MAX=str(max(100, args.batch)),
         CHANNEL_LAYER_PREFIX="bench-webhooks", OUTBOUND_ALLOW_PRIVATE_ADDRESSES="true", ALLOWED_HOSTS="127.0.0.1",
         PGAPPNAME="bench-feeder",  # each process's backends are told apart by their application_name
