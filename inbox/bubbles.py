@@ -1,98 +1,127 @@
-"""What one message of a thread shows, worked out in Python once per message.
+"""One message of a thread as HTML: the bubble the thread pages and the pushed thread fragments both show.
 
-``templates/inbox/partials/message.html`` prints these values (built by ``inbox.rendering.render_message``,
-or by the ``bubble`` filter where the thread templates include it) and decides little else; the thread
-pages and the pushed thread fragments both render it, so both show the same markup. Resolving every
-value through Django's template variables and filters (the date conversions, ``default``,
-``truncatechars``, the status labels and ticks, a dozen ``{% if %}``) was the largest part of the Celery
-worker's CPU in a live flood; this way a message renders in ~25 % less CPU (docs/measurements.md, "The
-worker's share, second pass").
+Built in plain Python, once per message: the thread templates print it with ``{% message_bubble %}``
+(``inbox.templatetags.inbox_tags``) and the publisher with ``inbox.rendering.render_message``, so a page and
+a live update show the same bytes (tests/inbox/test_page_queries.py). Django's template engine resolving a
+dozen variables, filters and ``{% if %}`` per message was the largest part of the Celery worker's CPU in a
+live flood (docs/measurements.md, "The worker's share").
 
-Values depend on the active language and time zone: build them where the message is rendered. Strings
-are printed through the template's autoescaping, as before; only ``body`` is already HTML
-(``inbox.formatting.format_whatsapp``, which escapes the untrusted text first). No queries beyond what the
-template read before: ``sender_user`` and, for a media message, ``media`` come loaded.
+Every value from the message is escaped here, as the template's autoescaping did; ``body`` is already HTML
+(``inbox.formatting.format_whatsapp`` escapes the untrusted text first) and the translated labels are ours.
+Values depend on the active language and time zone: build bubbles where they are shown. A message with a
+file prints ``partials/message_media.html`` (a template still: files are few and their markup varies). No
+queries beyond ``sender_user`` and, for a media message, ``media``: load them with the message.
 """
 
-from dataclasses import dataclass
-
 from django.contrib.auth import get_user_model
+from django.template.loader import get_template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
 
 from inbox.formatting import format_whatsapp
 from inbox.templatetags.inbox_tags import reaction_summary, sort_key, stamp, tick_label, tick_symbol
 
 
-@dataclass(slots=True)
-class MessageBubble:
-    id: str
-    classes: str  # "msg msg-in msg-deleted msg-failed"
-    conversation_id: str
-    sort_key: str
-    direction: str
-    day: str  # the time in the viewer's zone (inbox_tags.Stamp): data-day
-    day_label: str  # "Today", "Yesterday" or the date
-    iso: str  # <time datetime>
-    hm: str  # "14:05"
-    group_sender: str | None  # an inbound group message's sender (None: no sender line)
-    out: bool
-    sender_user: str  # an outbound message's agent ("": sent from the phone)
-    deleted: bool
-    quote: str | None  # the quoted text, "" for a quote without it (None: no quote)
-    media: bool  # a message with a file: message_media.html
-    body: str  # safe HTML (format_whatsapp), "" when none
-    edited: bool
-    status: str
-    error: str
-    tick_label: str
-    tick_symbol: str
-    failed_out: bool
-    reactions: list  # [(emoji, count)], most used first
-    message: object  # the Message (message_media.html prints its file)
+def message_bubble(m, is_group: bool, *, live: bool = False) -> SafeString:
+    """``m``'s bubble (a Message with ``sender_user`` loaded, and ``media`` if it has a file). ``live``: the
+    pushed copy, which static/inbox/live.js inserts or replaces in an open thread (``data-upsert``)."""
+    deleted, t = m.deleted_at is not None, stamp(m.sent_at)
+    html = "\n".join([
+        _opening(m, t, live),
+        '  <div class="bubble">',
+        *_senders(m, is_group),
+        *(_deleted_note() if deleted else _content(m)),
+        _footer(m, t, deleted),
+        *_not_sent(m),
+        "  </div>",
+        *_reactions(m),
+        "</article>",
+    ])
+    return mark_safe(html)  # noqa: S308 - every value above is escaped or already safe HTML
 
 
-def message_bubble(m, is_group: bool) -> MessageBubble:
-    """The values message.html prints for ``m`` (a Message with ``sender_user`` loaded)."""
-    direction, status, deleted = m.direction, m.status, m.deleted_at is not None
-    out = direction == "out"
-    classes = f"msg msg-{direction}"
-    if deleted:
+def _opening(m, t, live: bool) -> str:
+    classes = f"msg msg-{escape(m.direction)}"
+    if m.deleted_at is not None:
         classes += " msg-deleted"
-    if status == "failed":
+    if m.status == "failed":
         classes += " msg-failed"
-    quote = None
+    upsert = ' data-upsert="thread"' if live else ""
+    return (f'<article id="msg-{m.pk}" class="{classes}"{upsert} data-conversation="{m.conversation_id}"'
+            f' data-sort="{sort_key((m.sent_at, m.pk))}" data-direction="{escape(m.direction)}"\n'
+            f'  data-day="{t.day}" data-day-label="{escape(t.day_label)}">')
+
+
+def _senders(m, is_group: bool) -> list[str]:
+    """An inbound group message's sender; an outbound message's agent ("From the phone": none)."""
+    if m.direction == "in":
+        if not is_group:
+            return []
+        return [f'    <div class="msg-sender">{escape(m.sender_name or m.sender_jid)}</div>']
+    if m.direction != "out":
+        return []
+    user = m.sender_user if m.sender_user_id is not None else None
+    name = escape(user.get_username()) if user is not None else _("From the phone")
+    return [f'    <div class="msg-sender msg-sender-out">{name}</div>']
+
+
+def _deleted_note() -> list[str]:
+    note = _("This message was deleted")
+    return [f'    <p class="msg-body msg-deleted-note"><span aria-hidden="true">⊘</span> {note}</p>']
+
+
+def _content(m) -> list[str]:
+    """The quote, the file and the text, each when there is one."""
+    lines = []
     if m.quoted_body:
-        quote = Truncator(m.quoted_body).chars(200)
-    elif m.quoted_external_id:
-        quote = ""
-    t = stamp(m.sent_at)
-    user = m.sender_user if out and m.sender_user_id is not None else None
-    return MessageBubble(
-        id=str(m.pk),
-        classes=classes,
-        conversation_id=str(m.conversation_id),
-        sort_key=sort_key((m.sent_at, m.pk)),
-        direction=direction,
-        day=t.day,
-        day_label=t.day_label,
-        iso=t.iso,
-        hm=t.hm,
-        group_sender=(m.sender_name or m.sender_jid) if is_group and direction == "in" else None,
-        out=out,
-        sender_user=user.get_username() if user is not None else "",
-        deleted=deleted,
-        quote=quote,
-        media=m.type != "text",
-        body=format_whatsapp(m.body) if m.body else "",
-        edited=m.edited_at is not None and not deleted,
-        status=status,
-        error=m.error,
-        tick_label=tick_label(status) if out else "",
-        tick_symbol=tick_symbol(status) if out else "",
-        failed_out=out and status == "failed",
-        reactions=reaction_summary(m.reactions) if m.reactions else [],
-        message=m,
-    )
+        lines.append(f'    <blockquote class="msg-quote">{escape(Truncator(m.quoted_body).chars(200))}</blockquote>')
+    elif m.quoted_external_id:  # the quoted message's text is not known
+        lines.append('    <blockquote class="msg-quote">' + _("Quoted message") + "</blockquote>")
+    if m.type != "text":  # its file may not be stored (yet, or ever): the template shows the type then
+        file = getattr(m, "media", None)
+        lines.append(get_template("inbox/partials/message_media.html").render({"f": file, "m": m}))
+    if m.body:
+        lines.append(f'    <p class="msg-body">{format_whatsapp(m.body)}</p>')
+    return lines
+
+
+def _footer(m, t, deleted: bool) -> str:
+    """Edited, the time and, on an outbound message, its status tick (separated by white space: they are
+    inline)."""
+    items = []
+    if m.edited_at is not None and not deleted:
+        items.append('<span class="msg-edited">' + _("edited") + "</span>")
+    items.append(f'<time datetime="{t.iso}">{t.hm}</time>')
+    if m.direction == "out":
+        status, label = escape(m.status), escape(tick_label(m.status))
+        title = f"{label}: {escape(m.error)}" if m.error else label
+        items.append(f'<span class="tick tick-{status}" data-status="{status}" title="{title}" aria-label="{label}">'
+                     f"{escape(tick_symbol(m.status))}</span>")
+    return '    <footer class="msg-foot">\n      ' + "\n      ".join(items) + "\n    </footer>"
+
+
+def _not_sent(m) -> list[str]:
+    """A failed outbound message's error and its resend button. The button posts relative to the
+    conversation page (/t/<slug>/c/<id>/), the only page that shows messages."""
+    if m.direction != "out" or m.status != "failed":
+        return []
+    not_sent, resend = _("Not sent"), _("Resend")
+    error = f": {escape(m.error)}" if m.error else ""
+    return [f'    <p class="msg-error" role="note">{not_sent}{error}',
+            f'      <button type="button" class="btn btn-sm msg-resend" hx-post="m/{m.pk}/resend/"'
+            f' hx-target="#msg-{m.pk}" hx-swap="outerHTML">{resend}</button>',
+            "    </p>"]
+
+
+def _reactions(m) -> list[str]:
+    """Each emoji once, with how many reacted with it when more than one, most used first."""
+    summary = reaction_summary(m.reactions) if m.reactions else []
+    if not summary:
+        return []
+    spans = "".join(f'<span class="reaction">{escape(emoji)}{f" {n}" if n > 1 else ""}</span>' for emoji, n in summary)
+    return [f'  <div class="reactions">{spans}</div>']
 
 
 BUBBLE_MESSAGE_FIELDS = ("conversation", "direction", "status", "type", "body", "sender_jid", "sender_name",

@@ -44,8 +44,7 @@ def render_message(message, *, live: bool = False, is_group: bool | None = None)
     conversation's (read from ``message.conversation`` when not given)."""
     if is_group is None:
         is_group = message.conversation.is_group
-    return get_template("inbox/partials/message.html").render(
-        {"b": message_bubble(message, is_group), "live": live})
+    return message_bubble(message, is_group, live=live)
 
 
 def render_conversation_rows(conversations, slug: str, *, live: bool = False) -> str:
