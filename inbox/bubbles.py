@@ -6,12 +6,20 @@ a live update show the same bytes (tests/inbox/test_page_queries.py). Django's t
 dozen variables, filters and ``{% if %}`` per message was the largest part of the Celery worker's CPU in a
 live flood (docs/measurements.md, "The worker's share").
 
+A bubble reads a ``BubbleMessage``: made of a Message on the pages (``BubbleMessage.of``), straight from a
+values query for the push (``inbox.selectors.messages_for_bubbles``: building model instances, with their
+conversation, agent and file, was ~10 % of the worker's sweep).
+
 Every value from the message is escaped here, as the template's autoescaping did; ``body`` is already HTML
 (``inbox.formatting.format_whatsapp`` escapes the untrusted text first) and the translated labels are ours.
 Values depend on the active language and time zone: build bubbles where they are shown. A message with a
 file prints ``partials/message_media.html`` (a template still: files are few and their markup varies). No
-queries beyond ``sender_user`` and, for a media message, ``media``: load them with the message.
+queries in ``BubbleMessage.of`` beyond ``sender_user`` and, for a media message, ``media``: load them with the
+message.
 """
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.template.loader import get_template
@@ -24,14 +32,72 @@ from inbox.formatting import format_whatsapp
 from inbox.templatetags.inbox_tags import reaction_summary, sort_key, stamp, tick_label, tick_symbol
 
 
-def message_bubble(m, is_group: bool, *, live: bool = False) -> SafeString:
-    """``m``'s bubble (a Message with ``sender_user`` loaded, and ``media`` if it has a file). ``live``: the
-    pushed copy, which static/inbox/live.js inserts or replaces in an open thread (``data-upsert``)."""
+@dataclass(slots=True)
+class BubbleMessage:
+    """What a bubble reads of a message (its Message's field names; message_media.html reads it as ``m``)."""
+
+    pk: int
+    conversation_id: int
+    is_group: bool  # its conversation's
+    direction: str
+    status: str
+    type: str
+    body: str
+    sender_jid: str
+    sender_name: str
+    agent: str | None  # the username of the agent who sent it (None: not sent from the inbox)
+    quoted_body: str
+    quoted_external_id: str
+    reactions: dict
+    sent_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    error: str
+    media_filename: str
+    media_size: int | None
+    media: object  # its MediaFile, None when not stored (message_media.html reads it as ``f``)
+
+    @classmethod
+    def of(cls, m, is_group: bool) -> "BubbleMessage":
+        """Of a Message (``sender_user`` loaded, and ``media`` for a message with a file)."""
+        return cls(m.pk, m.conversation_id, is_group, m.direction, m.status, m.type, m.body, m.sender_jid,
+                   m.sender_name, m.sender_user.get_username() if m.sender_user_id is not None else None,
+                   m.quoted_body, m.quoted_external_id, m.reactions, m.sent_at, m.edited_at, m.deleted_at, m.error,
+                   m.media_filename, m.media_size, getattr(m, "media", None) if m.type != "text" else None)
+
+
+MESSAGE_COLUMNS = ("id", "conversation_id", "conversation__is_group", "direction", "status", "type", "body",
+                   "sender_jid", "sender_name")  # then the agent's username
+MORE_MESSAGE_COLUMNS = ("quoted_body", "quoted_external_id", "reactions", "sent_at", "edited_at", "deleted_at",
+                        "error", "media_filename", "media_size")
+MEDIA_COLUMNS = ("id", "kind", "state", "mimetype", "thumbnail_name", "size", "error")  # message_media.html
+
+
+def bubble_columns() -> tuple[str, ...]:
+    """The columns of a values query that ``bubble_message`` makes a BubbleMessage of (the live push reads no
+    more than these: whole message, conversation and user rows were ~15 timestamps parsed per message)."""
+    return (*MESSAGE_COLUMNS, f"sender_user__{get_user_model().USERNAME_FIELD}", *MORE_MESSAGE_COLUMNS,
+            *(f"media__{name}" for name in MEDIA_COLUMNS))
+
+
+def bubble_message(row: tuple) -> BubbleMessage:
+    """A BubbleMessage of a row of ``bubble_columns()``."""
+    from inbox.models import MediaFile
+
+    n = len(MESSAGE_COLUMNS) + 1 + len(MORE_MESSAGE_COLUMNS)
+    media = row[n:]
+    file = MediaFile(**dict(zip(MEDIA_COLUMNS, media, strict=True))) if media[0] is not None else None
+    return BubbleMessage(*row[:n], media=file)
+
+
+def message_bubble(m: BubbleMessage, *, live: bool = False) -> SafeString:
+    """``m``'s bubble. ``live``: the pushed copy, which static/inbox/live.js inserts or replaces in an open
+    thread (``data-upsert``)."""
     deleted, t = m.deleted_at is not None, stamp(m.sent_at)
     html = "\n".join([
         _opening(m, t, live),
         '  <div class="bubble">',
-        *_senders(m, is_group),
+        *_senders(m),
         *(_deleted_note() if deleted else _content(m)),
         _footer(m, t, deleted),
         *_not_sent(m),
@@ -54,16 +120,15 @@ def _opening(m, t, live: bool) -> str:
             f'  data-day="{t.day}" data-day-label="{escape(t.day_label)}">')
 
 
-def _senders(m, is_group: bool) -> list[str]:
+def _senders(m) -> list[str]:
     """An inbound group message's sender; an outbound message's agent ("From the phone": none)."""
     if m.direction == "in":
-        if not is_group:
+        if not m.is_group:
             return []
         return [f'    <div class="msg-sender">{escape(m.sender_name or m.sender_jid)}</div>']
     if m.direction != "out":
         return []
-    user = m.sender_user if m.sender_user_id is not None else None
-    name = escape(user.get_username()) if user is not None else _("From the phone")
+    name = escape(m.agent) if m.agent is not None else _("From the phone")
     return [f'    <div class="msg-sender msg-sender-out">{name}</div>']
 
 
@@ -80,8 +145,7 @@ def _content(m) -> list[str]:
     elif m.quoted_external_id:  # the quoted message's text is not known
         lines.append('    <blockquote class="msg-quote">' + _("Quoted message") + "</blockquote>")
     if m.type != "text":  # its file may not be stored (yet, or ever): the template shows the type then
-        file = getattr(m, "media", None)
-        lines.append(get_template("inbox/partials/message_media.html").render({"f": file, "m": m}))
+        lines.append(get_template("inbox/partials/message_media.html").render({"f": m.media, "m": m}))
     if m.body:
         lines.append(f'    <p class="msg-body">{format_whatsapp(m.body)}</p>')
     return lines
@@ -122,18 +186,3 @@ def _reactions(m) -> list[str]:
         return []
     spans = "".join(f'<span class="reaction">{escape(emoji)}{f" {n}" if n > 1 else ""}</span>' for emoji, n in summary)
     return [f'  <div class="reactions">{spans}</div>']
-
-
-BUBBLE_MESSAGE_FIELDS = ("conversation", "direction", "status", "type", "body", "sender_jid", "sender_name",
-                         "sender_user", "quoted_body", "quoted_external_id", "reactions", "sent_at", "edited_at",
-                         "deleted_at", "error", "media_filename", "media_size")
-BUBBLE_MEDIA_FIELDS = ("kind", "state", "mimetype", "thumbnail_name", "size", "error")  # message_media.html
-
-
-def bubble_fields() -> tuple[str, ...]:
-    """The columns a bubble reads, for ``QuerySet.only`` (``inbox.selectors.messages_for_bubbles``, the live
-    push). Whole rows of the message, its conversation and its agent were ~15 timestamps parsed per pushed
-    message (docs/measurements.md). A field read but not listed here costs a query per message
-    (tests/inbox/test_page_queries.py counts them)."""
-    return (*BUBBLE_MESSAGE_FIELDS, "conversation__is_group", f"sender_user__{get_user_model().USERNAME_FIELD}",
-            *(f"media__{name}" for name in BUBBLE_MEDIA_FIELDS))

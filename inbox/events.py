@@ -226,9 +226,8 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
             for m in messages_for_bubbles(tenant_id, message_ids, small):
                 by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
-            is_group = rows[0].conversation.is_group
             sends.append((conversation_group(cid), render_localized(
-                lambda rows=rows, g=is_group: "".join(render_message(m, live=True, is_group=g) for m in rows))))
+                lambda rows=rows: "".join(render_message(m, live=True) for m in rows))))
         for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
             sends.append((conversation_group(cid), render_thread_stale(cid)))
     send_fragments(sends)

@@ -100,9 +100,10 @@ def message_sort(m):
 @register.simple_tag
 def message_bubble(m, is_group, live=False):
     """A message of a thread (``inbox.bubbles``): the same bytes as its pushed copy."""
-    from inbox import bubbles
+    from inbox.bubbles import BubbleMessage
+    from inbox.bubbles import message_bubble as bubble
 
-    return bubbles.message_bubble(m, bool(is_group), live=live)
+    return bubble(BubbleMessage.of(m, bool(is_group)), live=live)
 
 
 @register.filter
