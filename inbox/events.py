@@ -217,7 +217,7 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
         if len(message_ids) <= MAX_MESSAGES_RENDERED:
             small, stale = None, []
         else:
-            counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+            counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__any=message_ids)
                              .values_list("conversation_id", flat=True))
             small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
             stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]

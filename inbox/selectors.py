@@ -219,9 +219,9 @@ def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[Bub
     """These messages (of these conversations, if given) as pushed thread fragments render them, in thread
     order: only the columns their bubbles read (``inbox.bubbles.bubble_columns``, with their conversation's
     ``is_group``, their agent's name and their file), as values, not model instances. One query."""
-    qs = Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids))
+    qs = Message.objects.for_tenant(tenant_id).filter(pk__any=list(ids))
     if conversation_ids is not None:
-        qs = qs.filter(conversation_id__in=list(conversation_ids))
+        qs = qs.filter(conversation_id__any=list(conversation_ids))
     return [bubble_message(row) for row in qs.order_by("sent_at", "id").values_list(*bubble_columns())]
 
 
