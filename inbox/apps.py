@@ -14,6 +14,9 @@ class InboxConfig(AppConfig):
         # and the one whose session just ended closes (inbox.consumers).
         user_logged_out.connect(_close_sockets_on_logout, dispatch_uid="inbox.close_sockets_on_logout")
         _load_catalogs()
+        from config import lookups
+
+        lookups.register()  # field__any=ids (config/lookups.py)
 
 
 def _load_catalogs():

@@ -1,110 +1,188 @@
-"""What one message of a thread shows, worked out in Python once per message.
+"""One message of a thread as HTML: the bubble the thread pages and the pushed thread fragments both show.
 
-``templates/inbox/partials/message.html`` prints these values (built by ``inbox.rendering.render_message``,
-or by the ``bubble`` filter where the thread templates include it) and decides little else; the thread
-pages and the pushed thread fragments both render it, so both show the same markup. Resolving every
-value through Django's template variables and filters (the date conversions, ``default``,
-``truncatechars``, the status labels and ticks, a dozen ``{% if %}``) was the largest part of the Celery
-worker's CPU in a live flood; this way a message renders in ~25 % less CPU (docs/measurements.md, "The
-worker's share, second pass").
+Built in plain Python, once per message: the thread templates print it with ``{% message_bubble %}``
+(``inbox.templatetags.inbox_tags``) and the publisher with ``inbox.rendering.render_message``, so a page and
+a live update show the same bytes (tests/inbox/test_page_queries.py). Django's template engine resolving a
+dozen variables, filters and ``{% if %}`` per message was the largest part of the Celery worker's CPU in a
+live flood (docs/measurements.md, "The worker's share").
 
-Values depend on the active language and time zone: build them where the message is rendered. Strings
-are printed through the template's autoescaping, as before; only ``body`` is already HTML
-(``inbox.formatting.format_whatsapp``, which escapes the untrusted text first). No queries beyond what the
-template read before: ``sender_user`` and, for a media message, ``media`` come loaded.
+A bubble reads a ``BubbleMessage``: made of a Message on the pages (``BubbleMessage.of``), straight from a
+values query for the push (``inbox.selectors.messages_for_bubbles``: building model instances, with their
+conversation, agent and file, was ~10 % of the worker's sweep).
+
+Every value from the message is escaped here, as the template's autoescaping did; ``body`` is already HTML
+(``inbox.formatting.format_whatsapp`` escapes the untrusted text first) and the translated labels are ours.
+Values depend on the active language and time zone: build bubbles where they are shown. A message with a
+file prints ``partials/message_media.html`` (a template still: files are few and their markup varies). No
+queries in ``BubbleMessage.of`` beyond ``sender_user`` and, for a media message, ``media``: load them with the
+message.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.template.loader import get_template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
 
 from inbox.formatting import format_whatsapp
 from inbox.templatetags.inbox_tags import reaction_summary, sort_key, stamp, tick_label, tick_symbol
 
 
 @dataclass(slots=True)
-class MessageBubble:
-    id: str
-    classes: str  # "msg msg-in msg-deleted msg-failed"
-    conversation_id: str
-    sort_key: str
+class BubbleMessage:
+    """What a bubble reads of a message (its Message's field names; message_media.html reads it as ``m``)."""
+
+    pk: int
+    conversation_id: int
+    is_group: bool  # its conversation's
     direction: str
-    day: str  # the time in the viewer's zone (inbox_tags.Stamp): data-day
-    day_label: str  # "Today", "Yesterday" or the date
-    iso: str  # <time datetime>
-    hm: str  # "14:05"
-    group_sender: str | None  # an inbound group message's sender (None: no sender line)
-    out: bool
-    sender_user: str  # an outbound message's agent ("": sent from the phone)
-    deleted: bool
-    quote: str | None  # the quoted text, "" for a quote without it (None: no quote)
-    media: bool  # a message with a file: message_media.html
-    body: str  # safe HTML (format_whatsapp), "" when none
-    edited: bool
     status: str
+    type: str
+    body: str
+    sender_jid: str
+    sender_name: str
+    agent: str | None  # the username of the agent who sent it (None: not sent from the inbox)
+    quoted_body: str
+    quoted_external_id: str
+    reactions: dict
+    sent_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
     error: str
-    tick_label: str
-    tick_symbol: str
-    failed_out: bool
-    reactions: list  # [(emoji, count)], most used first
-    message: object  # the Message (message_media.html prints its file)
+    media_filename: str
+    media_size: int | None
+    media: object  # its MediaFile, None when not stored (message_media.html reads it as ``f``)
+
+    @classmethod
+    def of(cls, m, is_group: bool) -> "BubbleMessage":
+        """Of a Message (``sender_user`` loaded, and ``media`` for a message with a file)."""
+        return cls(m.pk, m.conversation_id, is_group, m.direction, m.status, m.type, m.body, m.sender_jid,
+                   m.sender_name, m.sender_user.get_username() if m.sender_user_id is not None else None,
+                   m.quoted_body, m.quoted_external_id, m.reactions, m.sent_at, m.edited_at, m.deleted_at, m.error,
+                   m.media_filename, m.media_size, getattr(m, "media", None) if m.type != "text" else None)
 
 
-def message_bubble(m, is_group: bool) -> MessageBubble:
-    """The values message.html prints for ``m`` (a Message with ``sender_user`` loaded)."""
-    direction, status, deleted = m.direction, m.status, m.deleted_at is not None
-    out = direction == "out"
-    classes = f"msg msg-{direction}"
-    if deleted:
+MESSAGE_COLUMNS = ("id", "conversation_id", "conversation__is_group", "direction", "status", "type", "body",
+                   "sender_jid", "sender_name")  # then the agent's username
+MORE_MESSAGE_COLUMNS = ("quoted_body", "quoted_external_id", "reactions", "sent_at", "edited_at", "deleted_at",
+                        "error", "media_filename", "media_size")
+MEDIA_COLUMNS = ("id", "kind", "state", "mimetype", "thumbnail_name", "size", "error")  # message_media.html
+
+
+def bubble_columns() -> tuple[str, ...]:
+    """The columns of a values query that ``bubble_message`` makes a BubbleMessage of (the live push reads no
+    more than these: whole message, conversation and user rows were ~15 timestamps parsed per message)."""
+    return (*MESSAGE_COLUMNS, f"sender_user__{get_user_model().USERNAME_FIELD}", *MORE_MESSAGE_COLUMNS,
+            *(f"media__{name}" for name in MEDIA_COLUMNS))
+
+
+def bubble_message(row: tuple) -> BubbleMessage:
+    """A BubbleMessage of a row of ``bubble_columns()``."""
+    from inbox.models import MediaFile
+
+    n = len(MESSAGE_COLUMNS) + 1 + len(MORE_MESSAGE_COLUMNS)
+    media = row[n:]
+    file = MediaFile(**dict(zip(MEDIA_COLUMNS, media, strict=True))) if media[0] is not None else None
+    return BubbleMessage(*row[:n], media=file)
+
+
+def message_bubble(m: BubbleMessage, *, live: bool = False) -> SafeString:
+    """``m``'s bubble. ``live``: the pushed copy, which static/inbox/live.js inserts or replaces in an open
+    thread (``data-upsert``)."""
+    deleted, t = m.deleted_at is not None, stamp(m.sent_at)
+    html = "\n".join([
+        _opening(m, t, live),
+        '  <div class="bubble">',
+        *_senders(m),
+        *(_deleted_note() if deleted else _content(m)),
+        _footer(m, t, deleted),
+        *_not_sent(m),
+        "  </div>",
+        *_reactions(m),
+        "</article>",
+    ])
+    return mark_safe(html)  # noqa: S308 - every value above is escaped or already safe HTML
+
+
+def _opening(m, t, live: bool) -> str:
+    classes = f"msg msg-{escape(m.direction)}"
+    if m.deleted_at is not None:
         classes += " msg-deleted"
-    if status == "failed":
+    if m.status == "failed":
         classes += " msg-failed"
-    quote = None
+    upsert = ' data-upsert="thread"' if live else ""
+    return (f'<article id="msg-{m.pk}" class="{classes}"{upsert} data-conversation="{m.conversation_id}"'
+            f' data-sort="{sort_key((m.sent_at, m.pk))}" data-direction="{escape(m.direction)}"\n'
+            f'  data-day="{t.day}" data-day-label="{escape(t.day_label)}">')
+
+
+def _senders(m) -> list[str]:
+    """An inbound group message's sender; an outbound message's agent ("From the phone": none)."""
+    if m.direction == "in":
+        if not m.is_group:
+            return []
+        return [f'    <div class="msg-sender">{escape(m.sender_name or m.sender_jid)}</div>']
+    if m.direction != "out":
+        return []
+    name = escape(m.agent) if m.agent is not None else _("From the phone")
+    return [f'    <div class="msg-sender msg-sender-out">{name}</div>']
+
+
+def _deleted_note() -> list[str]:
+    note = _("This message was deleted")
+    return [f'    <p class="msg-body msg-deleted-note"><span aria-hidden="true">⊘</span> {note}</p>']
+
+
+def _content(m) -> list[str]:
+    """The quote, the file and the text, each when there is one."""
+    lines = []
     if m.quoted_body:
-        quote = Truncator(m.quoted_body).chars(200)
-    elif m.quoted_external_id:
-        quote = ""
-    t = stamp(m.sent_at)
-    user = m.sender_user if out and m.sender_user_id is not None else None
-    return MessageBubble(
-        id=str(m.pk),
-        classes=classes,
-        conversation_id=str(m.conversation_id),
-        sort_key=sort_key((m.sent_at, m.pk)),
-        direction=direction,
-        day=t.day,
-        day_label=t.day_label,
-        iso=t.iso,
-        hm=t.hm,
-        group_sender=(m.sender_name or m.sender_jid) if is_group and direction == "in" else None,
-        out=out,
-        sender_user=user.get_username() if user is not None else "",
-        deleted=deleted,
-        quote=quote,
-        media=m.type != "text",
-        body=format_whatsapp(m.body) if m.body else "",
-        edited=m.edited_at is not None and not deleted,
-        status=status,
-        error=m.error,
-        tick_label=tick_label(status) if out else "",
-        tick_symbol=tick_symbol(status) if out else "",
-        failed_out=out and status == "failed",
-        reactions=reaction_summary(m.reactions) if m.reactions else [],
-        message=m,
-    )
+        lines.append(f'    <blockquote class="msg-quote">{escape(Truncator(m.quoted_body).chars(200))}</blockquote>')
+    elif m.quoted_external_id:  # the quoted message's text is not known
+        lines.append('    <blockquote class="msg-quote">' + _("Quoted message") + "</blockquote>")
+    if m.type != "text":  # its file may not be stored (yet, or ever): the template shows the type then
+        lines.append(get_template("inbox/partials/message_media.html").render({"f": m.media, "m": m}))
+    if m.body:
+        lines.append(f'    <p class="msg-body">{format_whatsapp(m.body)}</p>')
+    return lines
 
 
-BUBBLE_MESSAGE_FIELDS = ("conversation", "direction", "status", "type", "body", "sender_jid", "sender_name",
-                         "sender_user", "quoted_body", "quoted_external_id", "reactions", "sent_at", "edited_at",
-                         "deleted_at", "error", "media_filename", "media_size")
-BUBBLE_MEDIA_FIELDS = ("kind", "state", "mimetype", "thumbnail_name", "size", "error")  # message_media.html
+def _footer(m, t, deleted: bool) -> str:
+    """Edited, the time and, on an outbound message, its status tick (separated by white space: they are
+    inline)."""
+    items = []
+    if m.edited_at is not None and not deleted:
+        items.append('<span class="msg-edited">' + _("edited") + "</span>")
+    items.append(f'<time datetime="{t.iso}">{t.hm}</time>')
+    if m.direction == "out":
+        status, label = escape(m.status), escape(tick_label(m.status))
+        title = f"{label}: {escape(m.error)}" if m.error else label
+        items.append(f'<span class="tick tick-{status}" data-status="{status}" title="{title}" aria-label="{label}">'
+                     f"{escape(tick_symbol(m.status))}</span>")
+    return '    <footer class="msg-foot">\n      ' + "\n      ".join(items) + "\n    </footer>"
 
 
-def bubble_fields() -> tuple[str, ...]:
-    """The columns a bubble reads, for ``QuerySet.only`` (``inbox.selectors.messages_for_bubbles``, the live
-    push). Whole rows of the message, its conversation and its agent were ~15 timestamps parsed per pushed
-    message (docs/measurements.md). A field read but not listed here costs a query per message
-    (tests/inbox/test_page_queries.py counts them)."""
-    return (*BUBBLE_MESSAGE_FIELDS, "conversation__is_group", f"sender_user__{get_user_model().USERNAME_FIELD}",
-            *(f"media__{name}" for name in BUBBLE_MEDIA_FIELDS))
+def _not_sent(m) -> list[str]:
+    """A failed outbound message's error and its resend button. The button posts relative to the
+    conversation page (/t/<slug>/c/<id>/), the only page that shows messages."""
+    if m.direction != "out" or m.status != "failed":
+        return []
+    not_sent, resend = _("Not sent"), _("Resend")
+    error = f": {escape(m.error)}" if m.error else ""
+    return [f'    <p class="msg-error" role="note">{not_sent}{error}',
+            f'      <button type="button" class="btn btn-sm msg-resend" hx-post="m/{m.pk}/resend/"'
+            f' hx-target="#msg-{m.pk}" hx-swap="outerHTML">{resend}</button>',
+            "    </p>"]
+
+
+def _reactions(m) -> list[str]:
+    """Each emoji once, with how many reacted with it when more than one, most used first."""
+    summary = reaction_summary(m.reactions) if m.reactions else []
+    if not summary:
+        return []
+    spans = "".join(f'<span class="reaction">{escape(emoji)}{f" {n}" if n > 1 else ""}</span>' for emoji, n in summary)
+    return [f'  <div class="reactions">{spans}</div>']

@@ -217,7 +217,7 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
         if len(message_ids) <= MAX_MESSAGES_RENDERED:
             small, stale = None, []
         else:
-            counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids)
+            counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__any=message_ids)
                              .values_list("conversation_id", flat=True))
             small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
             stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
@@ -226,9 +226,8 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
             for m in messages_for_bubbles(tenant_id, message_ids, small):
                 by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
-            is_group = rows[0].conversation.is_group
             sends.append((conversation_group(cid), render_localized(
-                lambda rows=rows, g=is_group: "".join(render_message(m, live=True, is_group=g) for m in rows))))
+                lambda rows=rows: "".join(render_message(m, live=True) for m in rows))))
         for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
             sends.append((conversation_group(cid), render_thread_stale(cid)))
     send_fragments(sends)

@@ -14,7 +14,7 @@ delivers its page's (inbox.consumers). Renders passed to it only render: their q
 from django.template.loader import get_template, render_to_string
 from django.utils import translation
 
-from inbox.bubbles import message_bubble
+from inbox.bubbles import BubbleMessage, message_bubble
 from inbox.live_languages import languages_in_use
 from inbox.rows import conversation_rows
 
@@ -39,13 +39,12 @@ def render_localized(render) -> Localized:
     return out
 
 
-def render_message(message, *, live: bool = False, is_group: bool | None = None) -> str:
-    """One message's bubble (inbox.bubbles), in the active language and time zone. ``is_group``: its
-    conversation's (read from ``message.conversation`` when not given)."""
-    if is_group is None:
-        is_group = message.conversation.is_group
-    return get_template("inbox/partials/message.html").render(
-        {"b": message_bubble(message, is_group), "live": live})
+def render_message(message, *, live: bool = False) -> str:
+    """One message's bubble (inbox.bubbles), in the active language and time zone: of a Message (its
+    conversation read from ``message.conversation``) or a BubbleMessage."""
+    if not isinstance(message, BubbleMessage):
+        message = BubbleMessage.of(message, message.conversation.is_group)
+    return message_bubble(message, live=live)
 
 
 def render_conversation_rows(conversations, slug: str, *, live: bool = False) -> str:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from connections.models import Connection, ConnectionEvent
 from inbox import statements
-from inbox.bubbles import bubble_fields
+from inbox.bubbles import BubbleMessage, bubble_columns, bubble_message
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
 from inbox.rows import ROW_FIELDS
@@ -215,15 +215,14 @@ def messages_by_ids(tenant_id: int, ids) -> list[Message]:
     )
 
 
-def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[Message]:
+def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[BubbleMessage]:
     """These messages (of these conversations, if given) as pushed thread fragments render them, in thread
-    order: only the columns their bubbles read (``inbox.bubbles.bubble_fields``), their conversation's
-    ``is_group``, their agent and file joined. One query."""
-    qs = Message.objects.for_tenant(tenant_id).filter(pk__in=list(ids))
+    order: only the columns their bubbles read (``inbox.bubbles.bubble_columns``, with their conversation's
+    ``is_group``, their agent's name and their file), as values, not model instances. One query."""
+    qs = Message.objects.for_tenant(tenant_id).filter(pk__any=list(ids))
     if conversation_ids is not None:
-        qs = qs.filter(conversation_id__in=list(conversation_ids))
-    return list(qs.select_related("sender_user", "conversation", "media").only(*bubble_fields())
-                .order_by("sent_at", "id"))
+        qs = qs.filter(conversation_id__any=list(conversation_ids))
+    return [bubble_message(row) for row in qs.order_by("sent_at", "id").values_list(*bubble_columns())]
 
 
 def contact_panel(conversation) -> dict:

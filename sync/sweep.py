@@ -145,8 +145,8 @@ def _hand_over(connection_ids: set[int]) -> None:
 
 def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: SweepSummary) -> int:
     now = timezone.now()
-    conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__in=locked)}
-    open_runs = list(SyncRun.objects.unscoped().filter(connection_id__in=locked, finished_at__isnull=True,
+    conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__any=locked)}
+    open_runs = list(SyncRun.objects.unscoped().filter(connection_id__any=locked, finished_at__isnull=True,
                                             kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
     in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
     live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
@@ -156,7 +156,7 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
     with transaction.atomic():
         batch_settings()
         rows = list(RawEvent.objects.unscoped().select_for_update(skip_locked=True)
-                    .filter(pk__in=ids, state=RawEvent.State.PENDING).order_by("id"))
+                    .filter(pk__any=ids, state=RawEvent.State.PENDING).order_by("id"))
         work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
         stopped: set[int] = set()
         for row in rows:

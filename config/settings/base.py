@@ -177,6 +177,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # Keep Django's LOGGING (JSON lines) in workers instead of Celery's own text format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker process keeps its database connection between tasks (config/celery.py): Celery's Django fixup would
+# close it after every task (a backend started per task), now only every CELERY_DB_REUSE_MAX tasks; the worker
+# closes it itself after a task that failed or saw a database error, and once it is WORKER_CONN_MAX_AGE seconds old.
+CELERY_DB_REUSE_MAX = 1000
+WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=300)
 CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"  # the database scheduler, marking its ticks (config/heartbeats.py)
 CELERY_TIMEZONE = "UTC"
 # Queue names are prefixed so the test suite can use its own queues on the same Redis.

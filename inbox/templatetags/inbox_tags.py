@@ -97,12 +97,13 @@ def message_sort(m):
     return sort_key((m.sent_at, m.pk))
 
 
-@register.filter
-def bubble(m, is_group):
-    """What message.html prints of a message (``inbox.bubbles``), worked out once."""
-    from inbox.bubbles import message_bubble
+@register.simple_tag
+def message_bubble(m, is_group, live=False):
+    """A message of a thread (``inbox.bubbles``): the same bytes as its pushed copy."""
+    from inbox.bubbles import BubbleMessage
+    from inbox.bubbles import message_bubble as bubble
 
-    return message_bubble(m, bool(is_group))
+    return bubble(BubbleMessage.of(m, bool(is_group)), live=live)
 
 
 @register.filter

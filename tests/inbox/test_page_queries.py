@@ -150,7 +150,8 @@ def test_a_live_row_is_the_pages_row(client, acme, acme_owner, acme_connection, 
 
 
 def bubbles_of_every_kind(acme_connection, agent):
-    """A group thread with a message of each shape message.html has, hostile text where text is printed."""
+    """A group thread with a message of each shape a bubble has (inbox.bubbles), hostile text where text is
+    printed."""
     from django.utils import timezone
 
     from inbox.models import MediaFile
@@ -185,9 +186,9 @@ def bubbles_of_every_kind(acme_connection, agent):
 @pytest.mark.parametrize("language", ["en", "pt-br"])
 def test_a_live_message_is_the_pages_message(client, acme, acme_owner, acme_connection, language,
                                              django_assert_num_queries):
-    """The thread page and the live push render one template from one bubble builder (inbox.bubbles), the push
-    from a query of only the columns a bubble reads: same bytes, but for the live bubble's data-upsert
-    attribute, for every shape of message, in one query whatever the number of messages."""
+    """The thread page and the live push render a bubble with one function (inbox.bubbles), the push from a
+    query of only the columns a bubble reads: same bytes, but for the live bubble's data-upsert attribute, for
+    every shape of message, in one query whatever the number of messages."""
     from inbox.rendering import render_message
     from inbox.selectors import messages_for_bubbles
 
@@ -199,7 +200,7 @@ def test_a_live_message_is_the_pages_message(client, acme, acme_owner, acme_conn
     page_bubbles = re.findall(r'<article id="msg-.*?</article>', html, re.S)
     live_bubbles = re.findall(r'<article id="msg-.*?</article>', live, re.S)
     assert len(page_bubbles) == len(made)
-    assert [b.replace('data-upsert="thread"', "") for b in live_bubbles] == page_bubbles
+    assert [b.replace(' data-upsert="thread"', "") for b in live_bubbles] == page_bubbles
     assert "<img src=x" not in live and "onerror=alert(1)&gt;" in live  # hostile text escaped everywhere
     assert '<a href="https://example.com/a?b=1&amp;c=2" target="_blank"' in live and "<strong>bold</strong>" in live
     if language == "pt-br":
