@@ -25,6 +25,7 @@ default; fault tests give it one that stays up while they break the product's):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -190,6 +191,31 @@ def media_content(media: dict):
 
 def _pn(number: str) -> str:
     return f"{number.lstrip('+')}@s.whatsapp.net"
+
+
+def message_event(spec: dict) -> tuple[str, bytes]:
+    """The MessageEv (name, bytes) a queued spec is delivered as: what ``eb.message_ev`` builds, byte for
+    byte; a text message is a copy of a prebuilt one for its sender with its id, time and text set
+    (~4 us instead of ~17 us: 2,000 a second in a flood)."""
+    sender = _pn(spec["from"])
+    if spec.get("media"):
+        return eb.serialize(eb.message_ev(sender, sender, spec["id"], media_content(spec["media"]),
+                                          int(spec["due"] * 1000), push_name=spec.get("name", "")))
+    prototype = _text_prototype(sender, spec.get("name", ""))
+    ev = type(prototype)()
+    ev.CopyFrom(prototype)
+    ev.Info.ID = spec["id"]
+    ev.Info.Timestamp = int(spec["due"] * 1000)
+    ev.Message.conversation = ev.Raw.conversation = spec["text"]
+    return MESSAGE_EV, ev.SerializeToString()
+
+
+MESSAGE_EV = eb.event_name(eb.message_ev("", "", ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_prototype(sender: str, push_name: str):
+    return eb.message_ev(sender, sender, "", "", 0, push_name=push_name)
 
 
 class _EmptyInboxes:
@@ -440,10 +466,7 @@ class SimulatorTransport(Transport):
 
     @staticmethod
     def _message(spec: dict) -> tuple[str, bytes]:
-        sender = _pn(spec["from"])
-        content = media_content(spec["media"]) if spec.get("media") else spec["text"]
-        return eb.serialize(eb.message_ev(sender, sender, spec["id"], content, int(spec["due"] * 1000),
-                                          push_name=spec.get("name", "")))
+        return message_event(spec)
 
     def _ack(self, r, key: str) -> None:
         """Remove the delivered entries from the inbox's head (if it still is them)."""

@@ -13,8 +13,8 @@ from connections.transport.base import SessionCallbacks, SessionConfig
 from connections.transport.simulator import ACK_SECONDS, SimulatorTransport, inbound_specs, pending_inbound, queue_inbound
 from sync.models import RawEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
 CUSTOMER = "+5511987650001"
+DB = pytest.mark.django_db(transaction=True)
 
 
 class Recorder:
@@ -73,6 +73,7 @@ def start(recorder, connection):
     return transport
 
 
+@DB
 def test_a_backlog_is_handed_over_together_and_acknowledged_only_once_journaled(writer, acme_connection):
     total = 60
     queue_inbound(acme_connection.pk, inbound_specs(CUSTOMER, "backlog", total, rate=1000, start=time.time() - 5))
@@ -91,6 +92,7 @@ def test_a_backlog_is_handed_over_together_and_acknowledged_only_once_journaled(
         transport.close()
 
 
+@DB
 def test_paced_messages_are_acknowledged_in_batches_and_the_last_ones_too(writer, acme_connection):
     # 20 a second, as a flood's number: each is handed over as it comes due; the acknowledgements lag.
     queue_inbound(acme_connection.pk, inbound_specs(CUSTOMER, "paced", 20, rate=20, start=time.time() + 0.3))
@@ -108,6 +110,7 @@ def test_paced_messages_are_acknowledged_in_batches_and_the_last_ones_too(writer
         transport.close()
 
 
+@DB
 def test_a_session_gone_before_its_acknowledgement_has_them_delivered_again_and_journaled_once(
         writer, acme_connection):
     queue_inbound(acme_connection.pk, inbound_specs(CUSTOMER, "again", 8, rate=1000, start=time.time() - 1))
@@ -133,3 +136,20 @@ def test_a_session_gone_before_its_acknowledgement_has_them_delivered_again_and_
     finally:
         transport.disconnect()
         transport.close()
+
+
+@pytest.mark.parametrize("spec", [
+    {"id": "SIMA000001", "from": "+5511987650001", "name": "", "text": "hi #1", "due": 1_796_000_000.123},
+    {"id": "SIMA000002", "from": "5511987650002", "name": "Ana Souza", "text": "Olá, tudo bem? ✅\nlinha 2", "due": 1.5},
+    {"id": "SIMA000003", "from": "+5511987650001", "name": "Ana", "text": "", "due": 0.0},
+])
+def test_a_text_message_is_delivered_as_the_events_builder_builds_it(spec):
+    from connections.transport.simulator import message_event
+    from sync import events_builder as eb
+
+    sender = f"{spec['from'].lstrip('+')}@s.whatsapp.net"
+    expected = eb.serialize(eb.message_ev(sender, sender, spec["id"], spec["text"], int(spec["due"] * 1000),
+                                          push_name=spec["name"]))
+    assert message_event(spec) == expected
+    assert message_event(dict(spec, id="OTHER")) != expected  # the prototype is not changed by a copy
+    assert message_event(spec) == expected
