@@ -8,7 +8,9 @@ Processing is scheduled with ``schedule_processing``, which never raises and nev
 journal must not depend on Redis or Celery. An enqueue that fails is logged and left to the safety
 net (beat's ``journal_safety_net_task`` picks up rows pending for more than a few seconds). A flood is
 processed in batches, not one task per event: a connection has at most one task queued and not yet
-started (a Redis flag the task clears when it starts), and that task takes every due row.
+started (a Redis flag the task clears when it starts), and that task takes every due row. The live
+sweep (PostgreSQL) runs one at a time: what is committed while it runs is taken by the sweep that
+follows it (``SWEEP_WAKE``).
 """
 
 import hashlib
