@@ -76,7 +76,7 @@ class Session:
         self.connection_id = spec["id"]
         config = SessionConfig(connection_id=spec["id"], jid=spec.get("jid") or "",
                                phone_number=spec.get("phone_number") or "", options=spec.get("options") or {})
-        callbacks = SessionCallbacks(on_event=self.on_event, on_state=self.on_state)
+        callbacks = SessionCallbacks(on_event=self.on_event, on_state=self.on_state, on_events=self.on_events)
         self.transport = get_transport_class(spec["transport"])(config, callbacks)
         self.recorded_mappings: set[tuple[str, str]] = set()  # store pairs already recorded from here
         self.mappings_read_at = 0.0
@@ -84,6 +84,9 @@ class Session:
 
     def on_event(self, event_name: str, payload: bytes) -> None:
         self.child.journal.submit(self.connection_id, event_name, payload)
+
+    def on_events(self, events: list[tuple[str, bytes]]) -> None:
+        self.child.journal.submit_many(self.connection_id, events)
 
     def on_state(self, kind: str, detail: str = "", **data) -> None:
         if kind == State.CONNECTED:

@@ -47,10 +47,12 @@ BATCH_BYTES = 8_000_000
 # (doubling up to the cap), so an outage costs one timeout per period, not one per event.
 RETRY_DB_AFTER = 0.5
 RETRY_DB_CAP = 5.0
-# A batch waits this long for more events before it is written: in a flood each commit then carries the
-# events of many sessions instead of one or two (a commit, its round trips and its WAL flush cost more
-# than the rows; docs/measurements.md). A quiet session's event is this much later durable.
-LINGER_SECONDS = 0.003
+# A batch waits up to this long for more events before it is written, while events keep coming: in a
+# flood each commit then carries the events of many sessions instead of one or two (a commit, its round
+# trips and its WAL flush cost more than the rows; docs/measurements.md). The wait adapts: none after a
+# batch of one event (a quiet child's event is written at once), LINGER_SECONDS after a batch of several
+# (the next ones are on their way). A session's event waits at most this much longer to be durable.
+LINGER_SECONDS = 0.010
 
 
 @dataclass(eq=False)
@@ -114,17 +116,28 @@ class JournalWriter:
     # --- callbacks' side ---------------------------------------------------------------------------
     def submit(self, connection_id: int, event_name: str, payload: bytes) -> None:
         """Return once the event is committed to the journal or appended (fsync) to the spool."""
-        item = Pending(connection_id, event_name, payload, timezone.now())
-        self.q.put(item)
-        if item.done.wait(self.wait_seconds):
+        self.submit_many(connection_id, [(event_name, payload)])
+
+    def submit_many(self, connection_id: int, events: list[tuple[str, bytes]]) -> None:
+        """``submit`` for several events of one connection, in order: return once every one is durable
+        (one wait for all: a session that has several due events hands them over together)."""
+        now = timezone.now()
+        items = [Pending(connection_id, name, payload, now) for name, payload in events]
+        for item in items:
+            self.q.put(item)
+        deadline = time.monotonic() + self.wait_seconds
+        if all(item.done.wait(max(0.0, deadline - time.monotonic())) for item in items):
             return
         with self._lock:
-            if not item.done.is_set():
-                self._spool_locked(connection_id, [item], "journal slow" if item.taken else "journal busy")
-        item.done.set()
+            late = [item for item in items if not item.done.is_set()]
+            if late:
+                self._spool_locked(connection_id, late, "journal slow" if late[0].taken else "journal busy")
+        for item in late:
+            item.done.set()
 
     # --- the journal thread ------------------------------------------------------------------------
     def _run(self) -> None:
+        linger = 0.0  # adapts: LINGER_SECONDS while events come several per batch, 0 once one comes alone
         while True:
             try:
                 # While something is owed from the spool, wake up now and then to replay it even if
@@ -137,7 +150,7 @@ class JournalWriter:
                 self._close_db()
                 return
             batch, size = [first], len(first.payload)
-            linger_until = time.monotonic() + LINGER_SECONDS
+            linger_until = time.monotonic() + linger
             while len(batch) < BATCH_EVENTS and size < BATCH_BYTES:
                 try:
                     item = self.q.get(timeout=max(0.0, linger_until - time.monotonic()))
@@ -148,6 +161,7 @@ class JournalWriter:
                     break
                 batch.append(item)
                 size += len(item.payload)
+            linger = LINGER_SECONDS if len(batch) > 1 else 0.0
             try:
                 self._write(batch)
             except BaseException:  # noqa: BLE001 - nothing may end this thread; the events are spooled

@@ -8,7 +8,9 @@ Processing is scheduled with ``schedule_processing``, which never raises and nev
 journal must not depend on Redis or Celery. An enqueue that fails is logged and left to the safety
 net (beat's ``journal_safety_net_task`` picks up rows pending for more than a few seconds). A flood is
 processed in batches, not one task per event: a connection has at most one task queued and not yet
-started (a Redis flag the task clears when it starts), and that task takes every due row.
+started (a Redis flag the task clears when it starts), and that task takes every due row. The live
+sweep (PostgreSQL) runs one at a time: what is committed while it runs is taken by the sweep that
+follows it (``SWEEP_WAKE``).
 """
 
 import hashlib
@@ -135,6 +137,35 @@ def schedule_processing_many(connection_ids) -> list[int]:
 
 
 SWEEP_KEY = "sweep"
+# One live sweep at a time. While a sweep runs, a commit does not queue another one: it leaves a mark
+# that the sweep takes as it ends, and comes back for. (A second sweep queued as the first started found
+# the first holding the connections' locks and ended having only read the backlog: in a 2,000 msg/s flood
+# a task and a database connection every ~0.4 s; docs/measurements.md.) Each step is one script, so a
+# commit either sees the sweep running and leaves its mark before the sweep ends and looks for it, or
+# finds it ended and queues the next.
+SWEEP_WAKE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[3], 1, 'EX', ARGV[1]) return 0 end
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+SWEEP_START = """
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], 1, 'EX', ARGV[1])
+"""
+SWEEP_END = """
+redis.call('DEL', KEYS[2])
+return redis.call('GETDEL', KEYS[3])
+"""
+
+
+def _sweep_keys() -> list[str]:
+    """queued (a task is queued, not started), running, missed (committed while it ran)."""
+    base = _queued_key(SWEEP_KEY)
+    return [base, f"{base}:running", f"{base}:missed"]
+
+
+def _sweep_script(source: str):
+    return redis_client().register_script(source)
 
 
 def schedule_new_events(connection_ids) -> None:
@@ -146,21 +177,34 @@ def schedule_new_events(connection_ids) -> None:
         return
     from sync.tasks import sweep_live_task
 
-    key = _queued_key(SWEEP_KEY)
     try:
-        if redis_client().set(key, 1, nx=True, ex=QUEUED_FLAG_SECONDS):
+        if _sweep_script(SWEEP_WAKE)(keys=_sweep_keys(), args=[QUEUED_FLAG_SECONDS]):
             sweep_live_task.delay()
     except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
         logger.warning(ENQUEUE_FAILED, extra={"connection_ids": list(connection_ids),
                                                              "error": repr(exc)[:300]})
         try:
-            redis_client().delete(key)
+            redis_client().delete(_queued_key(SWEEP_KEY))
         except Exception:  # noqa: BLE001, S110 - the flag expires by itself
             pass
 
 
 def sweep_started() -> None:
-    processing_started(SWEEP_KEY)
+    """The sweep task starts: the next commits leave their mark instead of queueing another sweep (for
+    QUEUED_FLAG_SECONDS at most: a sweep killed meanwhile is followed by the next commit's)."""
+    try:
+        _sweep_script(SWEEP_START)(keys=_sweep_keys(), args=[QUEUED_FLAG_SECONDS])
+    except Exception as exc:  # noqa: BLE001 - the flags expire by themselves
+        logger.warning("sync.journal.flag_clear_failed", extra={"connection_id": SWEEP_KEY, "error": repr(exc)[:300]})
+
+
+def sweep_finished() -> bool:
+    """The sweep task ends; True if events were committed while it ran (it may not have seen them)."""
+    try:
+        return bool(_sweep_script(SWEEP_END)(keys=_sweep_keys()))
+    except Exception as exc:  # noqa: BLE001 - the flags expire; the safety net covers what waits
+        logger.warning("sync.journal.flag_clear_failed", extra={"connection_id": SWEEP_KEY, "error": repr(exc)[:300]})
+        return False
 
 
 def processing_started(connection_id) -> None:

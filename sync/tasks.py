@@ -61,11 +61,15 @@ def process_journal_task(connection_id: int) -> dict:
 @shared_task(acks_late=True)
 def sweep_live_task() -> dict:
     """Process every number's small live events together (sync.sweep); come back if the flood goes on."""
-    from sync.journal import schedule_new_events, sweep_started
+    from sync.journal import schedule_new_events, sweep_finished, sweep_started
     from sync.sweep import sweep_live
 
     sweep_started()
-    summary = sweep_live(time_budget=SWEEP_TIME_BUDGET)
+    try:
+        summary = sweep_live(time_budget=SWEEP_TIME_BUDGET)
+    finally:
+        if sweep_finished():  # events committed while it ran: it may have looked before them
+            schedule_new_events([])
     if summary.processed or summary.handed_over:
         logger.info("sync.sweep.done", extra=summary.as_dict())
     if summary.more:

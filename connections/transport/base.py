@@ -63,10 +63,12 @@ class State:
 
 @dataclass
 class SessionCallbacks:
-    """How a transport talks back. ``on_event`` must be fast and must not raise (journal, return)."""
+    """How a transport talks back. ``on_event`` must be fast and must not raise (journal, return).
+    ``on_events``: the same for several events of the session at once, in order (one wait for all)."""
 
     on_event: Callable[[str, bytes], None]
     on_state: Callable[..., None]
+    on_events: Callable[[list[tuple[str, bytes]]], None] | None = None
 
 
 @dataclass
@@ -117,6 +119,23 @@ class Transport(abc.ABC):
         except Exception:  # noqa: BLE001 - the caller spools; this is the last resort
             logger.exception("transport.emit_failed", extra={"connection_id": self.config.connection_id,
                                                             "event_name": event_name})
+        self._interpret(event_name, payload)
+
+    def emit_many(self, events: list[tuple[str, bytes]]) -> None:
+        """``emit`` for several events, handed over together: returns once every one is durable."""
+        if self.callbacks.on_events is None:
+            for event_name, payload in events:
+                self.emit(event_name, payload)
+            return
+        try:
+            self.callbacks.on_events(events)
+        except Exception:  # noqa: BLE001 - the caller spools; this is the last resort
+            logger.exception("transport.emit_failed", extra={"connection_id": self.config.connection_id,
+                                                            "events": len(events)})
+        for event_name, payload in events:
+            self._interpret(event_name, payload)
+
+    def _interpret(self, event_name: str, payload: bytes) -> None:
         cls = _LIFECYCLE.get(event_name)
         if cls is None:
             return

@@ -1,5 +1,6 @@
 """The journal is processed by real Celery workers; one processor per connection at a time."""
 
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -38,6 +39,28 @@ def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(a
         procs.wait_for(lambda: Message.objects.unscoped().filter(external_id="W2").exists(), timeout=60,
                        message="safety net processing W2\n" + worker.output())
         assert not RawEvent.objects.unscoped().filter(connection=conn).exclude(state="processed").exists()
+    finally:
+        worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.processes
+@pytest.mark.skipif(not db.settings_dict["ENGINE"].endswith("postgresql"), reason="the live sweep is PostgreSQL's")
+def test_events_committed_while_a_sweep_runs_start_no_second_sweep_and_are_swept_after_it(acme):
+    from sync.journal import sweep_finished, sweep_started
+
+    conn = ConnectionFactory(tenant=acme)
+    worker = procs.celery_worker(concurrency=2)
+    try:
+        sweep_started()  # a sweep runs (this test plays it): commits leave a mark instead of queueing one
+        journal_events(conn.pk, [b.serialize(incoming("S1", "durante a varredura")) + (None,)])
+        time.sleep(2.0)
+        assert not Message.objects.unscoped().filter(external_id="S1").exists()  # no second sweep started
+        assert sweep_finished() is True  # the sweep ends and is told; sweep_live_task then comes back
+        assert sweep_finished() is False
+        journal_events(conn.pk, [b.serialize(incoming("S2", "depois")) + (None,)])  # none runs: queued at once
+        procs.wait_for(lambda: Message.objects.unscoped().filter(external_id__in=["S1", "S2"]).count() == 2,
+                       timeout=60, message="the next sweep\n" + worker.output())
     finally:
         worker.stop()
 
