@@ -9,8 +9,9 @@ journal must not depend on Redis or Celery. An enqueue that fails is logged and 
 net (beat's ``journal_safety_net_task`` picks up rows pending for more than a few seconds). A flood is
 processed in batches, not one task per event: a connection has at most one task queued and not yet
 started (a Redis flag the task clears when it starts), and that task takes every due row. The live
-sweep (PostgreSQL) runs one at a time: what is committed while it runs is taken by the sweep that
-follows it (``SWEEP_WAKE``).
+sweep (PostgreSQL) runs once per shard at a time (``LIVE_SWEEP_SHARDS`` sweeps side by side, each over the
+numbers of its shard): what is committed while a shard's sweep runs is taken by the sweep that follows it
+(``SWEEP_WAKE``).
 """
 
 import hashlib
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -158,9 +160,15 @@ return redis.call('GETDEL', KEYS[3])
 """
 
 
-def _sweep_keys() -> list[str]:
+def sweep_shard(connection_id: int) -> int:
+    """The live sweep that takes a connection's events: LIVE_SWEEP_SHARDS sweeps run side by side, each over
+    its own connections (a connection's events stay in one sweep, in order)."""
+    return connection_id % settings.LIVE_SWEEP_SHARDS
+
+
+def _sweep_keys(shard: int) -> list[str]:
     """queued (a task is queued, not started), running, missed (committed while it ran)."""
-    base = _queued_key(SWEEP_KEY)
+    base = f"{_queued_key(SWEEP_KEY)}:{shard}"
     return [base, f"{base}:running", f"{base}:missed"]
 
 
@@ -168,42 +176,46 @@ def _sweep_script(source: str):
     return redis_client().register_script(source)
 
 
-def schedule_new_events(connection_ids) -> None:
-    """Newly journaled events: on PostgreSQL the live sweep takes them (one task for every number's
-    small events; it hands history chunks and the like to per-connection tasks), elsewhere a task per
-    connection. Never raises."""
+def schedule_new_events(connection_ids, shards=None) -> None:
+    """Newly journaled events: on PostgreSQL the live sweep of each connection's shard takes them (one task
+    for all its numbers' small events; it hands history chunks and the like to per-connection tasks),
+    elsewhere a task per connection. ``shards``: wake these sweeps (a sweep coming back for more). Never
+    raises."""
     if not statements.has_live_sweep():
         schedule_processing_many(connection_ids)
         return
     from sync.tasks import sweep_live_task
 
-    try:
-        if _sweep_script(SWEEP_WAKE)(keys=_sweep_keys(), args=[QUEUED_FLAG_SECONDS]):
-            sweep_live_task.delay()
-    except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
-        logger.warning(ENQUEUE_FAILED, extra={"connection_ids": list(connection_ids),
-                                                             "error": repr(exc)[:300]})
+    for shard in sorted(set(shards or ()) | {sweep_shard(cid) for cid in connection_ids}):
         try:
-            redis_client().delete(_queued_key(SWEEP_KEY))
-        except Exception:  # noqa: BLE001, S110 - the flag expires by itself
-            pass
+            if _sweep_script(SWEEP_WAKE)(keys=_sweep_keys(shard), args=[QUEUED_FLAG_SECONDS]):
+                sweep_live_task.delay(shard)
+        except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
+            logger.warning(ENQUEUE_FAILED, extra={"connection_ids": list(connection_ids), "shard": shard,
+                                                  "error": repr(exc)[:300]})
+            try:
+                redis_client().delete(_sweep_keys(shard)[0])
+            except Exception:  # noqa: BLE001, S110 - the flag expires by itself
+                pass
 
 
-def sweep_started() -> None:
-    """The sweep task starts: the next commits leave their mark instead of queueing another sweep (for
+def sweep_started(shard: int) -> None:
+    """A shard's sweep task starts: the next commits leave their mark instead of queueing another sweep (for
     QUEUED_FLAG_SECONDS at most: a sweep killed meanwhile is followed by the next commit's)."""
     try:
-        _sweep_script(SWEEP_START)(keys=_sweep_keys(), args=[QUEUED_FLAG_SECONDS])
+        _sweep_script(SWEEP_START)(keys=_sweep_keys(shard), args=[QUEUED_FLAG_SECONDS])
     except Exception as exc:  # noqa: BLE001 - the flags expire by themselves
-        logger.warning("sync.journal.flag_clear_failed", extra={"connection_id": SWEEP_KEY, "error": repr(exc)[:300]})
+        logger.warning("sync.journal.flag_clear_failed",
+                       extra={"connection_id": SWEEP_KEY, "shard": shard, "error": repr(exc)[:300]})
 
 
-def sweep_finished() -> bool:
-    """The sweep task ends; True if events were committed while it ran (it may not have seen them)."""
+def sweep_finished(shard: int) -> bool:
+    """A shard's sweep task ends; True if events were committed while it ran (it may not have seen them)."""
     try:
-        return bool(_sweep_script(SWEEP_END)(keys=_sweep_keys()))
+        return bool(_sweep_script(SWEEP_END)(keys=_sweep_keys(shard)))
     except Exception as exc:  # noqa: BLE001 - the flags expire; the safety net covers what waits
-        logger.warning("sync.journal.flag_clear_failed", extra={"connection_id": SWEEP_KEY, "error": repr(exc)[:300]})
+        logger.warning("sync.journal.flag_clear_failed",
+                       extra={"connection_id": SWEEP_KEY, "shard": shard, "error": repr(exc)[:300]})
         return False
 
 

@@ -59,12 +59,13 @@ class SweepSummary:
                 "more": self.more}
 
 
-def sweep_live(time_budget: float = 30.0) -> SweepSummary:
-    """Sweep until no plain live row is due or the time budget is spent (``more`` says which)."""
+def sweep_live(time_budget: float = 30.0, shard: int = 0, shards: int = 1) -> SweepSummary:
+    """Sweep the connections of one shard (``connection_id % shards == shard``; by default all of them)
+    until no plain live row is due or the time budget is spent (``more`` says which)."""
     summary = SweepSummary()
     deadline = time.monotonic() + time_budget
     while True:
-        did = _sweep_once(summary)
+        did = _sweep_once(summary, shard, shards)
         summary.sweeps += 1
         if not did:
             return summary
@@ -73,15 +74,16 @@ def sweep_live(time_budget: float = 30.0) -> SweepSummary:
             return summary
 
 
-def _due_rows() -> dict[int, list[tuple[int, int]]]:
-    """connection id -> [(row id, payload size)] of the oldest pending rows, in journal order, at most
-    ``PER_CONNECTION`` per connection (so one number's backlog never hides the others')."""
+def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
+    """connection id -> [(row id, payload size)] of the shard's oldest pending rows, in journal order, at
+    most ``PER_CONNECTION`` per connection (so one number's backlog never hides the others')."""
     with db.cursor() as cursor:
         cursor.execute(
             f"SELECT id, connection_id, size FROM (SELECT id, connection_id, octet_length(payload) AS size, "  # noqa: S608
             "row_number() OVER (PARTITION BY connection_id ORDER BY id) AS n "
-            f"FROM {RawEvent._meta.db_table} WHERE state = %s) AS t WHERE n <= %s ORDER BY id LIMIT %s",
-            [RawEvent.State.PENDING, PER_CONNECTION, SWEEP_ROWS])
+            f"FROM {RawEvent._meta.db_table} WHERE state = %s AND connection_id %% %s = %s) AS t "
+            "WHERE n <= %s ORDER BY id LIMIT %s",
+            [RawEvent.State.PENDING, shards, shard, PER_CONNECTION, SWEEP_ROWS])
         rows = cursor.fetchall()
     by_connection: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for row_id, cid, size in rows:
@@ -102,9 +104,9 @@ def _unlock(connection_ids: list[int]) -> None:
                        [LOCK_NAMESPACE, connection_ids])
 
 
-def _sweep_once(summary: SweepSummary) -> bool:
+def _sweep_once(summary: SweepSummary, shard: int, shards: int) -> bool:
     """One transaction over every lockable connection's plain live rows; True if it processed any."""
-    due = _due_rows()
+    due = _due_rows(shard, shards)
     if not due:
         return False
     plain: dict[int, list[int]] = {}

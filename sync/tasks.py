@@ -59,21 +59,22 @@ def process_journal_task(connection_id: int) -> dict:
 
 
 @shared_task(acks_late=True)
-def sweep_live_task() -> dict:
-    """Process every number's small live events together (sync.sweep); come back if the flood goes on."""
+def sweep_live_task(shard: int = 0) -> dict:
+    """Process the small live events of one shard's numbers together (sync.sweep); come back if the flood
+    goes on."""
     from sync.journal import schedule_new_events, sweep_finished, sweep_started
     from sync.sweep import sweep_live
 
-    sweep_started()
+    sweep_started(shard)
     try:
-        summary = sweep_live(time_budget=SWEEP_TIME_BUDGET)
+        summary = sweep_live(time_budget=SWEEP_TIME_BUDGET, shard=shard, shards=settings.LIVE_SWEEP_SHARDS)
     finally:
-        if sweep_finished():  # events committed while it ran: it may have looked before them
-            schedule_new_events([])
+        if sweep_finished(shard):  # events committed while it ran: it may have looked before them
+            schedule_new_events([], shards=[shard])
     if summary.processed or summary.handed_over:
-        logger.info("sync.sweep.done", extra=summary.as_dict())
+        logger.info("sync.sweep.done", extra={"shard": shard, **summary.as_dict()})
     if summary.more:
-        schedule_new_events([])
+        schedule_new_events([], shards=[shard])
     return summary.as_dict()
 
 

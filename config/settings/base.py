@@ -255,6 +255,10 @@ RUNNER_PAIRING_TIMEOUT_SECONDS = env.float("RUNNER_PAIRING_TIMEOUT_SECONDS", def
 RUNNER_MAX_RETIRING_CHILDREN = env.int("RUNNER_MAX_RETIRING_CHILDREN", default=2)
 # Beat's journal safety net enqueues rows pending longer than this (their enqueue failed or was lost).
 JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.0)
+# Live sweeps that run side by side (PostgreSQL; sync/sweep.py), each over the numbers whose id modulo this is
+# its shard: one sweep's store -> render -> publish is serial, so with one a flood queues behind it while the
+# other worker process idles. Match the worker's concurrency (2 in the Procfile).
+LIVE_SWEEP_SHARDS = env.int("LIVE_SWEEP_SHARDS", default=2)
 # Journal retention (sync/retention.py): processed raw events older than this many days are pruned by beat,
 # JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
 JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)

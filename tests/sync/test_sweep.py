@@ -53,6 +53,21 @@ def test_every_numbers_live_messages_go_in_together_with_their_books():
     assert (run.received, run.saved, run.duplicates) == (4, 3, 1) and run.balanced
 
 
+def test_a_shards_sweep_takes_only_its_own_numbers_and_the_other_shard_the_rest():
+    conns = numbers(TenantFactory(), 4)  # consecutive ids: two in each of two shards
+    for c in conns:
+        feed(c, *(message(c, n) for n in range(2)), process=False)
+    even = {c.pk for c in conns if c.pk % 2 == 0}
+    first = sweep_live(shard=0, shards=2)
+    assert (first.connections, first.saved) == (2, 4)
+    stored = set(Message.objects.unscoped().values_list("connection_id", flat=True))
+    assert stored == even
+    second = sweep_live(shard=1, shards=2)
+    assert (second.connections, second.saved) == (2, 4)
+    assert set(Message.objects.unscoped().values_list("connection_id", flat=True)) == {c.pk for c in conns}
+    assert sweep_live(shard=0, shards=2).processed == 0
+
+
 def test_a_history_chunk_and_what_follows_it_are_left_to_the_connections_processor():
     tenant = TenantFactory()
     syncing, live = numbers(tenant, 2)

@@ -47,17 +47,18 @@ def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(a
 @pytest.mark.processes
 @pytest.mark.skipif(not db.settings_dict["ENGINE"].endswith("postgresql"), reason="the live sweep is PostgreSQL's")
 def test_events_committed_while_a_sweep_runs_start_no_second_sweep_and_are_swept_after_it(acme):
-    from sync.journal import sweep_finished, sweep_started
+    from sync.journal import sweep_finished, sweep_shard, sweep_started
 
     conn = ConnectionFactory(tenant=acme)
+    shard = sweep_shard(conn.pk)
     worker = procs.celery_worker(concurrency=2)
     try:
-        sweep_started()  # a sweep runs (this test plays it): commits leave a mark instead of queueing one
+        sweep_started(shard)  # a sweep runs (this test plays it): commits leave a mark instead of queueing one
         journal_events(conn.pk, [b.serialize(incoming("S1", "durante a varredura")) + (None,)])
         time.sleep(2.0)
         assert not Message.objects.unscoped().filter(external_id="S1").exists()  # no second sweep started
-        assert sweep_finished() is True  # the sweep ends and is told; sweep_live_task then comes back
-        assert sweep_finished() is False
+        assert sweep_finished(shard) is True  # the sweep ends and is told; sweep_live_task then comes back
+        assert sweep_finished(shard) is False
         journal_events(conn.pk, [b.serialize(incoming("S2", "depois")) + (None,)])  # none runs: queued at once
         procs.wait_for(lambda: Message.objects.unscoped().filter(external_id__in=["S1", "S2"]).count() == 2,
                        timeout=60, message="the next sweep\n" + worker.output())
