@@ -35,14 +35,14 @@ def time_limit(script: str, seconds: int) -> None:
     signal.alarm(seconds)
 
 
-def product_database(db_name: str, redis_default: str, **env: str) -> None:
+def product_database(db_name: str, redis_default: str, settings: str = "bench.live_settings", **env: str) -> None:
     """A fresh database ``db_name``, migrated, and this process set up as the product's processes will be:
-    settings ``bench.live_settings``, Redis from ``BENCH_REDIS_URL`` (else ``redis_default``), the bench's
-    own ``env`` (its Celery queue, event spool, ...) on top."""
+    settings ``settings``, Redis from ``BENCH_REDIS_URL`` (else ``redis_default``), the bench's own ``env``
+    (its Celery queue, event spool, ...) on top."""
     admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     admin(f'CREATE DATABASE "{db_name}"')
     os.environ.update(
-        DATABASE_URL=f"{PG}/{db_name}", DJANGO_SETTINGS_MODULE="bench.live_settings",
+        DATABASE_URL=f"{PG}/{db_name}", DJANGO_SETTINGS_MODULE=settings,
         REDIS_URL=os.environ.get("BENCH_REDIS_URL", redis_default), LOG_LEVEL="WARNING", ALLOWED_HOSTS="127.0.0.1",
         **env,
     )

@@ -26,15 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+from benchlib import admin, product_database  # noqa: E402
+
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_media")
-
-
-def admin(sql: str):
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def rss_kib(pid: int) -> int:
@@ -60,20 +54,13 @@ def main():  # noqa: C901 - a linear script
     parser.add_argument("--rate", type=float, default=0.0, help="MEDIA_FETCH_PER_SECOND; 0 = unbounded")
     args = parser.parse_args()
 
-    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{DB_NAME}"')
     media_root = tempfile.mkdtemp(prefix="bench-media-")
-    os.environ.update(DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.local",
-                      CELERY_QUEUE="bench-media", REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/7"),
-                      EVENT_SPOOL_DIR=f"/tmp/bench-media-spool-{os.getpid()}", LOG_LEVEL="WARNING",
-                      MEDIA_ROOT=media_root, MEDIA_FETCH_PER_SECOND=str(args.rate or 100_000), MEDIA_FETCH_BATCH="20")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    product_database(DB_NAME, "redis://127.0.0.1:6379/7", settings="config.settings.local",
+                     CELERY_QUEUE="bench-media", EVENT_SPOOL_DIR=f"/tmp/bench-media-spool-{os.getpid()}",
+                     MEDIA_ROOT=media_root, MEDIA_FETCH_PER_SECOND=str(args.rate or 100_000), MEDIA_FETCH_BATCH="20")
     from django.db import close_old_connections
+    from django.db.models import Count
 
-    call_command("migrate", verbosity=0)
     from connections.models import Connection
     from connections.transport import samples
     from connections.transport.simulator import media_content, media_spec, reset_server_state
@@ -132,7 +119,7 @@ def main():  # noqa: C901 - a linear script
         fetch_s = time.monotonic() - t_fetch
         stop.set()
         states = dict(MediaFile.objects.unscoped().filter(connection_id=conn.pk).values_list("state").annotate(
-            n=django.db.models.Count("id")))
+            n=Count("id")))
     finally:
         stop.set()
         runner.terminate()

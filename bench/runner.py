@@ -24,15 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+from benchlib import admin, product_database  # noqa: E402
+
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_runner")
-
-
-def admin(sql: str):
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def pct(values, p):
@@ -46,18 +40,10 @@ def main():
     parser.add_argument("--nudges", type=int, default=30)
     args = parser.parse_args()
 
-    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ.update(DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.local",
-                      CELERY_QUEUE="bench-runner", REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/7"),
-                      EVENT_SPOOL_DIR=f"/tmp/bench-runner-spool-{os.getpid()}", LOG_LEVEL="WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    product_database(DB_NAME, "redis://127.0.0.1:6379/7", settings="config.settings.local",
+                     CELERY_QUEUE="bench-runner", EVENT_SPOOL_DIR=f"/tmp/bench-runner-spool-{os.getpid()}")
     from django.db import close_old_connections
 
-    call_command("migrate", verbosity=0)
     from connections.models import Connection
     from connections.nudge import nudge
     from inbox.models import Contact, Conversation, Message, Tenant

@@ -29,9 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import admin, cpu_seconds  # noqa: E402
+from benchlib import admin, cpu_seconds, product_database  # noqa: E402
 
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_sweep")
 
 
@@ -43,19 +42,11 @@ def main() -> dict:
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
 
-    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ.update(DATABASE_URL=f"{PG}/{DB_NAME}", DJANGO_SETTINGS_MODULE="config.settings.test",
-                      REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
-                      CELERY_QUEUE=f"bench-{DB_NAME}", CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", LOG_LEVEL="WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
     try:
-        call_command("migrate", verbosity=0)
+        product_database(DB_NAME, "redis://127.0.0.1:6379/12", settings="config.settings.test",
+                         CELERY_QUEUE=f"bench-{DB_NAME}", CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}")
+        from django.db import connection
+
         return run(args, connection)
     finally:
         connection.close()
