@@ -78,8 +78,13 @@ def stop_product(started: list, db_name: str, keep_db: bool) -> None:
 
     connections.close_all()
     if not keep_db:
-        admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        admin(f'DROP DATABASE IF EXISTS "{db_name}_whatsmeow" WITH (FORCE)')
+        drop_product_database(db_name)
+
+
+def drop_product_database(db_name: str) -> None:
+    """The bench's database and the runner's session store beside it (``<name>_whatsmeow``)."""
+    admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    admin(f'DROP DATABASE IF EXISTS "{db_name}_whatsmeow" WITH (FORCE)')
 
 
 def save_result(result: dict, name: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import admin, product_database  # noqa: E402
+from benchlib import drop_product_database, product_database  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_media")
 
@@ -128,7 +128,7 @@ def main():  # noqa: C901 - a linear script
         from django.db import connections
 
         connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        drop_product_database(DB_NAME)
         reset_server_state()
 
     result = {

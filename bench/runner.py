@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import admin, product_database  # noqa: E402
+from benchlib import drop_product_database, product_database  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_runner")
 
@@ -98,7 +98,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        drop_product_database(DB_NAME)
 
     result = {
         "bench": "runner", "connections": args.connections, "cpus": os.cpu_count(), "python": platform.python_version(),
