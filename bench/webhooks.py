@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--seconds 20] [--rounds 2]
         [--conditions off,on,on-receiver-nice] [--receiver-nice 19] [--probe-rate 10] [--numbers 4]
-        [--customers 400] [--batch 100] [--partitions 4] [--backlog 10000] [--hook-nice N] [--hook-conn-max-age 60]
+        [--customers 400] [--batch 100] [--partitions 4] [--backlog 10000] [--hook-nice N] [--hook-conn-max-age 300]
 
 In a PostgreSQL database of its own (``BENCH_DB``, default ``inbox_bench_webhooks``, created and dropped here)
 it starts the product's processes as the Procfile does: web (daphne, for the inbox's websocket), a worker for
 the default queue (the journal processing that feeds the live inbox) and the webhooks worker for
-``WEBHOOK_QUEUE``, which gives itself ``WEBHOOK_WORKER_NICE`` (19; ``--hook-nice`` sets another) and keeps its
-database connection (``--hook-conn-max-age``, 60 as in the Procfile), each ``--concurrency 2``. The receiver is
+``WEBHOOK_QUEUE``, which gives itself ``WEBHOOK_WORKER_NICE`` (19; ``--hook-nice`` sets another) and, as every
+worker does, keeps its database connection between tasks (``WORKER_CONN_MAX_AGE``: ``--hook-conn-max-age``, 300
+as the settings' default), each ``--concurrency 2``. The receiver is
 a process of its own (the tenant's server, in reality on another machine): a threaded HTTP/1.1 server that
 verifies every request's signature and answers 204.
 
@@ -284,8 +285,8 @@ def main() -> dict:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--backlog", type=int, default=10000, help="the capacity phase's backlog (0: skipped)")
     parser.add_argument("--drain", type=float, default=300.0)
-    parser.add_argument("--hook-conn-max-age", type=int, default=60,
-                        help="the webhook worker's CONN_MAX_AGE (60, as the Procfile's webhooks process; 0: a new "
+    parser.add_argument("--hook-conn-max-age", type=int, default=300,
+                        help="the webhook worker's WORKER_CONN_MAX_AGE (300, the settings' default; 0: a new "
                              "connection per task, whose backends' CPU the meter then partly misses)")
     parser.add_argument("--hook-nice", type=int, default=None,
                         help="the webhook worker's WEBHOOK_WORKER_NICE (default: the product's, 19)")
@@ -327,7 +328,7 @@ def main() -> dict:
         port = procs.free_port()
         started.append(procs.celery_worker({**env, "PGAPPNAME": "worker"}, concurrency=2))
         hook_env = {**env, "PGAPPNAME": "webhook-worker"}
-        hook_env["CONN_MAX_AGE"] = str(args.hook_conn_max_age)
+        hook_env["WORKER_CONN_MAX_AGE"] = str(args.hook_conn_max_age)
 
         def start_hook_worker(nice=args.hook_nice):
             # The recommended deployment (docs/api.md, the Procfile's webhooks process): a worker of its own for
