@@ -1,6 +1,6 @@
 """The journal is processed by real Celery workers; one processor per connection at a time."""
 
-import time
+import json
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -46,17 +46,24 @@ def test_worker_processes_journal_on_commit_and_safety_net_picks_up_stragglers(a
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.processes
 @pytest.mark.skipif(not db.settings_dict["ENGINE"].endswith("postgresql"), reason="the live sweep is PostgreSQL's")
-def test_events_committed_while_a_sweep_runs_start_no_second_sweep_and_are_swept_after_it(acme):
+def test_events_committed_while_a_sweep_runs_start_no_second_sweep_and_are_swept_after_it(acme, settings):
+    import redis as redis_lib
+
     from sync.journal import sweep_finished, sweep_shard, sweep_started
+    from sync.tasks import sweep_live_task
 
     conn = ConnectionFactory(tenant=acme)
     shard = sweep_shard(conn.pk)
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker.delete(queue)
+    sweep_started(shard)  # a sweep runs (this test plays it): commits leave a mark instead of queueing one
+    journal_events(conn.pk, [b.serialize(incoming("S1", "durante a varredura")) + (None,)])
+    queued = [json.loads(raw)["headers"]["task"] for raw in broker.lrange(queue, 0, -1)]
+    assert sweep_live_task.name not in queued  # no second sweep started (none queued, no worker yet to take one)
+    assert not Message.objects.unscoped().filter(external_id="S1").exists()
     worker = procs.celery_worker(concurrency=2)
     try:
-        sweep_started(shard)  # a sweep runs (this test plays it): commits leave a mark instead of queueing one
-        journal_events(conn.pk, [b.serialize(incoming("S1", "durante a varredura")) + (None,)])
-        time.sleep(2.0)
-        assert not Message.objects.unscoped().filter(external_id="S1").exists()  # no second sweep started
         assert sweep_finished(shard) is True  # the sweep ends and is told; sweep_live_task then comes back
         assert sweep_finished(shard) is False
         journal_events(conn.pk, [b.serialize(incoming("S2", "depois")) + (None,)])  # none runs: queued at once
