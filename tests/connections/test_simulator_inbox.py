@@ -12,6 +12,7 @@ from connections.journal_writer import JournalWriter
 from connections.transport.base import SessionCallbacks, SessionConfig
 from connections.transport.simulator import ACK_SECONDS, SimulatorTransport, inbound_specs, pending_inbound, queue_inbound
 from sync.models import RawEvent
+from tests import procs
 
 CUSTOMER = "+5511987650001"
 DB = pytest.mark.django_db(transaction=True)
@@ -48,15 +49,6 @@ def journaled_messages(connection_id):
     return RawEvent.objects.unscoped().filter(connection_id=connection_id, event_name="MessageEv").count()
 
 
-def wait_until(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 @pytest.fixture
 def writer(settings, tmp_path):
     settings.EVENT_SPOOL_DIR = str(tmp_path)
@@ -80,7 +72,7 @@ def test_a_backlog_is_handed_over_together_and_acknowledged_only_once_journaled(
     recorder = Recorder(writer, acme_connection.pk)
     transport = start(recorder, acme_connection)
     try:
-        assert wait_until(lambda: pending_inbound(acme_connection.pk) == 0)
+        procs.wait_for(lambda: pending_inbound(acme_connection.pk) == 0, timeout=15, message="every message acknowledged")
         assert journaled_messages(acme_connection.pk) == total
         # Everything was due: the read-ahead's 50, then the 10 left, not 60 hand-overs of one.
         assert recorder.handovers == [50, 10]
@@ -99,12 +91,13 @@ def test_paced_messages_are_acknowledged_in_batches_and_the_last_ones_too(writer
     recorder = Recorder(writer, acme_connection.pk)
     transport = start(recorder, acme_connection)
     try:
-        assert wait_until(lambda: journaled_messages(acme_connection.pk) == 20)
+        procs.wait_for(lambda: journaled_messages(acme_connection.pk) == 20, timeout=15, message="20 messages journaled")
         lags = [still_queued - (20 - handed_over) for still_queued, handed_over in recorder.unacked_during]
         assert all(lag >= 0 for lag in lags)  # never acknowledged before it was journaled
         assert max(lags) > 1  # ... and not one round trip per message
         # The last ones are acknowledged too, without another message to come (within ACK_SECONDS).
-        assert wait_until(lambda: pending_inbound(acme_connection.pk) == 0, timeout=ACK_SECONDS + 5)
+        procs.wait_for(lambda: pending_inbound(acme_connection.pk) == 0, timeout=ACK_SECONDS + 5,
+                       message="every message acknowledged")
     finally:
         transport.disconnect()
         transport.close()
@@ -118,11 +111,11 @@ def test_a_session_gone_before_its_acknowledgement_has_them_delivered_again_and_
     recorder.gate.clear()  # the first hand-over waits in the callback
     transport = start(recorder, acme_connection)
     try:
-        assert wait_until(lambda: transport._heads)
+        procs.wait_for(lambda: transport._heads, timeout=15, message="a hand-over under way")
         transport._alive = False  # the session's process dies right after the hand-over was journaled,
         transport._ack = lambda r, key: None  # before any acknowledgement
         recorder.gate.set()
-        assert wait_until(lambda: journaled_messages(acme_connection.pk) == 8)
+        procs.wait_for(lambda: journaled_messages(acme_connection.pk) == 8, timeout=15, message="8 messages journaled")
         time.sleep(ACK_SECONDS + 0.2)
         assert pending_inbound(acme_connection.pk) == 8  # never acknowledged
     finally:
@@ -130,7 +123,7 @@ def test_a_session_gone_before_its_acknowledgement_has_them_delivered_again_and_
     second = Recorder(writer, acme_connection.pk)
     transport = start(second, acme_connection)
     try:
-        assert wait_until(lambda: pending_inbound(acme_connection.pk) == 0)
+        procs.wait_for(lambda: pending_inbound(acme_connection.pk) == 0, timeout=15, message="every message acknowledged")
         assert second.handovers == [8]  # delivered again, the same bytes ...
         assert journaled_messages(acme_connection.pk) == 8  # ... kept once
     finally:
