@@ -218,11 +218,18 @@ def messages_by_ids(tenant_id: int, ids) -> list[Message]:
 def messages_for_bubbles(tenant_id: int, ids, conversation_ids=None) -> list[BubbleMessage]:
     """These messages (of these conversations, if given) as pushed thread fragments render them, in thread
     order: only the columns their bubbles read (``inbox.bubbles.bubble_columns``, with their conversation's
-    ``is_group``, their agent's name and their file), as values, not model instances. One query."""
-    qs = Message.objects.for_tenant(tenant_id).filter(pk__any=list(ids))
+    ``is_group``, their agent's name and their file), as values, not model instances. One query, found by
+    primary key alone: with the conversations in the statement too the planner, on statistics a few seconds
+    old, walked those conversations' whole threads (``msg_thread``) for a live sweep's ~500 ids (14-39 ms
+    a batch, growing with the threads; bench/flood.py, docs/measurements.md), so the conversations are
+    checked here."""
+    rows = (Message.objects.for_tenant(tenant_id).filter(pk__any=list(ids)).order_by("sent_at", "id")
+            .values_list(*bubble_columns()))
+    messages = [bubble_message(row) for row in rows]
     if conversation_ids is not None:
-        qs = qs.filter(conversation_id__any=list(conversation_ids))
-    return [bubble_message(row) for row in qs.order_by("sent_at", "id").values_list(*bubble_columns())]
+        wanted = set(conversation_ids)
+        messages = [m for m in messages if m.conversation_id in wanted]
+    return messages
 
 
 def contact_panel(conversation) -> dict:

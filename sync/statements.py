@@ -421,14 +421,17 @@ def existing_key_tuples(model, scope: dict, key: tuple[str, ...], values: list[t
                 out.update((*prefix, last) for last in model._base_manager.filter(
                     **scope, **fixed, **{f"{key[-1]}__in": chunk}).values_list(key[-1], flat=True))
         return out
+    # One index probe per key (LATERAL ... LIMIT 1), never a join the planner may turn into a hash of the
+    # whole table: it did for the live sweep's ~500 keys against a 60,000-message table (a sequential scan per
+    # batch, 26-39 ms and growing with the table; bench/flood.py, docs/measurements.md), as it had for media rows.
     fields, quote = _fields(model), db.ops.quote_name
     cols = [quote(fields[c].column) for c in key]
     unnest = ", ".join(f"%s::{t}[]" for t in _column_types(model, key))
     on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(cols))
     names = ", ".join(f"c{i}" for i in range(len(cols)))
     where = "".join(f" AND t.{quote(fields[c].column)} = %s" for c in scope)
-    sql = (f"SELECT {', '.join(f't.{c}' for c in cols)} FROM {model._meta.db_table} t "  # noqa: S608
-           f"JOIN unnest({unnest}) AS k({names}) ON {on}{where}")
+    sql = (f"SELECT {', '.join(f'k.c{i}' for i in range(len(cols)))} FROM unnest({unnest}) AS k({names}) "  # noqa: S608
+           f"CROSS JOIN LATERAL (SELECT 1 FROM {model._meta.db_table} t WHERE {on}{where} LIMIT 1) AS hit")
     with db.cursor() as cursor:
         for chunk in chunks(values, 50_000):
             cursor.execute(sql, [*map(list, zip(*chunk, strict=True)), *scope.values()])

@@ -76,8 +76,12 @@ def sweep_live(time_budget: float = 30.0, shard: int = 0, shards: int = 1) -> Sw
 
 def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
     """connection id -> [(row id, payload size)] of the shard's oldest pending rows, in journal order, at
-    most ``PER_CONNECTION`` per connection (so one number's backlog never hides the others')."""
-    with db.cursor() as cursor:
+    most ``PER_CONNECTION`` per connection (so one number's backlog never hides the others'). Read through
+    the partial index of due rows (``rawevent_due``), never by a scan of the whole journal: on statistics
+    taken while most rows were pending, the planner read the whole journal (growing by 2,000 rows a second
+    in bench/flood.py: 12-23 ms a sweep, and more each second; docs/measurements.md)."""
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
             f"SELECT id, connection_id, size FROM (SELECT id, connection_id, octet_length(payload) AS size, "  # noqa: S608
             "row_number() OVER (PARTITION BY connection_id ORDER BY id) AS n "
