@@ -29,7 +29,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
 from inbox.formatting import format_whatsapp
-from inbox.templatetags.inbox_tags import reaction_summary, sort_key, stamp, tick_label, tick_symbol
+from inbox.templatetags.inbox_tags import Clock, reaction_summary, sort_key, tick_label, tick_symbol
 
 
 @dataclass(slots=True)
@@ -90,10 +90,10 @@ def bubble_message(row: tuple) -> BubbleMessage:
     return BubbleMessage(*row[:n], media=file)
 
 
-def message_bubble(m: BubbleMessage, *, live: bool = False) -> SafeString:
+def message_bubble(m: BubbleMessage, *, live: bool = False, clock: Clock | None = None) -> SafeString:
     """``m``'s bubble. ``live``: the pushed copy, which static/inbox/live.js inserts or replaces in an open
     thread (``data-upsert``)."""
-    deleted, t = m.deleted_at is not None, stamp(m.sent_at)
+    deleted, t = m.deleted_at is not None, (clock or Clock.now()).stamp(m.sent_at)
     html = "\n".join([
         _opening(m, t, live),
         '  <div class="bubble">',

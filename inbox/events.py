@@ -50,6 +50,7 @@ import os
 import queue
 import threading
 from collections import Counter, defaultdict
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -73,6 +74,7 @@ from inbox.rendering import (
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGES_RENDERED = 50  # per conversation per call; above this the open thread is told to reload
+READ_BEFORE_COUNTING = 2000  # messages of one call read in one query before counting them per conversation
 MAX_CONVERSATIONS_NOTIFIED = 1000
 SEND_TIMEOUT = 5.0  # seconds; a stuck Redis must not hold a worker forever
 OFF_THREAD_BACKLOG = 1000  # publishes waiting for the publisher thread (off-thread mode) before new ones are dropped
@@ -211,27 +213,39 @@ def _publish_messages(tenant_id, conversation_ids, message_ids, background=False
 
     sends = []
     if message_ids:
-        # Count first so a 10k-message history chunk is not rendered only to be thrown away: a thread
-        # that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead. (A live batch
-        # with no more messages than that in all needs no count: one query, not two.)
-        if len(message_ids) <= MAX_MESSAGES_RENDERED:
-            small, stale = None, []
+        # A thread that gets more than MAX_MESSAGES_RENDERED at once is told to reload itself instead. Up to
+        # READ_BEFORE_COUNTING messages (any live sweep's batch: ~500 at 2,000 msg/s) are read once and
+        # counted here; above it (a history chunk of thousands) counted first, so they are not all read
+        # only to be thrown away.
+        by_conversation = defaultdict(list)
+        if len(message_ids) <= READ_BEFORE_COUNTING:
+            for m in messages_for_bubbles(tenant_id, message_ids):
+                by_conversation[m.conversation_id].append(m)
+            stale = [cid for cid, rows in by_conversation.items() if len(rows) > MAX_MESSAGES_RENDERED]
+            for cid in stale:
+                del by_conversation[cid]
         else:
             counts = Counter(Message.objects.for_tenant(tenant_id).filter(pk__any=message_ids)
                              .values_list("conversation_id", flat=True))
             small = [cid for cid, n in counts.items() if n <= MAX_MESSAGES_RENDERED]
             stale = [cid for cid, n in counts.items() if n > MAX_MESSAGES_RENDERED]
-        by_conversation = defaultdict(list)
-        if small is None or small:
-            for m in messages_for_bubbles(tenant_id, message_ids, small):
-                by_conversation[m.conversation_id].append(m)
+            if small:
+                for m in messages_for_bubbles(tenant_id, message_ids, small):
+                    by_conversation[m.conversation_id].append(m)
         for cid, rows in by_conversation.items():
-            sends.append((conversation_group(cid), render_localized(
-                lambda rows=rows: "".join(render_message(m, live=True) for m in rows))))
+            sends.append((conversation_group(cid), render_localized(partial(_bubbles, rows))))
         for cid in stale[:MAX_CONVERSATIONS_NOTIFIED]:
             sends.append((conversation_group(cid), render_thread_stale(cid)))
     send_fragments(sends)
     queue_list_update(tenant_id, conversation_ids, background)
+
+
+def _bubbles(rows) -> str:
+    """Pushed bubbles, in the active language and zone (read once for all of them)."""
+    from inbox.templatetags.inbox_tags import Clock
+
+    clock = Clock.now()
+    return "".join(render_message(m, live=True, clock=clock) for m in rows)
 
 
 def _publish_conversations(tenant_id, conversation_ids):

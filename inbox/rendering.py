@@ -39,12 +39,13 @@ def render_localized(render) -> Localized:
     return out
 
 
-def render_message(message, *, live: bool = False) -> str:
-    """One message's bubble (inbox.bubbles), in the active language and time zone: of a Message (its
-    conversation read from ``message.conversation``) or a BubbleMessage."""
+def render_message(message, *, live: bool = False, clock=None) -> str:
+    """One message's bubble (inbox.bubbles), in the active language and time zone (``clock``: those read
+    once for a batch, ``inbox_tags.Clock``): of a Message (its conversation read from ``message.conversation``)
+    or a BubbleMessage."""
     if not isinstance(message, BubbleMessage):
         message = BubbleMessage.of(message, message.conversation.is_group)
-    return message_bubble(message, live=live)
+    return message_bubble(message, live=live, clock=clock)
 
 
 def render_conversation_rows(conversations, slug: str, *, live: bool = False) -> str:

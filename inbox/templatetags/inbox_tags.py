@@ -1,8 +1,11 @@
 """Presentation helpers for message and conversation templates. No queries, no business rules."""
 
+from __future__ import annotations
+
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from functools import lru_cache
+from typing import NamedTuple
 
 from django import template
 from django.utils import dateformat, timezone
@@ -150,20 +153,41 @@ def day_label_local(local, today) -> str:
 
 
 class Stamp:
-    """A thread item's time as the thread prints it, in the active zone and language."""
+    """A thread item's time as the thread prints it, in the active zone and language (or ``clock``'s)."""
 
-    __slots__ = ("local", "day", "iso", "hm")
+    __slots__ = ("local", "day", "iso", "hm", "clock")
 
-    def __init__(self, local):
+    def __init__(self, local, clock: Clock | None = None):
         self.local = local
         self.day = f"{local.year:04d}-{local.month:02d}-{local.day:02d}"  # data-day, the day separators
         self.iso = local.isoformat()  # <time datetime>
         self.hm = f"{local.hour:02d}:{local.minute:02d}"
+        self.clock = clock
 
     @property
     def day_label(self) -> str:
         """"Today", "Yesterday" or the date (``day_label``); one per day and language, not per message."""
-        return _day_label(self.local.date(), timezone.localtime(timezone.now()).date(), get_language())
+        clock = self.clock or Clock.now()
+        return _day_label(self.local.date(), clock.today, clock.language)
+
+
+class Clock(NamedTuple):
+    """The active zone, today's date in it and the active language, read once for a batch of bubbles: read per
+    message (Django's thread-and-task-local lookups) they were ~half of a pushed bubble's rendering
+    (bench/flood.py, docs/measurements.md)."""
+
+    zone: tzinfo
+    today: date
+    language: str
+
+    @classmethod
+    def now(cls) -> Clock:
+        zone = timezone.get_current_timezone()
+        return cls(zone, timezone.now().astimezone(zone).date(), get_language())
+
+    def stamp(self, dt) -> Stamp:
+        """``stamp(dt)`` in this clock's zone and language."""
+        return Stamp(dt.astimezone(self.zone), self)
 
 
 @lru_cache(maxsize=512)

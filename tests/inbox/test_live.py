@@ -465,3 +465,32 @@ def test_a_redis_stall_never_holds_an_off_thread_caller(acme_connection, setting
     finally:
         channel_layers.backends.clear()
         stalled.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("read_before_counting", [events.READ_BEFORE_COUNTING, 10])
+def test_a_batch_is_read_once_or_a_big_one_counted_first(monkeypatch, make_conversations, read_before_counting):
+    """Both ways of publishing a batch (read in one query and counted here, or counted first when it is
+    bigger than READ_BEFORE_COUNTING) send the same thing through the real channel layer: a thread that got
+    more than MAX_MESSAGES_RENDERED a reload hint and none of them, the other its messages, in order."""
+    from channels.layers import get_channel_layer
+
+    monkeypatch.setattr(events, "READ_BEFORE_COUNTING", read_before_counting)
+    busy, quiet = make_conversations(2)
+    many = [MessageFactory(conversation=busy) for _ in range(events.MAX_MESSAGES_RENDERED + 1)]
+    few = [MessageFactory(conversation=quiet) for _ in range(3)]
+    layer = get_channel_layer()
+
+    async def scenario():
+        channels = {}
+        for conv in (busy, quiet):
+            channels[conv.pk] = await layer.new_channel()
+            await layer.group_add(events.conversation_group(conv.pk), channels[conv.pk])
+        await sync_to_async(events._publish_messages)(busy.tenant_id, [busy.pk, quiet.pk],
+                                                      [m.pk for m in [*many, *few]])
+        return [(await asyncio.wait_for(layer.receive(channels[c.pk]), 10))["html"] for c in (busy, quiet)]
+
+    stale, thread = async_to_sync(scenario)()
+    assert f"live:stale-{busy.pk}" in stale and "msg-" not in stale
+    positions = [thread.index(f'id="msg-{m.pk}"') for m in few]
+    assert positions == sorted(positions)
