@@ -18,8 +18,10 @@ class RawEvent(TenantOwned):
         FAILED = "failed", _("Failed (will retry)")
         QUARANTINED = "quarantined", _("Quarantined")
 
+    # No index of its own: rawevent_state and the unique (connection, digest) both begin with it, and each index
+    # is one more entry per journaled event and per processing update (bench/flood.py, docs/measurements.md).
     connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="raw_events",
-                                   verbose_name=_("connection"))
+                                   db_index=False, verbose_name=_("connection"))
     event_name = models.CharField(max_length=64, verbose_name=_("event name"))
     payload = models.BinaryField(verbose_name=_("payload"))
     digest = models.CharField(max_length=64, verbose_name=_("digest"))

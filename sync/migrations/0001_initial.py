@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
                 ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next attempt at')),
                 ('error', models.TextField(blank=True, verbose_name='error')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='raw_events', to='connections.connection', verbose_name='connection')),
+                ('connection', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='raw_events', to='connections.connection', verbose_name='connection')),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='inbox.tenant', verbose_name='tenant')),
                 ('sync_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='sync.syncrun', verbose_name='sync run')),
             ],
