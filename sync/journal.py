@@ -172,8 +172,16 @@ def _sweep_keys(shard: int) -> list[str]:
     return [base, f"{base}:running", f"{base}:missed"]
 
 
+_scripts: dict = {}
+
+
 def _sweep_script(source: str):
-    return redis_client().register_script(source)
+    """The script object for ``source`` on the shared client (made once: each call hashed the source again)."""
+    client = redis_client()
+    script = _scripts.get((id(client), source))
+    if script is None:
+        script = _scripts[(id(client), source)] = client.register_script(source)
+    return script
 
 
 def schedule_new_events(connection_ids, shards=None) -> None:
@@ -186,17 +194,22 @@ def schedule_new_events(connection_ids, shards=None) -> None:
         return
     from sync.tasks import sweep_live_task
 
-    for shard in sorted(set(shards or ()) | {sweep_shard(cid) for cid in connection_ids}):
-        try:
-            if _sweep_script(SWEEP_WAKE)(keys=_sweep_keys(shard), args=[QUEUED_FLAG_SECONDS]):
-                sweep_live_task.delay(shard)
-        except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
-            logger.warning(ENQUEUE_FAILED, extra={"connection_ids": list(connection_ids), "shard": shard,
-                                                  "error": repr(exc)[:300]})
-            try:
-                redis_client().delete(_sweep_keys(shard)[0])
-            except Exception:  # noqa: BLE001, S110 - the flag expires by itself
-                pass
+    wanted = sorted(set(shards or ()) | {sweep_shard(cid) for cid in connection_ids})
+    woken: list[int] = []
+    try:  # every shard's wake in one round trip (a commit's numbers span the shards)
+        pipe = redis_client().pipeline(transaction=False)
+        for shard in wanted:
+            _sweep_script(SWEEP_WAKE)(keys=_sweep_keys(shard), args=[QUEUED_FLAG_SECONDS], client=pipe)
+        woken = [shard for shard, queue_it in zip(wanted, pipe.execute(), strict=True) if queue_it]
+        for shard in woken:
+            sweep_live_task.delay(shard)
+    except Exception as exc:  # noqa: BLE001 - Redis/broker trouble: the safety net takes over
+        logger.warning(ENQUEUE_FAILED, extra={"connection_ids": list(connection_ids), "shards": wanted,
+                                              "error": repr(exc)[:300]})
+        try:  # a flag set for a task that was not queued would hold the next commits' wake for its lifetime
+            redis_client().delete(*[_sweep_keys(shard)[0] for shard in woken or wanted])
+        except Exception:  # noqa: BLE001, S110 - the flags expire by themselves
+            pass
 
 
 def sweep_started(shard: int) -> None:
