@@ -38,6 +38,9 @@ run migrate seed: export DJANGO_SETTINGS_MODULE ?= config.settings.local
 # Webhook deliveries in a queue of their own, for the Procfile's webhooks worker, which runs below the live inbox's
 # CPU priority (WEBHOOK_WORKER_NICE, config/priority.py; docs/api.md). Every process must see the same value.
 run: export WEBHOOK_QUEUE ?= inbox.webhooks
+# History syncs, catch-ups and replays (the per-connection journal processor) in a queue of their own too, for the
+# Procfile's journal worker, below the live inbox (JOURNAL_WORKER_NICE; docs/runner.md). Same on every process.
+run: export JOURNAL_QUEUE ?= inbox.journal
 
 redis:
 	@bash scripts/ensure-redis.sh
@@ -62,7 +65,7 @@ run: $(STAMP) redis ffmpeg-optional seed
 	@echo "  Inbox:        http://127.0.0.1:8000"
 	@echo "  Django admin: http://127.0.0.1:8000/admin/"
 	@echo "  Logins (password demo-pass-123): acme-admin, acme-agent, globex-admin; admin for Django admin"
-	@echo "  Ctrl+C stops web, worker, webhooks, beat, runner and watchdog."
+	@echo "  Ctrl+C stops web, worker, journal, webhooks, beat, runner and watchdog."
 	@echo ""
 	$(VENV)/bin/honcho start -f Procfile
 

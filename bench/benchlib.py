@@ -57,13 +57,16 @@ def product_database(db_name: str, redis_default: str, settings: str = "bench.li
 def start_product(started: list, runner_id: str, worker_concurrency: int) -> int:
     """Start the product's processes as `make run` would, appending each to ``started`` as it starts (so a
     failure part way still stops those already up): runner (simulator transport), Celery worker, daphne.
-    Returns daphne's port."""
+    Returns daphne's port. With ``JOURNAL_QUEUE`` set to a queue of its own, also the Procfile's journal worker
+    (history syncs, catch-ups; below the live inbox's CPU priority, config/priority.py)."""
     from tests import procs
 
     env = procs.process_env(DJANGO_SETTINGS_MODULE="bench.live_settings", LOG_LEVEL="WARNING")
     port = procs.free_port()
     started.append(procs.manage("runner", "run_connections", "--runner-id", runner_id, env=env))
     started.append(procs.celery_worker(env, concurrency=worker_concurrency))
+    if env.get("JOURNAL_QUEUE", env["CELERY_QUEUE"]) != env["CELERY_QUEUE"]:
+        started.append(procs.celery_worker(env, concurrency=2, queue=env["JOURNAL_QUEUE"], name="journal"))
     started.append(procs.daphne(port, env))
     return port
 

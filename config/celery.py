@@ -20,17 +20,18 @@ def _freeze_startup_heap(**kwargs):
 
 
 @celeryd_init.connect
-def _webhook_worker_priority(options=None, **kwargs):
-    """A worker for WEBHOOK_QUEUE alone runs at WEBHOOK_WORKER_NICE (config/priority.py), before its pool starts."""
+def _background_worker_priority(options=None, **kwargs):
+    """A worker for WEBHOOK_QUEUE or JOURNAL_QUEUE alone runs at that queue's nice value (config/priority.py),
+    set before its pool starts."""
     from django.conf import settings
 
-    from config.priority import consumed_queues, is_webhook_worker, lower_autogroup, lower_priority
+    from config.priority import background_nice, consumed_queues, lower_autogroup, lower_priority
 
     queues = consumed_queues(options or {})
-    if settings.WEBHOOK_WORKER_NICE and is_webhook_worker(queues, settings.WEBHOOK_QUEUE,
-                                                           settings.CELERY_TASK_DEFAULT_QUEUE):
-        nice = lower_priority(settings.WEBHOOK_WORKER_NICE)
-        autogroup = lower_autogroup(settings.WEBHOOK_WORKER_NICE)
+    wanted = background_nice(queues, settings)
+    if wanted:
+        nice = lower_priority(wanted)
+        autogroup = lower_autogroup(wanted)
         log = logging.getLogger("config.priority")
         (log.info if autogroup in ("off", "lowered") else log.warning)(
             "worker.priority_lowered", extra={"queues": sorted(queues), "nice": nice, "autogroup": autogroup})

@@ -1,12 +1,15 @@
-"""CPU priority of a worker that only delivers webhooks: below the processes of the live inbox.
+"""CPU priority of a background worker (one that only delivers webhooks, or only runs the per-connection
+journal processor: history syncs, catch-ups): below the processes of the live inbox.
 
 On a shared host (2 cores in development) the fan-out's CPU (serializing, signing, HTTP: ~0.2 ms per event,
 docs/api.md) competes with the journal processing and the pushes that an agent waits on. A worker started
 for ``WEBHOOK_QUEUE`` alone, when that is a queue of its own, lowers its nice value to ``WEBHOOK_WORKER_NICE``
 as it starts, before its pool forks (the pool inherits it): the scheduler then runs the live inbox's
 processes first whenever both want a core, and delivery takes what is left. On a saturated host delivery
-falls behind (its rows wait, in order) instead of the inbox. Raising a priority needs privileges, so a
-worker already at a lower priority (``nice -n 19 celery ...``) keeps it.
+falls behind (its rows wait, in order) instead of the inbox. A worker for ``JOURNAL_QUEUE`` alone does the
+same at ``JOURNAL_WORKER_NICE`` (10): a 100,000-message history sync took both cores for ~7 s and held the
+live sweep's messages back (p99 2.75 s in bench/flood.py --history, docs/measurements.md). Raising a priority
+needs privileges, so a worker already at a lower priority (``nice -n 19 celery ...``) keeps it.
 
 A nice value alone is not enough on Linux with autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``,
 on by default in many distributions' kernels, and on this project's machine): the CPU is shared between
@@ -33,8 +36,16 @@ def consumed_queues(options: dict) -> set[str]:
     return {name.strip() for item in queues for name in str(item).split(",") if name.strip()}
 
 
-def is_webhook_worker(queues: set[str], webhook_queue: str, default_queue: str) -> bool:
-    return queues == {webhook_queue} and webhook_queue != default_queue
+def background_nice(queues: set[str], settings) -> int:
+    """The nice value a worker consuming ``queues`` gives itself: ``WEBHOOK_WORKER_NICE`` for ``WEBHOOK_QUEUE``
+    alone, ``JOURNAL_WORKER_NICE`` for ``JOURNAL_QUEUE`` alone (each when it is a queue of its own, not the
+    default queue); 0 (left alone) for any other worker."""
+    default = settings.CELERY_TASK_DEFAULT_QUEUE
+    for queue, nice in ((settings.WEBHOOK_QUEUE, settings.WEBHOOK_WORKER_NICE),
+                        (settings.JOURNAL_QUEUE, settings.JOURNAL_WORKER_NICE)):
+        if queues == {queue} and queue != default:
+            return nice
+    return 0
 
 
 def lower_priority(nice: int) -> int:

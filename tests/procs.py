@@ -105,12 +105,15 @@ def manage(name: str, *args: str, env: dict | None = None) -> Proc:
     return Proc(name, [sys.executable, "manage.py", *args], env or process_env())
 
 
-def celery_worker(env: dict | None = None, concurrency: int = 2) -> Proc:
+def celery_worker(env: dict | None = None, concurrency: int = 2, queue: str | None = None,
+                  name: str = "worker") -> Proc:
+    """A Celery worker for ``queue`` (by default the env's CELERY_QUEUE), named ``name``."""
     env = env or process_env()
     return Proc(
-        "worker",
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", env["CELERY_QUEUE"],
-         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+        name,
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", queue or env["CELERY_QUEUE"],
+         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-n",
+         f"{'test' if name == 'worker' else name}-{os.getpid()}@%h"],
         env,
     )
 

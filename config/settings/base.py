@@ -379,10 +379,23 @@ WEBHOOK_COALESCE_SECONDS = env.float("WEBHOOK_COALESCE_SECONDS", default=0.3)
 # webhooks (``celery -A config worker -Q <WEBHOOK_QUEUE>``), so a slow receiver never holds the worker
 # slots that process the live inbox (docs/api.md).
 WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
-CELERY_TASK_ROUTES = {"api.tasks.deliver_webhooks_task": {"queue": WEBHOOK_QUEUE}}
+# The queue of the per-connection journal processor (sync.tasks.process_journal_task: history syncs, catch-ups,
+# retries, search backlogs) and of journal replays: the default queue unless a deployment runs a worker of its
+# own for them (``celery -A config worker -Q <JOURNAL_QUEUE>``), below the live inbox's CPU priority
+# (JOURNAL_WORKER_NICE), so a 100,000-message history sync does not hold back the live sweep's messages
+# (docs/runner.md). On PostgreSQL plain live messages never go there: the live sweep (default queue) stores them.
+JOURNAL_QUEUE = env("JOURNAL_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = {
+    "api.tasks.deliver_webhooks_task": {"queue": WEBHOOK_QUEUE},
+    "sync.tasks.process_journal_task": {"queue": JOURNAL_QUEUE},
+    "sync.tasks.replay_journal_task": {"queue": JOURNAL_QUEUE},
+}
 # The nice value a worker for WEBHOOK_QUEUE alone (a queue of its own) gives itself as it starts (config/priority.py):
 # the live inbox's processes get the CPU first. 0 leaves it alone.
 WEBHOOK_WORKER_NICE = env.int("WEBHOOK_WORKER_NICE", default=19)
+# The same for a worker of JOURNAL_QUEUE alone (config/priority.py): above the webhooks (a history sync is
+# what an agent waits for next), below the live inbox. 0 leaves it alone.
+JOURNAL_WORKER_NICE = env.int("JOURNAL_WORKER_NICE", default=10)
 # Retention (api.retention, beat "api: retention" hourly, in batches): delivered webhook events are kept
 # 7 days, those given up 30 (a person may still want to redeliver them or read why), pending ones until
 # they are sent or given up. Idempotency keys are kept 7 days: a retry with the same key after that is a

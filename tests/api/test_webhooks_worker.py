@@ -89,40 +89,72 @@ def _autogroup_nice(pid: int) -> int | None:
         return None
 
 
-def test_a_worker_for_the_webhook_queue_alone_lowers_its_cpu_priority(settings):
-    """config/priority.py: a worker started for WEBHOOK_QUEUE (a queue of its own) gives itself and its pool
-    WEBHOOK_WORKER_NICE as it starts, and its session's autogroup too when it is alone in it; a worker of the
-    default queue keeps the priority it was started with."""
+def test_a_worker_for_a_background_queue_alone_lowers_its_cpu_priority(settings):
+    """config/priority.py: a worker started for WEBHOOK_QUEUE or JOURNAL_QUEUE (each a queue of its own) gives
+    itself and its pool that queue's nice value as it starts, and its session's autogroup too when it is alone
+    in it; a worker of the default queue keeps the priority it was started with."""
     hooks_queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.hooks"
-    env = procs.process_env(WEBHOOK_QUEUE=hooks_queue, WEBHOOK_WORKER_NICE=17)
-    hooks = procs.Proc("webhook-worker", [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", hooks_queue,
-        "--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"hooks-{os.getpid()}@%h"], env)
+    journal_queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.journal"
+    env = procs.process_env(WEBHOOK_QUEUE=hooks_queue, WEBHOOK_WORKER_NICE=17,
+                            JOURNAL_QUEUE=journal_queue, JOURNAL_WORKER_NICE=12)
+
+    def background(name, queue):
+        return procs.Proc(name, [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-Q", queue,
+            "--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"], env)
+
+    hooks, journal = background("webhook-worker", hooks_queue), background("journal-worker", journal_queue)
     default = procs.celery_worker(env, concurrency=1)
     try:
-        procs.wait_for(lambda: len(_group_nice_values(hooks.popen.pid)) >= 3, 60, 0.2, "the webhook worker's pool")
-        procs.wait_for(lambda: len(_group_nice_values(default.popen.pid)) >= 2, 60, 0.2, "the default worker's pool")
+        for proc, size in ((hooks, 3), (journal, 3), (default, 2)):
+            procs.wait_for(lambda proc=proc, size=size: len(_group_nice_values(proc.popen.pid)) >= size, 60, 0.2,
+                           f"the pool of {proc.name}")
         mine = os.getpriority(os.PRIO_PROCESS, 0)  # what a child starts with
         assert set(_group_nice_values(hooks.popen.pid)) == {max(17, mine)}
+        assert set(_group_nice_values(journal.popen.pid)) == {max(12, mine)}
         assert set(_group_nice_values(default.popen.pid)) == {mine}
         if _autogroup_nice(os.getpid()) is not None:  # autogroup scheduling on: the session's share counts too
             assert _autogroup_nice(hooks.popen.pid) == 17  # a session of its own (start_new_session, as honcho)
+            assert _autogroup_nice(journal.popen.pid) == 12
             assert _autogroup_nice(default.popen.pid) == 0
     except BaseException:
-        print(hooks.output()[-4000:], default.output()[-2000:])
+        print(hooks.output()[-4000:], journal.output()[-4000:], default.output()[-2000:])
         raise
     finally:
-        hooks.stop()
-        default.stop()
+        for proc in (hooks, journal, default):
+            proc.stop()
 
 
-def test_consumed_queues_and_the_webhook_worker_rule():
-    from config.priority import consumed_queues, is_webhook_worker
+def test_journal_processing_and_replays_go_to_the_journal_queue(settings):
+    """With JOURNAL_QUEUE set, the per-connection processor's tasks and replays are sent there (the live
+    sweep and everything else stay on the default queue), as the settings a process starts with route them."""
+    import subprocess
+
+    env = procs.process_env(JOURNAL_QUEUE="inbox.journal-routed", WEBHOOK_QUEUE="inbox.hooks-routed")
+    script = ("import django; django.setup(); from config.celery import app; "
+              "print(*[app.amqp.router.route({}, name)['queue'].name for name in ("
+              "'sync.tasks.process_journal_task', 'sync.tasks.replay_journal_task', 'sync.tasks.sweep_live_task', "
+              "'api.tasks.deliver_webhooks_task')])")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["inbox.journal-routed", "inbox.journal-routed", env["CELERY_QUEUE"],
+                                  "inbox.hooks-routed"]
+
+
+def test_consumed_queues_and_the_background_worker_rule():
+    from types import SimpleNamespace
+
+    from config.priority import background_nice, consumed_queues
 
     assert consumed_queues({"queues": "a, b"}) == {"a", "b"}
     assert consumed_queues({"queues": ["hooks"]}) == {"hooks"}
     assert consumed_queues({}) == set()
-    assert is_webhook_worker({"hooks"}, "hooks", "celery")
-    assert not is_webhook_worker({"hooks", "celery"}, "hooks", "celery")  # it also runs the live inbox's tasks
-    assert not is_webhook_worker({"celery"}, "celery", "celery")  # no queue of its own: make run's one worker
-    assert not is_webhook_worker(set(), "hooks", "celery")  # no -Q: every queue
+    conf = SimpleNamespace(CELERY_TASK_DEFAULT_QUEUE="celery", WEBHOOK_QUEUE="hooks", WEBHOOK_WORKER_NICE=19,
+                           JOURNAL_QUEUE="journal", JOURNAL_WORKER_NICE=10)
+    assert background_nice({"hooks"}, conf) == 19
+    assert background_nice({"journal"}, conf) == 10
+    assert background_nice({"hooks", "celery"}, conf) == 0  # it also runs the live inbox's tasks
+    assert background_nice({"hooks", "journal"}, conf) == 0  # which of the two: left alone
+    assert background_nice(set(), conf) == 0  # no -Q: every queue
+    same = SimpleNamespace(**{**vars(conf), "WEBHOOK_QUEUE": "celery", "JOURNAL_QUEUE": "celery"})
+    assert background_nice({"celery"}, same) == 0  # no queue of its own: one worker for everything
