@@ -419,12 +419,16 @@ def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]
     """Search entries for what was inserted, and the ids of the messages open threads get rendered:
     live messages, and a small history backfill whole (a large history chunk only moves the list: its
     messages are older than what a thread shows). A small batch is indexed at once by message id; a
-    large one (history) per connection, in the background (ADR-10)."""
-    if len(inserted) > INLINE_LIMIT and id_range is not None:
-        for part in parts:
+    large one (history) per connection, in the background (ADR-10). The connections' small parts are indexed
+    together, in one statement per 500 messages: a live sweep's batch over 500 messages sent one per connection
+    (100 in bench/flood.py's flood, each with its own IN list of external ids)."""
+    large = {id(p) for p in parts if len(p.inserted) > INLINE_LIMIT} if id_range is not None else set()
+    for part in parts:
+        if id(part) in large:
             index_new_messages(part.conn, part.inserted, id_range)
-    elif inserted:
-        index_messages([i for part in parts for i in part.message_ids.values()])
+    small = [i for part in parts if id(part) not in large for i in part.message_ids.values()]
+    if small:
+        index_messages(small)
     for part in parts:
         live = [ext for ext in part.inserted if part.by_ext[ext][0].live]
         history = len(part.inserted) - len(live)

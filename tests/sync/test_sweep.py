@@ -135,3 +135,27 @@ def test_the_sweeps_statements_do_not_grow_with_the_number_of_numbers():
         return len(ctx.captured_queries)
 
     assert statements(3) == statements(12)
+
+
+def test_a_sweep_batch_over_the_inline_limit_is_searchable_at_once_in_few_statements():
+    """A live batch of more than INLINE_LIMIT messages over several numbers (each part small): every message gets
+    its search entry in the batch's own transaction, none waits in the backlog, and the entries go in together
+    (one statement per 500 messages), not one statement per number."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from inbox.models import MessageSearchEntry
+    from sync.models import SearchBacklog
+    from sync.search_index import INLINE_LIMIT
+
+    conns = numbers(TenantFactory(), 6)
+    per = INLINE_LIMIT // len(conns) + 20  # each part small, the batch over the limit
+    for c in conns:
+        feed(c, *(message(c, n, f"pedido {c.pk} {n}") for n in range(per)), process=False)
+    with CaptureQueriesContext(connection) as queries:
+        summary = sweep_live()
+    assert summary.saved == per * len(conns) > INLINE_LIMIT
+    assert MessageSearchEntry.objects.unscoped().count() == per * len(conns)
+    assert not SearchBacklog.objects.unscoped().exists()
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT INTO inbox_messagesearchentry")]
+    assert len(inserts) == -(-per * len(conns) // 500)
