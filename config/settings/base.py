@@ -512,6 +512,7 @@ LOGGING = {
         "connections": {"level": LOG_LEVEL},
         "sync": {"level": LOG_LEVEL},
         "api": {"level": LOG_LEVEL},
+        "config": {"level": LOG_LEVEL},  # worker.priority_lowered (config/celery.py), broker and beat warnings
         "django.request": {"level": "WARNING"},
         "celery": {"level": "INFO"},
     },

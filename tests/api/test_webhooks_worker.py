@@ -117,6 +117,12 @@ def test_a_worker_for_a_background_queue_alone_lowers_its_cpu_priority(settings)
             assert _autogroup_nice(hooks.popen.pid) == 17  # a session of its own (start_new_session, as honcho)
             assert _autogroup_nice(journal.popen.pid) == 12
             assert _autogroup_nice(default.popen.pid) == 0
+        # What it did is logged (the operator's way to tell; config's logger was not configured at INFO).
+        for proc, nice in ((hooks, 17), (journal, 12)):
+            procs.wait_for(lambda proc=proc: '"worker.priority_lowered"' in proc.output(), 10, 0.1,
+                           f"{proc.name}'s worker.priority_lowered line")
+            assert f'"nice": {max(nice, mine)}' in proc.output()
+        assert '"worker.priority_lowered"' not in default.output()
     except BaseException:
         print(hooks.output()[-4000:], journal.output()[-4000:], default.output()[-2000:])
         raise
