@@ -407,6 +407,9 @@ def existing_keys(model, scope: dict, key: str, values: list) -> set:
     return out
 
 
+PROBE_KEYS = 2000  # existing_key_tuples: index probes up to this many keys (a live sweep's batch), a join above
+
+
 def existing_key_tuples(model, scope: dict, key: tuple[str, ...], values: list[tuple]) -> set[tuple]:
     """``existing_keys`` for a composite key (values are tuples): on PostgreSQL one join with an array
     per column; elsewhere per prefix of the key and chunk."""
@@ -421,17 +424,23 @@ def existing_key_tuples(model, scope: dict, key: tuple[str, ...], values: list[t
                 out.update((*prefix, last) for last in model._base_manager.filter(
                     **scope, **fixed, **{f"{key[-1]}__in": chunk}).values_list(key[-1], flat=True))
         return out
-    # One index probe per key (LATERAL ... LIMIT 1), never a join the planner may turn into a hash of the
-    # whole table: it did for the live sweep's ~500 keys against a 60,000-message table (a sequential scan per
-    # batch, 26-39 ms and growing with the table; bench/flood.py, docs/measurements.md), as it had for media rows.
+    # Up to PROBE_KEYS keys (any live sweep batch), one index probe per key (LATERAL ... LIMIT 1), never a join
+    # the planner may turn into a hash of the whole table: it did for the live sweep's ~500 keys against a
+    # 60,000-message table (a sequential scan per batch, 26-39 ms and growing with the table; bench/flood.py,
+    # docs/measurements.md), as it had for media rows. A history chunk's thousands of keys keep the join: probes
+    # made bench/ingest's ingest/COPY ratio 0.28-0.29 -> 0.24-0.25.
     fields, quote = _fields(model), db.ops.quote_name
     cols = [quote(fields[c].column) for c in key]
     unnest = ", ".join(f"%s::{t}[]" for t in _column_types(model, key))
     on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(cols))
     names = ", ".join(f"c{i}" for i in range(len(cols)))
     where = "".join(f" AND t.{quote(fields[c].column)} = %s" for c in scope)
-    sql = (f"SELECT {', '.join(f'k.c{i}' for i in range(len(cols)))} FROM unnest({unnest}) AS k({names}) "  # noqa: S608
-           f"CROSS JOIN LATERAL (SELECT 1 FROM {model._meta.db_table} t WHERE {on}{where} LIMIT 1) AS hit")
+    if len(values) <= PROBE_KEYS:
+        sql = (f"SELECT {', '.join(f'k.c{i}' for i in range(len(cols)))} FROM unnest({unnest}) AS k({names}) "  # noqa: S608
+               f"CROSS JOIN LATERAL (SELECT 1 FROM {model._meta.db_table} t WHERE {on}{where} LIMIT 1) AS hit")
+    else:
+        sql = (f"SELECT {', '.join(f't.{c}' for c in cols)} FROM {model._meta.db_table} t "  # noqa: S608
+               f"JOIN unnest({unnest}) AS k({names}) ON {on}{where}")
     with db.cursor() as cursor:
         for chunk in chunks(values, 50_000):
             cursor.execute(sql, [*map(list, zip(*chunk, strict=True)), *scope.values()])
