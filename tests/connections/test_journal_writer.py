@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from django.db import connection as django_connection
 
-from connections.journal_writer import JournalWriter
 from connections.spool import pending_spool_files
 from sync import events_builder as eb
 from sync.models import RawEvent
@@ -41,11 +40,8 @@ def journaled_ids(connection_id):
 
 
 @pytest.fixture
-def writer(settings, tmp_path):
-    settings.EVENT_SPOOL_DIR = str(tmp_path)
-    w = JournalWriter(wait_seconds=0.5)
-    yield w
-    w.stop()
+def writer(journal_writer):
+    return journal_writer(wait_seconds=0.5)
 
 
 def timed_submit(writer, connection_id, name, payload):
@@ -54,11 +50,10 @@ def timed_submit(writer, connection_id, name, payload):
     return time.monotonic() - started
 
 
-def test_a_burst_from_many_sessions_is_journaled_in_batches(settings, tmp_path, acme_connection, globex):
+def test_a_burst_from_many_sessions_is_journaled_in_batches(journal_writer, acme_connection, globex):
     from tests.factories import ConnectionFactory
 
-    settings.EVENT_SPOOL_DIR = str(tmp_path)
-    writer = JournalWriter(wait_seconds=30)  # a healthy database: nothing may need the spool
+    writer = journal_writer(wait_seconds=30)  # a healthy database: nothing may need the spool
     other = ConnectionFactory(tenant=globex)
     threads = [threading.Thread(target=lambda cid=cid, k=k: [writer.submit(cid, *event(k * 100 + i)) for i in range(25)])
                for k, cid in enumerate([acme_connection.pk, other.pk, acme_connection.pk, other.pk])]
@@ -70,7 +65,6 @@ def test_a_burst_from_many_sessions_is_journaled_in_batches(settings, tmp_path, 
     assert RawEvent.objects.unscoped().filter(connection=other).count() == 50
     assert {r.tenant_id for r in RawEvent.objects.unscoped().filter(connection=other)} == {globex.pk}
     assert pending_spool_files() == [] and writer.spooled_total == 0
-    writer.stop()
 
 
 def test_a_hung_database_spools_within_the_wait_and_keeps_each_connections_order(writer, acme_connection):

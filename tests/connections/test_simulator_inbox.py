@@ -8,7 +8,6 @@ import time
 import pytest
 from django.db import connection as django_connection
 
-from connections.journal_writer import JournalWriter
 from connections.transport.base import SessionCallbacks, SessionConfig
 from connections.transport.simulator import ACK_SECONDS, SimulatorTransport, inbound_specs, pending_inbound, queue_inbound
 from sync.models import RawEvent
@@ -50,11 +49,8 @@ def journaled_messages(connection_id):
 
 
 @pytest.fixture
-def writer(settings, tmp_path):
-    settings.EVENT_SPOOL_DIR = str(tmp_path)
-    w = JournalWriter(wait_seconds=30)
-    yield w
-    w.stop()
+def writer(journal_writer):
+    yield journal_writer(wait_seconds=30)
     django_connection.close()
 
 
