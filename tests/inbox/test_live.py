@@ -494,3 +494,37 @@ def test_a_batch_is_read_once_or_a_big_one_counted_first(monkeypatch, make_conve
     assert f"live:stale-{busy.pk}" in stale and "msg-" not in stale
     positions = [thread.index(f'id="msg-{m.pk}"') for m in few]
     assert positions == sorted(positions)
+
+
+def test_one_publish_of_many_groups_reaches_each_group_in_order(settings):
+    """``send_fragments`` pipelines a call's PUBLISHes (one round trip per Redis shard): every group still gets
+    exactly its fragments, in the order they were given, and a group named twice gets both."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    groups = [events.conversation_group(900_000 + i) for i in range(3)]
+    sends = [(groups[0], "<p>a1</p>"), (groups[1], "<p>b1</p>"), (groups[0], "<p>a2</p>"),
+             (groups[2], "<p>c1</p>"), (groups[1], "<p>b2</p>"), (groups[0], "<p>a3</p>")]
+
+    async def subscribe():
+        channels = [await layer.new_channel() for _ in groups]
+        for group, channel in zip(groups, channels, strict=True):
+            await layer.group_add(group, channel)
+        return channels
+
+    async def scenario():
+        channels = await subscribe()
+        await sync_to_async(events.send_fragments)(sends)
+        received = []
+        for channel, group in zip(channels, groups, strict=True):
+            want = sum(1 for g, _ in sends if g == group)
+            got = [(await asyncio.wait_for(layer.receive(channel), 3.0))["html"] for _ in range(want)]
+            with pytest.raises(asyncio.TimeoutError):  # nothing more for this group
+                await asyncio.wait_for(layer.receive(channel), 0.2)
+            received.append(got)
+        for group, channel in zip(groups, channels, strict=True):
+            await layer.group_discard(group, channel)
+        return received
+
+    assert async_to_sync(scenario)() == [["<p>a1</p>", "<p>a2</p>", "<p>a3</p>"], ["<p>b1</p>", "<p>b2</p>"],
+                                         ["<p>c1</p>"]]
