@@ -20,10 +20,16 @@ class Conversation(TenantOwned):
         RESOLVED = "resolved", _("Resolved")
         SNOOZED = "snoozed", _("Snoozed")  # until a time, then open again (inbox.snooze)
 
+    # No index of their own for these three foreign keys: each begins one the table has anyway (tenant:
+    # ``conv_inbox_all``; connection: the unique (connection, chat_jid); contact: ``conv_contact``). A live
+    # message updates its conversation's row, and with ``last_message_at`` indexed that update is never HOT:
+    # every index of the table takes a new entry each time (docs/measurements.md).
+    tenant = models.ForeignKey("inbox.Tenant", on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant"),
+                               db_index=False)
     connection = models.ForeignKey("connections.Connection", on_delete=models.CASCADE, related_name="conversations",
-                                   verbose_name=_("connection"))
+                                   verbose_name=_("connection"), db_index=False)
     contact = models.ForeignKey("inbox.Contact", on_delete=models.PROTECT, related_name="conversations",
-                                verbose_name=_("contact"))
+                                verbose_name=_("contact"), db_index=False)
     chat_jid = models.CharField(max_length=128, verbose_name=_("chat jid"))
     is_group = models.BooleanField(default=False, verbose_name=_("is group"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, verbose_name=_("status"))
