@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,8 @@ def main() -> dict:
     parser.add_argument("--per-number", type=int, default=5, help="messages per number per sweep")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--statements", action="store_true",
+                        help="also list the statements of the last round: where they come from, how long they took")
     args = parser.parse_args()
 
     try:
@@ -87,20 +90,28 @@ def run(args, connection) -> dict:
             events[conn.pk] = batch
         journal_many(events, schedule=False)
 
-    sweep_ms, flush_ms, pg_ms = [], [], []
+    sweep_ms, flush_ms, pg_ms, wall_ms = [], [], [], []
     per_round = args.numbers * args.per_number
+    trace: list[tuple[str, float]] = []
     for n in range(args.warmup + args.rounds):
         journal_round()
-        cpu, pg = time.process_time(), cpu_seconds(backend)
-        summary = sweep_live()
+        traced = args.statements and n >= args.warmup
+        cpu, pg, wall = time.process_time(), cpu_seconds(backend), time.perf_counter()
+        if traced:
+            trace.append(("round", 0.0))
+            with connection.execute_wrapper(partial(_traced, trace)):
+                summary = sweep_live()
+        else:
+            summary = sweep_live()
         assert summary.saved == per_round and not summary.handed_over, summary.as_dict()
-        swept, pg_swept = time.process_time(), cpu_seconds(backend)
+        swept, pg_swept, wall_swept = time.process_time(), cpu_seconds(backend), time.perf_counter()
         flush_list_updates(tenant.pk)
         flushed = time.process_time()
         if n >= args.warmup:
             sweep_ms.append((swept - cpu) * 1000 / per_round)
             flush_ms.append((flushed - swept) * 1000 / per_round)
             pg_ms.append((pg_swept - pg) * 1000 / per_round)
+            wall_ms.append((wall_swept - wall) * 1000)
     stored = Message.objects.unscoped().count()
     assert stored == per_round * (args.warmup + args.rounds)
     result = {
@@ -112,12 +123,50 @@ def run(args, connection) -> dict:
             "postgres backend (sweep)": round(statistics.median(pg_ms), 4),
         },
         "sweep_ms_per_message_min_max": [round(min(sweep_ms), 4), round(max(sweep_ms), 4)],
+        "sweep_wall_ms": round(statistics.median(wall_ms), 1),
         "load_avg_1m": os.getloadavg()[0],
     }
+    if args.statements:
+        result["statements"] = _statements(trace)
     line = json.dumps(result)
     print(line)
     (ROOT / "bench" / "results" / "sweep.json").write_text(line + "\n")
     return result
+
+
+def _statements(trace: list[tuple[str, float]]) -> dict:
+    """Per statement site of a sweep (in the order of the first round): median wall ms over the rounds,
+    and the slowest round's."""
+    rounds: list[list[tuple[str, float]]] = []
+    for where, ms in trace:
+        if where == "round":
+            rounds.append([])
+        else:
+            rounds[-1].append((where, ms))
+    sites: dict[str, list[float]] = {}
+    for statements in rounds:
+        seen: dict[str, float] = {}
+        for where, ms in statements:
+            seen[where] = seen.get(where, 0.0) + ms
+        for where, ms in seen.items():
+            sites.setdefault(where, []).append(ms)
+    return {"per_round": statistics.median(len(r) for r in rounds),
+            "ms_per_round": round(statistics.median(sum(ms for _, ms in r) for r in rounds), 1),
+            "sites": [f"{statistics.median(v):6.2f} ms (max {max(v):6.2f})  {where}" for where, v in sites.items()]}
+
+
+def _traced(trace: list, execute, sql, params, many, context):
+    """Django's execute wrapper: the statement's wall time and the first frame of ours that issued it."""
+    import traceback
+
+    frames = [f for f in traceback.extract_stack()[:-1] if f"{ROOT}/" in f.filename and "/bench/" not in f.filename
+              and "/.venv/" not in f.filename]
+    where = f"{Path(frames[-1].filename).relative_to(ROOT)}:{frames[-1].lineno} {frames[-1].name}" if frames else "?"
+    start = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        trace.append((where, (time.perf_counter() - start) * 1000))
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def conversations_for_rows(tenant_id: int, ids) -> list[Conversation]:
     """For the live list flush: these conversations with only what their list rows read (``inbox.rows``), their
     labels prefetched. Two queries."""
     return list(
-        Conversation.objects.for_tenant(tenant_id).filter(pk__in=list(ids)).select_related("contact", "connection", "assignee")
+        Conversation.objects.for_tenant(tenant_id).filter(pk__any=list(ids)).select_related("contact", "connection", "assignee")
         .only(*ROW_FIELDS, f"assignee__{get_user_model().USERNAME_FIELD}").prefetch_related(labels_prefetch(tenant_id))
     )
 

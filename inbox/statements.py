@@ -48,6 +48,7 @@ def wake_snoozed(tenant_id: int, ids: list[int]) -> list[int]:
             Snooze.objects.for_tenant(tenant_id).filter(conversation_id__in=woken).delete()
         return woken
     conversation, snooze = Conversation._meta.db_table, Snooze._meta.db_table
+    id_array = "{" + ",".join(map(str, map(int, ids))) + "}"  # one literal, not a list psycopg adapts id by id
     with db.cursor() as cursor:
         cursor.execute(f"""
             WITH woken AS (
@@ -57,7 +58,7 @@ def wake_snoozed(tenant_id: int, ids: list[int]) -> list[int]:
                 DELETE FROM {snooze} WHERE conversation_id IN (SELECT id FROM woken)
             )
             SELECT id FROM woken ORDER BY id
-        """, [Conversation.Status.OPEN, now, tenant_id, ids, Conversation.Status.SNOOZED])  # noqa: S608
+        """, [Conversation.Status.OPEN, now, tenant_id, id_array, Conversation.Status.SNOOZED])  # noqa: S608
         return [row[0] for row in cursor.fetchall()]
 
 

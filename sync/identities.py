@@ -277,7 +277,7 @@ def update_contact_names(identities: Identities, names: dict[str, str], chat_nam
     created = identities.created
     current = [(cid, *created[cid], False) for cid in want if cid in created]
     for chunk in chunks([cid for cid in want if cid not in created], 1000):  # ids of this batch's tenant
-        current.extend(Contact.objects.unscoped().filter(pk__in=chunk)
+        current.extend(Contact.objects.unscoped().filter(pk__any=chunk)
                        .values_list("id", "push_name", "display_name", "phone_number", "name_locked"))
     changed = [contact for row in current if (contact := _renamed(row, want[row[0]])) is not None]
     if changed:

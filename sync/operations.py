@@ -33,7 +33,7 @@ def connections_with_pending_operations(connection_ids: list[int]) -> set[int]:
     """Of these connections, the ones with operations waiting for a message (one query for all)."""
     if not connection_ids:
         return set()
-    return set(PendingOperation.objects.unscoped().filter(connection_id__in=connection_ids)
+    return set(PendingOperation.objects.unscoped().filter(connection_id__any=connection_ids)
                .values_list("connection_id", flat=True).distinct())
 
 

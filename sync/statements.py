@@ -227,9 +227,9 @@ def insert_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, st
 
 
 def update_conversation_aggregates(aggs: dict) -> None:
-    """One UPDATE ... FROM (VALUES ...) per 400 conversations: last message, preview, unread, window
-    (``aggs``: conversation id -> ``sync.ingest``'s aggregate: last_at, preview, oldest, newest, unread_add,
-    unread_set).
+    """One UPDATE for all conversations (PostgreSQL: every column one array parameter, ``pg_array``; elsewhere
+    UPDATE ... FROM (VALUES ...) per 400): last message, preview, unread, window (``aggs``: conversation id ->
+    ``sync.ingest``'s aggregate: last_at, preview, oldest, newest, unread_add, unread_set).
 
     Values only ever move forward (GREATEST/LEAST), so replays and out-of-order batches are safe, and
     concurrent changes by agents (marking read) are not overwritten except by an explicit history
@@ -240,27 +240,26 @@ def update_conversation_aggregates(aggs: dict) -> None:
     pg = db.vendor == "postgresql"
     greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
     items = list(aggs.items())
-    for chunk in chunks(items, 400):
-        params = []
-        values = []
-        for cid, a in chunk:
-            values.append("(%s, %s, %s, %s, %s, %s, %s)")
-            params += [cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set]
+    for chunk in (chunks(items, 5000) if pg else chunks(items, 400)):
+        vid, last_at, preview, oldest, newest, unread_add, unread_set = (
+            "v.id", "v.last_at", "v.preview", "v.oldest", "v.newest", "v.unread_add", "v.unread_set")
         if pg:
-            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
-            cast = ("v.id::bigint", "v.last_at::timestamptz", "v.preview::text", "v.oldest::timestamptz",
-                    "v.newest::timestamptz", "v.unread_add::int", "v.unread_set::int")
+            # Seven parameters, not seven per conversation: psycopg adapted a VALUES list's ~700 parameters
+            # one by one in Python (the largest share of a live sweep's client-side query conversion).
+            from_sql = ("(SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS last_at, "
+                        "unnest(%s::text[]) AS preview, unnest(%s::timestamptz[]) AS oldest, "
+                        "unnest(%s::timestamptz[]) AS newest, unnest(%s::int[]) AS unread_add, "
+                        "unnest(%s::int[]) AS unread_set) AS v")
+            params = [pg_array(column) for column in zip(*[
+                (cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set) for cid, a in chunk],
+                strict=True)]
         else:
-            cols = "v(id, last_at, preview, oldest, newest, unread_add, unread_set)"
-            cast = ("v.id", "v.last_at", "v.preview", "v.oldest", "v.newest", "v.unread_add", "v.unread_set")
-        vid, last_at, preview, oldest, newest, unread_add, unread_set = cast
-        value_sql = ", ".join(values)
-        if not pg:
             # SQLite names VALUES columns column1..N; alias them through a CTE.
-            cte = "(WITH v(id, last_at, preview, oldest, newest, unread_add, unread_set) AS (VALUES "
-            from_sql = cte + value_sql + ") SELECT * FROM v) AS v"  # noqa: S608
-        else:
-            from_sql = f"(VALUES {value_sql}) AS {cols}"
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            from_sql = ("(WITH v(id, last_at, preview, oldest, newest, unread_add, unread_set) AS (VALUES "  # noqa: S608
+                        + values + ") SELECT * FROM v) AS v")
+            params = [x for cid, a in chunk
+                      for x in (cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set)]
         sql = f"""
             UPDATE {table} SET
               last_message_preview = CASE WHEN {last_at} IS NOT NULL AND {last_at} >= {table}.last_message_at

@@ -36,7 +36,7 @@ from sync.decode import Decoded
 from sync.ingest import ingest_many
 from sync.models import RawEvent, SyncRun
 from sync.processor import DECODE_AHEAD_BYTES, LIVE_RUN_SPAN, decode_row, log_item_failures, open_run, row_note
-from sync.statements import LOCK_NAMESPACE, batch_settings
+from sync.statements import LOCK_NAMESPACE, batch_settings, pg_array
 
 logger = logging.getLogger(__name__)
 SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)
@@ -81,16 +81,21 @@ def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
     rows were pending, the planner read the whole journal (growing by 2,000 rows a second in bench/flood.py:
     12-23 ms a sweep, and more each second), then, with sequential scans off, a bitmap scan of the index, which
     visits the heap for every entry of a row processed since the last vacuum (6.6 ms a sweep); a plain index
-    scan skips the entries it has found dead before (docs/measurements.md)."""
-    with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
+    scan skips the entries it has found dead before (docs/measurements.md).
+
+    The settings and the query go in one round trip: statements sent together run as one transaction, so
+    ``SET LOCAL`` holds for the query and ends with it (one message instead of BEGIN, two SETs, the query and
+    COMMIT: a flood's sweep comes here dozens of times a second)."""
+    with db.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, connection_id, size FROM (SELECT id, connection_id, octet_length(payload) AS size, "  # noqa: S608
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "  # noqa: S608
+            "SELECT id, connection_id, size FROM (SELECT id, connection_id, octet_length(payload) AS size, "
             "row_number() OVER (PARTITION BY connection_id ORDER BY id) AS n "
             f"FROM {RawEvent._meta.db_table} WHERE state = %s AND connection_id %% %s = %s) AS t "
             "WHERE n <= %s ORDER BY id LIMIT %s",
             [RawEvent.State.PENDING, shards, shard, PER_CONNECTION, SWEEP_ROWS])
+        while cursor.description is None and cursor.nextset():  # past the two SETs' results
+            pass
         rows = cursor.fetchall()
     by_connection: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for row_id, cid, size in rows:
@@ -101,14 +106,14 @@ def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
 def _try_locks(connection_ids: list[int]) -> list[int]:
     with db.cursor() as cursor:
         cursor.execute("SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_lock(%s, c::int)",
-                       [connection_ids, LOCK_NAMESPACE])
+                       [pg_array(connection_ids), LOCK_NAMESPACE])
         return [row[0] for row in cursor.fetchall()]
 
 
 def _unlock(connection_ids: list[int]) -> None:
     with db.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s, c::int) FROM unnest(%s::bigint[]) AS c",
-                       [LOCK_NAMESPACE, connection_ids])
+                       [LOCK_NAMESPACE, pg_array(connection_ids)])
 
 
 def _sweep_once(summary: SweepSummary, shard: int, shards: int) -> bool:
@@ -218,7 +223,7 @@ def _account_many(run_rows: list[tuple], now) -> None:
             "last_activity_at = %s "
             "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::int[]) AS received, unnest(%s::int[]) AS saved, "
             "unnest(%s::int[]) AS duplicates, unnest(%s::int[]) AS failed) AS v WHERE r.id = v.id",
-            [now, *map(list, cols)])
+            [now, *map(pg_array, cols)])
 
 
 def _account_dicts(run: SyncRun, result) -> None:
@@ -242,5 +247,5 @@ def _mark_many(marks: list[tuple[int, int, str]], now) -> None:
             f"UPDATE {RawEvent._meta.db_table} AS e SET state = %s, processed_at = %s, sync_run_id = v.run, "  # noqa: S608
             "error = v.note FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS run, "
             "unnest(%s::text[]) AS note) AS v WHERE e.id = v.id",
-            [RawEvent.State.PROCESSED, now, ids, runs, notes])
+            [RawEvent.State.PROCESSED, now, pg_array(ids), pg_array(runs), pg_array(notes)])
 

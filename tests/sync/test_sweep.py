@@ -140,11 +140,12 @@ def test_the_sweeps_statements_do_not_grow_with_the_number_of_numbers():
 def test_a_sweep_batch_over_the_inline_limit_is_searchable_at_once_in_few_statements():
     """A live batch of more than INLINE_LIMIT messages over several numbers (each part small): every message gets
     its search entry in the batch's own transaction, none waits in the backlog, and the entries go in together
-    (one statement per 500 messages), not one statement per number."""
+    (one statement per ``ARRAY_CHUNK`` messages), not one statement per number."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from inbox.models import MessageSearchEntry
+    from inbox.search import ARRAY_CHUNK
     from sync.models import SearchBacklog
     from sync.search_index import INLINE_LIMIT
 
@@ -158,4 +159,19 @@ def test_a_sweep_batch_over_the_inline_limit_is_searchable_at_once_in_few_statem
     assert MessageSearchEntry.objects.unscoped().count() == per * len(conns)
     assert not SearchBacklog.objects.unscoped().exists()
     inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT INTO inbox_messagesearchentry")]
-    assert len(inserts) == -(-per * len(conns) // 500)
+    assert len(inserts) == -(-per * len(conns) // ARRAY_CHUNK)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_due_rows_plan_settings_end_with_their_query():
+    """``_due_rows`` sends its ``SET LOCAL``s with its query in one round trip: they hold for it and are gone
+    after it (the worker's connection runs every other statement with the planner's defaults)."""
+    from sync.sweep import _due_rows
+
+    conn = numbers(TenantFactory(), 1)[0]
+    feed(conn, message(conn, 0), message(conn, 1), process=False)
+    rows = list(RawEvent.objects.unscoped().filter(connection=conn).order_by("id"))
+    assert dict(_due_rows(0, 1)) == {conn.pk: [(r.pk, len(r.payload)) for r in rows]}
+    with db.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan')")
+        assert cursor.fetchone() == ("on", "on")
