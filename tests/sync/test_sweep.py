@@ -175,3 +175,20 @@ def test_the_due_rows_plan_settings_end_with_their_query():
     with db.cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan')")
         assert cursor.fetchone() == ("on", "on")
+
+
+def test_a_preview_with_quotes_braces_and_backslashes_reaches_its_conversation_intact():
+    """The aggregate UPDATE passes each column as one array literal (``pg_array``): a text full of the array
+    syntax's own characters comes out as it went in, and each conversation gets its own."""
+    from inbox.formatting import message_preview
+    from inbox.models import Conversation
+
+    texts = ['say "hi", {then} \\ leave', "line one\nline two, {a,b} \"q\" \\\\", "NULL", "olá 🎉 ,}{\""]
+    conns = numbers(TenantFactory(), len(texts))
+    for conn, text in zip(conns, texts, strict=True):
+        feed(conn, message(conn, 0, "first"), message(conn, 1, text), process=False)
+    assert sweep_live().saved == 2 * len(texts)
+    for conn, text in zip(conns, texts, strict=True):
+        conv = Conversation.objects.unscoped().get(connection=conn)
+        assert conv.last_message_preview == message_preview(text) and conv.unread_count == 2
+    assert "\\" in message_preview(texts[0]) and '"' in message_preview(texts[3])  # the characters survive
