@@ -377,7 +377,10 @@ def batch_settings() -> None:
     history batch's ~28,000 rows took ~5 MB of temporary file each). A bigger batch still works, spilling."""
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'")
+            cursor.execute(BATCH_SETTINGS)
+
+
+BATCH_SETTINGS = "SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'"  # batch_settings(), as SQL
 
 
 # --- new rows: the probe of existing keys and the insert behind ``sync.upsert.insert_new`` -------------

@@ -7,14 +7,15 @@ number per batch that fixed cost is the whole bill: with 100 busy numbers it mea
 due live rows at once (PostgreSQL):
 
 1. the oldest pending rows of any connection, in journal order, up to ``SWEEP_ROWS``;
-2. the journal locks of their connections in one statement (``pg_try_advisory_lock``: a connection
-   that another processor holds, e.g. in a history sync, is left to it);
+2. in one transaction from here on: the journal locks of their connections in one statement
+   (``pg_try_advisory_xact_lock``, released by the commit or the rollback: a connection that another
+   processor holds, e.g. in a history sync, is left to it);
 3. their open runs in one query; the rows decoded; each connection's rows up to the first one that is
    not a plain live event (a history chunk, a catch-up boundary, a row that does not decode, or any row
    while the connection has an open catch-up run) — those connections are handed to the
    per-connection processor, which keeps their order;
 4. ``ingest_many`` per tenant (one set of statements for all its numbers, one publish), then the
-   runs' figures and the rows' state in one statement each, and one commit.
+   runs' figures and the rows' state in one message, and one commit.
 
 Any error rolls the whole sweep back and hands its connections to the per-connection processor, whose
 row-by-row retry isolates the culprit. The journal stays the source of truth either way.
@@ -36,7 +37,7 @@ from sync.decode import Decoded
 from sync.ingest import ingest_many
 from sync.models import RawEvent, SyncRun
 from sync.processor import DECODE_AHEAD_BYTES, LIVE_RUN_SPAN, decode_row, log_item_failures, open_run, row_note
-from sync.statements import LOCK_NAMESPACE, batch_settings, pg_array
+from sync.statements import BATCH_SETTINGS, LOCK_NAMESPACE, pg_array
 
 logger = logging.getLogger(__name__)
 SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)
@@ -103,17 +104,18 @@ def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
     return by_connection
 
 
-def _try_locks(connection_ids: list[int]) -> list[int]:
+def _lock_for_this_transaction(connection_ids: list[int]) -> list[int]:
+    """Of these connections, the ones whose journal lock is free, locked until this transaction ends
+    (``pg_try_advisory_xact_lock``: the commit or the rollback lets go, no unlock statement; it conflicts
+    with the per-connection processor's session lock on the same key as a session lock would). The
+    batch's settings (``batch_settings``) go in the same message."""
     with db.cursor() as cursor:
-        cursor.execute("SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_lock(%s, c::int)",
+        cursor.execute(f"{BATCH_SETTINGS}; "  # noqa: S608 - a constant
+                       "SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_xact_lock(%s, c::int)",
                        [pg_array(connection_ids), LOCK_NAMESPACE])
+        while cursor.description is None and cursor.nextset():  # past the SETs' results
+            pass
         return [row[0] for row in cursor.fetchall()]
-
-
-def _unlock(connection_ids: list[int]) -> None:
-    with db.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s, c::int) FROM unnest(%s::bigint[]) AS c",
-                       [LOCK_NAMESPACE, pg_array(connection_ids)])
 
 
 def _sweep_once(summary: SweepSummary, shard: int, shards: int) -> bool:
@@ -135,17 +137,13 @@ def _sweep_once(summary: SweepSummary, shard: int, shards: int) -> bool:
     if not plain:
         _hand_over(summary.handed_over)
         return False
-    locked = _try_locks(sorted(plain))
-    if not locked:
-        return False
+    locked: list[int] = []  # filled by _sweep_locked once it holds their locks
     try:
         processed = _sweep_locked(locked, plain, summary)
     except Exception:
         logger.exception("sync.sweep.failed", extra={"connection_ids": locked})
         summary.handed_over.update(locked)
         processed = 0
-    finally:
-        _unlock(locked)
     _hand_over(summary.handed_over)
     return processed > 0
 
@@ -158,17 +156,21 @@ def _hand_over(connection_ids: set[int]) -> None:
 
 
 def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: SweepSummary) -> int:
+    """One transaction: the journal locks of ``plain``'s connections that are free (added to ``locked``),
+    then their rows. Every lock ends with the transaction, whatever happens."""
     now = timezone.now()
-    conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__any=locked)}
-    open_runs = list(SyncRun.objects.unscoped().filter(connection_id__any=locked, finished_at__isnull=True,
-                                            kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
-    in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
-    live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
-                if r.kind == SyncRun.Kind.LIVE and now - r.started_at <= LIVE_RUN_SPAN}
-    ids = [i for cid in locked if cid in conns and cid not in in_catchup for i in plain[cid]]
-    summary.handed_over.update(cid for cid in locked if cid in in_catchup)
     with transaction.atomic():
-        batch_settings()
+        locked.extend(_lock_for_this_transaction(sorted(plain)))
+        if not locked:
+            return 0
+        conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__any=locked)}
+        open_runs = list(SyncRun.objects.unscoped().filter(connection_id__any=locked, finished_at__isnull=True,
+                                                kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
+        in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
+        live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
+                    if r.kind == SyncRun.Kind.LIVE and now - r.started_at <= LIVE_RUN_SPAN}
+        ids = [i for cid in locked if cid in conns and cid not in in_catchup for i in plain[cid]]
+        summary.handed_over.update(cid for cid in locked if cid in in_catchup)
         rows = list(RawEvent.objects.unscoped().select_for_update(skip_locked=True)
                     .filter(pk__any=ids, state=RawEvent.State.PENDING).order_by("id"))
         work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
@@ -204,26 +206,33 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
                         log_item_failures(conn, row, decoded)
                 summary.saved += result.saved
                 summary.duplicates += result.duplicates
-        _account_many(run_rows, now)
-        _mark_many(marks, now)
+        _account_and_mark(run_rows, marks, now)
     summary.connections += len(work)
     summary.processed += len(marks)
     return len(marks)
 
 
-def _account_many(run_rows: list[tuple], now) -> None:
-    """Add each run's figures in one statement (the per-connection processor locks and saves each)."""
-    if not run_rows:
-        return
-    cols = list(zip(*run_rows, strict=True))
-    with db.cursor() as cursor:
-        cursor.execute(
+def _account_and_mark(run_rows: list[tuple], marks: list[tuple[int, int, str]], now) -> None:
+    """Add each run's figures and mark the rows processed: two UPDATEs, sent as one message (the per-connection
+    processor locks and saves each run)."""
+    statements, params = [], []
+    if run_rows:
+        statements.append(
             f"UPDATE {SyncRun._meta.db_table} AS r SET received = r.received + v.received, "  # noqa: S608
             "saved = r.saved + v.saved, duplicates = r.duplicates + v.duplicates, failed = r.failed + v.failed, "
             "last_activity_at = %s "
             "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::int[]) AS received, unnest(%s::int[]) AS saved, "
-            "unnest(%s::int[]) AS duplicates, unnest(%s::int[]) AS failed) AS v WHERE r.id = v.id",
-            [now, *map(pg_array, cols)])
+            "unnest(%s::int[]) AS duplicates, unnest(%s::int[]) AS failed) AS v WHERE r.id = v.id")
+        params += [now, *map(pg_array, zip(*run_rows, strict=True))]
+    if marks:
+        statements.append(
+            f"UPDATE {RawEvent._meta.db_table} AS e SET state = %s, processed_at = %s, sync_run_id = v.run, "  # noqa: S608
+            "error = v.note FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS run, "
+            "unnest(%s::text[]) AS note) AS v WHERE e.id = v.id")
+        params += [RawEvent.State.PROCESSED, now, *map(pg_array, zip(*marks, strict=True))]
+    if statements:
+        with db.cursor() as cursor:
+            cursor.execute("; ".join(statements), params)
 
 
 def _account_dicts(run: SyncRun, result) -> None:
@@ -236,16 +245,3 @@ def _account_dicts(run: SyncRun, result) -> None:
             merged[reason] = merged.get(reason, 0) + n
         setattr(run, name, merged)
     run.save(update_fields=["skipped", "refused"])
-
-
-def _mark_many(marks: list[tuple[int, int, str]], now) -> None:
-    if not marks:
-        return
-    ids, runs, notes = (list(c) for c in zip(*marks, strict=True))
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {RawEvent._meta.db_table} AS e SET state = %s, processed_at = %s, sync_run_id = v.run, "  # noqa: S608
-            "error = v.note FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS run, "
-            "unnest(%s::text[]) AS note) AS v WHERE e.id = v.id",
-            [RawEvent.State.PROCESSED, now, pg_array(ids), pg_array(runs), pg_array(notes)])
-
