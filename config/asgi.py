@@ -18,3 +18,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# The socket server's startup heap (Django, the apps, Channels, Twisted: ~150,000 objects) out of the cyclic
+# collector's full collections, as in the Celery workers and the runner's session hosts (config/heap.py).
+from config.heap import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()

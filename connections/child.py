@@ -22,6 +22,7 @@ stays up, and recorded for the connection's tenant through ``sync.actions.do_rec
 """
 
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -168,7 +169,7 @@ class Child:
         signal.signal(signal.SIGTERM, lambda *_: self.commands.put({"op": Op.EXIT}))
         threading.Thread(target=self._read_stdin, name="stdin", daemon=True).start()
         threading.Thread(target=self._watch_lease, name="lease", daemon=True).start()
-        self.reply({"type": Reply.READY, "pid": os.getpid()})
+        self.reply({"type": Reply.READY, "pid": os.getpid(), "frozen_objects": gc.get_freeze_count()})
         while True:
             cmd = self.commands.get()
             if cmd.get("op") == Op.EXIT:
@@ -435,5 +436,9 @@ def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> l
 
 
 def run_child(record_path: str = "") -> None:
+    from config.heap import freeze_startup_heap
+
     out_fd = int(os.environ["RUNNER_CHILD_FD"])
-    Child(out_fd, record_path).run()
+    child = Child(out_fd, record_path)
+    freeze_startup_heap()  # Django, the apps, neonize's protobuf classes: a full collection paused it >100 ms
+    child.run()

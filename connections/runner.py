@@ -549,6 +549,9 @@ class Runner:
         kind = message.get("type")
         if kind == Reply.READY:
             child.ready, child.last_answer = True, time.monotonic()
+            logger.info("runner.child_ready", extra={"runner_id": self.runner_id, "child": child.index,
+                                                     "pid": message.get("pid"),
+                                                     "frozen_objects": message.get("frozen_objects")})
         elif kind == Reply.HEARTBEAT:
             self.on_heartbeat(child, message)
         elif kind == Reply.STATE:
