@@ -1,6 +1,6 @@
 """The Celery worker's CPU per live message, alone and repeatable: the live sweep in this process.
 
-    .venv/bin/python bench/sweep.py [--numbers 100] [--per-number 5] [--rounds 20]
+    .venv/bin/python bench/sweep.py [--numbers 100] [--per-number 5] [--rounds 20] [--statements]
 
 bench/flood.py measures the whole product, but on a shared machine its worker figure moves with how far
 behind the worker fell (a backlog makes bigger, cheaper batches: 0.33-0.66 ms per message between runs
@@ -12,7 +12,9 @@ layer, on Redis), then one coalesced list flush (``inbox.list_coalescer.flush_li
 ``--warmup`` rounds; CPU seconds (``time.process_time``) of this process and of its PostgreSQL backend,
 per message, medians over the rounds; prints one JSON line and saves bench/results/sweep.json. A
 database of its own (``BENCH_DB``, default inbox_bench_sweep), created and dropped; Redis
-``BENCH_REDIS_URL``. Compare trees by running each in turn, alternately.
+``BENCH_REDIS_URL``. Compare trees by running each in turn, alternately. ``--statements`` adds, per statement
+site of a sweep (file:line of the product's frame that ran it), its median and worst wall time per round and
+the number of statements per round (the COPY and the commit are not statements to Django's execute wrapper).
 """
 
 from __future__ import annotations
