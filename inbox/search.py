@@ -28,7 +28,6 @@ from config.batching import chunks
 _COLUMNS = "message_id, tenant_id, conversation_id, body"
 _SOURCE = "id, tenant_id, conversation_id, body FROM inbox_message"
 _SEARCHABLE = "body <> '' AND deleted_at IS NULL"
-ARRAY_CHUNK = 5000  # ids per statement on PostgreSQL (one array parameter); elsewhere 500 (one placeholder each)
 
 
 
@@ -46,17 +45,13 @@ def _add_entries(cursor, where: str, params: list) -> int:
 
 def index_messages(message_ids) -> int:
     """Add entries for these messages (those with a body, not deleted, not indexed yet). Returns rows added.
-    On PostgreSQL the ids are one array parameter (``id = ANY``: the same plan as ``IN``, without psycopg
-    adapting 500 parameters one by one in Python for every live sweep)."""
+    The ids go by chunks (``inbox.statements.id_filters``: on PostgreSQL one array parameter per chunk)."""
+    from inbox.statements import id_filters
+
     added = 0
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for chunk in chunks(message_ids, ARRAY_CHUNK):
-                added += _add_entries(cursor, "id = ANY(%s::bigint[])", ["{" + ",".join(map(str, map(int, chunk))) + "}"])
-            return added
-        for chunk in chunks(message_ids, 500):
-            where, params = _in(chunk)
-            added += _add_entries(cursor, f"id {where}", params)
+        for where, params in id_filters(message_ids):
+            added += _add_entries(cursor, where, params)
     return added
 
 

@@ -145,7 +145,7 @@ def test_a_sweep_batch_over_the_inline_limit_is_searchable_at_once_in_few_statem
     from django.test.utils import CaptureQueriesContext
 
     from inbox.models import MessageSearchEntry
-    from inbox.search import ARRAY_CHUNK
+    from inbox.statements import ARRAY_CHUNK
     from sync.models import SearchBacklog
     from sync.search_index import INLINE_LIMIT
 
