@@ -17,5 +17,5 @@ def freeze_startup_heap() -> None:
     session host before it takes sessions (``connections.child.run_child``), the socket server once its
     ASGI application is built (``config/asgi.py``). In a live flood (bench/flood.py, 2,000 msg/s) each
     session host ran a full collection of 113-156 ms, during which its 25 numbers' events waited; the
-    socket server's take ~100 ms too (docs/measurements.md)."""
+    socket server's took 77-105 ms (docs/measurements.md)."""
     gc.freeze()

@@ -227,7 +227,7 @@ def insert_conversations(rows: list[tuple], now: datetime) -> dict[tuple[int, st
 
 
 def update_conversation_aggregates(aggs: dict) -> None:
-    """One UPDATE for all conversations (PostgreSQL: every column one array parameter, ``pg_array``; elsewhere
+    """One UPDATE per 5,000 conversations (PostgreSQL: every column one array parameter, ``pg_array``; elsewhere
     UPDATE ... FROM (VALUES ...) per 400): last message, preview, unread, window (``aggs``: conversation id ->
     ``sync.ingest``'s aggregate: last_at, preview, oldest, newest, unread_add, unread_set).
 
