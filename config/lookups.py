@@ -13,6 +13,12 @@ from django.db.models import Field, ForeignObject
 from django.db.models.lookups import In
 
 
+def int_array(values) -> str:
+    """Integers as one PostgreSQL array literal (``'{1,2,3}'``), to pass as a single ``%s::bigint[]`` parameter:
+    psycopg adapts a list element by element in Python, one string goes through in C."""
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
 class AnyOf(In):
     lookup_name = "any"
 
@@ -25,7 +31,7 @@ class AnyOf(In):
         if not values:
             raise EmptyResultSet
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, "{" + ",".join(map(str, values)) + "}")
+        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, int_array(values))
 
 
 def register() -> None:

@@ -38,6 +38,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from config.db import drop_broken_connections
+from config.heap import freeze_startup_heap
 from connections import outbox
 from connections.journal_writer import SPOOL_REPLAY_FAILED, JournalWriter
 from connections.models import Connection
@@ -436,8 +437,6 @@ def store_mappings_for_tenant(tenant_id: int, pairs: list[tuple[str, str]]) -> l
 
 
 def run_child(record_path: str = "") -> None:
-    from config.heap import freeze_startup_heap
-
     out_fd = int(os.environ["RUNNER_CHILD_FD"])
     child = Child(out_fd, record_path)
     freeze_startup_heap()  # Django, the apps, neonize's protobuf classes: a full collection paused it >100 ms

@@ -24,6 +24,7 @@ from __future__ import annotations
 from django.db import connection
 
 from config.batching import chunks
+from inbox.statements import id_filters
 
 _COLUMNS = "message_id, tenant_id, conversation_id, body"
 _SOURCE = "id, tenant_id, conversation_id, body FROM inbox_message"
@@ -46,8 +47,6 @@ def _add_entries(cursor, where: str, params: list) -> int:
 def index_messages(message_ids) -> int:
     """Add entries for these messages (those with a body, not deleted, not indexed yet). Returns rows added.
     The ids go by chunks (``inbox.statements.id_filters``: on PostgreSQL one array parameter per chunk)."""
-    from inbox.statements import id_filters
-
     added = 0
     with connection.cursor() as cursor:
         for where, params in id_filters(message_ids):

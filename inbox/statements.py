@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.batching import chunks
+from config.lookups import int_array
 from inbox.models import Conversation, Snooze
 
 ARRAY_CHUNK = 5000  # ids per statement on PostgreSQL (one array parameter); elsewhere 500 (one placeholder each)
@@ -51,7 +52,7 @@ def wake_snoozed(tenant_id: int, ids: list[int]) -> list[int]:
             Snooze.objects.for_tenant(tenant_id).filter(conversation_id__in=woken).delete()
         return woken
     conversation, snooze = Conversation._meta.db_table, Snooze._meta.db_table
-    id_array = "{" + ",".join(map(str, map(int, ids))) + "}"  # one literal, not a list psycopg adapts id by id
+    id_array = int_array(ids)  # one literal, not a list psycopg adapts id by id
     with db.cursor() as cursor:
         cursor.execute(f"""
             WITH woken AS (
@@ -92,7 +93,7 @@ def id_filters(ids, column: str = "id"):
     live sweep indexes ~500 messages a round). Elsewhere ``IN`` with one placeholder per id, 500 at a time."""
     if db.vendor == "postgresql":
         for chunk in chunks(list(ids), ARRAY_CHUNK):
-            yield f"{column} = ANY(%s::bigint[])", ["{" + ",".join(map(str, map(int, chunk))) + "}"]
+            yield f"{column} = ANY(%s::bigint[])", [int_array(chunk)]
         return
     for chunk in chunks(list(ids), 500):
         yield f"{column} IN ({', '.join(['%s'] * len(chunk))})", list(chunk)

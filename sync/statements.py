@@ -240,9 +240,8 @@ def update_conversation_aggregates(aggs: dict) -> None:
     pg = db.vendor == "postgresql"
     greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
     items = list(aggs.items())
-    for chunk in (chunks(items, 5000) if pg else chunks(items, 400)):
-        vid, last_at, preview, oldest, newest, unread_add, unread_set = (
-            "v.id", "v.last_at", "v.preview", "v.oldest", "v.newest", "v.unread_add", "v.unread_set")
+    for chunk in chunks(items, 5000 if pg else 400):
+        rows = [(cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set) for cid, a in chunk]
         if pg:
             # Seven parameters, not seven per conversation: psycopg adapted a VALUES list's ~700 parameters
             # one by one in Python (the largest share of a live sweep's client-side query conversion).
@@ -250,32 +249,29 @@ def update_conversation_aggregates(aggs: dict) -> None:
                         "unnest(%s::text[]) AS preview, unnest(%s::timestamptz[]) AS oldest, "
                         "unnest(%s::timestamptz[]) AS newest, unnest(%s::int[]) AS unread_add, "
                         "unnest(%s::int[]) AS unread_set) AS v")
-            params = [pg_array(column) for column in zip(*[
-                (cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set) for cid, a in chunk],
-                strict=True)]
+            params = [pg_array(column) for column in zip(*rows, strict=True)]
         else:
             # SQLite names VALUES columns column1..N; alias them through a CTE.
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             from_sql = ("(WITH v(id, last_at, preview, oldest, newest, unread_add, unread_set) AS (VALUES "  # noqa: S608
                         + values + ") SELECT * FROM v) AS v")
-            params = [x for cid, a in chunk
-                      for x in (cid, a.last_at, a.preview, a.oldest, a.newest, a.unread_add, a.unread_set)]
+            params = [value for row in rows for value in row]
         sql = f"""
             UPDATE {table} SET
-              last_message_preview = CASE WHEN {last_at} IS NOT NULL AND {last_at} >= {table}.last_message_at
-                                          THEN {preview} ELSE {table}.last_message_preview END,
-              last_message_at = CASE WHEN {last_at} IS NULL THEN {table}.last_message_at
-                                     ELSE {greatest}({table}.last_message_at, {last_at}) END,
-              oldest_synced_at = CASE WHEN {oldest} IS NULL THEN {table}.oldest_synced_at
-                                      WHEN {table}.oldest_synced_at IS NULL THEN {oldest}
-                                      ELSE {least}({table}.oldest_synced_at, {oldest}) END,
-              newest_synced_at = CASE WHEN {newest} IS NULL THEN {table}.newest_synced_at
-                                      WHEN {table}.newest_synced_at IS NULL THEN {newest}
-                                      ELSE {greatest}({table}.newest_synced_at, {newest}) END,
-              unread_count = COALESCE({unread_set}, {table}.unread_count) + {unread_add},
+              last_message_preview = CASE WHEN v.last_at IS NOT NULL AND v.last_at >= {table}.last_message_at
+                                          THEN v.preview ELSE {table}.last_message_preview END,
+              last_message_at = CASE WHEN v.last_at IS NULL THEN {table}.last_message_at
+                                     ELSE {greatest}({table}.last_message_at, v.last_at) END,
+              oldest_synced_at = CASE WHEN v.oldest IS NULL THEN {table}.oldest_synced_at
+                                      WHEN {table}.oldest_synced_at IS NULL THEN v.oldest
+                                      ELSE {least}({table}.oldest_synced_at, v.oldest) END,
+              newest_synced_at = CASE WHEN v.newest IS NULL THEN {table}.newest_synced_at
+                                      WHEN {table}.newest_synced_at IS NULL THEN v.newest
+                                      ELSE {greatest}({table}.newest_synced_at, v.newest) END,
+              unread_count = COALESCE(v.unread_set, {table}.unread_count) + v.unread_add,
               updated_at = %s
             FROM {from_sql}
-            WHERE {table}.id = {vid}
+            WHERE {table}.id = v.id
         """  # noqa: S608 - table name from model meta, values are parameters
         with db.cursor() as cursor:
             cursor.execute(sql, [timezone.now(), *params])
@@ -363,6 +359,9 @@ def journal_lock(connection_id: int, wait: bool):
         fh.close()
 
 
+BATCH_SETTINGS = "SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'"  # batch_settings(), as SQL
+
+
 def batch_settings() -> None:
     """Settings of a journal batch's transaction (PostgreSQL; ``SET LOCAL``: this transaction only).
 
@@ -378,9 +377,6 @@ def batch_settings() -> None:
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
             cursor.execute(BATCH_SETTINGS)
-
-
-BATCH_SETTINGS = "SET LOCAL synchronous_commit TO off; SET LOCAL work_mem TO '32MB'"  # batch_settings(), as SQL
 
 
 # --- new rows: the probe of existing keys and the insert behind ``sync.upsert.insert_new`` -------------

@@ -95,13 +95,18 @@ def _due_rows(shard: int, shards: int) -> dict[int, list[tuple[int, int]]]:
             f"FROM {RawEvent._meta.db_table} WHERE state = %s AND connection_id %% %s = %s) AS t "
             "WHERE n <= %s ORDER BY id LIMIT %s",
             [RawEvent.State.PENDING, shards, shard, PER_CONNECTION, SWEEP_ROWS])
-        while cursor.description is None and cursor.nextset():  # past the two SETs' results
-            pass
-        rows = cursor.fetchall()
+        rows = _rows_after_settings(cursor)
     by_connection: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for row_id, cid, size in rows:
         by_connection[cid].append((row_id, size or 0))
     return by_connection
+
+
+def _rows_after_settings(cursor) -> list[tuple]:
+    """The rows of a message whose ``SET LOCAL`` statements came before its query: past their empty results."""
+    while cursor.description is None and cursor.nextset():
+        pass
+    return cursor.fetchall()
 
 
 def _lock_for_this_transaction(connection_ids: list[int]) -> list[int]:
@@ -113,9 +118,7 @@ def _lock_for_this_transaction(connection_ids: list[int]) -> list[int]:
         cursor.execute(f"{BATCH_SETTINGS}; "  # noqa: S608 - a constant
                        "SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_xact_lock(%s, c::int)",
                        [pg_array(connection_ids), LOCK_NAMESPACE])
-        while cursor.description is None and cursor.nextset():  # past the SETs' results
-            pass
-        return [row[0] for row in cursor.fetchall()]
+        return [row[0] for row in _rows_after_settings(cursor)]
 
 
 def _sweep_once(summary: SweepSummary, shard: int, shards: int) -> bool:

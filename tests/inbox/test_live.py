@@ -496,7 +496,7 @@ def test_a_batch_is_read_once_or_a_big_one_counted_first(monkeypatch, make_conve
     assert positions == sorted(positions)
 
 
-def test_one_publish_of_many_groups_reaches_each_group_in_order(settings):
+def test_one_publish_of_many_groups_reaches_each_group_in_order():
     """``send_fragments`` pipelines a call's PUBLISHes (one round trip per Redis shard): every group still gets
     exactly its fragments, in the order they were given, and a group named twice gets both."""
     from channels.layers import get_channel_layer
