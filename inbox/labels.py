@@ -43,11 +43,13 @@ def tenant_labels(tenant, conversation=None) -> list[Label]:
     return list(qs)
 
 
-def labels_prefetch(tenant) -> Prefetch:
+def labels_prefetch(tenant, to_attr: str | None = None) -> Prefetch:
     """For conversation rows: each conversation's labels in one query for the whole page
-    (``conversation.label_links.all``, each with its ``label``)."""
+    (``conversation.label_links.all``, each with its ``label``). ``to_attr``: a plain list in that attribute
+    instead (Django then makes no queryset per conversation: 1,500 clones were ~20 % of a live list flush's
+    CPU in a profile)."""
     return Prefetch("label_links", queryset=ConversationLabel.objects.for_tenant(tenant).select_related("label")
-                    .order_by("label__name"))
+                    .order_by("label__name"), to_attr=to_attr)
 
 
 def access_label(tenant, label_id) -> Label:

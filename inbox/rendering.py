@@ -11,12 +11,12 @@ publisher renders each one in the languages open sockets read (``render_localize
 delivers its page's (inbox.consumers). Renders passed to it only render: their queries ran before.
 """
 
-from django.template.loader import get_template, render_to_string
+from django.template.loader import render_to_string
 from django.utils import translation
 
 from inbox.bubbles import BubbleMessage, message_bubble
 from inbox.live_languages import languages_in_use
-from inbox.rows import conversation_rows
+from inbox.rows import conversation_rows, rows_html
 
 
 class Localized(dict):
@@ -50,8 +50,7 @@ def render_message(message, *, live: bool = False, clock=None) -> str:
 
 def render_conversation_rows(conversations, slug: str, *, live: bool = False) -> str:
     """The list rows of these conversations (inbox.rows), in the active language and time zone."""
-    template = get_template("inbox/partials/conversation_row.html")
-    return "".join(template.render({"c": row, "live": live}) for row in conversation_rows(conversations, slug))
+    return rows_html(conversation_rows(conversations, slug), live=live)
 
 
 def render_conversation_header(conversation, slug: str, members) -> str:

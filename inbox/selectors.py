@@ -17,7 +17,7 @@ from inbox import statements
 from inbox.bubbles import BubbleMessage, bubble_columns, bubble_message
 from inbox.labels import labels_prefetch
 from inbox.models import Contact, ContactIdentity, Conversation, ConversationLabel, Message, MessageSearchEntry
-from inbox.rows import ROW_FIELDS
+from inbox.rows import ROW_FIELDS, ROW_LABELS
 from sync.models import SyncRun
 
 LIST_PAGE_SIZE = 50
@@ -185,10 +185,11 @@ def conversations_by_ids(tenant_id: int, ids) -> list[Conversation]:
 
 def conversations_for_rows(tenant_id: int, ids) -> list[Conversation]:
     """For the live list flush: these conversations with only what their list rows read (``inbox.rows``), their
-    labels prefetched. Two queries."""
+    labels prefetched as a list (``ROW_LABELS``). Two queries."""
     return list(
         Conversation.objects.for_tenant(tenant_id).filter(pk__any=list(ids)).select_related("contact", "connection", "assignee")
-        .only(*ROW_FIELDS, f"assignee__{get_user_model().USERNAME_FIELD}").prefetch_related(labels_prefetch(tenant_id))
+        .only(*ROW_FIELDS, f"assignee__{get_user_model().USERNAME_FIELD}")
+        .prefetch_related(labels_prefetch(tenant_id, to_attr=ROW_LABELS))
     )
 
 
