@@ -1,13 +1,13 @@
 """What one conversation-list row shows, worked out in Python once per row, and its HTML.
 
-``row_html`` prints these values and decides nothing else; the pages (inbox.views, through
+``rows_html`` prints these values and decides nothing else; the pages (inbox.views, through
 ``{% conversation_rows_html %}`` in ``partials/conversation_rows.html``) and the live rows (inbox.rendering,
 pushed by inbox.list_coalescer) build them here, so both show the same markup. Rendering the same row from
 the model in the template (reverse() per row, a translated status and plural per row, the labels walked
 twice, every value looked up through Django's template variable resolution) was most of a list page's
 rendering time; then printing the worked-out values through a template was still ~65 % of a live list
 flush's CPU (a Django template render per row), so the markup is built here too, as a message's bubble is
-(inbox.bubbles; docs/measurements.md). Every value is escaped as the template's autoescaping did.
+(inbox.bubbles; docs/measurements.md). Every text value is escaped as the template's autoescaping did.
 
 Values depend on the active language and time zone: build rows where the row is rendered (under
 ``translation.override`` for each language of a live push). No queries: the conversations come with
@@ -27,8 +27,8 @@ from inbox.templatetags.inbox_tags import initials, short_time_local, sort_key
 
 @dataclass(slots=True)
 class ConversationRow:
-    # Numbers the template prints are strings here: printing an int in a template goes through number
-    # localization (formats.number_format) each time.
+    # Numbers printed are strings of digits here (ids, counts, the sort key, the label ids): ``rows_html``
+    # prints them as they are and escapes every other value.
     pk: int  # compared with the open conversation's (is-active)
     id: str  # printed
     url: str
