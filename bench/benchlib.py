@@ -98,6 +98,19 @@ def save_result(result: dict, name: str) -> None:
     (RESULTS / name).write_text(line + "\n")
 
 
+def host_loop_ms(runs: int = 3) -> float:
+    """How fast this host runs Python right now: the median CPU time, in ms, of a fixed loop (2,000,000
+    additions). The machine is a shared virtual one whose speed moved by 2x between sessions on the same
+    code (docs/measurements.md, 2026-12-07 night): a figure's host_loop_ms says which host it was measured on."""
+    times = []
+    for _ in range(runs):
+        started, total = time.process_time(), 0
+        for i in range(2_000_000):
+            total += i
+        times.append((time.process_time() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
 def pct(values, p):
     values = sorted(values)
     return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None

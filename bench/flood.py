@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-from benchlib import PG, CpuMeter, product_database, start_product, stop_product, summary, time_limit
+from benchlib import PG, CpuMeter, host_loop_ms, product_database, start_product, stop_product, summary, time_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,6 +67,7 @@ def main():
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     time_limit("bench/flood.py", int(args.seconds + args.drain + 600))
+    loop_ms = host_loop_ms()  # before anything of ours runs
     product_database(DB_NAME, "redis://127.0.0.1:6379/5", CELERY_QUEUE=f"bench-{DB_NAME}",
                      CHANNEL_LAYER_PREFIX=f"bench-{DB_NAME}", EVENT_SPOOL_DIR=f"/tmp/bench-flood-spool-{os.getpid()}",
                      JOURNAL_QUEUE=f"bench-{DB_NAME}" if args.no_journal_worker else f"bench-{DB_NAME}.journal")
@@ -76,6 +77,7 @@ def main():
         port = start_product(started, "bench-flood", args.worker_concurrency)
         result = run(args, port, started, ids)
         result["process_warnings"] = warnings_of(started)
+        result["host_loop_ms"] = loop_ms
     except BaseException:
         for proc in started:
             lines = [x for x in proc.output().splitlines() if '"level": "INFO"' not in x]

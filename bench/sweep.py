@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import admin, cpu_seconds, product_database  # noqa: E402
+from benchlib import admin, cpu_seconds, host_loop_ms, product_database  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB", "inbox_bench_sweep")
 
@@ -127,6 +127,7 @@ def run(args, connection) -> dict:
         "sweep_ms_per_message_min_max": [round(min(sweep_ms), 4), round(max(sweep_ms), 4)],
         "sweep_wall_ms": round(statistics.median(wall_ms), 1),
         "load_avg_1m": os.getloadavg()[0],
+        "host_loop_ms": host_loop_ms(),
     }
     if args.statements:
         result["statements"] = _statements(trace)
