@@ -33,7 +33,8 @@ _SEARCHABLE = "body <> '' AND deleted_at IS NULL"
 
 
 def _in(values: list) -> tuple[str, list]:
-    """``IN (%s, ...)`` for a chunk: portable (SQLite has no arrays) and fine at these sizes."""
+    """``IN (%s, ...)`` for a chunk of WhatsApp ids or a merge's few conversation ids: portable (SQLite has no
+    arrays) and fine at these sizes. Lists of message ids go through ``inbox.statements.id_filters``."""
     return "IN (" + ", ".join(["%s"] * len(values)) + ")", values
 
 
@@ -82,9 +83,8 @@ def reindex_messages(message_ids) -> None:
 
 def unindex_messages(message_ids) -> None:
     with connection.cursor() as cursor:
-        for chunk in chunks(message_ids, 500):
-            where, params = _in(chunk)
-            cursor.execute(f"DELETE FROM inbox_messagesearchentry WHERE message_id {where}", params)  # noqa: S608
+        for where, params in id_filters(message_ids, column="message_id"):
+            cursor.execute(f"DELETE FROM inbox_messagesearchentry WHERE {where}", params)  # noqa: S608
 
 
 def move_entries(from_conversation_ids, to_conversation_id: int) -> None:
