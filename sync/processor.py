@@ -506,9 +506,9 @@ def row_note(decoded: Decoded, notes: list[str] | None) -> str:
     return "; ".join(kept) + f"; ... and {len(parts) - len(kept)} more"
 
 
-def log_item_failures(conn, row: RawEvent, decoded: Decoded) -> None:
-    """One structured WARNING per failed item (``sync.item.failed``). (Should the batch roll back,
-    its rows are processed again one by one and log again.)"""
+def log_item_failures(conn, row, decoded: Decoded) -> None:
+    """One structured WARNING per failed item (``sync.item.failed``) of ``row`` (a ``RawEvent``, or the sweep's
+    tuple of its columns). (Should the batch roll back, its rows are processed again one by one and log again.)"""
     for f in decoded.failures:
         logger.warning("sync.item.failed", extra={
             "connection_id": conn.pk, "tenant_id": conn.tenant_id, "raw_event_id": row.pk,

@@ -27,6 +27,8 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection as db
 from django.db import transaction
@@ -42,6 +44,16 @@ from sync.statements import BATCH_SETTINGS, LOCK_NAMESPACE, pg_array
 logger = logging.getLogger(__name__)
 SWEEP_ROWS = 2000  # pending rows looked at per sweep (oldest first)
 PER_CONNECTION = 200
+
+
+class _Row(NamedTuple):
+    """A journal row as the sweep reads it (the names of ``RawEvent``'s columns, for ``log_item_failures``)."""
+
+    pk: int
+    connection_id: int
+    event_name: str
+    payload: bytes
+    received_at: datetime
 
 
 @dataclass
@@ -167,16 +179,19 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
         if not locked:
             return 0
         conns = {c.pk: c for c in Connection.objects.unscoped().filter(pk__any=locked)}
-        open_runs = list(SyncRun.objects.unscoped().filter(connection_id__any=locked, finished_at__isnull=True,
-                                                kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP]))
-        in_catchup = {r.connection_id for r in open_runs if r.kind == SyncRun.Kind.CATCHUP}
-        live_run = {r.connection_id: r for r in sorted(open_runs, key=lambda r: r.started_at)
-                    if r.kind == SyncRun.Kind.LIVE and now - r.started_at <= LIVE_RUN_SPAN}
+        # (connection, kind, started, id) of the open runs, oldest first: a later live run of a connection wins
+        open_runs = sorted(SyncRun.objects.unscoped().filter(
+            connection_id__any=locked, finished_at__isnull=True, kind__in=[SyncRun.Kind.LIVE, SyncRun.Kind.CATCHUP],
+        ).values_list("connection_id", "kind", "started_at", "id"), key=lambda r: r[2])
+        in_catchup = {cid for cid, kind, _, _ in open_runs if kind == SyncRun.Kind.CATCHUP}
+        live_run = {cid: run_id for cid, kind, started, run_id in open_runs
+                    if kind == SyncRun.Kind.LIVE and now - started <= LIVE_RUN_SPAN}
         ids = [i for cid in locked if cid in conns and cid not in in_catchup for i in plain[cid]]
         summary.handed_over.update(cid for cid in locked if cid in in_catchup)
-        rows = list(RawEvent.objects.unscoped().select_for_update(skip_locked=True)
-                    .filter(pk__any=ids, state=RawEvent.State.PENDING).order_by("id"))
-        work: dict[int, list[tuple[RawEvent, Decoded]]] = defaultdict(list)
+        # Tuples, not model instances: a round reads up to SWEEP_ROWS rows and needs five of their columns.
+        rows = map(_Row._make, RawEvent.objects.unscoped().select_for_update(skip_locked=True)
+                   .filter(pk__any=ids, state=RawEvent.State.PENDING).order_by("id").values_list(*_Row._fields))
+        work: dict[int, list[tuple[_Row, Decoded]]] = defaultdict(list)
         stopped: set[int] = set()
         for row in rows:
             cid = row.connection_id
@@ -198,13 +213,13 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
             results = ingest_many(tenant_id, [(conns[cid], [d for _, d in work[cid]]) for cid in cids])
             for cid, result in zip(cids, results, strict=True):
                 conn = conns[cid]
-                run = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE)
+                run_id = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE).pk
                 if result.skipped or result.refused:
-                    _account_dicts(run, result)
-                run_rows.append((run.pk, result.received, result.saved, result.duplicates,
+                    _account_dicts(run_id, result)
+                run_rows.append((run_id, result.received, result.saved, result.duplicates,
                                  result.failed))
                 for row, decoded in work[cid]:
-                    marks.append((row.pk, run.pk, row_note(decoded, result.notes.get(row.pk))))
+                    marks.append((row.pk, run_id, row_note(decoded, result.notes.get(row.pk))))
                     if decoded.failures:
                         log_item_failures(conn, row, decoded)
                 summary.saved += result.saved
@@ -238,10 +253,10 @@ def _account_and_mark(run_rows: list[tuple], marks: list[tuple[int, int, str]], 
             cursor.execute("; ".join(statements), params)
 
 
-def _account_dicts(run: SyncRun, result) -> None:
+def _account_dicts(run_id: int, result) -> None:
     """The per-reason counters (skipped, refused) of one run, merged under its row lock (rare in live
     traffic: a status broadcast, a refused operation)."""
-    run = SyncRun.objects.unscoped().select_for_update().get(pk=run.pk)
+    run = SyncRun.objects.unscoped().select_for_update().get(pk=run_id)
     for name in ("skipped", "refused"):
         merged = dict(getattr(run, name))
         for reason, n in getattr(result, name).items():

@@ -192,3 +192,25 @@ def test_a_preview_with_quotes_braces_and_backslashes_reaches_its_conversation_i
         conv = Conversation.objects.unscoped().get(connection=conn)
         assert conv.last_message_preview == message_preview(text) and conv.unread_count == 2
     assert "\\" in message_preview(texts[0]) and '"' in message_preview(texts[3])  # the characters survive
+
+
+def test_a_swept_rows_failed_item_is_logged_with_its_row_and_a_skipped_one_counted_in_its_run(caplog):
+    conn = numbers(TenantFactory(), 1)[0]
+    feed(conn, message(conn, 1), process=False)
+    sweep_live()  # the outgoing message the receipt below is about, and the live run it opens
+    out = Message.objects.unscoped().get(connection=conn)
+    feed(conn, b.receipt_ev(out.conversation.chat_jid, [out.external_id, "X" * 129], "read"),
+         incoming(f"SW{conn.pk}status", "a status", chat="status@broadcast", sender=customer(3)),
+         message(conn, 2), process=False)
+    receipt_row = RawEvent.objects.unscoped().filter(event_name="ReceiptEv").get()
+    with caplog.at_level("WARNING", logger="sync.processor"):
+        summary = sweep_live()
+    assert (summary.processed, summary.saved, summary.handed_over) == (3, 1, set())
+    run = SyncRun.objects.unscoped().get(connection=conn, kind=SyncRun.Kind.LIVE)
+    assert (run.received, run.saved, run.failed, run.skipped) == (4, 2, 1, {"status_broadcast": 1})
+    assert run.balanced
+    failed = [r for r in caplog.records if r.getMessage() == "sync.item.failed"]
+    assert [(r.raw_event_id, r.event_name, r.connection_id) for r in failed] == [(receipt_row.pk, "ReceiptEv", conn.pk)]
+    receipt_row.refresh_from_db()
+    assert receipt_row.state == RawEvent.State.PROCESSED and receipt_row.sync_run_id == run.pk
+    assert receipt_row.error.startswith("item failed: receipt target id longer than 128 characters")
