@@ -20,10 +20,10 @@ message.
 
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape  # Django's escape is this behind a lazy-string check (quotes too); every value here is a str
 
 from django.contrib.auth import get_user_model
 from django.template.loader import get_template
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
@@ -184,5 +184,5 @@ def _reactions(m) -> list[str]:
     summary = reaction_summary(m.reactions) if m.reactions else []
     if not summary:
         return []
-    spans = "".join(f'<span class="reaction">{escape(emoji)}{f" {n}" if n > 1 else ""}</span>' for emoji, n in summary)
+    spans = "".join(f'<span class="reaction">{escape(str(emoji))}{f" {n}" if n > 1 else ""}</span>' for emoji, n in summary)
     return [f'  <div class="reactions">{spans}</div>']

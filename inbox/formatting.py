@@ -29,13 +29,14 @@ def _inline_re(marker: str) -> re.Pattern:
     return re.compile(rf"(?<![\w{m}]){m}(?=\S)([^{m}\n]+?)(?<=\S){m}(?![\w{m}])")
 
 
-INLINE_RES = [(_inline_re(marker), tag) for marker, tag in _INLINE]
+INLINE_RES = [(marker, _inline_re(marker), tag) for marker, tag in _INLINE]
 
 
 def _format_plain(text: str) -> str:
     html = str(escape(text))
-    for pattern, tag in INLINE_RES:
-        html = pattern.sub(rf"<{tag}>\1</{tag}>", html)
+    for marker, pattern, tag in INLINE_RES:
+        if marker in html:  # most messages have no marker: three regex passes saved
+            html = pattern.sub(rf"<{tag}>\1</{tag}>", html)
     return html
 
 
