@@ -9,6 +9,7 @@ transaction. ``sync.upsert`` decides which rows are new; the probe and the inser
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import tempfile
@@ -637,7 +638,7 @@ def insert_journal_rows(model, columns: tuple[str, ...], rows: list[tuple], chun
     docs/measurements.md), and the parse cost the arrays save is nothing beside such payloads."""
     table, names = model._meta.db_table, ", ".join(columns)
     payload = columns.index("payload")
-    kinds = [model._meta.get_field(column).db_type(db) for column in columns]  # the arrays' element types
+    kinds = _element_types(model, columns)
     new = 0
     with binding_cursor() as cursor:
         for start in range(0, len(rows), chunk):
@@ -647,7 +648,10 @@ def insert_journal_rows(model, columns: tuple[str, ...], rows: list[tuple], chun
                 sql = (f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - placeholders only
                        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n "
                        "ON CONFLICT (connection_id, digest) DO NOTHING RETURNING id")
-                params = [list(column) for column in zip(*part, strict=True)]
+                # The payloads as a list (binary bytea[]); the other columns as literals (``pg_array``):
+                # psycopg dumps a list element by element in Python.
+                params = [list(column) if i == payload else pg_array(column)
+                          for i, column in enumerate(zip(*part, strict=True))]
             else:
                 placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(part))
                 sql = (f"INSERT INTO {table} ({names}) VALUES {placeholders} "  # noqa: S608 - placeholders only
@@ -656,6 +660,12 @@ def insert_journal_rows(model, columns: tuple[str, ...], rows: list[tuple], chun
             cursor.execute(sql, params)
             new += len(cursor.fetchall())
     return new
+
+
+@functools.cache
+def _element_types(model, columns: tuple[str, ...]) -> list[str]:
+    """The columns' SQL types, for their arrays (Django works a field's type out anew at each call)."""
+    return [model._meta.get_field(column).db_type(db) for column in columns]
 
 
 def has_live_sweep() -> bool:

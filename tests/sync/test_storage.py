@@ -78,6 +78,27 @@ def test_journal_keeps_payload_bytes_exactly_and_stays_idempotent(acme_connectio
     assert bytes(row.payload) == payload
 
 
+def test_a_batch_of_small_events_keeps_every_column_exactly_and_its_order(acme_connection):
+    """Live-sized payloads go in as one array per column: bytes, names, times and the rest come back as given."""
+    from datetime import timedelta
+    from datetime import timezone as tz
+
+    from sync.journal import journal_events
+
+    sao_paulo = tz(timedelta(hours=-3))
+    events = [("MessageEv", bytes([i]) + b'\x00"{},\\' + bytes(range(256)) * (i + 1),
+               datetime(2026, 12, 7, 20, 0, i, 123_456 + i, tzinfo=sao_paulo)) for i in range(5)]
+    events.append(("ReceiptEv", b"\\N", None))  # no time given: stamped now
+    before = timezone.now()
+    assert journal_events(acme_connection.pk, events, schedule=False) == 6
+    rows = list(RawEvent.objects.unscoped().filter(connection=acme_connection).order_by("id"))
+    assert [(r.event_name, bytes(r.payload)) for r in rows] == [(name, payload) for name, payload, _ in events]
+    assert [r.received_at for r in rows[:5]] == [received for _, _, received in events[:5]]
+    assert rows[5].received_at >= before and rows[5].received_at == rows[5].created_at
+    assert {(r.tenant_id, r.state, r.attempts, r.error) for r in rows} == {
+        (acme_connection.tenant_id, RawEvent.State.PENDING, 0, "")}
+
+
 def test_an_id_already_stored_elsewhere_in_a_new_conversation_is_a_duplicate_not_an_error(acme_connection):
     """Messages of a conversation the batch creates are not probed (sync.upsert ``fresh``): an id that
     exists anyway aborts the COPY, and the row-by-row retry counts it as a duplicate."""
