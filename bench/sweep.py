@@ -6,7 +6,7 @@ bench/flood.py measures the whole product, but on a shared machine its worker fi
 behind the worker fell (a backlog makes bigger, cheaper batches: 0.33-0.66 ms per message between runs
 of one tree). This holds the batch's shape fixed: ``--numbers`` numbers of one tenant each journal
 ``--per-number`` inbound text messages (real MessageEv protobufs, what the simulator sends), then one
-``sync.sweep.sweep_live()`` stores, renders and publishes them (thread fragments to the real channel
+``sync.sweep.sweep_live(pause=0)`` stores, renders and publishes them (thread fragments to the real channel
 layer, on Redis), then one coalesced list flush (``inbox.list_coalescer.flush_list_updates``, what
 ``flush_live_updates_task`` does at most ~4 times a second per tenant). Repeated ``--rounds`` times after
 ``--warmup`` rounds; CPU seconds (``time.process_time``) of this process and of its PostgreSQL backend,
@@ -102,9 +102,9 @@ def run(args, connection) -> dict:
         if traced:
             trace.append(("round", 0.0))
             with connection.execute_wrapper(partial(_traced, trace)):
-                summary = sweep_live()
+                summary = sweep_live(pause=0)
         else:
-            summary = sweep_live()
+            summary = sweep_live(pause=0)  # the round alone, not the pause after it
         assert summary.saved == per_round and not summary.handed_over, summary.as_dict()
         swept, pg_swept, wall_swept = time.process_time(), cpu_seconds(backend), time.perf_counter()
         flush_list_updates(tenant.pk)

@@ -259,6 +259,9 @@ JOURNAL_SAFETY_NET_SECONDS = env.float("JOURNAL_SAFETY_NET_SECONDS", default=30.
 # its shard: one sweep's store -> render -> publish is serial, so with one a flood queues behind it while the
 # other worker process idles. Match the worker's concurrency (2 in the Procfile).
 LIVE_SWEEP_SHARDS = env.int("LIVE_SWEEP_SHARDS", default=2)
+# How long a live sweep waits after a small round before it looks for more (sync/sweep.py): fewer, fuller rounds
+# in a flood. 0: rounds back to back.
+LIVE_SWEEP_PAUSE_SECONDS = env.float("LIVE_SWEEP_PAUSE_SECONDS", default=0.03)
 # Journal retention (sync/retention.py): processed raw events older than this many days are pruned by beat,
 # JOURNAL_PRUNE_BATCH rows a statement; pending, failed and quarantined rows are kept. 0 keeps everything.
 JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=90)

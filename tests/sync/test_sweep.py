@@ -1,6 +1,9 @@
 """The live sweep: many numbers' small events in one transaction, and what it leaves to the
 per-connection processor (history chunks, busy connections, rows that do not decode)."""
 
+import threading
+import time
+
 import pytest
 from django.db import connection as db
 
@@ -214,3 +217,41 @@ def test_a_swept_rows_failed_item_is_logged_with_its_row_and_a_skipped_one_count
     receipt_row.refresh_from_db()
     assert receipt_row.state == RawEvent.State.PROCESSED and receipt_row.sync_run_id == run.pk
     assert receipt_row.error.startswith("item failed: receipt target id longer than 128 characters")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_small_round_the_sweep_pauses_and_takes_what_came_meanwhile(settings):
+    settings.LIVE_SWEEP_PAUSE_SECONDS = 1.5
+    conn = numbers(TenantFactory(), 1)[0]
+    feed(conn, message(conn, 1), process=False)
+    first = RawEvent.objects.unscoped().get()
+
+    def journal_more_once_the_first_is_processed():
+        try:
+            for _ in range(1000):
+                if RawEvent.objects.unscoped().filter(pk=first.pk, state=RawEvent.State.PROCESSED).exists():
+                    break
+                time.sleep(0.01)
+            feed(conn, message(conn, 2), message(conn, 3), process=False)
+        finally:
+            db.close()  # this thread's connection
+
+    meanwhile = threading.Thread(target=journal_more_once_the_first_is_processed)
+    meanwhile.start()
+    summary = sweep_live()
+    meanwhile.join()
+    # Round 1 took the first message, round 2 (after the pause) the two that came meanwhile, round 3 nothing.
+    assert (summary.sweeps, summary.processed, summary.saved) == (3, 3, 3)
+    assert Message.objects.unscoped().filter(connection=conn).count() == 3
+
+
+def test_a_pause_of_zero_runs_the_rounds_back_to_back_and_one_given_wins_over_the_setting(settings):
+    settings.LIVE_SWEEP_PAUSE_SECONDS = 0
+    conn = numbers(TenantFactory(), 1)[0]
+    feed(conn, message(conn, 1), process=False)
+    first = sweep_live()
+    assert (first.sweeps, first.processed) == (2, 1)  # the first empty round ends it
+    feed(conn, message(conn, 2), process=False)
+    started = time.monotonic()
+    summary = sweep_live(pause=0.5)
+    assert (summary.sweeps, summary.processed) == (2, 1) and time.monotonic() - started >= 0.5
