@@ -200,7 +200,7 @@ def test_a_preview_with_quotes_braces_and_backslashes_reaches_its_conversation_i
 def test_a_swept_rows_failed_item_is_logged_with_its_row_and_a_skipped_one_counted_in_its_run(caplog):
     conn = numbers(TenantFactory(), 1)[0]
     feed(conn, message(conn, 1), process=False)
-    sweep_live()  # the outgoing message the receipt below is about, and the live run it opens
+    sweep_live()  # a stored message for the receipt below to name, and the live run it opens
     out = Message.objects.unscoped().get(connection=conn)
     feed(conn, b.receipt_ev(out.conversation.chat_jid, [out.external_id, "X" * 129], "read"),
          incoming(f"SW{conn.pk}status", "a status", chat="status@broadcast", sender=customer(3)),
