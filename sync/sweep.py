@@ -82,7 +82,7 @@ def sweep_live(time_budget: float = 30.0, shard: int = 0, shards: int = 1, pause
     (``LIVE_SWEEP_PAUSE_SECONDS``) before it looks again. Back to back, small rounds cost their fixed share (about 20
     statements, a commit, a publish) again and again: in a flood of 2,000 msg/s the rounds kept the machine's
     two cores busy whatever they cost, and the runner's children and the socket server waited for them. With a
-    30 ms pause the same flood took 0.84-0.87 ms of CPU per message instead of 0.91 and its p99 fell in 6 of 7
+    30 ms pause the same flood took 0.84-0.88 ms of CPU per message instead of 0.91 and its p99 fell in 6 of 7
     pairs (docs/measurements.md). A message that comes during the pause waits for it; a quiet number's message
     is not held (it starts a sweep whose round takes it at once; the pause comes after)."""
     pause = settings.LIVE_SWEEP_PAUSE_SECONDS if pause is None else pause

@@ -246,11 +246,14 @@ def test_after_a_small_round_the_sweep_pauses_and_takes_what_came_meanwhile(sett
 
 
 def test_a_pause_of_zero_runs_the_rounds_back_to_back_and_one_given_wins_over_the_setting(settings):
-    settings.LIVE_SWEEP_PAUSE_SECONDS = 0
+    settings.LIVE_SWEEP_PAUSE_SECONDS = 30  # would hold the first sweep 30 s, were pause=0 not to win
     conn = numbers(TenantFactory(), 1)[0]
     feed(conn, message(conn, 1), process=False)
-    first = sweep_live()
+    started = time.monotonic()
+    first = sweep_live(pause=0)
     assert (first.sweeps, first.processed) == (2, 1)  # the first empty round ends it
+    assert time.monotonic() - started < 20
+    settings.LIVE_SWEEP_PAUSE_SECONDS = 0
     feed(conn, message(conn, 2), process=False)
     started = time.monotonic()
     summary = sweep_live(pause=0.5)
