@@ -11,7 +11,9 @@ Celery worker and daphne. Tenant "live" has ``--numbers`` paired numbers; tenant
 - The simulated WhatsApp server gets, for every live number, ``--rate`` messages per second from its
   customer for ``--seconds`` (paced by due time, delivered by each number's session in the runner).
 - With ``--history N``, five seconds in, the archive number's phone sends an N-message history sync
-  (HistorySyncEv chunks of 4,000 messages over 2,000 chats) through the same runner and worker.
+  (HistorySyncEv chunks of 4,000 messages over 2,000 chats) through the same runner and worker. The chunks
+  are built before the flood and staged on the simulated server (``stage_history``), which hands the
+  session their bytes, as whatsmeow hands neonize an event it decoded on its own threads.
 
 Measured per message: runner receipt (the journal row's ``received_at``, stamped in the session's
 process) to the moment its thread fragment reaches the client that has the conversation open (same
@@ -138,8 +140,9 @@ def run(args, port, started, ids) -> dict:
 
     from connections.models import Connection
     from connections.nudge import nudge
-    from connections.transport.simulator import inbound_specs, queue_inbound
+    from connections.transport.simulator import inbound_specs, queue_inbound, stage_history
     from inbox.models import Message
+    from sync import events_builder as eb
 
     live = ids["live"]
     every = [*live, ids["history"]]
@@ -161,6 +164,8 @@ def run(args, port, started, ids) -> dict:
         client.force_login(agent)
         cookies.append(client.cookies["sessionid"].value)
 
+    if args.history:
+        stage_history(ids["history"], eb.bulk_history(args.history, 2000, 4000, id_prefix="SIMHIST"))
     tag = uuid.uuid4().hex[:5].upper()
     count = int(args.rate * args.seconds)
     marker = re.compile(rf"fl-{tag}-(\d{{3}}) #(\d+)")
@@ -317,7 +322,7 @@ def history_sync(connection_id, messages, at, out, nudge):
     while time.time() < at:
         time.sleep(0.05)
     t = time.time()
-    nudge(connection_id, "simulate", kind="history", messages=messages, conversations=2000, chunk=4000)
+    nudge(connection_id, "simulate", kind="history", staged=1)  # the chunks stage_history left
     while time.time() - t < 600:
         n = Message.objects.unscoped().filter(connection_id=connection_id, external_id__startswith="SIMHIST").count()
         out.update(messages=messages, stored=n, seconds=round(time.time() - t, 1))

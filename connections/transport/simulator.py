@@ -96,6 +96,13 @@ def _overlaps_key(connection_id: int) -> str:
     return f"simulator:overlaps:{database_scope()}:{connection_id}"
 
 
+def _staged_history_key(connection_id: int) -> str:
+    return f"simulator:history:{database_scope()}:{connection_id}"
+
+
+STAGED_HISTORY_TTL = 3600  # seconds a staged history sync waits for its ``simulate kind=history staged=1``
+
+
 def inbound_specs(sender: str, text: str, count: int = 1, rate: float = 0.0, *, name: str = "", batch: str = "",
                   start: float | None = None) -> list[dict]:
     """Messages a customer sends: ids ``SIM<batch><i>``, one every 1/rate seconds from ``start``."""
@@ -110,6 +117,24 @@ def queue_inbound(connection_id: int, specs: list[dict]) -> None:
     """The fake server accepts messages for a connection; a connected session delivers them."""
     if specs:
         _redis().rpush(_inbox_key(connection_id), *[json.dumps(spec) for spec in specs])
+
+
+def stage_history(connection_id: int, chunks: list) -> int:
+    """The fake server holds a history sync built ahead (``HistorySync`` chunks, e.g. ``eb.bulk_history``)
+    until ``simulate kind=history staged=1`` delivers it to the connection's session, each chunk as the bytes
+    stored here: as whatsmeow hands neonize an event it has decoded on its own threads, and our callback
+    copies its bytes (``connections/transport/neonize.py``). Building 100,000 messages' protobufs on the
+    session's process instead took ~1.2 s of CPU in one burst there (and the GIL of any other session in that
+    process): the fake edge's cost, not the product's (docs/measurements.md). Returns the chunks staged."""
+    payloads = [chunk.SerializeToString() for chunk in chunks]
+    key = _staged_history_key(connection_id)
+    pipe = _redis().pipeline()
+    pipe.delete(key)
+    if payloads:
+        pipe.rpush(key, *payloads)
+        pipe.expire(key, STAGED_HISTORY_TTL)
+    pipe.execute()
+    return len(payloads)
 
 
 def reset_server_state() -> int:
@@ -211,6 +236,7 @@ def message_event(spec: dict) -> tuple[str, bytes]:
 
 
 MESSAGE_EV = eb.event_name(eb.message_ev("", "", ""))
+HISTORY_EV = eb.event_name(eb.history_sync_ev([]))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -592,6 +618,8 @@ class SimulatorTransport(Transport):
             self._simulate_text(command)
         elif kind == "kick":
             self._kick()
+        elif kind == "history" and command.get("staged"):
+            self._later(0, self._deliver_staged_history, bound=False)
         elif kind == "history":
             # A large history sync (what a phone sends after pairing), in chunks, on the emitter thread.
             chunks = eb.bulk_history(int(command.get("messages", 10_000)), int(command.get("conversations", 200)),
@@ -616,6 +644,17 @@ class SimulatorTransport(Transport):
             self._later(0, lambda: (self._drop_quiet(), self._emit_ev(N.LoggedOut(OnConnect=False, Reason=LOGGED_OUT_REASON))))
         else:
             raise TransportError(f"unknown simulate command {kind!r}")
+
+    def _deliver_staged_history(self):
+        """The history sync ``stage_history`` left for this connection, chunk by chunk, in order (taken off
+        the fake server as it is read: a session that drops meanwhile does not get it again)."""
+        pipe = _redis().pipeline()
+        key = _staged_history_key(self.config.connection_id)
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)
+        payloads, _ = pipe.execute()
+        for payload in payloads:
+            self.emit(HISTORY_EV, payload)
 
     def _drop_quiet(self):
         self._alive = False

@@ -142,3 +142,30 @@ def test_a_text_message_is_delivered_as_the_events_builder_builds_it(spec):
     assert message_event(spec) == expected
     assert message_event(dict(spec, id="OTHER")) != expected  # the prototype is not changed by a copy
     assert message_event(spec) == expected
+
+
+@DB
+def test_a_staged_history_sync_is_delivered_as_its_bytes_in_order_and_once(writer, acme_connection):
+    from connections.transport.simulator import HISTORY_EV, stage_history
+    from sync import events_builder as eb
+
+    chunks = eb.bulk_history(600, 6, 200, id_prefix="STG")
+    assert stage_history(acme_connection.pk, chunks) == 3
+    recorder = Recorder(writer, acme_connection.pk)
+    handed_over = []
+    on_events = recorder.on_events
+    recorder.on_events = lambda events: (handed_over.extend(n for n, _ in events if n == HISTORY_EV), on_events(events))
+    transport = start(recorder, acme_connection)
+    journal = RawEvent.objects.unscoped().filter(connection_id=acme_connection.pk, event_name=HISTORY_EV)
+    try:
+        procs.wait_for(lambda: journal.count() == 1, timeout=15, message="the connect's demo history journaled")
+        transport.simulate({"kind": "history", "staged": 1})
+        procs.wait_for(lambda: journal.count() == 4, timeout=15, message="the three staged chunks journaled")
+        staged = [bytes(p) for p in journal.order_by("pk").values_list("payload", flat=True)[1:]]
+        assert staged == [c.SerializeToString() for c in chunks]  # the bytes staged, in the order staged
+        transport.simulate({"kind": "history", "staged": 1})  # taken off the server: nothing more to deliver
+        time.sleep(0.5)
+        assert len(handed_over) == 4  # the demo history and the three chunks, each handed over once
+    finally:
+        transport.disconnect()
+        transport.close()
