@@ -4,10 +4,11 @@ One mechanism, in Redis, whoever publishes (docs/live-updates.md, "Coalescing"):
 
 * every caller adds its conversation ids to the tenant's pending set (``PENDING_TTL``), then tries the
   tenant's gate key (``LIST_FLUSH_INTERVAL``, set if absent);
-* the caller that takes the gate flushes at once: in its own process, or, in background mode (sync
-  batches, ADR-7: the ingesting process renders no list rows), through ``inbox.tasks.flush_live_updates_task``;
+* the caller that takes the gate flushes at once: in its own process, or, in background mode (history
+  batches, ADR-7: the ingesting process renders no list rows), through ``inbox.tasks.flush_live_updates_task``
+  unless one is outstanding already (it holds the trailing key);
 * a caller that finds the gate held tries the tenant's trailing key (``TRAILING_KEY_TTL``): the one that
-  takes it enqueues the flush task ``LIST_FLUSH_INTERVAL`` later (at most one waiting per tenant);
+  takes it enqueues the flush task ``LIST_FLUSH_INTERVAL`` later (at most one task outstanding per tenant);
 * the task clears the trailing key and re-arms the gate before it reads the set, so callers of the next
   interval wait for one trailing task instead of starting a leading flush, and no id is left behind.
 
@@ -47,7 +48,10 @@ def queue_list_update(tenant_id, conversation_ids, background: bool = False) -> 
     if leading and not background:
         flush_list_updates(tenant_id)
     elif leading:
-        flush_live_updates_task.delay(tenant_id)
+        # At most one flush task outstanding per tenant, leading or trailing (the trailing key marks it): while
+        # the workers were busy, each gate period used to add a leading task, and they ran in a pile.
+        if r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
+            flush_live_updates_task.delay(tenant_id)
     elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
         flush_live_updates_task.apply_async((tenant_id,), countdown=LIST_FLUSH_INTERVAL)
 

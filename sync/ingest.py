@@ -146,10 +146,12 @@ def _operations_of(ev: Decoded):
 
 def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]],
                 beside_copy: Callable[[], None] | None = None, *,
-                publish: bool = True) -> list[IngestResult]:
+                publish: bool = True, list_rows_here: bool = False) -> list[IngestResult]:
     """Apply decoded events of several connections of one tenant in one set of statements (the live
     sweep's flood of many numbers), one ``IngestResult`` per connection, in ``batch`` order. Call inside
     transaction.atomic(). Identities are the tenant's; conversations and messages are per connection.
+    ``list_rows_here``: the conversation-list rows are flushed by this process after the commit (the live
+    sweep, ADR-7 amended) instead of a Celery task.
 
     The number of statements depends on the batch's shape (history or live, operations or groups
     present), not on how many connections or messages it carries."""
@@ -172,7 +174,7 @@ def ingest_many(tenant_id: int, batch: list[tuple[object, list[Decoded]]],
     lap("names_groups")
     results = [part.result for part in parts]
     if publish:
-        _publish(tenant_id, results)
+        _publish(tenant_id, results, background=not list_rows_here)
     return results
 
 
@@ -398,7 +400,7 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
             apply_groups(tenant_id, part.groups, identities, part.conv_ids, part.result)
 
 
-def _publish(tenant_id: int, results: list[IngestResult]) -> None:
+def _publish(tenant_id: int, results: list[IngestResult], background: bool = True) -> None:
     # Once for the whole batch: its new live messages, then what its operations changed (a recorder's
     # statements per batch, not per connection or operation; api.webhooks: two at most).
     woken = sorted({c for r in results for c in r.woken})
@@ -409,10 +411,11 @@ def _publish(tenant_id: int, results: list[IngestResult]) -> None:
     publish_woken_on_commit(tenant_id, woken)
     conversation_ids = {c for r in results for c in r.conversation_ids}
     if conversation_ids:
-        # List rows go through a Celery task: a history chunk touches hundreds of conversations and
-        # rendering them here would cost every ingested message (docs/measurements.md, docs/live-updates.md).
+        # List rows go through a Celery task (``background``): a history chunk touches hundreds of
+        # conversations and rendering them here would cost every ingested message (docs/measurements.md,
+        # docs/live-updates.md). The live sweep flushes them itself (ADR-7 amended).
         publish_messages_on_commit(tenant_id, sorted(conversation_ids),
-                                   sorted({m for r in results for m in r.message_ids}), background=True)
+                                   sorted({m for r in results for m in r.message_ids}), background=background)
 
 
 def _index_and_find_published(parts: list[_Part], inserted: list[tuple[int, str]], id_range) -> None:

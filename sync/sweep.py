@@ -15,7 +15,8 @@ due live rows at once (PostgreSQL):
    while the connection has an open catch-up run) — those connections are handed to the
    per-connection processor, which keeps their order;
 4. ``ingest_many`` per tenant (one set of statements for all its numbers, one publish), then the
-   runs' figures and the rows' state in one message, and one commit.
+   runs' figures and the rows' state in one message, and one commit. After the commit the sweep sends
+   the thread fragments and, when the tenant's list gate is free, the conversation-list rows itself.
 
 Any error rolls the whole sweep back and hands its connections to the per-connection processor, whose
 row-by-row retry isolates the culprit. The journal stays the source of truth either way.
@@ -224,7 +225,10 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
         for cid in work:
             by_tenant[conns[cid].tenant_id].append(cid)
         for tenant_id, cids in by_tenant.items():
-            results = ingest_many(tenant_id, [(conns[cid], [d for _, d in work[cid]]) for cid in cids])
+            # The list rows are flushed here after the commit (at most every LIST_FLUSH_INTERVAL per tenant):
+            # as a Celery task each waited for a sweep to end and they ran in a pile (ADR-7 amended).
+            results = ingest_many(tenant_id, [(conns[cid], [d for _, d in work[cid]]) for cid in cids],
+                                  list_rows_here=True)
             for cid, result in zip(cids, results, strict=True):
                 conn = conns[cid]
                 run_id = live_run.get(cid) or open_run(conn, SyncRun.Kind.LIVE).pk

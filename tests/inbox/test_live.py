@@ -5,6 +5,7 @@ Sockets are driven with Channels' WebsocketCommunicator through the project's ow
 """
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -528,3 +529,23 @@ def test_one_publish_of_many_groups_reaches_each_group_in_order():
 
     assert async_to_sync(scenario)() == [["<p>a1</p>", "<p>a2</p>", "<p>a3</p>"], ["<p>b1</p>", "<p>b2</p>"],
                                          ["<p>c1</p>"]]
+
+
+def test_background_flushes_keep_one_task_per_tenant_outstanding_while_no_worker_takes_them(acme_connection, settings):
+    """History batches that keep committing while every worker is busy: one flush task waits for the tenant,
+    not one per gate period (they used to run in a pile once a worker came free)."""
+    from config.redis import redis_client
+
+    conv = ConversationFactory(connection=acme_connection)
+    queue, broker = settings.CELERY_TASK_DEFAULT_QUEUE, redis_client(settings.CELERY_BROKER_URL)
+    broker.delete(queue)
+    try:
+        for _ in range(4):  # four gate periods, no worker
+            list_coalescer.queue_list_update(conv.tenant_id, [conv.pk], background=True)
+            time.sleep(list_coalescer.LIST_FLUSH_INTERVAL + 0.05)
+        assert broker.llen(queue) == 1
+        list_coalescer.flush_queued_list_updates(conv.tenant_id)  # what the task does once a worker takes it
+        list_coalescer.queue_list_update(conv.tenant_id, [conv.pk], background=True)
+        assert broker.llen(queue) == 2  # ... after which the next batch enqueues again
+    finally:
+        broker.delete(queue)

@@ -258,3 +258,36 @@ def test_a_pause_of_zero_runs_the_rounds_back_to_back_and_one_given_wins_over_th
     started = time.monotonic()
     summary = sweep_live(pause=0.5)
     assert (summary.sweeps, summary.processed) == (2, 1) and time.monotonic() - started >= 0.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_sends_the_list_rows_itself_with_no_worker_running():
+    """After its commit the live sweep flushes the conversation-list rows in its own process (ADR-7 amended):
+    with no Celery worker anywhere, an open inbox still gets its rows."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.layers import get_channel_layer
+
+    from inbox import events
+
+    tenant = TenantFactory()
+    conns = numbers(tenant, 2)
+    for c in conns:
+        feed(c, message(c, 1), process=False)
+
+    async def scenario():
+        layer = get_channel_layer()
+        spy = await layer.new_channel()
+        await layer.group_add(events.inbox_group(tenant.pk), spy)
+        try:
+            summary = await sync_to_async(sweep_live)(pause=0)
+            return summary, await asyncio.wait_for(layer.receive(spy), 5)
+        finally:
+            await layer.group_discard(events.inbox_group(tenant.pk), spy)
+
+    summary, event = async_to_sync(scenario)()
+    assert summary.processed == 2
+    conversations = set(Message.objects.unscoped().filter(connection__in=conns).values_list("conversation_id", flat=True))
+    assert len(conversations) == 2 and 'data-upsert="list"' in event["html"]
+    assert all(f'id="conv-{cid}"' in event["html"] for cid in conversations)
