@@ -20,7 +20,8 @@ process) to the moment its thread fragment reaches the client that has the conve
 host clock). Also: the journal backlog of the live numbers sampled every second (it must not grow),
 lost (delivered by the server, neither journaled nor stored), not stored by the end (journaled, still pending
 when the bench stops), duplicated (journaled or stored twice), fragments missed, CPU per message per role,
-and how long the history sync took to be stored. Prints one JSON line and saves
+how long the history sync took to be stored, and the gaps between one socket's conversation-list updates
+during the flood (``list_update_gap_ms``). Prints one JSON line and saves
 bench/results/flood.json (flood-history.json with --history).
 Target (issue 9): 100 numbers x 20 msg/s for 60 s, with and without a 100k history sync beside it:
 p99 <= 250 ms, no growing backlog, 0 lost, 0 duplicated.
@@ -41,6 +42,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 import benchlib
@@ -222,6 +224,10 @@ def run(args, port, started, ids) -> dict:
     lat = summary(latencies)
     flood_end = start + args.seconds
     during = [n for t, n in backlog if t <= flood_end]
+    # How often an open inbox's conversation list was brought up to date while the flood ran: the gaps between
+    # one socket's list updates (the coalescer's design: one per LIST_FLUSH_INTERVAL, 250 ms, per tenant).
+    list_gaps = [(b - a) * 1000 for frames in meta["list_frames"]
+                 for a, b in pairwise(frames) if start + 1 <= a and b <= flood_end]
     result = {
         "benchmark": "flood", "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "numbers": len(live), "rate_per_number": args.rate, "seconds": args.seconds,
@@ -233,6 +239,7 @@ def run(args, port, started, ids) -> dict:
         "duplicated": journaled - len(received_at),
         "fragments_received": len(arrivals), "fragments_missed": expected - len(arrivals),
         "latency_ms": lat,
+        "list_update_gap_ms": summary(list_gaps),
         "received_to_stored_ms": summary([(at - received_at[k]) * 1000 for k, at in stored_at.items() if k in received_at]),
         "backlog_live_rows": {"max": max(during, default=0), "at_end_of_flood": during[-1] if during else None,
                               "first_half_mean": round(statistics.mean(during[:len(during) // 2]), 1) if during else None,
@@ -338,6 +345,7 @@ async def drive(urls, port, cookies, marker, count, begin):
     import websockets
 
     arrivals: dict[tuple[int, int], float] = {}
+    list_frames: list[list[float]] = [[] for _ in urls]  # per socket: when a conversation-list update came
     closes: dict[str, int] = {}  # close code -> sockets the server closed early
     t_connect = time.monotonic()
     sockets = []
@@ -347,10 +355,12 @@ async def drive(urls, port, cookies, marker, count, begin):
     connect_s = time.monotonic() - t_connect
     total = count * len(urls)
 
-    async def receive(ws):
+    async def receive(ws, lists):
         try:
             async for frame in ws:
                 now = time.time()
+                if 'data-upsert="list"' in frame:
+                    lists.append(now)
                 for article in ARTICLE.findall(frame):
                     if 'data-upsert="thread"' in article:
                         for m in marker.finditer(article):
@@ -361,7 +371,7 @@ async def drive(urls, port, cookies, marker, count, begin):
             closes[str(exc.rcvd.code if exc.rcvd else None)] = closes.get(str(exc.rcvd.code if exc.rcvd else None), 0) + 1
             return
 
-    tasks = [asyncio.create_task(receive(ws)) for ws in sockets]
+    tasks = [asyncio.create_task(receive(ws, lists)) for ws, lists in zip(sockets, list_frames, strict=True)]
     deadline = begin()
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=max(1.0, deadline - time.time()))
@@ -371,7 +381,7 @@ async def drive(urls, port, cookies, marker, count, begin):
         task.cancel()
     for ws in sockets:
         await ws.close()
-    return arrivals, {"connect_s": connect_s, "closed_early": closes}
+    return arrivals, {"connect_s": connect_s, "closed_early": closes, "list_frames": list_frames}
 
 
 if __name__ == "__main__":
