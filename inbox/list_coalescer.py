@@ -49,7 +49,7 @@ def queue_list_update(tenant_id, conversation_ids, background: bool = False) -> 
         flush_list_updates(tenant_id)
     elif leading:
         # At most one flush task outstanding per tenant, leading or trailing (the trailing key marks it): while
-        # the workers were busy, each gate period used to add a leading task, and they ran in a pile.
+        # the workers were busy, each gate period used to add a leading task, all waiting for a free worker.
         if r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
             flush_live_updates_task.delay(tenant_id)
     elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
