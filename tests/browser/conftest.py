@@ -98,7 +98,26 @@ def new_page(transactional_db, chromium, csp_violations):
     yield make
     for ctx in contexts:
         ctx.close()
+    _wait_for_the_servers_statements()
     assert csp_violations == [], "Content-Security-Policy violations:\n" + "\n".join(csp_violations)
+
+
+def _wait_for_the_servers_statements(timeout: float = 3.0) -> None:
+    """Closing a page does not wait for what the server still does for it (the thread it last opened, its
+    socket's goodbye): let the other sessions' statements on the test database end before the flush truncates
+    the tables under them (a TRUNCATE against a read of several tables deadlocked once in CI)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
 
 
 def login(page, base, username, password="demo-pass-123"):
