@@ -47,13 +47,10 @@ def queue_list_update(tenant_id, conversation_ids, background: bool = False) -> 
     _, _, leading = pipe.execute()
     if leading and not background:
         flush_list_updates(tenant_id)
-    elif leading:
+    elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
         # At most one flush task outstanding per tenant, leading or trailing (the trailing key marks it): while
         # the workers were busy, each gate period used to add a leading task, all waiting for a free worker.
-        if r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
-            flush_live_updates_task.delay(tenant_id)
-    elif r.set(_key("trailing", tenant_id), "1", nx=True, px=TRAILING_KEY_TTL):
-        flush_live_updates_task.apply_async((tenant_id,), countdown=LIST_FLUSH_INTERVAL)
+        flush_live_updates_task.apply_async((tenant_id,), countdown=0 if leading else LIST_FLUSH_INTERVAL)
 
 
 def flush_queued_list_updates(tenant_id) -> int:

@@ -400,7 +400,7 @@ def _update_names_and_groups(tenant_id: int, parts: list[_Part], identities: Ide
             apply_groups(tenant_id, part.groups, identities, part.conv_ids, part.result)
 
 
-def _publish(tenant_id: int, results: list[IngestResult], background: bool = True) -> None:
+def _publish(tenant_id: int, results: list[IngestResult], background: bool) -> None:
     # Once for the whole batch: its new live messages, then what its operations changed (a recorder's
     # statements per batch, not per connection or operation; api.webhooks: two at most).
     woken = sorted({c for r in results for c in r.woken})

@@ -226,7 +226,7 @@ def _sweep_locked(locked: list[int], plain: dict[int, list[int]], summary: Sweep
             by_tenant[conns[cid].tenant_id].append(cid)
         for tenant_id, cids in by_tenant.items():
             # The list rows are flushed here after the commit (at most every LIST_FLUSH_INTERVAL per tenant):
-            # as a Celery task each waited for a sweep to end and they ran in a pile (ADR-7 amended).
+            # as Celery tasks they waited for a sweep task to end, every ~2 s in a flood (ADR-7 amended).
             results = ingest_many(tenant_id, [(conns[cid], [d for _, d in work[cid]]) for cid in cids],
                                   list_rows_here=True)
             for cid, result in zip(cids, results, strict=True):

@@ -123,9 +123,9 @@ def stage_history(connection_id: int, chunks: list) -> int:
     """The fake server holds a history sync built ahead (``HistorySync`` chunks, e.g. ``eb.bulk_history``)
     until ``simulate kind=history staged=1`` delivers it to the connection's session, each chunk as the bytes
     stored here: as whatsmeow hands neonize an event it has decoded on its own threads, and our callback
-    copies its bytes (``connections/transport/neonize.py``). Building 100,000 messages' protobufs on the
-    session's process instead took ~1.2 s of CPU in one burst there (and the GIL of any other session in that
-    process): the fake edge's cost, not the product's (docs/measurements.md). Returns the chunks staged."""
+    copies its bytes (``connections/transport/neonize.py``). Building 100,000 messages' protobufs takes ~1.2 s
+    of CPU (timed alone), which ``simulate kind=history messages=N`` spends in one burst on the session's
+    process: the fake edge's cost, not the product's (docs/measurements.md). Returns the chunks staged."""
     payloads = [chunk.SerializeToString() for chunk in chunks]
     key = _staged_history_key(connection_id)
     pipe = _redis().pipeline()
@@ -618,10 +618,10 @@ class SimulatorTransport(Transport):
             self._simulate_text(command)
         elif kind == "kick":
             self._kick()
-        elif kind == "history" and command.get("staged"):
+        elif kind == "history" and command.get("staged"):  # chunks built elsewhere (stage_history)
             self._later(0, self._deliver_staged_history, bound=False)
         elif kind == "history":
-            # A large history sync (what a phone sends after pairing), in chunks, on the emitter thread.
+            # A large history sync (what a phone sends after pairing), built here, in chunks, on the emitter thread.
             chunks = eb.bulk_history(int(command.get("messages", 10_000)), int(command.get("conversations", 200)),
                                      int(command.get("chunk", 4_000)), id_prefix=command.get("prefix", "SIMHIST"))
             for ev in chunks:
